@@ -1,0 +1,71 @@
+/**
+ * buildApp(deps) assembles the HTTP API; it never listens (the daemon and the tests do).
+ * Order: open endpoints (health, spec, docs) → authentication → JSON body → OpenAPI request
+ * validation → routers → problem+json errors. Responses are validated against the spec too.
+ */
+import express, { type Express } from 'express';
+import * as OpenApiValidator from 'express-openapi-validator';
+import type { Logger } from 'pino';
+import swaggerUi from 'swagger-ui-express';
+import { CarpdError } from '../errors.js';
+import type { CarpService } from '../service/service.js';
+import { authenticate } from './auth.js';
+import { errorHandler, sendProblem } from './problem.js';
+import { carpRouter } from './routes/carp.js';
+import { configRouter } from './routes/config.js';
+import { pfsyncRouter } from './routes/pfsync.js';
+import { statusRouter } from './routes/status.js';
+import { tokensRouter } from './routes/tokens.js';
+import { vipsRouter } from './routes/vips.js';
+import { loadSpec } from './spec.js';
+
+export const BODY_LIMIT = '64kb';
+
+export interface AppDeps {
+  service: CarpService;
+  logger: Logger;
+  version: string;
+  /** Host name reported in /v1/status. */
+  node?: string;
+  /** Validate every response against the spec (on by default). */
+  validateResponses?: boolean;
+}
+
+export function buildApp(deps: AppDeps): Express {
+  const spec = loadSpec();
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/openapi.json', (_req, res) => {
+    res.json(spec);
+  });
+  app.use('/docs', swaggerUi.serve, swaggerUi.setup(spec as swaggerUi.JsonObject, { customSiteTitle: 'carpd API' }));
+
+  app.use(authenticate(deps.service));
+  app.use(express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/merge-patch+json'] }));
+  app.use(
+    OpenApiValidator.middleware({
+      apiSpec: structuredClone(spec) as never,
+      validateRequests: { allErrors: true, allowUnknownQueryParameters: false, coerceTypes: false },
+      validateResponses: deps.validateResponses === false ? false : { allErrors: true },
+      validateSecurity: false,
+      validateFormats: true,
+      ignoreUndocumented: false,
+    }),
+  );
+
+  app.use(statusRouter(deps.service, deps.version, deps.node));
+  app.use(vipsRouter(deps.service));
+  app.use(carpRouter(deps.service));
+  app.use(pfsyncRouter(deps.service));
+  app.use(configRouter(deps.service));
+  app.use(tokensRouter(deps.service));
+
+  app.use((req, res) => sendProblem(res, new CarpdError('CARPD_ERR_ROUTE_NOT_FOUND', 'no such resource; the API is described at /openapi.json and /docs'), req));
+  app.use(errorHandler(deps.logger));
+  return app;
+}

@@ -1,0 +1,39 @@
+/** Bearer-token authentication: read tokens may only read; admin tokens may do everything. */
+import type { NextFunction, Request, Response } from 'express';
+import { CarpdError } from '../errors.js';
+import type { AuthContext, CarpService } from '../service/service.js';
+import { sendProblem } from './problem.js';
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    auth?: AuthContext;
+  }
+}
+
+const READ_METHODS = new Set(['GET', 'HEAD']);
+
+export function authenticate(service: CarpService) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const header = req.headers.authorization;
+    const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    if (!m) {
+      sendProblem(res, new CarpdError('CARPD_ERR_UNAUTHORIZED', 'send Authorization: Bearer <token>; the first admin token is in <state-dir>/admin.token'), req);
+      return;
+    }
+    const auth = service.authenticate(m[1]);
+    if (!auth) {
+      sendProblem(res, new CarpdError('CARPD_ERR_UNAUTHORIZED', 'the token is not valid (revoked or mistyped); ask an admin for a token or use <state-dir>/admin.token'), req);
+      return;
+    }
+    if (auth.role !== 'admin' && !READ_METHODS.has(req.method)) {
+      sendProblem(res, new CarpdError('CARPD_ERR_FORBIDDEN', `token "${auth.name}" has the read role and may only use GET; use an admin token to make changes`), req);
+      return;
+    }
+    req.auth = auth;
+    next();
+  };
+}
+
+export function actorOf(req: Request): string {
+  return req.auth ? `token:${req.auth.name}` : 'anonymous';
+}

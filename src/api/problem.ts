@@ -1,0 +1,80 @@
+/** Every error leaves as RFC 9457 problem+json with a stable code; this is the only mapping. */
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
+import { CarpdError, ERROR_CODES, type ErrorCode, type FieldProblem } from '../errors.js';
+
+export interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  code: ErrorCode;
+  detail: string;
+  instance?: string;
+  errors?: FieldProblem[];
+  kernel?: CarpdError['kernel'];
+  currentRevision?: number;
+}
+
+export function problemOf(e: CarpdError, instance?: string): ProblemBody {
+  const body: ProblemBody = { type: `urn:carpd:error:${e.code}`, title: ERROR_CODES[e.code].title, status: e.status, code: e.code, detail: e.message };
+  if (instance !== undefined) body.instance = instance;
+  if (e.errors) body.errors = e.errors;
+  if (e.kernel) body.kernel = Object.fromEntries(Object.entries(e.kernel).filter(([, v]) => v !== undefined)) as CarpdError['kernel'];
+  if (e.currentRevision !== undefined) body.currentRevision = e.currentRevision;
+  return body;
+}
+
+export function sendProblem(res: Response, e: CarpdError, req?: Request): void {
+  if (e.code === 'CARPD_ERR_UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer realm="carpd"');
+  res.status(e.status).type('application/problem+json').json(problemOf(e, req?.originalUrl));
+}
+
+interface ValidatorError {
+  status?: number;
+  statusCode?: number;
+  type?: string;
+  message?: string;
+  errors?: { path?: string; message?: string; errorCode?: string }[];
+}
+
+/** Errors from express.json and express-openapi-validator, in carpd's terms. */
+function translate(err: unknown): CarpdError | undefined {
+  if (err instanceof CarpdError) return err;
+  const e = err as ValidatorError;
+  if (e?.type === 'entity.parse.failed') return new CarpdError('CARPD_ERR_MALFORMED_JSON', `the body is not valid JSON: ${e.message ?? ''}`.trim());
+  if (e?.type === 'entity.too.large') return new CarpdError('CARPD_ERR_BODY_TOO_LARGE', 'the body is larger than 64 KiB');
+  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return new CarpdError('CARPD_ERR_UNSUPPORTED_MEDIA_TYPE', `${e.message ?? 'unsupported encoding'}; send UTF-8 JSON`);
+  const status = e?.status ?? e?.statusCode;
+  const errors = e?.errors?.map((x) => ({ path: x.path ?? '', message: x.message ?? '', ...(x.errorCode ? { code: x.errorCode } : {}) }));
+  switch (status) {
+    case 400:
+      return new CarpdError('CARPD_ERR_VALIDATION', `the request does not match the API schema: ${(errors ?? []).map((x) => `${x.path} ${x.message}`).join('; ') || e.message}`, { errors });
+    case 404:
+      return new CarpdError('CARPD_ERR_ROUTE_NOT_FOUND', 'no such resource; the API is described at /openapi.json and /docs');
+    case 405:
+      return new CarpdError('CARPD_ERR_METHOD_NOT_ALLOWED', `${e.message ?? 'method not allowed'}; see /docs for the methods of this resource`);
+    case 413:
+      return new CarpdError('CARPD_ERR_BODY_TOO_LARGE', 'the body is larger than 64 KiB');
+    case 415:
+      return new CarpdError('CARPD_ERR_UNSUPPORTED_MEDIA_TYPE', `${e.message ?? 'unsupported media type'}; send Content-Type: application/json`);
+    default:
+      return undefined;
+  }
+}
+
+export function errorHandler(logger: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    let e = translate(err);
+    if (!e) {
+      const v = err as ValidatorError;
+      if ((v?.status ?? 0) === 500 && Array.isArray(v?.errors)) {
+        logger.error({ event: 'response.invalid', url: req.originalUrl, errors: v.errors }, 'a response did not match the API schema');
+      } else {
+        logger.error({ event: 'internal', url: req.originalUrl, err }, 'internal error');
+      }
+      e = new CarpdError('CARPD_ERR_INTERNAL', 'carpd failed to answer this request; the error is in its log');
+    }
+    if (res.headersSent) return;
+    sendProblem(res, e, req);
+  };
+}

@@ -1,0 +1,37 @@
+import { Router } from 'express';
+import type { CarpService } from '../../service/service.js';
+import { etagOf } from '../views.js';
+import { answer, mutationOptions } from './common.js';
+
+export function carpRouter(service: CarpService): Router {
+  const r = Router();
+  const view = async () => {
+    const c = service.desired().carp;
+    return { enabled: c.enabled, preempt: c.preempt, maintenance: c.maintenance, demotion: (await service.liveCarp()).demotion };
+  };
+
+  r.get('/v1/carp', async (_req, res) => {
+    res.setHeader('ETag', etagOf(service.desired().revision));
+    res.json(await view());
+  });
+
+  r.patch('/v1/carp', async (req, res) => {
+    const body = req.body as { enabled?: boolean; preempt?: boolean };
+    const words = Object.entries(body).map(([k, v]) => `${k}=${v}`).join(', ');
+    const outcome = await service.mutate(mutationOptions(req), `set CARP ${words}`, (draft) => {
+      if (body.enabled !== undefined) draft.carp.enabled = body.enabled;
+      if (body.preempt !== undefined) draft.carp.preempt = body.preempt;
+    });
+    await answer(res, outcome, async () => res.json(await view()));
+  });
+
+  r.put('/v1/carp/maintenance', async (req, res) => {
+    const { enabled } = req.body as { enabled: boolean };
+    const outcome = await service.mutate(mutationOptions(req), enabled ? 'enter maintenance mode' : 'leave maintenance mode', (draft) => {
+      draft.carp.maintenance = enabled;
+    });
+    await answer(res, outcome, async () => res.json(await view()));
+  });
+
+  return r;
+}

@@ -1,0 +1,37 @@
+import { Router } from 'express';
+import { CarpdError } from '../../errors.js';
+import type { CarpService } from '../../service/service.js';
+import { configView, etagOf } from '../views.js';
+import { answer, mutationOptions } from './common.js';
+
+export function configRouter(service: CarpService): Router {
+  const r = Router();
+
+  r.get('/v1/config', (_req, res) => {
+    const s = service.desired();
+    res.setHeader('ETag', etagOf(s.revision));
+    res.json(configView(s));
+  });
+
+  r.get('/v1/config/revisions', (_req, res) => {
+    res.json({ current: service.desired().revision, items: service.revisions() });
+  });
+
+  r.post('/v1/config/rollback', async (req, res) => {
+    const { revision } = req.body as { revision: number };
+    const old = await service.store.loadRevision(revision);
+    if (!old) {
+      const kept = service.revisions().map((m) => m.revision);
+      throw new CarpdError('CARPD_ERR_REVISION_NOT_FOUND', `revision ${revision} is not stored (kept: ${kept.length ? `${kept[kept.length - 1]}..${kept[0]}` : 'none'}); list them with GET /v1/config/revisions`);
+    }
+    const outcome = await service.mutate(mutationOptions(req), `roll back to revision ${revision}`, (draft) => {
+      // Tokens stay as they are: a rollback must not revive a revoked token.
+      draft.vips = old.vips;
+      draft.carp = old.carp;
+      draft.pfsync = old.pfsync;
+    });
+    await answer(res, outcome, () => res.json(configView(outcome.kind === 'done' ? outcome.state : service.desired())));
+  });
+
+  return r;
+}

@@ -1,0 +1,27 @@
+import type { Command } from "./command.js";
+
+const GLOBAL = `global flags (allowed anywhere):
+  --url URL          carpd's address (env CARPD_URL, default http://127.0.0.1:8080)
+  --token T          API token (env CARPD_TOKEN, else <state-dir>/admin.token)
+  --state-dir DIR    where admin.token lives (env CARPD_STATE_DIR, default ./var)
+  --json             print the raw JSON answer, for scripts
+  --if-match REV     only change when the desired state is still at revision REV
+  --dry-run          show the plan; apply and store nothing
+  -h, --help         this help
+
+exit codes: 0 ok, 1 error from carpd or carpd unreachable, 2 bad command line`;
+
+function entry(c: Command): string {
+  const line = ["carpctl", ...c.words, c.synopsis].filter(Boolean).join(" ");
+  return `  ${line}\n      ${c.summary}`;
+}
+
+/** Help for every command, or only for those of one noun. */
+export function helpText(commands: Command[], noun?: string): string {
+  const shown = noun ? commands.filter((c) => c.words[0] === noun) : commands;
+  return `usage: carpctl [flags] COMMAND [ARGS]\n\ncommands:\n${shown.map(entry).join("\n")}\n\n${GLOBAL}\n`;
+}
+
+export function nouns(commands: Command[]): string[] {
+  return [...new Set(commands.map((c) => c.words[0]))];
+}

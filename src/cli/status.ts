@@ -1,0 +1,62 @@
+import type { components } from "../api/generated/carpd.js";
+import { expectArgs } from "./args.js";
+import { ok, printJson } from "./client.js";
+import type { Command } from "./command.js";
+import { dash, fields, table, yesNo } from "./table.js";
+
+type Status = components["schemas"]["Status"];
+type PfsyncStatus = components["schemas"]["PfsyncStatus"];
+
+export function pfsyncLine(p: PfsyncStatus): string {
+  const parts = [p.running ? "running" : "not running"];
+  if (p.syncdev) parts.push(`syncdev ${p.syncdev}`);
+  if (p.syncpeer) parts.push(`syncpeer ${p.syncpeer}`);
+  if (p.maxupd !== undefined) parts.push(`maxupd ${p.maxupd}`);
+  if (p.defer !== undefined) parts.push(`defer ${yesNo(p.defer)}`);
+  if (p.version !== undefined) parts.push(`version ${p.version}`);
+  parts.push(p.bulkUpdateDone ? "bulk update done" : "bulk update pending");
+  return parts.join(", ");
+}
+
+export function renderStatus(s: Status): string {
+  const c = s.carp;
+  const head = fields([
+    ["node", `${s.node} (carpd ${s.version}, started ${s.startedAt})`],
+    ["backend", `${s.backend.name}${s.backend.description ? ` (${s.backend.description})` : ""}`],
+    ["revision", String(s.revision)],
+    [
+      "carp",
+      `enabled ${yesNo(c.enabled)}, preempt ${yesNo(c.preempt)}, ` +
+        `maintenance ${yesNo(c.maintenance)}, demotion ${c.demotion}`,
+    ],
+  ]);
+  const vhids = s.vhids.length
+    ? table(
+        ["INTERFACE", "VHID", "STATE", "SINCE", "REASON", "ADVBASE", "ADVSKEW"],
+        s.vhids.map((v) => [
+          v.interface,
+          String(v.vhid),
+          v.state,
+          v.since,
+          dash(v.reason),
+          String(v.advbase),
+          v.effectiveSkew !== v.advskew ? `${v.advskew} (effective ${v.effectiveSkew})` : String(v.advskew),
+        ]),
+      )
+    : "no vhids configured";
+  return `${head}\n\n${vhids}\n\npfsync: ${pfsyncLine(s.pfsync)}`;
+}
+
+export const statusCommands: Command[] = [
+  {
+    words: ["status"],
+    synopsis: "",
+    summary: "live state of this node: carp globals, every vhid, pfsync",
+    async run(ctx, args) {
+      expectArgs("status", args, []);
+      const { data } = await ok(ctx, ctx.api.GET("/v1/status"));
+      if (ctx.json) printJson(ctx, data);
+      else ctx.out(renderStatus(data));
+    },
+  },
+];

@@ -1,0 +1,53 @@
+/**
+ * Crash-safe file replacement: write a temporary file in the same directory, fsync it,
+ * rename it over the target, fsync the directory. After a crash the target holds either the
+ * old or the new content, never a mix. Files are created 0600: they may hold secrets.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+export const TMP_MARK = '.tmp-';
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const h = await fs.open(dir, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+export async function writeFileAtomic(file: string, data: string | Buffer, opts: { syncDir?: boolean } = {}): Promise<void> {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `${path.basename(file)}${TMP_MARK}${randomBytes(6).toString('hex')}`);
+  const h = await fs.open(tmp, 'wx', 0o600);
+  try {
+    await h.writeFile(data);
+    await h.sync();
+  } catch (e) {
+    await h.close();
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+  await h.close();
+  try {
+    await fs.rename(tmp, file);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+  if (opts.syncDir !== false) await fsyncDir(dir);
+}
+
+/** Temporary files left by a crash mid-write: never committed, safe to remove. */
+export async function removeStaleTemps(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await fs.readdir(dir)) {
+    if (name.includes(TMP_MARK)) {
+      await fs.rm(path.join(dir, name), { force: true });
+      removed.push(name);
+    }
+  }
+  return removed;
+}

@@ -1,0 +1,172 @@
+/**
+ * Reading desired-state documents from disk: the stored file (internal names) and the
+ * bootstrap file (the API's names, passwords in clear). Both are checked field by field so a
+ * bad file is refused with the field and the reason, never half-loaded.
+ */
+import { canonicalCidr, canonicalIp } from './ip.js';
+import { SCHEMA_VERSION, VIP_DEFAULTS, initialState, type DesiredState, type PfsyncConfig, type PfsyncVersion, type TokenRecord, type VipConfig } from './model.js';
+import { checkState } from './validate.js';
+
+export class DocumentError extends Error {
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`${field}: ${reason}`);
+    this.name = 'DocumentError';
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+function obj(v: unknown, path: string, allowed: readonly string[]): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new DocumentError(path, 'must be an object');
+  for (const k of Object.keys(v)) if (!allowed.includes(k)) throw new DocumentError(`${path}/${k}`, 'unknown field');
+  return v as Obj;
+}
+function req<T>(o: Obj, k: string, path: string, read: (v: unknown, p: string) => T): T {
+  if (!(k in o)) throw new DocumentError(`${path}/${k}`, 'required field is missing');
+  return read(o[k], `${path}/${k}`);
+}
+function opt<T>(o: Obj, k: string, path: string, read: (v: unknown, p: string) => T): T | undefined {
+  return o[k] === undefined || o[k] === null ? undefined : read(o[k], `${path}/${k}`);
+}
+const str = (v: unknown, p: string): string => {
+  if (typeof v !== 'string') throw new DocumentError(p, 'must be a string');
+  return v;
+};
+const bool = (v: unknown, p: string): boolean => {
+  if (typeof v !== 'boolean') throw new DocumentError(p, 'must be true or false');
+  return v;
+};
+const int = (v: unknown, p: string): number => {
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new DocumentError(p, 'must be an integer');
+  return v;
+};
+const arr = (v: unknown, p: string): unknown[] => {
+  if (!Array.isArray(v)) throw new DocumentError(p, 'must be an array');
+  return v;
+};
+const oneOf =
+  <T extends string | number>(values: readonly T[]) =>
+  (v: unknown, p: string): T => {
+    if (!values.includes(v as T)) throw new DocumentError(p, `must be one of ${values.join(', ')}`);
+    return v as T;
+  };
+const cidr = (v: unknown, p: string): string => {
+  const c = canonicalCidr(str(v, p));
+  if (!c) throw new DocumentError(p, `"${String(v)}" is not an address with a prefix length`);
+  return c;
+};
+const ip = (v: unknown, p: string): string => {
+  const c = canonicalIp(str(v, p));
+  if (!c) throw new DocumentError(p, `"${String(v)}" is not an IP address`);
+  return c.address;
+};
+const date = (v: unknown, p: string): string => {
+  const s = str(v, p);
+  if (Number.isNaN(Date.parse(s))) throw new DocumentError(p, 'must be an ISO 8601 date-time');
+  return s;
+};
+
+/** Throws DocumentError for the first rule the finished document breaks. */
+function checked(s: DesiredState): DesiredState {
+  const problems = checkState(s);
+  if (problems.length > 0) throw new DocumentError(problems[0].path, problems[0].message);
+  return s;
+}
+
+const VIP_FIELDS_STORED = ['interface', 'vhid', 'addresses', 'advbaseSec', 'advskew', 'password', 'mode', 'peer', 'peer6', 'description', 'nosync'] as const;
+const VIP_FIELDS_EXTERNAL = ['interface', 'vhid', 'addresses', 'advbase', 'advskew', 'password', 'mode', 'peer', 'peer6', 'description', 'nosync'] as const;
+
+function readVip(v: unknown, p: string, external: boolean): VipConfig {
+  const o = obj(v, p, external ? VIP_FIELDS_EXTERNAL : VIP_FIELDS_STORED);
+  const advbaseKey = external ? 'advbase' : 'advbaseSec';
+  return {
+    interface: req(o, 'interface', p, str),
+    vhid: req(o, 'vhid', p, int),
+    addresses: req(o, 'addresses', p, arr).map((a, i) => cidr(a, `${p}/addresses/${i}`)),
+    advbaseSec: (external ? opt(o, advbaseKey, p, int) : req(o, advbaseKey, p, int)) ?? VIP_DEFAULTS.advbaseSec,
+    advskew: (external ? opt(o, 'advskew', p, int) : req(o, 'advskew', p, int)) ?? VIP_DEFAULTS.advskew,
+    password: opt(o, 'password', p, str),
+    mode: opt(o, 'mode', p, oneOf(['multicast', 'unicast'] as const)) ?? VIP_DEFAULTS.mode,
+    peer: opt(o, 'peer', p, ip),
+    peer6: opt(o, 'peer6', p, ip),
+    description: opt(o, 'description', p, str) ?? VIP_DEFAULTS.description,
+    nosync: opt(o, 'nosync', p, bool) ?? VIP_DEFAULTS.nosync,
+  };
+}
+
+function readCarp(v: unknown, p: string, base: DesiredState['carp']): DesiredState['carp'] {
+  const o = obj(v, p, ['enabled', 'preempt', 'maintenance']);
+  return {
+    enabled: opt(o, 'enabled', p, bool) ?? base.enabled,
+    preempt: opt(o, 'preempt', p, bool) ?? base.preempt,
+    maintenance: opt(o, 'maintenance', p, bool) ?? base.maintenance,
+  };
+}
+
+function readPfsync(v: unknown, p: string, base: PfsyncConfig): PfsyncConfig {
+  const o = obj(v, p, ['enabled', 'syncdev', 'syncpeer', 'maxupd', 'defer', 'version']);
+  return {
+    enabled: opt(o, 'enabled', p, bool) ?? base.enabled,
+    syncdev: opt(o, 'syncdev', p, str),
+    syncpeer: opt(o, 'syncpeer', p, ip),
+    maxupd: opt(o, 'maxupd', p, int) ?? base.maxupd,
+    defer: opt(o, 'defer', p, bool) ?? base.defer,
+    version: opt(o, 'version', p, oneOf<PfsyncVersion>([1301, 1400, 1500])) ?? base.version,
+  };
+}
+
+function readToken(v: unknown, p: string): TokenRecord {
+  const o = obj(v, p, ['name', 'role', 'sha256', 'createdAt']);
+  return {
+    name: req(o, 'name', p, str),
+    role: req(o, 'role', p, oneOf(['read', 'admin'] as const)),
+    sha256: req(o, 'sha256', p, str),
+    createdAt: req(o, 'createdAt', p, date),
+  };
+}
+
+/** The stored document, exactly as carpd writes it. */
+export function readStoredState(raw: unknown): DesiredState {
+  const o = obj(raw, '', ['schemaVersion', 'revision', 'updatedAt', 'vips', 'carp', 'pfsync', 'api']);
+  const version = req(o, 'schemaVersion', '', int);
+  if (version !== SCHEMA_VERSION) throw new DocumentError('/schemaVersion', `schema version ${version} is not ${SCHEMA_VERSION}, the one this carpd understands`);
+  const base = initialState(new Date(0));
+  const revision = req(o, 'revision', '', int);
+  if (revision < 0) throw new DocumentError('/revision', 'must not be negative');
+  const api = req(o, 'api', '', (v, p) => obj(v, p, ['tokens']));
+  return checked({
+    schemaVersion: SCHEMA_VERSION,
+    revision,
+    updatedAt: req(o, 'updatedAt', '', date),
+    vips: req(o, 'vips', '', arr).map((v, i) => readVip(v, `/vips/${i}`, false)),
+    carp: req(o, 'carp', '', (v, p) => readCarp(v, p, base.carp)),
+    pfsync: req(o, 'pfsync', '', (v, p) => readPfsync(v, p, base.pfsync)),
+    api: { tokens: req(api, 'tokens', '/api', arr).map((t, i) => readToken(t, `/api/tokens/${i}`)) },
+  });
+}
+
+/** The sections a bootstrap file may set; absent sections are left as they are. */
+export interface Bootstrap {
+  vips?: VipConfig[];
+  carp?: DesiredState['carp'];
+  pfsync?: PfsyncConfig;
+}
+
+/** A bootstrap file uses the API's names (advbase, not advbaseSec) and may carry passwords. */
+export function readBootstrap(raw: unknown, current: DesiredState): Bootstrap {
+  const o = obj(raw, '', ['vips', 'carp', 'pfsync']);
+  const b: Bootstrap = {
+    vips: opt(o, 'vips', '', arr)?.map((v, i) => readVip(v, `/vips/${i}`, true)),
+    carp: opt(o, 'carp', '', (v, p) => readCarp(v, p, current.carp)),
+    pfsync: opt(o, 'pfsync', '', (v, p) => readPfsync(v, p, current.pfsync)),
+  };
+  checked(applyBootstrap(current, b));
+  return b;
+}
+
+export function applyBootstrap(s: DesiredState, b: Bootstrap): DesiredState {
+  return { ...s, vips: b.vips ?? s.vips, carp: b.carp ?? s.carp, pfsync: b.pfsync ?? s.pfsync };
+}

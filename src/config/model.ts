@@ -1,0 +1,97 @@
+/**
+ * The desired state: one revisioned document. Live state (MASTER/BACKUP, demotion, pfsync
+ * status) is never stored here; it is read from the backend.
+ */
+export const SCHEMA_VERSION = 1;
+
+export type VipMode = 'multicast' | 'unicast';
+export type Role = 'read' | 'admin';
+export type PfsyncVersion = 1301 | 1400 | 1500;
+export const PFSYNC_VERSIONS: readonly PfsyncVersion[] = [1301, 1400, 1500];
+
+export interface VipConfig {
+  interface: string;
+  vhid: number;
+  /** Canonical CIDR strings, in the order given. */
+  addresses: string[];
+  advbaseSec: number;
+  advskew: number;
+  /** CARP passphrase (at most 19 bytes). Never leaves carpd. */
+  password?: string;
+  mode: VipMode;
+  peer?: string;
+  peer6?: string;
+  description: string;
+  nosync: boolean;
+}
+
+export interface CarpConfig {
+  /** net.inet.carp.allow */
+  enabled: boolean;
+  /** net.inet.carp.preempt */
+  preempt: boolean;
+  /** Persistent maintenance mode: this node demoted by 240. */
+  maintenance: boolean;
+}
+
+export interface PfsyncConfig {
+  enabled: boolean;
+  syncdev?: string;
+  syncpeer?: string;
+  maxupd: number;
+  defer: boolean;
+  version: PfsyncVersion;
+}
+
+export interface TokenRecord {
+  name: string;
+  role: Role;
+  /** SHA-256 of the token, hex. Tokens are 256-bit random strings, so a plain hash suffices. */
+  sha256: string;
+  createdAt: string;
+}
+
+export interface DesiredState {
+  schemaVersion: typeof SCHEMA_VERSION;
+  revision: number;
+  updatedAt: string;
+  vips: VipConfig[];
+  carp: CarpConfig;
+  pfsync: PfsyncConfig;
+  api: { tokens: TokenRecord[] };
+}
+
+export const VIP_DEFAULTS = { advbaseSec: 1, advskew: 0, mode: 'multicast' as VipMode, description: '', nosync: false };
+export const MAINTENANCE_DEMOTION = 240;
+
+export function initialState(now: Date): DesiredState {
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    revision: 0,
+    updatedAt: now.toISOString(),
+    vips: [],
+    // preempt on: with several vhids, a node that takes one over takes them all (pfSense does the same).
+    carp: { enabled: true, preempt: true, maintenance: false },
+    pfsync: { enabled: false, maxupd: 128, defer: false, version: 1400 },
+    api: { tokens: [] },
+  };
+}
+
+export function vipKey(iface: string, vhid: number): string {
+  return `${iface}/${vhid}`;
+}
+
+export function findVip(state: DesiredState, iface: string, vhid: number): VipConfig | undefined {
+  return state.vips.find((v) => v.interface === iface && v.vhid === vhid);
+}
+
+/** VIPs sorted by interface then vhid: the order every listing and plan uses. */
+export function sortVips(vips: VipConfig[]): VipConfig[] {
+  return [...vips].sort((a, b) => (a.interface === b.interface ? a.vhid - b.vhid : a.interface < b.interface ? -1 : 1));
+}
+
+/** The document without its revision stamp, to tell whether a change changes anything. */
+export function sameContent(a: DesiredState, b: DesiredState): boolean {
+  const strip = (s: DesiredState) => JSON.stringify({ ...s, revision: 0, updatedAt: '' });
+  return strip(a) === strip(b);
+}

@@ -1,0 +1,126 @@
+/**
+ * Semantic validation of a whole desired-state document. The API schema checks shapes;
+ * these rules need the whole document (vhid unique per interface, an address on one vhid
+ * only) or knowledge the schema cannot express (CIDR syntax, unicast peers per family).
+ * The same rules guard the stored file and the bootstrap file.
+ */
+import type { ErrorCode, FieldProblem } from '../errors.js';
+import { canonicalIp, isMulticast, isUnspecified, parseCidr } from './ip.js';
+import { PFSYNC_VERSIONS, type DesiredState, type VipConfig } from './model.js';
+
+export type Problem = FieldProblem & { code: ErrorCode };
+
+export const INTERFACE_NAME = /^[A-Za-z][A-Za-z0-9_.]{0,14}$/;
+export const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** ifconfig copies the passphrase with strlcpy into 20 bytes: 19 usable bytes. */
+export const PASSWORD_MAX_BYTES = 19;
+
+function vipPath(v: VipConfig, field?: string): string {
+  return `/vips/${v.interface}/${v.vhid}${field === undefined ? '' : '/' + field}`;
+}
+
+function inRange(n: unknown, lo: number, hi: number): boolean {
+  return typeof n === 'number' && Number.isInteger(n) && n >= lo && n <= hi;
+}
+
+export function checkVip(v: VipConfig, out: Problem[]): void {
+  if (!INTERFACE_NAME.test(v.interface)) {
+    out.push({ path: vipPath(v, 'interface'), code: 'CARPD_ERR_INVALID_VALUE', message: `"${v.interface}" is not an interface name (a letter, then up to 14 letters, digits, "_" or ".")` });
+  }
+  if (!inRange(v.vhid, 1, 255)) out.push({ path: vipPath(v, 'vhid'), code: 'CARPD_ERR_INVALID_VALUE', message: `vhid ${v.vhid} is outside 1..255` });
+  if (!inRange(v.advbaseSec, 1, 255)) out.push({ path: vipPath(v, 'advbase'), code: 'CARPD_ERR_INVALID_VALUE', message: `advbase ${v.advbaseSec} is outside 1..255 seconds` });
+  if (!inRange(v.advskew, 0, 254)) out.push({ path: vipPath(v, 'advskew'), code: 'CARPD_ERR_INVALID_VALUE', message: `advskew ${v.advskew} is outside 0..254` });
+  if (v.addresses.length === 0) out.push({ path: vipPath(v, 'addresses'), code: 'CARPD_ERR_INVALID_VALUE', message: 'a VIP needs at least one address' });
+  const seen = new Set<string>();
+  const families = new Set<number>();
+  v.addresses.forEach((a, i) => {
+    const c = parseCidr(a);
+    const path = vipPath(v, `addresses/${i}`);
+    if (!c) {
+      out.push({ path, code: 'CARPD_ERR_INVALID_ADDRESS', message: `"${a}" is not an address with a prefix length (192.0.2.10/24 or 2001:db8::10/64)` });
+      return;
+    }
+    if (isMulticast(c.address) || isUnspecified(c.address)) {
+      out.push({ path, code: 'CARPD_ERR_INVALID_ADDRESS', message: `${a} is a multicast or unspecified address and cannot be a VIP` });
+    }
+    families.add(c.family);
+    if (seen.has(c.address)) out.push({ path, code: 'CARPD_ERR_ADDRESS_DUPLICATE', message: `${c.address} is listed twice` });
+    seen.add(c.address);
+  });
+  if (v.password !== undefined) {
+    if (v.password.length === 0) out.push({ path: vipPath(v, 'password'), code: 'CARPD_ERR_INVALID_VALUE', message: 'the password is empty: omit it for no password' });
+    else if (v.password.includes('\0')) out.push({ path: vipPath(v, 'password'), code: 'CARPD_ERR_INVALID_VALUE', message: 'the password contains a NUL character' });
+    else if (Buffer.byteLength(v.password, 'utf8') > PASSWORD_MAX_BYTES) {
+      out.push({ path: vipPath(v, 'password'), code: 'CARPD_ERR_PASSWORD_TOO_LONG', message: `the password is ${Buffer.byteLength(v.password, 'utf8')} bytes; carp(4) uses at most ${PASSWORD_MAX_BYTES}` });
+    }
+  }
+  checkPeer(v, 'peer', 4, out);
+  checkPeer(v, 'peer6', 6, out);
+  if (v.mode === 'unicast') {
+    if (families.has(4) && v.peer === undefined) out.push({ path: vipPath(v, 'peer'), code: 'CARPD_ERR_PEER_REQUIRED', message: 'unicast mode with IPv4 addresses needs "peer" (the other node\'s IPv4 address)' });
+    if (families.has(6) && v.peer6 === undefined) out.push({ path: vipPath(v, 'peer6'), code: 'CARPD_ERR_PEER_REQUIRED', message: 'unicast mode with IPv6 addresses needs "peer6" (the other node\'s IPv6 address)' });
+  } else if (v.mode === 'multicast') {
+    for (const f of ['peer', 'peer6'] as const) {
+      if (v[f] !== undefined) out.push({ path: vipPath(v, f), code: 'CARPD_ERR_PEER_NOT_ALLOWED', message: `"${f}" is only allowed with mode "unicast"; set mode to unicast or remove ${f}` });
+    }
+  } else {
+    out.push({ path: vipPath(v, 'mode'), code: 'CARPD_ERR_INVALID_VALUE', message: `mode must be multicast or unicast` });
+  }
+  if (v.description.length > 255) out.push({ path: vipPath(v, 'description'), code: 'CARPD_ERR_INVALID_VALUE', message: 'the description is longer than 255 characters' });
+}
+
+function checkPeer(v: VipConfig, field: 'peer' | 'peer6', family: 4 | 6, out: Problem[]): void {
+  const value = v[field];
+  if (value === undefined) return;
+  const ip = canonicalIp(value);
+  if (!ip) {
+    out.push({ path: vipPath(v, field), code: 'CARPD_ERR_INVALID_ADDRESS', message: `"${value}" is not an IP address` });
+  } else if (ip.family !== family) {
+    out.push({ path: vipPath(v, field), code: 'CARPD_ERR_PEER_FAMILY', message: `"${field}" must be an IPv${family} address; put IPv${ip.family} peers in "${family === 4 ? 'peer6' : 'peer'}"` });
+  } else if (isMulticast(ip.address) || isUnspecified(ip.address)) {
+    out.push({ path: vipPath(v, field), code: 'CARPD_ERR_INVALID_ADDRESS', message: `${value} is not a unicast address` });
+  }
+}
+
+/** Every problem in the document, in a stable order; empty when it is valid. */
+export function checkState(s: DesiredState): Problem[] {
+  const out: Problem[] = [];
+  const byKey = new Map<string, VipConfig>();
+  const owner = new Map<string, VipConfig>();
+  for (const v of s.vips) {
+    checkVip(v, out);
+    const key = `${v.interface}/${v.vhid}`;
+    if (byKey.has(key)) {
+      out.push({ path: vipPath(v, 'vhid'), code: 'CARPD_ERR_VHID_EXISTS', message: `vhid ${v.vhid} is already used on ${v.interface}; pick another (GET /v1/vhids/free?interface=${v.interface})` });
+    }
+    byKey.set(key, v);
+    v.addresses.forEach((a, i) => {
+      const c = parseCidr(a);
+      if (!c) return;
+      const prev = owner.get(c.address);
+      if (prev && prev !== v) {
+        out.push({ path: vipPath(v, `addresses/${i}`), code: 'CARPD_ERR_ADDRESS_IN_USE', message: `${c.address} already belongs to ${prev.interface} vhid ${prev.vhid}; remove it there first` });
+      }
+      owner.set(c.address, v);
+    });
+  }
+  const p = s.pfsync;
+  if (p.enabled && p.syncdev === undefined) out.push({ path: '/pfsync/syncdev', code: 'CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED', message: 'pfsync is enabled but has no syncdev; name the dedicated sync interface' });
+  if (p.syncdev !== undefined && !INTERFACE_NAME.test(p.syncdev)) out.push({ path: '/pfsync/syncdev', code: 'CARPD_ERR_INVALID_VALUE', message: `"${p.syncdev}" is not an interface name` });
+  if (p.syncpeer !== undefined) {
+    const ip = canonicalIp(p.syncpeer);
+    if (!ip || isUnspecified(ip.address)) out.push({ path: '/pfsync/syncpeer', code: 'CARPD_ERR_INVALID_ADDRESS', message: `"${p.syncpeer}" is not a unicast IP address` });
+    else if (ip.family === 6 && p.version === 1301) out.push({ path: '/pfsync/syncpeer', code: 'CARPD_ERR_INVALID_VALUE', message: 'an IPv6 syncpeer needs pfsync version 1400 or later (FreeBSD 13 supports IPv4 peers only)' });
+  }
+  if (!inRange(p.maxupd, 0, 255)) out.push({ path: '/pfsync/maxupd', code: 'CARPD_ERR_INVALID_VALUE', message: `maxupd ${p.maxupd} is outside 0..255` });
+  if (!PFSYNC_VERSIONS.includes(p.version)) out.push({ path: '/pfsync/version', code: 'CARPD_ERR_INVALID_VALUE', message: `pfsync version ${p.version} is not one of ${PFSYNC_VERSIONS.join(', ')}` });
+  const names = new Set<string>();
+  s.api.tokens.forEach((t, i) => {
+    if (!TOKEN_NAME.test(t.name)) out.push({ path: `/api/tokens/${i}/name`, code: 'CARPD_ERR_INVALID_VALUE', message: `"${t.name}" is not a valid token name` });
+    if (names.has(t.name)) out.push({ path: `/api/tokens/${i}/name`, code: 'CARPD_ERR_TOKEN_EXISTS', message: `token name "${t.name}" is used twice` });
+    names.add(t.name);
+    if (t.role !== 'read' && t.role !== 'admin') out.push({ path: `/api/tokens/${i}/role`, code: 'CARPD_ERR_INVALID_VALUE', message: `role must be read or admin` });
+    if (!/^[0-9a-f]{64}$/.test(t.sha256)) out.push({ path: `/api/tokens/${i}/sha256`, code: 'CARPD_ERR_INVALID_VALUE', message: 'not a SHA-256 hex digest' });
+  });
+  return out;
+}

@@ -1,0 +1,57 @@
+/**
+ * The optional bootstrap file (--config): the sections it names (vips, carp, pfsync) replace
+ * those of the desired state when the file changes, at start and on SIGHUP. An unchanged file
+ * is not applied again, so edits made through the API since are kept.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { writeFileAtomic } from '../config/atomic.js';
+import { DocumentError, readBootstrap } from '../config/document.js';
+import type { CarpService } from '../service/service.js';
+
+export class BootstrapError extends Error {
+  constructor(
+    readonly file: string,
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`${file}: ${field === '' ? '(document)' : field}: ${reason}`);
+  }
+}
+
+export type BootstrapResult = 'unchanged' | 'applied';
+
+export async function applyBootstrapFile(service: CarpService, file: string, stateDir: string): Promise<BootstrapResult> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    throw new BootstrapError(file, '', `cannot be read: ${(e as Error).message}`);
+  }
+  const digest = createHash('sha256').update(text).digest('hex');
+  const marker = path.join(stateDir, 'bootstrap.sha256');
+  const applied = await fs.readFile(marker, 'utf8').catch(() => '');
+  if (applied.trim() === digest) return 'unchanged';
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (e) {
+    throw new BootstrapError(file, '', `is not valid YAML or JSON: ${(e as Error).message}`);
+  }
+  try {
+    const b = readBootstrap(raw, service.desired());
+    await service.mutate({ actor: 'bootstrap' }, `apply bootstrap file ${path.basename(file)}`, (draft) => {
+      if (b.vips) draft.vips = b.vips;
+      if (b.carp) draft.carp = b.carp;
+      if (b.pfsync) draft.pfsync = b.pfsync;
+    });
+  } catch (e) {
+    if (e instanceof DocumentError) throw new BootstrapError(file, e.field, e.reason);
+    if (e instanceof Error && 'code' in e) throw new BootstrapError(file, '', e.message);
+    throw e;
+  }
+  await writeFileAtomic(marker, digest + '\n');
+  return 'applied';
+}

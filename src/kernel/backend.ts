@@ -1,0 +1,145 @@
+/**
+ * The contract every backend (freebsd, linux, sim, memory) fulfils. The service is written
+ * against this interface only; a contract test suite runs against each implementation.
+ *
+ * Errors: every method rejects with KernelError carrying FreeBSD errno numbers:
+ *   ENXIO            the interface does not exist
+ *   EINVAL           a value out of range (vhid 1..255, advbase 1..255, advskew 0..254,
+ *                    key over 20 bytes, maxupd 0..255, unknown pfsync version, unknown syncdev)
+ *   ENOPROTOOPT      an address added to an interface that has no vhid at all
+ *   ENOENT           an address added to a vhid that does not exist (other vhids do), or a
+ *                    vhid or address to remove/force that does not exist
+ *   EADDRNOTAVAIL    removing an address that is not on the interface
+ *   EOPNOTSUPP       the backend lacks the capability (unicast peers, forced state)
+ *   EPERM            not privileged
+ */
+export type CarpState = 'INIT' | 'BACKUP' | 'MASTER';
+
+export interface VhidParams {
+  advbaseSec: number;
+  advskew: number;
+  /** Passphrase, at most 20 bytes (carpd itself allows 19, as ifconfig does). */
+  key?: string;
+  /** Unicast IPv4 peer; undefined = multicast 224.0.0.18. */
+  peer?: string;
+  /** Unicast IPv6 peer; undefined = multicast ff02::12. */
+  peer6?: string;
+}
+
+export interface LiveVhid extends VhidParams {
+  interface: string;
+  vhid: number;
+  state: CarpState;
+  /** When the state last changed. */
+  since: Date;
+  /** Why it last changed, in words ("master-down timer expired: no advertisement for 3.000 s"). */
+  reason: string;
+  /** Canonical CIDRs bound to this vhid. */
+  addresses: string[];
+}
+
+export interface CarpGlobals {
+  /** net.inet.carp.allow */
+  allow: boolean;
+  /** net.inet.carp.preempt */
+  preempt: boolean;
+}
+
+export interface PfsyncSettings {
+  /** undefined = detached (pfsync off). */
+  syncdev?: string;
+  /** undefined = multicast 224.0.0.240 / ff12::f0. */
+  syncpeer?: string;
+  maxupd: number;
+  defer: boolean;
+  version: number;
+}
+
+export interface PfsyncLive extends PfsyncSettings {
+  running: boolean;
+  /** PFSYNCF_OK: the bulk update from the peer has completed. */
+  bulkUpdateDone: boolean;
+}
+
+export interface Capabilities {
+  unicast: boolean;
+  ipv6: boolean;
+  pfsync: boolean;
+  pfsyncVersions: number[];
+  forceState: boolean;
+  vrrpv3: boolean;
+}
+
+export interface StateChange {
+  interface: string;
+  vhid: number;
+  state: CarpState;
+  previous: CarpState;
+  reason: string;
+  at: Date;
+}
+
+export type BackendName = 'memory' | 'sim' | 'linux' | 'freebsd';
+
+export interface KernelBackend {
+  readonly name: BackendName;
+  readonly description: string;
+  capabilities(): Capabilities;
+  /** Releases sockets and timers. The live kernel state is left as it is. */
+  close(): Promise<void>;
+
+  listVhids(): Promise<LiveVhid[]>;
+  /** Creates the vhid or replaces all its parameters (a missing key keeps no key). */
+  setVhid(iface: string, vhid: number, params: VhidParams): Promise<void>;
+  /** Removes every address of the vhid, which removes the vhid. ENOENT when absent. */
+  removeVhid(iface: string, vhid: number): Promise<void>;
+  /** The vhid must exist first (ENOPROTOOPT / ENOENT otherwise). */
+  addAddress(iface: string, vhid: number, cidr: string): Promise<void>;
+  /** Removing a vhid's last address removes the vhid, as carp(4) does. */
+  removeAddress(iface: string, vhid: number, cidr: string): Promise<void>;
+  /** Like `ifconfig IF vhid N state backup`; has no effect on a vhid in INIT. */
+  forceState(iface: string, vhid: number, state: 'BACKUP' | 'MASTER'): Promise<void>;
+
+  getCarpGlobals(): Promise<CarpGlobals & { demotion: number }>;
+  setCarpGlobals(g: CarpGlobals): Promise<void>;
+  /** Whether carpd's own maintenance demotion (240) is applied. */
+  getMaintenance(): Promise<boolean>;
+  /**
+   * Adds or takes back exactly carpd's maintenance demotion. Idempotent: setting the state it
+   * already has changes nothing, across carpd restarts too.
+   */
+  setMaintenance(on: boolean): Promise<void>;
+
+  getPfsync(): Promise<PfsyncLive>;
+  setPfsync(s: PfsyncSettings): Promise<void>;
+
+  /** Subscribes to vhid state changes; returns the unsubscribe function. */
+  onStateChange(listener: (c: StateChange) => void): () => void;
+}
+
+/** Timers and time, injected so that tests run on a manual clock. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref?.();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+/** carp(4): master-down interval = 3 × advbase + advskew/256 seconds. */
+export function masterDownMs(advbaseSec: number, skew: number): number {
+  return (3 * advbaseSec + skew / 256) * 1000;
+}
+
+/** Effective skew advertised: advskew + demotion, clamped to 0..240 (CARP_MAXSKEW). */
+export function effectiveSkew(advskew: number, demotion: number): number {
+  return Math.max(0, Math.min(240, advskew + demotion));
+}

@@ -1,0 +1,232 @@
+/**
+ * An in-process backend that enforces the kernel contract of backend.ts and elects itself
+ * MASTER after the master-down interval (3 × advbase + advskew/256) when it hears no peer,
+ * which it never does. It is what carpd runs on where no other backend applies, and the
+ * reference the contract tests hold the other backends to.
+ */
+import { EventEmitter } from 'node:events';
+import { canonicalCidr, parseCidr } from '../config/ip.js';
+import {
+  effectiveSkew,
+  masterDownMs,
+  systemClock,
+  type CarpGlobals,
+  type CarpState,
+  type Capabilities,
+  type Clock,
+  type KernelBackend,
+  type LiveVhid,
+  type PfsyncLive,
+  type PfsyncSettings,
+  type StateChange,
+  type VhidParams,
+} from './backend.js';
+import { KernelError } from './errno.js';
+
+interface Vhid extends LiveVhid {
+  timer?: unknown;
+}
+
+export interface MemoryBackendOptions {
+  clock?: Clock;
+  /** Interfaces that exist; any name is accepted when omitted. */
+  interfaces?: string[];
+}
+
+const MAINTENANCE = 240;
+
+export class MemoryBackend implements KernelBackend {
+  readonly name = 'memory' as const;
+  readonly description = 'in-process CARP model (no packets; elects itself MASTER)';
+  private readonly clock: Clock;
+  private readonly interfaces?: Set<string>;
+  private readonly vhids = new Map<string, Vhid>();
+  private readonly events = new EventEmitter();
+  private globals: CarpGlobals = { allow: true, preempt: false };
+  private maintenance = false;
+  private pfsync: PfsyncSettings = { maxupd: 128, defer: false, version: 1400 };
+
+  constructor(opts: MemoryBackendOptions = {}) {
+    this.clock = opts.clock ?? systemClock;
+    this.interfaces = opts.interfaces ? new Set(opts.interfaces) : undefined;
+  }
+
+  capabilities(): Capabilities {
+    return { unicast: true, ipv6: true, pfsync: true, pfsyncVersions: [1301, 1400, 1500], forceState: true, vrrpv3: false };
+  }
+
+  async close(): Promise<void> {
+    for (const v of this.vhids.values()) this.stopTimer(v);
+    this.events.removeAllListeners();
+  }
+
+  private requireInterface(op: string, iface: string): void {
+    if (this.interfaces && !this.interfaces.has(iface)) throw KernelError.of('ENXIO', op, iface, 'no such interface');
+  }
+
+  async listVhids(): Promise<LiveVhid[]> {
+    return [...this.vhids.values()]
+      .map(({ timer: _t, ...v }) => ({ ...v, addresses: [...v.addresses] }))
+      .sort((a, b) => (a.interface === b.interface ? a.vhid - b.vhid : a.interface < b.interface ? -1 : 1));
+  }
+
+  async setVhid(iface: string, vhid: number, p: VhidParams): Promise<void> {
+    const op = `set vhid ${vhid}`;
+    this.requireInterface(op, iface);
+    if (!Number.isInteger(vhid) || vhid < 1 || vhid > 255) throw KernelError.of('EINVAL', op, iface, 'vhid outside 1..255');
+    if (!Number.isInteger(p.advbaseSec) || p.advbaseSec < 1 || p.advbaseSec > 255) throw KernelError.of('EINVAL', op, iface, 'advbase outside 1..255');
+    if (!Number.isInteger(p.advskew) || p.advskew < 0 || p.advskew > 254) throw KernelError.of('EINVAL', op, iface, 'advskew outside 0..254');
+    if (p.key !== undefined && Buffer.byteLength(p.key) > 20) throw KernelError.of('EINVAL', op, iface, 'key longer than 20 bytes');
+    const key = `${iface}/${vhid}`;
+    const existing = this.vhids.get(key);
+    if (existing) {
+      const timingChanged = existing.advbaseSec !== p.advbaseSec || existing.advskew !== p.advskew;
+      Object.assign(existing, { advbaseSec: p.advbaseSec, advskew: p.advskew, key: p.key, peer: p.peer, peer6: p.peer6 });
+      if (timingChanged && existing.state === 'BACKUP') this.armMasterDown(existing);
+      return;
+    }
+    this.vhids.set(key, {
+      interface: iface,
+      vhid,
+      advbaseSec: p.advbaseSec,
+      advskew: p.advskew,
+      key: p.key,
+      peer: p.peer,
+      peer6: p.peer6,
+      state: 'INIT',
+      since: new Date(this.clock.now()),
+      reason: 'vhid created; waiting for an address',
+      addresses: [],
+    });
+  }
+
+  async removeVhid(iface: string, vhid: number): Promise<void> {
+    const v = this.vhids.get(`${iface}/${vhid}`);
+    if (!v) throw KernelError.of('ENOENT', `remove vhid ${vhid}`, iface, 'no such vhid');
+    this.destroy(v);
+  }
+
+  private destroy(v: Vhid): void {
+    this.stopTimer(v);
+    this.vhids.delete(`${v.interface}/${v.vhid}`);
+  }
+
+  async addAddress(iface: string, vhid: number, cidr: string): Promise<void> {
+    const op = `add address ${cidr} to vhid ${vhid}`;
+    this.requireInterface(op, iface);
+    const c = canonicalCidr(cidr);
+    if (!c) throw KernelError.of('EINVAL', op, iface, 'not an address with a prefix');
+    const onIface = [...this.vhids.values()].filter((v) => v.interface === iface);
+    if (onIface.length === 0) throw KernelError.of('ENOPROTOOPT', op, iface, 'the interface has no vhid; set the vhid before its addresses');
+    const v = this.vhids.get(`${iface}/${vhid}`);
+    if (!v) throw KernelError.of('ENOENT', op, iface, `vhid ${vhid} does not exist on the interface`);
+    // As SIOCAIFADDR does: an address already present is removed first, then added to this vhid.
+    const addr = parseCidr(c)!.address;
+    for (const other of onIface) {
+      const i = other.addresses.findIndex((a) => parseCidr(a)!.address === addr);
+      if (i >= 0 && other !== v) this.dropAddress(other, i);
+      else if (i >= 0) other.addresses.splice(i, 1);
+    }
+    v.addresses.push(c);
+    if (v.state === 'INIT' && this.globals.allow) this.toBackup(v, 'vhid has an address and CARP is allowed');
+  }
+
+  async removeAddress(iface: string, vhid: number, cidr: string): Promise<void> {
+    const op = `remove address ${cidr} from vhid ${vhid}`;
+    this.requireInterface(op, iface);
+    const c = parseCidr(cidr);
+    const v = this.vhids.get(`${iface}/${vhid}`);
+    const i = v && c ? v.addresses.findIndex((a) => parseCidr(a)!.address === c.address) : -1;
+    if (!v || i < 0) throw KernelError.of('EADDRNOTAVAIL', op, iface, 'the address is not on that vhid');
+    this.dropAddress(v, i);
+  }
+
+  private dropAddress(v: Vhid, i: number): void {
+    v.addresses.splice(i, 1);
+    // carp(4): the vhid goes away with its last address.
+    if (v.addresses.length === 0) this.destroy(v);
+  }
+
+  async forceState(iface: string, vhid: number, state: 'BACKUP' | 'MASTER'): Promise<void> {
+    const v = this.vhids.get(`${iface}/${vhid}`);
+    if (!v) throw KernelError.of('ENOENT', `force vhid ${vhid} to ${state}`, iface, 'no such vhid');
+    if (v.state === 'INIT') return;
+    if (state === 'BACKUP') this.toBackup(v, 'forced to BACKUP by the administrator');
+    else this.transition(v, 'MASTER', 'forced to MASTER by the administrator');
+  }
+
+  async getCarpGlobals(): Promise<CarpGlobals & { demotion: number }> {
+    return { ...this.globals, demotion: this.maintenance ? MAINTENANCE : 0 };
+  }
+
+  async setCarpGlobals(g: CarpGlobals): Promise<void> {
+    const was = this.globals.allow;
+    this.globals = { ...g };
+    if (was && !g.allow) {
+      for (const v of this.vhids.values()) {
+        this.stopTimer(v);
+        this.transition(v, 'INIT', 'net.inet.carp.allow set to 0');
+      }
+    } else if (!was && g.allow) {
+      for (const v of this.vhids.values()) if (v.addresses.length > 0) this.toBackup(v, 'net.inet.carp.allow set to 1');
+    }
+  }
+
+  async getMaintenance(): Promise<boolean> {
+    return this.maintenance;
+  }
+
+  async setMaintenance(on: boolean): Promise<void> {
+    this.maintenance = on;
+  }
+
+  async getPfsync(): Promise<PfsyncLive> {
+    const running = this.pfsync.syncdev !== undefined;
+    return { ...this.pfsync, running, bulkUpdateDone: running };
+  }
+
+  async setPfsync(s: PfsyncSettings): Promise<void> {
+    const op = 'configure pfsync0';
+    if (!Number.isInteger(s.maxupd) || s.maxupd < 0 || s.maxupd > 255) throw KernelError.of('EINVAL', op, 'pfsync0', 'maxupd outside 0..255');
+    if (![1301, 1400, 1500].includes(s.version)) throw KernelError.of('EINVAL', op, 'pfsync0', `unsupported version ${s.version}`);
+    if (s.syncdev !== undefined && this.interfaces && !this.interfaces.has(s.syncdev)) throw KernelError.of('EINVAL', op, 'pfsync0', `syncdev ${s.syncdev} does not exist`);
+    this.pfsync = { ...s };
+  }
+
+  onStateChange(listener: (c: StateChange) => void): () => void {
+    this.events.on('state', listener);
+    return () => this.events.off('state', listener);
+  }
+
+  private toBackup(v: Vhid, reason: string): void {
+    this.transition(v, 'BACKUP', reason);
+    this.armMasterDown(v);
+  }
+
+  private armMasterDown(v: Vhid): void {
+    this.stopTimer(v);
+    const skew = effectiveSkew(v.advskew, this.maintenance ? MAINTENANCE : 0);
+    const ms = masterDownMs(v.advbaseSec, skew);
+    v.timer = this.clock.setTimeout(() => {
+      v.timer = undefined;
+      if (this.vhids.get(`${v.interface}/${v.vhid}`) === v && v.state === 'BACKUP') {
+        this.transition(v, 'MASTER', `master-down timer expired: no advertisement heard for ${(ms / 1000).toFixed(3)} s`);
+      }
+    }, ms);
+  }
+
+  private stopTimer(v: Vhid): void {
+    if (v.timer !== undefined) this.clock.clearTimeout(v.timer);
+    v.timer = undefined;
+  }
+
+  private transition(v: Vhid, state: CarpState, reason: string): void {
+    const previous = v.state;
+    if (previous === state) return;
+    const at = new Date(this.clock.now());
+    v.state = state;
+    v.since = at;
+    v.reason = reason;
+    this.events.emit('state', { interface: v.interface, vhid: v.vhid, state, previous, reason, at } satisfies StateChange);
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * Planning (pure): the backend steps that turn one live snapshot into another. The same
+ * function plans a change (target = desired state) and its undo (target = the snapshot taken
+ * before the change), so a half-applied change is rolled back with the machinery that made it.
+ *
+ * Order matters to the kernel: a vhid must exist before its addresses (carp(4) answers
+ * ENOPROTOOPT/ENOENT otherwise), and removing a vhid's last address removes the vhid. The
+ * planner simulates that as it goes, so it never asks for an address on a vhid it just lost.
+ */
+import { parseCidr } from '../config/ip.js';
+import type { DesiredState } from '../config/model.js';
+import type { CarpGlobals, PfsyncSettings, VhidParams } from '../kernel/backend.js';
+
+export interface SnapshotVhid {
+  interface: string;
+  vhid: number;
+  params: VhidParams;
+  addresses: string[];
+}
+
+export interface Snapshot {
+  vhids: SnapshotVhid[];
+  carp: CarpGlobals;
+  maintenance: boolean;
+  pfsync: PfsyncSettings;
+}
+
+export type Step =
+  | { op: 'vhid.set'; interface: string; vhid: number; params: VhidParams; create: boolean }
+  | { op: 'vhid.remove'; interface: string; vhid: number }
+  | { op: 'address.add'; interface: string; vhid: number; address: string }
+  | { op: 'address.remove'; interface: string; vhid: number; address: string }
+  | { op: 'carp.set'; globals: CarpGlobals }
+  | { op: 'maintenance.set'; enabled: boolean }
+  | { op: 'pfsync.set'; settings: PfsyncSettings };
+
+/** What the backend should look like for a desired state. */
+export function targetOf(s: DesiredState): Snapshot {
+  return {
+    vhids: s.vips.map((v) => ({
+      interface: v.interface,
+      vhid: v.vhid,
+      params: {
+        advbaseSec: v.advbaseSec,
+        advskew: v.advskew,
+        key: v.password,
+        peer: v.mode === 'unicast' ? v.peer : undefined,
+        peer6: v.mode === 'unicast' ? v.peer6 : undefined,
+      },
+      addresses: [...v.addresses],
+    })),
+    carp: { allow: s.carp.enabled, preempt: s.carp.preempt },
+    maintenance: s.carp.maintenance,
+    pfsync: s.pfsync.enabled
+      ? { syncdev: s.pfsync.syncdev, syncpeer: s.pfsync.syncpeer, maxupd: s.pfsync.maxupd, defer: s.pfsync.defer, version: s.pfsync.version }
+      : { syncdev: undefined, syncpeer: undefined, maxupd: s.pfsync.maxupd, defer: s.pfsync.defer, version: s.pfsync.version },
+  };
+}
+
+const keyOf = (v: { interface: string; vhid: number }) => `${v.interface}/${v.vhid}`;
+const addr = (cidr: string) => parseCidr(cidr)?.address ?? cidr;
+
+function sameParams(a: VhidParams, b: VhidParams): boolean {
+  return a.advbaseSec === b.advbaseSec && a.advskew === b.advskew && a.key === b.key && a.peer === b.peer && a.peer6 === b.peer6;
+}
+
+function samePfsync(a: PfsyncSettings, b: PfsyncSettings): boolean {
+  if (a.syncdev === undefined && b.syncdev === undefined) return true; // detached: the rest is inert
+  return a.syncdev === b.syncdev && a.syncpeer === b.syncpeer && a.maxupd === b.maxupd && a.defer === b.defer && a.version === b.version;
+}
+
+export function plan(target: Snapshot, live: Snapshot): Step[] {
+  const steps: Step[] = [];
+  // The simulated kernel: vhid key -> { params, addresses }.
+  const sim = new Map(live.vhids.map((v) => [keyOf(v), { params: v.params, addresses: [...v.addresses] }]));
+  const wanted = new Map(target.vhids.map((v) => [keyOf(v), v]));
+  const holder = (iface: string, address: string): string | undefined => {
+    for (const [k, v] of sim) if (k.startsWith(`${iface}/`) && v.addresses.some((a) => addr(a) === addr(address))) return k;
+    return undefined;
+  };
+  const setVhid = (t: SnapshotVhid) => {
+    const cur = sim.get(keyOf(t));
+    if (cur && sameParams(cur.params, t.params)) return;
+    steps.push({ op: 'vhid.set', interface: t.interface, vhid: t.vhid, params: t.params, create: !cur });
+    if (cur) cur.params = t.params;
+    else sim.set(keyOf(t), { params: t.params, addresses: [] });
+  };
+  const has = (k: string, a: string) => sim.get(k)?.addresses.some((x) => x === a) ?? false;
+
+  // 1. Create or update the vhids, then add the addresses nobody else holds.
+  for (const t of target.vhids) setVhid(t);
+  const deferred: SnapshotVhid[] = [];
+  for (const t of target.vhids) {
+    for (const a of t.addresses) {
+      if (has(keyOf(t), a)) continue;
+      const h = holder(t.interface, a);
+      if (h !== undefined && h !== keyOf(t)) {
+        deferred.push(t);
+        continue;
+      }
+      if (h === keyOf(t)) {
+        // Same address, other prefix length: replace it.
+        const cur = sim.get(h)!;
+        const old = cur.addresses.find((x) => addr(x) === addr(a))!;
+        steps.push({ op: 'address.add', interface: t.interface, vhid: t.vhid, address: a });
+        cur.addresses = cur.addresses.filter((x) => x !== old).concat(a);
+        continue;
+      }
+      steps.push({ op: 'address.add', interface: t.interface, vhid: t.vhid, address: a });
+      sim.get(keyOf(t))!.addresses.push(a);
+    }
+  }
+  // 2. Remove what should not be there; vhids that are not wanted go whole.
+  for (const [k, cur] of [...sim]) {
+    const [iface, vhidText] = [k.slice(0, k.lastIndexOf('/')), k.slice(k.lastIndexOf('/') + 1)];
+    const vhid = Number(vhidText);
+    const t = wanted.get(k);
+    if (!t) {
+      steps.push({ op: 'vhid.remove', interface: iface, vhid });
+      sim.delete(k);
+      continue;
+    }
+    for (const a of [...cur.addresses]) {
+      if (t.addresses.includes(a)) continue;
+      steps.push({ op: 'address.remove', interface: iface, vhid, address: a });
+      cur.addresses = cur.addresses.filter((x) => x !== a);
+      if (cur.addresses.length === 0) sim.delete(k);
+    }
+  }
+  // 3. Addresses that had to leave another vhid first; recreate a vhid that emptied on the way.
+  for (const t of deferred) {
+    setVhid(t);
+    for (const a of t.addresses) {
+      if (has(keyOf(t), a)) continue;
+      steps.push({ op: 'address.add', interface: t.interface, vhid: t.vhid, address: a });
+      sim.get(keyOf(t))!.addresses.push(a);
+    }
+  }
+  // 4. Globals.
+  if (target.carp.allow !== live.carp.allow || target.carp.preempt !== live.carp.preempt) steps.push({ op: 'carp.set', globals: target.carp });
+  if (target.maintenance !== live.maintenance) steps.push({ op: 'maintenance.set', enabled: target.maintenance });
+  if (!samePfsync(target.pfsync, live.pfsync)) steps.push({ op: 'pfsync.set', settings: target.pfsync });
+  return steps;
+}
+
+/** A step in words, for dry runs and logs. Keys are never shown, only that they change. */
+export function describeStep(s: Step): { op: Step['op']; target: string; detail: string } {
+  switch (s.op) {
+    case 'vhid.set': {
+      const p = s.params;
+      const peers = [p.peer && `peer ${p.peer}`, p.peer6 && `peer6 ${p.peer6}`].filter(Boolean).join(', ');
+      return {
+        op: s.op,
+        target: `${s.interface} vhid ${s.vhid}`,
+        detail: `${s.create ? 'create' : 'update'}: advbase ${p.advbaseSec} s, advskew ${p.advskew}, ${p.key === undefined ? 'no password' : 'password set'}, ${peers === '' ? 'multicast' : `unicast ${peers}`}`,
+      };
+    }
+    case 'vhid.remove':
+      return { op: s.op, target: `${s.interface} vhid ${s.vhid}`, detail: 'remove the vhid and its addresses' };
+    case 'address.add':
+      return { op: s.op, target: `${s.interface} vhid ${s.vhid}`, detail: `add ${s.address}` };
+    case 'address.remove':
+      return { op: s.op, target: `${s.interface} vhid ${s.vhid}`, detail: `remove ${s.address}` };
+    case 'carp.set':
+      return { op: s.op, target: 'net.inet.carp', detail: `allow=${s.globals.allow ? 1 : 0} preempt=${s.globals.preempt ? 1 : 0}` };
+    case 'maintenance.set':
+      return { op: s.op, target: 'net.inet.carp.demotion', detail: s.enabled ? 'enter maintenance: demote this node by 240' : 'leave maintenance: take back the 240 demotion' };
+    case 'pfsync.set': {
+      const p = s.settings;
+      return {
+        op: s.op,
+        target: 'pfsync0',
+        detail: p.syncdev === undefined ? 'detach (pfsync off)' : `syncdev ${p.syncdev}, syncpeer ${p.syncpeer ?? 'multicast'}, maxupd ${p.maxupd}, defer ${p.defer ? 'on' : 'off'}, version ${p.version}`,
+      };
+    }
+  }
+}

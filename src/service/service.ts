@@ -1,0 +1,318 @@
+/**
+ * The one path every change takes: validate → plan (desired vs live) → apply → commit,
+ * one change at a time. A change that fails half-way is undone by planning back to the
+ * snapshot taken before it, and the stored revision stays as it was.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import { CarpdError, fromProblems } from '../errors.js';
+import { sameContent, type DesiredState, type Role, type TokenRecord } from '../config/model.js';
+import type { ConfigStore, RevisionMeta } from '../config/store.js';
+import { checkState } from '../config/validate.js';
+import type { KernelBackend, LiveVhid, PfsyncLive, StateChange } from '../kernel/backend.js';
+import { effectiveSkew } from '../kernel/backend.js';
+import { KernelError } from '../kernel/errno.js';
+import { describeStep, plan, targetOf, type Snapshot, type Step } from './plan.js';
+import { fromKernelError } from './kernel-errors.js';
+import { SerialQueue } from './queue.js';
+import { describeChanges } from './changes.js';
+
+export interface MutationOptions {
+  actor: string;
+  /** The If-Match header as sent, if any. */
+  ifMatch?: string;
+  dryRun?: boolean;
+}
+
+export interface PlanView {
+  dryRun: true;
+  fromRevision: number;
+  changes: string[];
+  steps: { op: Step['op'] | 'state.force' | 'config.only'; target: string; detail: string }[];
+}
+
+export type MutationOutcome<T> =
+  | { kind: 'plan'; plan: PlanView }
+  | { kind: 'done'; state: DesiredState; result: T; changed: boolean };
+
+export interface ReconcileStatus {
+  ok: boolean;
+  at: Date;
+  error?: string;
+}
+
+export interface AuthContext {
+  name: string;
+  role: Role;
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+export function newTokenSecret(): string {
+  return `carpd_${randomBytes(32).toString('base64url')}`;
+}
+
+/** Parses an If-Match header: a list of entity tags, or `*`. */
+export function ifMatchAccepts(header: string, revision: number): boolean {
+  const tags = header.split(',').map((t) => t.trim());
+  return tags.some((t) => t === '*' || t === `"${revision}"` || t === `W/"${revision}"`);
+}
+
+export interface ServiceDeps {
+  store: ConfigStore;
+  backend: KernelBackend;
+  logger: Logger;
+  now?: () => Date;
+}
+
+export class CarpService {
+  readonly store: ConfigStore;
+  readonly backend: KernelBackend;
+  private readonly logger: Logger;
+  private readonly now: () => Date;
+  private readonly queue = new SerialQueue();
+  private closing = false;
+  private unsubscribe?: () => void;
+  private tokenIndex?: { revision: number; byHash: Map<string, TokenRecord> };
+  lastReconcile: ReconcileStatus;
+  readonly startedAt: Date;
+
+  constructor(deps: ServiceDeps) {
+    this.store = deps.store;
+    this.backend = deps.backend;
+    this.logger = deps.logger;
+    this.now = deps.now ?? (() => new Date());
+    this.startedAt = this.now();
+    this.lastReconcile = { ok: false, at: this.startedAt, error: 'not reconciled yet' };
+  }
+
+  /** Subscribes to state changes and makes the backend match the stored desired state. */
+  async start(): Promise<ReconcileStatus> {
+    this.unsubscribe = this.backend.onStateChange((c: StateChange) =>
+      this.logger.info({ event: 'carp.state', interface: c.interface, vhid: c.vhid, state: c.state, previous: c.previous, reason: c.reason }, `${c.interface} vhid ${c.vhid}: ${c.previous} -> ${c.state} (${c.reason})`),
+    );
+    return this.reconcile();
+  }
+
+  /** Applies the stored desired state to the backend. A failure is reported, not thrown. */
+  reconcile(): Promise<ReconcileStatus> {
+    return this.queue.run(async () => {
+      const desired = this.store.current();
+      try {
+        const steps = plan(targetOf(desired), await this.snapshot());
+        await this.applyWithUndo(steps);
+        this.lastReconcile = { ok: true, at: this.now() };
+        if (steps.length > 0) this.logger.info({ event: 'reconcile', revision: desired.revision, steps: steps.length }, `backend reconciled to revision ${desired.revision} in ${steps.length} steps`);
+      } catch (e) {
+        const error = e instanceof CarpdError ? e.message : e instanceof KernelError ? fromKernelError(e).message : String(e);
+        this.lastReconcile = { ok: false, at: this.now(), error };
+        this.logger.error({ event: 'reconcile.failed', revision: desired.revision, err: error }, `could not apply revision ${desired.revision} to the backend: ${error}`);
+      }
+      return this.lastReconcile;
+    });
+  }
+
+  /** Waits for in-flight changes, then refuses new ones. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.queue.drain();
+    this.unsubscribe?.();
+  }
+
+  desired(): DesiredState {
+    return this.store.current();
+  }
+
+  revisions(): RevisionMeta[] {
+    return this.store.revisions();
+  }
+
+  /**
+   * The serialized change path. `change` edits a copy of the current desired state (and may
+   * throw a CarpdError such as "not found"); what it returns is handed back on success.
+   */
+  mutate<T>(opts: MutationOptions, summary: string | ((result: T) => string), change: (draft: DesiredState) => T | Promise<T>): Promise<MutationOutcome<T>> {
+    if (this.closing) return Promise.reject(new CarpdError('CARPD_ERR_SHUTTING_DOWN', 'carpd is shutting down; retry once it is back'));
+    return this.queue.run(async () => {
+      const current = this.store.current();
+      this.checkIfMatch(opts.ifMatch, current.revision);
+      const draft = structuredClone(current);
+      const result = await change(draft);
+      const problems = checkState(draft);
+      if (problems.length > 0) throw fromProblems(problems);
+      this.checkCapabilities(draft);
+      const live = await this.snapshot();
+      const steps = plan(targetOf(draft), live);
+      if (opts.dryRun) {
+        return { kind: 'plan', plan: { dryRun: true, fromRevision: current.revision, changes: describeChanges(current, draft), steps: steps.map(describeStep) } } as const;
+      }
+      if (sameContent(current, draft) && steps.length === 0) return { kind: 'done', state: current, result, changed: false } as const;
+      await this.applyWithUndo(steps, live);
+      const next: DesiredState = { ...draft, revision: current.revision + 1, updatedAt: this.now().toISOString() };
+      const words = typeof summary === 'string' ? summary : summary(result);
+      if (sameContent(current, draft)) {
+        // Only the backend drifted; it has been repaired, nothing to store.
+        return { kind: 'done', state: current, result, changed: false } as const;
+      }
+      try {
+        await this.store.commit(next, { actor: opts.actor, summary: words });
+      } catch (e) {
+        this.logger.error({ event: 'store.failed', err: String(e) }, 'could not store the new revision; undoing the change');
+        await this.applyWithUndo(plan(targetOf(current), await this.snapshot())).catch(() => undefined);
+        throw new CarpdError('CARPD_ERR_STORE', `the change was applied but could not be stored (${(e as Error).message}), so it was undone; check the state directory`);
+      }
+      this.logger.info({ event: 'config.commit', revision: next.revision, actor: opts.actor, steps: steps.length }, `revision ${next.revision}: ${words}`);
+      return { kind: 'done', state: next, result, changed: true } as const;
+    });
+  }
+
+  /** Forces a vhid's state, through the same queue (it is not stored). */
+  forceState(iface: string, vhid: number, state: 'BACKUP' | 'MASTER', opts: MutationOptions): Promise<MutationOutcome<LiveVhid>> {
+    if (this.closing) return Promise.reject(new CarpdError('CARPD_ERR_SHUTTING_DOWN', 'carpd is shutting down; retry once it is back'));
+    return this.queue.run(async () => {
+      const current = this.store.current();
+      this.checkIfMatch(opts.ifMatch, current.revision);
+      if (!current.vips.some((v) => v.interface === iface && v.vhid === vhid)) throw vipNotFound(iface, vhid);
+      if (!this.backend.capabilities().forceState) throw new CarpdError('CARPD_ERR_UNSUPPORTED', `the ${this.backend.name} backend cannot force a vhid's state`);
+      const live = (await this.backend.listVhids()).find((v) => v.interface === iface && v.vhid === vhid);
+      if (!live || live.state === 'INIT') {
+        throw new CarpdError('CARPD_ERR_VHID_NOT_RUNNING', `${iface} vhid ${vhid} is ${live ? 'in INIT' : 'not in the kernel'}${this.lastReconcile.ok ? '' : ` (${this.lastReconcile.error})`}; carp(4) only forces BACKUP or MASTER on a running vhid: check that the interface is up and CARP is enabled`);
+      }
+      if (opts.dryRun) {
+        return { kind: 'plan', plan: { dryRun: true, fromRevision: current.revision, changes: [], steps: [{ op: 'state.force', target: `${iface} vhid ${vhid}`, detail: `force ${state} (now ${live.state})` }] } } as const;
+      }
+      try {
+        await this.backend.forceState(iface, vhid, state);
+      } catch (e) {
+        throw e instanceof KernelError ? fromKernelError(e) : e;
+      }
+      this.logger.info({ event: 'carp.force', interface: iface, vhid, state, actor: opts.actor }, `${iface} vhid ${vhid} forced to ${state} by ${opts.actor}`);
+      const after = (await this.backend.listVhids()).find((v) => v.interface === iface && v.vhid === vhid)!;
+      return { kind: 'done', state: current, result: after, changed: false } as const;
+    });
+  }
+
+  async liveVhids(): Promise<LiveVhid[]> {
+    return this.backend.listVhids();
+  }
+
+  async liveCarp(): Promise<{ allow: boolean; preempt: boolean; demotion: number; maintenance: boolean }> {
+    const [g, maintenance] = await Promise.all([this.backend.getCarpGlobals(), this.backend.getMaintenance()]);
+    return { ...g, maintenance };
+  }
+
+  async livePfsync(): Promise<PfsyncLive> {
+    return this.backend.getPfsync();
+  }
+
+  async status() {
+    const [vhids, carp, pfsync] = await Promise.all([this.backend.listVhids(), this.liveCarp(), this.backend.getPfsync()]);
+    return {
+      revision: this.store.current().revision,
+      startedAt: this.startedAt,
+      reconcile: this.lastReconcile,
+      backend: { name: this.backend.name, description: this.backend.description, capabilities: this.backend.capabilities() },
+      carp,
+      vhids: vhids.map((v) => ({ ...v, effectiveSkew: effectiveSkew(v.advskew, carp.demotion) })),
+      pfsync,
+    };
+  }
+
+  /** The token's owner, or undefined. Compares hashes in constant time. */
+  authenticate(token: string): AuthContext | undefined {
+    const state = this.store.current();
+    if (this.tokenIndex?.revision !== state.revision) {
+      this.tokenIndex = { revision: state.revision, byHash: new Map(state.api.tokens.map((t) => [t.sha256, t])) };
+    }
+    const digest = hashToken(token);
+    const found = this.tokenIndex.byHash.get(digest);
+    if (!found || !timingSafeEqual(Buffer.from(found.sha256, 'hex'), Buffer.from(digest, 'hex'))) return undefined;
+    return { name: found.name, role: found.role };
+  }
+
+  private checkIfMatch(ifMatch: string | undefined, revision: number): void {
+    if (ifMatch !== undefined && !ifMatchAccepts(ifMatch, revision)) {
+      throw new CarpdError('CARPD_ERR_PRECONDITION_FAILED', `If-Match ${ifMatch} does not match the current revision "${revision}": someone else changed the configuration; GET it again, re-apply your change, and retry`, { currentRevision: revision });
+    }
+  }
+
+  private checkCapabilities(s: DesiredState): void {
+    const caps = this.backend.capabilities();
+    for (const v of s.vips) {
+      if (v.mode === 'unicast' && !caps.unicast) {
+        throw new CarpdError('CARPD_ERR_UNSUPPORTED', `${v.interface} vhid ${v.vhid}: unicast mode needs FreeBSD 14 or later (carp netlink); this ${this.backend.name} backend only does multicast`, { errors: [{ path: `/vips/${v.interface}/${v.vhid}/mode`, message: 'unicast is not supported here' }] });
+      }
+      if (!caps.ipv6 && v.addresses.some((a) => a.includes(':'))) {
+        throw new CarpdError('CARPD_ERR_UNSUPPORTED', `${v.interface} vhid ${v.vhid}: the ${this.backend.name} backend has no IPv6 support`);
+      }
+    }
+    if (s.pfsync.enabled && !caps.pfsyncVersions.includes(s.pfsync.version)) {
+      throw new CarpdError('CARPD_ERR_UNSUPPORTED', `pfsync version ${s.pfsync.version} is not supported by this kernel (supported: ${caps.pfsyncVersions.join(', ') || 'none'})`);
+    }
+  }
+
+  /** The live state in planning terms. */
+  private async snapshot(): Promise<Snapshot> {
+    const [vhids, g, maintenance, pfsync] = await Promise.all([this.backend.listVhids(), this.backend.getCarpGlobals(), this.backend.getMaintenance(), this.backend.getPfsync()]);
+    return {
+      vhids: vhids.map((v) => ({ interface: v.interface, vhid: v.vhid, params: { advbaseSec: v.advbaseSec, advskew: v.advskew, key: v.key, peer: v.peer, peer6: v.peer6 }, addresses: v.addresses })),
+      carp: { allow: g.allow, preempt: g.preempt },
+      maintenance,
+      pfsync: { syncdev: pfsync.syncdev, syncpeer: pfsync.syncpeer, maxupd: pfsync.maxupd, defer: pfsync.defer, version: pfsync.version },
+    };
+  }
+
+  /**
+   * Applies the steps; on a failure, plans back to `before` and applies that, then throws
+   * the first failure in API terms.
+   */
+  private async applyWithUndo(steps: Step[], before?: Snapshot): Promise<void> {
+    if (steps.length === 0) return;
+    const start = before ?? (await this.snapshot());
+    for (const [i, step] of steps.entries()) {
+      try {
+        await this.applyStep(step);
+      } catch (e) {
+        const d = describeStep(step);
+        this.logger.warn({ event: 'apply.failed', step: i + 1, of: steps.length, op: d.op, target: d.target, err: e instanceof Error ? e.message : String(e) }, `step ${i + 1}/${steps.length} (${d.op} ${d.target}) failed; undoing ${i} applied steps`);
+        try {
+          const undo = plan(start, await this.snapshot());
+          for (const u of undo) await this.applyStep(u);
+        } catch (undoError) {
+          this.logger.error({ event: 'undo.failed', err: String(undoError) }, 'undo failed; the backend differs from the stored configuration until the next reconcile');
+        }
+        const err = e instanceof KernelError ? fromKernelError(e) : e;
+        if (err instanceof CarpdError && e instanceof KernelError && err.code === 'CARPD_ERR_KERNEL') {
+          throw new CarpdError(err.code, `${d.target}: ${err.message}`, { kernel: err.kernel });
+        }
+        throw err;
+      }
+    }
+  }
+
+  private async applyStep(s: Step): Promise<void> {
+    const b = this.backend;
+    switch (s.op) {
+      case 'vhid.set':
+        return b.setVhid(s.interface, s.vhid, s.params);
+      case 'vhid.remove':
+        return b.removeVhid(s.interface, s.vhid);
+      case 'address.add':
+        return b.addAddress(s.interface, s.vhid, s.address);
+      case 'address.remove':
+        return b.removeAddress(s.interface, s.vhid, s.address);
+      case 'carp.set':
+        return b.setCarpGlobals(s.globals);
+      case 'maintenance.set':
+        return b.setMaintenance(s.enabled);
+      case 'pfsync.set':
+        return b.setPfsync(s.settings);
+    }
+  }
+}
+
+export function vipNotFound(iface: string, vhid: number): CarpdError {
+  return new CarpdError('CARPD_ERR_VIP_NOT_FOUND', `no VIP with vhid ${vhid} on ${iface}; list them with GET /v1/vips`);
+}

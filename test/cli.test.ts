@@ -1,0 +1,553 @@
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import type { AddressInfo } from "node:net";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { run, type CliIO } from "../src/cli/run.js";
+import type { components } from "../src/api/generated/carpd.js";
+
+type S = components["schemas"];
+
+interface Canned {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+interface Recorded {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  headers: IncomingHttpHeaders;
+  body: unknown;
+}
+
+/** A stand-in for carpd: answers "METHOD /path" from `routes` and records every request. */
+async function fakeCarpd(t: TestContext, routes: Record<string, Canned>) {
+  const requests: Recorded[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const url = new URL(req.url ?? "/", "http://x");
+      const raw = Buffer.concat(chunks).toString("utf8");
+      requests.push({
+        method: req.method ?? "",
+        path: url.pathname,
+        query: url.searchParams,
+        headers: req.headers,
+        body: raw ? JSON.parse(raw) : undefined,
+      });
+      const canned = routes[`${req.method} ${url.pathname}`] ?? {
+        status: 404,
+        body: problem(404, "CARPD_ERR_ROUTE_NOT_FOUND", `no canned answer for ${req.method} ${url.pathname}`),
+      };
+      const isProblem = canned.status >= 400;
+      const headers: Record<string, string> = { ...(canned.headers ?? {}) };
+      if (canned.body !== undefined) {
+        headers["Content-Type"] = isProblem ? "application/problem+json" : "application/json";
+      }
+      res.writeHead(canned.status, headers);
+      res.end(canned.body === undefined ? undefined : JSON.stringify(canned.body));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, requests };
+}
+
+function problem(status: number, code: S["ErrorCode"], detail: string, extra: Partial<S["Problem"]> = {}): S["Problem"] {
+  return { type: `urn:carpd:error:${code}`, title: code, status, code, detail, ...extra };
+}
+
+interface Captured {
+  io: CliIO;
+  out: () => string;
+  err: () => string;
+}
+
+function capture(env: Record<string, string | undefined>): Captured {
+  let out = "";
+  let err = "";
+  return {
+    io: { stdout: (s) => (out += s), stderr: (s) => (err += s), env },
+    out: () => out,
+    err: () => err,
+  };
+}
+
+async function carpctl(argv: string[], env: Record<string, string | undefined>) {
+  const c = capture(env);
+  const code = await run(argv, c.io);
+  return { code, out: c.out(), err: c.err() };
+}
+
+const vip: S["Vip"] = {
+  interface: "em0",
+  vhid: 1,
+  addresses: ["192.0.2.10/24"],
+  advbase: 1,
+  advskew: 0,
+  mode: "multicast",
+  description: "uplink",
+  nosync: false,
+  hasPassword: true,
+  live: { state: "MASTER", since: "2025-01-01T00:00:00Z", reason: "preempt" },
+};
+
+const status: S["Status"] = {
+  node: "fw1",
+  version: "0.1.0",
+  revision: 42,
+  startedAt: "2025-01-01T00:00:00Z",
+  backend: {
+    name: "memory",
+    description: "in-memory test backend",
+    capabilities: { unicast: true, ipv6: true, pfsync: true, pfsyncVersions: [1400], forceState: true, vrrpv3: false },
+  },
+  carp: { enabled: true, preempt: false, maintenance: true, demotion: 240 },
+  vhids: [
+    {
+      interface: "em0",
+      vhid: 1,
+      state: "MASTER",
+      since: "2025-01-01T00:00:00Z",
+      reason: "preempt",
+      advbase: 1,
+      advskew: 0,
+      effectiveSkew: 0,
+    },
+    {
+      interface: "vlan100",
+      vhid: 200,
+      state: "BACKUP",
+      since: "2025-01-02T00:00:00Z",
+      reason: "master seen",
+      advbase: 3,
+      advskew: 100,
+      effectiveSkew: 100,
+    },
+  ],
+  pfsync: { running: true, syncdev: "em2", syncpeer: "10.0.0.2", bulkUpdateDone: true },
+};
+
+const pfsyncView: S["PfsyncView"] = {
+  enabled: true,
+  syncdev: "em2",
+  syncpeer: "10.0.0.2",
+  maxupd: 128,
+  defer: false,
+  version: 1400,
+  status: { running: true, bulkUpdateDone: true },
+};
+
+const plan: S["Plan"] = {
+  dryRun: true,
+  fromRevision: 42,
+  changes: ["vips[em0/1].advskew: 0 -> 50"],
+  steps: [{ op: "vhid.set", target: "em0 vhid 1", detail: "advskew 50" }],
+};
+
+test("status renders the globals, an aligned vhid table and the pfsync line", async (t) => {
+  const srv = await fakeCarpd(t, { "GET /v1/status": { status: 200, body: status } });
+  const r = await carpctl(["status"], { CARPD_URL: srv.url, CARPD_TOKEN: "tok-env" });
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /node:\s+fw1/);
+  assert.match(r.out, /revision:\s+42/);
+  assert.match(r.out, /enabled yes, preempt no, maintenance yes, demotion 240/);
+  assert.match(r.out, /pfsync: running, syncdev em2, syncpeer 10\.0\.0\.2, bulk update done/);
+  const lines = r.out.split("\n");
+  const header = lines.find((l) => l.startsWith("INTERFACE"));
+  const row = lines.find((l) => l.startsWith("vlan100"));
+  assert.ok(header && row, r.out);
+  assert.match(header, /^INTERFACE\s+VHID\s+STATE\s+SINCE\s+REASON\s+ADVBASE\s+ADVSKEW$/);
+  assert.equal(row.indexOf("BACKUP"), header.indexOf("STATE"));
+  assert.equal(row.indexOf("master seen"), header.indexOf("REASON"));
+  assert.equal(srv.requests[0].headers.authorization, "Bearer tok-env");
+});
+
+test("--json prints the raw answer", async (t) => {
+  const srv = await fakeCarpd(t, { "GET /v1/status": { status: 200, body: status } });
+  const r = await carpctl(["--json", "status"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(JSON.parse(r.out), status);
+});
+
+test("vip add posts the addresses and settings and never prints the password", async (t) => {
+  const srv = await fakeCarpd(t, {
+    "POST /v1/vips": { status: 201, body: { ...vip, vhid: 3 }, headers: { ETag: '"43"' } },
+  });
+  const r = await carpctl(
+    ["vip", "add", "em0", "3", "--address", "192.0.2.10/24", "--address", "2001:db8::10/64",
+      "--advskew", "100", "--password", "s3cretpw", "--description", "uplink"],
+    { CARPD_URL: srv.url, CARPD_TOKEN: "x" },
+  );
+  assert.equal(r.code, 0, r.err);
+  assert.equal(srv.requests.length, 1);
+  assert.equal(srv.requests[0].method, "POST");
+  assert.deepEqual(srv.requests[0].body, {
+    interface: "em0",
+    vhid: 3,
+    addresses: ["192.0.2.10/24", "2001:db8::10/64"],
+    advskew: 100,
+    password: "s3cretpw",
+    description: "uplink",
+  });
+  assert.match(r.out, /added em0 vhid 3 \(revision 43\)/);
+  assert.doesNotMatch(r.out + r.err, /s3cretpw/);
+});
+
+test("vip add reads --password-file and leaves vhid out when not given", async (t) => {
+  const srv = await fakeCarpd(t, { "POST /v1/vips": { status: 201, body: vip } });
+  const dir = mkdtempSync(join(tmpdir(), "carpctl-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, "pw"), "fromfile\n");
+  const r = await carpctl(["vip", "add", "em0", "--address", "192.0.2.10/24", "--password-file", join(dir, "pw")], {
+    CARPD_URL: srv.url,
+    CARPD_TOKEN: "x",
+  });
+  assert.equal(r.code, 0, r.err);
+  const body = srv.requests[0].body as S["VipCreate"];
+  assert.equal(body.password, "fromfile");
+  assert.equal("vhid" in body, false);
+  assert.doesNotMatch(r.out + r.err, /fromfile/);
+});
+
+test("vip add without --address is a usage error and sends nothing", async (t) => {
+  const srv = await fakeCarpd(t, {});
+  const r = await carpctl(["vip", "add", "em0"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--address/);
+  assert.equal(srv.requests.length, 0);
+});
+
+test("vip set sends a PATCH with only the given fields, nulls for removals", async (t) => {
+  const srv = await fakeCarpd(t, {
+    "PATCH /v1/vips/em0/1": { status: 200, body: { ...vip, advskew: 50, hasPassword: false }, headers: { ETag: '"44"' } },
+  });
+  const r = await carpctl(["vip", "set", "em0", "1", "--advskew", "50", "--no-password", "--peer", "none"], {
+    CARPD_URL: srv.url,
+    CARPD_TOKEN: "x",
+  });
+  assert.equal(r.code, 0, r.err);
+  assert.equal(srv.requests[0].method, "PATCH");
+  assert.equal(srv.requests[0].path, "/v1/vips/em0/1");
+  assert.deepEqual(srv.requests[0].body, { advskew: 50, password: null, peer: null });
+  assert.match(r.out, /changed em0 vhid 1 \(revision 44\)/);
+  assert.match(r.out, /password:\s+none/);
+});
+
+test("vip set with nothing to change is a usage error", async (t) => {
+  const srv = await fakeCarpd(t, {});
+  const r = await carpctl(["vip", "set", "em0", "1"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 2);
+  assert.equal(srv.requests.length, 0);
+});
+
+test("vip rm sends a DELETE and reports the new revision", async (t) => {
+  const srv = await fakeCarpd(t, { "DELETE /v1/vips/em0/1": { status: 204, headers: { ETag: '"45"' } } });
+  const r = await carpctl(["vip", "rm", "em0", "1"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 0, r.err);
+  assert.equal(srv.requests[0].method, "DELETE");
+  assert.equal(srv.requests[0].path, "/v1/vips/em0/1");
+  assert.equal(srv.requests[0].headers["if-match"], undefined);
+  assert.equal(r.out, "removed em0 vhid 1 (revision 45)\n");
+});
+
+test("--if-match is sent quoted, wherever it appears", async (t) => {
+  const srv = await fakeCarpd(t, { "DELETE /v1/vips/em0/1": { status: 204 } });
+  const r = await carpctl(["--if-match", "7", "vip", "rm", "em0", "1"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 0, r.err);
+  assert.equal(srv.requests[0].headers["if-match"], '"7"');
+  const bad = await carpctl(["vip", "rm", "em0", "1", "--if-match", "latest"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--if-match/);
+  assert.equal(srv.requests.length, 1);
+});
+
+test("--dry-run adds dryRun=true and prints the plan", async (t) => {
+  const srv = await fakeCarpd(t, { "PATCH /v1/vips/em0/1": { status: 200, body: plan } });
+  const r = await carpctl(["vip", "set", "em0", "1", "--advskew", "50", "--dry-run"], {
+    CARPD_URL: srv.url,
+    CARPD_TOKEN: "x",
+  });
+  assert.equal(r.code, 0, r.err);
+  assert.equal(srv.requests[0].query.get("dryRun"), "true");
+  assert.match(r.out, /dry run from revision 42: nothing was applied/);
+  assert.match(r.out, /vips\[em0\/1\]\.advskew: 0 -> 50/);
+  assert.match(r.out, /^vhid\.set\s+em0 vhid 1\s+advskew 50$/m);
+});
+
+test("--dry-run on a read-only command is a usage error", async (t) => {
+  const srv = await fakeCarpd(t, {});
+  const r = await carpctl(["status", "--dry-run"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 2);
+  assert.equal(srv.requests.length, 0);
+});
+
+test("pfsync set reads, merges and writes back guarded by the ETag read", async (t) => {
+  const srv = await fakeCarpd(t, {
+    "GET /v1/pfsync": { status: 200, body: pfsyncView, headers: { ETag: '"42"' } },
+    "PUT /v1/pfsync": { status: 200, body: { ...pfsyncView, maxupd: 64, defer: true }, headers: { ETag: '"43"' } },
+  });
+  const r = await carpctl(["pfsync", "set", "--maxupd", "64", "--defer", "true"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(
+    srv.requests.map((q) => q.method),
+    ["GET", "PUT"],
+  );
+  const put = srv.requests[1];
+  assert.equal(put.headers["if-match"], '"42"');
+  assert.deepEqual(put.body, {
+    enabled: true,
+    syncdev: "em2",
+    syncpeer: "10.0.0.2",
+    maxupd: 64,
+    defer: true,
+    version: 1400,
+  });
+  assert.match(r.out, /pfsync changed \(revision 43\)/);
+});
+
+test("pfsync set: --if-match wins over the ETag, none removes the peer", async (t) => {
+  const srv = await fakeCarpd(t, {
+    "GET /v1/pfsync": { status: 200, body: pfsyncView, headers: { ETag: '"42"' } },
+    "PUT /v1/pfsync": { status: 200, body: pfsyncView },
+  });
+  const r = await carpctl(["pfsync", "set", "--syncpeer", "none", "--if-match", "40"], {
+    CARPD_URL: srv.url,
+    CARPD_TOKEN: "x",
+  });
+  assert.equal(r.code, 0, r.err);
+  assert.equal(srv.requests[1].headers["if-match"], '"40"');
+  assert.equal((srv.requests[1].body as S["PfsyncConfig"]).syncpeer, null);
+});
+
+test("pfsync set rejects a bad --version before sending anything", async (t) => {
+  const srv = await fakeCarpd(t, {});
+  const r = await carpctl(["pfsync", "set", "--version", "1200"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--version must be one of 1301, 1400, 1500/);
+  assert.equal(srv.requests.length, 0);
+});
+
+test("usage errors exit 2: unknown command, unknown flag, bad integers", async (t) => {
+  const srv = await fakeCarpd(t, {});
+  const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };
+  const unknown = await carpctl(["frobnicate"], env);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.err, /unknown command 'frobnicate'/);
+  assert.match(unknown.err, /carpctl --help/);
+
+  const flag = await carpctl(["vip", "list", "--colour"], env);
+  assert.equal(flag.code, 2);
+  assert.match(flag.err, /--colour/);
+
+  const skew = await carpctl(["vip", "add", "em0", "--address", "192.0.2.1/24", "--advskew", "lots"], env);
+  assert.equal(skew.code, 2);
+  assert.match(skew.err, /--advskew must be an integer/);
+
+  const range = await carpctl(["vip", "set", "em0", "1", "--advbase", "0"], env);
+  assert.equal(range.code, 2);
+  assert.match(range.err, /--advbase must be an integer from 1 to 255/);
+
+  const vhid = await carpctl(["vip", "rm", "em0", "x1"], env);
+  assert.equal(vhid.code, 2);
+  assert.match(vhid.err, /VHID must be an integer/);
+
+  assert.equal(srv.requests.length, 0);
+});
+
+test("a usage error never echoes the password", async () => {
+  const r = await carpctl(["vip", "add", "em0", "--address", "192.0.2.1/24", "--password", "-dashpw", "--bogus"], {});
+  assert.equal(r.code, 2);
+  assert.doesNotMatch(r.out + r.err, /dashpw/);
+});
+
+test("401 exits 1 with the problem and a hint on where the token comes from", async (t) => {
+  const srv = await fakeCarpd(t, {
+    "GET /v1/status": { status: 401, body: problem(401, "CARPD_ERR_UNAUTHORIZED", "Missing or unknown bearer token.") },
+  });
+  const r = await carpctl(["status"], { CARPD_URL: srv.url, CARPD_TOKEN: "wrong", CARPD_STATE_DIR: "/srv/carpd" });
+  assert.equal(r.code, 1);
+  assert.match(r.err, /CARPD_ERR_UNAUTHORIZED/);
+  assert.match(r.err, /Missing or unknown bearer token/);
+  assert.match(
+    r.err,
+    /the token was refused: pass --token, set CARPD_TOKEN, or check \/srv\/carpd\/admin\.token/,
+  );
+  assert.equal(r.out, "");
+});
+
+test("a validation problem lists every field error", async (t) => {
+  const srv = await fakeCarpd(t, {
+    "POST /v1/vips": {
+      status: 400,
+      body: problem(400, "CARPD_ERR_VALIDATION", "The request is invalid.", {
+        errors: [
+          { path: "/addresses/0", message: "not an address" },
+          { path: "/peer", message: "required in unicast mode" },
+        ],
+      }),
+    },
+  });
+  const r = await carpctl(["vip", "add", "em0", "--address", "nonsense"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 1);
+  assert.match(r.err, /CARPD_ERR_VALIDATION: The request is invalid\./);
+  assert.match(r.err, /\/addresses\/0: not an address/);
+  assert.match(r.err, /\/peer: required in unicast mode/);
+});
+
+test("412 suggests re-reading the revision", async (t) => {
+  const srv = await fakeCarpd(t, {
+    "PUT /v1/carp/maintenance": {
+      status: 412,
+      body: problem(412, "CARPD_ERR_PRECONDITION_FAILED", "Revision 7 is not current.", { currentRevision: 9 }),
+    },
+  });
+  const r = await carpctl(["maintenance", "on", "--if-match", "7"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 1);
+  assert.deepEqual(srv.requests[0].body, { enabled: true });
+  assert.match(r.err, /now revision 9/);
+});
+
+test("connection refused exits 1 and says how to point at carpd", async (t) => {
+  const srv = await fakeCarpd(t, {});
+  // Reserve a port, then free it, so nothing listens there.
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+  const { port } = closed.address() as AddressInfo;
+  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  const r = await carpctl(["status", "--url", `http://127.0.0.1:${port}`], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 1);
+  assert.match(r.err, /ECONNREFUSED/);
+  assert.match(r.err, new RegExp(`is carpd running\\? it listens on http://127\\.0\\.0\\.1:${port} \\(--url / CARPD_URL\\)`));
+  assert.equal(srv.requests.length, 0, "--url must win over CARPD_URL");
+});
+
+test("the token comes from --token, else CARPD_TOKEN, else <state-dir>/admin.token", async (t) => {
+  const srv = await fakeCarpd(t, { "GET /v1/carp": { status: 200, body: status.carp } });
+  const dir = mkdtempSync(join(tmpdir(), "carpctl-state-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, "admin.token"), "from-file\n");
+
+  await carpctl(["carp", "show"], { CARPD_URL: srv.url, CARPD_STATE_DIR: dir });
+  await carpctl(["carp", "show", "--state-dir", dir], { CARPD_URL: srv.url });
+  await carpctl(["carp", "show"], { CARPD_URL: srv.url, CARPD_STATE_DIR: dir, CARPD_TOKEN: "from-env" });
+  await carpctl(["carp", "show", "--token", "from-flag"], { CARPD_URL: srv.url, CARPD_STATE_DIR: dir, CARPD_TOKEN: "from-env" });
+  assert.deepEqual(
+    srv.requests.map((q) => q.headers.authorization),
+    ["Bearer from-file", "Bearer from-file", "Bearer from-env", "Bearer from-flag"],
+  );
+});
+
+test("without any token nothing is sent and the 401 hint names the missing file", async (t) => {
+  const srv = await fakeCarpd(t, {
+    "GET /v1/carp": { status: 401, body: problem(401, "CARPD_ERR_UNAUTHORIZED", "A bearer token is required.") },
+  });
+  const dir = mkdtempSync(join(tmpdir(), "carpctl-empty-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const r = await carpctl(["carp", "show"], { CARPD_URL: srv.url, CARPD_STATE_DIR: dir });
+  assert.equal(r.code, 1);
+  assert.equal(srv.requests[0].headers.authorization, undefined);
+  assert.match(r.err, /admin\.token not readable/);
+});
+
+test("carp set patches only the given globals; booleans are validated", async (t) => {
+  const srv = await fakeCarpd(t, { "PATCH /v1/carp": { status: 200, body: { ...status.carp, preempt: true } } });
+  const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };
+  const r = await carpctl(["carp", "set", "--preempt", "true"], env);
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(srv.requests[0].body, { preempt: true });
+  const bad = await carpctl(["carp", "set", "--enabled", "maybe"], env);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--enabled must be true or false/);
+  assert.equal(srv.requests.length, 1);
+});
+
+test("vip state forces the state; vhid free asks with the interface", async (t) => {
+  const srv = await fakeCarpd(t, {
+    "PUT /v1/vips/em0/1/state": { status: 200, body: { ...status.vhids[0], state: "BACKUP", reason: "forced" } },
+    "GET /v1/vhids/free": { status: 200, body: { interface: "em0", vhid: 2 } },
+  });
+  const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };
+  const r = await carpctl(["vip", "state", "em0", "1", "backup"], env);
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(srv.requests[0].body, { state: "backup" });
+  assert.match(r.out, /em0 vhid 1 is now BACKUP/);
+  const free = await carpctl(["vhid", "free", "em0"], env);
+  assert.equal(free.code, 0, free.err);
+  assert.equal(srv.requests[1].query.get("interface"), "em0");
+  assert.equal(free.out, "2\n");
+  const bad = await carpctl(["vip", "state", "em0", "1", "primary"], env);
+  assert.equal(bad.code, 2);
+});
+
+test("config history marks the current revision; rollback posts the revision", async (t) => {
+  const srv = await fakeCarpd(t, {
+    "GET /v1/config/revisions": {
+      status: 200,
+      body: {
+        current: 5,
+        items: [
+          { revision: 5, createdAt: "2025-01-05T00:00:00Z", actor: "token:ops", summary: "vip em0/1 changed" },
+          { revision: 4, createdAt: "2025-01-04T00:00:00Z", actor: "bootstrap", summary: "initial" },
+        ],
+      },
+    },
+    "POST /v1/config/rollback": { status: 200, body: plan },
+  });
+  const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };
+  const h = await carpctl(["config", "history"], env);
+  assert.equal(h.code, 0, h.err);
+  assert.match(h.out, /^REVISION\s+CREATED\s+ACTOR\s+SUMMARY$/m);
+  assert.match(h.out, /^5 \*\s+2025-01-05T00:00:00Z\s+token:ops\s+vip em0\/1 changed$/m);
+  assert.match(h.out, /^4\s+2025/m);
+  const rb = await carpctl(["config", "rollback", "4", "--dry-run"], env);
+  assert.equal(rb.code, 0, rb.err);
+  assert.deepEqual(srv.requests[1].body, { revision: 4 });
+  assert.equal(srv.requests[1].query.get("dryRun"), "true");
+  const bad = await carpctl(["config", "rollback", "four"], env);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /REV must be an integer/);
+});
+
+test("token add prints the secret alone on stdout; token rm deletes by name", async (t) => {
+  const srv = await fakeCarpd(t, {
+    "POST /v1/tokens": {
+      status: 201,
+      body: { name: "ci", role: "read", createdAt: "2025-01-01T00:00:00Z", token: "carpd_secret123" },
+    },
+    "DELETE /v1/tokens/ci": { status: 204 },
+  });
+  const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };
+  const add = await carpctl(["token", "add", "ci", "read"], env);
+  assert.equal(add.code, 0, add.err);
+  assert.deepEqual(srv.requests[0].body, { name: "ci", role: "read" });
+  assert.equal(add.out, "carpd_secret123\n");
+  assert.match(add.err, /shown only now/);
+  const rm = await carpctl(["token", "rm", "ci"], env);
+  assert.equal(rm.code, 0, rm.err);
+  assert.equal(srv.requests[1].method, "DELETE");
+  assert.equal(srv.requests[1].path, "/v1/tokens/ci");
+  const role = await carpctl(["token", "add", "ci", "root"], env);
+  assert.equal(role.code, 2);
+  const dry = await carpctl(["token", "rm", "ci", "--dry-run"], env);
+  assert.equal(dry.code, 2);
+  assert.equal(srv.requests.length, 2);
+});
+
+test("--help prints usage and exits 0 without contacting carpd", async () => {
+  const r = await carpctl(["vip", "--help"], {});
+  assert.equal(r.code, 0);
+  assert.match(r.out, /carpctl vip add IF \[VHID\] --address CIDR/);
+  assert.doesNotMatch(r.out, /carpctl token add/);
+  const none = await carpctl([], {});
+  assert.equal(none.code, 2);
+});
