@@ -1,0 +1,122 @@
+/**
+ * An in-process carpd for tests: a temporary state dir, the memory backend on a manual clock,
+ * the service, the Express app (never listening), an admin and a read token, and a supertest
+ * agent whose every response is checked against the spec.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import request from 'supertest';
+import type { Express } from 'express';
+import { buildApp } from '../../src/api/app.js';
+import { initialState } from '../../src/config/model.js';
+import { ConfigStore } from '../../src/config/store.js';
+import type { Clock, KernelBackend } from '../../src/kernel/backend.js';
+import { MemoryBackend } from '../../src/kernel/memory.js';
+import { CarpService, hashToken } from '../../src/service/service.js';
+import { assertMatchesSpec } from './spec.js';
+
+/** A clock that only moves when told to. */
+export class ManualClock implements Clock {
+  private t: number;
+  private seq = 0;
+  private timers = new Map<number, { at: number; fn: () => void }>();
+  constructor(start = Date.parse('2026-01-01T00:00:00Z')) {
+    this.t = start;
+  }
+  now(): number {
+    return this.t;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.seq;
+    this.timers.set(id, { at: this.t + ms, fn });
+    return id;
+  }
+  clearTimeout(h: unknown): void {
+    this.timers.delete(h as number);
+  }
+  /** Moves time forward, firing due timers in order. */
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      let next: [number, { at: number; fn: () => void }] | undefined;
+      for (const e of this.timers) if (e[1].at <= end && (!next || e[1].at < next[1].at)) next = e;
+      if (!next) break;
+      this.timers.delete(next[0]);
+      this.t = next[1].at;
+      next[1].fn();
+    }
+    this.t = end;
+  }
+}
+
+export const ADMIN_TOKEN = 'carpd_test_admin_token_0123456789';
+export const READ_TOKEN = 'carpd_test_read_token_0123456789';
+
+export interface Harness {
+  dir: string;
+  clock: ManualClock;
+  backend: KernelBackend;
+  service: CarpService;
+  store: ConfigStore;
+  app: Express;
+  /** supertest helpers with auth; every response is checked against the spec. */
+  api: ReturnType<typeof makeApi>;
+  close(): Promise<void>;
+}
+
+export async function makeHarness(opts: { backend?: KernelBackend; interfaces?: string[]; clock?: ManualClock } = {}): Promise<Harness> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'carpd-test-'));
+  const clock = opts.clock ?? new ManualClock();
+  const backend = opts.backend ?? new MemoryBackend({ clock, interfaces: opts.interfaces ?? ['em0', 'em1', 'vlan10', 'igb0.20'] });
+  const created = new Date(clock.now()).toISOString();
+  const store = await ConfigStore.open(dir, () => {
+    const s = initialState(new Date(clock.now()));
+    s.api.tokens.push({ name: 'admin', role: 'admin', sha256: hashToken(ADMIN_TOKEN), createdAt: created });
+    s.api.tokens.push({ name: 'reader', role: 'read', sha256: hashToken(READ_TOKEN), createdAt: created });
+    return s;
+  });
+  const logger = pino({ level: 'silent' });
+  const service = new CarpService({ store, backend, logger, now: () => new Date(clock.now()) });
+  await service.start();
+  const app = buildApp({ service, logger, version: '0.0.0-test', node: 'test-node' });
+  return {
+    dir,
+    clock,
+    backend,
+    service,
+    store,
+    app,
+    api: makeApi(app),
+    async close() {
+      await service.close();
+      await backend.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+function makeApi(app: Express) {
+  const call = async (method: Method, url: string, opts: { body?: unknown; token?: string | null; headers?: Record<string, string>; raw?: string; contentType?: string } = {}) => {
+    let req = request(app)[method](url);
+    const token = opts.token === undefined ? ADMIN_TOKEN : opts.token;
+    if (token !== null) req = req.set('Authorization', `Bearer ${token}`);
+    for (const [k, v] of Object.entries(opts.headers ?? {})) req = req.set(k, v);
+    if (opts.raw !== undefined) req = req.set('Content-Type', opts.contentType ?? 'application/json').send(opts.raw);
+    else if (opts.body !== undefined) req = req.set('Content-Type', opts.contentType ?? 'application/json').send(JSON.stringify(opts.body));
+    const res = await req;
+    assertMatchesSpec(method, url, res);
+    return res;
+  };
+  return {
+    call,
+    get: (url: string, o?: Parameters<typeof call>[2]) => call('get', url, o),
+    post: (url: string, body?: unknown, o?: Parameters<typeof call>[2]) => call('post', url, { ...o, body }),
+    put: (url: string, body?: unknown, o?: Parameters<typeof call>[2]) => call('put', url, { ...o, body }),
+    patch: (url: string, body?: unknown, o?: Parameters<typeof call>[2]) => call('patch', url, { ...o, body }),
+    delete: (url: string, o?: Parameters<typeof call>[2]) => call('delete', url, o),
+  };
+}
