@@ -106,6 +106,7 @@ const status: S["Status"] = {
   version: "0.1.0",
   revision: 42,
   startedAt: "2025-01-01T00:00:00Z",
+  reconcile: { ok: true, at: "2025-01-01T00:00:00Z" },
   backend: {
     name: "memory",
     description: "in-memory test backend",

@@ -66,8 +66,13 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function makeHarness(opts: { backend?: KernelBackend; interfaces?: string[]; clock?: ManualClock } = {}): Promise<Harness> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'carpd-test-'));
+/**
+ * `dir` reopens an existing state dir (a restart); the harness then leaves the dir in place on
+ * close, for its creator to remove.
+ */
+export async function makeHarness(opts: { backend?: KernelBackend; interfaces?: string[]; clock?: ManualClock; dir?: string } = {}): Promise<Harness> {
+  const ownsDir = opts.dir === undefined;
+  const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'carpd-test-'));
   const clock = opts.clock ?? new ManualClock();
   const backend = opts.backend ?? new MemoryBackend({ clock, interfaces: opts.interfaces ?? ['em0', 'em1', 'vlan10', 'igb0.20'] });
   const created = new Date(clock.now()).toISOString();
@@ -92,7 +97,7 @@ export async function makeHarness(opts: { backend?: KernelBackend; interfaces?: 
     async close() {
       await service.close();
       await backend.close();
-      rmSync(dir, { recursive: true, force: true });
+      if (ownsDir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -447,6 +447,14 @@ export interface components {
             vrrpv3: boolean;
         };
         Status: {
+            /** @description The last time carpd made the backend match the desired state (at start, on SIGHUP). */
+            reconcile: {
+                ok: boolean;
+                /** Format: date-time */
+                at: string;
+                /** @description Why the backend could not be made to match. */
+                error?: string;
+            };
             /** @description Host name of this node. */
             node: string;
             /** @description carpd version. */
@@ -544,7 +552,7 @@ export interface components {
          * @description Stable error codes. Clients branch on these, never on `title` or `detail`.
          * @enum {string}
          */
-        ErrorCode: "CARPD_ERR_VALIDATION" | "CARPD_ERR_MALFORMED_JSON" | "CARPD_ERR_BODY_TOO_LARGE" | "CARPD_ERR_UNSUPPORTED_MEDIA_TYPE" | "CARPD_ERR_UNAUTHORIZED" | "CARPD_ERR_FORBIDDEN" | "CARPD_ERR_ROUTE_NOT_FOUND" | "CARPD_ERR_METHOD_NOT_ALLOWED" | "CARPD_ERR_PRECONDITION_FAILED" | "CARPD_ERR_VIP_NOT_FOUND" | "CARPD_ERR_VHID_EXISTS" | "CARPD_ERR_NO_FREE_VHID" | "CARPD_ERR_ADDRESS_IN_USE" | "CARPD_ERR_ADDRESS_DUPLICATE" | "CARPD_ERR_INVALID_ADDRESS" | "CARPD_ERR_PEER_REQUIRED" | "CARPD_ERR_PEER_NOT_ALLOWED" | "CARPD_ERR_PEER_FAMILY" | "CARPD_ERR_PASSWORD_TOO_LONG" | "CARPD_ERR_INVALID_VALUE" | "CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED" | "CARPD_ERR_UNSUPPORTED" | "CARPD_ERR_VHID_NOT_RUNNING" | "CARPD_ERR_REVISION_NOT_FOUND" | "CARPD_ERR_TOKEN_EXISTS" | "CARPD_ERR_TOKEN_NOT_FOUND" | "CARPD_ERR_LAST_ADMIN_TOKEN" | "CARPD_ERR_KERNEL" | "CARPD_ERR_STORE" | "CARPD_ERR_SHUTTING_DOWN" | "CARPD_ERR_INTERNAL";
+        ErrorCode: "CARPD_ERR_VALIDATION" | "CARPD_ERR_MALFORMED_JSON" | "CARPD_ERR_BODY_TOO_LARGE" | "CARPD_ERR_UNSUPPORTED_MEDIA_TYPE" | "CARPD_ERR_UNAUTHORIZED" | "CARPD_ERR_FORBIDDEN" | "CARPD_ERR_ROUTE_NOT_FOUND" | "CARPD_ERR_METHOD_NOT_ALLOWED" | "CARPD_ERR_PRECONDITION_FAILED" | "CARPD_ERR_VIP_NOT_FOUND" | "CARPD_ERR_VHID_EXISTS" | "CARPD_ERR_NO_FREE_VHID" | "CARPD_ERR_ADDRESS_IN_USE" | "CARPD_ERR_ADDRESS_DUPLICATE" | "CARPD_ERR_INVALID_ADDRESS" | "CARPD_ERR_PEER_REQUIRED" | "CARPD_ERR_PEER_NOT_ALLOWED" | "CARPD_ERR_PEER_FAMILY" | "CARPD_ERR_PASSWORD_TOO_LONG" | "CARPD_ERR_INVALID_VALUE" | "CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED" | "CARPD_ERR_INTERFACE_NOT_FOUND" | "CARPD_ERR_UNSUPPORTED" | "CARPD_ERR_VHID_NOT_RUNNING" | "CARPD_ERR_REVISION_NOT_FOUND" | "CARPD_ERR_TOKEN_EXISTS" | "CARPD_ERR_TOKEN_NOT_FOUND" | "CARPD_ERR_LAST_ADMIN_TOKEN" | "CARPD_ERR_KERNEL" | "CARPD_ERR_STORE" | "CARPD_ERR_SHUTTING_DOWN" | "CARPD_ERR_INTERNAL";
         /** @description RFC 9457 problem details with carpd's stable `code`. */
         Problem: {
             /** @description A URI naming the error class (`urn:carpd:error:<code>`). */

@@ -1,0 +1,8 @@
+#!/bin/sh
+# The whole test suite: types (src, tests, benches), generated API types up to date, then
+# every test file. Tests needing root or system packages skip with a one-line reason.
+set -e
+cd "$(dirname "$0")/.."
+npx tsc -p tsconfig.test.json
+files=$(find test -name '*.test.ts' | sort)
+exec node --import tsx --test --test-concurrency=1 $files

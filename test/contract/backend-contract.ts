@@ -1,0 +1,149 @@
+/**
+ * The backend contract (src/kernel/backend.ts) as one suite that every backend must pass.
+ * The factory returns a fresh backend whose interfaces include em0 and em1 and not nosuch0.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { KernelBackend } from '../../src/kernel/backend.js';
+import { KernelError } from '../../src/kernel/errno.js';
+
+export interface ContractEnv {
+  backend: KernelBackend;
+  /** Lets timers run (manual clocks advance; real ones wait). */
+  elapse(ms: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+const P = { advbaseSec: 1, advskew: 0 };
+
+async function rejectsWith(p: Promise<unknown>, errnoName: string, iface?: string): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof KernelError, `expected KernelError, got ${String(e)}`);
+    assert.equal(e.errnoName, errnoName, e.message);
+    if (iface !== undefined) assert.equal(e.iface, iface);
+    return true;
+  });
+}
+
+export function backendContract(name: string, make: () => Promise<ContractEnv>): void {
+  const withEnv = (title: string, fn: (env: ContractEnv) => Promise<void>) =>
+    test(`${name} backend: ${title}`, async (t) => {
+      const env = await make();
+      t.after(() => env.close());
+      await fn(env);
+    });
+
+  withEnv('a vhid is created, carries addresses of both families, and is listed', async ({ backend: b }) => {
+    await b.setVhid('em0', 7, { ...P, advskew: 100, key: 'pass' });
+    await b.addAddress('em0', 7, '192.0.2.7/24');
+    await b.addAddress('em0', 7, '2001:db8::7/64');
+    const [v] = await b.listVhids();
+    assert.equal(v.interface, 'em0');
+    assert.equal(v.vhid, 7);
+    assert.equal(v.advskew, 100);
+    assert.equal(v.key, 'pass');
+    assert.deepEqual(v.addresses, ['192.0.2.7/24', '2001:db8::7/64']);
+    assert.notEqual(v.state, 'MASTER');
+  });
+
+  withEnv('an address before its vhid: ENOPROTOOPT without vhids, ENOENT with others', async ({ backend: b }) => {
+    await rejectsWith(b.addAddress('em0', 1, '192.0.2.1/24'), 'ENOPROTOOPT', 'em0');
+    await b.setVhid('em0', 2, P);
+    await b.addAddress('em0', 2, '192.0.2.2/24');
+    await rejectsWith(b.addAddress('em0', 1, '192.0.2.1/24'), 'ENOENT', 'em0');
+  });
+
+  withEnv('out-of-range values are EINVAL', async ({ backend: b }) => {
+    await rejectsWith(b.setVhid('em0', 0, P), 'EINVAL');
+    await rejectsWith(b.setVhid('em0', 256, P), 'EINVAL');
+    await rejectsWith(b.setVhid('em0', 1, { ...P, advskew: 255 }), 'EINVAL');
+    await rejectsWith(b.setVhid('em0', 1, { ...P, advbaseSec: 0 }), 'EINVAL');
+    await rejectsWith(b.setPfsync({ syncdev: 'em1', maxupd: 256, defer: false, version: 1400 }), 'EINVAL');
+    await rejectsWith(b.setPfsync({ syncdev: 'em1', maxupd: 128, defer: false, version: 1234 }), 'EINVAL');
+  });
+
+  withEnv('an unknown interface is ENXIO', async ({ backend: b }) => {
+    await rejectsWith(b.setVhid('nosuch0', 1, P), 'ENXIO', 'nosuch0');
+  });
+
+  withEnv('removing the last address removes the vhid', async ({ backend: b }) => {
+    await b.setVhid('em0', 3, P);
+    await b.addAddress('em0', 3, '192.0.2.3/24');
+    await b.addAddress('em0', 3, '192.0.2.4/24');
+    await b.removeAddress('em0', 3, '192.0.2.3/24');
+    assert.deepEqual((await b.listVhids()).map((v) => v.addresses), [['192.0.2.4/24']]);
+    await b.removeAddress('em0', 3, '192.0.2.4/24');
+    assert.deepEqual(await b.listVhids(), []);
+    await rejectsWith(b.removeAddress('em0', 3, '192.0.2.4/24'), 'EADDRNOTAVAIL');
+    await rejectsWith(b.removeVhid('em0', 3), 'ENOENT');
+  });
+
+  withEnv('the same vhid on two interfaces is two vhids', async ({ backend: b }) => {
+    await b.setVhid('em0', 1, P);
+    await b.setVhid('em1', 1, { ...P, advskew: 50 });
+    await b.addAddress('em0', 1, '192.0.2.1/24');
+    await b.addAddress('em1', 1, '198.51.100.1/24');
+    const l = await b.listVhids();
+    assert.deepEqual(l.map((v) => `${v.interface}/${v.vhid}/${v.advskew}`), ['em0/1/0', 'em1/1/50']);
+  });
+
+  withEnv('unicast peers are kept and can be cleared back to multicast', async ({ backend: b }) => {
+    if (!b.capabilities().unicast) return;
+    await b.setVhid('em0', 4, { ...P, peer: '192.0.2.2', peer6: '2001:db8::2' });
+    await b.addAddress('em0', 4, '192.0.2.44/24');
+    let [v] = await b.listVhids();
+    assert.equal(v.peer, '192.0.2.2');
+    assert.equal(v.peer6, '2001:db8::2');
+    await b.setVhid('em0', 4, P);
+    [v] = await b.listVhids();
+    assert.equal(v.peer, undefined);
+    assert.equal(v.peer6, undefined);
+  });
+
+  withEnv('maintenance adds exactly 240 once and takes exactly that back', async ({ backend: b }) => {
+    const base = (await b.getCarpGlobals()).demotion;
+    await b.setMaintenance(true);
+    await b.setMaintenance(true);
+    assert.equal(await b.getMaintenance(), true);
+    assert.equal((await b.getCarpGlobals()).demotion, base + 240);
+    await b.setMaintenance(false);
+    assert.equal((await b.getCarpGlobals()).demotion, base);
+  });
+
+  withEnv('allow=0 puts every vhid in INIT; allow=1 brings them back', async ({ backend: b, elapse }) => {
+    await b.setVhid('em0', 9, P);
+    await b.addAddress('em0', 9, '192.0.2.9/24');
+    await elapse(3100);
+    assert.equal((await b.listVhids())[0].state, 'MASTER');
+    await b.setCarpGlobals({ allow: false, preempt: true });
+    assert.equal((await b.listVhids())[0].state, 'INIT');
+    assert.deepEqual(await b.getCarpGlobals().then((g) => [g.allow, g.preempt]), [false, true]);
+    await b.setCarpGlobals({ allow: true, preempt: true });
+    assert.notEqual((await b.listVhids())[0].state, 'INIT');
+  });
+
+  withEnv('state changes are reported with a reason; forced BACKUP is reported as such', async ({ backend: b, elapse }) => {
+    const seen: string[] = [];
+    const off = b.onStateChange((c) => seen.push(`${c.vhid}:${c.previous}->${c.state}:${c.reason}`));
+    await b.setVhid('em0', 5, P);
+    await b.addAddress('em0', 5, '192.0.2.5/24');
+    await elapse(3100);
+    assert.equal((await b.listVhids())[0].state, 'MASTER');
+    if (b.capabilities().forceState) {
+      await b.forceState('em0', 5, 'BACKUP');
+      const [v] = await b.listVhids();
+      assert.equal(v.state, 'BACKUP');
+      assert.match(v.reason, /forced/);
+    }
+    off();
+    assert.ok(seen.some((s) => s.startsWith('5:BACKUP->MASTER:') && s.length > 'x:BACKUP->MASTER:'.length + 2), seen.join('\n'));
+  });
+
+  withEnv('pfsync settings round-trip and report running', async ({ backend: b }) => {
+    await b.setPfsync({ syncdev: 'em1', syncpeer: '192.0.2.200', maxupd: 64, defer: true, version: 1301 });
+    const p = await b.getPfsync();
+    assert.deepEqual([p.syncdev, p.syncpeer, p.maxupd, p.defer, p.version, p.running], ['em1', '192.0.2.200', 64, true, 1301, true]);
+    await b.setPfsync({ maxupd: 128, defer: false, version: 1400 });
+    assert.equal((await b.getPfsync()).running, false);
+  });
+}

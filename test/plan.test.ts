@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { plan, type Snapshot, type Step } from '../src/service/plan.js';
+
+const P = { advbaseSec: 1, advskew: 0 };
+const base: Snapshot = { vhids: [], carp: { allow: true, preempt: true }, maintenance: false, pfsync: { maxupd: 128, defer: false, version: 1400 } };
+const snap = (vhids: Snapshot['vhids'], extra: Partial<Snapshot> = {}): Snapshot => ({ ...base, vhids, ...extra });
+const ops = (steps: Step[]) =>
+  steps.map((s) => ('address' in s ? `${s.op} ${s.interface}/${s.vhid} ${s.address}` : 'vhid' in s ? `${s.op} ${s.interface}/${s.vhid}` : s.op));
+
+/** Replays steps on a model of carp(4), failing where the kernel would. */
+function replay(start: Snapshot, steps: Step[]): Snapshot['vhids'] {
+  const m = new Map(start.vhids.map((v) => [`${v.interface}/${v.vhid}`, { ...v, addresses: [...v.addresses] }]));
+  for (const s of steps) {
+    if (!('vhid' in s)) continue;
+    const k = `${s.interface}/${s.vhid}`;
+    if (s.op === 'vhid.set') m.set(k, { interface: s.interface, vhid: s.vhid, params: s.params, addresses: m.get(k)?.addresses ?? [] });
+    else if (s.op === 'vhid.remove') assert.ok(m.delete(k), `remove of absent ${k}`);
+    else if (s.op === 'address.add') {
+      assert.ok(m.has(k), `address before vhid: ${k}`);
+      for (const v of m.values()) if (v.interface === s.interface) v.addresses = v.addresses.filter((a) => a.split('/')[0] !== s.address.split('/')[0]);
+      m.get(k)!.addresses.push(s.address);
+    } else if (s.op === 'address.remove') {
+      const v = m.get(k);
+      assert.ok(v && v.addresses.includes(s.address), `remove of absent ${s.address}`);
+      v.addresses = v.addresses.filter((a) => a !== s.address);
+      if (v.addresses.length === 0) m.delete(k);
+    }
+  }
+  return [...m.values()].sort((a, b) => `${a.interface}/${a.vhid}`.localeCompare(`${b.interface}/${b.vhid}`));
+}
+
+function assertConverges(target: Snapshot, live: Snapshot): Step[] {
+  const steps = plan(target, live);
+  const after = replay(live, steps);
+  const want = [...target.vhids].sort((a, b) => `${a.interface}/${a.vhid}`.localeCompare(`${b.interface}/${b.vhid}`));
+  assert.deepEqual(
+    after.map((v) => [v.interface, v.vhid, v.params, [...v.addresses].sort()]),
+    want.map((v) => [v.interface, v.vhid, v.params, [...v.addresses].sort()]),
+  );
+  assert.deepEqual(plan(target, snap(after, { carp: target.carp, maintenance: target.maintenance, pfsync: target.pfsync })), [], 'a second plan must be empty');
+  return steps;
+}
+
+test('a new VIP: vhid first, then its addresses', () => {
+  const steps = assertConverges(snap([{ interface: 'em0', vhid: 1, params: P, addresses: ['192.0.2.1/24', '2001:db8::1/64'] }]), snap([]));
+  assert.deepEqual(ops(steps), ['vhid.set em0/1', 'address.add em0/1 192.0.2.1/24', 'address.add em0/1 2001:db8::1/64']);
+});
+
+test('nothing to do when live matches', () => {
+  const v = [{ interface: 'em0', vhid: 1, params: P, addresses: ['192.0.2.1/24'] }];
+  assert.deepEqual(plan(snap(v), snap(v)), []);
+});
+
+test('replacing every address of a vhid adds before removing, so the vhid survives', () => {
+  const steps = assertConverges(snap([{ interface: 'em0', vhid: 1, params: P, addresses: ['192.0.2.2/24'] }]), snap([{ interface: 'em0', vhid: 1, params: P, addresses: ['192.0.2.1/24'] }]));
+  assert.deepEqual(ops(steps), ['address.add em0/1 192.0.2.2/24', 'address.remove em0/1 192.0.2.1/24']);
+});
+
+test('moving an address between vhids removes it first and recreates a vhid that emptied', () => {
+  const live = snap([
+    { interface: 'em0', vhid: 1, params: P, addresses: ['192.0.2.1/24'] },
+    { interface: 'em0', vhid: 2, params: P, addresses: ['192.0.2.2/24'] },
+  ]);
+  const target = snap([
+    { interface: 'em0', vhid: 1, params: P, addresses: ['192.0.2.2/24'] },
+    { interface: 'em0', vhid: 2, params: P, addresses: ['192.0.2.1/24'] },
+  ]);
+  assertConverges(target, live);
+});
+
+test('a vhid that is no longer wanted is removed whole; parameter changes update in place', () => {
+  const live = snap([
+    { interface: 'em0', vhid: 1, params: P, addresses: ['192.0.2.1/24'] },
+    { interface: 'em1', vhid: 1, params: P, addresses: ['198.51.100.1/24'] },
+  ]);
+  const target = snap([{ interface: 'em0', vhid: 1, params: { ...P, advskew: 100, key: 'k' }, addresses: ['192.0.2.1/24'] }]);
+  const steps = assertConverges(target, live);
+  assert.deepEqual(ops(steps), ['vhid.set em0/1', 'vhid.remove em1/1']);
+  assert.equal((steps[0] as Extract<Step, { op: 'vhid.set' }>).create, false);
+});
+
+test('a changed prefix length replaces the address', () => {
+  assertConverges(snap([{ interface: 'em0', vhid: 1, params: P, addresses: ['192.0.2.1/25'] }]), snap([{ interface: 'em0', vhid: 1, params: P, addresses: ['192.0.2.1/24'] }]));
+});
+
+test('globals, maintenance and pfsync are planned only when they differ', () => {
+  const target = snap([], { carp: { allow: false, preempt: true }, maintenance: true, pfsync: { syncdev: 'em1', maxupd: 64, defer: true, version: 1400 } });
+  assert.deepEqual(ops(plan(target, snap([]))), ['carp.set', 'maintenance.set', 'pfsync.set']);
+  // A detached pfsync ignores the other fields.
+  assert.deepEqual(plan(snap([], { pfsync: { maxupd: 1, defer: true, version: 1301 } }), snap([])), []);
+});
+
+test('planning back to the snapshot before a change undoes it', () => {
+  const before = snap([{ interface: 'em0', vhid: 1, params: P, addresses: ['192.0.2.1/24'] }]);
+  const half = snap([
+    { interface: 'em0', vhid: 1, params: { ...P, advskew: 9 }, addresses: ['192.0.2.1/24', '192.0.2.9/24'] },
+    { interface: 'em0', vhid: 3, params: P, addresses: [] },
+  ]);
+  assertConverges(before, half);
+});
