@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { plan, type Snapshot, type Step } from '../src/service/plan.js';
+import { changeTarget, plan, targetOf, type Snapshot, type Step } from '../src/service/plan.js';
+import { initialState } from '../src/config/model.js';
 
 const P = { advbaseSec: 1, advskew: 0 };
 const base: Snapshot = { vhids: [], carp: { allow: true, preempt: true }, maintenance: false, pfsync: { maxupd: 128, defer: false, version: 1400 } };
@@ -86,7 +87,11 @@ test('a changed prefix length replaces the address', () => {
 
 test('globals, maintenance and pfsync are planned only when they differ', () => {
   const target = snap([], { carp: { allow: false, preempt: true }, maintenance: true, pfsync: { syncdev: 'em1', maxupd: 64, defer: true, version: 1400 } });
-  assert.deepEqual(ops(plan(target, snap([]))), ['carp.set', 'maintenance.set', 'pfsync.set']);
+  assert.deepEqual(ops(plan(target, snap([]))), ['maintenance.set', 'carp.set', 'pfsync.set']);
+  // Entering maintenance precedes every vhid step; leaving it follows them.
+  const v = [{ interface: 'em0', vhid: 1, params: P, addresses: ['192.0.2.1/24'] }];
+  assert.deepEqual(ops(plan(snap(v, { maintenance: true }), snap([]))), ['maintenance.set', 'vhid.set em0/1', 'address.add em0/1 192.0.2.1/24']);
+  assert.deepEqual(ops(plan(snap(v), snap([], { maintenance: true }))), ['vhid.set em0/1', 'address.add em0/1 192.0.2.1/24', 'maintenance.set']);
   // A detached pfsync ignores the other fields.
   assert.deepEqual(plan(snap([], { pfsync: { maxupd: 1, defer: true, version: 1301 } }), snap([])), []);
 });
@@ -98,4 +103,22 @@ test('planning back to the snapshot before a change undoes it', () => {
     { interface: 'em0', vhid: 3, params: P, addresses: [] },
   ]);
   assertConverges(before, half);
+});
+
+test('a change is planned on its own: drift elsewhere is neither touched nor blocking', () => {
+  const before = initialState(new Date(0));
+  before.vips = [
+    { interface: 'em0', vhid: 1, addresses: ['192.0.2.1/24'], advbaseSec: 1, advskew: 0, mode: 'multicast', description: '', nosync: false },
+    { interface: 'gone0', vhid: 1, addresses: ['198.51.100.1/24'], advbaseSec: 1, advskew: 0, mode: 'multicast', description: '', nosync: false },
+  ];
+  const after = structuredClone(before);
+  after.vips[0].advskew = 50;
+  // Live: gone0's vhid is missing (drift), em0 as stored, plus a vhid carpd does not know.
+  const live = snap([
+    { interface: 'em0', vhid: 1, params: P, addresses: ['192.0.2.1/24'] },
+    { interface: 'em1', vhid: 9, params: P, addresses: ['203.0.113.9/24'] },
+  ]);
+  assert.deepEqual(ops(plan(changeTarget(before, after, live), live)), ['vhid.set em0/1']);
+  // The full target would also try to create gone0's vhid and remove em1's.
+  assert.deepEqual(ops(plan(targetOf(after), live)).sort(), ['address.add gone0/1 198.51.100.1/24', 'vhid.remove em1/9', 'vhid.set em0/1', 'vhid.set gone0/1'].sort());
 });

@@ -33,15 +33,21 @@ interface ValidatorError {
   status?: number;
   statusCode?: number;
   type?: string;
+  /** zlib's code (Z_DATA_ERROR, Z_BUF_ERROR) when a compressed body does not inflate. */
+  code?: string;
   message?: string;
   errors?: { path?: string; message?: string; errorCode?: string }[];
+  /** express-openapi-validator puts the resource's methods here on a 405. */
+  headers?: Record<string, string>;
 }
 
 /** Errors from express.json and express-openapi-validator, in carpd's terms. */
-function translate(err: unknown): CarpdError | undefined {
+function translate(err: unknown, req: Request): CarpdError | undefined {
   if (err instanceof CarpdError) return err;
   const e = err as ValidatorError;
   if (e?.type === 'entity.parse.failed') return new CarpdError('CARPD_ERR_MALFORMED_JSON', `the body is not valid JSON: ${e.message ?? ''}`.trim());
+  // A body that does not decompress is unreadable, not a schema mismatch.
+  if (typeof e?.code === 'string' && e.code.startsWith('Z_')) return new CarpdError('CARPD_ERR_MALFORMED_JSON', `the body could not be decompressed (${e.message ?? e.code}); check Content-Encoding or send it uncompressed`);
   if (e?.type === 'entity.too.large') return new CarpdError('CARPD_ERR_BODY_TOO_LARGE', 'the body is larger than 64 KiB');
   if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return new CarpdError('CARPD_ERR_UNSUPPORTED_MEDIA_TYPE', `${e.message ?? 'unsupported encoding'}; send UTF-8 JSON`);
   const status = e?.status ?? e?.statusCode;
@@ -56,6 +62,7 @@ function translate(err: unknown): CarpdError | undefined {
     case 413:
       return new CarpdError('CARPD_ERR_BODY_TOO_LARGE', 'the body is larger than 64 KiB');
     case 415:
+      if (req.headers['content-type'] === undefined) return new CarpdError('CARPD_ERR_UNSUPPORTED_MEDIA_TYPE', 'the request has no body or no Content-Type; send a JSON body with Content-Type: application/json');
       return new CarpdError('CARPD_ERR_UNSUPPORTED_MEDIA_TYPE', `${e.message ?? 'unsupported media type'}; send Content-Type: application/json`);
     default:
       return undefined;
@@ -64,7 +71,7 @@ function translate(err: unknown): CarpdError | undefined {
 
 export function errorHandler(logger: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
-    let e = translate(err);
+    let e = translate(err, req);
     if (!e) {
       const v = err as ValidatorError;
       if ((v?.status ?? 0) === 500 && Array.isArray(v?.errors)) {
@@ -75,6 +82,9 @@ export function errorHandler(logger: Logger) {
       e = new CarpdError('CARPD_ERR_INTERNAL', 'carpd failed to answer this request; the error is in its log');
     }
     if (res.headersSent) return;
+    // RFC 9110 requires a 405 to name the methods the resource does allow.
+    const allow = (err as ValidatorError)?.headers?.Allow;
+    if (e.code === 'CARPD_ERR_METHOD_NOT_ALLOWED' && allow) res.setHeader('Allow', allow.toUpperCase());
     sendProblem(res, e, req);
   };
 }

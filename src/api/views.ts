@@ -1,5 +1,5 @@
 /** Internal records in the API's shapes. Nothing secret is ever copied into a view. */
-import type { DesiredState, VipConfig } from '../config/model.js';
+import { sortVips, type DesiredState, type VipConfig } from '../config/model.js';
 import { effectiveSkew, type LiveVhid, type PfsyncLive } from '../kernel/backend.js';
 
 export function vipView(v: VipConfig, live?: LiveVhid) {
@@ -44,7 +44,7 @@ export function configView(s: DesiredState) {
     schemaVersion: s.schemaVersion,
     revision: s.revision,
     updatedAt: s.updatedAt,
-    vips: s.vips.map((v) => vipView(v)),
+    vips: sortVips(s.vips).map((v) => vipView(v)),
     carp: { ...s.carp },
     pfsync: pfsyncConfigView(s.pfsync),
     api: { tokens: s.api.tokens.map((t) => ({ name: t.name, role: t.role, createdAt: t.createdAt })) },

@@ -3,7 +3,7 @@ import type { Command } from "./command.js";
 const GLOBAL = `global flags (allowed anywhere):
   --url URL          carpd's address (env CARPD_URL, default http://127.0.0.1:8080)
   --token T          API token (env CARPD_TOKEN, else <state-dir>/admin.token)
-  --state-dir DIR    where admin.token lives (env CARPD_STATE_DIR, default ./var)
+  --state-dir DIR    where admin.token lives (env CARPD_STATE_DIR, default ./var in a checkout, /var/db/carpd installed)
   --json             print the raw JSON answer, for scripts
   --if-match REV     only change when the desired state is still at revision REV
   --dry-run          show the plan; apply and store nothing

@@ -13,11 +13,11 @@ import { pfsyncCommands } from "./pfsync.js";
 import { statusCommands } from "./status.js";
 import { tokenCommands } from "./token.js";
 import { vipCommands } from "./vip.js";
+import { defaultStateDir } from "../paths.js";
 
 export type { CliIO } from "./io.js";
 
 export const DEFAULT_URL = "http://127.0.0.1:8080";
-export const DEFAULT_STATE_DIR = "./var";
 
 const commands: Command[] = [
   ...statusCommands,
@@ -88,7 +88,7 @@ function makeContext(io: CliIO, values: Values, cmd: Command): Ctx {
   const name = cmd.words.join(" ");
   if (dryRun && !cmd.dryRun) throw new UsageError(`--dry-run does not apply to '${name}'`);
   if (ifMatch && !cmd.ifMatch) throw new UsageError(`--if-match does not apply to '${name}'`);
-  const stateDir = str(values, "state-dir") ?? (io.env.CARPD_STATE_DIR || DEFAULT_STATE_DIR);
+  const stateDir = str(values, "state-dir") ?? (io.env.CARPD_STATE_DIR || defaultStateDir());
   const { token, source } = resolveToken(values, io.env, stateDir);
   const api = createClient<paths>({
     baseUrl: url,

@@ -82,7 +82,13 @@ export class ConfigStore {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigFileError(file, '', `cannot be read: ${(e as Error).message}`);
     }
     if (text === undefined) {
-      const leftovers = (await fs.readdir(path.join(dir, 'revisions'))).filter((n) => n.endsWith('.json'));
+      let leftovers = (await fs.readdir(path.join(dir, 'revisions'))).filter((n) => n.endsWith('.json'));
+      // A first start killed between its two writes leaves only revision 0, never acknowledged:
+      // start over rather than refuse to start forever.
+      if (leftovers.length === 1 && leftovers[0] === revisionName(0)) {
+        await fs.rm(path.join(dir, 'revisions', leftovers[0]), { force: true });
+        leftovers = [];
+      }
       if (leftovers.length > 0) {
         throw new ConfigFileError(file, '', `is missing while ${leftovers.length} stored revisions exist; restore it (for example from revisions/) instead of starting empty`);
       }
@@ -167,6 +173,12 @@ async function loadHistory(dir: string, current: number): Promise<RevisionMeta[]
       // A history file that does not parse only loses that history entry; config.json is the truth.
     }
   }
+  // A crash after a commit but before its pruning leaves one revision too many; prune it now,
+  // or nothing ever would (the next commit only removes the oldest one it knows of).
+  for (const old of metas.splice(0, Math.max(0, metas.length - KEEP_REVISIONS))) {
+    await fs.rm(path.join(dir, revisionName(old.revision)), { force: true });
+    removed = true;
+  }
   if (removed) await fsyncDir(dir);
-  return metas.slice(-KEEP_REVISIONS);
+  return metas;
 }

@@ -1,10 +1,11 @@
 /** Command-line flags and their environment variables; flags win. */
-import { existsSync } from 'node:fs';
 import { platform } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '../kernel/backend.js';
+import { defaultStateDir } from '../paths.js';
+
+export { PACKAGE_ROOT } from '../paths.js';
 
 export interface DaemonOptions {
   listenHost: string;
@@ -17,7 +18,6 @@ export interface DaemonOptions {
 
 export class UsageError extends Error {}
 
-export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export const USAGE = `usage: carpd [--listen HOST:PORT] [--state-dir DIR] [--config FILE] [--backend memory|sim|linux|freebsd] [--log-level LEVEL]
 
@@ -30,11 +30,6 @@ export const USAGE = `usage: carpd [--listen HOST:PORT] [--state-dir DIR] [--con
 `;
 
 const BACKENDS: BackendName[] = ['memory', 'sim', 'linux', 'freebsd'];
-
-export function defaultStateDir(): string {
-  // A checkout keeps its state beside the code; an installed carpd uses the system location.
-  return existsSync(path.join(PACKAGE_ROOT, '.git')) ? path.join(PACKAGE_ROOT, 'var') : '/var/db/carpd';
-}
 
 export function defaultBackend(os = platform()): BackendName {
   return os === 'freebsd' ? 'freebsd' : 'memory';

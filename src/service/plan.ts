@@ -87,6 +87,8 @@ export function plan(target: Snapshot, live: Snapshot): Step[] {
   };
   const has = (k: string, a: string) => sim.get(k)?.addresses.some((x) => x === a) ?? false;
 
+  // 0. Entering maintenance comes first, so no vhid created below is ever advertised undemoted.
+  if (target.maintenance && !live.maintenance) steps.push({ op: 'maintenance.set', enabled: true });
   // 1. Create or update the vhids, then add the addresses nobody else holds.
   for (const t of target.vhids) setVhid(t);
   const deferred: SnapshotVhid[] = [];
@@ -138,9 +140,39 @@ export function plan(target: Snapshot, live: Snapshot): Step[] {
   }
   // 4. Globals.
   if (target.carp.allow !== live.carp.allow || target.carp.preempt !== live.carp.preempt) steps.push({ op: 'carp.set', globals: target.carp });
-  if (target.maintenance !== live.maintenance) steps.push({ op: 'maintenance.set', enabled: target.maintenance });
+  if (!target.maintenance && live.maintenance) steps.push({ op: 'maintenance.set', enabled: false });
   if (!samePfsync(target.pfsync, live.pfsync)) steps.push({ op: 'pfsync.set', settings: target.pfsync });
   return steps;
+}
+
+/**
+ * The target for one change: what the change touches comes from the new desired state, what
+ * it leaves alone stays as it is live. A change is then planned and undone on its own, and a
+ * drift elsewhere (an interface that vanished) neither blocks it nor is repaired by it: that
+ * is the reconciler's job.
+ */
+export function changeTarget(before: DesiredState, after: DesiredState, live: Snapshot): Snapshot {
+  const next = targetOf(after);
+  const prev = targetOf(before);
+  const prevByKey = new Map(prev.vhids.map((v) => [keyOf(v), v]));
+  const liveByKey = new Map(live.vhids.map((v) => [keyOf(v), v]));
+  const nextKeys = new Set(next.vhids.map(keyOf));
+  const vhids: SnapshotVhid[] = [];
+  for (const v of next.vhids) {
+    const old = prevByKey.get(keyOf(v));
+    const unchanged = old !== undefined && JSON.stringify(old) === JSON.stringify(v);
+    if (!unchanged) vhids.push(v);
+    else if (liveByKey.has(keyOf(v))) vhids.push(liveByKey.get(keyOf(v))!);
+  }
+  // Live vhids the change does not remove stay, whether carpd configured them or not.
+  for (const v of live.vhids) if (!nextKeys.has(keyOf(v)) && !prevByKey.has(keyOf(v))) vhids.push(v);
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  return {
+    vhids,
+    carp: same(prev.carp, next.carp) ? live.carp : next.carp,
+    maintenance: prev.maintenance === next.maintenance ? live.maintenance : next.maintenance,
+    pfsync: same(prev.pfsync, next.pfsync) ? live.pfsync : next.pfsync,
+  };
 }
 
 /** A step in words, for dry runs and logs. Keys are never shown, only that they change. */

@@ -12,7 +12,7 @@ import { checkState } from '../config/validate.js';
 import type { KernelBackend, LiveVhid, PfsyncLive, StateChange } from '../kernel/backend.js';
 import { effectiveSkew } from '../kernel/backend.js';
 import { KernelError } from '../kernel/errno.js';
-import { describeStep, plan, targetOf, type Snapshot, type Step } from './plan.js';
+import { changeTarget, describeStep, plan, targetOf, type Snapshot, type Step } from './plan.js';
 import { fromKernelError } from './kernel-errors.js';
 import { SerialQueue } from './queue.js';
 import { describeChanges } from './changes.js';
@@ -96,19 +96,40 @@ export class CarpService {
     return this.reconcile();
   }
 
-  /** Applies the stored desired state to the backend. A failure is reported, not thrown. */
+  /**
+   * Makes the backend match the stored desired state as far as it can: a step that fails is
+   * reported and skipped (with the addresses of a vhid that could not be set), the others are
+   * applied, so one missing interface does not keep every other VIP down.
+   */
   reconcile(): Promise<ReconcileStatus> {
     return this.queue.run(async () => {
       const desired = this.store.current();
+      const failures: string[] = [];
+      let applied = 0;
       try {
         const steps = plan(targetOf(desired), await this.snapshot());
-        await this.applyWithUndo(steps);
-        this.lastReconcile = { ok: true, at: this.now() };
-        if (steps.length > 0) this.logger.info({ event: 'reconcile', revision: desired.revision, steps: steps.length }, `backend reconciled to revision ${desired.revision} in ${steps.length} steps`);
+        const failedVhids = new Set<string>();
+        for (const step of steps) {
+          const vhidKey = 'vhid' in step ? `${step.interface}/${step.vhid}` : '';
+          if (step.op === 'address.add' && failedVhids.has(vhidKey)) continue;
+          try {
+            await this.applyStep(step);
+            applied++;
+          } catch (e) {
+            if (step.op === 'vhid.set') failedVhids.add(vhidKey);
+            const d = describeStep(step);
+            const why = e instanceof KernelError ? fromKernelError(e).message : e instanceof Error ? e.message : String(e);
+            failures.push(`${d.target}: ${why}`);
+          }
+        }
       } catch (e) {
-        const error = e instanceof CarpdError ? e.message : e instanceof KernelError ? fromKernelError(e).message : String(e);
-        this.lastReconcile = { ok: false, at: this.now(), error };
-        this.logger.error({ event: 'reconcile.failed', revision: desired.revision, err: error }, `could not apply revision ${desired.revision} to the backend: ${error}`);
+        failures.push(e instanceof Error ? e.message : String(e));
+      }
+      this.lastReconcile = failures.length === 0 ? { ok: true, at: this.now() } : { ok: false, at: this.now(), error: failures.join('; ') };
+      if (failures.length > 0) {
+        this.logger.error({ event: 'reconcile.failed', revision: desired.revision, applied, errors: failures }, `revision ${desired.revision} only partly applied to the backend: ${failures.join('; ')}`);
+      } else if (applied > 0) {
+        this.logger.info({ event: 'reconcile', revision: desired.revision, steps: applied }, `backend reconciled to revision ${desired.revision} in ${applied} steps`);
       }
       return this.lastReconcile;
     });
@@ -144,7 +165,7 @@ export class CarpService {
       if (problems.length > 0) throw fromProblems(problems);
       this.checkCapabilities(draft);
       const live = await this.snapshot();
-      const steps = plan(targetOf(draft), live);
+      const steps = plan(changeTarget(current, draft, live), live);
       if (opts.dryRun) {
         return { kind: 'plan', plan: { dryRun: true, fromRevision: current.revision, changes: describeChanges(current, draft), steps: steps.map(describeStep) } } as const;
       }
@@ -160,7 +181,7 @@ export class CarpService {
         await this.store.commit(next, { actor: opts.actor, summary: words });
       } catch (e) {
         this.logger.error({ event: 'store.failed', err: String(e) }, 'could not store the new revision; undoing the change');
-        await this.applyWithUndo(plan(targetOf(current), await this.snapshot())).catch(() => undefined);
+        await this.applyWithUndo(plan(live, await this.snapshot())).catch(() => undefined);
         throw new CarpdError('CARPD_ERR_STORE', `the change was applied but could not be stored (${(e as Error).message}), so it was undone; check the state directory`);
       }
       this.logger.info({ event: 'config.commit', revision: next.revision, actor: opts.actor, steps: steps.length }, `revision ${next.revision}: ${words}`);

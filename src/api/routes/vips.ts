@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { findVip, type VipConfig } from '../../config/model.js';
+import { findVip, sortVips, type VipConfig } from '../../config/model.js';
 import { CarpdError } from '../../errors.js';
 import type { CarpService } from '../../service/service.js';
 import { vipNotFound } from '../../service/service.js';
@@ -17,7 +17,7 @@ export function vipsRouter(service: CarpService): Router {
     const iface = req.query.interface === undefined ? undefined : String(req.query.interface);
     const live = liveIndex(await service.liveVhids());
     res.setHeader('ETag', etagOf(state.revision));
-    res.json({ revision: state.revision, items: state.vips.filter((v) => iface === undefined || v.interface === iface).map((v) => vipView(v, live(v))) });
+    res.json({ revision: state.revision, items: sortVips(state.vips).filter((v) => iface === undefined || v.interface === iface).map((v) => vipView(v, live(v))) });
   });
 
   r.post('/v1/vips', async (req, res) => {
