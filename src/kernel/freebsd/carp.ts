@@ -1,0 +1,326 @@
+/**
+ * The two ways to read and configure carp(4) vhids (freebsd-kernel-abi.md §3.2, §3.5):
+ *
+ *  netlink (14.0+)  generic netlink family "carp": GET dumps an interface's vhids, SET takes the
+ *                   whole attribute set (omitted attributes are zero-filled, T11). The only way
+ *                   to set unicast peers.
+ *  ioctl            SIOCGVH / SIOCSVH with a struct carpreq behind ifr_data (T5). On 13 the
+ *                   list-all form (vhid 0) is correct; on 14 it returns garbage after slot 0
+ *                   (T11), so there every vhid is queried on its own.
+ *
+ * Both answer in the same terms (KernelVhid / CarpSet), so the backend does not care which one
+ * the running kernel offers. Failures are the KernelErrors of the libc binding; the backend
+ * names the operation around them.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CarpState } from '../backend.js';
+import { FREEBSD_ERRNO, KernelError } from '../errno.js';
+import { CARP_MAXVHID, CARP_STATE, SIOCGVH, SIOCSVH, SIZEOF, carpStateName, ifreqBytes } from './layout.js';
+import { carpKeyBytes, carpreqBytes, decodeCarpreq, encodeCarpreq } from './layout-carp.js';
+import type { Libc } from './libc.js';
+import { NLMSG_ERROR, NetlinkStream, buildGetFamilyRequest, decodeNlmsgerr, parseGetFamilyReply } from './netlink.js';
+import { CARP_NL_FAMILY_NAME, CarpGetReplyParser, type CarpNlVhid, buildCarpGetRequest, buildCarpSetRequest } from './netlink-carp.js';
+
+/** recv(2) flag (sys/socket.h): never wait for data. FreeBSD's value, not Linux's 0x40. */
+export const MSG_DONTWAIT = 0x80;
+
+export interface KernelVhid {
+  vhid: number;
+  state: CarpState;
+  advbase: number;
+  advskew: number;
+  /** Raw key bytes as the kernel returned them; undefined when not privileged (or no key attribute). */
+  key?: Buffer;
+  peer?: string;
+  peer6?: string;
+  /** 15.0+ netlink only. */
+  version?: number;
+  vrrpPriority?: number;
+  vrrpAdvInterCs?: number;
+}
+
+export interface CarpSet {
+  iface: string;
+  vhid: number;
+  advbase: number;
+  advskew: number;
+  /** undefined: the kernel keeps its key (neither transport can clear one, T10). */
+  key?: string;
+  forceState?: 'BACKUP' | 'MASTER';
+  /** undefined: multicast. The ioctl transport cannot carry peers at all. */
+  peer?: string;
+  peer6?: string;
+  version?: number;
+  vrrpPriority?: number;
+  vrrpAdvInterCs?: number;
+}
+
+export interface CarpTransport {
+  readonly kind: 'netlink' | 'ioctl';
+  /** Every vhid of the interface; [] when it has no carp at all. ENXIO when it does not exist. */
+  list(iface: string): Promise<KernelVhid[]>;
+  /** One vhid, or undefined when it does not exist. */
+  get(iface: string, vhid: number): Promise<KernelVhid | undefined>;
+  set(p: CarpSet): Promise<void>;
+  close(): void;
+}
+
+const isErrno = (e: unknown, name: keyof typeof FREEBSD_ERRNO) => e instanceof KernelError && e.errno === FREEBSD_ERRNO[name];
+
+function stateOf(n: number): CarpState {
+  const s = carpStateName(n);
+  if (!s) throw new KernelError('decode carpreq', FREEBSD_ERRNO.EBADMSG, undefined, `carpr_state ${n} is not 0..2`);
+  return s;
+}
+
+// ---- ioctl --------------------------------------------------------------------------------
+
+export class IoctlCarp implements CarpTransport {
+  readonly kind = 'ioctl' as const;
+
+  /**
+   * @param listAll use SIOCGVH with vhid 0 to read every vhid at once: correct on 13 (§3.2),
+   *                broken on 14 (T11), where the backend passes false.
+   */
+  constructor(
+    private readonly libc: Libc,
+    private readonly fd: number,
+    private readonly listAll: boolean,
+  ) {}
+
+  private getvh(iface: string, buf: Buffer): void {
+    // ifr_data points at buf for the duration of the (synchronous) call; buf stays referenced.
+    this.libc.ioctl(this.fd, SIOCGVH, ifreqBytes({ name: iface, data: this.libc.addressOf(buf) }), iface);
+  }
+
+  private decode(buf: Buffer, off: number): KernelVhid {
+    const cr = decodeCarpreq(buf, off);
+    return { vhid: cr.vhid, state: stateOf(cr.state), advbase: cr.advbase, advskew: cr.advskew, key: cr.key };
+  }
+
+  async get(iface: string, vhid: number): Promise<KernelVhid | undefined> {
+    const cr = carpreqBytes({ count: 1, vhid, state: 0, advskew: 0, advbase: 0, key: Buffer.alloc(0) });
+    try {
+      this.getvh(iface, cr);
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return undefined;
+      throw e;
+    }
+    return this.decode(cr, 0);
+  }
+
+  async list(iface: string): Promise<KernelVhid[]> {
+    if (this.listAll) {
+      const all = this.readAll(iface);
+      if (all) return all;
+    }
+    // One SIOCGVH per possible vhid, as `ifconfig IF carp` does on 14.
+    const out: KernelVhid[] = [];
+    for (let v = 1; v <= CARP_MAXVHID; v++) {
+      const got = await this.get(iface, v);
+      if (got) out.push(got);
+    }
+    return out;
+  }
+
+  /** 13.x list-all: slot i holds vhid i, each slot's carpr_count the total. undefined if the answer does not add up. */
+  private readAll(iface: string): KernelVhid[] | undefined {
+    const buf = Buffer.alloc(SIZEOF.carpreq * CARP_MAXVHID);
+    encodeCarpreq({ count: CARP_MAXVHID, vhid: 0, state: 0, advskew: 0, advbase: 0, key: Buffer.alloc(0) }, buf, 0);
+    try {
+      this.getvh(iface, buf);
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return []; // the interface has no carp at all
+      throw e;
+    }
+    const n = buf.readInt32LE(0);
+    if (!Number.isInteger(n) || n < 1 || n > CARP_MAXVHID) return undefined;
+    const out: KernelVhid[] = [];
+    const seen = new Set<number>();
+    for (let i = 0; i < n; i++) {
+      const cr = decodeCarpreq(buf, i * SIZEOF.carpreq);
+      if (cr.count !== n || cr.vhid < 1 || cr.vhid > CARP_MAXVHID || seen.has(cr.vhid) || !carpStateName(cr.state)) return undefined;
+      seen.add(cr.vhid);
+      out.push(this.decode(buf, i * SIZEOF.carpreq));
+    }
+    return out;
+  }
+
+  async set(p: CarpSet): Promise<void> {
+    if (p.peer !== undefined || p.peer6 !== undefined) {
+      throw KernelError.of('EOPNOTSUPP', `set vhid ${p.vhid}`, p.iface, 'struct carpreq has no peer field; unicast needs the carp netlink family (FreeBSD 14+)');
+    }
+    const cr = carpreqBytes({
+      count: 1,
+      vhid: p.vhid,
+      // carpr_state 0 (INIT) asks for no change; only BACKUP/MASTER force one (§3.2).
+      state: p.forceState === undefined ? 0 : CARP_STATE[p.forceState],
+      advskew: p.advskew,
+      advbase: p.advbase,
+      // An all-zero key keeps the current key (§3.2: replaced only when carpr_key[0] != 0).
+      key: p.key === undefined ? Buffer.alloc(0) : carpKeyBytes(p.key),
+    });
+    this.libc.ioctl(this.fd, SIOCSVH, ifreqBytes({ name: p.iface, data: this.libc.addressOf(cr) }), p.iface);
+  }
+
+  close(): void {}
+}
+
+// ---- netlink --------------------------------------------------------------------------------
+
+/** How long a reply may take to appear. The kernel queues it before send() returns (§3.5). */
+const RECV_RETRIES = 20;
+const RECV_BUFFER = 64 * 1024;
+
+/**
+ * A generic netlink socket driven without blocking the event loop: send, then recv with
+ * MSG_DONTWAIT until the reply is complete; EAGAIN is retried a bounded number of times with
+ * short timer waits (never a blocking recv, which would stall Node if a reply never came).
+ * Requests are serialized, so replies of two requests never interleave.
+ */
+export class NetlinkSocket {
+  private seq = Math.floor(Math.random() * 0x7fffffff);
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly buf = Buffer.alloc(RECV_BUFFER);
+
+  constructor(
+    private readonly libc: Libc,
+    readonly fd: number,
+  ) {}
+
+  nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0 || 1;
+    return this.seq;
+  }
+
+  /** Sends `msg` and feeds every received chunk to `consume` until it returns true. */
+  request(msg: Buffer, consume: (chunk: Buffer) => boolean): Promise<void> {
+    const run = this.chain.then(() => this.exchange(msg, consume));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private recvNow(): number | undefined {
+    try {
+      return this.libc.recv(this.fd, this.buf, MSG_DONTWAIT);
+    } catch (e) {
+      if (isErrno(e, 'EAGAIN')) return undefined;
+      throw e;
+    }
+  }
+
+  private async exchange(msg: Buffer, consume: (chunk: Buffer) => boolean): Promise<void> {
+    // Whatever an earlier, abandoned request left queued is not ours.
+    while ((this.recvNow() ?? 0) > 0);
+    this.libc.send(this.fd, msg, 0);
+    for (let idle = 0; ; ) {
+      const n = this.recvNow();
+      if (n === undefined || n === 0) {
+        if (++idle > RECV_RETRIES) throw KernelError.of('ETIMEDOUT', 'netlink recv', undefined, `no complete reply after ${RECV_RETRIES} tries`);
+        await sleep(Math.min(idle, 10));
+        continue;
+      }
+      idle = 0;
+      if (consume(Buffer.from(this.buf.subarray(0, n)))) return;
+    }
+  }
+
+  /** The id of a generic netlink family; EPROTONOSUPPORT when it is not registered (§3.5). */
+  async resolveFamily(name: string): Promise<number> {
+    const seq = this.nextSeq();
+    let id: number | undefined;
+    await this.request(buildGetFamilyRequest(seq, name), (chunk) => {
+      id = parseGetFamilyReply(chunk, { seq, family: name });
+      return id !== undefined;
+    });
+    return id!;
+  }
+
+  close(): void {
+    this.libc.close(this.fd);
+  }
+}
+
+function fromNl(v: CarpNlVhid): KernelVhid {
+  return {
+    vhid: v.vhid,
+    state: v.state,
+    advbase: v.advbase,
+    advskew: v.advskew,
+    ...(v.key ? { key: v.key } : {}),
+    ...(v.peer ? { peer: v.peer } : {}),
+    ...(v.peer6 ? { peer6: v.peer6 } : {}),
+    ...(v.version !== undefined ? { version: v.version } : {}),
+    ...(v.vrrpPriority !== undefined ? { vrrpPriority: v.vrrpPriority } : {}),
+    ...(v.vrrpAdvInterCs !== undefined ? { vrrpAdvInterCs: v.vrrpAdvInterCs } : {}),
+  };
+}
+
+export class NetlinkCarp implements CarpTransport {
+  readonly kind = 'netlink' as const;
+
+  constructor(
+    private readonly libc: Libc,
+    private readonly sock: NetlinkSocket,
+    readonly familyId: number,
+  ) {}
+
+  static async open(libc: Libc, sock: NetlinkSocket): Promise<NetlinkCarp> {
+    return new NetlinkCarp(libc, sock, await sock.resolveFamily(CARP_NL_FAMILY_NAME));
+  }
+
+  private async dump(iface: string, vhid?: number): Promise<KernelVhid[]> {
+    const seq = this.sock.nextSeq();
+    const parser = new CarpGetReplyParser({ seq, familyId: this.familyId, operation: 'netlink carp GET', iface });
+    try {
+      await this.sock.request(buildCarpGetRequest({ familyId: this.familyId, seq, ifname: iface, ...(vhid ? { vhid } : {}) }), (c) => parser.push(c));
+    } catch (e) {
+      // NLMSG_DONE/ERROR with ENOENT: no such vhid, or no carp on the interface (§12.7).
+      if (isErrno(e, 'ENOENT')) return [];
+      throw e;
+    }
+    return parser.result().map(fromNl);
+  }
+
+  list(iface: string): Promise<KernelVhid[]> {
+    return this.dump(iface);
+  }
+
+  async get(iface: string, vhid: number): Promise<KernelVhid | undefined> {
+    return (await this.dump(iface, vhid)).find((v) => v.vhid === vhid);
+  }
+
+  async set(p: CarpSet): Promise<void> {
+    const seq = this.sock.nextSeq();
+    const msg = buildCarpSetRequest({
+      familyId: this.familyId,
+      seq,
+      ifname: p.iface,
+      ifindex: this.libc.ifNameToIndex(p.iface),
+      vhid: p.vhid,
+      advbase: p.advbase,
+      advskew: p.advskew,
+      ...(p.key !== undefined ? { key: p.key } : {}),
+      ...(p.forceState ? { forceState: p.forceState } : {}),
+      ...(p.peer ? { peer: p.peer } : {}),
+      ...(p.peer6 ? { peer6: p.peer6 } : {}),
+      ...(p.version !== undefined ? { version: p.version } : {}),
+      ...(p.vrrpPriority !== undefined ? { vrrpPriority: p.vrrpPriority } : {}),
+      ...(p.vrrpAdvInterCs !== undefined ? { vrrpAdvInterCs: p.vrrpAdvInterCs } : {}),
+    });
+    const stream = new NetlinkStream();
+    await this.sock.request(msg, (chunk) => {
+      for (const m of stream.push(chunk)) {
+        if (m.seq !== seq || m.type !== NLMSG_ERROR) continue;
+        const e = decodeNlmsgerr(m);
+        if (e.errno !== 0) throw new KernelError('netlink carp SET', e.errno, p.iface, e.message);
+        return true;
+      }
+      return false;
+    });
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+}

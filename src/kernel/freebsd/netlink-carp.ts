@@ -1,0 +1,251 @@
+/**
+ * The carp(4) generic netlink family, FreeBSD 14+ (freebsd-kernel-abi.md §3.5, §12.1, §12.6,
+ * §12.7; ip_carp.c carp_nl_get/carp_nl_set). The only way to set unicast peers.
+ *
+ *  GET request  nlmsghdr{type = family id, flags = REQUEST|DUMP} genlmsghdr{cmd = 1}
+ *               [VHID u32 (absent = all)] [IFINDEX u32] [IFNAME "em0\0"]
+ *  GET reply    one NLM_F_MULTI message per vhid, genlmsghdr{cmd = 1}, then NLMSG_DONE{i32 errno}
+ *               VHID u32, STATE u32, ADVBASE s32, ADVSKEW s32, ADDR in_addr, ADDR6 in6_addr,
+ *               KEY u8[20] (privileged callers only), 15.0+: VERSION u8, VRRP_PRIORITY u8,
+ *               VRRP_ADV_INTER u16
+ *  SET request  nlmsghdr{flags = REQUEST|ACK} genlmsghdr{cmd = 2} with every attribute:
+ *
+ *   +0  nlmsghdr (16)                 +44 ADVSKEW  len 8  s32
+ *   +16 genlmsghdr{2, 0, 0} (4)       +52 KEY      len 4 + k (<= 20), padded
+ *   +20 VHID     nla_len 8  u32       ..  IFINDEX  len 8  u32
+ *   +28 STATE    len 8  u32 (0)       ..  ADDR     len 8  in_addr   (224.0.0.18 = multicast)
+ *   +36 ADVBASE  len 8  s32           ..  ADDR6    len 20 in6_addr  (ff02::12 = multicast)
+ *                                     ..  IFNAME   len 4 + n + 1, padded
+ *  reply: NLMSG_ERROR{error 0 or errno (positive on FreeBSD)}
+ */
+import type { CarpState } from '../backend.js';
+import { CARP_KEY_LEN, IFNAMSIZ, IN6ADDR_CARP_GROUP, INADDR_CARP_GROUP, carpStateName, in4Bytes, in6Bytes, ipText } from './layout.js';
+import { carpKeyRaw } from './layout-carp.js';
+import {
+  GENL_HDRLEN,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  NLMSG_MIN_TYPE,
+  NLMSG_NOOP,
+  NLM_F_ACK,
+  NLM_F_DUMP,
+  NLM_F_REQUEST,
+  type NlAttr,
+  type NlMessage,
+  NetlinkFormatError,
+  NetlinkStream,
+  type ReplyContext,
+  cstr,
+  decodeNlmsgerr,
+  genlMessage,
+  kernelError,
+  nlattr,
+  parseAttrs,
+  s32,
+  u16,
+  u32,
+  u8,
+} from './netlink.js';
+
+export const CARP_NL_FAMILY_NAME = 'carp';
+export const CARP_NL_CMD_GET = 1;
+export const CARP_NL_CMD_SET = 2;
+export const CARP_NL = {
+  VHID: 1, STATE: 2, ADVBASE: 3, ADVSKEW: 4, KEY: 5, IFINDEX: 6, ADDR: 7, ADDR6: 8, IFNAME: 9,
+  VERSION: 10, VRRP_PRIORITY: 11, VRRP_ADV_INTER: 12, // 15.0+
+} as const;
+
+export interface CarpGetQuery {
+  familyId: number;
+  seq: number;
+  ifname?: string;
+  ifindex?: number;
+  /** Absent or 0: every vhid of the interface. */
+  vhid?: number;
+}
+
+export function buildCarpGetRequest(q: CarpGetQuery): Buffer {
+  if (q.ifname === undefined && q.ifindex === undefined) throw new RangeError('carp GET needs ifname or ifindex (otherwise ENXIO)');
+  const attrs: Buffer[] = [];
+  if (q.vhid) attrs.push(nlattr(CARP_NL.VHID, u32(inRange('vhid', q.vhid, 0, 255))));
+  if (q.ifindex !== undefined) attrs.push(nlattr(CARP_NL.IFINDEX, u32(inRange('ifindex', q.ifindex, 0, 0xffffffff))));
+  if (q.ifname !== undefined) attrs.push(nlattr(CARP_NL.IFNAME, cstr(q.ifname, IFNAMSIZ, 'interface name')));
+  return genlMessage(q.familyId, NLM_F_REQUEST | NLM_F_DUMP, q.seq, CARP_NL_CMD_GET, attrs);
+}
+
+export interface CarpNlVhid {
+  vhid: number;
+  state: CarpState;
+  advbase: number;
+  advskew: number;
+  /** Raw key bytes; absent for unprivileged callers. */
+  key?: Buffer;
+  /** Unicast IPv4 peer; undefined = multicast (224.0.0.18, or 0.0.0.0). */
+  peer?: string;
+  /** Unicast IPv6 peer; undefined = multicast (ff02::12, or ::). */
+  peer6?: string;
+  /** 15.0+: 2 CARP, 3 VRRPv3. */
+  version?: number;
+  vrrpPriority?: number;
+  vrrpAdvInterCs?: number;
+}
+
+function fixed(a: NlAttr, size: number, name: string): Buffer {
+  if (a.payload.length !== size) throw new NetlinkFormatError(`${name} has ${a.payload.length} bytes, want ${size}`);
+  return a.payload;
+}
+
+export function decodeCarpVhid(m: NlMessage): CarpNlVhid {
+  if (m.payload.length < GENL_HDRLEN) throw new NetlinkFormatError('carp message without genlmsghdr');
+  if (m.payload[0] !== CARP_NL_CMD_GET) throw new NetlinkFormatError(`carp reply with command ${m.payload[0]}, want ${CARP_NL_CMD_GET}`);
+  let vhid: number | undefined;
+  let stateNum: number | undefined;
+  let advbase: number | undefined;
+  let advskew: number | undefined;
+  const opt: Omit<Partial<CarpNlVhid>, 'vhid' | 'state' | 'advbase' | 'advskew'> = {};
+  for (const a of parseAttrs(m.payload, GENL_HDRLEN)) {
+    switch (a.type) {
+      case CARP_NL.VHID: vhid = fixed(a, 4, 'CARP_NL_VHID').readUInt32LE(0); break;
+      case CARP_NL.STATE: stateNum = fixed(a, 4, 'CARP_NL_STATE').readUInt32LE(0); break;
+      case CARP_NL.ADVBASE: advbase = fixed(a, 4, 'CARP_NL_ADVBASE').readInt32LE(0); break;
+      case CARP_NL.ADVSKEW: advskew = fixed(a, 4, 'CARP_NL_ADVSKEW').readInt32LE(0); break;
+      case CARP_NL.KEY:
+        if (a.payload.length > CARP_KEY_LEN) throw new NetlinkFormatError(`CARP_NL_KEY has ${a.payload.length} bytes, at most ${CARP_KEY_LEN}`);
+        opt.key = Buffer.from(a.payload);
+        break;
+      case CARP_NL.ADDR: {
+        const t = ipText(fixed(a, 4, 'CARP_NL_ADDR'));
+        if (t === '0.0.0.0' || t === INADDR_CARP_GROUP) delete opt.peer;
+        else opt.peer = t;
+        break;
+      }
+      case CARP_NL.ADDR6: {
+        const t = ipText(fixed(a, 16, 'CARP_NL_ADDR6'));
+        if (t === '::' || t === IN6ADDR_CARP_GROUP) delete opt.peer6;
+        else opt.peer6 = t;
+        break;
+      }
+      case CARP_NL.VERSION: opt.version = fixed(a, 1, 'CARP_NL_VERSION')[0]; break;
+      case CARP_NL.VRRP_PRIORITY: opt.vrrpPriority = fixed(a, 1, 'CARP_NL_VRRP_PRIORITY')[0]; break;
+      case CARP_NL.VRRP_ADV_INTER: opt.vrrpAdvInterCs = fixed(a, 2, 'CARP_NL_VRRP_ADV_INTER').readUInt16LE(0); break;
+      default: break; // attributes of later versions
+    }
+  }
+  if (vhid === undefined || stateNum === undefined || advbase === undefined || advskew === undefined) {
+    throw new NetlinkFormatError('carp reply lacks one of VHID, STATE, ADVBASE, ADVSKEW');
+  }
+  const state = carpStateName(stateNum);
+  if (!state) throw new NetlinkFormatError(`carp reply with unknown state ${stateNum}`);
+  return { vhid, state, advbase, advskew, ...opt };
+}
+
+/**
+ * Collects a GET dump: push each recv() buffer until push() returns true (NLMSG_DONE, or an
+ * acknowledgement). An errno in NLMSG_ERROR or NLMSG_DONE throws KernelError (e.g. ENOENT: no
+ * such vhid, or no carp on the interface); malformed bytes throw NetlinkFormatError.
+ */
+export class CarpGetReplyParser {
+  readonly vhids: CarpNlVhid[] = [];
+  private stream = new NetlinkStream();
+  private finished = false;
+
+  constructor(private readonly ctx: ReplyContext & { familyId?: number } = {}) {}
+
+  get done(): boolean {
+    return this.finished;
+  }
+
+  push(chunk: Buffer): boolean {
+    if (this.finished) return true;
+    for (const m of this.stream.push(chunk)) {
+      if (this.ctx.seq !== undefined && m.seq !== this.ctx.seq) continue;
+      if (m.type === NLMSG_NOOP) continue;
+      if (m.type === NLMSG_ERROR || m.type === NLMSG_DONE) {
+        const errno = m.type === NLMSG_ERROR ? decodeNlmsgerr(m).errno : m.payload.length >= 4 ? Math.abs(m.payload.readInt32LE(0)) : 0;
+        if (errno !== 0) throw kernelError(this.ctx, 'netlink carp GET', errno);
+        this.finished = true;
+        return true;
+      }
+      const wanted = this.ctx.familyId ?? m.type;
+      if (m.type !== wanted || m.type < NLMSG_MIN_TYPE) throw new NetlinkFormatError(`unexpected message type ${m.type} in a carp dump`);
+      this.vhids.push(decodeCarpVhid(m));
+    }
+    return false;
+  }
+
+  /** The vhids, once the dump ended; otherwise a NetlinkFormatError (the reply was cut short). */
+  result(): CarpNlVhid[] {
+    if (!this.finished) throw new NetlinkFormatError('the carp dump ended without NLMSG_DONE');
+    return this.vhids;
+  }
+}
+
+export function parseCarpGetReply(chunks: Iterable<Buffer>, ctx: ReplyContext & { familyId?: number } = {}): CarpNlVhid[] {
+  const p = new CarpGetReplyParser(ctx);
+  for (const c of chunks) if (p.push(c)) break;
+  return p.result();
+}
+
+// ---- carp SET ---------------------------------------------------------------------------------
+
+export interface CarpSetParams {
+  familyId: number;
+  seq: number;
+  ifname: string;
+  ifindex: number;
+  vhid: number;
+  /** 1..255; 0 keeps the current value (a new vhid starts at 1). */
+  advbase: number;
+  advskew: number;
+  /** Passphrase or raw bytes (<= 20, no NUL). Absent: the kernel keeps its key (key[0] == 0). */
+  key?: string | Buffer;
+  /** Forces the state like `ifconfig ... state`; absent sends 0, which changes nothing. */
+  forceState?: 'BACKUP' | 'MASTER';
+  /** Unicast IPv4 peer; undefined = multicast, sent as 224.0.0.18. */
+  peer?: string;
+  /** Unicast IPv6 peer; undefined = multicast, sent as ff02::12. */
+  peer6?: string;
+  /** 15.0+ only; sent when given (pass the values read by GET to keep them). */
+  version?: number;
+  vrrpPriority?: number;
+  vrrpAdvInterCs?: number;
+}
+
+function inRange(what: string, v: number, lo: number, hi: number): number {
+  if (!Number.isInteger(v) || v < lo || v > hi) throw new RangeError(`${what} ${v} outside ${lo}..${hi}`);
+  return v;
+}
+
+/**
+ * The kernel fills every attribute a SET leaves out with zero (§3.5, T11), so every one is sent:
+ * STATE 0 is a no-op (ip_carp.c acts only on BACKUP/MASTER), an empty KEY keeps the key, and the
+ * peers go back to multicast only when the group address itself is sent: 0.0.0.0 / :: would keep
+ * the current unicast peer. Ranges are checked here because the kernel creates the vhid before
+ * it validates advbase/advskew (§12.6).
+ */
+export function buildCarpSetRequest(p: CarpSetParams): Buffer {
+  inRange('vhid', p.vhid, 1, 255);
+  inRange('advbase', p.advbase, 0, 255);
+  inRange('advskew', p.advskew, 0, 254);
+  const key = p.key === undefined ? Buffer.alloc(0) : typeof p.key === 'string' ? carpKeyRaw(p.key) : p.key;
+  if (key.length > CARP_KEY_LEN) throw new RangeError(`CARP key is ${key.length} bytes; at most ${CARP_KEY_LEN}`);
+  const addr = in4Bytes(p.peer ?? INADDR_CARP_GROUP);
+  const addr6 = in6Bytes(p.peer6 ?? IN6ADDR_CARP_GROUP);
+  // 0.0.0.0 / :: would silently keep the old peer (ip_carp.c carp_ioctl_set): refuse them.
+  for (const a of [addr, addr6]) if (a.every((b) => b === 0)) throw new RangeError('an unspecified peer keeps the old one; leave it undefined for multicast');
+  const attrs = [
+    nlattr(CARP_NL.VHID, u32(p.vhid)),
+    nlattr(CARP_NL.STATE, u32(p.forceState === undefined ? 0 : p.forceState === 'BACKUP' ? 1 : 2)),
+    nlattr(CARP_NL.ADVBASE, s32(p.advbase)),
+    nlattr(CARP_NL.ADVSKEW, s32(p.advskew)),
+    nlattr(CARP_NL.KEY, key),
+    nlattr(CARP_NL.IFINDEX, u32(inRange('ifindex', p.ifindex, 0, 0xffffffff))),
+    nlattr(CARP_NL.ADDR, addr),
+    nlattr(CARP_NL.ADDR6, addr6),
+    nlattr(CARP_NL.IFNAME, cstr(p.ifname, IFNAMSIZ, 'interface name')),
+  ];
+  if (p.version !== undefined) attrs.push(nlattr(CARP_NL.VERSION, u8(inRange('version', p.version, 0, 255))));
+  if (p.vrrpPriority !== undefined) attrs.push(nlattr(CARP_NL.VRRP_PRIORITY, u8(inRange('vrrpPriority', p.vrrpPriority, 0, 255))));
+  if (p.vrrpAdvInterCs !== undefined) attrs.push(nlattr(CARP_NL.VRRP_ADV_INTER, u16(inRange('vrrpAdvInterCs', p.vrrpAdvInterCs, 0, 0xfff))));
+  return genlMessage(p.familyId, NLM_F_REQUEST | NLM_F_ACK, p.seq, CARP_NL_CMD_SET, attrs);
+}
