@@ -24,7 +24,7 @@ const STOP_TIMEOUT_MS = 10_000;
 
 export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<{ server: Server; stop: () => Promise<void>; reload: () => Promise<void> }> {
   const store = await ConfigStore.open(opts.stateDir, () => initialState(new Date()));
-  const backend = await createBackend(opts.backend);
+  const backend = await createBackend(opts.backend, { stateDir: opts.stateDir, logger });
   const service = new CarpService({ store, backend, logger });
   await ensureAdminToken(service, opts.stateDir, logger);
   if (opts.configFile) {
