@@ -17,6 +17,8 @@ import { fromKernelError } from './kernel-errors.js';
 import { SerialQueue } from './queue.js';
 import { describeChanges } from './changes.js';
 
+const STATUS_MAX_AGE_MS = 1000;
+
 export interface MutationOptions {
   actor: string;
   /** The If-Match header as sent, if any. */
@@ -73,11 +75,18 @@ export class CarpService {
   private readonly logger: Logger;
   private readonly now: () => Date;
   private readonly queue = new SerialQueue();
+  /** Every job may change live state: the status cache is dropped when it ends. */
+  private run<T>(job: () => Promise<T>): Promise<T> {
+    return this.queue.run(job).finally(() => void this.generation++);
+  }
   private closing = false;
   private unsubscribe?: () => void;
   private tokenIndex?: { revision: number; byHash: Map<string, TokenRecord> };
   lastReconcile: ReconcileStatus;
   readonly startedAt: Date;
+  /** Bumped on every live change carpd knows of; a cached status older than that is stale. */
+  private generation = 0;
+  private statusCache?: { generation: number; at: number; value: Awaited<ReturnType<CarpService['assembleStatus']>> };
 
   constructor(deps: ServiceDeps) {
     this.store = deps.store;
@@ -90,9 +99,10 @@ export class CarpService {
 
   /** Subscribes to state changes and makes the backend match the stored desired state. */
   async start(): Promise<ReconcileStatus> {
-    this.unsubscribe = this.backend.onStateChange((c: StateChange) =>
-      this.logger.info({ event: 'carp.state', interface: c.interface, vhid: c.vhid, state: c.state, previous: c.previous, reason: c.reason }, `${c.interface} vhid ${c.vhid}: ${c.previous} -> ${c.state} (${c.reason})`),
-    );
+    this.unsubscribe = this.backend.onStateChange((c: StateChange) => {
+      this.generation++;
+      this.logger.info({ event: 'carp.state', interface: c.interface, vhid: c.vhid, state: c.state, previous: c.previous, reason: c.reason }, `${c.interface} vhid ${c.vhid}: ${c.previous} -> ${c.state} (${c.reason})`);
+    });
     return this.reconcile();
   }
 
@@ -102,7 +112,7 @@ export class CarpService {
    * applied, so one missing interface does not keep every other VIP down.
    */
   reconcile(): Promise<ReconcileStatus> {
-    return this.queue.run(async () => {
+    return this.run(async () => {
       const desired = this.store.current();
       const failures: string[] = [];
       let applied = 0;
@@ -156,7 +166,7 @@ export class CarpService {
    */
   mutate<T>(opts: MutationOptions, summary: string | ((result: T) => string), change: (draft: DesiredState) => T | Promise<T>): Promise<MutationOutcome<T>> {
     if (this.closing) return Promise.reject(new CarpdError('CARPD_ERR_SHUTTING_DOWN', 'carpd is shutting down; retry once it is back'));
-    return this.queue.run(async () => {
+    return this.run(async () => {
       const current = this.store.current();
       this.checkIfMatch(opts.ifMatch, current.revision);
       const draft = structuredClone(current);
@@ -192,7 +202,7 @@ export class CarpService {
   /** Forces a vhid's state, through the same queue (it is not stored). */
   forceState(iface: string, vhid: number, state: 'BACKUP' | 'MASTER', opts: MutationOptions): Promise<MutationOutcome<LiveVhid>> {
     if (this.closing) return Promise.reject(new CarpdError('CARPD_ERR_SHUTTING_DOWN', 'carpd is shutting down; retry once it is back'));
-    return this.queue.run(async () => {
+    return this.run(async () => {
       const current = this.store.current();
       this.checkIfMatch(opts.ifMatch, current.revision);
       if (!current.vips.some((v) => v.interface === iface && v.vhid === vhid)) throw vipNotFound(iface, vhid);
@@ -228,7 +238,22 @@ export class CarpService {
     return this.backend.getPfsync();
   }
 
+  /**
+   * Live status, assembled at most once per second while nothing carpd knows of changes, so
+   * API polling does not turn into kernel polling. Changes carpd makes or hears of (state
+   * events) are visible at once; others (someone running ifconfig) within a second.
+   */
   async status() {
+    const now = Date.now();
+    const c = this.statusCache;
+    if (c && c.generation === this.generation && now - c.at < STATUS_MAX_AGE_MS) return c.value;
+    const generation = this.generation;
+    const value = await this.assembleStatus();
+    this.statusCache = { generation, at: now, value };
+    return value;
+  }
+
+  private async assembleStatus() {
     const [vhids, carp, pfsync] = await Promise.all([this.backend.listVhids(), this.liveCarp(), this.backend.getPfsync()]);
     return {
       revision: this.store.current().revision,

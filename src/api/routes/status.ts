@@ -3,13 +3,16 @@ import { Router } from 'express';
 import type { CarpService } from '../../service/service.js';
 import { pfsyncStatusView, vhidStatusView } from '../views.js';
 
+type Status = Awaited<ReturnType<CarpService['status']>>;
+
 export function statusRouter(service: CarpService, version: string, node = hostname()): Router {
   const r = Router();
-  r.get('/v1/status', async (_req, res) => {
-    const s = await service.status();
+  // The service hands out the same status object until something changes; so is its view.
+  const views = new WeakMap<Status, unknown>();
+  const view = (s: Status) => {
     const reconcile: Record<string, unknown> = { ok: s.reconcile.ok, at: s.reconcile.at.toISOString() };
     if (s.reconcile.error !== undefined) reconcile.error = s.reconcile.error;
-    res.json({
+    return {
       node,
       version,
       revision: s.revision,
@@ -19,7 +22,13 @@ export function statusRouter(service: CarpService, version: string, node = hostn
       carp: { enabled: s.carp.allow, preempt: s.carp.preempt, maintenance: s.carp.maintenance, demotion: s.carp.demotion },
       vhids: s.vhids.map((v) => vhidStatusView(v, s.carp.demotion)),
       pfsync: pfsyncStatusView(s.pfsync),
-    });
+    };
+  };
+  r.get('/v1/status', async (_req, res) => {
+    const s = await service.status();
+    let body = views.get(s);
+    if (body === undefined) views.set(s, (body = view(s)));
+    res.json(body);
   });
   return r;
 }
