@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import request from 'supertest';
 import { loadSpec } from '../src/api/spec.js';
 import { ERROR_CODES } from '../src/errors.js';
-import type { CarpGlobals, Capabilities, KernelBackend, LiveVhid, PfsyncLive, PfsyncSettings, StateChange, VhidParams } from '../src/kernel/backend.js';
+import type { CarpGlobals, Capabilities, KernelBackend, KernelStats, LiveVhid, PfsyncLive, PfsyncSettings, StateChange, VhidParams } from '../src/kernel/backend.js';
 import { KernelError } from '../src/kernel/errno.js';
 import { MemoryBackend } from '../src/kernel/memory.js';
 import { READ_TOKEN, ManualClock, makeHarness } from './helpers/harness.js';
@@ -33,6 +33,13 @@ test('/openapi.json and /docs/ are served without a token', async (t) => {
   assert.equal(docs.status, 200);
   assert.match(docs.headers['content-type'], /^text\/html/);
   assert.match(docs.text, /swagger/i);
+  // The page renders from these: the bundle, and the init script that embeds carpd's spec.
+  const bundle = await request(h.app).get('/docs/swagger-ui-bundle.js');
+  assert.equal(bundle.status, 200);
+  assert.ok(bundle.text.length > 100_000);
+  const init = await request(h.app).get('/docs/swagger-ui-init.js');
+  assert.equal(init.status, 200);
+  assert.match(init.text, /\/v1\/vips\/\{interface\}\/\{vhid\}/);
 });
 
 test('/v1/status needs a valid token: none or a wrong one is 401 with WWW-Authenticate', async (t) => {
@@ -148,6 +155,9 @@ class FaultyBackend implements KernelBackend {
   }
   setPfsync(s: PfsyncSettings): Promise<void> {
     return this.inner.setPfsync(s);
+  }
+  stats(): Promise<KernelStats> {
+    return this.inner.stats();
   }
   onStateChange(listener: (c: StateChange) => void): () => void {
     return this.inner.onStateChange(listener);
