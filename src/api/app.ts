@@ -14,6 +14,7 @@ import { errorHandler, sendProblem } from './problem.js';
 import { carpRouter } from './routes/carp.js';
 import { configRouter } from './routes/config.js';
 import { pfsyncRouter } from './routes/pfsync.js';
+import { statsRouter } from './routes/stats.js';
 import { statusRouter } from './routes/status.js';
 import { tokensRouter } from './routes/tokens.js';
 import { vipsRouter } from './routes/vips.js';
@@ -59,6 +60,7 @@ export function buildApp(deps: AppDeps): Express {
   );
 
   app.use(statusRouter(deps.service, deps.version, deps.node));
+  app.use(statsRouter(deps.service));
   app.use(vipsRouter(deps.service));
   app.use(carpRouter(deps.service));
   app.use(pfsyncRouter(deps.service));

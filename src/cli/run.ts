@@ -10,6 +10,7 @@ import { helpText, nouns } from "./help.js";
 import { CliError, UsageError, type CliIO, type Ctx, type Values } from "./io.js";
 import { maintenanceCommands } from "./maintenance.js";
 import { pfsyncCommands } from "./pfsync.js";
+import { statsCommands } from "./stats.js";
 import { statusCommands } from "./status.js";
 import { tokenCommands } from "./token.js";
 import { vipCommands } from "./vip.js";
@@ -21,6 +22,7 @@ export const DEFAULT_URL = "http://127.0.0.1:8080";
 
 const commands: Command[] = [
   ...statusCommands,
+  ...statsCommands,
   ...vipCommands,
   ...maintenanceCommands,
   ...carpCommands,

@@ -79,6 +79,50 @@ export interface StateChange {
   at: Date;
 }
 
+/**
+ * The counters of struct carpstats (net.inet.carp.stats), by their FreeBSD names without the
+ * `carps_` prefix, in the kernel's order: packets received (IPv4, IPv6), received packets
+ * dropped (wrong interface, TTL not 255, short header, bad checksum, bad version, bad length,
+ * bad HMAC, unknown vhid, bad address list), packets sent (IPv4, IPv6), send failures (no
+ * memory), state updates sent, and preemptions (net.inet.carp.preempt).
+ */
+export const CARP_COUNTERS = [
+  'ipackets', 'ipackets6', 'badif', 'badttl', 'hdrops', 'badsum', 'badver', 'badlen', 'badauth',
+  'badvhid', 'badaddrs', 'opackets', 'opackets6', 'onomem', 'ostates', 'preempt',
+] as const;
+export type CarpCounter = (typeof CARP_COUNTERS)[number];
+
+/**
+ * Kernel statistics and the tunables that explain a demotion, read for reporting only.
+ *
+ * Counters are u64 in the kernel and numbers here: they stay exact up to 2^53, which a counter
+ * incremented a million times a second reaches after 285 years; beyond it they lose precision
+ * but do not wrap or fail. They count from boot (or from the last write to the sysctl, which
+ * zeroes them) and are not reset by carpd.
+ */
+export interface KernelStats {
+  /** net.inet.carp.stats, every counter of CARP_COUNTERS. */
+  carp: Record<CarpCounter, number>;
+  /**
+   * net.pfsync.stats; absent when pfsync is not available (pfsync.ko not loaded). `counters`
+   * holds struct pfsyncstats's counters by FreeBSD name without `pfsyncs_` (ipackets ...
+   * oerrors); `actMax` is PFSYNC_ACT_MAX of the running kernel (13 / 15 / 17 on FreeBSD
+   * 13 / 14 / 15), derived from the size the kernel reports, 0 when the backend keeps no
+   * per-action counters. The per-action counters themselves are not reported.
+   */
+  pfsync?: { counters: Record<string, number>; actMax: number };
+  sysctls: {
+    /** net.inet.carp.log: 0 silent, 1 state changes, >1 also bad packets. */
+    carpLog: number;
+    /** net.pfsync.carp_demotion_factor: demotion held while pfsync's bulk update is pending; absent without pfsync. */
+    pfsyncCarpDemotionFactor?: number;
+    /** net.inet.carp.senderr_demotion_factor: demotion added after 3 consecutive send errors. */
+    senderrDemotionFactor?: number;
+    /** net.inet.carp.ifdown_demotion_factor: demotion added while a parent interface is down. */
+    ifdownDemotionFactor?: number;
+  };
+}
+
 export type BackendName = 'memory' | 'sim' | 'linux' | 'freebsd';
 
 export interface KernelBackend {
@@ -112,6 +156,12 @@ export interface KernelBackend {
 
   getPfsync(): Promise<PfsyncLive>;
   setPfsync(s: PfsyncSettings): Promise<void>;
+
+  /**
+   * CARP and pfsync counters and the demotion tunables (KernelStats). Only reads; EPROTONOSUPPORT
+   * when carp(4) is not loaded. A missing pfsync is not an error: `pfsync` is then absent.
+   */
+  stats(): Promise<KernelStats>;
 
   /** Subscribes to vhid state changes; returns the unsubscribe function. */
   onStateChange(listener: (c: StateChange) => void): () => void;

@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { canonicalCidr, parseCidr } from '../config/ip.js';
 import {
+  CARP_COUNTERS,
   effectiveSkew,
   masterDownMs,
   systemClock,
@@ -15,6 +16,7 @@ import {
   type Capabilities,
   type Clock,
   type KernelBackend,
+  type KernelStats,
   type LiveVhid,
   type PfsyncLive,
   type PfsyncSettings,
@@ -34,6 +36,8 @@ export interface MemoryBackendOptions {
 }
 
 const MAINTENANCE = 240;
+/** FreeBSD's default for net.inet.carp.*_demotion_factor and net.pfsync.carp_demotion_factor. */
+const DEMOTION_FACTOR = 240;
 
 export class MemoryBackend implements KernelBackend {
   readonly name = 'memory' as const;
@@ -191,6 +195,20 @@ export class MemoryBackend implements KernelBackend {
     if (![1301, 1400, 1500].includes(s.version)) throw KernelError.of('EINVAL', op, 'pfsync0', `unsupported version ${s.version}`);
     if (s.syncdev !== undefined && this.interfaces && !this.interfaces.has(s.syncdev)) throw KernelError.of('EINVAL', op, 'pfsync0', `syncdev ${s.syncdev} does not exist`);
     this.pfsync = { ...s };
+  }
+
+  /**
+   * This model sends and receives no packets, so every CARP counter is honestly 0. pfsync is
+   * reported (the model does configure it) with no counters and ACT_MAX 0: there is no
+   * struct pfsyncstats behind it, and made-up zeros by name would claim one. The tunables are
+   * FreeBSD's defaults (log 1, demotion factors 240), which nothing here changes.
+   */
+  async stats(): Promise<KernelStats> {
+    return {
+      carp: Object.fromEntries(CARP_COUNTERS.map((n) => [n, 0])) as KernelStats['carp'],
+      pfsync: { counters: {}, actMax: 0 },
+      sysctls: { carpLog: 1, pfsyncCarpDemotionFactor: DEMOTION_FACTOR, senderrDemotionFactor: DEMOTION_FACTOR, ifdownDemotionFactor: DEMOTION_FACTOR },
+    };
   }
 
   onStateChange(listener: (c: StateChange) => void): () => void {

@@ -9,7 +9,7 @@ import { CarpdError, fromProblems } from '../errors.js';
 import { sameContent, type DesiredState, type Role, type TokenRecord } from '../config/model.js';
 import type { ConfigStore, RevisionMeta } from '../config/store.js';
 import { checkState } from '../config/validate.js';
-import type { KernelBackend, LiveVhid, PfsyncLive, StateChange } from '../kernel/backend.js';
+import type { KernelBackend, KernelStats, LiveVhid, PfsyncLive, StateChange } from '../kernel/backend.js';
 import { effectiveSkew } from '../kernel/backend.js';
 import { KernelError } from '../kernel/errno.js';
 import { changeTarget, describeStep, plan, targetOf, type Snapshot, type Step } from './plan.js';
@@ -236,6 +236,18 @@ export class CarpService {
 
   async livePfsync(): Promise<PfsyncLive> {
     return this.backend.getPfsync();
+  }
+
+  /**
+   * The backend's counters and demotion tunables, read at each call (counters are what a
+   * poller wants fresh; no cache). A kernel refusal is answered in API terms.
+   */
+  async stats(): Promise<KernelStats> {
+    try {
+      return await this.backend.stats();
+    } catch (e) {
+      throw e instanceof KernelError ? fromKernelError(e, 'read') : e;
+    }
   }
 
   /**

@@ -41,6 +41,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * CARP and pfsync kernel counters, with the tunables that feed the demotion.
+         * @description Read from the backend at every request: `net.inet.carp.stats`, `net.pfsync.stats`,
+         *     `net.inet.carp.log` and the demotion factors on FreeBSD. Counters count from boot (or
+         *     from the last write to the sysctl) and are exact up to 2^53. `pfsync` is absent when
+         *     pfsync is not available (pfsync.ko not loaded).
+         */
+        get: operations["getStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/vips": {
         parameters: {
             query?: never;
@@ -473,6 +496,68 @@ export interface components {
             vhids: components["schemas"]["VhidStatus"][];
             pfsync: components["schemas"]["PfsyncStatus"];
         };
+        /** @description struct carpstats (`net.inet.carp.stats`), by FreeBSD name without the `carps_` prefix. */
+        CarpCounters: {
+            /** @description CARP packets received over IPv4. */
+            ipackets: number;
+            /** @description CARP packets received over IPv6. */
+            ipackets6: number;
+            /** @description Dropped: arrived on an interface without CARP. */
+            badif: number;
+            /** @description Dropped: TTL / hop limit not 255. */
+            badttl: number;
+            /** @description Dropped: shorter than the CARP header. */
+            hdrops: number;
+            /** @description Dropped: bad checksum. */
+            badsum: number;
+            /** @description Dropped: unsupported CARP version. */
+            badver: number;
+            /** @description Dropped: length does not match. */
+            badlen: number;
+            /** @description Dropped: HMAC mismatch (the peers have different passwords or address lists). */
+            badauth: number;
+            /** @description Dropped: unknown vhid. */
+            badvhid: number;
+            /** @description Dropped: bad address list. */
+            badaddrs: number;
+            /** @description Advertisements sent over IPv4. */
+            opackets: number;
+            /** @description Advertisements sent over IPv6. */
+            opackets6: number;
+            /** @description Advertisements not sent: no memory for the packet. */
+            onomem: number;
+            /** @description State updates sent. */
+            ostates: number;
+            /** @description Preemptions (with net.inet.carp.preempt). */
+            preempt: number;
+        };
+        /** @description Counters by name. */
+        Counters: {
+            [key: string]: number;
+        };
+        PfsyncStats: {
+            /** @description struct pfsyncstats (`net.pfsync.stats`) by FreeBSD name without the `pfsyncs_` prefix: ipackets, ipackets6, badif, badttl, hdrops, badver, badact, badlen, badauth, stale, badval, badstate, opackets, opackets6, onomem, oerrors. */
+            counters: components["schemas"]["Counters"];
+            /** @description PFSYNC_ACT_MAX of the running kernel (13, 15, 17 on FreeBSD 13, 14, 15), from the size the kernel reports; 0 when the backend keeps no per-action counters. */
+            actMax: number;
+        };
+        StatsSysctls: {
+            /** @description net.inet.carp.log: 0 silent, 1 state changes, more also bad packets. */
+            carpLog: number;
+            /** @description net.pfsync.carp_demotion_factor: demotion held while the pfsync bulk update is pending. Absent without pfsync. */
+            pfsyncCarpDemotionFactor?: number;
+            /** @description net.inet.carp.senderr_demotion_factor: demotion added after 3 consecutive send errors. */
+            senderrDemotionFactor?: number;
+            /** @description net.inet.carp.ifdown_demotion_factor: demotion added while a parent interface is down. */
+            ifdownDemotionFactor?: number;
+        };
+        Stats: {
+            /** @enum {string} */
+            backend: "memory" | "sim" | "linux" | "freebsd";
+            carp: components["schemas"]["CarpCounters"];
+            pfsync?: components["schemas"]["PfsyncStats"];
+            sysctls: components["schemas"]["StatsSysctls"];
+        };
         Config: {
             /** @constant */
             schemaVersion: 1;
@@ -653,6 +738,28 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Status"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getStats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Counters and tunables. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Stats"];
                 };
             };
             401: components["responses"]["Problem"];

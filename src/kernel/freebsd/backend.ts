@@ -42,6 +42,7 @@ import type {
   CarpState,
   Capabilities,
   KernelBackend,
+  KernelStats,
   LiveVhid,
   PfsyncLive,
   PfsyncSettings,
@@ -70,6 +71,7 @@ import {
 } from './layout.js';
 import { in6AliasreqBytes, in6IfreqBytes, inAliasreqBytes } from './layout-addr.js';
 import { carpKeyText } from './layout-carp.js';
+import { decodeCarpstats, decodePfsyncstats } from './layout-pfsync.js';
 import { AddressLedger } from './ledger.js';
 import { type Libc, loadLibc } from './libc.js';
 import { type Libnv, loadLibnv } from './libnv.js';
@@ -851,6 +853,44 @@ export class FreebsdBackend implements KernelBackend {
     });
   }
 
+  // ---- statistics ---------------------------------------------------------------------------
+
+  /**
+   * net.inet.carp.{stats,log,*_demotion_factor} and net.pfsync.{stats,carp_demotion_factor}
+   * (§3.3, §5.5). carp.ko missing fails the read (EPROTONOSUPPORT); pfsync.ko missing only
+   * leaves its part out.
+   */
+  stats(): Promise<KernelStats> {
+    return this.locked(async () => {
+      const libc = this.libc;
+      let carp: KernelStats['carp'];
+      let sysctls: KernelStats['sysctls'];
+      try {
+        carp = toNumbers(carpSysctl(() => decodeCarpstats(readOpaque(libc, 'net.inet.carp.stats')), 'read net.inet.carp.stats'));
+        sysctls = { carpLog: carpSysctl(() => readInt(libc, 'net.inet.carp.log'), 'read net.inet.carp.log') };
+        const senderr = ifPresent(() => readInt(libc, 'net.inet.carp.senderr_demotion_factor'));
+        const ifdown = ifPresent(() => readInt(libc, 'net.inet.carp.ifdown_demotion_factor'));
+        if (senderr !== undefined) sysctls.senderrDemotionFactor = senderr;
+        if (ifdown !== undefined) sysctls.ifdownDemotionFactor = ifdown;
+      } catch (e) {
+        return this.fail(e, 'read the CARP statistics');
+      }
+      let pfsync: KernelStats['pfsync'];
+      try {
+        const raw = ifPresent(() => readOpaque(libc, 'net.pfsync.stats'));
+        if (raw) {
+          const d = decodePfsyncstats(raw);
+          pfsync = { counters: toNumbers(d.counters), actMax: d.actMax };
+        }
+        const factor = ifPresent(() => readInt(libc, 'net.pfsync.carp_demotion_factor'));
+        if (factor !== undefined) sysctls.pfsyncCarpDemotionFactor = factor;
+      } catch (e) {
+        return this.fail(e, 'read the pfsync statistics');
+      }
+      return pfsync ? { carp, pfsync, sysctls } : { carp, sysctls };
+    });
+  }
+
   onStateChange(listener: (c: StateChange) => void): () => void {
     this.events.on('state', listener);
     return () => this.events.off('state', listener);
@@ -869,6 +909,35 @@ function writeInt(libc: Libc, name: string, v: number): void {
   const b = Buffer.alloc(4);
   b.writeInt32LE(v);
   libc.sysctlbyname(name, null, null, b);
+}
+
+/**
+ * An opaque sysctl read whole: its size is asked first (oldp NULL) and the value is the bytes
+ * the kernel returned, so a struct that grew between releases (pfsyncstats, T15) is neither
+ * truncated (ENOMEM) nor padded with zeros that look like counters.
+ */
+function readOpaque(libc: Libc, name: string): Buffer {
+  const size = libc.sysctlbyname(name, null, 0, null);
+  const buf = Buffer.alloc(size);
+  return buf.subarray(0, libc.sysctlbyname(name, buf, null, null));
+}
+
+/** The value, or undefined when the OID does not exist (its module is not loaded). */
+function ifPresent<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) return undefined;
+    throw e;
+  }
+}
+
+/**
+ * u64 counters as numbers: exact below 2^53 (285 years at a million increments a second),
+ * rounded above, which a report can live with and JSON cannot carry otherwise.
+ */
+function toNumbers<K extends string>(counters: Record<K, bigint>): Record<K, number> {
+  return Object.fromEntries(Object.entries<bigint>(counters).map(([k, v]) => [k, Number(v)])) as Record<K, number>;
 }
 
 /** kern.boottime: struct timeval {time_t tv_sec; suseconds_t tv_usec}, 16 bytes on LP64. */

@@ -22,7 +22,7 @@
  *  +16 u32  ifr_cap_nv.buf_length, +20 u32 .length, +24 u64 .buffer (14+: SIOC*PFSYNCNV, §5.3)
  */
 import { canonicalIp, ipBytes } from '../../config/ip.js';
-import type { CarpState } from '../backend.js';
+import { CARP_COUNTERS, type CarpState } from '../backend.js';
 
 export type AbiVersion = 13 | 14 | 15;
 export const ABI_VERSIONS: readonly AbiVersion[] = [13, 14, 15];
@@ -152,10 +152,8 @@ const f = (offset: number, size: number): FieldLayout => ({ offset, size });
 const U64_COUNTERS = (names: string[]): Record<string, FieldLayout> =>
   Object.fromEntries(names.map((n, i) => [n, f(i * 8, 8)]));
 
-export const CARPSTATS_FIELDS = [
-  'ipackets', 'ipackets6', 'badif', 'badttl', 'hdrops', 'badsum', 'badver', 'badlen', 'badauth',
-  'badvhid', 'badaddrs', 'opackets', 'opackets6', 'onomem', 'ostates', 'preempt',
-] as const;
+/** The backend contract names the carpstats counters as the kernel does, in its order. */
+export const CARPSTATS_FIELDS = CARP_COUNTERS;
 export const PFSYNCSTATS_FIELDS = [
   'ipackets', 'ipackets6', 'badif', 'badttl', 'hdrops', 'badver', 'badact', 'badlen', 'badauth',
   'stale', 'badval', 'badstate', 'opackets', 'opackets6', 'onomem', 'oerrors',
