@@ -10,14 +10,12 @@
  * test, so that fake-ifconfig and a carpd child process see the same kernel.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
 import type { KernelBackend, StateChange } from '../src/kernel/backend.js';
 import { masterDownMs } from '../src/kernel/backend.js';
 import { KernelError } from '../src/kernel/errno.js';
@@ -27,26 +25,12 @@ import { SIOCAIFADDR, SIOCGETPFSYNC, SIOCGETPFSYNCNV, SIOCGVH, SIOCSETPFSYNC, SI
 import { backendContract, type ContractEnv } from './contract/backend-contract.js';
 import { call, startDaemon } from './helpers/daemon.js';
 import { makeHarness } from './helpers/harness.js';
+import { LIBC, LIBNV, IFCONFIG, buildNative, useFakeKernel } from './helpers/fakebsd.js';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const LIBC = path.join(ROOT, 'native', 'build', 'libfakefreebsd.so');
-const LIBNV = path.join(ROOT, 'native', 'build', 'libfakenv.so');
-const IFCONFIG = path.join(ROOT, 'native', 'build', 'fake-ifconfig');
 const SAFETY_MS = 15_000;
 
-const WORK = mkdtempSync(path.join(tmpdir(), 'carpd-fbsd-'));
-after(() => rmSync(WORK, { recursive: true, force: true }));
-// Before the library first runs: it attaches to this file once per process.
-process.env.FAKEBSD_STATE = path.join(WORK, 'kernel.state');
+const WORK = useFakeKernel('carpd-fbsd-');
 
-/** Builds native/ once; a reason to skip when there is no C toolchain. */
-function buildNative(): string | undefined {
-  for (const tool of ['gcc', 'make']) {
-    if (spawnSync(tool, ['--version']).status !== 0) return `${tool} not installed: cannot build the fake FreeBSD libc of native/`;
-  }
-  execFileSync('make', ['-C', path.join(ROOT, 'native')], { stdio: 'pipe' });
-  return undefined;
-}
 const unavailable = buildNative();
 const skip = unavailable ?? false;
 

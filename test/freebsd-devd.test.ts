@@ -6,28 +6,21 @@
  * re-reads every vhid after each reconnection (the events are hints, T16).
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
 import pino from 'pino';
 import type { KernelBackend, StateChange } from '../src/kernel/backend.js';
 import { openFreebsdBackend } from '../src/kernel/freebsd/backend.js';
 import { DevdClient, LineSplitter, parseDevdCarpLine, type DevdCarpEvent } from '../src/kernel/freebsd/devd.js';
+import { LIBC, LIBNV, buildNative, useFakeKernel } from './helpers/fakebsd.js';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const LIBC = path.join(ROOT, 'native', 'build', 'libfakefreebsd.so');
-const LIBNV = path.join(ROOT, 'native', 'build', 'libfakenv.so');
 const SAFETY_MS = 15_000;
 
-const WORK = mkdtempSync(path.join(tmpdir(), 'carpd-devd-'));
-after(() => rmSync(WORK, { recursive: true, force: true }));
-process.env.FAKEBSD_STATE = path.join(WORK, 'kernel.state');
+const WORK = useFakeKernel('carpd-devd-');
 let serial = 0;
 const sockPath = () => path.join(WORK, `devd-${++serial}.pipe`);
 
@@ -183,13 +176,6 @@ test('close() stops reconnecting', async (t) => {
 
 // ---- through the backend, on the fake kernel ---------------------------------------------------
 
-function buildNative(): string | undefined {
-  for (const tool of ['gcc', 'make']) {
-    if (spawnSync(tool, ['--version']).status !== 0) return `${tool} not installed: cannot build the fake FreeBSD libc of native/`;
-  }
-  execFileSync('make', ['-C', path.join(ROOT, 'native')], { stdio: 'pipe' });
-  return undefined;
-}
 const unavailable = buildNative();
 
 function loadFake() {

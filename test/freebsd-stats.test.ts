@@ -7,37 +7,21 @@
  * library first runs; this file gets its own and resets it before each test.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
 import { CARP_COUNTERS, type KernelBackend } from '../src/kernel/backend.js';
 import { KernelError } from '../src/kernel/errno.js';
 import { openFreebsdBackend } from '../src/kernel/freebsd/backend.js';
 import { PFSYNCSTATS_FIELDS, PFSYNC_ACT_MAX } from '../src/kernel/freebsd/layout.js';
 import { encodePfsyncstats, pfsyncstatsSize, type PfsyncCounters } from '../src/kernel/freebsd/layout-pfsync.js';
 import { READ_TOKEN, makeHarness } from './helpers/harness.js';
+import { LIBC, LIBNV, buildNative, useFakeKernel } from './helpers/fakebsd.js';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const LIBC = path.join(ROOT, 'native', 'build', 'libfakefreebsd.so');
-const LIBNV = path.join(ROOT, 'native', 'build', 'libfakenv.so');
 
-const WORK = mkdtempSync(path.join(tmpdir(), 'carpd-fbsd-stats-'));
-after(() => rmSync(WORK, { recursive: true, force: true }));
-// Before the library first runs: it attaches to this file once per process.
-process.env.FAKEBSD_STATE = path.join(WORK, 'kernel.state');
+const WORK = useFakeKernel('carpd-fbsd-stats-');
 
-/** Builds native/ once; a reason to skip when there is no C toolchain. */
-function buildNative(): string | undefined {
-  for (const tool of ['gcc', 'make']) {
-    if (spawnSync(tool, ['--version']).status !== 0) return `${tool} not installed: cannot build the fake FreeBSD libc of native/`;
-  }
-  execFileSync('make', ['-C', path.join(ROOT, 'native')], { stdio: 'pipe' });
-  return undefined;
-}
 const unavailable = buildNative();
 const skip = unavailable ?? false;
 

@@ -467,12 +467,7 @@ export class FreebsdBackend implements KernelBackend {
       if (t.kind === 'ioctl' && (p.peer !== undefined || p.peer6 !== undefined)) {
         throw KernelError.of('EOPNOTSUPP', op, iface, `unicast peers need the carp netlink family of FreeBSD 14 or later; this is FreeBSD ${this.major}${this.nlSock ? '' : ' without netlink'}`);
       }
-      let cur: KernelVhid | undefined;
-      try {
-        cur = await t.get(iface, vhid);
-      } catch (e) {
-        this.fail(e, op, iface);
-      }
+      const cur = await this.kernelVhid(t, op, iface, vhid);
       if (this.ledger.addInterface(iface)) await this.ledger.save(op);
       const set: CarpSet = {
         iface,
@@ -499,6 +494,15 @@ export class FreebsdBackend implements KernelBackend {
   }
 
   /** 15.0: the VRRP attributes are zero-filled like the others (T11): send back what GET returned. */
+  /** The kernel's view of one vhid (undefined when absent); failures become the operation's KernelError. */
+  private async kernelVhid(t: CarpTransport, op: string, iface: string, vhid: number): Promise<KernelVhid | undefined> {
+    try {
+      return await t.get(iface, vhid);
+    } catch (e) {
+      return this.fail(e, op, iface);
+    }
+  }
+
   private vrrpAttrs(t: CarpTransport, cur: KernelVhid | undefined): Pick<CarpSet, 'version' | 'vrrpPriority' | 'vrrpAdvInterCs'> {
     if (t.kind !== 'netlink' || this.major < 15) return {};
     if (!cur) return { version: CARP_VERSION_CARP };
@@ -529,12 +533,7 @@ export class FreebsdBackend implements KernelBackend {
     return this.locked(async () => {
       this.checkIfName(op, iface);
       const t = await this.carp(op, iface);
-      let cur: KernelVhid | undefined;
-      try {
-        cur = await t.get(iface, vhid);
-      } catch (e) {
-        this.fail(e, op, iface);
-      }
+      const cur = await this.kernelVhid(t, op, iface, vhid);
       if (!cur) throw KernelError.of('ENOENT', op, iface, 'no such vhid');
       await this.destroyVhid(t, op, iface, vhid);
     });
@@ -679,12 +678,7 @@ export class FreebsdBackend implements KernelBackend {
 
   /** Removes an IPv6 address to re-add it with another prefix, recreating the vhid if that emptied it. */
   private async rebindIpv6(t: CarpTransport, op: string, iface: string, vhid: number, old: string): Promise<void> {
-    let cur: KernelVhid | undefined;
-    try {
-      cur = await t.get(iface, vhid);
-    } catch (e) {
-      this.fail(e, op, iface);
-    }
+    const cur = await this.kernelVhid(t, op, iface, vhid);
     await this.unbind(op, iface, vhid, parseCidr(old)!);
     if (!cur || (await t.get(iface, vhid))) return;
     const key = cur.key ? carpKeyText(cur.key) : undefined;
@@ -723,12 +717,7 @@ export class FreebsdBackend implements KernelBackend {
     return this.locked(async () => {
       this.checkIfName(op, iface);
       const t = await this.carp(op, iface);
-      let cur: KernelVhid | undefined;
-      try {
-        cur = await t.get(iface, vhid);
-      } catch (e) {
-        this.fail(e, op, iface);
-      }
+      const cur = await this.kernelVhid(t, op, iface, vhid);
       if (!cur) throw KernelError.of('ENOENT', op, iface, 'no such vhid');
       // A transition devd has not told about yet is recorded first, so "forced" names only the force.
       this.observe(iface, vhid, cur.state, (s) => `kernel reports ${s} (read by carpd; no devd event seen for it)`, 'state found when carpd first saw the vhid');

@@ -24,20 +24,8 @@ import { CARP_NL_FAMILY_NAME, CarpGetReplyParser, type CarpNlVhid, buildCarpGetR
 /** recv(2) flag (sys/socket.h): never wait for data. FreeBSD's value, not Linux's 0x40. */
 export const MSG_DONTWAIT = 0x80;
 
-export interface KernelVhid {
-  vhid: number;
-  state: CarpState;
-  advbase: number;
-  advskew: number;
-  /** Raw key bytes as the kernel returned them; undefined when not privileged (or no key attribute). */
-  key?: Buffer;
-  peer?: string;
-  peer6?: string;
-  /** 15.0+ netlink only. */
-  version?: number;
-  vrrpPriority?: number;
-  vrrpAdvInterCs?: number;
-}
+/** A vhid as the kernel reports it: the netlink attribute set, which the ioctl path fills as far as carpreq goes. */
+export type KernelVhid = CarpNlVhid;
 
 export interface CarpSet {
   iface: string;
