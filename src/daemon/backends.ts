@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import type { BackendName, KernelBackend } from '../kernel/backend.js';
 import { openFreebsdBackend } from '../kernel/freebsd/backend.js';
 import { MemoryBackend } from '../kernel/memory.js';
+import { SimBackend } from '../kernel/sim.js';
+import { DEFAULT_SIM_GROUP, UdpMulticastTransport, formatSimGroup, type SimGroup } from '../runtime/udp.js';
 
 export class BackendUnavailableError extends Error {}
 
@@ -10,6 +12,8 @@ export interface BackendContext {
   /** carpd's state directory: backends that keep their own records put them there. */
   stateDir: string;
   logger: Logger;
+  /** The sim backend's segment and this node's name in it (--sim-group, --node-name). */
+  sim?: { group?: SimGroup; node?: string };
 }
 
 export async function createBackend(name: BackendName, ctx: BackendContext): Promise<KernelBackend> {
@@ -23,8 +27,16 @@ export async function createBackend(name: BackendName, ctx: BackendContext): Pro
       } catch (e) {
         throw new BackendUnavailableError(`the freebsd backend cannot start: ${(e as Error).message}`);
       }
-    case 'sim':
+    case 'sim': {
+      const group = ctx.sim?.group ?? DEFAULT_SIM_GROUP;
+      const transport = new UdpMulticastTransport(group, (e) => ctx.logger.warn({ event: 'sim.socket.error', err: e.message }, `sim socket: ${e.message}`));
+      try {
+        return await SimBackend.open({ transport, node: ctx.sim?.node, logger: ctx.logger });
+      } catch (e) {
+        throw new BackendUnavailableError(`the sim backend cannot start: ${(e as Error).message}; pick another group with --sim-group (now ${formatSimGroup(group)}) or use --backend memory`);
+      }
+    }
     case 'linux':
-      throw new BackendUnavailableError(`the ${name} backend is not part of this build yet; use --backend memory`);
+      throw new BackendUnavailableError(`the ${name} backend is not part of this build yet; use --backend sim or --backend memory`);
   }
 }

@@ -1,9 +1,10 @@
 /** Command-line flags and their environment variables; flags win. */
-import { platform } from 'node:os';
+import { hostname, platform } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '../kernel/backend.js';
 import { defaultStateDir } from '../paths.js';
+import { DEFAULT_SIM_GROUP, formatSimGroup, parseSimGroup, type SimGroup } from '../runtime/udp.js';
 
 export { PACKAGE_ROOT } from '../paths.js';
 
@@ -14,25 +15,34 @@ export interface DaemonOptions {
   configFile?: string;
   backend: BackendName;
   logLevel: string;
+  /** The sim backend's multicast group on loopback. */
+  simGroup: SimGroup;
+  /** This node's name: in /v1/status and in the sim backend's advertisements. */
+  nodeName: string;
 }
 
 export class UsageError extends Error {}
 
 
-export const USAGE = `usage: carpd [--listen HOST:PORT] [--state-dir DIR] [--config FILE] [--backend memory|sim|linux|freebsd] [--log-level LEVEL]
+export const USAGE = `usage: carpd [--listen HOST:PORT] [--state-dir DIR] [--config FILE] [--backend memory|sim|linux|freebsd]
+             [--sim-group ADDR:PORT] [--node-name NAME] [--log-level LEVEL]
 
   --listen HOST:PORT   management API address (CARPD_LISTEN, default 127.0.0.1:8080)
   --state-dir DIR      desired state, revisions and admin.token (CARPD_STATE_DIR,
                        default ./var in a checkout, /var/db/carpd when installed)
   --config FILE        bootstrap file, YAML or JSON, applied when it changes and on SIGHUP (CARPD_CONFIG)
-  --backend NAME       kernel backend (CARPD_BACKEND; default freebsd on FreeBSD, else memory)
+  --backend NAME       kernel backend (CARPD_BACKEND; default freebsd on FreeBSD, else sim)
+  --sim-group ADDR:PORT  the sim backend's multicast group, kept on 127.0.0.1 (CARPD_SIM_GROUP,
+                       default ${formatSimGroup(DEFAULT_SIM_GROUP)}); sim nodes sharing it see each other
+  --node-name NAME     this node's name in status and sim advertisements (CARPD_NODE_NAME,
+                       default the host name)
   --log-level LEVEL    trace|debug|info|warn|error (CARPD_LOG_LEVEL, default info)
 `;
 
 const BACKENDS: BackendName[] = ['memory', 'sim', 'linux', 'freebsd'];
 
 export function defaultBackend(os = platform()): BackendName {
-  return os === 'freebsd' ? 'freebsd' : 'memory';
+  return os === 'freebsd' ? 'freebsd' : 'sim';
 }
 
 export function parseListen(text: string): { host: string; port: number } {
@@ -40,6 +50,14 @@ export function parseListen(text: string): { host: string; port: number } {
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new UsageError(`--listen "${text}" is not HOST:PORT (for example 127.0.0.1:8080 or [::1]:8080)`);
   return { host: m[1] ?? m[2], port };
+}
+
+/** Fits the sim header's node name field (at most 64 bytes) and reads well in logs and reasons. */
+const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function defaultNodeName(): string {
+  const h = hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  return h === '' ? 'carpd' : h;
 }
 
 export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOptions | 'help' {
@@ -53,6 +71,8 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
         config: { type: 'string' },
         backend: { type: 'string' },
         'log-level': { type: 'string' },
+        'sim-group': { type: 'string' },
+        'node-name': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -68,6 +88,17 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
   const logLevel = values['log-level'] ?? env.CARPD_LOG_LEVEL ?? 'info';
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel)) throw new UsageError(`--log-level "${logLevel}" is not a pino level`);
   const configFile = values.config ?? env.CARPD_CONFIG;
+  const simGroupText = values['sim-group'] ?? env.CARPD_SIM_GROUP;
+  let simGroup: SimGroup = { ...DEFAULT_SIM_GROUP };
+  if (simGroupText !== undefined && simGroupText !== '') {
+    try {
+      simGroup = parseSimGroup(simGroupText);
+    } catch (e) {
+      throw new UsageError(`--sim-group ${(e as Error).message}`);
+    }
+  }
+  const nodeName = values['node-name'] ?? (env.CARPD_NODE_NAME || defaultNodeName());
+  if (!NODE_NAME.test(nodeName)) throw new UsageError(`--node-name "${nodeName}" is not a name (a letter or digit, then up to 63 letters, digits, ".", "_" or "-")`);
   return {
     listenHost: listen.host,
     listenPort: listen.port,
@@ -75,5 +106,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
     configFile: configFile === undefined || configFile === '' ? undefined : path.resolve(configFile),
     backend,
     logLevel,
+    simGroup,
+    nodeName,
   };
 }

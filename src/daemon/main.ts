@@ -24,7 +24,7 @@ const STOP_TIMEOUT_MS = 10_000;
 
 export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<{ server: Server; stop: () => Promise<void>; reload: () => Promise<void> }> {
   const store = await ConfigStore.open(opts.stateDir, () => initialState(new Date()));
-  const backend = await createBackend(opts.backend, { stateDir: opts.stateDir, logger });
+  const backend = await createBackend(opts.backend, { stateDir: opts.stateDir, logger, sim: { group: opts.simGroup, node: opts.nodeName } });
   const service = new CarpService({ store, backend, logger });
   await ensureAdminToken(service, opts.stateDir, logger);
   if (opts.configFile) {
@@ -32,7 +32,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
     logger.info({ event: 'bootstrap', file: opts.configFile, result: r }, `bootstrap file ${opts.configFile}: ${r}`);
   }
   const reconcile = await service.start();
-  const app = buildApp({ service, logger, version: VERSION });
+  const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName });
   const server = createServer(app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

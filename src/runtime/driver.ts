@@ -1,0 +1,368 @@
+/**
+ * The CARP runtime: drives one pure engine (src/engine) per vhid and does the I/O the engine
+ * must not do.
+ *
+ *   datagram ─> sim frame ─> CARP decode (src/wire: checksum, vhid, version, HMAC) ─> step()
+ *   timer    ───────────────────────────────────────────────────────────────────────> step()
+ *   step() ─> actions: arm/cancel timer │ send advertisement │ transition │ install/remove VIPs
+ *
+ * Inputs are processed one at a time in arrival order: an action that causes another input
+ * (a listener reacting to a transition, a datagram delivered synchronously) queues it behind
+ * the current one instead of re-entering the engine mid-step. Bad datagrams are counted under
+ * their carpstats name and dropped; nothing a peer sends can make the runtime throw.
+ */
+import { randomBytes } from 'node:crypto';
+import type { CarpState, Clock } from '../kernel/backend.js';
+import { systemClock } from '../kernel/backend.js';
+import type { Action, EngineInput, EngineState, TransitionCause, VhidSettings } from '../engine/index.js';
+import { initialState, step } from '../engine/index.js';
+import { carpBytes, decodeCarp, type CarpVhidConfig } from '../wire/carp.js';
+import { CarpCounters, type CarpStatName, type CarpStats } from '../wire/counters.js';
+import { decodeSimFrame, encodeSimFrame } from './frame.js';
+import { TimerTable } from './timers.js';
+import type { DatagramInfo, PacketTransport } from './transport.js';
+
+/** One vhid as the runtime runs it. */
+export interface RuntimeVhidConfig {
+  iface: string;
+  vhid: number;
+  advbaseSec: number;
+  advskew: number;
+  /** The passphrase (at most 20 bytes); undefined = the empty key, as carp(4) allows. */
+  key?: string;
+  /** Every VIP of the vhid as CIDR or bare address; they are hashed into every advertisement. */
+  addresses: readonly string[];
+}
+
+export interface RuntimeGlobals {
+  /** net.inet.carp.preempt */
+  preempt: boolean;
+  /** The node's total demotion, added to every vhid's advertised skew (clamped to 240). */
+  demotion: number;
+}
+
+export interface TransitionEvent {
+  iface: string;
+  vhid: number;
+  from: CarpState;
+  to: CarpState;
+  cause: TransitionCause;
+  reason: string;
+  atMs: number;
+}
+
+export interface VipEvent {
+  iface: string;
+  vhid: number;
+  /** true: this node now answers for the addresses (MASTER); false: it gave them up. */
+  installed: boolean;
+  addresses: string[];
+}
+
+export interface DropEvent {
+  counter: CarpStatName;
+  detail: string;
+  iface?: string;
+  vhid?: number;
+  /** The sender's node name, when the sim header could be read. */
+  from?: string;
+}
+
+export interface CarpRuntimeOptions {
+  transport: PacketTransport;
+  /** This node's name, carried in every datagram and shown in a peer's reasons. */
+  node: string;
+  clock?: Clock;
+  /** 64-bit random values: counter seeds and the instance id. Default crypto.randomBytes. */
+  random?: () => bigint;
+  /**
+   * Whether this node is attached to the segment of an interface. Datagrams for other
+   * interfaces never reach it, as frames of another Ethernet segment would not. Default: all.
+   */
+  attached?: (iface: string) => boolean;
+  onTransition?: (e: TransitionEvent) => void;
+  onVips?: (e: VipEvent) => void;
+  onDrop?: (e: DropEvent) => void;
+  /** A send the transport refused, or an advertisement that could not be built. */
+  onSendError?: (e: Error, iface: string, vhid: number) => void;
+}
+
+interface Instance {
+  key: string;
+  cfg: RuntimeVhidConfig;
+  engine: EngineState;
+  vipsInstalled: boolean;
+}
+
+export interface RuntimeVhidView {
+  cfg: RuntimeVhidConfig;
+  engine: EngineState;
+  vipsInstalled: boolean;
+}
+
+const defaultRandom = () => randomBytes(8).readBigUInt64BE();
+
+export class CarpRuntime {
+  readonly node: string;
+  /** Tells this runtime's own datagrams, looped back by the segment, from a peer's. */
+  readonly instanceId: Buffer;
+  private readonly transport: PacketTransport;
+  private readonly clock: Clock;
+  private readonly random: () => bigint;
+  private readonly attached: (iface: string) => boolean;
+  private readonly timers: TimerTable;
+  private readonly counters = new CarpCounters();
+  private readonly vhids = new Map<string, Instance>();
+  private readonly pendingSends = new Set<Promise<void>>();
+  private globals: RuntimeGlobals = { preempt: false, demotion: 0 };
+  private queue: (() => void)[] = [];
+  private draining = false;
+  private opened = false;
+  private closing?: Promise<void>;
+
+  constructor(private readonly opts: CarpRuntimeOptions) {
+    this.transport = opts.transport;
+    this.node = opts.node;
+    this.clock = opts.clock ?? systemClock;
+    this.random = opts.random ?? defaultRandom;
+    this.attached = opts.attached ?? (() => true);
+    this.timers = new TimerTable(this.clock);
+    this.instanceId = Buffer.alloc(8);
+    this.instanceId.writeBigUInt64BE(BigInt.asUintN(64, this.random()));
+  }
+
+  /** Attaches to the segment. */
+  async open(): Promise<void> {
+    if (this.opened) return;
+    await this.transport.open((bytes, info) => this.run(() => this.receive(bytes, info)));
+    this.opened = true;
+  }
+
+  /** Creates the vhid (in INIT) or replaces its configuration. Timing changes reach the engine as settings. */
+  configure(cfg: RuntimeVhidConfig): void {
+    this.run(() => {
+      const key = vhidKey(cfg.iface, cfg.vhid);
+      const copy = { ...cfg, addresses: [...cfg.addresses] };
+      const inst = this.vhids.get(key);
+      if (!inst) {
+        const engine = initialState(this.settingsOf(copy), BigInt.asUintN(64, this.random()), this.clock.now());
+        this.vhids.set(key, { key, cfg: copy, engine, vipsInstalled: false });
+        return;
+      }
+      const timingChanged = inst.cfg.advbaseSec !== cfg.advbaseSec || inst.cfg.advskew !== cfg.advskew;
+      inst.cfg = copy;
+      if (timingChanged) this.step(inst, { kind: 'settings', settings: this.settingsOf(copy) });
+    });
+  }
+
+  /** Feeds one of the administrative inputs to a vhid's engine; unknown vhids are ignored. */
+  input(iface: string, vhid: number, input: Extract<EngineInput, { kind: 'up' | 'down' | 'force' | 'leave' }>): void {
+    this.run(() => {
+      const inst = this.vhids.get(vhidKey(iface, vhid));
+      if (inst) this.step(inst, input);
+    });
+  }
+
+  /**
+   * Takes the vhid out of the runtime. `leave` first (a MASTER bows out, so a peer takes over at
+   * once, carp-protocol.md §7.6) with the address set it still has, then its timers go.
+   */
+  remove(iface: string, vhid: number, reason: string): void {
+    this.run(() => {
+      const key = vhidKey(iface, vhid);
+      const inst = this.vhids.get(key);
+      if (!inst) return;
+      this.step(inst, { kind: 'leave', reason });
+      this.timers.cancelPrefix(`${key}#`);
+      this.vhids.delete(key);
+    });
+  }
+
+  /** New preempt/demotion for every vhid; a MASTER whose demotion changed advertises at once (§6.4). */
+  setGlobals(g: RuntimeGlobals): void {
+    this.run(() => {
+      if (g.preempt === this.globals.preempt && g.demotion === this.globals.demotion) return;
+      this.globals = { ...g };
+      for (const inst of this.vhids.values()) this.step(inst, { kind: 'settings', settings: this.settingsOf(inst.cfg) });
+    });
+  }
+
+  get(iface: string, vhid: number): RuntimeVhidView | undefined {
+    const inst = this.vhids.get(vhidKey(iface, vhid));
+    return inst && { cfg: inst.cfg, engine: inst.engine, vipsInstalled: inst.vipsInstalled };
+  }
+
+  list(): RuntimeVhidView[] {
+    return [...this.vhids.values()].map((i) => ({ cfg: i.cfg, engine: i.engine, vipsInstalled: i.vipsInstalled }));
+  }
+
+  /** carpstats, counted since this runtime started. */
+  stats(): CarpStats {
+    return this.counters.snapshot();
+  }
+
+  /**
+   * Every vhid leaves (a MASTER sends its bow-out), the timers stop, the bow-outs are flushed
+   * to the segment, then the transport closes. The vhids stay listed, in INIT.
+   */
+  close(reason = 'carpd stopping'): Promise<void> {
+    return (this.closing ??= (async () => {
+      this.run(() => {
+        for (const inst of this.vhids.values()) this.step(inst, { kind: 'leave', reason });
+      });
+      this.timers.clear();
+      await Promise.all([...this.pendingSends]);
+      if (this.opened) await this.transport.close();
+    })());
+  }
+
+  // --- internals -------------------------------------------------------------------------
+
+  private settingsOf(cfg: RuntimeVhidConfig): VhidSettings {
+    return { vhid: cfg.vhid, advbaseSec: cfg.advbaseSec, advskew: cfg.advskew, preempt: this.globals.preempt, demotion: this.globals.demotion };
+  }
+
+  /** Runs `job` now, or after the job that is running (see the file comment). */
+  private run(job: () => void): void {
+    if (this.draining) {
+      this.queue.push(job);
+      return;
+    }
+    this.draining = true;
+    try {
+      job();
+    } finally {
+      try {
+        while (this.queue.length > 0) {
+          const next = this.queue.shift()!;
+          try {
+            next();
+          } catch (e) {
+            // A queued job has no caller to throw to; an engine refusal here is a bug to see.
+            queueMicrotask(() => {
+              throw e;
+            });
+          }
+        }
+      } finally {
+        this.draining = false;
+      }
+    }
+  }
+
+  private step(inst: Instance, input: EngineInput): void {
+    if (this.closing && input.kind !== 'leave') return;
+    const r = step(inst.engine, input, this.clock.now());
+    inst.engine = r.state;
+    for (const a of r.actions) this.act(inst, a);
+  }
+
+  private act(inst: Instance, a: Action): void {
+    switch (a.kind) {
+      case 'arm': {
+        const key = inst.key;
+        this.timers.arm(`${key}#${a.timer}`, a.afterMs, () =>
+          this.run(() => {
+            const current = this.vhids.get(key);
+            if (current) this.step(current, { kind: 'timer', timer: a.timer });
+          }),
+        );
+        return;
+      }
+      case 'cancel':
+        this.timers.cancel(`${inst.key}#${a.timer}`);
+        return;
+      case 'send':
+        this.send(inst, a);
+        return;
+      case 'transition':
+        if (a.cause === 'preempt') this.counters.add('preempt');
+        this.opts.onTransition?.({ iface: inst.cfg.iface, vhid: inst.cfg.vhid, from: a.from, to: a.to, cause: a.cause, reason: a.reason, atMs: this.clock.now() });
+        return;
+      case 'install-vips':
+      case 'remove-vips': {
+        const installed = a.kind === 'install-vips';
+        if (inst.vipsInstalled === installed) return;
+        inst.vipsInstalled = installed;
+        this.opts.onVips?.({ iface: inst.cfg.iface, vhid: inst.cfg.vhid, installed, addresses: [...inst.cfg.addresses] });
+        return;
+      }
+    }
+  }
+
+  /** One datagram per address family the vhid has VIPs in, as carp(4) sends one packet per family. */
+  private send(inst: Instance, a: Extract<Action, { kind: 'send' }>): void {
+    const { iface, vhid } = inst.cfg;
+    if (!this.opened) return;
+    let frames: { family: 4 | 6; bytes: Buffer }[];
+    try {
+      const carp = carpBytes({ vhid, advbaseSec: a.advbaseSec, advskew: a.advskew, counter: a.counter, key: keyBytes(inst.cfg.key), addresses: inst.cfg.addresses });
+      frames = familiesOf(inst.cfg.addresses).map((family) => ({
+        family,
+        bytes: encodeSimFrame({ family, instance: this.instanceId, node: this.node, iface, carp }),
+      }));
+    } catch (e) {
+      this.opts.onSendError?.(e as Error, iface, vhid);
+      return;
+    }
+    for (const f of frames) {
+      const p = this.transport.send(f.bytes).then(
+        () => this.counters.countOutput(f.family),
+        (e: Error) => {
+          // carpstats has one send-failure counter, "no memory"; every refusal is filed there.
+          this.counters.add('onomem');
+          this.opts.onSendError?.(e, iface, vhid);
+        },
+      );
+      const tracked = p.finally(() => this.pendingSends.delete(tracked));
+      this.pendingSends.add(tracked);
+    }
+  }
+
+  private receive(bytes: Uint8Array, info: DatagramInfo): void {
+    const decoded = decodeSimFrame(bytes);
+    if (decoded.ok && this.instanceId.equals(decoded.frame.instance)) return;
+    const drop = (family: 4 | 6, counter: CarpStatName, detail: string, extra: Partial<DropEvent> = {}) => {
+      this.counters.countInput(family, { ok: false, error: counter });
+      this.opts.onDrop?.({ counter, detail, ...extra });
+    };
+    if (!info.local) return drop(4, 'badif', 'datagram from outside this machine');
+    if (!decoded.ok) return drop(4, 'hdrops', decoded.detail);
+    const { frame } = decoded;
+    // Another segment's traffic: on a real network it would never arrive here.
+    if (!this.attached(frame.iface)) return;
+    const from = { iface: frame.iface, from: frame.node };
+    const onIface = [...this.vhids.values()].some((i) => i.cfg.iface === frame.iface);
+    if (!onIface) return drop(frame.family, 'badif', `no vhid on ${frame.iface}`, from);
+    const result = decodeCarp(frame.carp, {
+      lookup: (vhid): CarpVhidConfig | undefined => {
+        const inst = this.vhids.get(vhidKey(frame.iface, vhid));
+        return inst && { key: keyBytes(inst.cfg.key), addresses: inst.cfg.addresses };
+      },
+    });
+    if (!result.ok) return drop(frame.family, result.error, result.detail, { ...from, vhid: frame.carp[1] });
+    this.counters.countInput(frame.family, { ok: true });
+    const inst = this.vhids.get(vhidKey(frame.iface, result.advert.vhid));
+    if (!inst) return;
+    const { advbaseSec, advskew, counter } = result.advert;
+    this.step(inst, { kind: 'advert', from: frame.node, advbaseSec, advskew, counter });
+  }
+}
+
+export function vhidKey(iface: string, vhid: number): string {
+  return `${iface}/${vhid}`;
+}
+
+/**
+ * The key as given, byte for byte (up to 20 bytes, as FreeBSD's netlink interface carries it);
+ * both sides of a sim cluster build it the same way, so they agree on the digest.
+ */
+function keyBytes(key: string | undefined): Buffer {
+  return Buffer.from(key ?? '', 'utf8');
+}
+
+function familiesOf(addresses: readonly string[]): (4 | 6)[] {
+  const v6 = addresses.some((a) => a.includes(':'));
+  const v4 = addresses.some((a) => !a.includes(':'));
+  return v4 && v6 ? [4, 6] : v6 ? [6] : [4];
+}
