@@ -13,6 +13,7 @@ import { TMP_MARK } from '../src/config/atomic.js';
 import { initialState, type DesiredState } from '../src/config/model.js';
 import { ConfigStore, KEEP_REVISIONS } from '../src/config/store.js';
 import { call, daemonArgs, etagRevision, spawnDaemon, startDaemon, type Reply } from './helpers/daemon.js';
+import { prng } from './helpers/prng.js';
 
 const KILLS = Number(process.env.CARPD_DURABILITY_KILLS ?? 200);
 /** Bounds the VIP set; far below the 255 vhids of an interface. */
@@ -26,17 +27,6 @@ const tmp = (t: { after: (fn: () => void) => void }) => {
   return d;
 };
 
-/** mulberry32: small, seedable, good enough to pick kill points and operations. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What the test expects of a VIP: the fields its writes set. */
 interface ModelVip {

@@ -20,6 +20,7 @@ import {
   parseGetFamilyReply,
   splitMessages,
 } from '../src/kernel/freebsd/netlink.js';
+import { prng } from './helpers/prng.js';
 
 // Hand-rolled builders, independent of the module under test.
 const hex = (s: string) => s.replace(/\s+/g, '');
@@ -177,17 +178,6 @@ test('malformed replies are NetlinkFormatError with a clear message', () => {
   assert.equal(s.pendingBytes, 10);
 });
 
-/** mulberry32: a small seeded PRNG, so a failure reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('fuzz: random and mutated bytes only ever raise NetlinkFormatError or KernelError', { timeout: 30_000 }, () => {
   const rnd = prng(0xc0ffee);

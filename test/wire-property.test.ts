@@ -8,18 +8,8 @@ import { decodeEthernet } from '../src/wire/mac.js';
 import { addressBytes, decodeIpv4, decodeIpv6, ipv4Packet } from '../src/wire/ip.js';
 import { internetChecksum, pseudoHeaderSum } from '../src/wire/checksum.js';
 import { CARP_STAT_NAMES } from '../src/wire/counters.js';
+import { prng } from './helpers/prng.js';
 
-/** mulberry32: a small seeded PRNG, so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = 0xc0ffee;
 

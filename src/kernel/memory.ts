@@ -24,6 +24,7 @@ import {
   type VhidParams,
 } from './backend.js';
 import { KernelError } from './errno.js';
+import { PfsyncModel } from './pfsync-model.js';
 
 interface Vhid extends LiveVhid {
   timer?: unknown;
@@ -48,11 +49,12 @@ export class MemoryBackend implements KernelBackend {
   private readonly events = new EventEmitter();
   private globals: CarpGlobals = { allow: true, preempt: false };
   private maintenance = false;
-  private pfsync: PfsyncSettings = { maxupd: 128, defer: false, version: 1400 };
+  private readonly pfsync: PfsyncModel;
 
   constructor(opts: MemoryBackendOptions = {}) {
     this.clock = opts.clock ?? systemClock;
     this.interfaces = opts.interfaces ? new Set(opts.interfaces) : undefined;
+    this.pfsync = new PfsyncModel(this.interfaces);
   }
 
   capabilities(): Capabilities {
@@ -185,16 +187,11 @@ export class MemoryBackend implements KernelBackend {
   }
 
   async getPfsync(): Promise<PfsyncLive> {
-    const running = this.pfsync.syncdev !== undefined;
-    return { ...this.pfsync, running, bulkUpdateDone: running };
+    return this.pfsync.get();
   }
 
   async setPfsync(s: PfsyncSettings): Promise<void> {
-    const op = 'configure pfsync0';
-    if (!Number.isInteger(s.maxupd) || s.maxupd < 0 || s.maxupd > 255) throw KernelError.of('EINVAL', op, 'pfsync0', 'maxupd outside 0..255');
-    if (![1301, 1400, 1500].includes(s.version)) throw KernelError.of('EINVAL', op, 'pfsync0', `unsupported version ${s.version}`);
-    if (s.syncdev !== undefined && this.interfaces && !this.interfaces.has(s.syncdev)) throw KernelError.of('EINVAL', op, 'pfsync0', `syncdev ${s.syncdev} does not exist`);
-    this.pfsync = { ...s };
+    this.pfsync.set(s);
   }
 
   /**

@@ -36,6 +36,7 @@ import {
   type VhidParams,
 } from './backend.js';
 import { KernelError } from './errno.js';
+import { PfsyncModel } from './pfsync-model.js';
 
 export interface SimBackendOptions {
   /** The segment: UdpMulticastTransport in carpd, a MemoryNetwork endpoint in tests. */
@@ -78,11 +79,12 @@ export class SimBackend implements KernelBackend {
   private readonly dropsSeen = new Set<string>();
   private globals: CarpGlobals = { allow: true, preempt: false };
   private maintenance = false;
-  private pfsync: PfsyncSettings = { maxupd: 128, defer: false, version: 1400 };
+  private readonly pfsync: PfsyncModel;
 
   constructor(opts: SimBackendOptions) {
     this.clock = opts.clock ?? systemClock;
     this.interfaces = opts.interfaces ? new Set(opts.interfaces) : undefined;
+    this.pfsync = new PfsyncModel(this.interfaces);
     this.node = opts.node ?? hostname().slice(0, SIM_MAX_NODE_NAME);
     this.logger = opts.logger;
     this.description = `userspace CARP engine, node ${this.node}, over ${opts.transport.description}; VIPs kept in memory`;
@@ -255,16 +257,11 @@ export class SimBackend implements KernelBackend {
   }
 
   async getPfsync(): Promise<PfsyncLive> {
-    const running = this.pfsync.syncdev !== undefined;
-    return { ...this.pfsync, running, bulkUpdateDone: running };
+    return this.pfsync.get();
   }
 
   async setPfsync(s: PfsyncSettings): Promise<void> {
-    const op = 'configure pfsync0';
-    if (!Number.isInteger(s.maxupd) || s.maxupd < 0 || s.maxupd > 255) throw KernelError.of('EINVAL', op, 'pfsync0', 'maxupd outside 0..255');
-    if (![1301, 1400, 1500].includes(s.version)) throw KernelError.of('EINVAL', op, 'pfsync0', `unsupported version ${s.version}`);
-    if (s.syncdev !== undefined && this.interfaces && !this.interfaces.has(s.syncdev)) throw KernelError.of('EINVAL', op, 'pfsync0', `syncdev ${s.syncdev} does not exist`);
-    this.pfsync = { ...s };
+    this.pfsync.set(s);
   }
 
   /**
