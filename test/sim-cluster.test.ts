@@ -14,6 +14,7 @@ import { SimBackend } from '../src/kernel/sim.js';
 import { MemoryNetwork, type MemoryTransport } from '../src/runtime/transport.js';
 import { ManualClock } from './helpers/harness.js';
 import { call, startDaemon, type RunningDaemon } from './helpers/daemon.js';
+import { pollUntil } from './helpers/poll.js';
 
 interface Node {
   name: string;
@@ -213,26 +214,11 @@ test('without preempt a better node that comes later stays BACKUP', async (t) =>
 
 // --- two real carpd processes on the UDP loopback segment -------------------------------------
 
-const POLL_MS = 100;
-const POLL_LIMIT_MS = 30_000;
-
 async function vhidState(d: RunningDaemon, token: string): Promise<{ state: string; reason: string } | undefined> {
   const r = await call(d.port, 'GET', '/v1/status', { token });
   assert.equal(r.status, 200, r.text);
   const v = (r.body.vhids as { interface: string; vhid: number; state: string; reason: string }[]).find((x) => x.interface === 'em0' && x.vhid === 1);
   return v && { state: v.state, reason: v.reason };
-}
-
-/** Polls until `done` holds, for at most POLL_LIMIT_MS; the bound only stops a hung test. */
-async function pollUntil<T>(what: string, read: () => Promise<T>, done: (v: T) => boolean): Promise<T> {
-  const deadline = Date.now() + POLL_LIMIT_MS;
-  let last: T;
-  for (;;) {
-    last = await read();
-    if (done(last)) return last;
-    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(last)} after ${POLL_LIMIT_MS} ms`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
 }
 
 test('two carpd processes (--backend sim) elect a master over UDP on loopback and fail over when it is killed', async (t) => {

@@ -2,7 +2,7 @@
  * The CARP runtime: drives one pure engine (src/engine) per vhid and does the I/O the engine
  * must not do.
  *
- *   datagram ─> sim frame ─> CARP decode (src/wire: checksum, vhid, version, HMAC) ─> step()
+ *   link (link.ts) ─> TTL ─> CARP decode (src/wire: checksum, vhid, version, HMAC) ─> step()
  *   timer    ───────────────────────────────────────────────────────────────────────> step()
  *   step() ─> actions: arm/cancel timer │ send advertisement │ transition │ install/remove VIPs
  *
@@ -18,9 +18,9 @@ import type { Action, EngineInput, EngineState, TransitionCause, VhidSettings } 
 import { initialState, step } from '../engine/index.js';
 import { carpBytes, decodeCarp, type CarpVhidConfig } from '../wire/carp.js';
 import { CarpCounters, type CarpStatName, type CarpStats } from '../wire/counters.js';
-import { decodeSimFrame, encodeSimFrame } from './frame.js';
+import { SimLink, type AdvertLink, type IncomingAdvert, type LinkDrop } from './link.js';
 import { TimerTable } from './timers.js';
-import type { DatagramInfo, PacketTransport } from './transport.js';
+import type { PacketTransport } from './transport.js';
 
 /** One vhid as the runtime runs it. */
 export interface RuntimeVhidConfig {
@@ -32,6 +32,9 @@ export interface RuntimeVhidConfig {
   key?: string;
   /** Every VIP of the vhid as CIDR or bare address; they are hashed into every advertisement. */
   addresses: readonly string[];
+  /** Unicast peers (carp(4) peer / peer6): advertisements of that family go there, not to the group. */
+  peer?: string;
+  peer6?: string;
 }
 
 export interface RuntimeGlobals {
@@ -64,20 +67,23 @@ export interface DropEvent {
   detail: string;
   iface?: string;
   vhid?: number;
-  /** The sender's node name, when the sim header could be read. */
+  /** The sender: its node name on the sim segment, its source address on a real one. */
   from?: string;
 }
 
 export interface CarpRuntimeOptions {
-  transport: PacketTransport;
-  /** This node's name, carried in every datagram and shown in a peer's reasons. */
+  /** Where advertisements travel: a link (the linux backend's raw sockets) ... */
+  link?: AdvertLink;
+  /** ... or a sim segment, wrapped in a SimLink by the runtime. Exactly one of the two. */
+  transport?: PacketTransport;
+  /** This node's name, carried in every sim datagram and shown in a peer's reasons. */
   node: string;
   clock?: Clock;
   /** 64-bit random values: counter seeds and the instance id. Default crypto.randomBytes. */
   random?: () => bigint;
   /**
-   * Whether this node is attached to the segment of an interface. Datagrams for other
-   * interfaces never reach it, as frames of another Ethernet segment would not. Default: all.
+   * Sim segment only: whether this node is attached to the segment of an interface. Datagrams
+   * for other interfaces never reach it, as frames of another Ethernet segment would not. Default: all.
    */
   attached?: (iface: string) => boolean;
   onTransition?: (e: TransitionEvent) => void;
@@ -106,10 +112,9 @@ export class CarpRuntime {
   readonly node: string;
   /** Tells this runtime's own datagrams, looped back by the segment, from a peer's. */
   readonly instanceId: Buffer;
-  private readonly transport: PacketTransport;
+  private readonly link: AdvertLink;
   private readonly clock: Clock;
   private readonly random: () => bigint;
-  private readonly attached: (iface: string) => boolean;
   private readonly timers: TimerTable;
   private readonly counters = new CarpCounters();
   private readonly vhids = new Map<string, Instance>();
@@ -121,20 +126,30 @@ export class CarpRuntime {
   private closing?: Promise<void>;
 
   constructor(private readonly opts: CarpRuntimeOptions) {
-    this.transport = opts.transport;
     this.node = opts.node;
     this.clock = opts.clock ?? systemClock;
     this.random = opts.random ?? defaultRandom;
-    this.attached = opts.attached ?? (() => true);
     this.timers = new TimerTable(this.clock);
     this.instanceId = Buffer.alloc(8);
     this.instanceId.writeBigUInt64BE(BigInt.asUintN(64, this.random()));
+    if (!opts.link === !opts.transport) throw new TypeError('CarpRuntime needs exactly one of link and transport');
+    this.link =
+      opts.link ??
+      new SimLink({ transport: opts.transport!, node: this.node, instanceId: this.instanceId, attached: opts.attached ?? (() => true) });
+  }
+
+  /** Where advertisements travel, in words. */
+  get description(): string {
+    return this.link.description;
   }
 
   /** Attaches to the segment. */
   async open(): Promise<void> {
     if (this.opened) return;
-    await this.transport.open((bytes, info) => this.run(() => this.receive(bytes, info)));
+    await this.link.open({
+      advert: (a) => this.run(() => this.receive(a)),
+      drop: (d) => this.run(() => this.dropped(d)),
+    });
     this.opened = true;
   }
 
@@ -212,7 +227,7 @@ export class CarpRuntime {
       });
       this.timers.clear();
       await Promise.all([...this.pendingSends]);
-      if (this.opened) await this.transport.close();
+      if (this.opened) await this.link.close();
     })());
   }
 
@@ -290,24 +305,27 @@ export class CarpRuntime {
     }
   }
 
-  /** One datagram per address family the vhid has VIPs in, as carp(4) sends one packet per family. */
+  /** One advertisement per address family the vhid has VIPs in, as carp(4) sends one packet per family. */
   private send(inst: Instance, a: Extract<Action, { kind: 'send' }>): void {
     const { iface, vhid } = inst.cfg;
     if (!this.opened) return;
-    let frames: { family: 4 | 6; bytes: Buffer }[];
+    let payload: Buffer;
     try {
-      const carp = carpBytes({ vhid, advbaseSec: a.advbaseSec, advskew: a.advskew, counter: a.counter, key: keyBytes(inst.cfg.key), addresses: inst.cfg.addresses });
-      frames = familiesOf(inst.cfg.addresses).map((family) => ({
-        family,
-        bytes: encodeSimFrame({ family, instance: this.instanceId, node: this.node, iface, carp }),
-      }));
+      payload = carpBytes({ vhid, advbaseSec: a.advbaseSec, advskew: a.advskew, counter: a.counter, key: keyBytes(inst.cfg.key), addresses: inst.cfg.addresses });
     } catch (e) {
       this.opts.onSendError?.(e as Error, iface, vhid);
       return;
     }
-    for (const f of frames) {
-      const p = this.transport.send(f.bytes).then(
-        () => this.counters.countOutput(f.family),
+    for (const family of familiesOf(inst.cfg.addresses)) {
+      const destination = family === 4 ? inst.cfg.peer : inst.cfg.peer6;
+      let p: Promise<void>;
+      try {
+        p = this.link.send({ iface, family, payload, destination });
+      } catch (e) {
+        p = Promise.reject(e as Error);
+      }
+      p = p.then(
+        () => this.counters.countOutput(family),
         (e: Error) => {
           // carpstats has one send-failure counter, "no memory"; every refusal is filed there.
           this.counters.add('onomem');
@@ -319,33 +337,33 @@ export class CarpRuntime {
     }
   }
 
-  private receive(bytes: Uint8Array, info: DatagramInfo): void {
-    const decoded = decodeSimFrame(bytes);
-    if (decoded.ok && this.instanceId.equals(decoded.frame.instance)) return;
-    const drop = (family: 4 | 6, counter: CarpStatName, detail: string, extra: Partial<DropEvent> = {}) => {
-      this.counters.countInput(family, { ok: false, error: counter });
-      this.opts.onDrop?.({ counter, detail, ...extra });
-    };
-    if (!info.local) return drop(4, 'badif', 'datagram from outside this machine');
-    if (!decoded.ok) return drop(4, 'hdrops', decoded.detail);
-    const { frame } = decoded;
-    // Another segment's traffic: on a real network it would never arrive here.
-    if (!this.attached(frame.iface)) return;
-    const from = { iface: frame.iface, from: frame.node };
-    const onIface = [...this.vhids.values()].some((i) => i.cfg.iface === frame.iface);
-    if (!onIface) return drop(frame.family, 'badif', `no vhid on ${frame.iface}`, from);
-    const result = decodeCarp(frame.carp, {
+  private dropped(d: LinkDrop): void {
+    this.counters.countInput(d.family, { ok: false, error: d.counter });
+    this.opts.onDrop?.({ counter: d.counter, detail: d.detail, iface: d.iface, vhid: d.vhid, from: d.from });
+  }
+
+  private receive(a: IncomingAdvert): void {
+    const drop = (counter: CarpStatName, detail: string, vhid?: number) => this.dropped({ family: a.family, counter, detail, iface: a.iface, vhid, from: a.from });
+    const onIface = [...this.vhids.values()].some((i) => i.cfg.iface === a.iface);
+    if (!onIface) return drop('badif', `no vhid on ${a.iface}`);
+    // carp(4) checks the TTL first, except for a vhid with a unicast peer of that family (§8).
+    if (a.ttl !== undefined && a.ttl !== 255) {
+      const target = a.payload.length > 1 ? this.vhids.get(vhidKey(a.iface, a.payload[1])) : undefined;
+      const unicast = target && (a.family === 4 ? target.cfg.peer : target.cfg.peer6) !== undefined;
+      if (!unicast) return drop('badttl', `TTL ${a.ttl}, must be 255`, target?.cfg.vhid);
+    }
+    const result = decodeCarp(a.payload, {
       lookup: (vhid): CarpVhidConfig | undefined => {
-        const inst = this.vhids.get(vhidKey(frame.iface, vhid));
+        const inst = this.vhids.get(vhidKey(a.iface, vhid));
         return inst && { key: keyBytes(inst.cfg.key), addresses: inst.cfg.addresses };
       },
     });
-    if (!result.ok) return drop(frame.family, result.error, result.detail, { ...from, vhid: frame.carp[1] });
-    this.counters.countInput(frame.family, { ok: true });
-    const inst = this.vhids.get(vhidKey(frame.iface, result.advert.vhid));
+    if (!result.ok) return drop(result.error, result.detail, a.payload[1]);
+    this.counters.countInput(a.family, { ok: true });
+    const inst = this.vhids.get(vhidKey(a.iface, result.advert.vhid));
     if (!inst) return;
     const { advbaseSec, advskew, counter } = result.advert;
-    this.step(inst, { kind: 'advert', from: frame.node, advbaseSec, advskew, counter });
+    this.step(inst, { kind: 'advert', from: a.from, advbaseSec, advskew, counter });
   }
 }
 

@@ -48,8 +48,11 @@ export class DaemonProcess {
   private waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   private exitInfo?: Exit;
 
-  constructor(args: string[], env: NodeJS.ProcessEnv) {
-    this.child = spawn(process.execPath, [...ENTRY, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `netns`: run inside that network namespace (`ip netns exec` replaces itself with node, so the pid is carpd's). */
+  constructor(args: string[], env: NodeJS.ProcessEnv, netns?: string) {
+    const argv = [process.execPath, ...ENTRY, ...args];
+    const [cmd, ...rest] = netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv;
+    this.child = spawn(cmd, rest, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(this.child);
     this.child.stdout!.setEncoding('utf8').on('data', (s: string) => this.onStdout(s));
     this.child.stderr!.setEncoding('utf8').on('data', (s: string) => (this.err += s));
@@ -156,8 +159,8 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 }
 
 /** Spawns carpd without waiting for anything (for runs expected to fail). */
-export function spawnDaemon(t: TestContextLike, args: string[], opts: { env?: Record<string, string> } = {}): DaemonProcess {
-  const d = new DaemonProcess(args, cleanEnv(opts.env));
+export function spawnDaemon(t: TestContextLike, args: string[], opts: { env?: Record<string, string>; netns?: string } = {}): DaemonProcess {
+  const d = new DaemonProcess(args, cleanEnv(opts.env), opts.netns);
   t.after(async () => {
     d.kill('SIGKILL');
     await d.exited;
@@ -171,7 +174,7 @@ export interface RunningDaemon extends DaemonProcess {
 }
 
 /** Spawns carpd and resolves once it logs that it is listening, with the port it chose. */
-export async function startDaemon(t: TestContextLike, args: string[], opts: { env?: Record<string, string> } = {}): Promise<RunningDaemon> {
+export async function startDaemon(t: TestContextLike, args: string[], opts: { env?: Record<string, string>; netns?: string } = {}): Promise<RunningDaemon> {
   const d = spawnDaemon(t, args, opts);
   const listening = await d.waitForEvent('listening');
   const m = /:(\d+)$/.exec(String(listening.address));
@@ -204,7 +207,7 @@ export function etagRevision(r: Reply): number {
  * reached carpd once or not at all). Resolves when the whole reply is read; rejects on a
  * connection error. `onSent` runs once the request is flushed to the socket.
  */
-export function call(port: number, method: string, url: string, opts: { token?: string; body?: unknown; onSent?: () => void } = {}): Promise<Reply> {
+export function call(port: number, method: string, url: string, opts: { host?: string; token?: string; body?: unknown; onSent?: () => void } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const headers: Record<string, string> = {};
@@ -213,7 +216,7 @@ export function call(port: number, method: string, url: string, opts: { token?: 
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
-    const req = httpRequest({ host: '127.0.0.1', port, method, path: url, headers, agent: false }, (res) => {
+    const req = httpRequest({ host: opts.host ?? '127.0.0.1', port, method, path: url, headers, agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (s: string) => (text += s));

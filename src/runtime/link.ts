@@ -1,0 +1,107 @@
+/**
+ * How advertisements reach the runtime and leave it. The runtime (driver.ts) speaks CARP
+ * payloads — the 36 bytes after the IP header — and a link carries them:
+ *
+ *   - SimLink (below): over a PacketTransport (UDP multicast on loopback, or an in-memory
+ *     segment in tests), each payload wrapped in a sim frame (frame.ts) naming the sender and
+ *     the interface. No IP header, so no TTL.
+ *   - the linux backend's raw-socket link (src/kernel/linux/): IP protocol 112 on real
+ *     interfaces, with the TTL / hop limit, the source and the destination of every packet.
+ *
+ * A link never throws at the runtime for what a peer sent: a datagram it cannot even frame is
+ * handed up as a drop under its carpstats name.
+ */
+import type { CarpStatName } from '../wire/counters.js';
+import { decodeSimFrame, encodeSimFrame } from './frame.js';
+import type { DatagramInfo, PacketTransport } from './transport.js';
+
+export interface IncomingAdvert {
+  iface: string;
+  family: 4 | 6;
+  /** The bytes after the IP header: the CARP (or VRRP) header onwards. */
+  payload: Uint8Array;
+  /** The sender, for reasons and logs: its source address, or its node name on the sim segment. */
+  from: string;
+  /** The sender's source address (absent on the sim segment, which has none). */
+  source?: string;
+  /** IPv4 TTL or IPv6 hop limit as received; absent where the link has no IP header. */
+  ttl?: number;
+}
+
+export interface OutgoingAdvert {
+  iface: string;
+  family: 4 | 6;
+  payload: Buffer;
+  /** A unicast peer (carp(4) peer / peer6); absent = the group (224.0.0.18 / ff02::12). */
+  destination?: string;
+  /** The payload offset of a checksum to compute over an IP pseudo-header (VRRPv3), if any. */
+  pseudoHeaderChecksumAt?: number;
+}
+
+export interface LinkDrop {
+  family: 4 | 6;
+  counter: CarpStatName;
+  detail: string;
+  iface?: string;
+  vhid?: number;
+  from?: string;
+}
+
+export interface LinkHandlers {
+  advert(a: IncomingAdvert): void;
+  drop(d: LinkDrop): void;
+}
+
+export interface AdvertLink {
+  /** Where advertisements go, in words. */
+  readonly description: string;
+  /** Starts receiving; resolves once advertisements can be sent. Called once. */
+  open(handlers: LinkHandlers): Promise<void>;
+  /** Sends one advertisement; rejects when the system refuses it. */
+  send(a: OutgoingAdvert): Promise<void>;
+  /** Stops receiving; advertisements already handed to send() are on the wire first. */
+  close(): Promise<void>;
+}
+
+export interface SimLinkOptions {
+  transport: PacketTransport;
+  /** This node's name, carried in every frame. */
+  node: string;
+  /** 8 bytes telling this process's frames, looped back by the segment, from a peer's. */
+  instanceId: Buffer;
+  /** Whether this node is attached to the segment of an interface; frames for others are not for it. */
+  attached: (iface: string) => boolean;
+}
+
+/** CARP payloads in sim frames over a PacketTransport. */
+export class SimLink implements AdvertLink {
+  readonly description: string;
+
+  constructor(private readonly opts: SimLinkOptions) {
+    this.description = opts.transport.description;
+  }
+
+  open(h: LinkHandlers): Promise<void> {
+    return this.opts.transport.open((bytes, info) => this.receive(bytes, info, h));
+  }
+
+  send(a: OutgoingAdvert): Promise<void> {
+    // The sim segment reaches every node on the interface: on two nodes, exactly the peer.
+    return this.opts.transport.send(encodeSimFrame({ family: a.family, instance: this.opts.instanceId, node: this.opts.node, iface: a.iface, carp: a.payload }));
+  }
+
+  close(): Promise<void> {
+    return this.opts.transport.close();
+  }
+
+  private receive(bytes: Uint8Array, info: DatagramInfo, h: LinkHandlers): void {
+    const decoded = decodeSimFrame(bytes);
+    if (decoded.ok && this.opts.instanceId.equals(decoded.frame.instance)) return;
+    if (!info.local) return h.drop({ family: 4, counter: 'badif', detail: 'datagram from outside this machine' });
+    if (!decoded.ok) return h.drop({ family: 4, counter: 'hdrops', detail: decoded.detail });
+    const { frame } = decoded;
+    // Another segment's traffic: on a real network it would never arrive here.
+    if (!this.opts.attached(frame.iface)) return;
+    h.advert({ iface: frame.iface, family: frame.family, payload: frame.carp, from: frame.node });
+  }
+}
