@@ -15,3 +15,14 @@ export {
 } from './timing.js';
 export { nextCounter } from './counter.js';
 export type * from './types.js';
+/** The pure VRRPv3 engine next to it (RFC 5798 / RFC 9568, carp-protocol.md §11). */
+export {
+  vrrpAdvertisedPriority,
+  vrrpCheckSettings,
+  vrrpCompareAddresses,
+  vrrpInitialState,
+  vrrpMasterDownIntervalMs,
+  vrrpSkewTimeMs,
+  vrrpStep,
+} from './vrrp.js';
+export type * from './vrrp-types.js';

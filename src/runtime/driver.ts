@@ -14,8 +14,9 @@
 import { randomBytes } from 'node:crypto';
 import type { CarpState, Clock } from '../kernel/backend.js';
 import { systemClock } from '../kernel/backend.js';
-import type { Action, EngineInput, EngineState, TransitionCause, VhidSettings } from '../engine/index.js';
-import { initialState, step } from '../engine/index.js';
+import type { Action, EngineInput, EngineState, TransitionCause, VhidSettings, VrrpAction, VrrpInput, VrrpSettings, VrrpState, VrrpTransitionCause } from '../engine/index.js';
+import { initialState, step, vrrpInitialState, vrrpStep } from '../engine/index.js';
+import { VRRP_DEFAULT_INTERVAL_CS, VRRP_DEFAULT_PRIORITY, VRRP_FIXED_LEN, decodeVrrp, vrrpBytes } from '../wire/vrrp.js';
 import { carpBytes, decodeCarp, type CarpVhidConfig } from '../wire/carp.js';
 import { CarpCounters, type CarpStatName, type CarpStats } from '../wire/counters.js';
 import { SimLink, type AdvertLink, type IncomingAdvert, type LinkDrop } from './link.js';
@@ -35,6 +36,11 @@ export interface RuntimeVhidConfig {
   /** Unicast peers (carp(4) peer / peer6): advertisements of that family go there, not to the group. */
   peer?: string;
   peer6?: string;
+  /** CARP (default) or VRRPv3 (RFC 5798 / 9568); fixed for the life of the vhid. */
+  protocol?: 'carp' | 'vrrpv3';
+  /** VRRPv3 only: priority 1..254 (default 100) and advertisement interval in centiseconds (default 100). */
+  vrrpPriority?: number;
+  vrrpIntervalCs?: number;
 }
 
 export interface RuntimeGlobals {
@@ -49,7 +55,7 @@ export interface TransitionEvent {
   vhid: number;
   from: CarpState;
   to: CarpState;
-  cause: TransitionCause;
+  cause: TransitionCause | VrrpTransitionCause;
   reason: string;
   atMs: number;
 }
@@ -93,16 +99,19 @@ export interface CarpRuntimeOptions {
   onSendError?: (e: Error, iface: string, vhid: number) => void;
 }
 
+/** A vhid's engine: the CARP one, or the VRRPv3 one; both have state, since, cause and reason. */
+type Engine = { protocol: 'carp'; state: EngineState } | { protocol: 'vrrpv3'; state: VrrpState };
+
 interface Instance {
   key: string;
   cfg: RuntimeVhidConfig;
-  engine: EngineState;
+  engine: Engine;
   vipsInstalled: boolean;
 }
 
 export interface RuntimeVhidView {
   cfg: RuntimeVhidConfig;
-  engine: EngineState;
+  engine: EngineState | VrrpState;
   vipsInstalled: boolean;
 }
 
@@ -158,15 +167,22 @@ export class CarpRuntime {
     this.run(() => {
       const key = vhidKey(cfg.iface, cfg.vhid);
       const copy = { ...cfg, addresses: [...cfg.addresses] };
-      const inst = this.vhids.get(key);
+      let inst = this.vhids.get(key);
+      if (inst && protocolOf(inst.cfg) !== protocolOf(copy)) {
+        // The protocol of a vhid is fixed (carp(4) too): the old one leaves, a new one starts.
+        this.step(inst, { kind: 'leave', reason: 'protocol changed' });
+        this.timers.cancelPrefix(`${key}#`);
+        this.vhids.delete(key);
+        inst = undefined;
+      }
       if (!inst) {
-        const engine = initialState(this.settingsOf(copy), BigInt.asUintN(64, this.random()), this.clock.now());
-        this.vhids.set(key, { key, cfg: copy, engine, vipsInstalled: false });
+        this.vhids.set(key, { key, cfg: copy, engine: this.newEngine(copy), vipsInstalled: false });
         return;
       }
-      const timingChanged = inst.cfg.advbaseSec !== cfg.advbaseSec || inst.cfg.advskew !== cfg.advskew;
+      const timingChanged =
+        inst.cfg.advbaseSec !== cfg.advbaseSec || inst.cfg.advskew !== cfg.advskew || inst.cfg.vrrpPriority !== cfg.vrrpPriority || inst.cfg.vrrpIntervalCs !== cfg.vrrpIntervalCs;
       inst.cfg = copy;
-      if (timingChanged) this.step(inst, { kind: 'settings', settings: this.settingsOf(copy) });
+      if (timingChanged) this.settle(inst);
     });
   }
 
@@ -198,17 +214,17 @@ export class CarpRuntime {
     this.run(() => {
       if (g.preempt === this.globals.preempt && g.demotion === this.globals.demotion) return;
       this.globals = { ...g };
-      for (const inst of this.vhids.values()) this.step(inst, { kind: 'settings', settings: this.settingsOf(inst.cfg) });
+      for (const inst of this.vhids.values()) this.settle(inst);
     });
   }
 
   get(iface: string, vhid: number): RuntimeVhidView | undefined {
     const inst = this.vhids.get(vhidKey(iface, vhid));
-    return inst && { cfg: inst.cfg, engine: inst.engine, vipsInstalled: inst.vipsInstalled };
+    return inst && { cfg: inst.cfg, engine: inst.engine.state, vipsInstalled: inst.vipsInstalled };
   }
 
   list(): RuntimeVhidView[] {
-    return [...this.vhids.values()].map((i) => ({ cfg: i.cfg, engine: i.engine, vipsInstalled: i.vipsInstalled }));
+    return [...this.vhids.values()].map((i) => ({ cfg: i.cfg, engine: i.engine.state, vipsInstalled: i.vipsInstalled }));
   }
 
   /** carpstats, counted since this runtime started. */
@@ -235,6 +251,32 @@ export class CarpRuntime {
 
   private settingsOf(cfg: RuntimeVhidConfig): VhidSettings {
     return { vhid: cfg.vhid, advbaseSec: cfg.advbaseSec, advskew: cfg.advskew, preempt: this.globals.preempt, demotion: this.globals.demotion };
+  }
+
+  private vrrpSettingsOf(cfg: RuntimeVhidConfig): VrrpSettings {
+    const family = familiesOf(cfg.addresses)[0];
+    return {
+      vrid: cfg.vhid,
+      priority: cfg.vrrpPriority ?? VRRP_DEFAULT_PRIORITY,
+      intervalCs: cfg.vrrpIntervalCs ?? VRRP_DEFAULT_INTERVAL_CS,
+      preempt: this.globals.preempt,
+      demotion: this.globals.demotion,
+      // The tie-break address: this node's own address on the interface (RFC 5798 §6.4.3).
+      primaryAddress: this.link.primaryAddress(cfg.iface, family) ?? (family === 4 ? '0.0.0.0' : '::'),
+    };
+  }
+
+  private newEngine(cfg: RuntimeVhidConfig): Engine {
+    const now = this.clock.now();
+    return protocolOf(cfg) === 'vrrpv3'
+      ? { protocol: 'vrrpv3', state: vrrpInitialState(this.vrrpSettingsOf(cfg), now) }
+      : { protocol: 'carp', state: initialState(this.settingsOf(cfg), BigInt.asUintN(64, this.random()), now) };
+  }
+
+  /** Hands the current settings (own and global) to the vhid's engine. */
+  private settle(inst: Instance): void {
+    if (inst.engine.protocol === 'vrrpv3') this.step(inst, { kind: 'settings', settings: this.vrrpSettingsOf(inst.cfg) });
+    else this.step(inst, { kind: 'settings', settings: this.settingsOf(inst.cfg) });
   }
 
   /** Runs `job` now, or after the job that is running (see the file comment). */
@@ -265,14 +307,24 @@ export class CarpRuntime {
     }
   }
 
-  private step(inst: Instance, input: EngineInput): void {
+  private step(inst: Instance, input: EngineInput | VrrpInput): void {
     if (this.closing && input.kind !== 'leave') return;
-    const r = step(inst.engine, input, this.clock.now());
-    inst.engine = r.state;
-    for (const a of r.actions) this.act(inst, a);
+    const now = this.clock.now();
+    let actions: (Action | VrrpAction)[];
+    if (inst.engine.protocol === 'vrrpv3') {
+      // Inputs built for one protocol never reach the other engine (settle() and receive() pick).
+      const r = vrrpStep(inst.engine.state, input as VrrpInput, now);
+      inst.engine = { protocol: 'vrrpv3', state: r.state };
+      actions = r.actions;
+    } else {
+      const r = step(inst.engine.state, input as EngineInput, now);
+      inst.engine = { protocol: 'carp', state: r.state };
+      actions = r.actions;
+    }
+    for (const a of actions) this.act(inst, a);
   }
 
-  private act(inst: Instance, a: Action): void {
+  private act(inst: Instance, a: Action | VrrpAction): void {
     switch (a.kind) {
       case 'arm': {
         const key = inst.key;
@@ -288,7 +340,8 @@ export class CarpRuntime {
         this.timers.cancel(`${inst.key}#${a.timer}`);
         return;
       case 'send':
-        this.send(inst, a);
+        if ('priority' in a) this.sendVrrp(inst, a);
+        else this.send(inst, a);
         return;
       case 'transition':
         if (a.cause === 'preempt') this.counters.add('preempt');
@@ -316,11 +369,38 @@ export class CarpRuntime {
       this.opts.onSendError?.(e as Error, iface, vhid);
       return;
     }
+    for (const family of familiesOf(inst.cfg.addresses)) this.transmit(inst, family, payload);
+  }
+
+  /**
+   * VRRPv3: one advertisement per family, each listing that family's addresses (IPv4 and IPv6
+   * are separate virtual routers in RFC 5798). The checksum covers an IP pseudo-header with the
+   * source the link picks, so the link fills it in.
+   */
+  private sendVrrp(inst: Instance, a: Extract<VrrpAction, { kind: 'send' }>): void {
+    const { iface, vhid } = inst.cfg;
+    if (!this.opened) return;
     for (const family of familiesOf(inst.cfg.addresses)) {
+      let payload: Buffer;
+      try {
+        const addresses = inst.cfg.addresses.filter((x) => x.includes(':') === (family === 6)).map((x) => x.split('/')[0]);
+        payload = vrrpBytes({ vrid: vhid, priority: a.priority, maxAdvertIntervalCs: a.intervalCs, addresses }, { src: family === 4 ? '0.0.0.0' : '::' });
+        payload.writeUInt16BE(0, 6);
+      } catch (e) {
+        this.opts.onSendError?.(e as Error, iface, vhid);
+        continue;
+      }
+      this.transmit(inst, family, payload, 6);
+    }
+  }
+
+  private transmit(inst: Instance, family: 4 | 6, payload: Buffer, pseudoHeaderChecksumAt?: number): void {
+    const { iface, vhid } = inst.cfg;
+    {
       const destination = family === 4 ? inst.cfg.peer : inst.cfg.peer6;
       let p: Promise<void>;
       try {
-        p = this.link.send({ iface, family, payload, destination });
+        p = this.link.send({ iface, family, payload, destination, pseudoHeaderChecksumAt });
       } catch (e) {
         p = Promise.reject(e as Error);
       }
@@ -352,6 +432,9 @@ export class CarpRuntime {
       const unicast = target && (a.family === 4 ? target.cfg.peer : target.cfg.peer6) !== undefined;
       if (!unicast) return drop('badttl', `TTL ${a.ttl}, must be 255`, target?.cfg.vhid);
     }
+    // A vhid runs one protocol: a packet for a VRRPv3 vhid is judged as VRRP, any other as CARP.
+    const target = a.payload.length > 1 ? this.vhids.get(vhidKey(a.iface, a.payload[1])) : undefined;
+    if (target?.engine.protocol === 'vrrpv3') return this.receiveVrrp(a, drop);
     const result = decodeCarp(a.payload, {
       lookup: (vhid): CarpVhidConfig | undefined => {
         const inst = this.vhids.get(vhidKey(a.iface, vhid));
@@ -362,8 +445,23 @@ export class CarpRuntime {
     this.counters.countInput(a.family, { ok: true });
     const inst = this.vhids.get(vhidKey(a.iface, result.advert.vhid));
     if (!inst) return;
+    if (inst.engine.protocol !== 'carp') return drop('badver', `CARP advertisement for vhid ${inst.cfg.vhid}, which runs VRRPv3 here`, inst.cfg.vhid);
     const { advbaseSec, advskew, counter } = result.advert;
     this.step(inst, { kind: 'advert', from: a.from, advbaseSec, advskew, counter });
+  }
+
+  private receiveVrrp(a: IncomingAdvert, drop: (counter: CarpStatName, detail: string, vhid?: number) => void): void {
+    const vrid = a.payload.length > 1 ? a.payload[1] : undefined;
+    const inst = vrid === undefined ? undefined : this.vhids.get(vhidKey(a.iface, vrid));
+    if (a.payload.length < VRRP_FIXED_LEN) return drop('badlen', `${a.payload.length} bytes, VRRP needs at least ${VRRP_FIXED_LEN}`, vrid);
+    // The sim segment has no IP header: both sides checksum over the unspecified source and the group.
+    const src = a.source ?? (a.family === 4 ? '0.0.0.0' : '::');
+    const dst = a.destination ?? (a.family === 4 ? '224.0.0.18' : 'ff02::12');
+    const result = decodeVrrp(a.payload, { src, dst, vrid: (v) => this.vhids.has(vhidKey(a.iface, v)) });
+    if (!result.ok) return drop(result.error, result.detail, vrid);
+    if (!inst || inst.engine.protocol !== 'vrrpv3') return drop('badvhid', `VRID ${vrid} is not configured here`, vrid);
+    this.counters.countInput(a.family, { ok: true });
+    this.step(inst, { kind: 'advert', from: a.source ?? a.from, priority: result.advert.priority, intervalCs: result.advert.maxAdvertIntervalCs });
   }
 }
 
@@ -383,4 +481,8 @@ function familiesOf(addresses: readonly string[]): (4 | 6)[] {
   const v6 = addresses.some((a) => a.includes(':'));
   const v4 = addresses.some((a) => !a.includes(':'));
   return v4 && v6 ? [4, 6] : v6 ? [6] : [4];
+}
+
+function protocolOf(cfg: RuntimeVhidConfig): 'carp' | 'vrrpv3' {
+  return cfg.protocol ?? 'carp';
 }

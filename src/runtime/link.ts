@@ -11,7 +11,9 @@
  * A link never throws at the runtime for what a peer sent: a datagram it cannot even frame is
  * handed up as a drop under its carpstats name.
  */
+import { internetChecksum, pseudoHeaderSum } from '../wire/checksum.js';
 import type { CarpStatName } from '../wire/counters.js';
+import { CARP_GROUP_V4, CARP_GROUP_V6, IPPROTO_VRRP, requireAddress } from '../wire/ip.js';
 import { decodeSimFrame, encodeSimFrame } from './frame.js';
 import type { DatagramInfo, PacketTransport } from './transport.js';
 
@@ -22,8 +24,13 @@ export interface IncomingAdvert {
   payload: Uint8Array;
   /** The sender, for reasons and logs: its source address, or its node name on the sim segment. */
   from: string;
-  /** The sender's source address (absent on the sim segment, which has none). */
+  /**
+   * The sender's source address. On the sim segment, which has no IP header, a stand-in
+   * derived from the sender's instance id (see SimLink), used by VRRPv3's checksum and tie-break.
+   */
   source?: string;
+  /** The packet's IP destination (the group or this node's address); absent on the sim segment (the group). */
+  destination?: string;
   /** IPv4 TTL or IPv6 hop limit as received; absent where the link has no IP header. */
   ttl?: number;
 }
@@ -59,6 +66,8 @@ export interface AdvertLink {
   open(handlers: LinkHandlers): Promise<void>;
   /** Sends one advertisement; rejects when the system refuses it. */
   send(a: OutgoingAdvert): Promise<void>;
+  /** This node's own address on the interface (the source it sends from), if it has one. */
+  primaryAddress(iface: string, family: 4 | 6): string | undefined;
   /** Stops receiving; advertisements already handed to send() are on the wire first. */
   close(): Promise<void>;
 }
@@ -73,12 +82,23 @@ export interface SimLinkOptions {
   attached: (iface: string) => boolean;
 }
 
-/** CARP payloads in sim frames over a PacketTransport. */
+/**
+ * CARP (and VRRPv3) payloads in sim frames over a PacketTransport. The segment has no IP
+ * addresses; where a protocol needs one (VRRPv3 checksums over a pseudo-header and breaks ties
+ * by the larger sender address) each node stands for 127.x.y.z, x.y.z the last three bytes of
+ * its instance id. It is never used as an address, only computed with.
+ */
 export class SimLink implements AdvertLink {
   readonly description: string;
+  private readonly self: string;
 
   constructor(private readonly opts: SimLinkOptions) {
     this.description = opts.transport.description;
+    this.self = standIn(opts.instanceId);
+  }
+
+  primaryAddress(_iface: string, family: 4 | 6): string {
+    return family === 4 ? this.self : `::ffff:${this.self}`;
   }
 
   open(h: LinkHandlers): Promise<void> {
@@ -86,8 +106,13 @@ export class SimLink implements AdvertLink {
   }
 
   send(a: OutgoingAdvert): Promise<void> {
+    let payload = a.payload;
+    if (a.pseudoHeaderChecksumAt !== undefined) {
+      payload = Buffer.from(a.payload);
+      fillChecksum(payload, a.pseudoHeaderChecksumAt, this.primaryAddress(a.iface, a.family), a.family);
+    }
     // The sim segment reaches every node on the interface: on two nodes, exactly the peer.
-    return this.opts.transport.send(encodeSimFrame({ family: a.family, instance: this.opts.instanceId, node: this.opts.node, iface: a.iface, carp: a.payload }));
+    return this.opts.transport.send(encodeSimFrame({ family: a.family, instance: this.opts.instanceId, node: this.opts.node, iface: a.iface, carp: payload }));
   }
 
   close(): Promise<void> {
@@ -102,6 +127,19 @@ export class SimLink implements AdvertLink {
     const { frame } = decoded;
     // Another segment's traffic: on a real network it would never arrive here.
     if (!this.opts.attached(frame.iface)) return;
-    h.advert({ iface: frame.iface, family: frame.family, payload: frame.carp, from: frame.node });
+    const source = standIn(frame.instance);
+    h.advert({ iface: frame.iface, family: frame.family, payload: frame.carp, from: frame.node, source: frame.family === 4 ? source : `::ffff:${source}` });
   }
+}
+
+function standIn(instance: Uint8Array): string {
+  return `127.${instance[5]}.${instance[6]}.${instance[7]}`;
+}
+
+/** Writes the 16-bit checksum at `at` over the pseudo-header (source, the group) and the payload. */
+export function fillChecksum(payload: Buffer, at: number, source: string, family: 4 | 6, destination?: string): void {
+  const src = requireAddress(source, 'source');
+  const dst = requireAddress(destination ?? (family === 4 ? CARP_GROUP_V4 : CARP_GROUP_V6), 'destination');
+  payload.writeUInt16BE(0, at);
+  payload.writeUInt16BE(internetChecksum(payload, 0, payload.length, pseudoHeaderSum(src, dst, IPPROTO_VRRP, payload.length)), at);
 }
