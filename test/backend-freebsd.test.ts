@@ -287,10 +287,16 @@ test('FreeBSD 14: carp through netlink, never the broken list-all SIOCGVH', { sk
   assert.deepEqual([k.state, k.advskew, k.peer, k.peer6], ['MASTER', 40, '192.0.2.2', '2001:db8::2']);
 });
 
-test('FreeBSD 15: VRRPv3 capability, pfsync 1500, vhids set through netlink', { skip }, async (t) => {
+test('FreeBSD 15: pfsync 1500, vhids set through netlink; VRRPv3 not driven yet (EOPNOTSUPP)', { skip }, async (t) => {
   const { backend: b } = await open(t, { release: 15 });
   assert.deepEqual(b.capabilities().pfsyncVersions, [1301, 1400, 1500]);
-  assert.equal(b.capabilities().vrrpv3, true);
+  // carp(4) of 15 has a VRRP mode, but carpd does not drive it yet.
+  assert.equal(b.capabilities().vrrpv3, false);
+  const netlinkBefore = fake.netlinkCount(2);
+  const e = await rejectsWith(b.setVhid('em0', 6, { ...P, protocol: 'vrrpv3', vrrpPriority: 100, vrrpIntervalCs: 100 }), 'EOPNOTSUPP', /VRRP/);
+  assert.equal(e.operation, 'set vhid 6');
+  assert.equal(fake.netlinkCount(2), netlinkBefore, 'refused before the kernel was asked');
+  assert.equal(fake.dump().vhids.length, 0);
   const sets = fake.netlinkCount(2);
   await b.setVhid('em0', 6, P);
   await b.addAddress('em0', 6, '192.0.2.6/24');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { changeTarget, plan, targetOf, type Snapshot, type Step } from '../src/service/plan.js';
+import { changeTarget, describeStep, plan, targetOf, type Snapshot, type Step } from '../src/service/plan.js';
 import { initialState } from '../src/config/model.js';
 
 const P = { advbaseSec: 1, advskew: 0 };
@@ -108,8 +108,8 @@ test('planning back to the snapshot before a change undoes it', () => {
 test('a change is planned on its own: drift elsewhere is neither touched nor blocking', () => {
   const before = initialState(new Date(0));
   before.vips = [
-    { interface: 'em0', vhid: 1, addresses: ['192.0.2.1/24'], advbaseSec: 1, advskew: 0, mode: 'multicast', description: '', nosync: false },
-    { interface: 'gone0', vhid: 1, addresses: ['198.51.100.1/24'], advbaseSec: 1, advskew: 0, mode: 'multicast', description: '', nosync: false },
+    { interface: 'em0', vhid: 1, addresses: ['192.0.2.1/24'], advbaseSec: 1, advskew: 0, mode: 'multicast', description: '', nosync: false, protocol: 'carp' },
+    { interface: 'gone0', vhid: 1, addresses: ['198.51.100.1/24'], advbaseSec: 1, advskew: 0, mode: 'multicast', description: '', nosync: false, protocol: 'carp' },
   ];
   const after = structuredClone(before);
   after.vips[0].advskew = 50;
@@ -121,4 +121,41 @@ test('a change is planned on its own: drift elsewhere is neither touched nor blo
   assert.deepEqual(ops(plan(changeTarget(before, after, live), live)), ['vhid.set em0/1']);
   // The full target would also try to create gone0's vhid and remove em1's.
   assert.deepEqual(ops(plan(targetOf(after), live)).sort(), ['address.add gone0/1 198.51.100.1/24', 'vhid.remove em1/9', 'vhid.set em0/1', 'vhid.set gone0/1'].sort());
+});
+
+const VRRP = { ...P, protocol: 'vrrpv3' as const, vrrpPriority: 100, vrrpIntervalCs: 100 };
+
+test('a protocol change removes the vhid and creates it again, then re-adds its addresses', () => {
+  const carp = snap([{ interface: 'em0', vhid: 1, params: { ...P, advskew: 50 }, addresses: ['192.0.2.1/24', '2001:db8::1/64'] }]);
+  const vrrp = snap([{ interface: 'em0', vhid: 1, params: VRRP, addresses: ['192.0.2.1/24', '2001:db8::1/64'] }]);
+  for (const [target, live] of [[vrrp, carp], [carp, vrrp]]) {
+    const steps = assertConverges(target, live);
+    assert.deepEqual(ops(steps), ['vhid.remove em0/1', 'vhid.set em0/1', 'address.add em0/1 192.0.2.1/24', 'address.add em0/1 2001:db8::1/64']);
+    assert.equal((steps[1] as Extract<Step, { op: 'vhid.set' }>).create, true);
+    assert.match(describeStep(steps[0]).detail, /protocol changes from (carp to vrrpv3|vrrpv3 to carp)/);
+  }
+});
+
+test('VRRP priority and interval change in place; the VRRP fields of a carp vhid are ignored', () => {
+  const live = snap([{ interface: 'em0', vhid: 1, params: VRRP, addresses: ['192.0.2.1/24'] }]);
+  for (const change of [{ vrrpPriority: 200 }, { vrrpIntervalCs: 50 }]) {
+    const steps = assertConverges(snap([{ interface: 'em0', vhid: 1, params: { ...VRRP, ...change }, addresses: ['192.0.2.1/24'] }]), live);
+    assert.deepEqual(ops(steps), ['vhid.set em0/1']);
+    assert.equal((steps[0] as Extract<Step, { op: 'vhid.set' }>).create, false);
+  }
+  // A kernel may report priority/interval for a carp vhid, or `protocol: 'carp'`: nothing to do.
+  const v = [{ interface: 'em0', vhid: 1, params: P, addresses: ['192.0.2.1/24'] }];
+  assert.deepEqual(plan(snap(v), snap([{ ...v[0], params: { ...P, protocol: 'carp', vrrpPriority: 7, vrrpIntervalCs: 9 } }])), []);
+});
+
+test('targetOf passes protocol, priority and interval for vrrpv3 VIPs only', () => {
+  const s = initialState(new Date(0));
+  s.vips = [
+    { interface: 'em0', vhid: 1, addresses: ['192.0.2.1/24'], advbaseSec: 1, advskew: 0, mode: 'multicast', description: '', nosync: false, protocol: 'carp' },
+    { interface: 'em0', vhid: 2, addresses: ['192.0.2.2/24'], advbaseSec: 1, advskew: 0, mode: 'unicast', peer: '192.0.2.9', description: '', nosync: false, protocol: 'vrrpv3', vrrpPriority: 150, vrrpInterval: 25 },
+  ];
+  const [carp, vrrp] = targetOf(s).vhids;
+  assert.equal('protocol' in carp.params, false);
+  assert.deepEqual(vrrp.params, { advbaseSec: 1, advskew: 0, key: undefined, peer: '192.0.2.9', peer6: undefined, protocol: 'vrrpv3', vrrpPriority: 150, vrrpIntervalCs: 25 });
+  assert.match(describeStep({ op: 'vhid.set', interface: 'em0', vhid: 2, params: vrrp.params, create: true }).detail, /^create: VRRPv3 priority 150, interval 25 cs, unicast peer 192\.0\.2\.9$/);
 });

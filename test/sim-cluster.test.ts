@@ -253,3 +253,65 @@ test('two carpd processes (--backend sim) elect a master over UDP on loopback an
   assert.ok(stats.body.carp.ipackets > 0, JSON.stringify(stats.body.carp));
   assert.equal(stats.body.carp.badauth, 0);
 });
+
+// --- VRRPv3 vhids on the same segment ----------------------------------------------------------
+
+test('VRRPv3: the higher priority wins; master death hands over after 3 × interval + Skew_Time; a bow-out after Skew_Time', async (t) => {
+  const c = await cluster(t, ['a', 'b'], { preempt: true });
+  const [a, b] = c.nodes;
+  const vrrp = (n: Node, vrrpPriority: number) => c.vip(n, { advskew: 0, key: undefined, protocol: 'vrrpv3', vrrpPriority, vrrpIntervalCs: 100 });
+  await vrrp(a, 200);
+  await vrrp(b, 100);
+  // a's master-down: 3 s + (256 − 200)/256 s = 3.21875 s; b's: 3.609375 s.
+  c.advance(3218);
+  assert.deepEqual(await c.states(), ['BACKUP', 'BACKUP']);
+  c.advance(1);
+  assert.deepEqual(await c.states(), ['MASTER', 'BACKUP']);
+  assert.equal((await live(a)).protocol, 'vrrpv3');
+  assert.equal((await live(a)).vrrpPriority, 200);
+  c.advance(20_000);
+  assert.deepEqual(await c.states(), ['MASTER', 'BACKUP']);
+  assert.deepEqual(a.backend.installedVips(), [{ interface: 'em0', vhid: 1, addresses: ['192.0.2.10/24'] }]);
+  const [sa, sb] = [(await a.backend.stats()).carp, (await b.backend.stats()).carp];
+  assert.ok(sa.opackets >= 20 && sb.ipackets >= 20, JSON.stringify({ sa, sb }));
+  assert.equal(sb.badsum + sb.badver + sb.badvhid, 0, JSON.stringify(sb));
+
+  // Silence after a's advertisement at t: b takes over at t + 3.609375 s.
+  const lastAdvert = c.clock.now() - ((c.clock.now() - 3219) % 1000);
+  c.kill(a);
+  c.advance(lastAdvert + 3609 - c.clock.now());
+  assert.equal((await live(b)).state, 'BACKUP');
+  c.advance(1);
+  assert.equal((await live(b)).state, 'MASTER');
+  assert.match((await live(b)).reason, /master-down/);
+});
+
+test('VRRPv3: a leaving master sends priority 0 and the backup takes over after Skew_Time', async (t) => {
+  const c = await cluster(t, ['a', 'b'], { preempt: true });
+  const [a, b] = c.nodes;
+  await c.vip(a, { advskew: 0, key: undefined, protocol: 'vrrpv3', vrrpPriority: 200 });
+  await c.vip(b, { advskew: 0, key: undefined, protocol: 'vrrpv3', vrrpPriority: 100 });
+  c.advance(10_000);
+  assert.deepEqual(await c.states(), ['MASTER', 'BACKUP']);
+  await a.backend.removeVhid('em0', 1);
+  // Skew_Time of priority 100 at 1 s: (256 − 100)/256 s = 609.375 ms.
+  c.advance(609);
+  assert.equal((await live(b)).state, 'BACKUP');
+  c.advance(1);
+  assert.equal((await live(b)).state, 'MASTER');
+  assert.match((await live(b)).reason, /priority 0|resign/i);
+});
+
+test('VRRPv3 and CARP on one segment do not mistake each other: CARP packets for a VRRPv3 vhid are dropped', async (t) => {
+  const c = await cluster(t, ['a', 'b']);
+  const [a, b] = c.nodes;
+  await c.vip(a, { advskew: 0, key: undefined, protocol: 'vrrpv3', vrrpPriority: 100 });
+  await c.vip(b, { advskew: 0 });
+  c.advance(10_000);
+  assert.deepEqual(await c.states(), ['MASTER', 'MASTER']);
+  const [sa, sb] = [(await a.backend.stats()).carp, (await b.backend.stats()).carp];
+  // carpstats' ipackets counts every packet received, refused ones included: all were refused.
+  assert.ok(sa.ipackets > 0 && sb.ipackets > 0, JSON.stringify({ sa, sb }));
+  assert.equal(sa.badver, sa.ipackets, 'a (VRRPv3) refuses the CARP version');
+  assert.equal(sb.badlen, sb.ipackets, 'b (CARP) refuses a 12-byte VRRP message as too short');
+});

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { initialState, type DesiredState } from '../src/config/model.js';
+import { DocumentError, readBootstrap, readStoredState } from '../src/config/document.js';
 import { ConfigFileError, ConfigStore, KEEP_REVISIONS } from '../src/config/store.js';
 
 const tmp = (t: { after: (fn: () => void) => void }) => {
@@ -15,7 +16,7 @@ const init = () => initialState(new Date('2026-01-01T00:00:00Z'));
 const withVip = (s: DesiredState, n: number): DesiredState => ({
   ...s,
   revision: s.revision + 1,
-  vips: [...s.vips, { interface: 'em0', vhid: n, addresses: [`192.0.2.${n}/24`], advbaseSec: 1, advskew: 0, mode: 'multicast', description: '', nosync: false, password: 'pw' }],
+  vips: [...s.vips, { interface: 'em0', vhid: n, addresses: [`192.0.2.${n}/24`], advbaseSec: 1, advskew: 0, mode: 'multicast', description: '', nosync: false, protocol: 'carp', password: 'pw' }],
 });
 
 test('a first open creates revision 0 with 0600 files in a 0700 directory', async (t) => {
@@ -102,4 +103,46 @@ test('config.json missing while revisions exist is refused rather than silently 
   await s.commit(withVip(s.current(), 1), { actor: 'a', summary: 'one' });
   rmSync(path.join(dir, 'config.json'));
   await assert.rejects(ConfigStore.open(dir, init), ConfigFileError);
+});
+
+test('a VIP stored without protocol reads as carp; a stored vrrpv3 VIP round-trips through a reopen', async (t) => {
+  const dir = tmp(t);
+  await ConfigStore.open(dir, init);
+  const file = path.join(dir, 'config.json');
+  // The shape every document written before VRRPv3 has: no protocol, no VRRP fields.
+  const doc = JSON.parse(readFileSync(file, 'utf8'));
+  doc.vips = [{ interface: 'em0', vhid: 1, addresses: ['192.0.2.1/24'], advbaseSec: 1, advskew: 10, mode: 'multicast', description: '', nosync: false }];
+  writeFileSync(file, JSON.stringify(doc));
+  const old = await ConfigStore.open(dir, init);
+  assert.deepEqual(JSON.parse(JSON.stringify(old.current().vips[0])), { ...doc.vips[0], protocol: 'carp' });
+
+  const vrrp = { interface: 'em0', vhid: 2, addresses: ['192.0.2.2/24'], advbaseSec: 1, advskew: 0, mode: 'multicast' as const, description: '', nosync: false, protocol: 'vrrpv3' as const, vrrpPriority: 150, vrrpInterval: 50 };
+  await old.commit({ ...old.current(), revision: 1, vips: [...old.current().vips, vrrp] }, { actor: 'a', summary: 'vrrp' });
+  const again = await ConfigStore.open(dir, init);
+  assert.deepEqual(again.current().vips.map((v) => [v.vhid, v.protocol, v.vrrpPriority, v.vrrpInterval]), [[1, 'carp', undefined, undefined], [2, 'vrrpv3', 150, 50]]);
+});
+
+test('stored and bootstrap VRRPv3 rules: the field and the reason', () => {
+  const base = init();
+  const stored = (vip: Record<string, unknown>) => ({ ...base, vips: [{ interface: 'em0', vhid: 1, addresses: ['192.0.2.1/24'], advbaseSec: 1, advskew: 0, mode: 'multicast', description: '', nosync: false, ...vip }] });
+  const refused = (fn: () => unknown, field: string, reason: RegExp) =>
+    assert.throws(fn, (e: unknown) => {
+      assert.ok(e instanceof DocumentError, String(e));
+      assert.equal(e.field, field);
+      assert.match(e.reason, reason);
+      return true;
+    });
+  refused(() => readStoredState(stored({ protocol: 'vrrpv3', vrrpPriority: 255 })), '/vips/em0/1/vrrpPriority', /address owner/);
+  refused(() => readStoredState(stored({ protocol: 'vrrpv3', password: 'pw' })), '/vips/em0/1/password', /no authentication/);
+  refused(() => readStoredState(stored({ protocol: 'vrrpv3', advskew: 20 })), '/vips/em0/1/advskew', /vrrpPriority/);
+  refused(() => readStoredState(stored({ vrrpInterval: 100 })), '/vips/em0/1/vrrpInterval', /only used with protocol vrrpv3/);
+  refused(() => readStoredState(stored({ protocol: 'vrrp' })), '/vips/0/protocol', /carp, vrrpv3/);
+  const defaults = readStoredState(stored({ protocol: 'vrrpv3' })).vips[0];
+  assert.deepEqual([defaults.vrrpPriority, defaults.vrrpInterval], [100, 100]);
+
+  const boot = (vip: Record<string, unknown>) => ({ vips: [{ interface: 'em0', vhid: 1, addresses: ['192.0.2.1/24'], ...vip }] });
+  refused(() => readBootstrap(boot({ protocol: 'vrrpv3', advbase: 1 }), base), '/vips/0/advbase', /vrrpInterval/);
+  refused(() => readBootstrap(boot({ protocol: 'vrrpv3', password: 'pw' }), base), '/vips/em0/1/password', /no authentication/);
+  const b = readBootstrap(boot({ protocol: 'vrrpv3', vrrpPriority: 120 }), base);
+  assert.deepEqual([b.vips?.[0].protocol, b.vips?.[0].vrrpPriority, b.vips?.[0].vrrpInterval], ['vrrpv3', 120, 100]);
 });

@@ -1,14 +1,19 @@
 /** Internal records in the API's shapes. Nothing secret is ever copied into a view. */
-import { sortVips, type DesiredState, type VipConfig } from '../config/model.js';
+import { VIP_DEFAULTS, sortVips, type DesiredState, type VipConfig } from '../config/model.js';
 import { effectiveSkew, type LiveVhid, type PfsyncLive } from '../kernel/backend.js';
+
+/** carp VIPs show advbase/advskew, vrrpv3 VIPs vrrpPriority/vrrpInterval (the others do not apply). */
+function timingView(protocol: VipConfig['protocol'], carp: { advbase: number; advskew: number; effectiveSkew?: number }, vrrp: { vrrpPriority?: number; vrrpInterval?: number }) {
+  if (protocol !== 'vrrpv3') return { protocol: 'carp', ...carp };
+  return { protocol, vrrpPriority: vrrp.vrrpPriority ?? VIP_DEFAULTS.vrrpPriority, vrrpInterval: vrrp.vrrpInterval ?? VIP_DEFAULTS.vrrpInterval };
+}
 
 export function vipView(v: VipConfig, live?: LiveVhid) {
   const out: Record<string, unknown> = {
     interface: v.interface,
     vhid: v.vhid,
     addresses: v.addresses,
-    advbase: v.advbaseSec,
-    advskew: v.advskew,
+    ...timingView(v.protocol, { advbase: v.advbaseSec, advskew: v.advskew }, v),
     mode: v.mode,
     description: v.description,
     nosync: v.nosync,
@@ -60,9 +65,7 @@ export function vhidStatusView(v: LiveVhid, demotion: number) {
     state: v.state,
     since: v.since.toISOString(),
     reason: v.reason,
-    advbase: v.advbaseSec,
-    advskew: v.advskew,
-    effectiveSkew: effectiveSkew(v.advskew, demotion),
+    ...timingView(v.protocol ?? 'carp', { advbase: v.advbaseSec, advskew: v.advskew, effectiveSkew: effectiveSkew(v.advskew, demotion) }, { vrrpPriority: v.vrrpPriority, vrrpInterval: v.vrrpIntervalCs }),
     addresses: v.addresses,
   };
 }

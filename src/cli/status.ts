@@ -39,8 +39,13 @@ export function renderStatus(s: Status): string {
           v.state,
           v.since,
           dash(v.reason),
-          String(v.advbase),
-          v.effectiveSkew !== v.advskew ? `${v.advskew} (effective ${v.effectiveSkew})` : String(v.advskew),
+          // A vrrpv3 vhid shows its interval and priority where a carp vhid shows advbase and advskew.
+          v.protocol === "vrrpv3" ? `${v.vrrpInterval} cs` : String(v.advbase),
+          v.protocol === "vrrpv3"
+            ? `prio ${v.vrrpPriority}`
+            : v.effectiveSkew !== v.advskew
+              ? `${v.advskew} (effective ${v.effectiveSkew})`
+              : String(v.advskew),
         ]),
       )
     : "no vhids configured";

@@ -94,8 +94,9 @@ export function renderVip(v: Vip): string {
     ["interface", v.interface],
     ["vhid", String(v.vhid)],
     ["addresses", v.addresses.join(", ")],
-    ["advbase", String(v.advbase)],
-    ["advskew", String(v.advskew)],
+    ...(v.protocol === "vrrpv3"
+      ? ([["protocol", "vrrpv3"], ["priority", String(v.vrrpPriority)], ["interval", `${v.vrrpInterval} cs`]] as [string, string][])
+      : ([["advbase", String(v.advbase)], ["advskew", String(v.advskew)]] as [string, string][])),
     ["mode", v.mode],
     ["peer", dash(v.peer)],
     ["peer6", dash(v.peer6)],
@@ -115,9 +116,10 @@ function renderVips(items: Vip[]): string {
       String(v.vhid),
       v.live?.state ?? "-",
       v.addresses.join(","),
-      String(v.advbase),
-      String(v.advskew),
-      v.mode === "unicast" ? `unicast ${[v.peer, v.peer6].filter(Boolean).join(",")}` : v.mode,
+      // A vrrpv3 VIP shows its interval and priority where a carp VIP shows advbase and advskew.
+      v.protocol === "vrrpv3" ? `${v.vrrpInterval} cs` : String(v.advbase),
+      v.protocol === "vrrpv3" ? `prio ${v.vrrpPriority}` : String(v.advskew),
+      (v.protocol === "vrrpv3" ? "vrrpv3 " : "") + (v.mode === "unicast" ? `unicast ${[v.peer, v.peer6].filter(Boolean).join(",")}` : v.mode),
       v.hasPassword ? "set" : "none",
       dash(v.description),
     ]),

@@ -4,8 +4,8 @@
  * bad file is refused with the field and the reason, never half-loaded.
  */
 import { canonicalCidr, canonicalIp } from './ip.js';
-import { SCHEMA_VERSION, VIP_DEFAULTS, initialState, type DesiredState, type PfsyncConfig, type PfsyncVersion, type TokenRecord, type VipConfig } from './model.js';
-import { checkState } from './validate.js';
+import { SCHEMA_VERSION, VIP_DEFAULTS, VIP_PROTOCOLS, initialState, type DesiredState, type PfsyncConfig, type PfsyncVersion, type TokenRecord, type VipConfig } from './model.js';
+import { carpTimingRefused, checkState } from './validate.js';
 
 export class DocumentError extends Error {
   constructor(
@@ -76,12 +76,25 @@ function checked(s: DesiredState): DesiredState {
   return s;
 }
 
-const VIP_FIELDS_STORED = ['interface', 'vhid', 'addresses', 'advbaseSec', 'advskew', 'password', 'mode', 'peer', 'peer6', 'description', 'nosync'] as const;
-const VIP_FIELDS_EXTERNAL = ['interface', 'vhid', 'addresses', 'advbase', 'advskew', 'password', 'mode', 'peer', 'peer6', 'description', 'nosync'] as const;
+// protocol, vrrpPriority and vrrpInterval came later: a stored VIP without them is carp.
+const VIP_FIELDS_STORED = ['interface', 'vhid', 'addresses', 'advbaseSec', 'advskew', 'password', 'mode', 'peer', 'peer6', 'description', 'nosync', 'protocol', 'vrrpPriority', 'vrrpInterval'] as const;
+const VIP_FIELDS_EXTERNAL = ['interface', 'vhid', 'addresses', 'advbase', 'advskew', 'password', 'mode', 'peer', 'peer6', 'description', 'nosync', 'protocol', 'vrrpPriority', 'vrrpInterval'] as const;
 
 function readVip(v: unknown, p: string, external: boolean): VipConfig {
   const o = obj(v, p, external ? VIP_FIELDS_EXTERNAL : VIP_FIELDS_STORED);
   const advbaseKey = external ? 'advbase' : 'advbaseSec';
+  const protocol = opt(o, 'protocol', p, oneOf(VIP_PROTOCOLS)) ?? VIP_DEFAULTS.protocol;
+  if (external && protocol === 'vrrpv3') {
+    // A bootstrap file, like a request, may not set the carp timing of a vrrpv3 VIP at all.
+    const [refused] = carpTimingRefused({ interface: String(o.interface), vhid: Number(o.vhid) }, { advbase: o.advbase ?? undefined, advskew: o.advskew ?? undefined });
+    if (refused) throw new DocumentError(`${p}/${refused.path.split('/').pop()}`, refused.message);
+  }
+  const vrrp: Pick<VipConfig, 'vrrpPriority' | 'vrrpInterval'> = {};
+  const vrrpPriority = opt(o, 'vrrpPriority', p, int);
+  const vrrpInterval = opt(o, 'vrrpInterval', p, int);
+  // Defaults are filled in for vrrpv3 only; given for carp, they are kept so that validation names them.
+  if (vrrpPriority !== undefined || protocol === 'vrrpv3') vrrp.vrrpPriority = vrrpPriority ?? VIP_DEFAULTS.vrrpPriority;
+  if (vrrpInterval !== undefined || protocol === 'vrrpv3') vrrp.vrrpInterval = vrrpInterval ?? VIP_DEFAULTS.vrrpInterval;
   return {
     interface: req(o, 'interface', p, str),
     vhid: req(o, 'vhid', p, int),
@@ -94,6 +107,8 @@ function readVip(v: unknown, p: string, external: boolean): VipConfig {
     peer6: opt(o, 'peer6', p, ip),
     description: opt(o, 'description', p, str) ?? VIP_DEFAULTS.description,
     nosync: opt(o, 'nosync', p, bool) ?? VIP_DEFAULTS.nosync,
+    protocol,
+    ...vrrp,
   };
 }
 

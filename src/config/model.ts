@@ -5,6 +5,9 @@
 export const SCHEMA_VERSION = 1;
 
 export type VipMode = 'multicast' | 'unicast';
+/** carp: CARP (advbase/advskew, optional password). vrrpv3: VRRPv3, RFC 5798 (vrrpPriority/vrrpInterval, no password). */
+export type VipProtocol = 'carp' | 'vrrpv3';
+export const VIP_PROTOCOLS: readonly VipProtocol[] = ['carp', 'vrrpv3'];
 export type Role = 'read' | 'admin';
 export type PfsyncVersion = 1301 | 1400 | 1500;
 export const PFSYNC_VERSIONS: readonly PfsyncVersion[] = [1301, 1400, 1500];
@@ -23,6 +26,18 @@ export interface VipConfig {
   peer6?: string;
   description: string;
   nosync: boolean;
+  /**
+   * Fixed for the life of the vhid (carp(4) cannot change it in place): a change removes the
+   * vhid and creates it again. Stored documents without it are carp.
+   */
+  protocol: VipProtocol;
+  /**
+   * vrrpv3 only (absent for carp; advbaseSec/advskew keep their defaults and are not used):
+   * priority 1..254, higher wins. 255 is RFC 5798's address owner, which carpd never is.
+   */
+  vrrpPriority?: number;
+  /** vrrpv3 only: RFC 5798 Max Advert Interval in centiseconds, 1..4095 (100 = 1 s). */
+  vrrpInterval?: number;
 }
 
 export interface CarpConfig {
@@ -61,7 +76,7 @@ export interface DesiredState {
   api: { tokens: TokenRecord[] };
 }
 
-export const VIP_DEFAULTS = { advbaseSec: 1, advskew: 0, mode: 'multicast' as VipMode, description: '', nosync: false };
+export const VIP_DEFAULTS = { advbaseSec: 1, advskew: 0, mode: 'multicast' as VipMode, description: '', nosync: false, protocol: 'carp' as VipProtocol, vrrpPriority: 100, vrrpInterval: 100 };
 export const MAINTENANCE_DEMOTION = 240;
 
 export function initialState(now: Date): DesiredState {

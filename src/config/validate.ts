@@ -6,7 +6,7 @@
  */
 import type { ErrorCode, FieldProblem } from '../errors.js';
 import { canonicalIp, isMulticast, isUnspecified, parseCidr } from './ip.js';
-import { PFSYNC_VERSIONS, type DesiredState, type VipConfig } from './model.js';
+import { PFSYNC_VERSIONS, VIP_DEFAULTS, VIP_PROTOCOLS, type DesiredState, type VipConfig } from './model.js';
 
 export type Problem = FieldProblem & { code: ErrorCode };
 
@@ -15,8 +15,44 @@ export const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** ifconfig copies the passphrase with strlcpy into 20 bytes: 19 usable bytes. */
 export const PASSWORD_MAX_BYTES = 19;
 
-function vipPath(v: VipConfig, field?: string): string {
+function vipPath(v: { interface: string; vhid: number }, field?: string): string {
   return `/vips/${v.interface}/${v.vhid}${field === undefined ? '' : '/' + field}`;
+}
+
+/**
+ * advbase/advskew given for a vrrpv3 VIP. The model cannot tell an explicit default from an
+ * omitted field, so the request and bootstrap readers call this with the fields they were given.
+ */
+export function carpTimingRefused(v: { interface: string; vhid: number }, given: { advbase?: unknown; advskew?: unknown }): Problem[] {
+  const out: Problem[] = [];
+  if (given.advbase !== undefined) out.push({ path: vipPath(v, 'advbase'), code: 'CARPD_ERR_INVALID_VALUE', message: 'protocol vrrpv3 does not use advbase; set the advertisement interval with vrrpInterval (centiseconds, default 100 = 1 s)' });
+  if (given.advskew !== undefined) out.push({ path: vipPath(v, 'advskew'), code: 'CARPD_ERR_INVALID_VALUE', message: 'protocol vrrpv3 does not use advskew; set the election priority with vrrpPriority (1..254, higher wins, default 100)' });
+  return out;
+}
+
+function checkProtocol(v: VipConfig, out: Problem[]): void {
+  if (!VIP_PROTOCOLS.includes(v.protocol)) {
+    out.push({ path: vipPath(v, 'protocol'), code: 'CARPD_ERR_INVALID_VALUE', message: `protocol must be carp or vrrpv3` });
+    return;
+  }
+  if (v.protocol === 'carp') {
+    if (v.vrrpPriority !== undefined) out.push({ path: vipPath(v, 'vrrpPriority'), code: 'CARPD_ERR_INVALID_VALUE', message: 'vrrpPriority is only used with protocol vrrpv3; set protocol to vrrpv3, or use advskew with carp' });
+    if (v.vrrpInterval !== undefined) out.push({ path: vipPath(v, 'vrrpInterval'), code: 'CARPD_ERR_INVALID_VALUE', message: 'vrrpInterval is only used with protocol vrrpv3; set protocol to vrrpv3, or use advbase with carp' });
+    return;
+  }
+  if (v.vrrpPriority === 255) {
+    out.push({ path: vipPath(v, 'vrrpPriority'), code: 'CARPD_ERR_INVALID_VALUE', message: 'vrrpPriority 255 means the address owner in RFC 5798, which carpd never is (it does not own the VIP addresses); use 1..254' });
+  } else if (v.vrrpPriority !== undefined && !inRange(v.vrrpPriority, 1, 254)) {
+    out.push({ path: vipPath(v, 'vrrpPriority'), code: 'CARPD_ERR_INVALID_VALUE', message: `vrrpPriority ${v.vrrpPriority} is outside 1..254` });
+  }
+  if (v.vrrpInterval !== undefined && !inRange(v.vrrpInterval, 1, 4095)) {
+    out.push({ path: vipPath(v, 'vrrpInterval'), code: 'CARPD_ERR_INVALID_VALUE', message: `vrrpInterval ${v.vrrpInterval} is outside 1..4095 centiseconds` });
+  }
+  // A stored document edited by hand; requests are refused earlier, with the fields as given.
+  out.push(...carpTimingRefused(v, { advbase: v.advbaseSec === VIP_DEFAULTS.advbaseSec ? undefined : v.advbaseSec, advskew: v.advskew === VIP_DEFAULTS.advskew ? undefined : v.advskew }));
+  if (v.password !== undefined) {
+    out.push({ path: vipPath(v, 'password'), code: 'CARPD_ERR_INVALID_VALUE', message: 'VRRPv3 has no authentication (RFC 5798 removed it), so a vrrpv3 VIP cannot have a password; remove it (password: null) or use protocol carp' });
+  }
 }
 
 function inRange(n: unknown, lo: number, hi: number): boolean {
@@ -47,7 +83,8 @@ export function checkVip(v: VipConfig, out: Problem[]): void {
     if (seen.has(c.address)) out.push({ path, code: 'CARPD_ERR_ADDRESS_DUPLICATE', message: `${c.address} is listed twice` });
     seen.add(c.address);
   });
-  if (v.password !== undefined) {
+  checkProtocol(v, out);
+  if (v.password !== undefined && v.protocol !== 'vrrpv3') {
     if (v.password.length === 0) out.push({ path: vipPath(v, 'password'), code: 'CARPD_ERR_INVALID_VALUE', message: 'the password is empty: omit it for no password' });
     else if (v.password.includes('\0')) out.push({ path: vipPath(v, 'password'), code: 'CARPD_ERR_INVALID_VALUE', message: 'the password contains a NUL character' });
     else if (Buffer.byteLength(v.password, 'utf8') > PASSWORD_MAX_BYTES) {

@@ -10,13 +10,25 @@
  *   ENOENT           an address added to a vhid that does not exist (other vhids do), or a
  *                    vhid or address to remove/force that does not exist
  *   EADDRNOTAVAIL    removing an address that is not on the interface
- *   EOPNOTSUPP       the backend lacks the capability (unicast peers, forced state)
+ *   EOPNOTSUPP       the backend lacks the capability (unicast peers, forced state; protocol
+ *                    vrrpv3 on a backend whose capabilities().vrrpv3 is false)
  *   EPERM            not privileged
+ *
+ * VRRPv3: setVhid with protocol 'vrrpv3' creates a VRRPv3 (RFC 5798) vhid, timed by
+ * vrrpPriority (1..254, default 100) and vrrpIntervalCs (1..4095 centiseconds, default 100);
+ * out of range is EINVAL. advbaseSec/advskew are still passed (valid, at their defaults) but not
+ * used. A vhid's protocol is fixed at creation, as in FreeBSD 15 carp(4): setVhid on an
+ * existing vhid with another protocol is EINVAL and changes nothing; remove the vhid and set
+ * it again. Changing vrrpPriority/vrrpIntervalCs of a vrrpv3 vhid is an ordinary setVhid.
  */
 export type CarpState = 'INIT' | 'BACKUP' | 'MASTER';
 
+export type VhidProtocol = 'carp' | 'vrrpv3';
+
 export interface VhidParams {
+  /** CARP advertisement base, seconds. Not used by a vrrpv3 vhid. */
   advbaseSec: number;
+  /** CARP skew, 1/256 s. Not used by a vrrpv3 vhid. */
   advskew: number;
   /** Passphrase, at most 20 bytes (carpd itself allows 19, as ifconfig does). */
   key?: string;
@@ -24,6 +36,12 @@ export interface VhidParams {
   peer?: string;
   /** Unicast IPv6 peer; undefined = multicast ff02::12. */
   peer6?: string;
+  /** undefined = carp. Fixed once the vhid exists (EINVAL); EOPNOTSUPP without the capability. */
+  protocol?: VhidProtocol;
+  /** vrrpv3: priority 1..254, higher wins (255, the address owner, is not supported); default 100. */
+  vrrpPriority?: number;
+  /** vrrpv3: Max Advert Interval in centiseconds, 1..4095; default 100 (1 s). */
+  vrrpIntervalCs?: number;
 }
 
 export interface LiveVhid extends VhidParams {
@@ -188,6 +206,9 @@ export const systemClock: Clock = {
 export function masterDownMs(advbaseSec: number, skew: number): number {
   return (3 * advbaseSec + skew / 256) * 1000;
 }
+
+/** RFC 5798's defaults, used when a vrrpv3 vhid is set without them. */
+export const VRRP_DEFAULTS = { priority: 100, intervalCs: 100 } as const;
 
 /** Effective skew advertised: advskew + demotion, clamped to 0..240 (CARP_MAXSKEW). */
 export function effectiveSkew(advskew: number, demotion: number): number {

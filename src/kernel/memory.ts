@@ -1,8 +1,9 @@
 /**
  * An in-process backend that enforces the kernel contract of backend.ts and elects itself
- * MASTER after the master-down interval (3 × advbase + advskew/256) when it hears no peer,
- * which it never does. It is what carpd runs on where no other backend applies, and the
- * reference the contract tests hold the other backends to.
+ * MASTER after the master-down interval (3 × advbase + advskew/256 s for carp; for vrrpv3
+ * 3 × interval + (256 − priority) × interval/256 cs) when it hears no peer, which it never
+ * does. It is what carpd runs on where no other backend applies, and the reference the
+ * contract tests hold the other backends to.
  */
 import { EventEmitter } from 'node:events';
 import { canonicalCidr, parseCidr } from '../config/ip.js';
@@ -11,6 +12,7 @@ import {
   effectiveSkew,
   masterDownMs,
   systemClock,
+  VRRP_DEFAULTS,
   type CarpGlobals,
   type CarpState,
   type Capabilities,
@@ -23,6 +25,7 @@ import {
   type StateChange,
   type VhidParams,
 } from './backend.js';
+import { vrrpMasterDownIntervalMs } from '../engine/vrrp.js';
 import { KernelError } from './errno.js';
 import { PfsyncModel } from './pfsync-model.js';
 
@@ -58,7 +61,7 @@ export class MemoryBackend implements KernelBackend {
   }
 
   capabilities(): Capabilities {
-    return { unicast: true, ipv6: true, pfsync: true, pfsyncVersions: [1301, 1400, 1500], forceState: true, vrrpv3: false };
+    return { unicast: true, ipv6: true, pfsync: true, pfsyncVersions: [1301, 1400, 1500], forceState: true, vrrpv3: true };
   }
 
   async close(): Promise<void> {
@@ -83,11 +86,15 @@ export class MemoryBackend implements KernelBackend {
     if (!Number.isInteger(p.advbaseSec) || p.advbaseSec < 1 || p.advbaseSec > 255) throw KernelError.of('EINVAL', op, iface, 'advbase outside 1..255');
     if (!Number.isInteger(p.advskew) || p.advskew < 0 || p.advskew > 254) throw KernelError.of('EINVAL', op, iface, 'advskew outside 0..254');
     if (p.key !== undefined && Buffer.byteLength(p.key) > 20) throw KernelError.of('EINVAL', op, iface, 'key longer than 20 bytes');
+    const vrrp = this.vrrpParams(op, iface, p);
     const key = `${iface}/${vhid}`;
     const existing = this.vhids.get(key);
     if (existing) {
-      const timingChanged = existing.advbaseSec !== p.advbaseSec || existing.advskew !== p.advskew;
-      Object.assign(existing, { advbaseSec: p.advbaseSec, advskew: p.advskew, key: p.key, peer: p.peer, peer6: p.peer6 });
+      const was = existing.protocol ?? 'carp';
+      const wanted = p.protocol ?? 'carp';
+      if (was !== wanted) throw KernelError.of('EINVAL', op, iface, `vhid ${vhid} is a ${was} vhid; its protocol cannot be changed in place (remove the vhid and create it as ${wanted})`);
+      const timingChanged = existing.advbaseSec !== p.advbaseSec || existing.advskew !== p.advskew || existing.vrrpPriority !== vrrp.vrrpPriority || existing.vrrpIntervalCs !== vrrp.vrrpIntervalCs;
+      Object.assign(existing, { advbaseSec: p.advbaseSec, advskew: p.advskew, key: p.key, peer: p.peer, peer6: p.peer6 }, vrrp);
       if (timingChanged && existing.state === 'BACKUP') this.armMasterDown(existing);
       return;
     }
@@ -99,11 +106,23 @@ export class MemoryBackend implements KernelBackend {
       key: p.key,
       peer: p.peer,
       peer6: p.peer6,
+      ...vrrp,
       state: 'INIT',
       since: new Date(this.clock.now()),
       reason: 'vhid created; waiting for an address',
       addresses: [],
     });
+  }
+
+  /** The protocol fields a vhid records: none for carp (absent = carp), all three for vrrpv3. */
+  private vrrpParams(op: string, iface: string, p: VhidParams): Pick<VhidParams, 'protocol' | 'vrrpPriority' | 'vrrpIntervalCs'> {
+    if (p.protocol === undefined || p.protocol === 'carp') return {};
+    if (p.protocol !== 'vrrpv3') throw KernelError.of('EINVAL', op, iface, `unknown protocol ${String(p.protocol)}`);
+    const vrrpPriority = p.vrrpPriority ?? VRRP_DEFAULTS.priority;
+    const vrrpIntervalCs = p.vrrpIntervalCs ?? VRRP_DEFAULTS.intervalCs;
+    if (!Number.isInteger(vrrpPriority) || vrrpPriority < 1 || vrrpPriority > 254) throw KernelError.of('EINVAL', op, iface, 'VRRP priority outside 1..254 (255, the address owner, is not supported)');
+    if (!Number.isInteger(vrrpIntervalCs) || vrrpIntervalCs < 1 || vrrpIntervalCs > 4095) throw KernelError.of('EINVAL', op, iface, 'VRRP advertisement interval outside 1..4095 centiseconds');
+    return { protocol: 'vrrpv3', vrrpPriority, vrrpIntervalCs };
   }
 
   async removeVhid(iface: string, vhid: number): Promise<void> {
@@ -220,8 +239,11 @@ export class MemoryBackend implements KernelBackend {
 
   private armMasterDown(v: Vhid): void {
     this.stopTimer(v);
-    const skew = effectiveSkew(v.advskew, this.maintenance ? MAINTENANCE : 0);
-    const ms = masterDownMs(v.advbaseSec, skew);
+    // VRRPv3 with the configured priority: RFC 5798 has no demotion (this model applies none to it).
+    const ms =
+      v.protocol === 'vrrpv3'
+        ? vrrpMasterDownIntervalMs(v.vrrpPriority ?? VRRP_DEFAULTS.priority, v.vrrpIntervalCs ?? VRRP_DEFAULTS.intervalCs)
+        : masterDownMs(v.advbaseSec, effectiveSkew(v.advskew, this.maintenance ? MAINTENANCE : 0));
     v.timer = this.clock.setTimeout(() => {
       v.timer = undefined;
       if (this.vhids.get(`${v.interface}/${v.vhid}`) === v && v.state === 'BACKUP') {

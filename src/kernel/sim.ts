@@ -59,7 +59,7 @@ export class SimBackend extends UserspaceBackend {
   }
 
   capabilities(): Capabilities {
-    return { unicast: true, ipv6: true, pfsync: true, pfsyncVersions: [1301, 1400, 1500], forceState: true, vrrpv3: false };
+    return { unicast: true, ipv6: true, pfsync: true, pfsyncVersions: [1301, 1400, 1500], forceState: true, vrrpv3: true };
   }
 
   protected requireInterface(op: string, iface: string): void {

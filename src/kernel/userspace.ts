@@ -17,6 +17,7 @@ import { canonicalCidr, parseCidr } from '../config/ip.js';
 import { CarpRuntime, vhidKey, type CarpRuntimeOptions, type DropEvent, type TransitionEvent, type VipEvent } from '../runtime/driver.js';
 import {
   CARP_COUNTERS,
+  VRRP_DEFAULTS,
   systemClock,
   type CarpGlobals,
   type Capabilities,
@@ -145,6 +146,7 @@ export abstract class UserspaceBackend implements KernelBackend {
       key: r.params.key,
       peer: r.params.peer,
       peer6: r.params.peer6,
+      ...(r.params.protocol === 'vrrpv3' ? { protocol: 'vrrpv3' as const, vrrpPriority: r.params.vrrpPriority, vrrpIntervalCs: r.params.vrrpIntervalCs } : {}),
       state: live.state,
       since: new Date(live.sinceMs),
       reason: live.cause === 'created' ? 'vhid created; waiting for an address' : live.reason,
@@ -159,7 +161,26 @@ export abstract class UserspaceBackend implements KernelBackend {
     if (!Number.isInteger(p.advbaseSec) || p.advbaseSec < 1 || p.advbaseSec > 255) throw KernelError.of('EINVAL', op, iface, 'advbase outside 1..255');
     if (!Number.isInteger(p.advskew) || p.advskew < 0 || p.advskew > 254) throw KernelError.of('EINVAL', op, iface, 'advskew outside 0..254');
     if (p.key !== undefined && Buffer.byteLength(p.key) > 20) throw KernelError.of('EINVAL', op, iface, 'key longer than 20 bytes');
-    const params: VhidParams = { advbaseSec: p.advbaseSec, advskew: p.advskew, key: p.key, peer: p.peer, peer6: p.peer6 };
+    const protocol = p.protocol ?? 'carp';
+    if (protocol === 'vrrpv3') {
+      if (!this.capabilities().vrrpv3) throw KernelError.of('EOPNOTSUPP', op, iface, 'VRRPv3 is not supported by this backend');
+      const prio = p.vrrpPriority ?? VRRP_DEFAULTS.priority;
+      const interval = p.vrrpIntervalCs ?? VRRP_DEFAULTS.intervalCs;
+      if (!Number.isInteger(prio) || prio < 1 || prio > 254) throw KernelError.of('EINVAL', op, iface, 'VRRP priority outside 1..254');
+      if (!Number.isInteger(interval) || interval < 1 || interval > 4095) throw KernelError.of('EINVAL', op, iface, 'VRRP interval outside 1..4095 centiseconds');
+    }
+    const existing = this.records.get(vhidKey(iface, vhid));
+    if (existing && (existing.params.protocol ?? 'carp') !== protocol) {
+      throw KernelError.of('EINVAL', op, iface, `vhid ${vhid} runs ${existing.params.protocol ?? 'carp'}; its protocol cannot change (remove it first)`);
+    }
+    const params: VhidParams = {
+      advbaseSec: p.advbaseSec,
+      advskew: p.advskew,
+      key: p.key,
+      peer: p.peer,
+      peer6: p.peer6,
+      ...(protocol === 'vrrpv3' ? { protocol, vrrpPriority: p.vrrpPriority ?? VRRP_DEFAULTS.priority, vrrpIntervalCs: p.vrrpIntervalCs ?? VRRP_DEFAULTS.intervalCs } : {}),
+    };
     const key = vhidKey(iface, vhid);
     const r = this.records.get(key) ?? { iface, vhid, params, addresses: [] };
     r.params = params;
@@ -170,8 +191,8 @@ export abstract class UserspaceBackend implements KernelBackend {
   /** Hands the record's configuration to the runtime (which creates the vhid the first time). */
   private push(r: UserspaceVhid): void {
     this.vhidChanged(r);
-    const { advbaseSec, advskew, key, peer, peer6 } = r.params;
-    this.runtime.configure({ iface: r.iface, vhid: r.vhid, advbaseSec, advskew, key, peer, peer6, addresses: r.addresses });
+    const { advbaseSec, advskew, key, peer, peer6, protocol, vrrpPriority, vrrpIntervalCs } = r.params;
+    this.runtime.configure({ iface: r.iface, vhid: r.vhid, advbaseSec, advskew, key, peer, peer6, protocol, vrrpPriority, vrrpIntervalCs, addresses: r.addresses });
   }
 
   async removeVhid(iface: string, vhid: number): Promise<void> {

@@ -16,7 +16,7 @@ import type { CarpState, Clock } from '../kernel/backend.js';
 import { systemClock } from '../kernel/backend.js';
 import type { Action, EngineInput, EngineState, TransitionCause, VhidSettings, VrrpAction, VrrpInput, VrrpSettings, VrrpState, VrrpTransitionCause } from '../engine/index.js';
 import { initialState, step, vrrpInitialState, vrrpStep } from '../engine/index.js';
-import { VRRP_DEFAULT_INTERVAL_CS, VRRP_DEFAULT_PRIORITY, VRRP_FIXED_LEN, decodeVrrp, vrrpBytes } from '../wire/vrrp.js';
+import { VRRP_DEFAULT_INTERVAL_CS, VRRP_DEFAULT_PRIORITY, VRRP_FIXED_LEN, VRRP_VERSION, decodeVrrp, vrrpBytes } from '../wire/vrrp.js';
 import { carpBytes, decodeCarp, type CarpVhidConfig } from '../wire/carp.js';
 import { CarpCounters, type CarpStatName, type CarpStats } from '../wire/counters.js';
 import { SimLink, type AdvertLink, type IncomingAdvert, type LinkDrop } from './link.js';
@@ -432,9 +432,10 @@ export class CarpRuntime {
       const unicast = target && (a.family === 4 ? target.cfg.peer : target.cfg.peer6) !== undefined;
       if (!unicast) return drop('badttl', `TTL ${a.ttl}, must be 255`, target?.cfg.vhid);
     }
-    // A vhid runs one protocol: a packet for a VRRPv3 vhid is judged as VRRP, any other as CARP.
+    // A vhid runs one protocol: a packet for a VRRPv3 vhid is judged as VRRP, one for a CARP vhid
+    // as CARP; for an unknown vhid the version nibble decides which decoder names the drop.
     const target = a.payload.length > 1 ? this.vhids.get(vhidKey(a.iface, a.payload[1])) : undefined;
-    if (target?.engine.protocol === 'vrrpv3') return this.receiveVrrp(a, drop);
+    if (target ? target.engine.protocol === 'vrrpv3' : a.payload[0] >> 4 === VRRP_VERSION) return this.receiveVrrp(a, drop);
     const result = decodeCarp(a.payload, {
       lookup: (vhid): CarpVhidConfig | undefined => {
         const inst = this.vhids.get(vhidKey(a.iface, vhid));

@@ -6,9 +6,11 @@
  * Order matters to the kernel: a vhid must exist before its addresses (carp(4) answers
  * ENOPROTOOPT/ENOENT otherwise), and removing a vhid's last address removes the vhid. The
  * planner simulates that as it goes, so it never asks for an address on a vhid it just lost.
+ * A vhid's protocol (carp, vrrpv3) cannot change in place either: a change of protocol removes
+ * the vhid and creates it again, its addresses re-added after it.
  */
 import { parseCidr } from '../config/ip.js';
-import type { DesiredState } from '../config/model.js';
+import { VIP_DEFAULTS, type DesiredState } from '../config/model.js';
 import type { CarpGlobals, PfsyncSettings, VhidParams } from '../kernel/backend.js';
 
 export interface SnapshotVhid {
@@ -27,7 +29,7 @@ export interface Snapshot {
 
 export type Step =
   | { op: 'vhid.set'; interface: string; vhid: number; params: VhidParams; create: boolean }
-  | { op: 'vhid.remove'; interface: string; vhid: number }
+  | { op: 'vhid.remove'; interface: string; vhid: number; reason?: string }
   | { op: 'address.add'; interface: string; vhid: number; address: string }
   | { op: 'address.remove'; interface: string; vhid: number; address: string }
   | { op: 'carp.set'; globals: CarpGlobals }
@@ -46,6 +48,10 @@ export function targetOf(s: DesiredState): Snapshot {
         key: v.password,
         peer: v.mode === 'unicast' ? v.peer : undefined,
         peer6: v.mode === 'unicast' ? v.peer6 : undefined,
+        // carp leaves protocol out (absent = carp), as backends report carp vhids.
+        ...(v.protocol === 'vrrpv3'
+          ? { protocol: 'vrrpv3' as const, vrrpPriority: v.vrrpPriority ?? VIP_DEFAULTS.vrrpPriority, vrrpIntervalCs: v.vrrpInterval ?? VIP_DEFAULTS.vrrpInterval }
+          : {}),
       },
       addresses: [...v.addresses],
     })),
@@ -60,7 +66,12 @@ export function targetOf(s: DesiredState): Snapshot {
 const keyOf = (v: { interface: string; vhid: number }) => `${v.interface}/${v.vhid}`;
 const addr = (cidr: string) => parseCidr(cidr)?.address ?? cidr;
 
+export const protocolOf = (p: VhidParams) => p.protocol ?? 'carp';
+
 function sameParams(a: VhidParams, b: VhidParams): boolean {
+  if (protocolOf(a) !== protocolOf(b)) return false;
+  // The VRRP fields of a carp vhid mean nothing (a kernel may still report them).
+  if (protocolOf(a) === 'vrrpv3' && (a.vrrpPriority !== b.vrrpPriority || a.vrrpIntervalCs !== b.vrrpIntervalCs)) return false;
   return a.advbaseSec === b.advbaseSec && a.advskew === b.advskew && a.key === b.key && a.peer === b.peer && a.peer6 === b.peer6;
 }
 
@@ -79,8 +90,15 @@ export function plan(target: Snapshot, live: Snapshot): Step[] {
     return undefined;
   };
   const setVhid = (t: SnapshotVhid) => {
-    const cur = sim.get(keyOf(t));
+    let cur = sim.get(keyOf(t));
     if (cur && sameParams(cur.params, t.params)) return;
+    if (cur && protocolOf(cur.params) !== protocolOf(t.params)) {
+      // The backend refuses a protocol change in place (EINVAL): recreate the vhid.
+      const reason = `its protocol changes from ${protocolOf(cur.params)} to ${protocolOf(t.params)}, which needs a new vhid`;
+      steps.push({ op: 'vhid.remove', interface: t.interface, vhid: t.vhid, reason });
+      sim.delete(keyOf(t));
+      cur = undefined;
+    }
     steps.push({ op: 'vhid.set', interface: t.interface, vhid: t.vhid, params: t.params, create: !cur });
     if (cur) cur.params = t.params;
     else sim.set(keyOf(t), { params: t.params, addresses: [] });
@@ -181,14 +199,18 @@ export function describeStep(s: Step): { op: Step['op']; target: string; detail:
     case 'vhid.set': {
       const p = s.params;
       const peers = [p.peer && `peer ${p.peer}`, p.peer6 && `peer6 ${p.peer6}`].filter(Boolean).join(', ');
+      const timing =
+        protocolOf(p) === 'vrrpv3'
+          ? `VRRPv3 priority ${p.vrrpPriority ?? VIP_DEFAULTS.vrrpPriority}, interval ${p.vrrpIntervalCs ?? VIP_DEFAULTS.vrrpInterval} cs`
+          : `advbase ${p.advbaseSec} s, advskew ${p.advskew}, ${p.key === undefined ? 'no password' : 'password set'}`;
       return {
         op: s.op,
         target: `${s.interface} vhid ${s.vhid}`,
-        detail: `${s.create ? 'create' : 'update'}: advbase ${p.advbaseSec} s, advskew ${p.advskew}, ${p.key === undefined ? 'no password' : 'password set'}, ${peers === '' ? 'multicast' : `unicast ${peers}`}`,
+        detail: `${s.create ? 'create' : 'update'}: ${timing}, ${peers === '' ? 'multicast' : `unicast ${peers}`}`,
       };
     }
     case 'vhid.remove':
-      return { op: s.op, target: `${s.interface} vhid ${s.vhid}`, detail: 'remove the vhid and its addresses' };
+      return { op: s.op, target: `${s.interface} vhid ${s.vhid}`, detail: `remove the vhid and its addresses${s.reason === undefined ? '' : `: ${s.reason}`}` };
     case 'address.add':
       return { op: s.op, target: `${s.interface} vhid ${s.vhid}`, detail: `add ${s.address}` };
     case 'address.remove':

@@ -9,7 +9,7 @@ import { CarpdError, fromProblems } from '../errors.js';
 import { sameContent, type DesiredState, type Role, type TokenRecord } from '../config/model.js';
 import type { ConfigStore, RevisionMeta } from '../config/store.js';
 import { checkState } from '../config/validate.js';
-import type { KernelBackend, KernelStats, LiveVhid, PfsyncLive, StateChange } from '../kernel/backend.js';
+import type { KernelBackend, KernelStats, LiveVhid, PfsyncLive, StateChange, VhidParams } from '../kernel/backend.js';
 import { effectiveSkew } from '../kernel/backend.js';
 import { KernelError } from '../kernel/errno.js';
 import { changeTarget, describeStep, plan, targetOf, type Snapshot, type Step } from './plan.js';
@@ -302,6 +302,9 @@ export class CarpService {
       if (v.mode === 'unicast' && !caps.unicast) {
         throw new CarpdError('CARPD_ERR_UNSUPPORTED', `${v.interface} vhid ${v.vhid}: unicast mode needs FreeBSD 14 or later (carp netlink); this ${this.backend.name} backend only does multicast`, { errors: [{ path: `/vips/${v.interface}/${v.vhid}/mode`, message: 'unicast is not supported here' }] });
       }
+      if (v.protocol === 'vrrpv3' && !caps.vrrpv3) {
+        throw new CarpdError('CARPD_ERR_UNSUPPORTED', `${v.interface} vhid ${v.vhid}: the ${this.backend.name} backend cannot run VRRPv3 vhids; use protocol carp`, { errors: [{ path: `/vips/${v.interface}/${v.vhid}/protocol`, message: 'vrrpv3 is not supported here' }] });
+      }
       if (!caps.ipv6 && v.addresses.some((a) => a.includes(':'))) {
         throw new CarpdError('CARPD_ERR_UNSUPPORTED', `${v.interface} vhid ${v.vhid}: the ${this.backend.name} backend has no IPv6 support`);
       }
@@ -315,7 +318,7 @@ export class CarpService {
   private async snapshot(): Promise<Snapshot> {
     const [vhids, g, maintenance, pfsync] = await Promise.all([this.backend.listVhids(), this.backend.getCarpGlobals(), this.backend.getMaintenance(), this.backend.getPfsync()]);
     return {
-      vhids: vhids.map((v) => ({ interface: v.interface, vhid: v.vhid, params: { advbaseSec: v.advbaseSec, advskew: v.advskew, key: v.key, peer: v.peer, peer6: v.peer6 }, addresses: v.addresses })),
+      vhids: vhids.map((v) => ({ interface: v.interface, vhid: v.vhid, params: paramsOf(v), addresses: v.addresses })),
       carp: { allow: g.allow, preempt: g.preempt },
       maintenance,
       pfsync: { syncdev: pfsync.syncdev, syncpeer: pfsync.syncpeer, maxupd: pfsync.maxupd, defer: pfsync.defer, version: pfsync.version },
@@ -369,6 +372,13 @@ export class CarpService {
         return b.setPfsync(s.settings);
     }
   }
+}
+
+/** A live vhid's parameters in planning terms; the VRRP fields only for a vrrpv3 vhid, as targetOf makes them. */
+function paramsOf(v: LiveVhid): VhidParams {
+  const p: VhidParams = { advbaseSec: v.advbaseSec, advskew: v.advskew, key: v.key, peer: v.peer, peer6: v.peer6 };
+  if (v.protocol === 'vrrpv3') Object.assign(p, { protocol: 'vrrpv3', vrrpPriority: v.vrrpPriority, vrrpIntervalCs: v.vrrpIntervalCs });
+  return p;
 }
 
 export function vipNotFound(iface: string, vhid: number): CarpdError {

@@ -1,7 +1,8 @@
 /** Edits of the VIP list on a draft desired state (pure; the service validates the result). */
-import { CarpdError } from '../errors.js';
+import { CarpdError, fromProblems } from '../errors.js';
 import { canonicalCidr, canonicalIp } from '../config/ip.js';
-import { VIP_DEFAULTS, findVip, type DesiredState, type VipConfig, type VipMode } from '../config/model.js';
+import { VIP_DEFAULTS, findVip, type DesiredState, type VipConfig, type VipMode, type VipProtocol } from '../config/model.js';
+import { carpTimingRefused, checkVip, type Problem } from '../config/validate.js';
 import { vipNotFound } from './service.js';
 
 /** A VIP as the API takes it. `null` removes an optional field (PATCH) or the password (PUT). */
@@ -15,6 +16,9 @@ export interface VipInput {
   peer6?: string | null;
   description?: string;
   nosync?: boolean;
+  protocol?: VipProtocol;
+  vrrpPriority?: number;
+  vrrpInterval?: number;
 }
 
 // Canonical forms make "2001:DB8::1" and "2001:db8::1" the same address; text that does not
@@ -28,6 +32,29 @@ export function freeVhid(s: DesiredState, iface: string): number | undefined {
   return undefined;
 }
 
+/**
+ * A vrrpv3 VIP refuses advbase/advskew even at their defaults, which the built VIP cannot
+ * show; the VIP's other problems are reported with them.
+ */
+function refuseCarpTiming(v: VipConfig, given: VipInput): void {
+  if (v.protocol !== 'vrrpv3') return;
+  const problems: Problem[] = carpTimingRefused(v, given);
+  if (problems.length === 0) return;
+  const rest: Problem[] = [];
+  checkVip(v, rest);
+  // checkVip names a non-default advbase/advskew too: once is enough.
+  throw fromProblems([...problems, ...rest.filter((r) => !problems.some((q) => q.path === r.path))]);
+}
+
+/** The VRRPv3 fields: defaults for vrrpv3; for carp only what was given, which validation refuses. */
+function setVrrp(v: VipConfig, priority: number | undefined, interval: number | undefined): void {
+  const vrrp = v.protocol === 'vrrpv3';
+  if (priority !== undefined || vrrp) v.vrrpPriority = priority ?? VIP_DEFAULTS.vrrpPriority;
+  else delete v.vrrpPriority;
+  if (interval !== undefined || vrrp) v.vrrpInterval = interval ?? VIP_DEFAULTS.vrrpInterval;
+  else delete v.vrrpInterval;
+}
+
 function build(iface: string, vhid: number, input: VipInput, keepPassword?: string): VipConfig {
   const v: VipConfig = {
     interface: iface,
@@ -38,11 +65,14 @@ function build(iface: string, vhid: number, input: VipInput, keepPassword?: stri
     mode: input.mode ?? VIP_DEFAULTS.mode,
     description: input.description ?? VIP_DEFAULTS.description,
     nosync: input.nosync ?? VIP_DEFAULTS.nosync,
+    protocol: input.protocol ?? VIP_DEFAULTS.protocol,
   };
+  setVrrp(v, input.vrrpPriority, input.vrrpInterval);
   const password = input.password === undefined ? keepPassword : (input.password ?? undefined);
   if (password !== undefined) v.password = password;
   if (input.peer != null) v.peer = ip(input.peer);
   if (input.peer6 != null) v.peer6 = ip(input.peer6);
+  refuseCarpTiming(v, input);
   return v;
 }
 
@@ -78,6 +108,15 @@ export function patchVip(draft: DesiredState, iface: string, vhid: number, patch
   if (patch.mode !== undefined) v.mode = patch.mode;
   if (patch.description !== undefined) v.description = patch.description;
   if (patch.nosync !== undefined) v.nosync = patch.nosync;
+  if (patch.protocol !== undefined && patch.protocol !== v.protocol) {
+    // A new protocol starts from its own defaults: the other protocol's timing does not carry over.
+    v.protocol = patch.protocol;
+    if (patch.advbase === undefined) v.advbaseSec = VIP_DEFAULTS.advbaseSec;
+    if (patch.advskew === undefined) v.advskew = VIP_DEFAULTS.advskew;
+    setVrrp(v, patch.vrrpPriority, patch.vrrpInterval);
+  } else {
+    setVrrp(v, patch.vrrpPriority ?? v.vrrpPriority, patch.vrrpInterval ?? v.vrrpInterval);
+  }
   for (const f of ['password', 'peer', 'peer6'] as const) {
     const value = patch[f];
     if (value === null) delete v[f];
@@ -88,6 +127,7 @@ export function patchVip(draft: DesiredState, iface: string, vhid: number, patch
     if (patch.peer === undefined) delete v.peer;
     if (patch.peer6 === undefined) delete v.peer6;
   }
+  refuseCarpTiming(v, patch);
   return v;
 }
 

@@ -100,6 +100,48 @@ export function backendContract(name: string, make: () => Promise<ContractEnv>):
     assert.equal(v.peer6, undefined);
   });
 
+  withEnv('vrrpv3 without the capability is EOPNOTSUPP and creates nothing', async ({ backend: b }) => {
+    if (b.capabilities().vrrpv3) return;
+    await rejectsWith(b.setVhid('em0', 8, { ...P, protocol: 'vrrpv3', vrrpPriority: 150, vrrpIntervalCs: 50 }), 'EOPNOTSUPP', 'em0');
+    assert.deepEqual(await b.listVhids(), []);
+  });
+
+  withEnv('vrrpv3 vhids are stored and reported, priority and interval change in place', async ({ backend: b }) => {
+    if (!b.capabilities().vrrpv3) return;
+    await b.setVhid('em0', 8, { ...P, protocol: 'vrrpv3', vrrpPriority: 150, vrrpIntervalCs: 50 });
+    await b.addAddress('em0', 8, '192.0.2.8/24');
+    await b.setVhid('em0', 9, P);
+    await b.addAddress('em0', 9, '192.0.2.9/24');
+    let [v, c] = await b.listVhids();
+    assert.deepEqual([v.vhid, v.protocol, v.vrrpPriority, v.vrrpIntervalCs, v.addresses], [8, 'vrrpv3', 150, 50, ['192.0.2.8/24']]);
+    assert.equal(c.protocol ?? 'carp', 'carp', 'a vhid set without a protocol is carp');
+    await b.setVhid('em0', 8, { ...P, protocol: 'vrrpv3', vrrpPriority: 200, vrrpIntervalCs: 100 });
+    [v] = await b.listVhids();
+    assert.deepEqual([v.protocol, v.vrrpPriority, v.vrrpIntervalCs, v.addresses], ['vrrpv3', 200, 100, ['192.0.2.8/24']]);
+  });
+
+  withEnv('vrrpv3: a protocol change in place is EINVAL and changes nothing; ranges are EINVAL', async ({ backend: b }) => {
+    if (!b.capabilities().vrrpv3) return;
+    const V = { ...P, protocol: 'vrrpv3' as const, vrrpPriority: 100, vrrpIntervalCs: 100 };
+    await b.setVhid('em0', 8, V);
+    await b.addAddress('em0', 8, '192.0.2.8/24');
+    await b.setVhid('em0', 9, P);
+    await b.addAddress('em0', 9, '192.0.2.9/24');
+    await rejectsWith(b.setVhid('em0', 8, P), 'EINVAL', 'em0');
+    await rejectsWith(b.setVhid('em0', 9, V), 'EINVAL', 'em0');
+    const [v, c] = await b.listVhids();
+    assert.deepEqual([v.vhid, v.protocol, v.addresses], [8, 'vrrpv3', ['192.0.2.8/24']]);
+    assert.deepEqual([c.vhid, c.protocol ?? 'carp', c.addresses], [9, 'carp', ['192.0.2.9/24']]);
+    // Removed and set again, the vhid takes the other protocol.
+    await b.removeVhid('em0', 8);
+    await b.setVhid('em0', 8, P);
+    assert.equal((await b.listVhids())[0].protocol ?? 'carp', 'carp');
+    for (const bad of [{ vrrpPriority: 0 }, { vrrpPriority: 255 }, { vrrpIntervalCs: 0 }, { vrrpIntervalCs: 4096 }]) {
+      await rejectsWith(b.setVhid('em0', 10, { ...V, ...bad }), 'EINVAL', 'em0');
+    }
+    assert.deepEqual((await b.listVhids()).map((x) => x.vhid), [8, 9]);
+  });
+
   withEnv('maintenance adds exactly 240 once and takes exactly that back', async ({ backend: b }) => {
     const base = (await b.getCarpGlobals()).demotion;
     await b.setMaintenance(true);

@@ -311,14 +311,49 @@ export interface components {
         Cidr: string;
         /** @description An IPv4 or IPv6 address without prefix. */
         IpAddress: string;
-        /** @description CARP passphrase, at most 19 characters (ifconfig copies it with strlcpy into a 20-byte key). Write-only. */
+        /** @description CARP passphrase, at most 19 characters (ifconfig copies it with strlcpy into a 20-byte key). Write-only. Refused with protocol `vrrpv3`, which has no authentication. */
         Password: string;
-        /** @description Advertisement base interval in seconds. */
+        /** @description Advertisement base interval in seconds (carp only; refused with protocol `vrrpv3`, use `vrrpInterval`). */
         Advbase: number;
-        /** @description Advertisement skew (1/256 s). Lower wins the election. */
+        /** @description Advertisement skew (1/256 s). Lower wins the election (carp only; refused with protocol `vrrpv3`, use `vrrpPriority`). */
         Advskew: number;
         /** @enum {string} */
         Mode: "multicast" | "unicast";
+        /**
+         * @description `carp` (default): CARP, timed by `advbase`/`advskew`, with an optional `password`.
+         *     `vrrpv3`: VRRPv3 (RFC 5798), timed by `vrrpPriority`/`vrrpInterval`; it has no
+         *     authentication, so `password` is refused, and `advbase`/`advskew` are refused too. A
+         *     vhid's protocol cannot change in place: changing it removes the vhid and creates it again.
+         * @enum {string}
+         */
+        Protocol: "carp" | "vrrpv3";
+        /** @description VRRPv3 priority, 1..254 (default 100); higher wins the election. 255 is RFC 5798's address owner, which carpd never is, and is refused. Only with protocol `vrrpv3`. */
+        VrrpPriority: number;
+        /** @description VRRPv3 Max Advert Interval in centiseconds, 1..4095 (default 100 = 1 s). Only with protocol `vrrpv3`. */
+        VrrpInterval: number;
+        /** @description The timing of a carp VIP. */
+        CarpTiming: {
+            /** @constant */
+            protocol: "carp";
+            advbase: components["schemas"]["Advbase"];
+            advskew: components["schemas"]["Advskew"];
+        };
+        /** @description The timing of a vrrpv3 VIP. */
+        VrrpTiming: {
+            /** @constant */
+            protocol: "vrrpv3";
+            vrrpPriority: components["schemas"]["VrrpPriority"];
+            vrrpInterval: components["schemas"]["VrrpInterval"];
+        };
+        /** @description The timing of a carp vhid, with the skew it advertises. */
+        CarpVhidTiming: {
+            /** @constant */
+            protocol: "carp";
+            advbase: number;
+            advskew: number;
+            /** @description advskew + demotion */
+            effectiveSkew: number;
+        };
         Description: string;
         TokenName: string;
         /** @enum {string} */
@@ -329,12 +364,12 @@ export interface components {
             /** @enum {string} */
             status: "ok";
         };
+        /** @description A carp VIP has `advbase` and `advskew`; a vrrpv3 VIP has `vrrpPriority` and `vrrpInterval` instead. */
         Vip: {
             interface: components["schemas"]["InterfaceName"];
             vhid: components["schemas"]["Vhid"];
             addresses: components["schemas"]["Cidr"][];
-            advbase: components["schemas"]["Advbase"];
-            advskew: components["schemas"]["Advskew"];
+            protocol: components["schemas"]["Protocol"];
             mode: components["schemas"]["Mode"];
             peer?: components["schemas"]["IpAddress"];
             peer6?: components["schemas"]["IpAddress"];
@@ -343,7 +378,7 @@ export interface components {
             /** @description Whether a password is set (the password itself is never returned). */
             hasPassword: boolean;
             live?: components["schemas"]["VhidLive"];
-        };
+        } & (components["schemas"]["CarpTiming"] | components["schemas"]["VrrpTiming"]);
         /** @description Live CARP state read from the backend. */
         VhidLive: {
             state: components["schemas"]["CarpState"];
@@ -367,6 +402,9 @@ export interface components {
             peer6?: components["schemas"]["IpAddress"];
             description?: components["schemas"]["Description"];
             nosync?: boolean;
+            protocol?: components["schemas"]["Protocol"];
+            vrrpPriority?: components["schemas"]["VrrpPriority"];
+            vrrpInterval?: components["schemas"]["VrrpInterval"];
         };
         VipReplace: {
             addresses: components["schemas"]["Cidr"][];
@@ -378,6 +416,9 @@ export interface components {
             peer6?: components["schemas"]["IpAddress"];
             description?: components["schemas"]["Description"];
             nosync?: boolean;
+            protocol?: components["schemas"]["Protocol"];
+            vrrpPriority?: components["schemas"]["VrrpPriority"];
+            vrrpInterval?: components["schemas"]["VrrpInterval"];
         };
         VipPatch: {
             addresses?: components["schemas"]["Cidr"][];
@@ -389,6 +430,10 @@ export interface components {
             peer6?: components["schemas"]["IpAddress"] | null;
             description?: components["schemas"]["Description"];
             nosync?: boolean;
+            /** @description Switching the protocol resets the other protocol's timing to its defaults (advbase 1, advskew 0 / vrrpPriority 100, vrrpInterval 100) unless the patch sets it. */
+            protocol?: components["schemas"]["Protocol"];
+            vrrpPriority?: components["schemas"]["VrrpPriority"];
+            vrrpInterval?: components["schemas"]["VrrpInterval"];
         };
         ForceState: {
             /** @enum {string} */
@@ -448,19 +493,17 @@ export interface components {
             /** @description The initial bulk update from the peer has completed (PFSYNCF_OK). */
             bulkUpdateDone: boolean;
         };
+        /** @description A carp vhid has `advbase`, `advskew` and `effectiveSkew`; a vrrpv3 vhid has `vrrpPriority` and `vrrpInterval` instead. */
         VhidStatus: {
             interface: components["schemas"]["InterfaceName"];
             vhid: components["schemas"]["Vhid"];
+            protocol: components["schemas"]["Protocol"];
             state: components["schemas"]["CarpState"];
             /** Format: date-time */
             since: string;
             reason: string;
-            advbase: number;
-            advskew: number;
-            /** @description advskew + demotion */
-            effectiveSkew: number;
             addresses?: string[];
-        };
+        } & (components["schemas"]["CarpVhidTiming"] | components["schemas"]["VrrpTiming"]);
         Capabilities: {
             unicast: boolean;
             ipv6: boolean;

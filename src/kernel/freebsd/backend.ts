@@ -232,7 +232,8 @@ export class FreebsdBackend implements KernelBackend {
       pfsync: this.pfsyncAvailable,
       pfsyncVersions: this.pfsyncVersions(),
       forceState: true,
-      vrrpv3: this.major >= 15,
+      // carp(4) of FreeBSD 15 has a VRRP mode, but carpd does not drive it yet: setVhid refuses it.
+      vrrpv3: false,
     };
   }
 
@@ -463,6 +464,9 @@ export class FreebsdBackend implements KernelBackend {
     return this.locked(async () => {
       this.checkIfName(op, iface);
       this.validateParams(op, iface, vhid, p);
+      if (p.protocol === 'vrrpv3') {
+        throw KernelError.of('EOPNOTSUPP', op, iface, `carpd does not drive the VRRP mode of carp(4) yet (FreeBSD ${this.major}); use protocol carp`);
+      }
       const t = await this.carp(op, iface);
       if (t.kind === 'ioctl' && (p.peer !== undefined || p.peer6 !== undefined)) {
         throw KernelError.of('EOPNOTSUPP', op, iface, `unicast peers need the carp netlink family of FreeBSD 14 or later; this is FreeBSD ${this.major}${this.nlSock ? '' : ' without netlink'}`);
