@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { BackendName, KernelBackend } from '../kernel/backend.js';
 import { openFreebsdBackend } from '../kernel/freebsd/backend.js';
+import { LinuxBackend } from '../kernel/linux/backend.js';
 import { MemoryBackend } from '../kernel/memory.js';
 import { SimBackend } from '../kernel/sim.js';
 import { DEFAULT_SIM_GROUP, UdpMulticastTransport, formatSimGroup, type SimGroup } from '../runtime/udp.js';
@@ -37,6 +38,13 @@ export async function createBackend(name: BackendName, ctx: BackendContext): Pro
       }
     }
     case 'linux':
-      throw new BackendUnavailableError(`the ${name} backend is not part of this build yet; use --backend sim or --backend memory`);
+      if (process.platform !== 'linux') throw new BackendUnavailableError(`the linux backend runs on Linux only (this is ${process.platform}); use --backend sim`);
+      try {
+        return await LinuxBackend.open({ logger: ctx.logger, node: ctx.sim?.node });
+      } catch (e) {
+        const why = (e as Error).message;
+        const hint = /EPERM|EACCES/.test(why) ? ' (raw sockets and address changes need root, or CAP_NET_RAW and CAP_NET_ADMIN)' : '';
+        throw new BackendUnavailableError(`the linux backend cannot start: ${why}${hint}`);
+      }
   }
 }

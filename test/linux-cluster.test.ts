@@ -1,0 +1,186 @@
+/**
+ * Two carpd processes with `--backend linux` in two network namespaces joined by a bridge,
+ * with a third namespace as a client on the same LAN. Every check reads the kernel's own view
+ * (`ip addr`, `ip neigh`), never carpd's word for it:
+ *
+ *   - election: exactly one node holds the VIP on lan0, the other none;
+ *   - kill -9 of the master: the backup installs the VIP and the client resolves it to the
+ *     backup's MAC (the gratuitous ARP, or an ARP reply from the backup);
+ *   - the old master returns: it preempts (net.inet.carp.preempt on) or stays BACKUP (off), and
+ *     the address it left installed when it was killed is removed from its interface;
+ *   - graceful stop (SIGTERM) of the master: the VIP leaves its interface and the peer takes over.
+ *
+ * Only outcomes are asserted, never how long they took (bench/failover.bench.ts measures that).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { call, startDaemon, type RunningDaemon } from './helpers/daemon.js';
+import { createLan, netnsUnavailable, type Lan } from './helpers/netns.js';
+import { pollUntil } from './helpers/poll.js';
+
+const skip = netnsUnavailable();
+const VIP = '192.0.2.50';
+const PORT = 8080;
+
+interface Node {
+  i: number;
+  name: string;
+  d: RunningDaemon;
+  token: string;
+  stateDir: string;
+}
+
+async function startNode(t: test.TestContext, lan: Lan, root: string, i: number): Promise<Node> {
+  const name = `node${i + 1}`;
+  const n = lan.nodes[i];
+  const stateDir = path.join(root, name);
+  const d = await startDaemon(t, ['--listen', `${n.mgmtAddress}:${PORT}`, '--state-dir', stateDir, '--backend', 'linux', '--node-name', name], { netns: n.ns });
+  const token = readFileSync(path.join(stateDir, 'admin.token'), 'utf8').trim();
+  return { i, name, d, token, stateDir };
+}
+
+async function api(lan: Lan, n: Node, method: string, url: string, body?: unknown) {
+  return call(PORT, method, url, { host: lan.nodes[n.i].mgmtAddress, token: n.token, body });
+}
+
+async function vipHolders(lan: Lan): Promise<number[]> {
+  const held: number[] = [];
+  for (let i = 0; i < lan.nodes.length; i++) {
+    const addrs = await lan.addresses(lan.nodes[i].ns, 'lan0');
+    if (addrs.some((a) => a.startsWith(`${VIP}/`))) held.push(i);
+  }
+  return held;
+}
+
+/**
+ * Makes the client resolve the VIP afresh: its neighbour entry is flushed, one UDP datagram to
+ * the discard port makes the kernel send an ARP request, and the entry that comes back names
+ * the MAC of whoever answered.
+ */
+async function resolveVip(lan: Lan): Promise<string | undefined> {
+  await lan.exec(lan.client.ns, ['ip', 'neigh', 'flush', 'to', VIP, 'dev', 'lan0']);
+  const send = `require('node:dgram').createSocket('udp4').send('x', 9, '${VIP}', (e, n) => process.exit(e ? 1 : 0))`;
+  const r = await lan.exec(lan.client.ns, [process.execPath, '-e', send]);
+  assert.equal(r.code, 0, r.stderr);
+  return pollUntil('ARP reply', () => lan.neighbour(lan.client.ns, VIP), (m) => m !== undefined);
+}
+
+async function vhid(lan: Lan, n: Node): Promise<{ state: string; reason: string } | undefined> {
+  const r = await api(lan, n, 'GET', '/v1/status');
+  assert.equal(r.status, 200, r.text);
+  return (r.body.vhids as { interface: string; vhid: number; state: string; reason: string }[]).find((x) => x.interface === 'lan0' && x.vhid === 1);
+}
+
+async function state(lan: Lan, n: Node): Promise<string | undefined> {
+  return (await vhid(lan, n))?.state;
+}
+
+async function setUp(t: test.TestContext, preempt: boolean) {
+  const lan = await createLan({ nodes: 2 });
+  t.after(() => lan.destroy());
+  const root = mkdtempSync(path.join(tmpdir(), 'carpd-linux-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const nodes = await Promise.all([0, 1].map((i) => startNode(t, lan, root, i)));
+  for (const n of nodes) {
+    const g = await api(lan, n, 'PATCH', '/v1/carp', { preempt });
+    assert.equal(g.status, 200, g.text);
+    const r = await api(lan, n, 'POST', '/v1/vips', { interface: 'lan0', vhid: 1, addresses: [`${VIP}/24`], password: 'ns-secret', advskew: n.i === 0 ? 0 : 100 });
+    assert.equal(r.status, 201, r.text);
+  }
+  return { lan, root, nodes };
+}
+
+test('linux backend in namespaces: election, kill -9 takeover with ARP, preemption on return', { skip, timeout: 120_000 }, async (t) => {
+  const { lan, root, nodes } = await setUp(t, true);
+  // advskew 0 on node1, 100 on node2: node1 wins the election.
+  await pollUntil('election', () => Promise.all(nodes.map((n) => state(lan, n))), (s) => s[0] === 'MASTER' && s[1] === 'BACKUP');
+  assert.deepEqual(await pollUntil('VIP on the master only', () => vipHolders(lan), (h) => h.length === 1), [0]);
+
+  const macs = await Promise.all(lan.nodes.map((n) => lan.mac(n.ns, 'lan0')));
+  // The client resolves the VIP to the master's MAC.
+  assert.equal(await resolveVip(lan), macs[0]);
+
+  // The master dies: carpd killed, and the box off the LAN (its kernel would still answer ARP).
+  nodes[0].d.kill('SIGKILL');
+  await nodes[0].d.exited;
+  await lan.cut(0);
+  await pollUntil('takeover', () => state(lan, nodes[1]), (s) => s === 'MASTER');
+  const holders = await pollUntil('VIP on the backup', () => vipHolders(lan), (h) => h.includes(1));
+  // The killed carpd could not remove its address: both interfaces carry it until it returns.
+  assert.deepEqual(holders, [0, 1]);
+  // The client's neighbour entry moves to the backup's MAC (gratuitous ARP), and a fresh ARP
+  // request is answered by the backup.
+  await pollUntil('client neighbour entry', () => lan.neighbour(lan.client.ns, VIP), (m) => m === macs[1]);
+  assert.equal(await resolveVip(lan), macs[1]);
+  assert.match((await vhid(lan, nodes[1]))!.reason, /master-down timer expired/);
+
+  // node1 returns with preemption on: it removes the address it left behind, starts as BACKUP,
+  // and takes the vhid back on node2's first advertisement (skew 0 < 100).
+  await lan.heal();
+  const back = await startNode(t, lan, root, 0);
+  await pollUntil('preemption', () => Promise.all([state(lan, back), state(lan, nodes[1])]), (s) => s[0] === 'MASTER' && s[1] === 'BACKUP');
+  assert.deepEqual(await pollUntil('VIP back on node1 only', () => vipHolders(lan), (h) => h.length === 1), [0]);
+  await pollUntil('client neighbour entry back to node1', () => lan.neighbour(lan.client.ns, VIP), (m) => m === macs[0]);
+  const stats = await api(lan, nodes[1], 'GET', '/v1/stats');
+  assert.ok(stats.body.carp.ipackets > 0 && stats.body.carp.opackets > 0, JSON.stringify(stats.body.carp));
+  assert.equal(stats.body.carp.badauth + stats.body.carp.badttl + stats.body.carp.badsum, 0);
+});
+
+test('linux backend in namespaces: without preemption the returning node stays BACKUP; SIGTERM hands over at once', { skip, timeout: 120_000 }, async (t) => {
+  const { lan, root, nodes } = await setUp(t, false);
+  await pollUntil('election', () => Promise.all(nodes.map((n) => state(lan, n))), (s) => s[0] === 'MASTER' && s[1] === 'BACKUP');
+  nodes[0].d.kill('SIGKILL');
+  await nodes[0].d.exited;
+  await pollUntil('takeover', () => state(lan, nodes[1]), (s) => s === 'MASTER');
+  const back = await startNode(t, lan, root, 0);
+  // Stale address removed, BACKUP, and it stays so: node2 keeps the vhid for several intervals.
+  await pollUntil('returning node in BACKUP without the stale VIP', () => vipHolders(lan), (h) => h.length === 1 && h[0] === 1);
+  assert.equal(await state(lan, back), 'BACKUP');
+  const before = (await api(lan, nodes[1], 'GET', '/v1/stats')).body.carp.opackets as number;
+  await pollUntil('three more advertisements from node2', () => api(lan, nodes[1], 'GET', '/v1/stats'), (s) => s.body.carp.opackets >= before + 3);
+  assert.equal(await state(lan, back), 'BACKUP');
+  assert.equal(await state(lan, nodes[1]), 'MASTER');
+
+  // An orderly stop: node2 bows out and removes its VIP; node1 takes over without waiting out master-down.
+  nodes[1].d.kill('SIGTERM');
+  const exit = await nodes[1].d.waitForExit();
+  assert.equal(exit.code, 0, nodes[1].d.output);
+  await pollUntil('handover', () => state(lan, back), (s) => s === 'MASTER');
+  assert.match((await vhid(lan, back))!.reason, /bow-out|time out/i);
+  assert.deepEqual(await pollUntil('VIP on node1 only', () => vipHolders(lan), (h) => h.length === 1), [0]);
+});
+
+test('linux backend: a wrong password is dropped as badauth and both nodes claim the vhid', { skip, timeout: 120_000 }, async (t) => {
+  const lan = await createLan({ nodes: 2 });
+  t.after(() => lan.destroy());
+  const root = mkdtempSync(path.join(tmpdir(), 'carpd-linux-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const nodes = await Promise.all([0, 1].map((i) => startNode(t, lan, root, i)));
+  for (const n of nodes) {
+    const r = await api(lan, n, 'POST', '/v1/vips', { interface: 'lan0', vhid: 1, addresses: [`${VIP}/24`], password: n.i === 0 ? 'right-secret' : 'wrong-secret', advskew: n.i * 100 });
+    assert.equal(r.status, 201, r.text);
+  }
+  const s = await pollUntil('both MASTER', () => Promise.all(nodes.map((n) => state(lan, n))), (x) => x[0] === 'MASTER' && x[1] === 'MASTER');
+  assert.deepEqual(s, ['MASTER', 'MASTER']);
+  for (const n of nodes) {
+    const st = await pollUntil('badauth counted', () => api(lan, n, 'GET', '/v1/stats'), (x) => x.body.carp.badauth > 0);
+    // ipackets counts every packet received, refused ones included: every one was refused.
+    assert.equal(st.body.carp.badauth, st.body.carp.ipackets, JSON.stringify(st.body.carp));
+  }
+});
+
+test('linux backend: an interface that does not exist is refused with the interface error, nothing stored', { skip, timeout: 60_000 }, async (t) => {
+  const lan = await createLan({ nodes: 1 });
+  t.after(() => lan.destroy());
+  const root = mkdtempSync(path.join(tmpdir(), 'carpd-linux-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const n = await startNode(t, lan, root, 0);
+  const r = await api(lan, n, 'POST', '/v1/vips', { interface: 'nosuch0', vhid: 1, addresses: [`${VIP}/24`] });
+  assert.equal(r.status, 422, r.text);
+  assert.equal(r.body.code, 'CARPD_ERR_INTERFACE_NOT_FOUND');
+  const list = await api(lan, n, 'GET', '/v1/vips');
+  assert.deepEqual(list.body.items, []);
+});
