@@ -123,6 +123,8 @@ export interface RawIpLinkOptions {
 }
 
 const RCVBUF = 1 << 20;
+/** How long a chosen IPv4 source is reused before the interface's addresses are read again. */
+const SOURCE_TTL_MS = 1000;
 /** Datagrams read per readiness before giving the event loop back (poll reports the rest at once). */
 const DRAIN_BATCH = 256;
 const MAX_DATAGRAM = 65535;
@@ -151,6 +153,7 @@ export class RawIpLink {
   private readonly onDrop: (d: DroppedPacket) => void;
   private readonly attached = new Map<string, Attachment>();
   private readonly excluded = new Map<string, Set<string>>();
+  private readonly sources = new Map<string, { address: string; atMs: number }>();
   private rtnl: Rtnetlink | undefined;
   private closed = false;
 
@@ -223,6 +226,7 @@ export class RawIpLink {
     const a = this.attached.get(iface);
     if (!a) return;
     this.attached.delete(iface);
+    this.sources.delete(iface);
     if (a.v4) this.closeSock(a.v4);
     if (a.v6) this.closeSock(a.v6);
     this.closeChecksumSockets(a);
@@ -238,14 +242,28 @@ export class RawIpLink {
     }
     if (set.size > 0) this.excluded.set(iface, set);
     else this.excluded.delete(iface);
+    this.sources.delete(iface);
   }
 
-  /** The IPv4 source send() would use now on this interface. Throws KernelError EADDRNOTAVAIL when there is none. */
+  /**
+   * The IPv4 source send() uses on this interface. Throws KernelError EADDRNOTAVAIL when there is
+   * none. The choice is kept for SOURCE_TTL_MS: reading the interface's addresses is a netlink
+   * dump whose size grows with the VIPs on it, and a node MASTER of 255 vhids sends 255
+   * advertisements a second. A renumbered interface is thus noticed within a second; a change of
+   * the excluded set (a VIP added) takes effect at once.
+   */
   ipv4Source(iface: string, operation = `choose an IPv4 source`): string {
+    const now = Date.now();
+    const cached = this.sources.get(iface);
+    if (cached && now - cached.atMs < SOURCE_TTL_MS) return cached.address;
     const excluded = this.excluded.get(iface);
     this.rtnl ??= Rtnetlink.open(this.libc);
     const src = this.rtnl.listAddresses(iface).find((x) => x.family === 4 && !excluded?.has(x.address));
-    if (!src) throw KernelError.of('EADDRNOTAVAIL', operation, iface, 'the interface has no IPv4 address other than VIPs to send from');
+    if (!src) {
+      this.sources.delete(iface);
+      throw KernelError.of('EADDRNOTAVAIL', operation, iface, 'the interface has no IPv4 address other than VIPs to send from');
+    }
+    this.sources.set(iface, { address: src.address, atMs: now });
     return src.address;
   }
 

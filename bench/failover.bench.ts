@@ -1,0 +1,252 @@
+/**
+ * Failover time of the linux backend in network namespaces, against the protocol's bound.
+ *
+ * Two carpd processes (`--backend linux`, advbase 1, both with the same advskew, preemption off)
+ * share vhid 1 on a bridged LAN (test/helpers/netns.ts). Each run kills the MASTER with SIGKILL
+ * and measures, on the surviving node, from the last advertisement of the dead master to the
+ * VIP appearing on the survivor's interface:
+ *
+ *   - advertisements: `tcpdump -tt` on the survivor's lan0 (kernel receive timestamps);
+ *   - the VIP: `ip -ts monitor address` in the survivor's namespace (the rtnetlink event).
+ *
+ * Both observers are outside carpd and stamp with the same system clock. The killed node is
+ * then started again (it becomes the BACKUP, as preemption is off), so the roles alternate.
+ * The bound is carp(4)'s master-down interval, 3 × advbase + advskew/256 s.
+ *
+ * Also measured: one carpd running 255 vhids at advbase 1 as MASTER of all of them, with a
+ * second carpd as BACKUP — CPU (utime + stime from /proc) and resident memory of each over a
+ * measurement window.
+ *
+ *   npm run bench:failover                           (root, tcpdump installed)
+ *   BENCH_RUNS=20 BENCH_SKEWS=0,100 BENCH_VHID_SECONDS=60 npm run bench:failover
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import path from 'node:path';
+import { call, startDaemon, type RunningDaemon } from '../test/helpers/daemon.js';
+import { createLan, netnsUnavailable, type Lan } from '../test/helpers/netns.js';
+import { pollUntil } from '../test/helpers/poll.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 20);
+const SKEWS = (process.env.BENCH_SKEWS ?? '0,100').split(',').map(Number);
+const VHID_SECONDS = Number(process.env.BENCH_VHID_SECONDS ?? 60);
+const PORT = 8080;
+const VIP = '192.0.2.50';
+
+const t = { after: (fn: () => unknown) => cleanups.push(fn) };
+const cleanups: (() => unknown)[] = [];
+
+async function cleanup(): Promise<void> {
+  for (const fn of cleanups.reverse()) await fn();
+  cleanups.length = 0;
+}
+
+interface Node {
+  i: number;
+  d: RunningDaemon;
+  token: string;
+}
+
+async function startNode(lan: Lan, root: string, i: number): Promise<Node> {
+  const n = lan.nodes[i];
+  const stateDir = path.join(root, `node${i}`);
+  const d = await startDaemon(t, ['--listen', `${n.mgmtAddress}:${PORT}`, '--state-dir', stateDir, '--backend', 'linux', '--node-name', `node${i}`], { netns: n.ns });
+  return { i, d, token: readFileSync(path.join(stateDir, 'admin.token'), 'utf8').trim() };
+}
+
+function api(lan: Lan, n: Node, method: string, url: string, body?: unknown) {
+  return call(PORT, method, url, { host: lan.nodes[n.i].mgmtAddress, token: n.token, body });
+}
+
+async function states(lan: Lan, n: Node): Promise<Map<string, string>> {
+  const r = await api(lan, n, 'GET', '/v1/status');
+  return new Map((r.body.vhids as { interface: string; vhid: number; state: string }[]).map((v) => [`${v.interface}/${v.vhid}`, v.state]));
+}
+
+/** A long-running observer whose stdout lines are collected with the time they carry. */
+function observe(lan: Lan, ns: string, argv: string[]) {
+  const lines: string[] = [];
+  const proc = lan.spawn(ns, argv);
+  let buf = '';
+  proc.stdout!.setEncoding('utf8').on('data', (s: string) => {
+    buf += s;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      lines.push(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+    }
+  });
+  proc.stderr!.resume();
+  t.after(() => proc.kill('SIGKILL'));
+  return { lines, stop: () => proc.kill('SIGKILL') };
+}
+
+/** `ip -ts monitor` prints "[2026-11-26T00:12:34.123456] ..." in local time. */
+function monitorTime(line: string): number | undefined {
+  const m = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{6})\]/.exec(line);
+  return m ? new Date(m[1]).getTime() / 1000 + Number(m[2]) / 1e6 : undefined;
+}
+
+function quantile(sorted: number[], q: number): number {
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+async function failover(advskew: number): Promise<{ advskew: number; bound: number; samples: number[] }> {
+  const lan = await createLan({ nodes: 2 });
+  t.after(() => lan.destroy());
+  const root = mkdtempSync(path.join(tmpdir(), 'carpd-bench-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const configure = async (n: Node) => {
+    await api(lan, n, 'PATCH', '/v1/carp', { preempt: false });
+    const r = await api(lan, n, 'POST', '/v1/vips', { interface: 'lan0', vhid: 1, addresses: [`${VIP}/24`], password: 'bench', advskew });
+    if (r.status !== 201 && r.status !== 409) throw new Error(r.text);
+  };
+  const nodes: Node[] = [];
+  nodes[0] = await startNode(lan, root, 0);
+  await configure(nodes[0]);
+  await pollUntil('first master', () => states(lan, nodes[0]), (s) => s.get('lan0/1') === 'MASTER');
+  nodes[1] = await startNode(lan, root, 1);
+  await configure(nodes[1]);
+  await pollUntil('backup', () => states(lan, nodes[1]), (s) => s.get('lan0/1') === 'BACKUP');
+
+  const bound = 3 + advskew / 256;
+  const samples: number[] = [];
+  let master = 0;
+  for (let run = 0; run < RUNS; run++) {
+    const survivor = 1 - master;
+    const ns = lan.nodes[survivor].ns;
+    const masterAddr = lan.nodes[master].address;
+    const dump = observe(lan, ns, ['tcpdump', '-tt', '-n', '-l', '-i', 'lan0', `ip proto 112 and src host ${masterAddr}`]);
+    const mon = observe(lan, ns, ['ip', '-ts', 'monitor', 'address', 'dev', 'lan0']);
+    // Let both observers start and see a few advertisements before the kill.
+    await pollUntil('observers running', async () => dump.lines.length, (n) => n >= 2);
+    nodes[master].d.kill('SIGKILL');
+    await nodes[master].d.exited;
+    await pollUntil('takeover', async () => mon.lines.find((l) => l.includes(` ${VIP}/`) && !l.includes('Deleted')), (l) => l !== undefined);
+    dump.stop();
+    mon.stop();
+    const lastAdvert = Math.max(...dump.lines.map((l) => Number(l.split(' ')[0])).filter((x) => Number.isFinite(x)));
+    const installedAt = monitorTime(mon.lines.find((l) => l.includes(` ${VIP}/`) && !l.includes('Deleted'))!)!;
+    samples.push(installedAt - lastAdvert);
+    process.stderr.write(`advskew ${advskew} run ${run + 1}/${RUNS}: ${((installedAt - lastAdvert) * 1000).toFixed(1)} ms\n`);
+    // The killed node comes back as BACKUP (preemption off) and the roles swap.
+    nodes[master] = await startNode(lan, root, master);
+    await pollUntil('returned as backup', () => states(lan, nodes[master]), (s) => s.get('lan0/1') === 'BACKUP');
+    master = survivor;
+  }
+  await cleanup();
+  return { advskew, bound, samples };
+}
+
+function procStat(pid: number): { cpuSec: number; rssKiB: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15)
+  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return { cpuSec: ticks / 100, rssKiB: Number(rss?.[1] ?? 0) };
+}
+
+async function manyVhids(): Promise<{ role: string; cpuPct: number; rssMiB: number; opackets: number; ipackets: number }[]> {
+  const lan = await createLan({ nodes: 3 });
+  t.after(() => lan.destroy());
+  const root = mkdtempSync(path.join(tmpdir(), 'carpd-bench-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  // 255 vhids: VIPs 198.51.100.1..254 and 192.0.2.254, advbase 1; node0 skew 0, node1 skew 100.
+  const vip = (v: number) => (v <= 254 ? `198.51.100.${v}/24` : '192.0.2.254/24');
+  const boot = (skew: number) => {
+    const file = path.join(root, `bootstrap-${skew}.json`);
+    mkdirSync(root, { recursive: true });
+    writeFileSync(file, JSON.stringify({ carp: { enabled: true, preempt: false, maintenance: false }, vips: Array.from({ length: 255 }, (_, k) => ({ interface: 'lan0', vhid: k + 1, addresses: [vip(k + 1)], advskew: skew, password: 'bench' })) }));
+    return file;
+  };
+  const nodes: RunningDaemon[] = [];
+  const tokens: string[] = [];
+  for (const i of [0, 1]) {
+    const n = lan.nodes[i];
+    const stateDir = path.join(root, `node${i}`);
+    nodes[i] = await startDaemon(t, ['--listen', `${n.mgmtAddress}:${PORT}`, '--state-dir', stateDir, '--backend', 'linux', '--node-name', `node${i}`, '--config', boot(i * 100)], { netns: n.ns });
+    tokens[i] = readFileSync(path.join(stateDir, 'admin.token'), 'utf8').trim();
+    if (i === 0) {
+      const node = { i, d: nodes[i], token: tokens[i] };
+      await pollUntil('255 MASTER', () => states(lan, node), (s) => [...s.values()].filter((x) => x === 'MASTER').length === 255, 60_000);
+    }
+  }
+  // For comparison: a carpd on the same LAN with no vhid at all.
+  const idle = lan.nodes[2];
+  nodes[2] = await startDaemon(t, ['--listen', `${idle.mgmtAddress}:${PORT}`, '--state-dir', path.join(root, 'node2'), '--backend', 'linux', '--node-name', 'node2'], { netns: idle.ns });
+  tokens[2] = readFileSync(path.join(root, 'node2', 'admin.token'), 'utf8').trim();
+  const backup = { i: 1, d: nodes[1], token: tokens[1] };
+  await pollUntil('255 BACKUP', () => states(lan, backup), (s) => [...s.values()].filter((x) => x === 'BACKUP').length === 255, 60_000);
+  // Settle, then measure over the window.
+  await new Promise((r) => setTimeout(r, 5000));
+  const before = nodes.map((d) => procStat(d.child.pid!));
+  const statsBefore = await Promise.all([0, 1, 2].map((i) => api(lan, { i, d: nodes[i], token: tokens[i] }, 'GET', '/v1/stats')));
+  await new Promise((r) => setTimeout(r, VHID_SECONDS * 1000));
+  const after = nodes.map((d) => procStat(d.child.pid!));
+  const statsAfter = await Promise.all([0, 1, 2].map((i) => api(lan, { i, d: nodes[i], token: tokens[i] }, 'GET', '/v1/stats')));
+  await cleanup();
+  return [0, 1, 2].map((i) => ({
+    role: ['MASTER of 255 vhids (sends)', 'BACKUP of 255 vhids (receives)', 'no vhid (for comparison)'][i],
+    cpuPct: ((after[i].cpuSec - before[i].cpuSec) / VHID_SECONDS) * 100,
+    rssMiB: after[i].rssKiB / 1024,
+    opackets: (statsAfter[i].body.carp.opackets - statsBefore[i].body.carp.opackets) / VHID_SECONDS,
+    ipackets: (statsAfter[i].body.carp.ipackets - statsBefore[i].body.carp.ipackets) / VHID_SECONDS,
+  }));
+}
+
+async function main(): Promise<void> {
+  const why = netnsUnavailable();
+  if (why) throw new Error(`cannot run: ${why}`);
+  await new Promise<void>((resolve, reject) => {
+    const p = spawn('tcpdump', ['--version'], { stdio: 'ignore' });
+    p.on('error', () => reject(new Error('tcpdump is needed (apt-get install tcpdump)')));
+    p.on('exit', () => resolve());
+  });
+  process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+  const rev = await new Promise<string>((resolve) => {
+    const p = spawn('git', ['rev-parse', '--short', 'HEAD']);
+    let s = '';
+    p.stdout.on('data', (d) => (s += d));
+    p.on('close', () => resolve(s.trim() || 'unknown'));
+  });
+  const out: string[] = [];
+  out.push(`# Failover in network namespaces (linux backend)\n`);
+  out.push(`${new Date().toISOString().slice(0, 10)}, ${rev}, ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}, Node ${process.version}.\n`);
+  out.push(`From the dead master's last advertisement (tcpdump on the survivor) to the VIP on the survivor's interface (ip monitor); ${RUNS} SIGKILLs per row, advbase 1.\n`);
+  out.push('| backup advskew | bound 3 × advbase + advskew/256 | median | p10 | p90 | min | max | median − bound |');
+  out.push('|---:|---:|---:|---:|---:|---:|---:|---:|');
+  try {
+    for (const skew of SKEWS) {
+      const r = await failover(skew);
+      const s = [...r.samples].sort((a, b) => a - b);
+      const ms = (x: number) => `${(x * 1000).toFixed(1)} ms`;
+      out.push(`| ${skew} | ${ms(r.bound)} | ${ms(quantile(s, 0.5))} | ${ms(quantile(s, 0.1))} | ${ms(quantile(s, 0.9))} | ${ms(s[0])} | ${ms(s[s.length - 1])} | ${((quantile(s, 0.5) - r.bound) * 1000).toFixed(1)} ms |`);
+    }
+    out.push('');
+    if (VHID_SECONDS > 0) {
+      out.push(`## 255 vhids at advbase 1\n`);
+      out.push(`Two carpd processes, 255 vhids each (one IPv4 VIP per vhid), and a third with none, measured over ${VHID_SECONDS} s after all vhids settled. CPU is utime + stime of the process over the window; RSS at its end.\n`);
+      out.push('| node | CPU (% of one core) | RSS | advertisements sent/s | received/s |');
+      out.push('|---|---:|---:|---:|---:|');
+      for (const r of await manyVhids()) out.push(`| ${r.role} | ${r.cpuPct.toFixed(1)} % | ${r.rssMiB.toFixed(1)} MiB | ${r.opackets.toFixed(0)} | ${r.ipackets.toFixed(0)} |`);
+      out.push('');
+    }
+  } finally {
+    await cleanup();
+  }
+  const report = out.join('\n');
+  process.stdout.write(report + '\n');
+  writeFileSync(new URL('./results/failover-latest.md', import.meta.url), report + '\n');
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    process.stderr.write(`${(e as Error).stack}\n`);
+    process.exit(1);
+  },
+);
