@@ -184,3 +184,43 @@ test('linux backend: an interface that does not exist is refused with the interf
   const list = await api(lan, n, 'GET', '/v1/vips');
   assert.deepEqual(list.body.items, []);
 });
+
+test('linux backend: IPv4 + IPv6 VIPs move together; a link going down hands the vhid over and demotes the node until it is back', { skip, timeout: 120_000 }, async (t) => {
+  const lan = await createLan({ nodes: 2, ipv6: true });
+  t.after(() => lan.destroy());
+  const root = mkdtempSync(path.join(tmpdir(), 'carpd-linux-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const nodes = await Promise.all([0, 1].map((i) => startNode(t, lan, root, i)));
+  const VIP6 = '2001:db8::50';
+  for (const n of nodes) {
+    const r = await api(lan, n, 'POST', '/v1/vips', { interface: 'lan0', vhid: 1, addresses: [`${VIP}/24`, `${VIP6}/64`], password: 'ns-secret', advskew: n.i === 0 ? 0 : 100 });
+    assert.equal(r.status, 201, r.text);
+  }
+  const holds = async (i: number) => {
+    const a = await lan.addresses(lan.nodes[i].ns, 'lan0');
+    return [a.some((x) => x.startsWith(`${VIP}/`)), a.some((x) => x.startsWith(`${VIP6}/`))];
+  };
+  await pollUntil('election', () => Promise.all(nodes.map((n) => state(lan, n))), (s) => s[0] === 'MASTER' && s[1] === 'BACKUP');
+  assert.deepEqual(await pollUntil('both VIPs on node1', () => holds(0), (h) => h[0] && h[1]), [true, true]);
+  assert.deepEqual(await holds(1), [false, false]);
+  // One advertisement per family, as carp(4) sends.
+  const s1 = await pollUntil('IPv4 and IPv6 advertisements', () => api(lan, nodes[1], 'GET', '/v1/stats'), (x) => x.body.carp.ipackets > 2 && x.body.carp.ipackets6 > 2);
+  assert.equal(s1.body.carp.badauth + s1.body.carp.badttl + s1.body.carp.badsum, 0, JSON.stringify(s1.body.carp));
+
+  await lan.exec(lan.nodes[0].ns, ['ip', 'link', 'set', 'lan0', 'down']);
+  const down = await pollUntil('INIT on link down', () => vhid(lan, nodes[0]), (v) => v?.state === 'INIT');
+  assert.match(down!.reason, /link down/);
+  await pollUntil('node2 takes over', () => state(lan, nodes[1]), (s) => s === 'MASTER');
+  assert.deepEqual(await pollUntil('both VIPs on node2', () => holds(1), (h) => h[0] && h[1]), [true, true]);
+  assert.deepEqual(await holds(0), [false, false]);
+  const st = await api(lan, nodes[0], 'GET', '/v1/status');
+  assert.equal(st.body.vhids[0].effectiveSkew, 240, 'demoted by the ifdown factor while the link is down');
+
+  // Link back: node1 returns as BACKUP with its demotion gone, and preempts (skew 0 < 100).
+  await lan.exec(lan.nodes[0].ns, ['ip', 'link', 'set', 'lan0', 'up']);
+  await pollUntil('node1 MASTER again', () => Promise.all(nodes.map((n) => state(lan, n))), (s) => s[0] === 'MASTER' && s[1] === 'BACKUP');
+  assert.deepEqual(await pollUntil('both VIPs back on node1', () => holds(0), (h) => h[0] && h[1]), [true, true]);
+  assert.deepEqual(await pollUntil('none left on node2', () => holds(1), (h) => !h[0] && !h[1]), [false, false]);
+  const after = await api(lan, nodes[0], 'GET', '/v1/status');
+  assert.equal(after.body.vhids[0].effectiveSkew, 0);
+});
