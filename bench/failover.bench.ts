@@ -21,17 +21,16 @@
  *   BENCH_RUNS=20 BENCH_SKEWS=0,100 BENCH_VHID_SECONDS=60 npm run bench:failover
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { cpus } from 'node:os';
 import path from 'node:path';
-import { call, startDaemon, type RunningDaemon } from '../test/helpers/daemon.js';
-import { createLan, netnsUnavailable, type Lan } from '../test/helpers/netns.js';
+import { setUpLan, startLinuxNode, type LinuxNode } from '../test/helpers/linux-node.js';
+import { netnsUnavailable, type Lan } from '../test/helpers/netns.js';
 import { pollUntil } from '../test/helpers/poll.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
 const SKEWS = (process.env.BENCH_SKEWS ?? '0,100').split(',').map(Number);
 const VHID_SECONDS = Number(process.env.BENCH_VHID_SECONDS ?? 60);
-const PORT = 8080;
 const VIP = '192.0.2.50';
 
 const t = { after: (fn: () => unknown) => cleanups.push(fn) };
@@ -42,26 +41,9 @@ async function cleanup(): Promise<void> {
   cleanups.length = 0;
 }
 
-interface Node {
-  i: number;
-  d: RunningDaemon;
-  token: string;
-}
-
-async function startNode(lan: Lan, root: string, i: number): Promise<Node> {
-  const n = lan.nodes[i];
-  const stateDir = path.join(root, `node${i}`);
-  const d = await startDaemon(t, ['--listen', `${n.mgmtAddress}:${PORT}`, '--state-dir', stateDir, '--backend', 'linux', '--node-name', `node${i}`], { netns: n.ns });
-  return { i, d, token: readFileSync(path.join(stateDir, 'admin.token'), 'utf8').trim() };
-}
-
-function api(lan: Lan, n: Node, method: string, url: string, body?: unknown) {
-  return call(PORT, method, url, { host: lan.nodes[n.i].mgmtAddress, token: n.token, body });
-}
-
-async function states(lan: Lan, n: Node): Promise<Map<string, string>> {
-  const r = await api(lan, n, 'GET', '/v1/status');
-  return new Map((r.body.vhids as { interface: string; vhid: number; state: string }[]).map((v) => [`${v.interface}/${v.vhid}`, v.state]));
+/** How many of the node's vhids are in that state. */
+async function countIn(n: LinuxNode, state: string): Promise<number> {
+  return (await n.vhids()).filter((v) => v.state === state).length;
 }
 
 /** A long-running observer whose stdout lines are collected with the time they carry. */
@@ -96,22 +78,19 @@ function quantile(sorted: number[], q: number): number {
 }
 
 async function failover(advskew: number): Promise<{ advskew: number; bound: number; samples: number[] }> {
-  const lan = await createLan({ nodes: 2 });
-  t.after(() => lan.destroy());
-  const root = mkdtempSync(path.join(tmpdir(), 'carpd-bench-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
-  const configure = async (n: Node) => {
-    await api(lan, n, 'PATCH', '/v1/carp', { preempt: false });
-    const r = await api(lan, n, 'POST', '/v1/vips', { interface: 'lan0', vhid: 1, addresses: [`${VIP}/24`], password: 'bench', advskew });
+  const { lan, root } = await setUpLan(t, { nodes: 2 }, 'carpd-bench-');
+  const configure = async (n: LinuxNode) => {
+    await n.api('PATCH', '/v1/carp', { preempt: false });
+    const r = await n.api('POST', '/v1/vips', { interface: 'lan0', vhid: 1, addresses: [`${VIP}/24`], password: 'bench', advskew });
     if (r.status !== 201 && r.status !== 409) throw new Error(r.text);
   };
-  const nodes: Node[] = [];
-  nodes[0] = await startNode(lan, root, 0);
+  const nodes: LinuxNode[] = [];
+  nodes[0] = await startLinuxNode(t, lan, root, 0);
   await configure(nodes[0]);
-  await pollUntil('first master', () => states(lan, nodes[0]), (s) => s.get('lan0/1') === 'MASTER');
-  nodes[1] = await startNode(lan, root, 1);
+  await pollUntil('first master', () => nodes[0].state(1), (s) => s === 'MASTER');
+  nodes[1] = await startLinuxNode(t, lan, root, 1);
   await configure(nodes[1]);
-  await pollUntil('backup', () => states(lan, nodes[1]), (s) => s.get('lan0/1') === 'BACKUP');
+  await pollUntil('backup', () => nodes[1].state(1), (s) => s === 'BACKUP');
 
   const bound = 3 + advskew / 256;
   const samples: number[] = [];
@@ -134,8 +113,8 @@ async function failover(advskew: number): Promise<{ advskew: number; bound: numb
     samples.push(installedAt - lastAdvert);
     process.stderr.write(`advskew ${advskew} run ${run + 1}/${RUNS}: ${((installedAt - lastAdvert) * 1000).toFixed(1)} ms\n`);
     // The killed node comes back as BACKUP (preemption off) and the roles swap.
-    nodes[master] = await startNode(lan, root, master);
-    await pollUntil('returned as backup', () => states(lan, nodes[master]), (s) => s.get('lan0/1') === 'BACKUP');
+    nodes[master] = await startLinuxNode(t, lan, root, master);
+    await pollUntil('returned as backup', () => nodes[master].state(1), (s) => s === 'BACKUP');
     master = survivor;
   }
   await cleanup();
@@ -151,10 +130,7 @@ function procStat(pid: number): { cpuSec: number; rssKiB: number } {
 }
 
 async function manyVhids(): Promise<{ role: string; cpuPct: number; rssMiB: number; opackets: number; ipackets: number }[]> {
-  const lan = await createLan({ nodes: 3 });
-  t.after(() => lan.destroy());
-  const root = mkdtempSync(path.join(tmpdir(), 'carpd-bench-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const { lan, root } = await setUpLan(t, { nodes: 3 }, 'carpd-bench-');
   // 255 vhids: VIPs 198.51.100.1..254 and 192.0.2.254, advbase 1; node0 skew 0, node1 skew 100.
   const vip = (v: number) => (v <= 254 ? `198.51.100.${v}/24` : '192.0.2.254/24');
   const boot = (skew: number) => {
@@ -163,38 +139,28 @@ async function manyVhids(): Promise<{ role: string; cpuPct: number; rssMiB: numb
     writeFileSync(file, JSON.stringify({ carp: { enabled: true, preempt: false, maintenance: false }, vips: Array.from({ length: 255 }, (_, k) => ({ interface: 'lan0', vhid: k + 1, addresses: [vip(k + 1)], advskew: skew, password: 'bench' })) }));
     return file;
   };
-  const nodes: RunningDaemon[] = [];
-  const tokens: string[] = [];
+  const nodes: LinuxNode[] = [];
   for (const i of [0, 1]) {
-    const n = lan.nodes[i];
-    const stateDir = path.join(root, `node${i}`);
-    nodes[i] = await startDaemon(t, ['--listen', `${n.mgmtAddress}:${PORT}`, '--state-dir', stateDir, '--backend', 'linux', '--node-name', `node${i}`, '--config', boot(i * 100)], { netns: n.ns });
-    tokens[i] = readFileSync(path.join(stateDir, 'admin.token'), 'utf8').trim();
-    if (i === 0) {
-      const node = { i, d: nodes[i], token: tokens[i] };
-      await pollUntil('255 MASTER', () => states(lan, node), (s) => [...s.values()].filter((x) => x === 'MASTER').length === 255, 60_000);
-    }
+    nodes[i] = await startLinuxNode(t, lan, root, i, { args: ['--config', boot(i * 100)] });
+    if (i === 0) await pollUntil('255 MASTER', () => countIn(nodes[0], 'MASTER'), (k) => k === 255, 60_000);
   }
   // For comparison: a carpd on the same LAN with no vhid at all.
-  const idle = lan.nodes[2];
-  nodes[2] = await startDaemon(t, ['--listen', `${idle.mgmtAddress}:${PORT}`, '--state-dir', path.join(root, 'node2'), '--backend', 'linux', '--node-name', 'node2'], { netns: idle.ns });
-  tokens[2] = readFileSync(path.join(root, 'node2', 'admin.token'), 'utf8').trim();
-  const backup = { i: 1, d: nodes[1], token: tokens[1] };
-  await pollUntil('255 BACKUP', () => states(lan, backup), (s) => [...s.values()].filter((x) => x === 'BACKUP').length === 255, 60_000);
+  nodes[2] = await startLinuxNode(t, lan, root, 2);
+  await pollUntil('255 BACKUP', () => countIn(nodes[1], 'BACKUP'), (k) => k === 255, 60_000);
   // Settle, then measure over the window.
   await new Promise((r) => setTimeout(r, 5000));
-  const before = nodes.map((d) => procStat(d.child.pid!));
-  const statsBefore = await Promise.all([0, 1, 2].map((i) => api(lan, { i, d: nodes[i], token: tokens[i] }, 'GET', '/v1/stats')));
+  const before = nodes.map((n) => procStat(n.d.child.pid!));
+  const statsBefore = await Promise.all(nodes.map((n) => n.carp()));
   await new Promise((r) => setTimeout(r, VHID_SECONDS * 1000));
-  const after = nodes.map((d) => procStat(d.child.pid!));
-  const statsAfter = await Promise.all([0, 1, 2].map((i) => api(lan, { i, d: nodes[i], token: tokens[i] }, 'GET', '/v1/stats')));
+  const after = nodes.map((n) => procStat(n.d.child.pid!));
+  const statsAfter = await Promise.all(nodes.map((n) => n.carp()));
   await cleanup();
   return [0, 1, 2].map((i) => ({
     role: ['MASTER of 255 vhids (sends)', 'BACKUP of 255 vhids (receives)', 'no vhid (for comparison)'][i],
     cpuPct: ((after[i].cpuSec - before[i].cpuSec) / VHID_SECONDS) * 100,
     rssMiB: after[i].rssKiB / 1024,
-    opackets: (statsAfter[i].body.carp.opackets - statsBefore[i].body.carp.opackets) / VHID_SECONDS,
-    ipackets: (statsAfter[i].body.carp.ipackets - statsBefore[i].body.carp.ipackets) / VHID_SECONDS,
+    opackets: (statsAfter[i].opackets - statsBefore[i].opackets) / VHID_SECONDS,
+    ipackets: (statsAfter[i].ipackets - statsBefore[i].ipackets) / VHID_SECONDS,
   }));
 }
 

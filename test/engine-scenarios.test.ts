@@ -3,34 +3,15 @@
  * expected blocks with UPDATE_SCENARIOS=1), plus direct tests of step() and the formulas.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { initialState, step } from '../src/engine/engine.js';
 import { advertIntervalMs, compareTimers, demotedSkew, ownMasterDownMs, timeValueUs } from '../src/engine/timing.js';
 import type { Action, EngineInput, EngineState, VhidSettings } from '../src/engine/types.js';
+import { testScenarioFiles } from './engine/lan.js';
 import { runScenario } from './engine/runner.js';
 
-const dir = fileURLToPath(new URL('./engine/scenarios/', import.meta.url));
-const update = process.env.UPDATE_SCENARIOS === '1';
-
-for (const file of readdirSync(dir).filter((f) => f.endsWith('.txt')).sort()) {
-  test(`scenario ${file}`, () => {
-    const path = join(dir, file);
-    const text = readFileSync(path, 'utf8');
-    const r = runScenario(text);
-    if (update) {
-      if (r.rewritten !== text) writeFileSync(path, r.rewritten);
-      return;
-    }
-    for (const { block, actual } of r.blocks) {
-      const where = `${file}:${block.commands[0]?.line ?? '?'}: ${block.commands.map((c) => c.text).join('; ')}`;
-      assert.ok(block.outStart >= 0, `${where}: no "----" expected block`);
-      assert.equal(actual.join('\n'), block.expected.join('\n'), where);
-    }
-  });
-}
+testScenarioFiles(fileURLToPath(new URL('./engine/scenarios/', import.meta.url)), 'scenario', runScenario);
 
 const S: VhidSettings = { vhid: 1, advbaseSec: 1, advskew: 100, preempt: false, demotion: 0 };
 

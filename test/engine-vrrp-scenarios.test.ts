@@ -4,8 +4,6 @@
  * the formulas.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
@@ -18,27 +16,10 @@ import {
   vrrpStep,
 } from '../src/engine/vrrp.js';
 import type { VrrpAction, VrrpInput, VrrpSettings, VrrpState } from '../src/engine/vrrp-types.js';
+import { testScenarioFiles } from './engine/lan.js';
 import { runVrrpScenario } from './engine/vrrp-runner.js';
 
-const dir = fileURLToPath(new URL('./engine/vrrp-scenarios/', import.meta.url));
-const update = process.env.UPDATE_SCENARIOS === '1';
-
-for (const file of readdirSync(dir).filter((f) => f.endsWith('.txt')).sort()) {
-  test(`vrrp scenario ${file}`, () => {
-    const path = join(dir, file);
-    const text = readFileSync(path, 'utf8');
-    const r = runVrrpScenario(text);
-    if (update) {
-      if (r.rewritten !== text) writeFileSync(path, r.rewritten);
-      return;
-    }
-    for (const { block, actual } of r.blocks) {
-      const where = `${file}:${block.commands[0]?.line ?? '?'}: ${block.commands.map((c) => c.text).join('; ')}`;
-      assert.ok(block.outStart >= 0, `${where}: no "----" expected block`);
-      assert.equal(actual.join('\n'), block.expected.join('\n'), where);
-    }
-  });
-}
+testScenarioFiles(fileURLToPath(new URL('./engine/vrrp-scenarios/', import.meta.url)), 'vrrp scenario', runVrrpScenario);
 
 const S: VrrpSettings = { vrid: 1, priority: 100, intervalCs: 100, preempt: true, demotion: 0, primaryAddress: '192.0.2.11' };
 

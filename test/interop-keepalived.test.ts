@@ -14,28 +14,18 @@
  * VRRPv3 has no authentication, so there is no password case; a wrong VRID is dropped as badvhid.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { call, startDaemon } from './helpers/daemon.js';
-import { createLan, netnsUnavailable, type Lan } from './helpers/netns.js';
+import { commandMissing, linesOf, spawnInLan, writeScript } from './helpers/lan-process.js';
+import { holdsAddress, setUpLan, startLinuxNode } from './helpers/linux-node.js';
+import { netnsUnavailable, type Lan } from './helpers/netns.js';
 import { pollUntil } from './helpers/poll.js';
 
-function keepalivedMissing(): string | undefined {
-  try {
-    execFileSync('keepalived', ['--version'], { stdio: 'ignore' });
-    return undefined;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'keepalived is not installed (apt-get install keepalived)' : undefined;
-  }
-}
-
-const skip = netnsUnavailable() ?? keepalivedMissing();
+const skip = netnsUnavailable() ?? commandMissing(['keepalived', '--version'], 'keepalived');
 const VIP = '192.0.2.50';
 const VRID = 51;
-const PORT = 8080;
 
 interface Keepalived {
   proc: ChildProcess;
@@ -46,10 +36,8 @@ interface Keepalived {
 function startKeepalived(t: test.TestContext, lan: Lan, dir: string, i: number, opts: { priority: number; vrid?: number }): Keepalived {
   const n = lan.nodes[i];
   const log = path.join(dir, `keepalived${i}.states`);
-  const notify = path.join(dir, `keepalived${i}-notify.sh`);
   // keepalived calls: notify TYPE NAME STATE PRIORITY
-  writeFileSync(notify, `#!/bin/sh\necho "$3" >> ${log}\n`);
-  chmodSync(notify, 0o755);
+  const notify = writeScript(path.join(dir, `keepalived${i}-notify.sh`), `#!/bin/sh\necho "$3" >> ${log}\n`);
   const conf = path.join(dir, `keepalived${i}.conf`);
   writeFileSync(
     conf,
@@ -72,90 +60,59 @@ vrrp_instance VI_${i} {
 }
 `,
   );
-  const proc = lan.spawn(n.ns, ['keepalived', '-n', '-l', '-D', '-P', '-R', '-f', conf, '-p', path.join(dir, `ka${i}.pid`), '-r', path.join(dir, `ka${i}-vrrp.pid`)]);
-  proc.stdout?.resume();
-  proc.stderr?.resume();
-  let exited = false;
-  const done = new Promise<void>((resolve) => proc.on('exit', () => ((exited = true), resolve())));
-  const stop = async (signal: NodeJS.Signals) => {
-    if (!exited) proc.kill(signal);
-    await done;
-  };
-  t.after(() => stop('SIGKILL'));
-  return { proc, states: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []), stop };
+  const { proc, stop } = spawnInLan(t, lan, n.ns, ['keepalived', '-n', '-l', '-D', '-P', '-R', '-f', conf, '-p', path.join(dir, `ka${i}.pid`), '-r', path.join(dir, `ka${i}-vrrp.pid`)]);
+  return { proc, states: () => linesOf(log), stop };
 }
 
 async function startCarpd(t: test.TestContext, lan: Lan, root: string, i: number, priority: number) {
-  const n = lan.nodes[i];
-  const stateDir = path.join(root, `carpd${i}`);
-  const d = await startDaemon(t, ['--listen', `${n.mgmtAddress}:${PORT}`, '--state-dir', stateDir, '--backend', 'linux', '--node-name', `carpd${i}`], { netns: n.ns });
-  const token = readFileSync(path.join(stateDir, 'admin.token'), 'utf8').trim();
-  const api = (method: string, url: string, body?: unknown) => call(PORT, method, url, { host: n.mgmtAddress, token, body });
-  const r = await api('POST', '/v1/vips', { interface: 'lan0', vhid: VRID, addresses: [`${VIP}/24`], protocol: 'vrrpv3', vrrpPriority: priority, vrrpInterval: 100 });
-  assert.equal(r.status, 201, r.text);
-  const state = async () => {
-    const s = await api('GET', '/v1/status');
-    return (s.body.vhids as { interface: string; vhid: number; state: string; reason: string }[]).find((x) => x.interface === 'lan0' && x.vhid === VRID);
-  };
-  const carp = async () => (await api('GET', '/v1/stats')).body.carp as Record<string, number>;
-  return { d, api, state, carp };
-}
-
-async function holds(lan: Lan, i: number): Promise<boolean> {
-  return (await lan.addresses(lan.nodes[i].ns, 'lan0')).some((a) => a.startsWith(`${VIP}/`));
-}
-
-async function setUp(t: test.TestContext) {
-  const lan = await createLan({ nodes: 2 });
-  t.after(() => lan.destroy());
-  const root = mkdtempSync(path.join(tmpdir(), 'carpd-keepalived-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
-  return { lan, root };
+  const carpd = await startLinuxNode(t, lan, root, i, { name: `carpd${i}` });
+  await carpd.addVip({ interface: 'lan0', vhid: VRID, addresses: [`${VIP}/24`], protocol: 'vrrpv3', vrrpPriority: priority, vrrpInterval: 100 });
+  return carpd;
 }
 
 test('keepalived interop (VRRPv3): carpd MASTER, keepalived stays BACKUP; carpd killed, keepalived takes over', { skip, timeout: 120_000 }, async (t) => {
-  const { lan, root } = await setUp(t);
+  const { lan, root } = await setUpLan(t, { nodes: 2 }, 'carpd-keepalived-');
   const carpd = await startCarpd(t, lan, root, 0, 200);
-  await pollUntil('carpd MASTER', () => carpd.state(), (s) => s?.state === 'MASTER');
+  await pollUntil('carpd MASTER', () => carpd.vhid(VRID), (s) => s?.state === 'MASTER');
   const ka = startKeepalived(t, lan, root, 1, { priority: 100 });
   await pollUntil('keepalived BACKUP', async () => ka.states(), (s) => s.includes('BACKUP'));
   const before = (await carpd.carp()).opackets;
   await pollUntil('eight more advertisements from carpd', () => carpd.carp(), (c) => c.opackets >= before + 8);
   assert.ok(!ka.states().includes('MASTER'), `keepalived became master: ${ka.states().join(',')}`);
-  assert.equal(await holds(lan, 1), false);
-  assert.equal(await holds(lan, 0), true);
+  assert.equal(await holdsAddress(lan, 1, VIP), false);
+  assert.equal(await holdsAddress(lan, 0, VIP), true);
 
   carpd.d.kill('SIGKILL');
   await carpd.d.exited;
   await pollUntil('keepalived takes over', async () => ka.states(), (s) => s.includes('MASTER'));
-  await pollUntil('VIP on keepalived node', () => holds(lan, 1), (h) => h);
+  await pollUntil('VIP on keepalived node', () => holdsAddress(lan, 1, VIP), (h) => h);
 });
 
 test('keepalived interop (VRRPv3): keepalived MASTER, carpd BACKUP accepting its advertisements; keepalived resigns, carpd takes over', { skip, timeout: 120_000 }, async (t) => {
-  const { lan, root } = await setUp(t);
+  const { lan, root } = await setUpLan(t, { nodes: 2 }, 'carpd-keepalived-');
   const ka = startKeepalived(t, lan, root, 0, { priority: 200 });
   await pollUntil('keepalived MASTER', async () => ka.states(), (s) => s.includes('MASTER'));
   const carpd = await startCarpd(t, lan, root, 1, 100);
   await pollUntil('eight advertisements from keepalived accepted', () => carpd.carp(), (c) => c.ipackets >= 8);
-  assert.equal((await carpd.state())?.state, 'BACKUP');
+  assert.equal((await carpd.vhid(VRID))?.state, 'BACKUP');
   const c = await carpd.carp();
   assert.equal(c.badsum + c.badttl + c.badver + c.badlen + c.badvhid, 0, JSON.stringify(c));
-  assert.equal(await holds(lan, 1), false);
+  assert.equal(await holdsAddress(lan, 1, VIP), false);
 
   // An orderly keepalived stop sends priority 0: carpd takes over after Skew_Time, not master-down.
   await ka.stop('SIGTERM');
-  const after = await pollUntil('carpd takes over', () => carpd.state(), (s) => s?.state === 'MASTER');
+  const after = await pollUntil('carpd takes over', () => carpd.vhid(VRID), (s) => s?.state === 'MASTER');
   assert.match(after!.reason, /priority 0|resign/i);
-  await pollUntil('VIP on carpd node', () => holds(lan, 1), (h) => h);
+  await pollUntil('VIP on carpd node', () => holdsAddress(lan, 1, VIP), (h) => h);
 });
 
 test('keepalived interop (VRRPv3): keepalived on another VRID is dropped as badvhid and both are MASTER', { skip, timeout: 120_000 }, async (t) => {
-  const { lan, root } = await setUp(t);
+  const { lan, root } = await setUpLan(t, { nodes: 2 }, 'carpd-keepalived-');
   const carpd = await startCarpd(t, lan, root, 0, 200);
   const ka = startKeepalived(t, lan, root, 1, { priority: 100, vrid: VRID + 1 });
   await pollUntil('keepalived MASTER', async () => ka.states(), (s) => s.includes('MASTER'));
   await pollUntil('badvhid counted', () => carpd.carp(), (c) => c.badvhid >= 3);
-  assert.equal((await carpd.state())?.state, 'MASTER');
+  assert.equal((await carpd.vhid(VRID))?.state, 'MASTER');
   const c = await carpd.carp();
   assert.equal(c.badvhid, c.ipackets, JSON.stringify(c));
 });

@@ -13,45 +13,21 @@
  * Only outcomes are asserted, never how long they took (bench/failover.bench.ts measures that).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
-import { call, startDaemon, type RunningDaemon } from './helpers/daemon.js';
-import { createLan, netnsUnavailable, type Lan } from './helpers/netns.js';
+import { holdsAddress, setUpLan, startLinuxNode, type LinuxNode } from './helpers/linux-node.js';
+import { netnsUnavailable, type Lan } from './helpers/netns.js';
 import { pollUntil } from './helpers/poll.js';
 
 const skip = netnsUnavailable();
 const VIP = '192.0.2.50';
-const PORT = 8080;
 
-interface Node {
-  i: number;
-  name: string;
-  d: RunningDaemon;
-  token: string;
-  stateDir: string;
-}
-
-async function startNode(t: test.TestContext, lan: Lan, root: string, i: number): Promise<Node> {
-  const name = `node${i + 1}`;
-  const n = lan.nodes[i];
-  const stateDir = path.join(root, name);
-  const d = await startDaemon(t, ['--listen', `${n.mgmtAddress}:${PORT}`, '--state-dir', stateDir, '--backend', 'linux', '--node-name', name], { netns: n.ns });
-  const token = readFileSync(path.join(stateDir, 'admin.token'), 'utf8').trim();
-  return { i, name, d, token, stateDir };
-}
-
-async function api(lan: Lan, n: Node, method: string, url: string, body?: unknown) {
-  return call(PORT, method, url, { host: lan.nodes[n.i].mgmtAddress, token: n.token, body });
+function startNode(t: test.TestContext, lan: Lan, root: string, i: number): Promise<LinuxNode> {
+  return startLinuxNode(t, lan, root, i, { name: `node${i + 1}` });
 }
 
 async function vipHolders(lan: Lan): Promise<number[]> {
   const held: number[] = [];
-  for (let i = 0; i < lan.nodes.length; i++) {
-    const addrs = await lan.addresses(lan.nodes[i].ns, 'lan0');
-    if (addrs.some((a) => a.startsWith(`${VIP}/`))) held.push(i);
-  }
+  for (let i = 0; i < lan.nodes.length; i++) if (await holdsAddress(lan, i, VIP)) held.push(i);
   return held;
 }
 
@@ -68,35 +44,32 @@ async function resolveVip(lan: Lan): Promise<string | undefined> {
   return pollUntil('ARP reply', () => lan.neighbour(lan.client.ns, VIP), (m) => m !== undefined);
 }
 
-async function vhid(lan: Lan, n: Node): Promise<{ state: string; reason: string } | undefined> {
-  const r = await api(lan, n, 'GET', '/v1/status');
-  assert.equal(r.status, 200, r.text);
-  return (r.body.vhids as { interface: string; vhid: number; state: string; reason: string }[]).find((x) => x.interface === 'lan0' && x.vhid === 1);
-}
+const state = (n: LinuxNode) => n.state(1);
 
-async function state(lan: Lan, n: Node): Promise<string | undefined> {
-  return (await vhid(lan, n))?.state;
-}
-
-async function setUp(t: test.TestContext, preempt: boolean) {
-  const lan = await createLan({ nodes: 2 });
-  t.after(() => lan.destroy());
-  const root = mkdtempSync(path.join(tmpdir(), 'carpd-linux-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
+/**
+ * A LAN of two nodes (with IPv6 when asked), each with vhid 1 on lan0: its VIP fields from
+ * vip(n), after PATCH /v1/carp when preempt is given.
+ */
+async function setUp(t: test.TestContext, opts: { preempt?: boolean; ipv6?: boolean; vip: (n: LinuxNode) => Record<string, unknown> }) {
+  const { lan, root } = await setUpLan(t, { nodes: 2, ipv6: opts.ipv6 }, 'carpd-linux-');
   const nodes = await Promise.all([0, 1].map((i) => startNode(t, lan, root, i)));
   for (const n of nodes) {
-    const g = await api(lan, n, 'PATCH', '/v1/carp', { preempt });
-    assert.equal(g.status, 200, g.text);
-    const r = await api(lan, n, 'POST', '/v1/vips', { interface: 'lan0', vhid: 1, addresses: [`${VIP}/24`], password: 'ns-secret', advskew: n.i === 0 ? 0 : 100 });
-    assert.equal(r.status, 201, r.text);
+    if (opts.preempt !== undefined) {
+      const g = await n.api('PATCH', '/v1/carp', { preempt: opts.preempt });
+      assert.equal(g.status, 200, g.text);
+    }
+    await n.addVip({ interface: 'lan0', vhid: 1, ...opts.vip(n) });
   }
   return { lan, root, nodes };
 }
 
+/** node1 (advskew 0) wins the election over node2 (advskew 100). */
+const vip = (n: LinuxNode) => ({ addresses: [`${VIP}/24`], password: 'ns-secret', advskew: n.i === 0 ? 0 : 100 });
+
 test('linux backend in namespaces: election, kill -9 takeover with ARP, preemption on return', { skip, timeout: 120_000 }, async (t) => {
-  const { lan, root, nodes } = await setUp(t, true);
+  const { lan, root, nodes } = await setUp(t, { preempt: true, vip });
   // advskew 0 on node1, 100 on node2: node1 wins the election.
-  await pollUntil('election', () => Promise.all(nodes.map((n) => state(lan, n))), (s) => s[0] === 'MASTER' && s[1] === 'BACKUP');
+  await pollUntil('election', () => Promise.all(nodes.map(state)), (s) => s[0] === 'MASTER' && s[1] === 'BACKUP');
   assert.deepEqual(await pollUntil('VIP on the master only', () => vipHolders(lan), (h) => h.length === 1), [0]);
 
   const macs = await Promise.all(lan.nodes.map((n) => lan.mac(n.ns, 'lan0')));
@@ -107,7 +80,7 @@ test('linux backend in namespaces: election, kill -9 takeover with ARP, preempti
   nodes[0].d.kill('SIGKILL');
   await nodes[0].d.exited;
   await lan.cut(0);
-  await pollUntil('takeover', () => state(lan, nodes[1]), (s) => s === 'MASTER');
+  await pollUntil('takeover', () => state(nodes[1]), (s) => s === 'MASTER');
   const holders = await pollUntil('VIP on the backup', () => vipHolders(lan), (h) => h.includes(1));
   // The killed carpd could not remove its address: both interfaces carry it until it returns.
   assert.deepEqual(holders, [0, 1]);
@@ -115,112 +88,94 @@ test('linux backend in namespaces: election, kill -9 takeover with ARP, preempti
   // request is answered by the backup.
   await pollUntil('client neighbour entry', () => lan.neighbour(lan.client.ns, VIP), (m) => m === macs[1]);
   assert.equal(await resolveVip(lan), macs[1]);
-  assert.match((await vhid(lan, nodes[1]))!.reason, /master-down timer expired/);
+  assert.match((await nodes[1].vhid(1))!.reason, /master-down timer expired/);
 
   // node1 returns with preemption on: it removes the address it left behind, starts as BACKUP,
   // and takes the vhid back on node2's first advertisement (skew 0 < 100).
   await lan.heal();
   const back = await startNode(t, lan, root, 0);
-  await pollUntil('preemption', () => Promise.all([state(lan, back), state(lan, nodes[1])]), (s) => s[0] === 'MASTER' && s[1] === 'BACKUP');
+  await pollUntil('preemption', () => Promise.all([state(back), state(nodes[1])]), (s) => s[0] === 'MASTER' && s[1] === 'BACKUP');
   assert.deepEqual(await pollUntil('VIP back on node1 only', () => vipHolders(lan), (h) => h.length === 1), [0]);
   await pollUntil('client neighbour entry back to node1', () => lan.neighbour(lan.client.ns, VIP), (m) => m === macs[0]);
-  const stats = await api(lan, nodes[1], 'GET', '/v1/stats');
-  assert.ok(stats.body.carp.ipackets > 0 && stats.body.carp.opackets > 0, JSON.stringify(stats.body.carp));
-  assert.equal(stats.body.carp.badauth + stats.body.carp.badttl + stats.body.carp.badsum, 0);
+  const carp = await nodes[1].carp();
+  assert.ok(carp.ipackets > 0 && carp.opackets > 0, JSON.stringify(carp));
+  assert.equal(carp.badauth + carp.badttl + carp.badsum, 0);
 });
 
 test('linux backend in namespaces: without preemption the returning node stays BACKUP; SIGTERM hands over at once', { skip, timeout: 120_000 }, async (t) => {
-  const { lan, root, nodes } = await setUp(t, false);
-  await pollUntil('election', () => Promise.all(nodes.map((n) => state(lan, n))), (s) => s[0] === 'MASTER' && s[1] === 'BACKUP');
+  const { lan, root, nodes } = await setUp(t, { preempt: false, vip });
+  await pollUntil('election', () => Promise.all(nodes.map(state)), (s) => s[0] === 'MASTER' && s[1] === 'BACKUP');
   nodes[0].d.kill('SIGKILL');
   await nodes[0].d.exited;
-  await pollUntil('takeover', () => state(lan, nodes[1]), (s) => s === 'MASTER');
+  await pollUntil('takeover', () => state(nodes[1]), (s) => s === 'MASTER');
   const back = await startNode(t, lan, root, 0);
   // Stale address removed, BACKUP, and it stays so: node2 keeps the vhid for several intervals.
   await pollUntil('returning node in BACKUP without the stale VIP', () => vipHolders(lan), (h) => h.length === 1 && h[0] === 1);
-  assert.equal(await state(lan, back), 'BACKUP');
-  const before = (await api(lan, nodes[1], 'GET', '/v1/stats')).body.carp.opackets as number;
-  await pollUntil('three more advertisements from node2', () => api(lan, nodes[1], 'GET', '/v1/stats'), (s) => s.body.carp.opackets >= before + 3);
-  assert.equal(await state(lan, back), 'BACKUP');
-  assert.equal(await state(lan, nodes[1]), 'MASTER');
+  assert.equal(await state(back), 'BACKUP');
+  const before = (await nodes[1].carp()).opackets;
+  await pollUntil('three more advertisements from node2', () => nodes[1].carp(), (c) => c.opackets >= before + 3);
+  assert.equal(await state(back), 'BACKUP');
+  assert.equal(await state(nodes[1]), 'MASTER');
 
   // An orderly stop: node2 bows out and removes its VIP; node1 takes over without waiting out master-down.
   nodes[1].d.kill('SIGTERM');
   const exit = await nodes[1].d.waitForExit();
   assert.equal(exit.code, 0, nodes[1].d.output);
-  await pollUntil('handover', () => state(lan, back), (s) => s === 'MASTER');
-  assert.match((await vhid(lan, back))!.reason, /bow-out|time out/i);
+  await pollUntil('handover', () => state(back), (s) => s === 'MASTER');
+  assert.match((await back.vhid(1))!.reason, /bow-out|time out/i);
   assert.deepEqual(await pollUntil('VIP on node1 only', () => vipHolders(lan), (h) => h.length === 1), [0]);
 });
 
 test('linux backend: a wrong password is dropped as badauth and both nodes claim the vhid', { skip, timeout: 120_000 }, async (t) => {
-  const lan = await createLan({ nodes: 2 });
-  t.after(() => lan.destroy());
-  const root = mkdtempSync(path.join(tmpdir(), 'carpd-linux-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
-  const nodes = await Promise.all([0, 1].map((i) => startNode(t, lan, root, i)));
-  for (const n of nodes) {
-    const r = await api(lan, n, 'POST', '/v1/vips', { interface: 'lan0', vhid: 1, addresses: [`${VIP}/24`], password: n.i === 0 ? 'right-secret' : 'wrong-secret', advskew: n.i * 100 });
-    assert.equal(r.status, 201, r.text);
-  }
-  const s = await pollUntil('both MASTER', () => Promise.all(nodes.map((n) => state(lan, n))), (x) => x[0] === 'MASTER' && x[1] === 'MASTER');
+  const { nodes } = await setUp(t, { vip: (n) => ({ addresses: [`${VIP}/24`], password: n.i === 0 ? 'right-secret' : 'wrong-secret', advskew: n.i * 100 }) });
+  const s = await pollUntil('both MASTER', () => Promise.all(nodes.map(state)), (x) => x[0] === 'MASTER' && x[1] === 'MASTER');
   assert.deepEqual(s, ['MASTER', 'MASTER']);
   for (const n of nodes) {
-    const st = await pollUntil('badauth counted', () => api(lan, n, 'GET', '/v1/stats'), (x) => x.body.carp.badauth > 0);
+    const c = await pollUntil('badauth counted', () => n.carp(), (x) => x.badauth > 0);
     // ipackets counts every packet received, refused ones included: every one was refused.
-    assert.equal(st.body.carp.badauth, st.body.carp.ipackets, JSON.stringify(st.body.carp));
+    assert.equal(c.badauth, c.ipackets, JSON.stringify(c));
   }
 });
 
 test('linux backend: an interface that does not exist is refused with the interface error, nothing stored', { skip, timeout: 60_000 }, async (t) => {
-  const lan = await createLan({ nodes: 1 });
-  t.after(() => lan.destroy());
-  const root = mkdtempSync(path.join(tmpdir(), 'carpd-linux-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const { lan, root } = await setUpLan(t, { nodes: 1 }, 'carpd-linux-');
   const n = await startNode(t, lan, root, 0);
-  const r = await api(lan, n, 'POST', '/v1/vips', { interface: 'nosuch0', vhid: 1, addresses: [`${VIP}/24`] });
+  const r = await n.api('POST', '/v1/vips', { interface: 'nosuch0', vhid: 1, addresses: [`${VIP}/24`] });
   assert.equal(r.status, 422, r.text);
   assert.equal(r.body.code, 'CARPD_ERR_INTERFACE_NOT_FOUND');
-  const list = await api(lan, n, 'GET', '/v1/vips');
+  const list = await n.api('GET', '/v1/vips');
   assert.deepEqual(list.body.items, []);
 });
 
 test('linux backend: IPv4 + IPv6 VIPs move together; a link going down hands the vhid over and demotes the node until it is back', { skip, timeout: 120_000 }, async (t) => {
-  const lan = await createLan({ nodes: 2, ipv6: true });
-  t.after(() => lan.destroy());
-  const root = mkdtempSync(path.join(tmpdir(), 'carpd-linux-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
-  const nodes = await Promise.all([0, 1].map((i) => startNode(t, lan, root, i)));
   const VIP6 = '2001:db8::50';
-  for (const n of nodes) {
-    const r = await api(lan, n, 'POST', '/v1/vips', { interface: 'lan0', vhid: 1, addresses: [`${VIP}/24`, `${VIP6}/64`], password: 'ns-secret', advskew: n.i === 0 ? 0 : 100 });
-    assert.equal(r.status, 201, r.text);
-  }
+  const { lan, nodes } = await setUp(t, { ipv6: true, vip: (n) => ({ ...vip(n), addresses: [`${VIP}/24`, `${VIP6}/64`] }) });
+  // Both families read from one listing of the interface.
   const holds = async (i: number) => {
     const a = await lan.addresses(lan.nodes[i].ns, 'lan0');
-    return [a.some((x) => x.startsWith(`${VIP}/`)), a.some((x) => x.startsWith(`${VIP6}/`))];
+    return [VIP, VIP6].map((v) => a.some((x) => x.startsWith(`${v}/`)));
   };
-  await pollUntil('election', () => Promise.all(nodes.map((n) => state(lan, n))), (s) => s[0] === 'MASTER' && s[1] === 'BACKUP');
+  await pollUntil('election', () => Promise.all(nodes.map(state)), (s) => s[0] === 'MASTER' && s[1] === 'BACKUP');
   assert.deepEqual(await pollUntil('both VIPs on node1', () => holds(0), (h) => h[0] && h[1]), [true, true]);
   assert.deepEqual(await holds(1), [false, false]);
   // One advertisement per family, as carp(4) sends.
-  const s1 = await pollUntil('IPv4 and IPv6 advertisements', () => api(lan, nodes[1], 'GET', '/v1/stats'), (x) => x.body.carp.ipackets > 2 && x.body.carp.ipackets6 > 2);
-  assert.equal(s1.body.carp.badauth + s1.body.carp.badttl + s1.body.carp.badsum, 0, JSON.stringify(s1.body.carp));
+  const c1 = await pollUntil('IPv4 and IPv6 advertisements', () => nodes[1].carp(), (x) => x.ipackets > 2 && x.ipackets6 > 2);
+  assert.equal(c1.badauth + c1.badttl + c1.badsum, 0, JSON.stringify(c1));
 
   await lan.exec(lan.nodes[0].ns, ['ip', 'link', 'set', 'lan0', 'down']);
-  const down = await pollUntil('INIT on link down', () => vhid(lan, nodes[0]), (v) => v?.state === 'INIT');
+  const down = await pollUntil('INIT on link down', () => nodes[0].vhid(1), (v) => v?.state === 'INIT');
   assert.match(down!.reason, /link down/);
-  await pollUntil('node2 takes over', () => state(lan, nodes[1]), (s) => s === 'MASTER');
+  await pollUntil('node2 takes over', () => state(nodes[1]), (s) => s === 'MASTER');
   assert.deepEqual(await pollUntil('both VIPs on node2', () => holds(1), (h) => h[0] && h[1]), [true, true]);
   assert.deepEqual(await holds(0), [false, false]);
-  const st = await api(lan, nodes[0], 'GET', '/v1/status');
+  const st = await nodes[0].api('GET', '/v1/status');
   assert.equal(st.body.vhids[0].effectiveSkew, 240, 'demoted by the ifdown factor while the link is down');
 
   // Link back: node1 returns as BACKUP with its demotion gone, and preempts (skew 0 < 100).
   await lan.exec(lan.nodes[0].ns, ['ip', 'link', 'set', 'lan0', 'up']);
-  await pollUntil('node1 MASTER again', () => Promise.all(nodes.map((n) => state(lan, n))), (s) => s[0] === 'MASTER' && s[1] === 'BACKUP');
+  await pollUntil('node1 MASTER again', () => Promise.all(nodes.map(state)), (s) => s[0] === 'MASTER' && s[1] === 'BACKUP');
   assert.deepEqual(await pollUntil('both VIPs back on node1', () => holds(0), (h) => h[0] && h[1]), [true, true]);
   assert.deepEqual(await pollUntil('none left on node2', () => holds(1), (h) => !h[0] && !h[1]), [false, false]);
-  const after = await api(lan, nodes[0], 'GET', '/v1/status');
+  const after = await nodes[0].api('GET', '/v1/status');
   assert.equal(after.body.vhids[0].effectiveSkew, 0);
 });

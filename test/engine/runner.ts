@@ -1,8 +1,9 @@
 /**
- * Runs engine scenario files (test/engine/scenarios/*.txt), in the manner of etcd raft's
- * datadriven tests: a prose header of "#" lines, then commands for one or more nodes on a
- * simulated LAN with a manual clock. Each group of commands is followed by "----" and the
- * output it must produce, up to the next blank line. UPDATE_SCENARIOS=1 rewrites those blocks.
+ * Runs CARP engine scenario files (test/engine/scenarios/*.txt) on the simulated LAN of lan.ts,
+ * which also describes the file format: a prose header of "#" lines, then commands for one or
+ * more nodes on a simulated LAN with a manual clock. Each group of commands is followed by
+ * "----" and the output it must produce, up to the next blank line. UPDATE_SCENARIOS=1 rewrites
+ * those blocks.
  *
  * Commands (times in ms, fractions allowed):
  *   node NAME [vhid=1] [advbase=1] [advskew=0] [preempt=false] [demotion=0] [addr=NAME] [peer=NAME]
@@ -24,295 +25,42 @@
  * now are processed after every command.
  */
 import { initialState, step } from '../../src/engine/engine.js';
-import type { Advert, EngineInput, EngineState, TimerName, VhidSettings } from '../../src/engine/types.js';
-
-interface SimNode {
-  name: string;
-  settings: VhidSettings;
-  addr: string;
-  peer?: string;
-  seed: bigint;
-  engine: EngineState;
-  alive: boolean;
-  timers: Map<TimerName, { dueNs: number; seq: number }>;
-}
-
-interface Delivery {
-  dueNs: number;
-  seq: number;
-  from: string;
-  to: string;
-  advert: Advert;
-}
-
-const NS_PER_MS = 1_000_000;
-
-/** ns → "3390.625" (ms, trailing zeros dropped). */
-function fmtMs(ns: number): string {
-  return Number.isInteger(ns / NS_PER_MS) ? String(ns / NS_PER_MS) : (ns / NS_PER_MS).toFixed(6).replace(/0+$/, '');
-}
-
-function parseMs(v: string | undefined): number {
-  const ms = Number(v);
-  if (v === undefined || !Number.isFinite(ms) || ms < 0) throw new Error(`bad duration ${v}`);
-  return Math.round(ms * NS_PER_MS);
-}
+import type { Advert, EngineState, VhidSettings } from '../../src/engine/types.js';
+import { eachSetting, flag, runScenarioOn, type ScenarioResult, type SimEngine } from './lan.js';
 
 function applySettings(s: VhidSettings, kvs: string[], extra: Record<string, string> = {}): VhidSettings {
   const n = { ...s };
-  for (const kv of kvs) {
-    const [k, v] = kv.split('=', 2);
-    if (v === undefined) throw new Error(`expected key=value, got ${kv}`);
-    if (k === 'preempt') {
-      if (v !== 'true' && v !== 'false') throw new Error(`preempt=${v}`);
-      n.preempt = v === 'true';
-    } else if (k === 'vhid' || k === 'advskew' || k === 'demotion') n[k] = Number(v);
+  eachSetting(kvs, (k, v) => {
+    if (k === 'preempt') n.preempt = flag(k, v);
+    else if (k === 'vhid' || k === 'advskew' || k === 'demotion') n[k] = Number(v);
     else if (k === 'advbase') n.advbaseSec = Number(v);
     else if (k === 'addr' || k === 'peer') extra[k] = v;
-    else throw new Error(`unknown setting ${k}`);
-  }
+    else return false;
+    return true;
+  });
   return n;
 }
 
-export class Lan {
-  private nowNs = 0;
-  private seq = 0;
-  private latencyNs = 0;
-  private trace = false;
-  private readonly nodes = new Map<string, SimNode>();
-  private readonly cuts = new Set<string>();
-  private deliveries: Delivery[] = [];
-  private out: string[] = [];
+type CarpTransition = { from: string; to: string; reason: string };
 
-  /** Runs one command line and returns what it printed. */
-  exec(line: string): string[] {
-    this.out = [];
-    const [cmd, ...args] = line.trim().split(/\s+/);
-    const names = () => args.map((a) => this.node(a));
-    switch (cmd) {
-      case 'node':
-        this.addNode(args);
-        break;
-      case 'up':
-        for (const n of names()) this.feed(n, { kind: 'up' });
-        break;
-      case 'down':
-        this.feed(this.node(args[0]), { kind: 'down', reason: args.slice(1).join(' ') || 'link down' });
-        break;
-      case 'leave':
-        this.feed(this.node(args[0]), { kind: 'leave' });
-        break;
-      case 'force': {
-        const state = args[1]?.toUpperCase();
-        if (state !== 'BACKUP' && state !== 'MASTER') throw new Error(`force ${args[1]}`);
-        this.feed(this.node(args[0]), { kind: 'force', state });
-        break;
-      }
-      case 'set': {
-        const n = this.node(args[0]);
-        n.settings = applySettings(n.settings, args.slice(1));
-        this.feed(n, { kind: 'settings', settings: n.settings });
-        break;
-      }
-      case 'kill':
-        for (const n of names()) {
-          n.alive = false;
-          n.timers.clear();
-        }
-        break;
-      case 'boot':
-        for (const n of names()) {
-          if (n.alive) throw new Error(`${n.name} is not dead`);
-          n.alive = true;
-          n.engine = initialState(n.settings, n.seed, this.nowNs / NS_PER_MS);
-        }
-        break;
-      case 'partition':
-        for (const b of args.slice(1)) this.cuts.add(this.link(args[0], b));
-        break;
-      case 'isolate':
-        for (const b of this.nodes.keys()) if (b !== args[0]) this.cuts.add(this.link(args[0], b));
-        break;
-      case 'heal':
-        if (args.length === 0) this.cuts.clear();
-        else this.cuts.delete(this.link(args[0], args[1]));
-        break;
-      case 'latency':
-        this.latencyNs = parseMs(args[0]);
-        break;
-      case 'trace':
-        this.trace = args[0] === 'on';
-        break;
-      case 'run':
-        this.advance(this.nowNs + parseMs(args[0]));
-        return this.out;
-      case 'state':
-        for (const n of this.nodes.values()) this.out.push(`${n.name}: ${n.alive ? n.engine.state : 'dead'}`);
-        break;
-      default:
-        throw new Error(`unknown command ${cmd}`);
-    }
-    this.advance(this.nowNs);
-    return this.out;
-  }
-
-  private node(name: string | undefined): SimNode {
-    const n = name === undefined ? undefined : this.nodes.get(name);
-    if (!n) throw new Error(`unknown node ${name}`);
-    return n;
-  }
-
-  private link(a: string, b: string | undefined): string {
-    this.node(a);
-    this.node(b);
-    return [a, b].sort().join('\u0000');
-  }
-
-  private addNode(args: string[]): void {
-    const [name, ...kvs] = args;
-    if (!name || this.nodes.has(name)) throw new Error(`node name ${name} missing or taken`);
+/** CARP on the LAN: a vhid is the group; a node's address is its name unless addr= says otherwise. */
+export const carpLanEngine: SimEngine<VhidSettings, EngineState, Advert, Advert, CarpTransition> = {
+  create(kvs) {
     const extra: Record<string, string> = {};
     const settings = applySettings({ vhid: 1, advbaseSec: 1, advskew: 0, preempt: false, demotion: 0 }, kvs, extra);
-    const seed = BigInt(this.nodes.size + 1) * 0x5851f42d4c957f2dn;
-    this.nodes.set(name, {
-      name,
-      settings,
-      addr: extra.addr ?? name,
-      peer: extra.peer,
-      seed,
-      engine: initialState(settings, seed, this.nowNs / NS_PER_MS),
-      alive: true,
-      timers: new Map(),
-    });
-  }
-
-  private log(n: SimNode, text: string): void {
-    this.out.push(`t=${fmtMs(this.nowNs)} ${n.name}: ${text}`);
-  }
-
-  private feed(n: SimNode, input: EngineInput): void {
-    if (!n.alive) return;
-    const r = step(n.engine, input, this.nowNs / NS_PER_MS);
-    n.engine = r.state;
-    for (const a of r.actions) {
-      switch (a.kind) {
-        case 'arm':
-          n.timers.set(a.timer, { dueNs: this.nowNs + Math.round(a.afterMs * NS_PER_MS), seq: ++this.seq });
-          break;
-        case 'cancel':
-          n.timers.delete(a.timer);
-          break;
-        case 'send':
-          if (this.trace) this.log(n, `send advbase=${a.advbaseSec} skew=${a.advskew}${n.peer ? ` to ${n.peer}` : ''}`);
-          this.send(n, { advbaseSec: a.advbaseSec, advskew: a.advskew, counter: a.counter });
-          break;
-        case 'transition':
-          this.log(n, `${a.from} -> ${a.to} (${a.reason})`);
-          break;
-        case 'install-vips':
-        case 'remove-vips':
-          if (this.trace) this.log(n, a.kind);
-          break;
-      }
-    }
-  }
-
-  /** Multicast reaches every node of the vhid on the LAN; unicast (peer=) only the peer (§8). */
-  private send(from: SimNode, advert: Advert): void {
-    for (const to of this.nodes.values()) {
-      if (to === from || to.settings.vhid !== from.settings.vhid) continue;
-      if (from.peer !== undefined && to.name !== from.peer) continue;
-      if (this.cuts.has(this.link(from.name, to.name))) continue;
-      this.deliveries.push({ dueNs: this.nowNs + this.latencyNs, seq: ++this.seq, from: from.addr, to: to.name, advert });
-    }
-  }
-
-  /** Processes every timer and delivery due up to `endNs`, earliest first, then sets the clock. */
-  private advance(endNs: number): void {
-    for (;;) {
-      let best: { dueNs: number; seq: number; run: () => void } | undefined;
-      const consider = (dueNs: number, seq: number, run: () => void) => {
-        if (dueNs <= endNs && (!best || dueNs < best.dueNs || (dueNs === best.dueNs && seq < best.seq))) best = { dueNs, seq, run };
-      };
-      for (const n of this.nodes.values()) {
-        if (!n.alive) continue;
-        for (const [timer, t] of n.timers) {
-          consider(t.dueNs, t.seq, () => {
-            n.timers.delete(timer);
-            this.feed(n, { kind: 'timer', timer });
-          });
-        }
-      }
-      for (const d of this.deliveries) {
-        consider(d.dueNs, d.seq, () => {
-          this.deliveries = this.deliveries.filter((x) => x !== d);
-          this.feed(this.node(d.to), { kind: 'advert', from: d.from, ...d.advert });
-        });
-      }
-      if (!best) break;
-      this.nowNs = best.dueNs;
-      best.run();
-    }
-    this.nowNs = endNs;
-  }
-}
-
-export interface Block {
-  /** 1-based line numbers and text of the commands. */
-  commands: { line: number; text: string }[];
-  expected: string[];
-  /** Line index range [outStart, outEnd) of the expected output; outStart -1 when "----" is missing. */
-  outStart: number;
-  outEnd: number;
-}
-
-export function parseScenario(text: string): { lines: string[]; blocks: Block[] } {
-  const lines = text.split('\n');
-  const blocks: Block[] = [];
-  let commands: Block['commands'] = [];
-  for (let i = 0; i < lines.length; i++) {
-    if (lines[i].trim() === '----') {
-      let j = i + 1;
-      while (j < lines.length && lines[j].trim() !== '') j++;
-      blocks.push({ commands, expected: lines.slice(i + 1, j), outStart: i + 1, outEnd: j });
-      commands = [];
-      i = j;
-      continue;
-    }
-    const cmd = lines[i].replace(/#.*$/, '').trim();
-    if (cmd !== '') commands.push({ line: i + 1, text: cmd });
-  }
-  if (commands.length > 0) blocks.push({ commands, expected: [], outStart: -1, outEnd: -1 });
-  return { lines, blocks };
-}
-
-export interface ScenarioResult {
-  blocks: { block: Block; actual: string[] }[];
-  /** The file with every expected block replaced by the actual output. */
-  rewritten: string;
-}
+    return { settings, addr: extra.addr, peer: extra.peer };
+  },
+  update: (settings, kvs) => applySettings(settings, kvs),
+  init: (node, nowMs) => initialState(node.settings, BigInt(node.index + 1) * 0x5851f42d4c957f2dn, nowMs),
+  step,
+  group: (settings) => settings.vhid,
+  source: (node) => node.addr ?? node.name,
+  advert: (a) => ({ advbaseSec: a.advbaseSec, advskew: a.advskew, counter: a.counter }),
+  showSend: (a, node) => `send advbase=${a.advbaseSec} skew=${a.advskew}${node.peer ? ` to ${node.peer}` : ''}`,
+  showTransition: (a) => `${a.from} -> ${a.to} (${a.reason})`,
+  showState: (engine) => engine.state,
+};
 
 export function runScenario(text: string): ScenarioResult {
-  const { lines, blocks } = parseScenario(text);
-  const lan = new Lan();
-  const results = blocks.map((block) => {
-    const actual: string[] = [];
-    for (const c of block.commands) {
-      try {
-        actual.push(...lan.exec(c.text));
-      } catch (e) {
-        throw new Error(`line ${c.line} (${c.text}): ${(e as Error).message}`);
-      }
-    }
-    return { block, actual };
-  });
-  const out = [...lines];
-  for (const { block, actual } of [...results].reverse()) {
-    if (block.outStart >= 0) out.splice(block.outStart, block.outEnd - block.outStart, ...actual);
-    else {
-      while (out.length > 0 && out[out.length - 1].trim() === '') out.pop();
-      out.push('----', ...actual, '');
-    }
-  }
-  return { blocks: results, rewritten: out.join('\n') };
+  return runScenarioOn(carpLanEngine, text);
 }

@@ -17,26 +17,11 @@
  * A pointer stored inside a struct (ifr_data, ifr_cap_nv.buffer) comes from addressOf(buffer);
  * the caller keeps that Buffer referenced until the ioctl returns (the call is synchronous).
  */
-import { createRequire } from 'node:module';
 import { FREEBSD_ERRNO, KernelError } from '../errno.js';
+import { type Koffi, loadKoffi } from '../koffi.js';
 import { IOCPARM_MASK, IOC_IN, IOC_OUT, ioctlName } from './layout.js';
 
-export type Koffi = typeof import('koffi').default;
 type Fn = (...args: unknown[]) => unknown;
-
-let koffiModule: Koffi | undefined;
-
-/** koffi, loaded on first use so that importing this module costs nothing off FreeBSD. */
-export function loadKoffi(): Koffi {
-  if (!koffiModule) {
-    try {
-      koffiModule = createRequire(import.meta.url)('koffi') as Koffi;
-    } catch (e) {
-      throw new Error(`the FreeBSD backend needs the koffi package (npm install): ${(e as Error).message}`);
-    }
-  }
-  return koffiModule;
-}
 
 export interface Libc {
   /** The library actually loaded. */
@@ -84,7 +69,7 @@ function nameIn(arg: Buffer): string | undefined {
 }
 
 export function loadLibc(path: string = process.env.CARPD_FREEBSD_LIBC ?? 'libc.so.7'): Libc {
-  const koffi = loadKoffi();
+  const koffi = loadKoffi('the FreeBSD backend');
   let lib: ReturnType<Koffi['load']>;
   try {
     lib = koffi.load(path);

@@ -13,7 +13,8 @@
  * reads the keys a schema lists; keys that are absent (or of another type) are left out.
  */
 import { FREEBSD_ERRNO, KernelError } from '../errno.js';
-import { type Koffi, type Libc, bind, loadKoffi } from './libc.js';
+import { type Koffi, loadKoffi } from '../koffi.js';
+import { type Libc, bind } from './libc.js';
 
 export type NvValue = string | number | bigint | Buffer | NvObject;
 export interface NvObject {
@@ -87,7 +88,7 @@ function bindAll(lib: ReturnType<Koffi['load']>, path: string, prefix: string): 
  * the FreeBSD_ names (14+) before the plain ones (13). `libc.free` releases packed buffers.
  */
 export function loadLibnv(libc: Pick<Libc, 'free'>, path: string | undefined = process.env.CARPD_FREEBSD_LIBNV): Libnv {
-  const koffi = loadKoffi();
+  const koffi = loadKoffi('the FreeBSD backend');
   const candidates = path ? [path] : ['libnv.so.1', 'libnv.so.0'];
   const problems: string[] = [];
   for (const p of candidates) {

@@ -41,11 +41,10 @@
  * owner keeps that Buffer referenced (the calls are synchronous, except poll.async whose pollfd
  * Buffer the Poller keeps until the call completes).
  */
-import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { FREEBSD_ERRNO, KernelError, type ErrnoName } from '../errno.js';
-import type { Koffi } from '../freebsd/libc.js';
 import { bind } from '../freebsd/libc.js';
+import { type Koffi, loadKoffi } from '../koffi.js';
 
 // ---- constants (Linux, all architectures carpd runs on) ------------------------------------------
 
@@ -183,22 +182,6 @@ export function linuxKernelError(errno: number, operation: string, iface?: strin
   return new UnmappedErrnoError(operation, errno, iface, why ?? (errno === 0 ? 'failed without setting errno' : undefined));
 }
 
-// ---- koffi ---------------------------------------------------------------------------------------
-
-let koffiModule: Koffi | undefined;
-
-/** koffi, loaded on first use so that importing this module costs nothing where it is not used. */
-export function loadKoffiLinux(): Koffi {
-  if (!koffiModule) {
-    try {
-      koffiModule = createRequire(import.meta.url)('koffi') as Koffi;
-    } catch (e) {
-      throw new Error(`the linux backend needs the koffi package (npm install): ${(e as Error).message}`);
-    }
-  }
-  return koffiModule;
-}
-
 /** A reusable receive area for recvmsg: data, source address and control buffers, and the msghdr over them. */
 export class RecvMsgBuffers {
   readonly data: Buffer;
@@ -300,7 +283,7 @@ export function linuxLibc(): LinuxLibc {
 }
 
 export function loadLinuxLibc(path: string = process.env.CARPD_LINUX_LIBC ?? 'libc.so.6'): LinuxLibc {
-  const koffi = loadKoffiLinux();
+  const koffi = loadKoffi('the linux backend');
   if (koffi.sizeof('void *') !== 8) throw new Error('the linux backend supports 64-bit Linux only (LP64 struct layouts)');
   let lib: ReturnType<Koffi['load']>;
   try {
