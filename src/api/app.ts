@@ -17,7 +17,9 @@ import { pfsyncRouter } from './routes/pfsync.js';
 import { statsRouter } from './routes/stats.js';
 import { statusRouter } from './routes/status.js';
 import { tokensRouter } from './routes/tokens.js';
+import { syncRouter } from './routes/sync.js';
 import { vipsRouter } from './routes/vips.js';
+import type { SyncManager } from '../sync/manager.js';
 import { loadSpec } from './spec.js';
 
 export const BODY_LIMIT = '64kb';
@@ -30,6 +32,8 @@ export interface AppDeps {
   node?: string;
   /** Validate every response against the spec (on by default). */
   validateResponses?: boolean;
+  /** Config sync; without it the /v1/sync and /v1/cluster routes answer CARPD_ERR_SYNC_NOT_CONFIGURED. */
+  sync?: SyncManager;
 }
 
 export function buildApp(deps: AppDeps): Express {
@@ -66,6 +70,7 @@ export function buildApp(deps: AppDeps): Express {
   app.use(pfsyncRouter(deps.service));
   app.use(configRouter(deps.service));
   app.use(tokensRouter(deps.service));
+  app.use(syncRouter(deps.service, deps.sync));
 
   app.use((req, res) => sendProblem(res, new CarpdError('CARPD_ERR_ROUTE_NOT_FOUND', 'no such resource; the API is described at /openapi.json and /docs'), req));
   app.use(errorHandler(deps.logger));

@@ -4,7 +4,7 @@
  * bad file is refused with the field and the reason, never half-loaded.
  */
 import { canonicalCidr, canonicalIp } from './ip.js';
-import { SCHEMA_VERSION, VIP_DEFAULTS, VIP_PROTOCOLS, initialState, type DesiredState, type PfsyncConfig, type PfsyncVersion, type TokenRecord, type VipConfig } from './model.js';
+import { SCHEMA_VERSION, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, initialState, initialSync, type DesiredState, type PfsyncConfig, type PfsyncVersion, type SyncConfig, type TokenRecord, type VipConfig } from './model.js';
 import { carpTimingRefused, checkState } from './validate.js';
 
 export class DocumentError extends Error {
@@ -80,7 +80,7 @@ function checked(s: DesiredState): DesiredState {
 const VIP_FIELDS_STORED = ['interface', 'vhid', 'addresses', 'advbaseSec', 'advskew', 'password', 'mode', 'peer', 'peer6', 'description', 'nosync', 'protocol', 'vrrpPriority', 'vrrpInterval'] as const;
 const VIP_FIELDS_EXTERNAL = ['interface', 'vhid', 'addresses', 'advbase', 'advskew', 'password', 'mode', 'peer', 'peer6', 'description', 'nosync', 'protocol', 'vrrpPriority', 'vrrpInterval'] as const;
 
-function readVip(v: unknown, p: string, external: boolean): VipConfig {
+export function readVip(v: unknown, p: string, external: boolean): VipConfig {
   const o = obj(v, p, external ? VIP_FIELDS_EXTERNAL : VIP_FIELDS_STORED);
   const advbaseKey = external ? 'advbase' : 'advbaseSec';
   const protocol = opt(o, 'protocol', p, oneOf(VIP_PROTOCOLS)) ?? VIP_DEFAULTS.protocol;
@@ -143,9 +143,42 @@ function readToken(v: unknown, p: string): TokenRecord {
   };
 }
 
+/** The sync section as stored (internal names). Absent in documents written before sync existed. */
+function readSync(v: unknown, p: string): SyncConfig {
+  const base = initialSync();
+  const o = obj(v, p, ['role', 'peer', 'advskewRule', 'overrides', 'localAddresses', 'detached', 'appliedRevision']);
+  const peer = opt(o, 'peer', p, (x, pp) => {
+    const q = obj(x, pp, ['address', 'port', 'fingerprint']);
+    return { address: req(q, 'address', pp, ip), port: req(q, 'port', pp, int), fingerprint: req(q, 'fingerprint', pp, str) };
+  });
+  const rule = req(o, 'advskewRule', p, (x, pp) => {
+    const q = obj(x, pp, ['add', 'cap']);
+    return { add: req(q, 'add', pp, int), cap: req(q, 'cap', pp, int) };
+  });
+  const detached = req(o, 'detached', p, (x, pp) => {
+    const q = obj(x, pp, ['vips', 'carp']);
+    return { vips: req(q, 'vips', pp, arr).map((k, i) => str(k, `${pp}/vips/${i}`)), carp: req(q, 'carp', pp, bool) };
+  });
+  return {
+    role: req(o, 'role', p, oneOf(SYNC_ROLES)),
+    ...(peer ? { peer } : {}),
+    advskewRule: rule ?? base.advskewRule,
+    overrides: req(o, 'overrides', p, arr).map((x, i) => {
+      const pp = `${p}/overrides/${i}`;
+      const q = obj(x, pp, ['interface', 'vhid', 'advskew', 'vrrpPriority']);
+      const advskew = opt(q, 'advskew', pp, int);
+      const vrrpPriority = opt(q, 'vrrpPriority', pp, int);
+      return { interface: req(q, 'interface', pp, str), vhid: req(q, 'vhid', pp, int), ...(advskew !== undefined ? { advskew } : {}), ...(vrrpPriority !== undefined ? { vrrpPriority } : {}) };
+    }),
+    localAddresses: req(o, 'localAddresses', p, arr).map((x, i) => cidr(x, `${p}/localAddresses/${i}`)),
+    detached,
+    appliedRevision: req(o, 'appliedRevision', p, int),
+  };
+}
+
 /** The stored document, exactly as carpd writes it. */
 export function readStoredState(raw: unknown): DesiredState {
-  const o = obj(raw, '', ['schemaVersion', 'revision', 'updatedAt', 'vips', 'carp', 'pfsync', 'api']);
+  const o = obj(raw, '', ['schemaVersion', 'revision', 'updatedAt', 'vips', 'carp', 'pfsync', 'api', 'sync']);
   const version = req(o, 'schemaVersion', '', int);
   if (version !== SCHEMA_VERSION) throw new DocumentError('/schemaVersion', `schema version ${version} is not ${SCHEMA_VERSION}, the one this carpd understands`);
   const base = initialState(new Date(0));
@@ -160,6 +193,7 @@ export function readStoredState(raw: unknown): DesiredState {
     carp: req(o, 'carp', '', (v, p) => readCarp(v, p, base.carp)),
     pfsync: req(o, 'pfsync', '', (v, p) => readPfsync(v, p, base.pfsync)),
     api: { tokens: req(api, 'tokens', '/api', arr).map((t, i) => readToken(t, `/api/tokens/${i}`)) },
+    sync: opt(o, 'sync', '', readSync) ?? initialSync(),
   });
 }
 

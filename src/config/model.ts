@@ -66,6 +66,39 @@ export interface TokenRecord {
   createdAt: string;
 }
 
+export type SyncRole = 'standalone' | 'primary' | 'secondary';
+export const SYNC_ROLES: readonly SyncRole[] = ['standalone', 'primary', 'secondary'];
+export const SYNC_DEFAULT_PORT = 8443;
+
+/**
+ * This node's side of config sync. Never synced itself: each node has its own role, peer and
+ * per-node values. The primary pushes the synced sections — every VIP without `nosync`, and
+ * CARP's enabled/preempt (maintenance stays per node) — and the secondary derives its own
+ * values from them (src/sync/derive.ts).
+ */
+export interface SyncConfig {
+  role: SyncRole;
+  /** The other node's sync listener and the SHA-256 fingerprint of its certificate (pinned). */
+  peer?: { address: string; port: number; fingerprint: string };
+  /**
+   * Secondary: its advskew for a carp VIP is min(primary's + add, cap); its vrrpPriority for a
+   * vrrpv3 VIP is max(primary's − add, 1). pfSense's fixed rule is add 100, cap 254.
+   */
+  advskewRule: { add: number; cap: number };
+  /** Per-VIP values this node keeps whatever the primary sends. */
+  overrides: { interface: string; vhid: number; advskew?: number; vrrpPriority?: number }[];
+  /**
+   * This node's own addresses with their prefixes (192.0.2.10/24). A unicast VIP's peer on the
+   * other node is this node's address in the subnet of the VIP's peer: the sync swaps peers
+   * instead of copying them.
+   */
+  localAddresses: string[];
+  /** Secondary: objects a forced local edit took out of sync (recorded; the primary no longer overwrites them). */
+  detached: { vips: string[]; carp: boolean };
+  /** Secondary: the primary's revision applied last (0: none); stored with what it applied. */
+  appliedRevision: number;
+}
+
 export interface DesiredState {
   schemaVersion: typeof SCHEMA_VERSION;
   revision: number;
@@ -74,6 +107,11 @@ export interface DesiredState {
   carp: CarpConfig;
   pfsync: PfsyncConfig;
   api: { tokens: TokenRecord[] };
+  sync: SyncConfig;
+}
+
+export function initialSync(): SyncConfig {
+  return { role: 'standalone', advskewRule: { add: 100, cap: 254 }, overrides: [], localAddresses: [], detached: { vips: [], carp: false }, appliedRevision: 0 };
 }
 
 export const VIP_DEFAULTS = { advbaseSec: 1, advskew: 0, mode: 'multicast' as VipMode, description: '', nosync: false, protocol: 'carp' as VipProtocol, vrrpPriority: 100, vrrpInterval: 100 };
@@ -89,6 +127,7 @@ export function initialState(now: Date): DesiredState {
     carp: { enabled: true, preempt: true, maintenance: false },
     pfsync: { enabled: false, maxupd: 128, defer: false, version: 1400 },
     api: { tokens: [] },
+    sync: initialSync(),
   };
 }
 

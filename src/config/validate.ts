@@ -6,7 +6,7 @@
  */
 import type { ErrorCode, FieldProblem } from '../errors.js';
 import { canonicalIp, isMulticast, isUnspecified, parseCidr } from './ip.js';
-import { PFSYNC_VERSIONS, VIP_DEFAULTS, VIP_PROTOCOLS, type DesiredState, type VipConfig } from './model.js';
+import { PFSYNC_VERSIONS, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, type DesiredState, type VipConfig } from './model.js';
 
 export type Problem = FieldProblem & { code: ErrorCode };
 
@@ -159,5 +159,37 @@ export function checkState(s: DesiredState): Problem[] {
     if (t.role !== 'read' && t.role !== 'admin') out.push({ path: `/api/tokens/${i}/role`, code: 'CARPD_ERR_INVALID_VALUE', message: `role must be read or admin` });
     if (!/^[0-9a-f]{64}$/.test(t.sha256)) out.push({ path: `/api/tokens/${i}/sha256`, code: 'CARPD_ERR_INVALID_VALUE', message: 'not a SHA-256 hex digest' });
   });
+  checkSync(s, out);
   return out;
+}
+
+/** SHA-256 certificate fingerprint as stored: 32 uppercase hex pairs separated by colons. */
+export const FINGERPRINT = /^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/;
+
+function checkSync(s: DesiredState, out: Problem[]): void {
+  const y = s.sync;
+  if (!SYNC_ROLES.includes(y.role)) out.push({ path: '/sync/role', code: 'CARPD_ERR_INVALID_VALUE', message: `role must be one of ${SYNC_ROLES.join(', ')}` });
+  if (y.role !== 'standalone' && !y.peer) out.push({ path: '/sync/peer', code: 'CARPD_ERR_INVALID_VALUE', message: `a ${y.role} needs a peer: the other node's sync address and certificate fingerprint (carpctl sync identity on that node)` });
+  if (y.peer) {
+    const ip = canonicalIp(y.peer.address);
+    if (!ip || isUnspecified(ip.address) || isMulticast(ip.address)) out.push({ path: '/sync/peer/address', code: 'CARPD_ERR_INVALID_ADDRESS', message: `"${y.peer.address}" is not a unicast IP address` });
+    if (!inRange(y.peer.port, 1, 65535)) out.push({ path: '/sync/peer/port', code: 'CARPD_ERR_INVALID_VALUE', message: `port ${y.peer.port} is outside 1..65535` });
+    if (!FINGERPRINT.test(y.peer.fingerprint)) out.push({ path: '/sync/peer/fingerprint', code: 'CARPD_ERR_INVALID_VALUE', message: 'not a SHA-256 certificate fingerprint (32 hex pairs, as carpctl sync identity prints it)' });
+  }
+  if (!inRange(y.advskewRule.add, 0, 254)) out.push({ path: '/sync/advskewRule/add', code: 'CARPD_ERR_INVALID_VALUE', message: `add ${y.advskewRule.add} is outside 0..254` });
+  if (!inRange(y.advskewRule.cap, 0, 254)) out.push({ path: '/sync/advskewRule/cap', code: 'CARPD_ERR_INVALID_VALUE', message: `cap ${y.advskewRule.cap} is outside 0..254` });
+  const seen = new Set<string>();
+  y.overrides.forEach((o, i) => {
+    const key = `${o.interface}/${o.vhid}`;
+    if (seen.has(key)) out.push({ path: `/sync/overrides/${i}`, code: 'CARPD_ERR_INVALID_VALUE', message: `${key} has two overrides` });
+    seen.add(key);
+    if (!INTERFACE_NAME.test(o.interface) || !inRange(o.vhid, 1, 255)) out.push({ path: `/sync/overrides/${i}`, code: 'CARPD_ERR_INVALID_VALUE', message: `"${key}" is not an interface and a vhid 1..255` });
+    if (o.advskew !== undefined && !inRange(o.advskew, 0, 254)) out.push({ path: `/sync/overrides/${i}/advskew`, code: 'CARPD_ERR_INVALID_VALUE', message: `advskew ${o.advskew} is outside 0..254` });
+    if (o.vrrpPriority !== undefined && !inRange(o.vrrpPriority, 1, 254)) out.push({ path: `/sync/overrides/${i}/vrrpPriority`, code: 'CARPD_ERR_INVALID_VALUE', message: `vrrpPriority ${o.vrrpPriority} is outside 1..254` });
+    if (o.advskew === undefined && o.vrrpPriority === undefined) out.push({ path: `/sync/overrides/${i}`, code: 'CARPD_ERR_INVALID_VALUE', message: 'an override sets advskew or vrrpPriority' });
+  });
+  y.localAddresses.forEach((a, i) => {
+    if (!parseCidr(a)) out.push({ path: `/sync/localAddresses/${i}`, code: 'CARPD_ERR_INVALID_ADDRESS', message: `"${a}" is not an address with a prefix length` });
+  });
+  if (!inRange(y.appliedRevision, 0, Number.MAX_SAFE_INTEGER)) out.push({ path: '/sync/appliedRevision', code: 'CARPD_ERR_INVALID_VALUE', message: 'must be a revision number' });
 }

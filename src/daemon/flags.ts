@@ -19,13 +19,15 @@ export interface DaemonOptions {
   simGroup: SimGroup;
   /** This node's name: in /v1/status and in the sim backend's advertisements. */
   nodeName: string;
+  /** The config sync listener (mutual TLS), on the sync interface's address; none when absent. */
+  syncListen?: { host: string; port: number };
 }
 
 export class UsageError extends Error {}
 
 
 export const USAGE = `usage: carpd [--listen HOST:PORT] [--state-dir DIR] [--config FILE] [--backend memory|sim|linux|freebsd]
-             [--sim-group ADDR:PORT] [--node-name NAME] [--log-level LEVEL]
+             [--sim-group ADDR:PORT] [--node-name NAME] [--sync-listen HOST:PORT] [--log-level LEVEL]
 
   --listen HOST:PORT   management API address (CARPD_LISTEN, default 127.0.0.1:8080)
   --state-dir DIR      desired state, revisions and admin.token (CARPD_STATE_DIR,
@@ -36,6 +38,9 @@ export const USAGE = `usage: carpd [--listen HOST:PORT] [--state-dir DIR] [--con
                        default ${formatSimGroup(DEFAULT_SIM_GROUP)}); sim nodes sharing it see each other
   --node-name NAME     this node's name in status and sim advertisements (CARPD_NODE_NAME,
                        default the host name)
+  --sync-listen HOST:PORT  config sync listener, mutual TLS with pinned peers, on the dedicated
+                       sync interface's address (CARPD_SYNC_LISTEN; default none: this node pushes
+                       but takes no pushes); never the management address
   --log-level LEVEL    trace|debug|info|warn|error (CARPD_LOG_LEVEL, default info)
 `;
 
@@ -45,10 +50,10 @@ export function defaultBackend(os = platform()): BackendName {
   return os === 'freebsd' ? 'freebsd' : 'sim';
 }
 
-export function parseListen(text: string): { host: string; port: number } {
+export function parseListen(text: string, flag = '--listen'): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new UsageError(`--listen "${text}" is not HOST:PORT (for example 127.0.0.1:8080 or [::1]:8080)`);
+  if (!m || port > 65535) throw new UsageError(`${flag} "${text}" is not HOST:PORT (for example 127.0.0.1:8080 or [::1]:8080)`);
   return { host: m[1] ?? m[2], port };
 }
 
@@ -73,6 +78,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
         'log-level': { type: 'string' },
         'sim-group': { type: 'string' },
         'node-name': { type: 'string' },
+        'sync-listen': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -99,7 +105,13 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
   }
   const nodeName = values['node-name'] ?? (env.CARPD_NODE_NAME || defaultNodeName());
   if (!NODE_NAME.test(nodeName)) throw new UsageError(`--node-name "${nodeName}" is not a name (a letter or digit, then up to 63 letters, digits, ".", "_" or "-")`);
+  const syncText = values['sync-listen'] ?? env.CARPD_SYNC_LISTEN;
+  const syncListen = syncText === undefined || syncText === '' ? undefined : parseListen(syncText, '--sync-listen');
+  if (syncListen && syncListen.host === listen.host && syncListen.port === listen.port) {
+    throw new UsageError(`--sync-listen ${syncText} is the management address (--listen): the sync listener needs its own, on the sync interface`);
+  }
   return {
+    ...(syncListen ? { syncListen } : {}),
     listenHost: listen.host,
     listenPort: listen.port,
     stateDir: path.resolve(values['state-dir'] ?? env.CARPD_STATE_DIR ?? defaultStateDir()),

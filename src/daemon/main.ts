@@ -9,6 +9,8 @@ import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { buildApp } from '../api/app.js';
+import { loadOrCreateIdentity } from '../sync/identity.js';
+import { SyncManager } from '../sync/manager.js';
 import { ConfigFileError, ConfigStore } from '../config/store.js';
 import { initialState } from '../config/model.js';
 import { CarpService } from '../service/service.js';
@@ -32,7 +34,12 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
     logger.info({ event: 'bootstrap', file: opts.configFile, result: r }, `bootstrap file ${opts.configFile}: ${r}`);
   }
   const reconcile = await service.start();
-  const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName });
+  const identity = await loadOrCreateIdentity(opts.stateDir, opts.nodeName);
+  const sync = await SyncManager.start({ service, identity, logger, node: opts.nodeName, listen: opts.syncListen });
+  if (opts.syncListen) {
+    logger.info({ event: 'sync.listening', address: `${opts.syncListen.host}:${sync.port}`, fingerprint: identity.fingerprint }, `config sync listening on https://${opts.syncListen.host}:${sync.port} (mutual TLS; this node's fingerprint ${identity.fingerprint})`);
+  }
+  const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync });
   const server = createServer(app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -66,6 +73,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
       logger.info({ event: 'stopping' }, 'stopping: finishing in-flight changes');
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      await sync.close();
       await service.close();
       server.closeIdleConnections();
       await Promise.race([closed, new Promise((r) => setTimeout(r, 2000).unref())]);

@@ -16,6 +16,7 @@ import { changeTarget, describeStep, plan, targetOf, type Snapshot, type Step } 
 import { fromKernelError } from './kernel-errors.js';
 import { SerialQueue } from './queue.js';
 import { describeChanges } from './changes.js';
+import { managedChanges } from '../sync/derive.js';
 
 const STATUS_MAX_AGE_MS = 1000;
 
@@ -24,6 +25,13 @@ export interface MutationOptions {
   /** The If-Match header as sent, if any. */
   ifMatch?: string;
   dryRun?: boolean;
+  /**
+   * 'sync': the change is a snapshot from this node's sync primary. Any other change on a sync
+   * secondary that touches a synced object is refused (CARPD_ERR_SYNC_MANAGED) unless `force`,
+   * which detaches the objects it touches from sync and says so in the revision's summary.
+   */
+  origin?: 'api' | 'sync';
+  force?: boolean;
 }
 
 export interface PlanView {
@@ -70,6 +78,7 @@ export interface ServiceDeps {
 }
 
 export class CarpService {
+  private readonly commitListeners = new Set<(state: DesiredState, origin: 'api' | 'sync') => void>();
   readonly store: ConfigStore;
   readonly backend: KernelBackend;
   private readonly logger: Logger;
@@ -171,6 +180,7 @@ export class CarpService {
       this.checkIfMatch(opts.ifMatch, current.revision);
       const draft = structuredClone(current);
       const result = await change(draft);
+      const detachedNow = opts.origin === 'sync' ? undefined : this.guardSynced(current, draft, opts.force === true);
       const problems = checkState(draft);
       if (problems.length > 0) throw fromProblems(problems);
       this.checkCapabilities(draft);
@@ -182,7 +192,7 @@ export class CarpService {
       if (sameContent(current, draft) && steps.length === 0) return { kind: 'done', state: current, result, changed: false } as const;
       await this.applyWithUndo(steps, live);
       const next: DesiredState = { ...draft, revision: current.revision + 1, updatedAt: this.now().toISOString() };
-      const words = typeof summary === 'string' ? summary : summary(result);
+      const words = (typeof summary === 'string' ? summary : summary(result)) + (detachedNow ? ` (detached from sync: ${detachedNow})` : '');
       if (sameContent(current, draft)) {
         // Only the backend drifted; it has been repaired, nothing to store.
         return { kind: 'done', state: current, result, changed: false } as const;
@@ -195,8 +205,36 @@ export class CarpService {
         throw new CarpdError('CARPD_ERR_STORE', `the change was applied but could not be stored (${(e as Error).message}), so it was undone; check the state directory`);
       }
       this.logger.info({ event: 'config.commit', revision: next.revision, actor: opts.actor, steps: steps.length }, `revision ${next.revision}: ${words}`);
+      for (const l of this.commitListeners) l(next, opts.origin ?? 'api');
       return { kind: 'done', state: next, result, changed: true } as const;
     });
+  }
+
+  /** Called after every committed revision (config sync pushes from here); returns the unsubscribe function. */
+  onCommit(listener: (state: DesiredState, origin: 'api' | 'sync') => void): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
+
+  /**
+   * On a sync secondary, a change to a synced object made here would be overwritten by the next
+   * push, silently: refused instead, saying where to make it. With force the objects leave
+   * sync (recorded in the draft's sync.detached). Returns what was detached, in words.
+   */
+  private guardSynced(current: DesiredState, draft: DesiredState, force: boolean): string | undefined {
+    if (current.sync.role !== 'secondary') return undefined;
+    const touched = managedChanges(current, draft);
+    if (touched.vips.length === 0 && !touched.carp) return undefined;
+    const what = [...touched.vips.map((k) => `VIP ${k}`), ...(touched.carp ? ['CARP enabled/preempt'] : [])].join(', ');
+    if (!force) {
+      const where = current.sync.peer ? ` (sync peer ${current.sync.peer.address})` : '';
+      throw new CarpdError('CARPD_ERR_SYNC_MANAGED', `${what} ${touched.vips.length + (touched.carp ? 1 : 0) > 1 ? 'are' : 'is'} managed by this node's sync primary${where}: make the change there, or repeat it with force=true to detach ${touched.vips.length + (touched.carp ? 1 : 0) > 1 ? 'them' : 'it'} from sync here`);
+    }
+    const detached = new Set(draft.sync.detached.vips);
+    // A forced removal is recorded too, so that the next push does not bring the VIP back.
+    for (const k of touched.vips) detached.add(k);
+    draft.sync.detached = { vips: [...detached].sort(), carp: draft.sync.detached.carp || touched.carp };
+    return what;
   }
 
   /** Forces a vhid's state, through the same queue (it is not stored). */

@@ -15,6 +15,7 @@ import { ConfigStore } from '../../src/config/store.js';
 import type { Clock, KernelBackend } from '../../src/kernel/backend.js';
 import { MemoryBackend } from '../../src/kernel/memory.js';
 import { CarpService, hashToken } from '../../src/service/service.js';
+import type { SyncManager } from '../../src/sync/manager.js';
 import { assertMatchesSpec } from './spec.js';
 
 /** A clock that only moves when told to. */
@@ -63,6 +64,8 @@ export interface Harness {
   app: Express;
   /** supertest helpers with auth; every response is checked against the spec. */
   api: ReturnType<typeof makeApi>;
+  /** Rebuilds app and api with config sync behind /v1/sync and /v1/cluster. */
+  attachSync(sync: SyncManager): void;
   close(): Promise<void>;
 }
 
@@ -86,7 +89,7 @@ export async function makeHarness(opts: { backend?: KernelBackend; interfaces?: 
   const service = new CarpService({ store, backend, logger, now: () => new Date(clock.now()) });
   await service.start();
   const app = buildApp({ service, logger, version: '0.0.0-test', node: 'test-node' });
-  return {
+  const h: Harness = {
     dir,
     clock,
     backend,
@@ -94,12 +97,17 @@ export async function makeHarness(opts: { backend?: KernelBackend; interfaces?: 
     store,
     app,
     api: makeApi(app),
+    attachSync(sync) {
+      h.app = buildApp({ service, logger, version: '0.0.0-test', node: 'test-node', sync });
+      h.api = makeApi(h.app);
+    },
     async close() {
       await service.close();
       await backend.close();
       if (ownsDir) rmSync(dir, { recursive: true, force: true });
     },
   };
+  return h;
 }
 
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';

@@ -295,10 +295,204 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Config sync state of this node (role, peer, revisions, lag, last error). */
+        get: operations["getSync"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Set this node's role, peer (address + pinned certificate fingerprint) and per-node rules.
+         * @description Changing the role or the peer starts over: the next snapshot from the primary is applied
+         *     whatever its revision. `reattach` gives objects detached by a forced local edit back to
+         *     sync (VIP keys like `em0/1`, or `carp`).
+         */
+        patch: operations["updateSync"];
+        trace?: never;
+    };
+    "/v1/sync/plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Dry run on the secondary of a push of the primary's newest revision.
+         * @description Asked on the primary; the secondary computes the exact changes and kernel steps and applies nothing.
+         */
+        get: operations["getSyncPlan"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sync/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Push the newest revision to the secondary now, and report how it went.
+         * @description 502 when the peer is not reached; 200 with `ok` false and the reason when it refused the snapshot.
+         */
+        post: operations["runSync"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cluster": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Both nodes' vhid states, demotion, maintenance, pfsync and revision, the peer's fetched over the sync link. */
+        get: operations["getCluster"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        SyncPeer: {
+            /** @description The peer's sync listener address (an IP on the dedicated sync interface). */
+            address: string;
+            port: number;
+            /** @description SHA-256 fingerprint of the peer certificate, as carpctl sync identity prints it (AB:CD:...). */
+            fingerprint: string;
+        };
+        SyncOverride: {
+            interface: string;
+            vhid: number;
+            advskew?: number;
+            vrrpPriority?: number;
+        };
+        SyncRule: {
+            /** @description Secondary's advskew = min(primary's + add, cap); vrrpPriority = max(primary's - add, 1). */
+            add: number;
+            cap: number;
+        };
+        SyncPatch: {
+            /** @enum {string} */
+            role?: "standalone" | "primary" | "secondary";
+            peer?: null | {
+                /** Format: ip */
+                address: string;
+                /** @default 8443 */
+                port?: number;
+                fingerprint: string;
+            };
+            advskewRule?: {
+                add?: number;
+                cap?: number;
+            };
+            overrides?: components["schemas"]["SyncOverride"][];
+            localAddresses?: string[];
+            reattach?: string[];
+        };
+        SyncStatus: {
+            node: string;
+            /** @enum {string} */
+            role: "standalone" | "primary" | "secondary";
+            identity: {
+                /** @description This node's certificate fingerprint; give it to the peer. */
+                fingerprint: string;
+            };
+            /** @description The sync listener (--sync-listen), or null. */
+            listen: string | null;
+            peer: null | components["schemas"]["SyncPeer"];
+            localRevision: number;
+            /** @description Primary: the secondary's applied revision as last heard; secondary: the primary's revision applied here. */
+            peerRevision: number | null;
+            lag: {
+                revisions: number | null;
+                /** @description Age of the oldest revision the secondary has not applied. */
+                seconds: number | null;
+            };
+            pending: boolean;
+            /** Format: date-time */
+            lastAttempt: string | null;
+            /** Format: date-time */
+            lastSuccess: string | null;
+            /** @description Why the last push failed */
+            lastError: string | null;
+            advskewRule: components["schemas"]["SyncRule"];
+            overrides: components["schemas"]["SyncOverride"][];
+            localAddresses: string[];
+            detached: {
+                vips: string[];
+                carp: boolean;
+            };
+            /** @description Sync messages refused by this node's listener since start, by reason; null without a listener. */
+            rejected: null | {
+                [key: string]: number;
+            };
+        };
+        ClusterNode: {
+            self: boolean;
+            reachable: boolean;
+            error: string | null;
+            node: string | null;
+            /** @enum {string} */
+            role?: "standalone" | "primary" | "secondary";
+            revision?: number;
+            appliedRevision?: number;
+            carp?: {
+                enabled: boolean;
+                preempt: boolean;
+                maintenance: boolean;
+                demotion: number;
+            };
+            pfsync?: {
+                enabled: boolean;
+                running: boolean;
+                syncdev: string | null;
+                syncpeer: string | null;
+                bulkUpdateDone: boolean;
+            };
+            vhids?: {
+                interface: string;
+                vhid: number;
+                /** @enum {string} */
+                state: "INIT" | "BACKUP" | "MASTER";
+                /** Format: date-time */
+                since: string;
+                reason: string;
+            }[];
+        };
+        Cluster: {
+            nodes: components["schemas"]["ClusterNode"][];
+            /** @description vhids that both nodes report as MASTER. */
+            splitBrain: {
+                interface: string;
+                vhid: number;
+            }[];
+        };
         /**
          * @description Parent interface of the vhid (FreeBSD names are at most 15 characters).
          * @example em0
@@ -680,7 +874,7 @@ export interface components {
          * @description Stable error codes. Clients branch on these, never on `title` or `detail`.
          * @enum {string}
          */
-        ErrorCode: "CARPD_ERR_VALIDATION" | "CARPD_ERR_MALFORMED_JSON" | "CARPD_ERR_BODY_TOO_LARGE" | "CARPD_ERR_UNSUPPORTED_MEDIA_TYPE" | "CARPD_ERR_UNAUTHORIZED" | "CARPD_ERR_FORBIDDEN" | "CARPD_ERR_ROUTE_NOT_FOUND" | "CARPD_ERR_METHOD_NOT_ALLOWED" | "CARPD_ERR_PRECONDITION_FAILED" | "CARPD_ERR_VIP_NOT_FOUND" | "CARPD_ERR_VHID_EXISTS" | "CARPD_ERR_NO_FREE_VHID" | "CARPD_ERR_ADDRESS_IN_USE" | "CARPD_ERR_ADDRESS_DUPLICATE" | "CARPD_ERR_INVALID_ADDRESS" | "CARPD_ERR_PEER_REQUIRED" | "CARPD_ERR_PEER_NOT_ALLOWED" | "CARPD_ERR_PEER_FAMILY" | "CARPD_ERR_PASSWORD_TOO_LONG" | "CARPD_ERR_INVALID_VALUE" | "CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED" | "CARPD_ERR_INTERFACE_NOT_FOUND" | "CARPD_ERR_UNSUPPORTED" | "CARPD_ERR_VHID_NOT_RUNNING" | "CARPD_ERR_REVISION_NOT_FOUND" | "CARPD_ERR_TOKEN_EXISTS" | "CARPD_ERR_TOKEN_NOT_FOUND" | "CARPD_ERR_LAST_ADMIN_TOKEN" | "CARPD_ERR_KERNEL" | "CARPD_ERR_STORE" | "CARPD_ERR_SHUTTING_DOWN" | "CARPD_ERR_INTERNAL";
+        ErrorCode: "CARPD_ERR_VALIDATION" | "CARPD_ERR_MALFORMED_JSON" | "CARPD_ERR_BODY_TOO_LARGE" | "CARPD_ERR_UNSUPPORTED_MEDIA_TYPE" | "CARPD_ERR_UNAUTHORIZED" | "CARPD_ERR_FORBIDDEN" | "CARPD_ERR_ROUTE_NOT_FOUND" | "CARPD_ERR_METHOD_NOT_ALLOWED" | "CARPD_ERR_PRECONDITION_FAILED" | "CARPD_ERR_VIP_NOT_FOUND" | "CARPD_ERR_VHID_EXISTS" | "CARPD_ERR_NO_FREE_VHID" | "CARPD_ERR_ADDRESS_IN_USE" | "CARPD_ERR_ADDRESS_DUPLICATE" | "CARPD_ERR_INVALID_ADDRESS" | "CARPD_ERR_PEER_REQUIRED" | "CARPD_ERR_PEER_NOT_ALLOWED" | "CARPD_ERR_PEER_FAMILY" | "CARPD_ERR_PASSWORD_TOO_LONG" | "CARPD_ERR_INVALID_VALUE" | "CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED" | "CARPD_ERR_INTERFACE_NOT_FOUND" | "CARPD_ERR_UNSUPPORTED" | "CARPD_ERR_VHID_NOT_RUNNING" | "CARPD_ERR_REVISION_NOT_FOUND" | "CARPD_ERR_TOKEN_EXISTS" | "CARPD_ERR_TOKEN_NOT_FOUND" | "CARPD_ERR_LAST_ADMIN_TOKEN" | "CARPD_ERR_KERNEL" | "CARPD_ERR_STORE" | "CARPD_ERR_SYNC_MANAGED" | "CARPD_ERR_SYNC_NOT_CONFIGURED" | "CARPD_ERR_SYNC_PEER_UNREACHABLE" | "CARPD_ERR_SYNC_UNTRUSTED" | "CARPD_ERR_SYNC_REPLAY" | "CARPD_ERR_SYNC_BAD_MESSAGE" | "CARPD_ERR_SYNC_SCHEMA" | "CARPD_ERR_SYNC_OLDER_REVISION" | "CARPD_ERR_SYNC_ROLE" | "CARPD_ERR_SHUTTING_DOWN" | "CARPD_ERR_INTERNAL";
         /** @description RFC 9457 problem details with carpd's stable `code`. */
         Problem: {
             /** @description A URI naming the error class (`urn:carpd:error:<code>`). */
@@ -735,6 +929,8 @@ export interface components {
         IfMatch: string;
         /** @description Compute and return the plan; apply and store nothing. */
         DryRun: boolean;
+        /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+        Force: boolean;
     };
     requestBodies: never;
     headers: {
@@ -839,6 +1035,8 @@ export interface operations {
             query?: {
                 /** @description Compute and return the plan; apply and store nothing. */
                 dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
             };
             header?: {
                 /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
@@ -899,6 +1097,8 @@ export interface operations {
             query?: {
                 /** @description Compute and return the plan; apply and store nothing. */
                 dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
             };
             header?: {
                 /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
@@ -946,6 +1146,8 @@ export interface operations {
             query?: {
                 /** @description Compute and return the plan; apply and store nothing. */
                 dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
             };
             header?: {
                 /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
@@ -976,6 +1178,8 @@ export interface operations {
             query?: {
                 /** @description Compute and return the plan; apply and store nothing. */
                 dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
             };
             header?: {
                 /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
@@ -1012,6 +1216,8 @@ export interface operations {
             query?: {
                 /** @description Compute and return the plan; apply and store nothing. */
                 dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
             };
             header?: {
                 /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
@@ -1091,6 +1297,8 @@ export interface operations {
             query?: {
                 /** @description Compute and return the plan; apply and store nothing. */
                 dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
             };
             header?: {
                 /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
@@ -1124,6 +1332,8 @@ export interface operations {
             query?: {
                 /** @description Compute and return the plan; apply and store nothing. */
                 dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
             };
             header?: {
                 /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
@@ -1178,6 +1388,8 @@ export interface operations {
             query?: {
                 /** @description Compute and return the plan; apply and store nothing. */
                 dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
             };
             header?: {
                 /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
@@ -1253,6 +1465,8 @@ export interface operations {
             query?: {
                 /** @description Compute and return the plan; apply and store nothing. */
                 dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
             };
             header?: {
                 /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
@@ -1351,6 +1565,133 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getSync: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Sync configuration and live state. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncStatus"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    updateSync: {
+        parameters: {
+            query?: {
+                /** @description Compute and return the plan; apply and store nothing. */
+                dryRun?: components["parameters"]["DryRun"];
+            };
+            header?: {
+                /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SyncPatch"];
+                "application/merge-patch+json": components["schemas"]["SyncPatch"];
+            };
+        };
+        responses: {
+            /** @description The sync state after the change, or the plan with `dryRun=true`. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncStatus"] | components["schemas"]["Plan"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getSyncPlan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The primary's revision and the secondary's plan for it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        revision: number;
+                        plan: components["schemas"]["Plan"];
+                    };
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    runSync: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The push's outcome and the sync state after it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        ok: boolean;
+                        reached: boolean;
+                        revision: number;
+                        detail: string;
+                        sync: components["schemas"]["SyncStatus"];
+                    };
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getCluster: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description This node first, then the peer (or why it could not be read); vhids MASTER on both in splitBrain. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
             };
             default: components["responses"]["Problem"];
         };

@@ -5,7 +5,7 @@ import { actorOf } from '../auth.js';
 import { etagOf } from '../views.js';
 
 export function mutationOptions(req: Request): MutationOptions {
-  return { actor: actorOf(req), ifMatch: req.get('if-match'), dryRun: String(req.query.dryRun) === 'true' };
+  return { actor: actorOf(req), ifMatch: req.get('if-match'), dryRun: String(req.query.dryRun) === 'true', force: String(req.query.force) === 'true' };
 }
 
 /** Answers a dry run with its plan, or a done change through `done` with the new ETag set. */

@@ -1,0 +1,159 @@
+/**
+ * What config sync moves, and what a secondary makes of it. Pure functions over desired-state
+ * documents; the transport (transport.ts) and the push loop (manager.ts) carry the results.
+ *
+ *   primary:   snapshotOf(state)            -> Snapshot (every synced object, whole)
+ *   secondary: applySnapshot(local, snap)   -> the local document with the synced parts
+ *                                              replaced and this node's values derived
+ *
+ * Synced: every VIP without `nosync` (passwords included: the link is mutually authenticated
+ * TLS with pinned certificates), and CARP's enabled/preempt. Never synced: maintenance, pfsync
+ * (syncdev and syncpeer are per node by nature), API tokens, the sync section itself.
+ *
+ * Per-node values instead of fixed rules:
+ *   - advskew (carp) = override ?? min(primary's + rule.add, rule.cap); vrrpPriority (vrrpv3)
+ *     = override ?? max(primary's − rule.add, 1): the secondary stays the less preferred node;
+ *   - a unicast VIP's peer/peer6 on the secondary is the primary's own address in the subnet
+ *     of the primary's peer (which is the secondary's address): swapped, not copied. The
+ *     primary sends its localAddresses for that;
+ *   - objects detached on the secondary by a forced local edit, and its nosync VIPs, are kept.
+ * Every snapshot is whole, so a secondary that missed any number of pushes converges on the
+ * next one, and applying the same snapshot twice changes nothing.
+ */
+import { CarpdError } from '../errors.js';
+import { canonicalIp, parseCidr } from '../config/ip.js';
+import { readVip } from '../config/document.js';
+import { sortVips, vipKey, type CarpConfig, type DesiredState, type VipConfig } from '../config/model.js';
+
+export interface Snapshot {
+  /** The primary's revision this snapshot is. */
+  revision: number;
+  vips: VipConfig[];
+  carp: Pick<CarpConfig, 'enabled' | 'preempt'>;
+  /** The primary's own addresses with prefixes (sync.localAddresses), for unicast peers. */
+  localAddresses: string[];
+}
+
+export function snapshotOf(s: DesiredState): Snapshot {
+  return {
+    revision: s.revision,
+    vips: sortVips(s.vips.filter((v) => !v.nosync)).map((v) => structuredClone(v)),
+    carp: { enabled: s.carp.enabled, preempt: s.carp.preempt },
+    localAddresses: [...s.sync.localAddresses],
+  };
+}
+
+/** Whether two documents differ in anything a secondary takes from its primary (for the 409 guard). */
+export function managedChanges(before: DesiredState, after: DesiredState): { vips: string[]; carp: boolean } {
+  const detached = new Set(before.sync.detached.vips);
+  const managed = (s: DesiredState) => new Map(s.vips.filter((v) => !v.nosync && !detached.has(vipKey(v.interface, v.vhid))).map((v) => [vipKey(v.interface, v.vhid), JSON.stringify(v)]));
+  const a = managed(before);
+  const b = managed(after);
+  const vips = new Set<string>();
+  for (const [k, v] of a) if (b.get(k) !== v) vips.add(k);
+  for (const [k, v] of b) if (a.get(k) !== v) vips.add(k);
+  // A VIP turned nosync locally leaves sync too: that is a change of a managed object.
+  for (const k of a.keys()) if (!b.has(k) && after.vips.some((v) => vipKey(v.interface, v.vhid) === k)) vips.add(k);
+  const carp = !before.sync.detached.carp && (before.carp.enabled !== after.carp.enabled || before.carp.preempt !== after.carp.preempt);
+  return { vips: [...vips].sort(), carp };
+}
+
+/** The address in `addresses` (CIDRs) whose subnet contains `target`, of target's family. */
+function inSubnetOf(addresses: readonly string[], target: string): string | undefined {
+  const t = canonicalIp(target);
+  if (!t) return undefined;
+  for (const a of addresses) {
+    const c = parseCidr(a);
+    if (c && c.family === t.family && sameSubnet(c.address, t.address, c.prefix)) return c.address;
+  }
+  return undefined;
+}
+
+function sameSubnet(a: string, b: string, prefix: number): boolean {
+  const bits = (x: string) => (x.includes(':') ? expand6(x) : x.split('.').map((o) => Number(o).toString(2).padStart(8, '0')).join(''));
+  return bits(a).slice(0, prefix) === bits(b).slice(0, prefix);
+}
+
+function expand6(x: string): string {
+  const [head, tail] = x.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail !== undefined ? (tail ? tail.split(':') : []) : [];
+  const groups = tail !== undefined ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
+  return groups.map((g) => parseInt(g || '0', 16).toString(2).padStart(16, '0')).join('');
+}
+
+/**
+ * The secondary's document after `snap`: synced objects replaced, per-node values derived,
+ * detached and nosync objects kept, appliedRevision recorded. Throws CarpdError
+ * (CARPD_ERR_INVALID_VALUE) when a unicast peer cannot be swapped; the caller then keeps the
+ * previous revision.
+ */
+export function applySnapshot(local: DesiredState, snap: Snapshot): DesiredState {
+  const next = structuredClone(local);
+  const y = local.sync;
+  const detached = new Set(y.detached.vips);
+  const kept = local.vips.filter((v) => v.nosync || detached.has(vipKey(v.interface, v.vhid)));
+  const keptKeys = new Set(kept.map((v) => vipKey(v.interface, v.vhid)));
+  const problems: string[] = [];
+  const incoming = snap.vips
+    .filter((v) => !keptKeys.has(vipKey(v.interface, v.vhid)) && !detached.has(vipKey(v.interface, v.vhid)))
+    .map((v) => {
+      const d = structuredClone(v);
+      const override = y.overrides.find((o) => o.interface === v.interface && o.vhid === v.vhid);
+      if (d.protocol === 'vrrpv3') {
+        d.vrrpPriority = override?.vrrpPriority ?? Math.max((v.vrrpPriority ?? 100) - y.advskewRule.add, 1);
+      } else {
+        d.advskew = override?.advskew ?? Math.min(v.advskew + y.advskewRule.add, y.advskewRule.cap);
+      }
+      if (d.mode === 'unicast') {
+        for (const field of ['peer', 'peer6'] as const) {
+          const theirPeer = v[field];
+          if (theirPeer === undefined) continue;
+          const mine = inSubnetOf(snap.localAddresses, theirPeer);
+          if (!mine) {
+            problems.push(`${vipKey(v.interface, v.vhid)} is unicast with ${field} ${theirPeer}, but the primary's sync.localAddresses has no address in that subnet to give this node as its ${field}`);
+            continue;
+          }
+          if (y.localAddresses.length > 0 && !y.localAddresses.some((a) => parseCidr(a)?.address === canonicalIp(theirPeer)?.address)) {
+            problems.push(`${vipKey(v.interface, v.vhid)}: the primary's ${field} is ${theirPeer}, which is not one of this node's sync.localAddresses (${y.localAddresses.join(', ')})`);
+            continue;
+          }
+          d[field] = mine;
+        }
+      }
+      return d;
+    });
+  if (problems.length > 0) throw new CarpdError('CARPD_ERR_INVALID_VALUE', `the primary's revision ${snap.revision} cannot be applied here: ${problems.join('; ')}`);
+  next.vips = sortVips([...kept, ...incoming]);
+  if (!y.detached.carp) {
+    next.carp.enabled = snap.carp.enabled;
+    next.carp.preempt = snap.carp.preempt;
+  }
+  next.sync.appliedRevision = snap.revision;
+  return next;
+}
+
+/** Reads a snapshot received from a peer, field by field as a stored document is read; refuses what is not one. */
+export function readSnapshot(raw: unknown): Snapshot {
+  const o = raw as Partial<Snapshot> | null;
+  if (
+    !o ||
+    typeof o !== 'object' ||
+    !Number.isInteger(o.revision) ||
+    !Array.isArray(o.vips) ||
+    !o.carp ||
+    typeof o.carp.enabled !== 'boolean' ||
+    typeof o.carp.preempt !== 'boolean' ||
+    !Array.isArray(o.localAddresses) ||
+    !o.localAddresses.every((a) => typeof a === 'string')
+  ) {
+    throw new CarpdError('CARPD_ERR_SYNC_BAD_MESSAGE', 'the push does not carry a snapshot (revision, vips, carp, localAddresses)');
+  }
+  let vips: VipConfig[];
+  try {
+    vips = o.vips.map((v, i) => readVip(v, `/vips/${i}`, false));
+  } catch (e) {
+    throw new CarpdError('CARPD_ERR_SYNC_BAD_MESSAGE', `the snapshot has a malformed VIP: ${(e as Error).message}`);
+  }
+  return { revision: o.revision!, vips, carp: { enabled: o.carp.enabled, preempt: o.carp.preempt }, localAddresses: [...o.localAddresses] };
+}

@@ -1,0 +1,375 @@
+/**
+ * Config sync between two nodes: the push loop of a primary, the receiving side of a
+ * secondary, and what both answer about themselves (GET /v1/sync, /v1/sync/plan, /v1/cluster).
+ *
+ *   primary:   commit ──> schedule() ──> push the whole snapshot of the newest revision ──┐
+ *                 (coalesced: one push in flight; commits during it only raise the target)  │
+ *                 (failure: retry after 1 s, 2 s, 4 s ... 30 s; a returning peer gets the   │
+ *                  newest snapshot, which is the full catch-up)                             │
+ *   secondary: <── sync listener (mTLS, pinned, signed; transport.ts) <─────────────────────┘
+ *                 role check (loop guard) ─> revision check ─> applySnapshot (derive.ts)
+ *                 ─> the service's serialized validate → plan → apply → commit path
+ *
+ * Nothing about pending work is kept in memory only: the primary knows what it has (its
+ * revision) and asks the peer what it applied (the secondary stores appliedRevision in the
+ * same atomic commit as what it applied). After a restart of either node the primary pushes
+ * again if the two differ; a snapshot already applied is acknowledged without a new commit, so
+ * nothing is lost or applied twice.
+ *
+ * The push never runs inside the API call that caused it: commit listeners only schedule.
+ */
+import type { Logger } from 'pino';
+import { SCHEMA_VERSION, type DesiredState } from '../config/model.js';
+import { problemOf } from '../api/problem.js';
+import { CarpdError } from '../errors.js';
+import type { CarpService, PlanView } from '../service/service.js';
+import { applySnapshot, readSnapshot, snapshotOf } from './derive.js';
+import type { SyncIdentity } from './identity.js';
+import { SyncClient, SyncServer, SyncTransportError, type RejectReason, type VerifiedMessage } from './transport.js';
+
+export interface SyncListen {
+  host: string;
+  port: number;
+}
+
+export interface SyncManagerOptions {
+  service: CarpService;
+  identity: SyncIdentity;
+  logger: Logger;
+  /** This node's name in /v1/cluster. */
+  node: string;
+  /** The sync listener (--sync-listen); without it this node can push but not receive. */
+  listen?: SyncListen;
+  /** Retry delays of a failing push (default 1 s doubling to 30 s). */
+  retry?: { firstMs: number; maxMs: number };
+  /** Per-request timeout towards the peer (default 5 s). */
+  timeoutMs?: number;
+}
+
+export interface PushOutcome {
+  ok: boolean;
+  /** false: the peer was not reached at all (or not the pinned one); true with !ok: it refused. */
+  reached: boolean;
+  /** The primary's revision pushed. */
+  revision: number;
+  /** What the secondary said, in words. */
+  detail: string;
+}
+
+/** What a node tells its peer about itself (message type 'status'). */
+export interface NodeReport {
+  node: string;
+  role: DesiredState['sync']['role'];
+  revision: number;
+  appliedRevision: number;
+  carp: { enabled: boolean; preempt: boolean; maintenance: boolean; demotion: number };
+  pfsync: { enabled: boolean; running: boolean; syncdev: string | null; syncpeer: string | null; bulkUpdateDone: boolean };
+  vhids: { interface: string; vhid: number; state: string; since: string; reason: string }[];
+}
+
+const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+
+export class SyncManager {
+  private readonly service: CarpService;
+  private readonly identity: SyncIdentity;
+  private readonly logger: Logger;
+  private readonly node: string;
+  private readonly retry: { firstMs: number; maxMs: number };
+  private readonly timeoutMs: number;
+  private server?: SyncServer;
+  private client?: { key: string; client: SyncClient };
+  private unsubscribe?: () => void;
+  private closed = false;
+
+  // The push loop (primary).
+  private inFlight?: Promise<void>;
+  private again = false;
+  private retryTimer?: NodeJS.Timeout;
+  private delayMs: number;
+  /** The peer's applied revision as last heard (undefined: not heard since start). */
+  private peerRevision?: number;
+  private lastAttempt?: number;
+  private lastSuccess?: number;
+  private lastError?: string;
+  private readonly listenAddress?: string;
+
+  private constructor(opts: SyncManagerOptions) {
+    this.service = opts.service;
+    this.identity = opts.identity;
+    this.logger = opts.logger;
+    this.node = opts.node;
+    this.retry = opts.retry ?? { firstMs: 1000, maxMs: 30_000 };
+    this.delayMs = this.retry.firstMs;
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.listenAddress = opts.listen ? `${opts.listen.host}:${opts.listen.port}` : undefined;
+  }
+
+  static async start(opts: SyncManagerOptions): Promise<SyncManager> {
+    const m = new SyncManager(opts);
+    if (opts.listen) {
+      m.server = await SyncServer.start({
+        identity: opts.identity,
+        host: opts.listen.host,
+        port: opts.listen.port,
+        pinned: () => {
+          const p = m.service.desired().sync.peer;
+          return p ? [p.fingerprint] : [];
+        },
+        schemaVersion: SCHEMA_VERSION,
+        handle: (msg) => m.handle(msg),
+        logger: opts.logger,
+      });
+    }
+    m.unsubscribe = m.service.onCommit(() => m.schedule());
+    m.schedule();
+    return m;
+  }
+
+  /** The port the sync listener got (for --sync-listen with port 0). */
+  get port(): number | undefined {
+    return this.server?.port;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.unsubscribe?.();
+    clearTimeout(this.retryTimer);
+    await this.inFlight?.catch(() => undefined);
+    this.client?.client.close();
+    await this.server?.close();
+  }
+
+  // --- the primary's side --------------------------------------------------------------------
+
+  private peerClient(): SyncClient {
+    const peer = this.service.desired().sync.peer;
+    if (!peer) throw new CarpdError('CARPD_ERR_SYNC_NOT_CONFIGURED', 'this node has no sync peer; set one with PATCH /v1/sync (its address and the fingerprint carpctl sync identity prints there)');
+    const key = `${peer.address}|${peer.port}|${peer.fingerprint}`;
+    if (this.client?.key !== key) {
+      this.client?.client.close();
+      this.client = { key, client: new SyncClient({ identity: this.identity, peer: { host: peer.address, port: peer.port, fingerprint: peer.fingerprint }, schemaVersion: SCHEMA_VERSION, timeoutMs: this.timeoutMs }) };
+      this.peerRevision = undefined;
+    }
+    return this.client.client;
+  }
+
+  /** Starts a push if this node is a primary whose peer is behind; coalesces with one in flight. */
+  schedule(): void {
+    if (this.closed) return;
+    const s = this.service.desired().sync;
+    if (s.role !== 'primary' || !s.peer) return;
+    if (this.inFlight) {
+      this.again = true;
+      return;
+    }
+    if (this.retryTimer) return; // a retry is already due; it pushes the newest revision
+    this.inFlight = this.loop().finally(() => (this.inFlight = undefined));
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false;
+      const state = this.service.desired();
+      if (state.sync.role !== 'primary') return;
+      if (this.peerRevision === state.revision) continue;
+      const out = await this.push(state);
+      if (!out.ok) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.schedule();
+        }, this.delayMs);
+        this.retryTimer.unref();
+        this.delayMs = Math.min(this.delayMs * 2, this.retry.maxMs);
+        return;
+      }
+      this.delayMs = this.retry.firstMs;
+    } while (this.again && !this.closed);
+  }
+
+  private async push(state: DesiredState): Promise<PushOutcome> {
+    this.lastAttempt = Date.now();
+    const snap = snapshotOf(state);
+    try {
+      const r = await this.peerClient().request('push', snap);
+      if (r.status === 200) {
+        this.peerRevision = snap.revision;
+        this.lastSuccess = Date.now();
+        this.lastError = undefined;
+        const detail = String(r.body?.detail ?? 'applied');
+        this.logger.info({ event: 'sync.pushed', revision: snap.revision, detail }, `sync: revision ${snap.revision} pushed to the secondary: ${detail}`);
+        return { ok: true, reached: true, revision: snap.revision, detail };
+      }
+      if (typeof r.body?.appliedRevision === 'number') this.peerRevision = r.body.appliedRevision;
+      return this.failed(snap.revision, `the secondary refused revision ${snap.revision}: ${r.body?.detail ?? `HTTP ${r.status}`}`, true);
+    } catch (e) {
+      const why = e instanceof SyncTransportError || e instanceof CarpdError ? e.message : `unexpected: ${(e as Error).message}`;
+      return this.failed(snap.revision, why, false);
+    }
+  }
+
+  private failed(revision: number, why: string, reached: boolean): PushOutcome {
+    const first = this.lastError !== why;
+    this.lastError = why;
+    this.logger[first ? 'warn' : 'debug']({ event: 'sync.push.failed', revision, err: why, retryInMs: this.delayMs }, `sync: ${why}; retrying in ${(this.delayMs / 1000).toFixed(0)} s`);
+    return { ok: false, reached, revision, detail: why };
+  }
+
+  /** POST /v1/sync/run: push the newest revision now, whatever the backoff, and say how it went. */
+  async run(): Promise<PushOutcome> {
+    const s = this.service.desired();
+    if (s.sync.role !== 'primary') throw new CarpdError('CARPD_ERR_SYNC_ROLE', `this node is ${s.sync.role}: only a primary pushes; run it on the primary`);
+    this.peerClient();
+    await this.inFlight?.catch(() => undefined);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.delayMs = this.retry.firstMs;
+    const out = await this.push(this.service.desired());
+    if (!out.ok) this.schedule();
+    return out;
+  }
+
+  /** GET /v1/sync/plan: what a push would change on the secondary, computed there without applying. */
+  async plan(): Promise<{ revision: number; plan: PlanView }> {
+    const s = this.service.desired();
+    if (s.sync.role !== 'primary') throw new CarpdError('CARPD_ERR_SYNC_ROLE', `this node is ${s.sync.role}: the plan is computed for the primary's push; ask the primary`);
+    const snap = snapshotOf(s);
+    const r = await this.ask('plan', snap);
+    return { revision: snap.revision, plan: r.plan as PlanView };
+  }
+
+  private async ask(type: string, body: unknown): Promise<any> {
+    let r: { status: number; body: any };
+    try {
+      r = await this.peerClient().request(type, body);
+    } catch (e) {
+      if (e instanceof CarpdError) throw e;
+      throw new CarpdError('CARPD_ERR_SYNC_PEER_UNREACHABLE', `the sync peer did not answer: ${(e as Error).message}`);
+    }
+    if (r.status !== 200) throw new CarpdError('CARPD_ERR_SYNC_PEER_UNREACHABLE', `the sync peer refused the ${type} request (HTTP ${r.status}): ${r.body?.detail ?? ''}`);
+    return r.body;
+  }
+
+  // --- what both sides answer ------------------------------------------------------------------
+
+  /** GET /v1/sync */
+  status() {
+    const s = this.service.desired();
+    const y = s.sync;
+    const peerRevision = y.role === 'primary' ? (this.peerRevision ?? null) : y.role === 'secondary' ? y.appliedRevision : null;
+    let lag: { revisions: number | null; seconds: number | null } = { revisions: null, seconds: null };
+    if (y.role === 'primary' && peerRevision !== null) {
+      const behind = s.revision - peerRevision;
+      const oldest = this.service.revisions().find((r) => r.revision === peerRevision + 1);
+      lag = { revisions: Math.max(0, behind), seconds: behind > 0 && oldest ? Math.max(0, (Date.now() - Date.parse(oldest.createdAt)) / 1000) : 0 };
+    }
+    return {
+      node: this.node,
+      role: y.role,
+      identity: { fingerprint: this.identity.fingerprint },
+      listen: this.listenAddress ?? null,
+      peer: y.peer ? { ...y.peer } : null,
+      localRevision: s.revision,
+      peerRevision,
+      lag,
+      pending: y.role === 'primary' && (peerRevision === null || peerRevision < s.revision),
+      lastAttempt: iso(this.lastAttempt),
+      lastSuccess: iso(this.lastSuccess),
+      lastError: this.lastError ?? null,
+      advskewRule: { ...y.advskewRule },
+      overrides: y.overrides.map((o) => ({ ...o })),
+      localAddresses: [...y.localAddresses],
+      detached: { vips: [...y.detached.vips], carp: y.detached.carp },
+      rejected: this.server?.rejected() ?? null,
+    };
+  }
+
+  /** What this node tells about itself to its peer and in /v1/cluster. */
+  async report(): Promise<NodeReport> {
+    const st = await this.service.status();
+    const s = this.service.desired();
+    return {
+      node: this.node,
+      role: s.sync.role,
+      revision: s.revision,
+      appliedRevision: s.sync.appliedRevision,
+      carp: { enabled: st.carp.allow, preempt: st.carp.preempt, maintenance: st.carp.maintenance, demotion: st.carp.demotion },
+      pfsync: { enabled: s.pfsync.enabled, running: st.pfsync.running, syncdev: st.pfsync.syncdev ?? null, syncpeer: st.pfsync.syncpeer ?? null, bulkUpdateDone: st.pfsync.bulkUpdateDone },
+      vhids: st.vhids.map((v) => ({ interface: v.interface, vhid: v.vhid, state: v.state, since: v.since.toISOString(), reason: v.reason })),
+    };
+  }
+
+  /** GET /v1/cluster: both nodes, the peer's part fetched over the sync link; vhids MASTER on both. */
+  async cluster() {
+    const self = { ...(await this.report()), self: true, reachable: true, error: null as string | null };
+    const nodes: Record<string, unknown>[] = [self];
+    let peer: NodeReport | undefined;
+    if (this.service.desired().sync.peer) {
+      try {
+        peer = (await this.ask('status', {})) as NodeReport;
+        nodes.push({ ...peer, self: false, reachable: true, error: null });
+      } catch (e) {
+        nodes.push({ node: null, self: false, reachable: false, error: (e as Error).message });
+      }
+    }
+    const masters = (r: NodeReport) => new Set(r.vhids.filter((v) => v.state === 'MASTER').map((v) => `${v.interface}/${v.vhid}`));
+    const splitBrain = peer
+      ? [...masters(self)].filter((k) => masters(peer!).has(k)).sort().map((k) => ({ interface: k.split('/')[0], vhid: Number(k.split('/')[1]) }))
+      : [];
+    return { nodes, splitBrain };
+  }
+
+  // --- the receiving side ----------------------------------------------------------------------
+
+  private async handle(msg: VerifiedMessage): Promise<{ status: number; body: unknown }> {
+    switch (msg.type) {
+      case 'push':
+      case 'plan':
+        return this.receive(msg);
+      case 'status':
+        return { status: 200, body: await this.report() };
+      default:
+        return problem(new CarpdError('CARPD_ERR_SYNC_BAD_MESSAGE', `unknown sync message type "${msg.type}"`));
+    }
+  }
+
+  private async receive(msg: VerifiedMessage): Promise<{ status: number; body: unknown }> {
+    const local = this.service.desired();
+    const applied = local.sync.appliedRevision;
+    if (local.sync.role !== 'secondary') {
+      // Loop guard: only a secondary takes snapshots, and it never pushes back.
+      return problem(new CarpdError('CARPD_ERR_SYNC_ROLE', `this node is ${local.sync.role}, not a secondary: it does not take pushes (two primaries, or a push sent back to its primary)`));
+    }
+    let snap;
+    try {
+      snap = readSnapshot(msg.body);
+    } catch (e) {
+      return problem(e as CarpdError);
+    }
+    if (snap.revision < applied) {
+      return problem(new CarpdError('CARPD_ERR_SYNC_OLDER_REVISION', `revision ${snap.revision} is older than revision ${applied} already applied here; if the primary's state was reset, set this node's sync peer again to start over`), { appliedRevision: applied });
+    }
+    const dryRun = msg.type === 'plan';
+    // The same revision again (a restart, a retry after a lost answer) is applied again: it
+    // changes nothing and commits nothing, unless this node's own rules changed meanwhile.
+    try {
+      const outcome = await this.service.mutate({ actor: `sync:${local.sync.peer?.address ?? 'peer'}`, origin: 'sync', dryRun }, `sync: primary's revision ${snap.revision}`, (draft) => {
+        const next = applySnapshot(draft, snap);
+        Object.assign(draft, next);
+      });
+      if (outcome.kind === 'plan') return { status: 200, body: { plan: outcome.plan } };
+      if (!outcome.changed) return { status: 200, body: { detail: `revision ${snap.revision} was already applied`, appliedRevision: snap.revision } };
+      this.logger.info({ event: 'sync.applied', primaryRevision: snap.revision, revision: outcome.state.revision }, `sync: applied the primary's revision ${snap.revision} as revision ${outcome.state.revision}`);
+      return { status: 200, body: { detail: `applied as revision ${outcome.state.revision}`, appliedRevision: snap.revision } };
+    } catch (e) {
+      const err = e instanceof CarpdError ? e : new CarpdError('CARPD_ERR_INTERNAL', (e as Error).message);
+      this.logger.warn({ event: 'sync.apply.failed', primaryRevision: snap.revision, err: err.message }, `sync: the primary's revision ${snap.revision} was not applied: ${err.message}`);
+      return problem(err, { appliedRevision: applied });
+    }
+  }
+}
+
+function problem(e: CarpdError, extra: Record<string, unknown> = {}): { status: number; body: unknown } {
+  return { status: e.status, body: { ...problemOf(e), ...extra } };
+}
+
+export type { RejectReason };

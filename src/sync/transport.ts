@@ -1,0 +1,448 @@
+/**
+ * The sync transport: one HTTPS endpoint, `POST /sync/v1/message`, on a listener of its own
+ * (never the management API's), authenticated both ways by pinned certificate fingerprints.
+ *
+ * Server. TLS 1.3 only; every client must present a certificate (`requestCert`), which is not
+ * checked against any CA (`rejectUnauthorized: false`: the certificates are self-signed) but
+ * by its SHA-256 fingerprint against `pinned()`, read at every request so that a config change
+ * takes effect at once, on open connections too. A connection without a certificate, or with
+ * one that is not pinned, is refused before its body is read and never reaches the handler.
+ * Then the body (at most 4 MiB) is opened as a signed envelope (see envelope.ts) with the
+ * client certificate as the only key that may have signed it. Every refusal is answered as
+ * RFC 9457 problem+json with carpd's error code for its reason and `reason` as an extension
+ * member, counted per reason (`rejected()`), and logged at warn with the reason, the peer's
+ * address and fingerprint, never the body. Only a verified message is passed to `handle`,
+ * whose `{status, body}` is sent as JSON (problem+json when the body is a problem).
+ *
+ * Client. One TLS connection per request, made in two steps so that nothing is sent to the
+ * wrong server: connect and handshake (presenting this node's certificate), compare the
+ * server certificate's fingerprint with the pinned one on `secureConnect`, and only then run
+ * the HTTP request over that socket. Transport failures reject with SyncTransportError; any
+ * HTTP answer, 2xx or a problem, resolves with its status and parsed JSON body.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { X509Certificate, type KeyObject } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { problemOf } from '../api/problem.js';
+import { CarpdError, type ErrorCode } from '../errors.js';
+import { REJECT_REASONS, ReplayGuard, SyncRejection, open, seal, type RejectReason, type SyncMessage } from './envelope.js';
+import { parseFingerprint, type SyncIdentity } from './identity.js';
+
+export type { RejectReason, SyncMessage };
+
+export const SYNC_PATH = '/sync/v1/message';
+export const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+export interface VerifiedMessage<T = unknown> extends SyncMessage<T> {}
+
+export interface SyncServerOptions {
+  identity: SyncIdentity;
+  /** The sync listener's own address (never the management API's); port 0 = any free port. */
+  host: string;
+  port: number;
+  /** Fingerprints accepted, read at every request (the config can change). */
+  pinned: () => string[];
+  schemaVersion: number;
+  handle: (m: VerifiedMessage, peer: { fingerprint: string; address: string }) => Promise<{ status: number; body: unknown }>;
+  logger?: Logger;
+  /** ms since the epoch; for tests of 'stale'. */
+  clock?: () => number;
+}
+
+interface PeerCert {
+  fingerprint: string;
+  publicKey: KeyObject;
+}
+
+export class SyncServer {
+  private readonly counts: Record<RejectReason, number> = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
+  private readonly replay = new ReplayGuard();
+  private readonly certs = new WeakMap<TLSSocket, PeerCert | null>();
+  private readonly clock: () => number;
+
+  private constructor(
+    private readonly opts: SyncServerOptions,
+    private readonly server: https.Server,
+    readonly port: number,
+  ) {
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  static async start(opts: SyncServerOptions): Promise<SyncServer> {
+    const server = https.createServer({
+      key: opts.identity.keyPem,
+      cert: opts.identity.certPem,
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.3',
+      handshakeTimeout: 10_000,
+    });
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 30_000;
+    server.keepAliveTimeout = 5_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port, opts.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const s = new SyncServer(opts, server, (server.address() as AddressInfo).port);
+    server.on('request', (req, res) => {
+      s.onRequest(req, res).catch((err) => {
+        opts.logger?.error({ event: 'sync.internal', err }, 'sync listener: internal error');
+        if (!res.headersSent) send(res, 500, problemOf(new CarpdError('CARPD_ERR_INTERNAL', 'carpd failed to answer this sync message; the error is in its log')));
+        else res.destroy();
+      });
+    });
+    server.on('tlsClientError', (err, socket) => {
+      opts.logger?.debug({ event: 'sync.tls.error', address: socket.remoteAddress, err: err.message }, `sync listener: TLS handshake failed: ${err.message}`);
+    });
+    return s;
+  }
+
+  /** Rejections since start, by reason (every reason present, 0 when none). */
+  rejected(): Record<RejectReason, number> {
+    return { ...this.counts };
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const socket = req.socket as TLSSocket;
+    const address = plainAddress(socket.remoteAddress);
+    const cert = this.peerCert(socket);
+    if (!cert) return this.reject(res, new SyncRejection('no-client-cert', 'the sync listener requires a client certificate; connect with this node\'s sync certificate'), address, undefined);
+    const pinned = new Set(this.opts.pinned().map((f) => parseFingerprint(f)).filter((f): f is string => f !== undefined));
+    if (!pinned.has(cert.fingerprint)) {
+      return this.reject(res, new SyncRejection('unknown-peer', `certificate ${cert.fingerprint} is not pinned on this node; pin it as the sync peer's fingerprint to accept it`), address, cert.fingerprint);
+    }
+
+    const url = (req.url ?? '/').split('?')[0];
+    if (url !== SYNC_PATH) return sendError(res, new CarpdError('CARPD_ERR_ROUTE_NOT_FOUND', `no such resource; the sync listener serves only POST ${SYNC_PATH}`), req);
+    if (req.method !== 'POST') {
+      res.setHeader('Allow', 'POST');
+      return sendError(res, new CarpdError('CARPD_ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${SYNC_PATH}; use POST`), req);
+    }
+
+    const raw = await readBody(req);
+    if (raw === undefined) {
+      this.count('malformed', address, cert.fingerprint, 'the body is larger than 4 MiB');
+      res.setHeader('Connection', 'close');
+      return sendError(res, new CarpdError('CARPD_ERR_BODY_TOO_LARGE', 'the sync message is larger than 4 MiB'), req);
+    }
+
+    let message: SyncMessage;
+    try {
+      message = open(raw, { sender: cert, self: this.opts.identity.fingerprint, schemaVersion: this.opts.schemaVersion, replay: this.replay, now: this.clock() });
+    } catch (e) {
+      if (e instanceof SyncRejection) return this.reject(res, e, address, cert.fingerprint);
+      throw e;
+    }
+    this.opts.logger?.debug({ event: 'sync.received', type: message.type, peer: { address, fingerprint: cert.fingerprint }, nonce: message.nonce }, `sync: ${message.type} from ${address}`);
+
+    let answer: { status: number; body: unknown };
+    try {
+      answer = await this.opts.handle(message, { fingerprint: cert.fingerprint, address });
+    } catch (e) {
+      if (!(e instanceof CarpdError)) throw e;
+      answer = { status: e.status, body: problemOf(e) };
+    }
+    send(res, answer.status, answer.body);
+  }
+
+  /** The client certificate of a TLS connection, or null when it presented none. */
+  private peerCert(socket: TLSSocket): PeerCert | null {
+    let c = this.certs.get(socket);
+    if (c !== undefined) return c;
+    const peer = socket.getPeerCertificate?.();
+    c = null;
+    if (peer && peer.raw && peer.raw.length > 0) {
+      const x = new X509Certificate(peer.raw);
+      c = { fingerprint: x.fingerprint256, publicKey: x.publicKey };
+    }
+    this.certs.set(socket, c);
+    return c;
+  }
+
+  private count(reason: RejectReason, address: string, fingerprint: string | undefined, detail: string): void {
+    this.counts[reason]++;
+    this.opts.logger?.warn({ event: 'sync.rejected', reason, peer: { address, fingerprint: fingerprint ?? null }, detail }, `sync message rejected (${reason}) from ${address}: ${detail}`);
+  }
+
+  private reject(res: http.ServerResponse, e: SyncRejection, address: string, fingerprint: string | undefined): void {
+    this.count(e.reason, address, fingerprint, e.message);
+    // An untrusted peer gets no second request on this connection, and its body is not read.
+    if (e.reason === 'no-client-cert' || e.reason === 'unknown-peer') res.setHeader('Connection', 'close');
+    send(res, e.status, { ...problemOf(e, SYNC_PATH), reason: e.reason });
+  }
+}
+
+/** The body as text, or undefined when it is larger than MAX_BODY_BYTES. */
+function readBody(req: http.IncomingMessage): Promise<string | undefined> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
+    req.resume();
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (b: Buffer) => {
+      if (over) return;
+      size += b.length;
+      if (size > MAX_BODY_BYTES) {
+        over = true;
+        chunks.length = 0;
+        resolve(undefined);
+        return;
+      }
+      chunks.push(b);
+    });
+    req.on('end', () => {
+      if (!over) resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    req.on('error', reject);
+  });
+}
+
+function sendError(res: http.ServerResponse, e: CarpdError, req: http.IncomingMessage): void {
+  send(res, e.status, problemOf(e, (req.url ?? '').split('?')[0]));
+}
+
+function isProblem(body: unknown): boolean {
+  return typeof body === 'object' && body !== null && typeof (body as { type?: unknown }).type === 'string' && typeof (body as { title?: unknown }).title === 'string';
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  if (body === undefined || status === 204 || status === 304) {
+    res.writeHead(status).end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'Content-Type': status >= 400 && isProblem(body) ? 'application/problem+json' : 'application/json',
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-store',
+  });
+  res.end(text);
+}
+
+function plainAddress(a: string | undefined): string {
+  if (!a) return 'unknown';
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
+  return m ? m[1] : a;
+}
+
+// --- client --------------------------------------------------------------------------------
+
+export interface SyncPeer {
+  host: string;
+  port: number;
+  fingerprint: string;
+}
+
+export type SyncTransportErrorKind = 'unreachable' | 'fingerprint' | 'timeout' | 'rejected' | 'protocol';
+
+/**
+ * A request that got no HTTP answer from the pinned peer:
+ *   unreachable  no connection (code is the errno name, e.g. ECONNREFUSED)
+ *   fingerprint  the server's certificate is not the pinned one; nothing was sent
+ *   timeout      no complete answer within timeoutMs
+ *   rejected     the peer refused the TLS handshake (code is OpenSSL's, e.g. an alert)
+ *   protocol     the peer answered, but not with TLS 1.3 / HTTP / JSON (status when it had one)
+ */
+export class SyncTransportError extends Error {
+  readonly kind: SyncTransportErrorKind;
+  declare readonly status?: number;
+  declare readonly code?: string;
+
+  constructor(kind: SyncTransportErrorKind, message: string, extra: { status?: number; code?: string; cause?: unknown } = {}) {
+    super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
+    this.name = 'SyncTransportError';
+    this.kind = kind;
+    if (extra.status !== undefined) this.status = extra.status;
+    if (extra.code !== undefined) this.code = extra.code;
+  }
+
+  /** The same failure as carpd's API error (502 CARPD_ERR_SYNC_PEER_UNREACHABLE). */
+  toCarpdError(): CarpdError {
+    const code: ErrorCode = 'CARPD_ERR_SYNC_PEER_UNREACHABLE';
+    return new CarpdError(code, this.message, { cause: this });
+  }
+}
+
+const ERRNO_WORDS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused: nothing listens there',
+  ECONNRESET: 'the connection was reset by the peer',
+  EHOSTUNREACH: 'no route to the host',
+  ENETUNREACH: 'the network is unreachable',
+  EHOSTDOWN: 'the host is down',
+  ENETDOWN: 'the network is down',
+  EADDRNOTAVAIL: 'the address is not available on this host',
+  EPIPE: 'the peer closed the connection',
+  ENOTFOUND: 'the host name does not resolve',
+  EAI_AGAIN: 'the host name could not be resolved now',
+  ETIMEDOUT: 'the connection timed out',
+};
+
+export class SyncClient {
+  private readonly identity: SyncIdentity;
+  private readonly peer: SyncPeer;
+  private readonly pinned: string;
+  private readonly schemaVersion: number;
+  private readonly timeoutMs: number;
+  private readonly sockets = new Set<TLSSocket>();
+  private closed = false;
+
+  constructor(opts: { identity: SyncIdentity; peer: SyncPeer; schemaVersion: number; timeoutMs?: number }) {
+    const pinned = parseFingerprint(opts.peer.fingerprint);
+    if (!pinned) throw new TypeError(`the sync peer's fingerprint is not a SHA-256 certificate fingerprint: "${opts.peer.fingerprint}"`);
+    this.identity = opts.identity;
+    this.peer = opts.peer;
+    this.pinned = pinned;
+    this.schemaVersion = opts.schemaVersion;
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+  }
+
+  /**
+   * Seals and POSTs one message. Resolves with the peer's HTTP status and parsed JSON body for
+   * 2xx and for 4xx/5xx problem answers alike (the caller decides); rejects with
+   * SyncTransportError for transport failures.
+   */
+  async request(type: string, body: unknown): Promise<{ status: number; body: any }> {
+    if (this.closed) throw new SyncTransportError('unreachable', 'the sync client is closed');
+    const where = `${this.peer.host}:${this.peer.port}`;
+    let socket: TLSSocket | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SyncTransportError('timeout', `the sync peer ${where} did not answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
+    try {
+      const connecting = this.connect(where, (s) => (socket = s));
+      socket = await Promise.race([connecting, timeout]);
+      // The server is the pinned one: only now is the message sealed and sent.
+      const payload = seal(this.identity, this.pinned, type, body, this.schemaVersion);
+      return await Promise.race([this.post(socket, where, payload), timeout]);
+    } finally {
+      clearTimeout(timer);
+      if (socket) {
+        socket.destroy();
+        this.sockets.delete(socket);
+      }
+    }
+  }
+
+  /** Aborts requests in flight; the client takes no more. */
+  close(): void {
+    this.closed = true;
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+  }
+
+  /** A TLS 1.3 connection to the peer whose certificate has the pinned fingerprint. */
+  private connect(where: string, started: (s: TLSSocket) => void): Promise<TLSSocket> {
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({
+        host: this.peer.host,
+        port: this.peer.port,
+        key: this.identity.keyPem,
+        cert: this.identity.certPem,
+        rejectUnauthorized: false, // self-signed: the fingerprint below is the check
+        minVersion: 'TLSv1.3',
+        ALPNProtocols: ['http/1.1'],
+      });
+      this.sockets.add(socket);
+      started(socket);
+      const fail = (e: Error) => {
+        socket.destroy();
+        reject(transportError(e, where));
+      };
+      socket.once('error', fail);
+      socket.once('close', () => reject(new SyncTransportError('rejected', `the sync peer ${where} closed the connection during the TLS handshake`)));
+      socket.once('secureConnect', () => {
+        socket.off('error', fail);
+        const got = socket.getPeerCertificate()?.fingerprint256;
+        if (got !== this.pinned) {
+          socket.destroy();
+          reject(
+            new SyncTransportError(
+              'fingerprint',
+              got
+                ? `the sync peer ${where} presented certificate ${got}, not the pinned ${this.pinned}; nothing was sent (if the peer's identity was recreated, pin its new fingerprint)`
+                : `the sync peer ${where} presented no certificate (pinned: ${this.pinned}); nothing was sent`,
+            ),
+          );
+          return;
+        }
+        resolve(socket);
+      });
+    });
+  }
+
+  private post(socket: TLSSocket, where: string, payload: string): Promise<{ status: number; body: any }> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({
+        method: 'POST',
+        host: this.peer.host,
+        port: this.peer.port,
+        path: SYNC_PATH,
+        headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload), Accept: 'application/json, application/problem+json', Connection: 'close' },
+        createConnection: () => socket,
+      });
+      req.on('error', (e) => reject(transportError(e, where)));
+      req.on('response', (res) => {
+        const status = res.statusCode ?? 0;
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (b: Buffer) => {
+          size += b.length;
+          if (size > MAX_BODY_BYTES) {
+            res.destroy();
+            reject(new SyncTransportError('protocol', `the sync peer ${where} answered with more than 4 MiB`, { status }));
+            return;
+          }
+          chunks.push(b);
+        });
+        res.on('error', (e) => reject(transportError(e, where)));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          if (text.length === 0) return resolve({ status, body: undefined });
+          try {
+            resolve({ status, body: JSON.parse(text) });
+          } catch {
+            reject(new SyncTransportError('protocol', `the sync peer ${where} answered HTTP ${status} with a body that is not JSON; is that port carpd's sync listener?`, { status }));
+          }
+        });
+      });
+      req.end(payload);
+    });
+  }
+}
+
+function transportError(e: unknown, where: string): SyncTransportError {
+  if (e instanceof SyncTransportError) return e;
+  const err = e as NodeJS.ErrnoException;
+  const code = typeof err?.code === 'string' ? err.code : undefined;
+  if (code && ERRNO_WORDS[code]) {
+    const kind = code === 'ETIMEDOUT' ? 'timeout' : 'unreachable';
+    return new SyncTransportError(kind, `the sync peer ${where} is unreachable: ${ERRNO_WORDS[code]} (${code})`, { code, cause: e });
+  }
+  if (code && /^ERR_SSL_.*ALERT/.test(code)) {
+    return new SyncTransportError('rejected', `the sync peer ${where} refused the TLS handshake: ${err.message}`, { code, cause: e });
+  }
+  if (code && (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || code.startsWith('HPE_'))) {
+    return new SyncTransportError('protocol', `the sync peer ${where} does not speak TLS 1.3 and HTTP as carpd's sync listener does: ${err.message}`, { code, cause: e });
+  }
+  return new SyncTransportError('unreachable', `the sync peer ${where} is unreachable: ${err?.message ?? String(e)}`, { code, cause: e });
+}
+
