@@ -555,3 +555,375 @@ test("--help prints usage and exits 0 without contacting carpd", async () => {
   const none = await carpctl([], {});
   assert.equal(none.code, 2);
 });
+
+const FP = "D9:81:E0:E3:98:E5:F3:E5:FB:DC:8E:59:6A:8E:81:0B:17:53:16:3B:F8:7E:6D:6C:F1:CD:15:72:B5:FC:EC:65";
+const FP_PEER = "50:A9:3D:87:B0:AA:28:A8:60:E6:1A:2C:4D:11:B3:43:C7:EC:4E:CA:9A:06:E0:FE:64:D4:9E:D9:E0:53:26:20";
+
+const syncPrimary: S["SyncStatus"] = {
+  node: "fw1",
+  role: "primary",
+  identity: { fingerprint: FP },
+  listen: "198.51.100.1:8443",
+  peer: { address: "198.51.100.2", port: 8443, fingerprint: FP_PEER },
+  localRevision: 42,
+  peerRevision: 40,
+  lag: { revisions: 2, seconds: 12.34 },
+  pending: true,
+  lastAttempt: "2025-01-05T00:00:10Z",
+  lastSuccess: "2025-01-05T00:00:00Z",
+  lastError: "the sync peer 198.51.100.2:8443 is unreachable: connection refused: nothing listens there (ECONNREFUSED)",
+  advskewRule: { add: 100, cap: 254 },
+  overrides: [],
+  localAddresses: ["192.0.2.10/24"],
+  detached: { vips: [], carp: false },
+  rejected: { "no-client-cert": 0, "unknown-peer": 3, stale: 1, replay: 0 },
+};
+
+const syncSecondary: S["SyncStatus"] = {
+  ...syncPrimary,
+  node: "fw2",
+  role: "secondary",
+  identity: { fingerprint: FP_PEER },
+  listen: "198.51.100.2:8443",
+  peer: { address: "198.51.100.1", port: 8443, fingerprint: FP },
+  localRevision: 17,
+  peerRevision: 42,
+  lag: { revisions: null, seconds: null },
+  pending: false,
+  lastAttempt: null,
+  lastSuccess: null,
+  lastError: null,
+  advskewRule: { add: 50, cap: 200 },
+  overrides: [{ interface: "em0", vhid: 3, advskew: 42 }],
+  localAddresses: ["192.0.2.11/24"],
+  detached: { vips: ["em0/1"], carp: true },
+  rejected: { "no-client-cert": 0, "unknown-peer": 0 },
+};
+
+test("sync identity prints the fingerprint, the listener and the line to run on the peer", async (t) => {
+  const srv = await fakeCarpd(t, { "GET /v1/sync": { status: 200, body: syncPrimary } });
+  const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };
+  const r = await carpctl(["sync", "identity"], env);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, new RegExp(`^fingerprint: ${FP}$`, "m"));
+  assert.match(r.out, /^listen:\s+198\.51\.100\.1:8443$/m);
+  assert.match(r.out, new RegExp(`^  carpctl sync set --peer 198\\.51\\.100\\.1:8443 --fingerprint ${FP}$`, "m"));
+  const json = await carpctl(["sync", "identity", "--json"], env);
+  assert.equal(JSON.parse(json.out).identity.fingerprint, FP);
+});
+
+test("sync identity without --sync-listen, or on a wildcard or IPv6 listener, says what the peer needs", async (t) => {
+  const srv = await fakeCarpd(t, { "GET /v1/sync": { status: 200, body: { ...syncPrimary, listen: null } } });
+  const r = await carpctl(["sync", "identity"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^listen:\s+none \(carpd runs without --sync-listen/m);
+  assert.match(r.out, /carpctl sync set --peer ADDR\[:PORT\] --fingerprint/);
+  for (const [listen, peer] of [["0.0.0.0:8443", "ADDR:8443"], ["[2001:db8::1]:9443", "[2001:db8::1]:9443"]]) {
+    const s = await fakeCarpd(t, { "GET /v1/sync": { status: 200, body: { ...syncPrimary, listen } } });
+    const w = await carpctl(["sync", "identity"], { CARPD_URL: s.url, CARPD_TOKEN: "x" });
+    assert.ok(w.out.includes(`carpctl sync set --peer ${peer} --fingerprint`), w.out);
+  }
+});
+
+test("sync status on a primary: revisions on both sides, lag, last error in words, refused messages", async (t) => {
+  const srv = await fakeCarpd(t, { "GET /v1/sync": { status: 200, body: syncPrimary } });
+  const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };
+  const r = await carpctl(["sync", "status"], env);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^role:\s+primary$/m);
+  assert.match(r.out, new RegExp(`^peer:\\s+198\\.51\\.100\\.2:8443, fingerprint ${FP_PEER}$`, "m"));
+  assert.match(r.out, /^revisions:\s+local 42, peer 40 \(applied on the secondary, as last heard\)$/m);
+  assert.match(r.out, /^lag:\s+2 revisions, the oldest unapplied is 12\.3 s old$/m);
+  assert.match(r.out, /^pending:\s+yes$/m);
+  assert.match(r.out, /^last attempt:\s+2025-01-05T00:00:10Z$/m);
+  assert.match(r.out, /^last success:\s+2025-01-05T00:00:00Z$/m);
+  assert.match(r.out, /^last error:\s+the sync peer 198\.51\.100\.2:8443 is unreachable: connection refused/m);
+  assert.match(r.out, /^detached:\s+none$/m);
+  assert.match(r.out, /^rejected:\s+unknown-peer 3, stale 1$/m);
+  const json = await carpctl(["--json", "sync", "status"], env);
+  assert.deepEqual(JSON.parse(json.out), syncPrimary);
+});
+
+test("sync status on a secondary: the primary's revision applied, rule, overrides, detached objects", async (t) => {
+  const srv = await fakeCarpd(t, { "GET /v1/sync": { status: 200, body: syncSecondary } });
+  const r = await carpctl(["sync", "status"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^revisions:\s+local 17, peer 42 \(the primary's revision applied here\)$/m);
+  assert.match(r.out, /^lag:\s+-$/m);
+  assert.match(r.out, /^last attempt:\s+-$/m);
+  assert.match(r.out, /^last error:\s+none$/m);
+  assert.match(r.out, /^advskew rule:\s+add 50, cap 200: advskew = min\(primary's \+ 50, 200\), vrrpPriority = max\(primary's - 50, 1\)$/m);
+  assert.match(r.out, /^overrides:\s+em0\/3 advskew 42$/m);
+  assert.match(r.out, /^local addresses: 192\.0\.2\.11\/24$/m);
+  assert.match(r.out, /^detached:\s+em0\/1, carp \(changed here with --force; 'carpctl sync set --reattach KEY'/m);
+  assert.match(r.out, /^rejected:\s+none$/m);
+});
+
+test("sync plan prints the secondary's changes and steps for the primary's revision", async (t) => {
+  const srv = await fakeCarpd(t, {
+    "GET /v1/sync/plan": { status: 200, body: { revision: 42, plan: { ...plan, fromRevision: 17 } } },
+  });
+  const r = await carpctl(["sync", "plan"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^a push of revision 42, planned on the secondary at its revision 17: nothing was applied or stored$/m);
+  assert.match(r.out, /^  vips\[em0\/1\]\.advskew: 0 -> 50$/m);
+  assert.match(r.out, /^vhid\.set\s+em0 vhid 1\s+advskew 50$/m);
+});
+
+test("sync plan on a secondary exits 1 with the problem's code and detail", async (t) => {
+  const srv = await fakeCarpd(t, {
+    "GET /v1/sync/plan": {
+      status: 409,
+      body: problem(409, "CARPD_ERR_SYNC_ROLE", "this node is secondary: the plan is computed for the primary's push; ask the primary"),
+    },
+  });
+  const r = await carpctl(["sync", "plan"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 1);
+  assert.match(r.err, /^carpctl: error 409 CARPD_ERR_SYNC_ROLE: this node is secondary: .*ask the primary$/m);
+  assert.equal(r.out, "");
+});
+
+test("sync run: pushed exits 0; refused by the secondary exits 1 with its reason; not reached exits 1 with a hint", async (t) => {
+  const pushed = await fakeCarpd(t, {
+    "POST /v1/sync/run": {
+      status: 200,
+      body: { ok: true, reached: true, revision: 42, detail: "applied as revision 18", sync: syncPrimary },
+    },
+  });
+  const r = await carpctl(["sync", "run"], { CARPD_URL: pushed.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, "pushed revision 42 to the secondary: applied as revision 18\n");
+  assert.equal(pushed.requests[0].method, "POST");
+
+  const refusedDetail = "the secondary refused revision 42: revision 42 is older than revision 50 already applied here";
+  const refused = await fakeCarpd(t, {
+    "POST /v1/sync/run": { status: 200, body: { ok: false, reached: true, revision: 42, detail: refusedDetail, sync: syncPrimary } },
+  });
+  const no = await carpctl(["sync", "run"], { CARPD_URL: refused.url, CARPD_TOKEN: "x" });
+  assert.equal(no.code, 1);
+  assert.equal(no.out, "");
+  assert.ok(no.err.startsWith(`carpctl: ${refusedDetail}\n`), no.err);
+  const noJson = await carpctl(["sync", "run", "--json"], { CARPD_URL: refused.url, CARPD_TOKEN: "x" });
+  assert.equal(noJson.code, 1);
+  assert.equal(JSON.parse(noJson.out).ok, false);
+
+  const unreachable = await fakeCarpd(t, {
+    "POST /v1/sync/run": {
+      status: 502,
+      body: problem(502, "CARPD_ERR_SYNC_PEER_UNREACHABLE", "the sync peer 198.51.100.2:8443 did not answer within 5000 ms"),
+    },
+  });
+  const down = await carpctl(["sync", "run"], { CARPD_URL: unreachable.url, CARPD_TOKEN: "x" });
+  assert.equal(down.code, 1);
+  assert.match(down.err, /error 502 CARPD_ERR_SYNC_PEER_UNREACHABLE: the sync peer 198\.51\.100\.2:8443 did not answer/);
+  assert.match(down.err, /^hint: check the peer's --sync-listen address/m);
+});
+
+test("sync set patches only what is given: role, peer with port, rule, local addresses, reattach", async (t) => {
+  const srv = await fakeCarpd(t, {
+    "PATCH /v1/sync": { status: 200, body: syncSecondary, headers: { ETag: '"18"' } },
+  });
+  const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };
+  const r = await carpctl(
+    ["sync", "set", "--role", "secondary", "--peer", "198.51.100.1:9443", "--fingerprint", FP, "--add", "50", "--cap", "200",
+      "--local-address", "192.0.2.11/24", "--local-address", "2001:db8::11/64", "--reattach", "em0/1", "--reattach", "carp"],
+    env,
+  );
+  assert.equal(r.code, 0, r.err);
+  assert.equal(srv.requests.length, 1);
+  assert.equal(srv.requests[0].method, "PATCH");
+  assert.deepEqual(srv.requests[0].body, {
+    role: "secondary",
+    peer: { address: "198.51.100.1", port: 9443, fingerprint: FP },
+    advskewRule: { add: 50, cap: 200 },
+    localAddresses: ["192.0.2.11/24", "2001:db8::11/64"],
+    reattach: ["em0/1", "carp"],
+  });
+  assert.match(r.out, /^sync settings changed \(revision 18\)$/m);
+  assert.match(r.out, /^role:\s+secondary$/m);
+
+  // No port: the API's default; IPv6 in brackets; --no-peer and --local-address none empty them.
+  await carpctl(["sync", "set", "--peer", "198.51.100.1", "--fingerprint", FP], env);
+  assert.deepEqual(srv.requests[1].body, { peer: { address: "198.51.100.1", fingerprint: FP } });
+  await carpctl(["sync", "set", "--peer", "[2001:db8::1]:8443", "--fingerprint", FP], env);
+  assert.deepEqual(srv.requests[2].body, { peer: { address: "2001:db8::1", port: 8443, fingerprint: FP } });
+  await carpctl(["sync", "set", "--role", "standalone", "--no-peer", "--local-address", "none"], env);
+  assert.deepEqual(srv.requests[3].body, { role: "standalone", peer: null, localAddresses: [] });
+});
+
+test("sync set with half a peer completes it from the current one, guarded by the revision read", async (t) => {
+  const srv = await fakeCarpd(t, {
+    "GET /v1/sync": { status: 200, body: syncPrimary, headers: { ETag: '"42"' } },
+    "PATCH /v1/sync": { status: 200, body: syncPrimary, headers: { ETag: '"43"' } },
+  });
+  const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };
+  const r = await carpctl(["sync", "set", "--fingerprint", FP], env);
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(srv.requests.map((q) => q.method), ["GET", "PATCH"]);
+  assert.equal(srv.requests[1].headers["if-match"], '"42"');
+  assert.deepEqual(srv.requests[1].body, { peer: { address: "198.51.100.2", port: 8443, fingerprint: FP } });
+  await carpctl(["sync", "set", "--peer", "198.51.100.9", "--if-match", "40"], env);
+  assert.equal(srv.requests[3].headers["if-match"], '"40"');
+  assert.deepEqual(srv.requests[3].body, { peer: { address: "198.51.100.9", fingerprint: FP_PEER } });
+
+  const alone = await fakeCarpd(t, { "GET /v1/sync": { status: 200, body: { ...syncPrimary, role: "standalone", peer: null } } });
+  const half = await carpctl(["sync", "set", "--peer", "198.51.100.9"], { CARPD_URL: alone.url, CARPD_TOKEN: "x" });
+  assert.equal(half.code, 2);
+  assert.match(half.err, /--peer needs --fingerprint: this node has no peer yet/);
+  assert.deepEqual(alone.requests.map((q) => q.method), ["GET"]);
+});
+
+test("sync set: --dry-run prints the plan; bad flags are usage errors and send nothing", async (t) => {
+  const srv = await fakeCarpd(t, { "PATCH /v1/sync": { status: 200, body: plan } });
+  const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };
+  const dry = await carpctl(["sync", "set", "--add", "50", "--dry-run"], env);
+  assert.equal(dry.code, 0, dry.err);
+  assert.equal(srv.requests[0].query.get("dryRun"), "true");
+  assert.match(dry.out, /dry run from revision 42: nothing was applied/);
+  const cases: [string[], RegExp][] = [
+    [["sync", "set"], /sync set: nothing to change/],
+    [["sync", "set", "--role", "master"], /--role must be one of standalone, primary, secondary, got 'master'/],
+    [["sync", "set", "--no-peer", "--fingerprint", FP], /--no-peer conflicts with --peer and --fingerprint/],
+    [["sync", "set", "--peer", "fw2.example:8443", "--fingerprint", FP], /--peer must be the peer's sync address/],
+    [["sync", "set", "--peer", "198.51.100.1:70000", "--fingerprint", FP], /the --peer port must be an integer from 1 to 65535/],
+    [["sync", "set", "--cap", "255"], /--cap must be an integer from 0 to 254, got 255/],
+    [["sync", "set", "--reattach", "em0"], /--reattach takes a VIP key IF\/VHID \(em0\/1\) or carp, got 'em0'/],
+    [["sync", "set", "--add", "1", "--force"], /--force does not apply to 'sync set'/],
+    [["sync", "status", "--dry-run"], /--dry-run does not apply to 'sync status'/],
+    [["sync", "push"], /unknown command 'sync push'; 'sync' takes one of: identity, status, plan, run, set/],
+  ];
+  for (const [argv, message] of cases) {
+    const r = await carpctl(argv, env);
+    assert.equal(r.code, 2, argv.join(" "));
+    assert.match(r.err, message);
+    assert.match(r.err, /run 'carpctl sync --help' for usage/);
+  }
+  assert.equal(srv.requests.length, 1);
+});
+
+const clusterNode = (over: Partial<S["ClusterNode"]>): S["ClusterNode"] => ({
+  self: true,
+  reachable: true,
+  error: null,
+  node: "fw1",
+  role: "primary",
+  revision: 42,
+  appliedRevision: 0,
+  carp: { enabled: true, preempt: true, maintenance: false, demotion: 0 },
+  pfsync: { enabled: true, running: true, syncdev: "em2", syncpeer: "10.0.0.2", bulkUpdateDone: true },
+  vhids: [
+    { interface: "em0", vhid: 1, state: "MASTER", since: "2025-01-01T00:00:00Z", reason: "preempt" },
+    { interface: "em0", vhid: 2, state: "MASTER", since: "2025-01-01T00:00:00Z", reason: "preempt" },
+    { interface: "em1", vhid: 7, state: "MASTER", since: "2025-01-01T00:00:00Z", reason: "preempt" },
+  ],
+  ...over,
+});
+
+test("cluster shows both nodes side by side, every vhid on each, and a loud SPLIT BRAIN line", async (t) => {
+  const cluster: S["Cluster"] = {
+    nodes: [
+      clusterNode({}),
+      clusterNode({
+        self: false,
+        node: "fw2",
+        role: "secondary",
+        revision: 17,
+        appliedRevision: 42,
+        carp: { enabled: true, preempt: true, maintenance: true, demotion: 240 },
+        pfsync: { enabled: true, running: false, syncdev: "em2", syncpeer: null, bulkUpdateDone: false },
+        vhids: [
+          { interface: "em0", vhid: 1, state: "MASTER", since: "2025-01-01T00:00:00Z", reason: "master down" },
+          { interface: "em0", vhid: 2, state: "BACKUP", since: "2025-01-01T00:00:00Z", reason: "master seen" },
+          { interface: "vlan10", vhid: 3, state: "INIT", since: "2025-01-01T00:00:00Z", reason: "link down" },
+        ],
+      }),
+    ],
+    splitBrain: [{ interface: "em0", vhid: 1 }],
+  };
+  const srv = await fakeCarpd(t, { "GET /v1/cluster": { status: 200, body: cluster } });
+  const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };
+  const r = await carpctl(["cluster"], env);
+  assert.equal(r.code, 0, r.err);
+  assert.ok(r.out.startsWith("SPLIT BRAIN: em0 vhid 1 is MASTER on both nodes\n"), r.out);
+  assert.match(r.out, /^NODE\s+fw1 \(this node\)\s+fw2$/m);
+  assert.match(r.out, /^role\s+primary\s+secondary$/m);
+  assert.match(r.out, /^revision\s+42\s+17 \(primary's 42 applied\)$/m);
+  assert.match(r.out, /^demotion\s+0\s+240$/m);
+  assert.match(r.out, /^maintenance\s+no\s+yes$/m);
+  assert.match(r.out, /^pfsync\s+running\s+NOT running$/m);
+  assert.match(r.out, /^INTERFACE\s+VHID\s+fw1\s+fw2$/m);
+  assert.match(r.out, /^em0\s+1\s+MASTER\s+MASTER\s+<- MASTER ON BOTH$/m);
+  assert.match(r.out, /^em0\s+2\s+MASTER\s+BACKUP$/m);
+  assert.match(r.out, /^em1\s+7\s+MASTER\s+-$/m);
+  assert.match(r.out, /^vlan10\s+3\s+-\s+INIT$/m);
+  const json = await carpctl(["cluster", "--json"], env);
+  assert.deepEqual(JSON.parse(json.out), cluster);
+});
+
+test("cluster with an unreachable peer shows this node, question marks and the peer's error", async (t) => {
+  const error = "the sync peer did not answer: the sync peer 198.51.100.2:8443 is unreachable: connection refused: nothing listens there (ECONNREFUSED)";
+  const srv = await fakeCarpd(t, {
+    "GET /v1/cluster": {
+      status: 200,
+      body: { nodes: [clusterNode({}), { self: false, reachable: false, error, node: null }], splitBrain: [] },
+    },
+  });
+  const r = await carpctl(["cluster"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 0, r.err);
+  assert.doesNotMatch(r.out, /SPLIT BRAIN/);
+  assert.match(r.out, /^NODE\s+fw1 \(this node\)\s+peer$/m);
+  assert.match(r.out, /^role\s+primary\s+\?$/m);
+  assert.match(r.out, /^em0\s+1\s+MASTER\s+\?$/m);
+  assert.ok(r.out.includes(`peer not reached: ${error}`), r.out);
+});
+
+test("--force sends force=true on VIP, CARP and rollback changes, and only there; SYNC_MANAGED says to use it", async (t) => {
+  const managed = problem(
+    409,
+    "CARPD_ERR_SYNC_MANAGED",
+    "VIP em0/1 is managed by this node's sync primary (sync peer 198.51.100.1): make the change there, or repeat it with force=true to detach it from sync here",
+  );
+  const srv = await fakeCarpd(t, {
+    "PATCH /v1/vips/em0/1": { status: 409, body: managed },
+    "DELETE /v1/vips/em0/1": { status: 204 },
+    "POST /v1/vips": { status: 201, body: vip },
+    "PATCH /v1/carp": { status: 200, body: status.carp },
+    "POST /v1/config/rollback": { status: 200, body: plan },
+  });
+  const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };
+  const refused = await carpctl(["vip", "set", "em0", "1", "--advskew", "7"], env);
+  assert.equal(refused.code, 1);
+  assert.match(refused.err, /error 409 CARPD_ERR_SYNC_MANAGED: VIP em0\/1 is managed by this node's sync primary/);
+  assert.match(refused.err, /^hint: to change it on this secondary anyway, repeat the command with --force/m);
+  assert.equal(srv.requests[0].query.get("force"), null);
+
+  for (const argv of [
+    ["vip", "rm", "em0", "1", "--force"],
+    ["--force", "vip", "add", "em0", "1", "--address", "192.0.2.10/24"],
+    ["carp", "set", "--preempt", "false", "--force"],
+    ["config", "rollback", "4", "--force", "--dry-run"],
+  ]) {
+    const r = await carpctl(argv, env);
+    assert.equal(r.code, 0, `${argv.join(" ")}: ${r.err}`);
+    assert.equal(srv.requests.at(-1)!.query.get("force"), "true", argv.join(" "));
+  }
+  assert.equal(srv.requests.at(-1)!.query.get("dryRun"), "true");
+  const sent = srv.requests.length;
+  for (const argv of [["vip", "state", "em0", "1", "backup", "--force"], ["maintenance", "on", "--force"], ["status", "--force"]]) {
+    const r = await carpctl(argv, env);
+    assert.equal(r.code, 2, argv.join(" "));
+    assert.match(r.err, /--force does not apply to/);
+  }
+  assert.equal(srv.requests.length, sent);
+});
+
+test("--help lists the sync commands and cluster", async () => {
+  const r = await carpctl(["sync", "--help"], {});
+  assert.equal(r.code, 0);
+  assert.match(r.out, /carpctl sync identity\n/);
+  assert.match(r.out, /carpctl sync set \[--role standalone\|primary\|secondary\] \[--peer ADDR\[:PORT\]\] \[--fingerprint FP\]\n\s+\[--no-peer\]/);
+  assert.doesNotMatch(r.out, /carpctl vip add/);
+  const all = await carpctl(["--help"], {});
+  assert.match(all.out, /^  carpctl cluster$/m);
+  assert.match(all.out, /--force\s+on a sync secondary/);
+});

@@ -10,6 +10,7 @@ export const globalOptions: OptionSpecs = {
   json: { type: "boolean" },
   "if-match": { type: "string" },
   "dry-run": { type: "boolean" },
+  force: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 };
 

@@ -36,6 +36,7 @@ export const carpCommands: Command[] = [
     options: { enabled: { type: "string" }, preempt: { type: "string" } },
     dryRun: true,
     ifMatch: true,
+    force: true,
     async run(ctx, args, values) {
       expectArgs("carp set", args, []);
       const body: CarpPatch = {};

@@ -61,6 +61,23 @@ function problemMessage(ctx: Ctx, response: Response, body: unknown): string {
 }
 
 function hintFor(ctx: Ctx, status: number, p: Problem | undefined): string | undefined {
+  switch (p?.code) {
+    case "CARPD_ERR_SYNC_MANAGED":
+      return (
+        "to change it on this secondary anyway, repeat the command with --force: it then leaves sync " +
+        "until 'carpctl sync set --reattach KEY'"
+      );
+    case "CARPD_ERR_SYNC_NOT_CONFIGURED":
+      return (
+        "pair the nodes: 'carpctl sync identity' on each, then 'carpctl sync set --role ... --peer ... " +
+        "--fingerprint ...' on each with the other's values"
+      );
+    case "CARPD_ERR_SYNC_PEER_UNREACHABLE":
+      return (
+        "check the peer's --sync-listen address and port, the path between the sync interfaces, and that " +
+        "the pinned fingerprint is what 'carpctl sync identity' prints on the peer ('carpctl sync status' has the last error)"
+      );
+  }
   switch (status) {
     case 401:
       return (
@@ -92,9 +109,12 @@ export function revisionNote(response: Response): string {
 }
 
 /** The query and header parameters shared by every mutating request. */
-export function writeParams(ctx: Ctx): { query: { dryRun?: boolean }; header: { "If-Match"?: string } } {
+export function writeParams(ctx: Ctx): {
+  query: { dryRun?: boolean; force?: boolean };
+  header: { "If-Match"?: string };
+} {
   return {
-    query: ctx.dryRun ? { dryRun: true } : {},
+    query: { ...(ctx.dryRun ? { dryRun: true } : {}), ...(ctx.force ? { force: true } : {}) },
     header: ctx.ifMatch ? { "If-Match": ctx.ifMatch } : {},
   };
 }
@@ -103,8 +123,11 @@ export function isPlan(v: unknown): v is Plan {
   return typeof v === "object" && v !== null && (v as Plan).dryRun === true && Array.isArray((v as Plan).steps);
 }
 
-export function renderPlan(plan: Plan): string {
-  const lines = [`dry run from revision ${plan.fromRevision}: nothing was applied or stored`];
+export function renderPlan(
+  plan: Plan,
+  head = `dry run from revision ${plan.fromRevision}: nothing was applied or stored`,
+): string {
+  const lines = [head];
   if (plan.changes.length) {
     lines.push("changes:");
     for (const c of plan.changes) lines.push(`  ${c}`);

@@ -8,8 +8,10 @@ export interface Command {
   synopsis: string;
   summary: string;
   options?: OptionSpecs;
-  /** Whether --dry-run / --if-match mean anything here. */
+  /** Whether --dry-run / --if-match / --force mean anything here. */
   dryRun?: boolean;
   ifMatch?: boolean;
+  /** The request detaches what it changes from sync on a secondary with force=true. */
+  force?: boolean;
   run(ctx: Ctx, args: string[], values: Values): Promise<void>;
 }

@@ -44,6 +44,7 @@ export const configCommands: Command[] = [
     summary: "make a stored revision's VIPs, CARP globals and pfsync current again (tokens stay)",
     dryRun: true,
     ifMatch: true,
+    force: true,
     async run(ctx, args) {
       expectArgs("config rollback", args, ["REV"]);
       const revision = int("REV", args[0], 0, Number.MAX_SAFE_INTEGER);

@@ -7,6 +7,8 @@ const GLOBAL = `global flags (allowed anywhere):
   --json             print the raw JSON answer, for scripts
   --if-match REV     only change when the desired state is still at revision REV
   --dry-run          show the plan; apply and store nothing
+  --force            on a sync secondary, change objects the primary manages anyway; they leave
+                     sync until 'carpctl sync set --reattach' (vip add/set/rm, carp set, config rollback)
   -h, --help         this help
 
 exit codes: 0 ok, 1 error from carpd or carpd unreachable, 2 bad command line`;

@@ -25,6 +25,8 @@ export interface Ctx {
   tokenSource: string;
   json: boolean;
   dryRun: boolean;
+  /** --force: on a sync secondary, change objects the primary manages (they leave sync). */
+  force: boolean;
   /** Already quoted, ready for the If-Match header. */
   ifMatch?: string;
   /** Print one line (or block) to stdout. */

@@ -4,6 +4,7 @@ import createClient from "openapi-fetch";
 import type { paths } from "../api/generated/carpd.js";
 import { parseStrict, redact, scanPositionals, secretsIn, str, type OptionSpecs } from "./args.js";
 import { carpCommands } from "./carp.js";
+import { clusterCommands } from "./cluster.js";
 import type { Command } from "./command.js";
 import { configCommands } from "./config.js";
 import { helpText, nouns } from "./help.js";
@@ -12,6 +13,7 @@ import { maintenanceCommands } from "./maintenance.js";
 import { pfsyncCommands } from "./pfsync.js";
 import { statsCommands } from "./stats.js";
 import { statusCommands } from "./status.js";
+import { syncCommands } from "./sync.js";
 import { tokenCommands } from "./token.js";
 import { vipCommands } from "./vip.js";
 import { defaultStateDir } from "../paths.js";
@@ -22,11 +24,13 @@ export const DEFAULT_URL = "http://127.0.0.1:8080";
 
 const commands: Command[] = [
   ...statusCommands,
+  ...clusterCommands,
   ...statsCommands,
   ...vipCommands,
   ...maintenanceCommands,
   ...carpCommands,
   ...pfsyncCommands,
+  ...syncCommands,
   ...configCommands,
   ...tokenCommands,
 ];
@@ -86,10 +90,12 @@ function makeContext(io: CliIO, values: Values, cmd: Command): Ctx {
     throw new UsageError(`--url / CARPD_URL is not a valid URL: '${url}'`);
   }
   const dryRun = values["dry-run"] === true;
+  const force = values.force === true;
   const ifMatch = ifMatchHeader(str(values, "if-match"));
   const name = cmd.words.join(" ");
   if (dryRun && !cmd.dryRun) throw new UsageError(`--dry-run does not apply to '${name}'`);
   if (ifMatch && !cmd.ifMatch) throw new UsageError(`--if-match does not apply to '${name}'`);
+  if (force && !cmd.force) throw new UsageError(`--force does not apply to '${name}'`);
   const stateDir = str(values, "state-dir") ?? (io.env.CARPD_STATE_DIR || defaultStateDir());
   const { token, source } = resolveToken(values, io.env, stateDir);
   const api = createClient<paths>({
@@ -105,6 +111,7 @@ function makeContext(io: CliIO, values: Values, cmd: Command): Ctx {
     tokenSource: source,
     json: values.json === true,
     dryRun,
+    force,
     ifMatch,
     out: (s) => io.stdout(s.endsWith("\n") ? s : `${s}\n`),
   };

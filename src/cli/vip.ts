@@ -168,6 +168,7 @@ export const vipCommands: Command[] = [
     options: vipOptions,
     dryRun: true,
     ifMatch: true,
+    force: true,
     async run(ctx, args, values) {
       expectArgs("vip add", args, ["IF", "VHID"], 1);
       const { addresses, ...rest } = settings(values);
@@ -192,6 +193,7 @@ export const vipCommands: Command[] = [
     options: setOptions,
     dryRun: true,
     ifMatch: true,
+    force: true,
     async run(ctx, args, values) {
       expectArgs("vip set", args, ["IF", "VHID"]);
       const body: VipPatch = settings(values);
@@ -224,6 +226,7 @@ export const vipCommands: Command[] = [
     summary: "remove a VIP (its addresses, then its vhid)",
     dryRun: true,
     ifMatch: true,
+    force: true,
     async run(ctx, args) {
       expectArgs("vip rm", args, ["IF", "VHID"]);
       const target = path(args);

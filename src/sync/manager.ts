@@ -91,7 +91,7 @@ export class SyncManager {
   private lastAttempt?: number;
   private lastSuccess?: number;
   private lastError?: string;
-  private readonly listenAddress?: string;
+  private listenAddress?: string;
 
   private constructor(opts: SyncManagerOptions) {
     this.service = opts.service;
@@ -101,7 +101,6 @@ export class SyncManager {
     this.retry = opts.retry ?? { firstMs: 1000, maxMs: 30_000 };
     this.delayMs = this.retry.firstMs;
     this.timeoutMs = opts.timeoutMs ?? 5000;
-    this.listenAddress = opts.listen ? `${opts.listen.host}:${opts.listen.port}` : undefined;
   }
 
   static async start(opts: SyncManagerOptions): Promise<SyncManager> {
@@ -119,6 +118,7 @@ export class SyncManager {
         handle: (msg) => m.handle(msg),
         logger: opts.logger,
       });
+      m.listenAddress = `${opts.listen.host.includes(':') ? `[${opts.listen.host}]` : opts.listen.host}:${m.server.port}`;
     }
     m.unsubscribe = m.service.onCommit(() => m.schedule());
     m.schedule();

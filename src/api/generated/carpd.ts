@@ -401,7 +401,7 @@ export interface components {
             /** @enum {string} */
             role?: "standalone" | "primary" | "secondary";
             peer?: null | {
-                /** Format: ip */
+                /** @description An IPv4 or IPv6 address. */
                 address: string;
                 /** @default 8443 */
                 port?: number;
