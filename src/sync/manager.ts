@@ -192,7 +192,8 @@ export class SyncManager {
     try {
       const r = await this.peerClient().request('push', snap);
       if (r.status === 200) {
-        this.peerRevision = snap.revision;
+        // Answers may arrive out of order (run() beside the loop): the peer never goes back.
+        this.peerRevision = Math.max(this.peerRevision ?? 0, snap.revision);
         this.lastSuccess = Date.now();
         this.lastError = undefined;
         const detail = String(r.body?.detail ?? 'applied');
@@ -223,8 +224,13 @@ export class SyncManager {
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.delayMs = this.retry.firstMs;
-    const out = await this.push(this.service.desired());
-    if (!out.ok) this.schedule();
+    // This push takes the loop's place, so that no two pushes are ever in flight at once.
+    let out!: PushOutcome;
+    this.inFlight = (async () => {
+      out = await this.push(this.service.desired());
+    })().finally(() => (this.inFlight = undefined));
+    await this.inFlight;
+    if (!out.ok || this.again) this.schedule();
     return out;
   }
 
@@ -353,6 +359,12 @@ export class SyncManager {
     // changes nothing and commits nothing, unless this node's own rules changed meanwhile.
     try {
       const outcome = await this.service.mutate({ actor: `sync:${local.sync.peer?.address ?? 'peer'}`, origin: 'sync', dryRun }, `sync: primary's revision ${snap.revision}`, (draft) => {
+        // Checked again inside the serialized queue: an older push that passed the check above
+        // while a newer one waited in the queue must not roll this node back.
+        if (draft.sync.role !== 'secondary') throw new CarpdError('CARPD_ERR_SYNC_ROLE', `this node is ${draft.sync.role}, not a secondary`);
+        if (snap.revision < draft.sync.appliedRevision) {
+          throw new CarpdError('CARPD_ERR_SYNC_OLDER_REVISION', `revision ${snap.revision} is older than revision ${draft.sync.appliedRevision} already applied here`);
+        }
         const next = applySnapshot(draft, snap);
         Object.assign(draft, next);
       });
