@@ -34,6 +34,7 @@ import { ConfigStore } from '../src/config/store.js';
 import { createLogger } from '../src/daemon/logger.js';
 import { MemoryBackend } from '../src/kernel/memory.js';
 import { CarpService, hashToken } from '../src/service/service.js';
+import { FS_TYPES, gitRevision, percentile } from './common.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -92,11 +93,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 function mark(phase: 'start' | 'end'): Promise<void> {
   return new Promise((resolve, reject) => process.send!({ mark: phase }, (e: Error | null) => (e ? reject(e) : resolve())));
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
 function stats(latencies: number[], seconds: number, failures: number, firstFailure?: string): Stats {
@@ -332,20 +328,6 @@ async function waitForMaster(backend: MemoryBackend, timeoutMs: number): Promise
     await new Promise((r) => setTimeout(r, 100));
   }
 }
-
-/** The commit measured, so that results can be told apart; undefined outside a git checkout. */
-function gitRevision(): string | undefined {
-  try {
-    const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = git('status', '--porcelain', '--untracked-files=no', '--', 'src', 'openapi') !== '';
-    return `${git('rev-parse', '--short', 'HEAD')}${dirty ? ' with uncommitted changes in src/ or openapi/' : ''}`;
-  } catch {
-    return undefined;
-  }
-}
-
-/** statfs magic numbers of the file systems a state dir is likely to be on. */
-const FS_TYPES: Record<number, string> = { 0x01021994: 'tmpfs', 0xef53: 'ext4', 0x58465342: 'xfs', 0x9123683e: 'btrfs', 0x2fc12fc1: 'zfs', 0x794c7630: 'overlayfs' };
 
 interface Row {
   scenario: string;

@@ -23,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openFreebsdBackend } from '../src/kernel/freebsd/backend.js';
+import { FS_TYPES } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUILD = path.join(ROOT, 'native', 'build');
@@ -33,7 +34,6 @@ const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3) || 3);
 const VIPS = 100;
 const PASSWORD = 'benchpass';
 
-const FS_TYPES: Record<number, string> = { 0x01021994: 'tmpfs', 0xef53: 'ext4', 0x58465342: 'xfs', 0x9123683e: 'btrfs', 0x2fc12fc1: 'zfs', 0x794c7630: 'overlayfs' };
 
 execFileSync('make', ['-C', path.join(ROOT, 'native')], { stdio: 'pipe' });
 const WORK = mkdtempSync(path.join(process.env.BENCH_STATE_DIR ?? os.tmpdir(), 'carpd-bench-fbsd-'));

@@ -40,6 +40,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { call, daemonArgs, etagRevision, startDaemon, type LogLine, type Reply, type RunningDaemon } from '../test/helpers/daemon.js';
 import { pollUntil } from '../test/helpers/poll.js';
+import { FS_TYPES, gitRevision, percentile } from './common.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -201,11 +202,6 @@ async function burst(n: Node, total: number, clients: number): Promise<Burst> {
 // ---------------------------------------------------------------------------------------
 // Statistics and the report.
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
-
 function summary(values: number[]) {
   const s = [...values].sort((a, b) => a - b);
   const mean = s.reduce((a, b) => a + b, 0) / s.length;
@@ -213,18 +209,6 @@ function summary(values: number[]) {
 }
 
 const fmt = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '–');
-
-function gitRevision(): string | undefined {
-  try {
-    const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = git('status', '--porcelain', '--untracked-files=no', '--', 'src', 'openapi') !== '';
-    return `${git('rev-parse', '--short', 'HEAD')}${dirty ? ' with uncommitted changes in src/ or openapi/' : ''}`;
-  } catch {
-    return undefined;
-  }
-}
-
-const FS_TYPES: Record<number, string> = { 0x01021994: 'tmpfs', 0xef53: 'ext4', 0x58465342: 'xfs', 0x9123683e: 'btrfs', 0x2fc12fc1: 'zfs', 0x794c7630: 'overlayfs' };
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
