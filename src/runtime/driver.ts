@@ -18,6 +18,7 @@ import type { Action, EngineInput, EngineState, TransitionCause, VhidSettings, V
 import { initialState, step, vrrpInitialState, vrrpStep } from '../engine/index.js';
 import { VRRP_DEFAULT_INTERVAL_CS, VRRP_DEFAULT_PRIORITY, VRRP_FIXED_LEN, VRRP_VERSION, decodeVrrp, vrrpBytes } from '../wire/vrrp.js';
 import { carpBytes, decodeCarp, type CarpVhidConfig } from '../wire/carp.js';
+import { carpGroup } from '../wire/ip.js';
 import { CarpCounters, type CarpStatName, type CarpStats } from '../wire/counters.js';
 import { SimLink, type AdvertLink, type IncomingAdvert, type LinkDrop } from './link.js';
 import { TimerTable } from './timers.js';
@@ -394,27 +395,26 @@ export class CarpRuntime {
     }
   }
 
+  /** Hands one advertisement to the link (to the vhid's unicast peer of that family, or the group) and counts it. */
   private transmit(inst: Instance, family: 4 | 6, payload: Buffer, pseudoHeaderChecksumAt?: number): void {
     const { iface, vhid } = inst.cfg;
-    {
-      const destination = family === 4 ? inst.cfg.peer : inst.cfg.peer6;
-      let p: Promise<void>;
-      try {
-        p = this.link.send({ iface, family, payload, destination, pseudoHeaderChecksumAt });
-      } catch (e) {
-        p = Promise.reject(e as Error);
-      }
-      p = p.then(
-        () => this.counters.countOutput(family),
-        (e: Error) => {
-          // carpstats has one send-failure counter, "no memory"; every refusal is filed there.
-          this.counters.add('onomem');
-          this.opts.onSendError?.(e, iface, vhid);
-        },
-      );
-      const tracked = p.finally(() => this.pendingSends.delete(tracked));
-      this.pendingSends.add(tracked);
+    const destination = family === 4 ? inst.cfg.peer : inst.cfg.peer6;
+    let p: Promise<void>;
+    try {
+      p = this.link.send({ iface, family, payload, destination, pseudoHeaderChecksumAt });
+    } catch (e) {
+      p = Promise.reject(e as Error);
     }
+    p = p.then(
+      () => this.counters.countOutput(family),
+      (e: Error) => {
+        // carpstats has one send-failure counter, "no memory"; every refusal is filed there.
+        this.counters.add('onomem');
+        this.opts.onSendError?.(e, iface, vhid);
+      },
+    );
+    const tracked = p.finally(() => this.pendingSends.delete(tracked));
+    this.pendingSends.add(tracked);
   }
 
   private dropped(d: LinkDrop): void {
@@ -426,16 +426,16 @@ export class CarpRuntime {
     const drop = (counter: CarpStatName, detail: string, vhid?: number) => this.dropped({ family: a.family, counter, detail, iface: a.iface, vhid, from: a.from });
     const onIface = [...this.vhids.values()].some((i) => i.cfg.iface === a.iface);
     if (!onIface) return drop('badif', `no vhid on ${a.iface}`);
+    // The vhid the packet names (byte 1 in CARP and VRRPv3 alike), if it is configured here.
+    const target = a.payload.length > 1 ? this.vhids.get(vhidKey(a.iface, a.payload[1])) : undefined;
     // carp(4) checks the TTL first, except for a vhid with a unicast peer of that family (§8).
     if (a.ttl !== undefined && a.ttl !== 255) {
-      const target = a.payload.length > 1 ? this.vhids.get(vhidKey(a.iface, a.payload[1])) : undefined;
       const unicast = target && (a.family === 4 ? target.cfg.peer : target.cfg.peer6) !== undefined;
       if (!unicast) return drop('badttl', `TTL ${a.ttl}, must be 255`, target?.cfg.vhid);
     }
     // A vhid runs one protocol: a packet for a VRRPv3 vhid is judged as VRRP, one for a CARP vhid
     // as CARP; for an unknown vhid the version nibble decides which decoder names the drop.
-    const target = a.payload.length > 1 ? this.vhids.get(vhidKey(a.iface, a.payload[1])) : undefined;
-    if (target ? target.engine.protocol === 'vrrpv3' : a.payload[0] >> 4 === VRRP_VERSION) return this.receiveVrrp(a, drop);
+    if (target ? target.engine.protocol === 'vrrpv3' : a.payload[0] >> 4 === VRRP_VERSION) return this.receiveVrrp(a, target, drop);
     const result = decodeCarp(a.payload, {
       lookup: (vhid): CarpVhidConfig | undefined => {
         const inst = this.vhids.get(vhidKey(a.iface, vhid));
@@ -451,13 +451,13 @@ export class CarpRuntime {
     this.step(inst, { kind: 'advert', from: a.from, advbaseSec, advskew, counter });
   }
 
-  private receiveVrrp(a: IncomingAdvert, drop: (counter: CarpStatName, detail: string, vhid?: number) => void): void {
+  private receiveVrrp(a: IncomingAdvert, inst: Instance | undefined, drop: (counter: CarpStatName, detail: string, vhid?: number) => void): void {
     const vrid = a.payload.length > 1 ? a.payload[1] : undefined;
-    const inst = vrid === undefined ? undefined : this.vhids.get(vhidKey(a.iface, vrid));
     if (a.payload.length < VRRP_FIXED_LEN) return drop('badlen', `${a.payload.length} bytes, VRRP needs at least ${VRRP_FIXED_LEN}`, vrid);
-    // The sim segment has no IP header: both sides checksum over the unspecified source and the group.
+    // The checksum covers the IP source and destination; a link without IP headers (the sim
+    // segment) reports the stand-in source its peer computed with, and the group.
     const src = a.source ?? (a.family === 4 ? '0.0.0.0' : '::');
-    const dst = a.destination ?? (a.family === 4 ? '224.0.0.18' : 'ff02::12');
+    const dst = a.destination ?? carpGroup(a.family);
     const result = decodeVrrp(a.payload, { src, dst, vrid: (v) => this.vhids.has(vhidKey(a.iface, v)) });
     if (!result.ok) return drop(result.error, result.detail, vrid);
     if (!inst || inst.engine.protocol !== 'vrrpv3') return drop('badvhid', `VRID ${vrid} is not configured here`, vrid);

@@ -11,9 +11,9 @@
  * A link never throws at the runtime for what a peer sent: a datagram it cannot even frame is
  * handed up as a drop under its carpstats name.
  */
-import { internetChecksum, pseudoHeaderSum } from '../wire/checksum.js';
+import { writePseudoHeaderChecksum } from '../wire/checksum.js';
 import type { CarpStatName } from '../wire/counters.js';
-import { CARP_GROUP_V4, CARP_GROUP_V6, IPPROTO_VRRP, requireAddress } from '../wire/ip.js';
+import { IPPROTO_VRRP, carpGroup, requireAddress } from '../wire/ip.js';
 import { decodeSimFrame, encodeSimFrame } from './frame.js';
 import type { DatagramInfo, PacketTransport } from './transport.js';
 
@@ -109,7 +109,8 @@ export class SimLink implements AdvertLink {
     let payload = a.payload;
     if (a.pseudoHeaderChecksumAt !== undefined) {
       payload = Buffer.from(a.payload);
-      fillChecksum(payload, a.pseudoHeaderChecksumAt, this.primaryAddress(a.iface, a.family), a.family);
+      const src = requireAddress(this.primaryAddress(a.iface, a.family), 'source');
+      writePseudoHeaderChecksum(payload, a.pseudoHeaderChecksumAt, src, requireAddress(carpGroup(a.family), 'group'), IPPROTO_VRRP);
     }
     // The sim segment reaches every node on the interface: on two nodes, exactly the peer.
     return this.opts.transport.send(encodeSimFrame({ family: a.family, instance: this.opts.instanceId, node: this.opts.node, iface: a.iface, carp: payload }));
@@ -134,12 +135,4 @@ export class SimLink implements AdvertLink {
 
 function standIn(instance: Uint8Array): string {
   return `127.${instance[5]}.${instance[6]}.${instance[7]}`;
-}
-
-/** Writes the 16-bit checksum at `at` over the pseudo-header (source, the group) and the payload. */
-export function fillChecksum(payload: Buffer, at: number, source: string, family: 4 | 6, destination?: string): void {
-  const src = requireAddress(source, 'source');
-  const dst = requireAddress(destination ?? (family === 4 ? CARP_GROUP_V4 : CARP_GROUP_V6), 'destination');
-  payload.writeUInt16BE(0, at);
-  payload.writeUInt16BE(internetChecksum(payload, 0, payload.length, pseudoHeaderSum(src, dst, IPPROTO_VRRP, payload.length)), at);
 }

@@ -21,7 +21,7 @@
  * next one, and applying the same snapshot twice changes nothing.
  */
 import { CarpdError } from '../errors.js';
-import { canonicalIp, parseCidr } from '../config/ip.js';
+import { canonicalIp, ipBytes, parseCidr } from '../config/ip.js';
 import { readVip } from '../config/document.js';
 import { sortVips, vipKey, type CarpConfig, type DesiredState, type VipConfig } from '../config/model.js';
 
@@ -69,17 +69,14 @@ function inSubnetOf(addresses: readonly string[], target: string): string | unde
   return undefined;
 }
 
+/** Whether a and b (same family) agree in their first `prefix` bits. */
 function sameSubnet(a: string, b: string, prefix: number): boolean {
-  const bits = (x: string) => (x.includes(':') ? expand6(x) : x.split('.').map((o) => Number(o).toString(2).padStart(8, '0')).join(''));
-  return bits(a).slice(0, prefix) === bits(b).slice(0, prefix);
-}
-
-function expand6(x: string): string {
-  const [head, tail] = x.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail !== undefined ? (tail ? tail.split(':') : []) : [];
-  const groups = tail !== undefined ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
-  return groups.map((g) => parseInt(g || '0', 16).toString(2).padStart(16, '0')).join('');
+  const x = ipBytes(a);
+  const y = ipBytes(b);
+  const whole = prefix >> 3;
+  if (!x.subarray(0, whole).equals(y.subarray(0, whole))) return false;
+  const rest = prefix & 7;
+  return rest === 0 || (x[whole] ^ y[whole]) >> (8 - rest) === 0;
 }
 
 /**

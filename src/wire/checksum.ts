@@ -65,3 +65,10 @@ export function ipv6PseudoHeaderSum(src: Uint8Array, dst: Uint8Array, nextHeader
 export function pseudoHeaderSum(src: Uint8Array, dst: Uint8Array, proto: number, length: number): number {
   return src.length === 4 ? ipv4PseudoHeaderSum(src, dst, proto, length) : ipv6PseudoHeaderSum(src, dst, proto, length);
 }
+
+/** Writes into `message` the 16-bit checksum at `at`, over the pseudo-header (src, dst, proto) and the whole message. */
+export function writePseudoHeaderChecksum(message: Uint8Array, at: number, src: Uint8Array, dst: Uint8Array, proto: number): void {
+  const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
+  view.setUint16(at, 0);
+  view.setUint16(at, internetChecksum(message, 0, message.length, pseudoHeaderSum(src, dst, proto, message.length)));
+}

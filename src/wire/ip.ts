@@ -41,6 +41,11 @@ export const IPPROTO_ICMPV6 = 58;
 export const CARP_TTL = 255;
 export const CARP_GROUP_V4 = '224.0.0.18';
 export const CARP_GROUP_V6 = 'ff02::12';
+
+/** The CARP/VRRP multicast group of a family. */
+export function carpGroup(family: 4 | 6): string {
+  return family === 4 ? CARP_GROUP_V4 : CARP_GROUP_V6;
+}
 /** §1 IPv4 TOS values: FreeBSD 14 sends DSCP CS7; OpenBSD and ucarp 0x10; keepalived 0xc0. */
 export const TOS_FREEBSD = 0xe0;
 export const TOS_UCARP = 0x10;

@@ -25,6 +25,7 @@ import { hostname } from 'node:os';
 import { parseCidr } from '../../config/ip.js';
 import type { VipEvent } from '../../runtime/driver.js';
 import type { AdvertLink, LinkHandlers, OutgoingAdvert } from '../../runtime/link.js';
+import { carpGroup } from '../../wire/ip.js';
 import type { Capabilities, Clock, KernelStats } from '../backend.js';
 import { KernelError } from '../errno.js';
 import { DEMOTION_FACTOR, UserspaceBackend, type UserspaceVhid } from '../userspace.js';
@@ -35,8 +36,6 @@ import { Rtnetlink } from './rtnetlink.js';
 
 /** IFA_PROTO value tagging the addresses carpd installs (112, CARP's IP protocol number). */
 export const CARPD_ADDR_PROTO = 112;
-
-const GROUP = { 4: '224.0.0.18', 6: 'ff02::12' } as const;
 
 export interface LinuxBackendOptions {
   logger?: Logger;
@@ -68,7 +67,7 @@ class RawAdvertLink implements AdvertLink {
 
   async send(a: OutgoingAdvert): Promise<void> {
     if (!this.raw) throw new Error('link not open');
-    this.raw.send({ iface: a.iface, family: a.family, destination: a.destination ?? GROUP[a.family], payload: a.payload, pseudoHeaderChecksumAt: a.pseudoHeaderChecksumAt });
+    this.raw.send({ iface: a.iface, family: a.family, destination: a.destination ?? carpGroup(a.family), payload: a.payload, pseudoHeaderChecksumAt: a.pseudoHeaderChecksumAt });
   }
 
   /** IPv4: the source the link sends from (not a VIP); IPv6: the interface's link-local address, as RFC 5798 wants. */

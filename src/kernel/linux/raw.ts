@@ -30,7 +30,7 @@
  * onDrop (or onError when no onDrop is given) and the drain goes on.
  */
 import { canonicalIp } from '../../config/ip.js';
-import { internetChecksum, ipv4PseudoHeaderSum } from '../../wire/checksum.js';
+import { writePseudoHeaderChecksum } from '../../wire/checksum.js';
 import { CARP_GROUP_V4, CARP_GROUP_V6, CARP_TTL, IPPROTO_CARP, TOS_FREEBSD, decodeIpv4, formatAddress, ipv4Packet, requireAddress } from '../../wire/ip.js';
 import { KernelError } from '../errno.js';
 import {
@@ -286,8 +286,7 @@ export class RawIpLink {
       let payload = r.payload;
       if (at !== undefined) {
         payload = Buffer.from(r.payload);
-        payload.writeUInt16BE(0, at);
-        payload.writeUInt16BE(internetChecksum(payload, 0, payload.length, ipv4PseudoHeaderSum(src, dst, this.protocol, payload.length)), at);
+        writePseudoHeaderChecksum(payload, at, src, dst, this.protocol);
       }
       const packet = ipv4Packet({ src, dst, proto: this.protocol, ttl: CARP_TTL, tos: TOS_FREEBSD, id: 0, dontFragment: true }, payload);
       this.libc.sendto(sock.fd, packet, 0, sockaddrIn(dst), op, r.iface);
