@@ -21,6 +21,9 @@
  * existing vhid with another protocol is EINVAL and changes nothing; remove the vhid and set
  * it again. Changing vrrpPriority/vrrpIntervalCs of a vrrpv3 vhid is an ordinary setVhid.
  */
+import { VRRP_DEFAULT_INTERVAL_CS, VRRP_DEFAULT_PRIORITY } from '../wire/vrrp.js';
+import { KernelError } from './errno.js';
+
 export type CarpState = 'INIT' | 'BACKUP' | 'MASTER';
 
 export type VhidProtocol = 'carp' | 'vrrpv3';
@@ -208,7 +211,33 @@ export function masterDownMs(advbaseSec: number, skew: number): number {
 }
 
 /** RFC 5798's defaults, used when a vrrpv3 vhid is set without them. */
-export const VRRP_DEFAULTS = { priority: 100, intervalCs: 100 } as const;
+export const VRRP_DEFAULTS = { priority: VRRP_DEFAULT_PRIORITY, intervalCs: VRRP_DEFAULT_INTERVAL_CS } as const;
+
+/**
+ * setVhid's argument checks as the contract states them, for the backends that model the
+ * kernel (memory, sim, linux): EINVAL for a value out of range or a protocol change in place,
+ * EOPNOTSUPP for vrrpv3 without the capability. Returns the parameters to store: for vrrpv3 with
+ * the VRRP defaults filled in, for carp without VRRP fields.
+ */
+export function checkedVhidParams(op: string, iface: string, vhid: number, p: VhidParams, ctx: { vrrpv3: boolean; existing?: VhidProtocol }): VhidParams {
+  if (!Number.isInteger(vhid) || vhid < 1 || vhid > 255) throw KernelError.of('EINVAL', op, iface, 'vhid outside 1..255');
+  if (!Number.isInteger(p.advbaseSec) || p.advbaseSec < 1 || p.advbaseSec > 255) throw KernelError.of('EINVAL', op, iface, 'advbase outside 1..255');
+  if (!Number.isInteger(p.advskew) || p.advskew < 0 || p.advskew > 254) throw KernelError.of('EINVAL', op, iface, 'advskew outside 0..254');
+  if (p.key !== undefined && Buffer.byteLength(p.key) > 20) throw KernelError.of('EINVAL', op, iface, 'key longer than 20 bytes');
+  const protocol = p.protocol ?? 'carp';
+  if (protocol !== 'carp' && protocol !== 'vrrpv3') throw KernelError.of('EINVAL', op, iface, `unknown protocol ${String(protocol)}`);
+  if (ctx.existing !== undefined && ctx.existing !== protocol) {
+    throw KernelError.of('EINVAL', op, iface, `vhid ${vhid} is a ${ctx.existing} vhid; its protocol cannot be changed in place (remove the vhid and create it as ${protocol})`);
+  }
+  const base: VhidParams = { advbaseSec: p.advbaseSec, advskew: p.advskew, key: p.key, peer: p.peer, peer6: p.peer6 };
+  if (protocol === 'carp') return base;
+  if (!ctx.vrrpv3) throw KernelError.of('EOPNOTSUPP', op, iface, 'VRRPv3 is not supported by this backend');
+  const vrrpPriority = p.vrrpPriority ?? VRRP_DEFAULTS.priority;
+  const vrrpIntervalCs = p.vrrpIntervalCs ?? VRRP_DEFAULTS.intervalCs;
+  if (!Number.isInteger(vrrpPriority) || vrrpPriority < 1 || vrrpPriority > 254) throw KernelError.of('EINVAL', op, iface, 'VRRP priority outside 1..254 (255, the address owner, is not supported)');
+  if (!Number.isInteger(vrrpIntervalCs) || vrrpIntervalCs < 1 || vrrpIntervalCs > 4095) throw KernelError.of('EINVAL', op, iface, 'VRRP advertisement interval outside 1..4095 centiseconds');
+  return { ...base, protocol, vrrpPriority, vrrpIntervalCs };
+}
 
 /** Effective skew advertised: advskew + demotion, clamped to 0..240 (CARP_MAXSKEW). */
 export function effectiveSkew(advskew: number, demotion: number): number {

@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import { canonicalCidr, parseCidr } from '../config/ip.js';
 import {
   CARP_COUNTERS,
+  checkedVhidParams,
   effectiveSkew,
   masterDownMs,
   systemClock,
@@ -82,31 +83,19 @@ export class MemoryBackend implements KernelBackend {
   async setVhid(iface: string, vhid: number, p: VhidParams): Promise<void> {
     const op = `set vhid ${vhid}`;
     this.requireInterface(op, iface);
-    if (!Number.isInteger(vhid) || vhid < 1 || vhid > 255) throw KernelError.of('EINVAL', op, iface, 'vhid outside 1..255');
-    if (!Number.isInteger(p.advbaseSec) || p.advbaseSec < 1 || p.advbaseSec > 255) throw KernelError.of('EINVAL', op, iface, 'advbase outside 1..255');
-    if (!Number.isInteger(p.advskew) || p.advskew < 0 || p.advskew > 254) throw KernelError.of('EINVAL', op, iface, 'advskew outside 0..254');
-    if (p.key !== undefined && Buffer.byteLength(p.key) > 20) throw KernelError.of('EINVAL', op, iface, 'key longer than 20 bytes');
-    const vrrp = this.vrrpParams(op, iface, p);
     const key = `${iface}/${vhid}`;
     const existing = this.vhids.get(key);
+    const params = checkedVhidParams(op, iface, vhid, p, { vrrpv3: this.capabilities().vrrpv3, existing: existing && (existing.protocol ?? 'carp') });
     if (existing) {
-      const was = existing.protocol ?? 'carp';
-      const wanted = p.protocol ?? 'carp';
-      if (was !== wanted) throw KernelError.of('EINVAL', op, iface, `vhid ${vhid} is a ${was} vhid; its protocol cannot be changed in place (remove the vhid and create it as ${wanted})`);
-      const timingChanged = existing.advbaseSec !== p.advbaseSec || existing.advskew !== p.advskew || existing.vrrpPriority !== vrrp.vrrpPriority || existing.vrrpIntervalCs !== vrrp.vrrpIntervalCs;
-      Object.assign(existing, { advbaseSec: p.advbaseSec, advskew: p.advskew, key: p.key, peer: p.peer, peer6: p.peer6 }, vrrp);
+      const timingChanged = existing.advbaseSec !== params.advbaseSec || existing.advskew !== params.advskew || existing.vrrpPriority !== params.vrrpPriority || existing.vrrpIntervalCs !== params.vrrpIntervalCs;
+      Object.assign(existing, params);
       if (timingChanged && existing.state === 'BACKUP') this.armMasterDown(existing);
       return;
     }
     this.vhids.set(key, {
       interface: iface,
       vhid,
-      advbaseSec: p.advbaseSec,
-      advskew: p.advskew,
-      key: p.key,
-      peer: p.peer,
-      peer6: p.peer6,
-      ...vrrp,
+      ...params,
       state: 'INIT',
       since: new Date(this.clock.now()),
       reason: 'vhid created; waiting for an address',
@@ -115,16 +104,6 @@ export class MemoryBackend implements KernelBackend {
   }
 
   /** The protocol fields a vhid records: none for carp (absent = carp), all three for vrrpv3. */
-  private vrrpParams(op: string, iface: string, p: VhidParams): Pick<VhidParams, 'protocol' | 'vrrpPriority' | 'vrrpIntervalCs'> {
-    if (p.protocol === undefined || p.protocol === 'carp') return {};
-    if (p.protocol !== 'vrrpv3') throw KernelError.of('EINVAL', op, iface, `unknown protocol ${String(p.protocol)}`);
-    const vrrpPriority = p.vrrpPriority ?? VRRP_DEFAULTS.priority;
-    const vrrpIntervalCs = p.vrrpIntervalCs ?? VRRP_DEFAULTS.intervalCs;
-    if (!Number.isInteger(vrrpPriority) || vrrpPriority < 1 || vrrpPriority > 254) throw KernelError.of('EINVAL', op, iface, 'VRRP priority outside 1..254 (255, the address owner, is not supported)');
-    if (!Number.isInteger(vrrpIntervalCs) || vrrpIntervalCs < 1 || vrrpIntervalCs > 4095) throw KernelError.of('EINVAL', op, iface, 'VRRP advertisement interval outside 1..4095 centiseconds');
-    return { protocol: 'vrrpv3', vrrpPriority, vrrpIntervalCs };
-  }
-
   async removeVhid(iface: string, vhid: number): Promise<void> {
     const v = this.vhids.get(`${iface}/${vhid}`);
     if (!v) throw KernelError.of('ENOENT', `remove vhid ${vhid}`, iface, 'no such vhid');

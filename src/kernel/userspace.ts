@@ -17,7 +17,7 @@ import { canonicalCidr, parseCidr } from '../config/ip.js';
 import { CarpRuntime, vhidKey, type CarpRuntimeOptions, type DropEvent, type TransitionEvent, type VipEvent } from '../runtime/driver.js';
 import {
   CARP_COUNTERS,
-  VRRP_DEFAULTS,
+  checkedVhidParams,
   systemClock,
   type CarpGlobals,
   type Capabilities,
@@ -157,30 +157,8 @@ export abstract class UserspaceBackend implements KernelBackend {
   async setVhid(iface: string, vhid: number, p: VhidParams): Promise<void> {
     const op = `set vhid ${vhid}`;
     this.requireInterface(op, iface);
-    if (!Number.isInteger(vhid) || vhid < 1 || vhid > 255) throw KernelError.of('EINVAL', op, iface, 'vhid outside 1..255');
-    if (!Number.isInteger(p.advbaseSec) || p.advbaseSec < 1 || p.advbaseSec > 255) throw KernelError.of('EINVAL', op, iface, 'advbase outside 1..255');
-    if (!Number.isInteger(p.advskew) || p.advskew < 0 || p.advskew > 254) throw KernelError.of('EINVAL', op, iface, 'advskew outside 0..254');
-    if (p.key !== undefined && Buffer.byteLength(p.key) > 20) throw KernelError.of('EINVAL', op, iface, 'key longer than 20 bytes');
-    const protocol = p.protocol ?? 'carp';
-    if (protocol === 'vrrpv3') {
-      if (!this.capabilities().vrrpv3) throw KernelError.of('EOPNOTSUPP', op, iface, 'VRRPv3 is not supported by this backend');
-      const prio = p.vrrpPriority ?? VRRP_DEFAULTS.priority;
-      const interval = p.vrrpIntervalCs ?? VRRP_DEFAULTS.intervalCs;
-      if (!Number.isInteger(prio) || prio < 1 || prio > 254) throw KernelError.of('EINVAL', op, iface, 'VRRP priority outside 1..254');
-      if (!Number.isInteger(interval) || interval < 1 || interval > 4095) throw KernelError.of('EINVAL', op, iface, 'VRRP interval outside 1..4095 centiseconds');
-    }
     const existing = this.records.get(vhidKey(iface, vhid));
-    if (existing && (existing.params.protocol ?? 'carp') !== protocol) {
-      throw KernelError.of('EINVAL', op, iface, `vhid ${vhid} runs ${existing.params.protocol ?? 'carp'}; its protocol cannot change (remove it first)`);
-    }
-    const params: VhidParams = {
-      advbaseSec: p.advbaseSec,
-      advskew: p.advskew,
-      key: p.key,
-      peer: p.peer,
-      peer6: p.peer6,
-      ...(protocol === 'vrrpv3' ? { protocol, vrrpPriority: p.vrrpPriority ?? VRRP_DEFAULTS.priority, vrrpIntervalCs: p.vrrpIntervalCs ?? VRRP_DEFAULTS.intervalCs } : {}),
-    };
+    const params = checkedVhidParams(op, iface, vhid, p, { vrrpv3: this.capabilities().vrrpv3, existing: existing && (existing.params.protocol ?? 'carp') });
     const key = vhidKey(iface, vhid);
     const r = this.records.get(key) ?? { iface, vhid, params, addresses: [] };
     r.params = params;
