@@ -25,7 +25,7 @@ import { CarpdError } from '../errors.js';
 import type { CarpService, PlanView } from '../service/service.js';
 import { applySnapshot, readSnapshot, snapshotOf } from './derive.js';
 import type { SyncIdentity } from './identity.js';
-import { SyncClient, SyncServer, SyncTransportError, type RejectReason, type VerifiedMessage } from './transport.js';
+import { SyncClient, SyncServer, SyncTransportError, type VerifiedMessage } from './transport.js';
 
 export interface SyncListen {
   host: string;
@@ -384,4 +384,3 @@ function problem(e: CarpdError, extra: Record<string, unknown> = {}): { status: 
   return { status: e.status, body: { ...problemOf(e), ...extra } };
 }
 
-export type { RejectReason };
