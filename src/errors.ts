@@ -96,3 +96,25 @@ export function fromProblems(problems: (FieldProblem & { code: ErrorCode })[]): 
       : `${problems.length} problems, first: ${first.path}: ${first.message}`;
   return new CarpdError(first.code, detail, { errors: problems });
 }
+
+/** The RFC 9457 body of an error, as the API and the sync listener send it. */
+export interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  code: ErrorCode;
+  detail: string;
+  instance?: string;
+  errors?: FieldProblem[];
+  kernel?: CarpdError['kernel'];
+  currentRevision?: number;
+}
+
+export function problemOf(e: CarpdError, instance?: string): ProblemBody {
+  const body: ProblemBody = { type: `urn:carpd:error:${e.code}`, title: ERROR_CODES[e.code].title, status: e.status, code: e.code, detail: e.message };
+  if (instance !== undefined) body.instance = instance;
+  if (e.errors) body.errors = e.errors;
+  if (e.kernel) body.kernel = Object.fromEntries(Object.entries(e.kernel).filter(([, v]) => v !== undefined)) as CarpdError['kernel'];
+  if (e.currentRevision !== undefined) body.currentRevision = e.currentRevision;
+  return body;
+}

@@ -17,7 +17,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { KernelBackend, StateChange } from '../src/kernel/backend.js';
-import { masterDownMs } from '../src/kernel/backend.js';
+import { masterDownMs } from '../src/engine/timing.js';
 import { KernelError } from '../src/kernel/errno.js';
 import { openFreebsdBackend, type FreebsdBackendOptions } from '../src/kernel/freebsd/backend.js';
 import { DEMOTION_FILE, LEDGER_FILE } from '../src/kernel/freebsd/ledger.js';

@@ -1,12 +1,13 @@
 /**
  * Holds every struct, field offset, ioctl number and constant the FreeBSD layer uses to the
- * compiler-verified manifest ../shared/reference/freebsd-abi.json (amd64 and arm64, 13/14/15),
+ * compiler-verified manifest reference/freebsd-abi.json (amd64 and arm64, 13/14/15),
  * and checks that the encoders really write each field at the manifest's offset.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import {
   ABI_CONSTANTS,
   ABI_CONSTANTS_14,
@@ -30,8 +31,8 @@ import { type CarpStats, encodeCarpstats, encodePfsyncreq, encodePfsyncstats } f
 import { CARP_NL, CARP_NL_CMD_GET, CARP_NL_CMD_SET } from '../src/kernel/freebsd/netlink-carp.js';
 import * as nl from '../src/kernel/freebsd/netlink.js';
 
-const ABI_PATH = path.resolve('..', 'shared', 'reference', 'freebsd-abi.json');
-assert.ok(existsSync(ABI_PATH), `freebsd-abi.json not found at ${ABI_PATH} (shared/ must sit beside the repository)`);
+const ABI_PATH = fileURLToPath(new URL('../reference/freebsd-abi.json', import.meta.url));
+assert.ok(existsSync(ABI_PATH), `freebsd-abi.json not found at ${ABI_PATH} (it is part of the repository)`);
 
 interface JsonStruct { size: number; fields: Record<string, { offset: number; size: number }> }
 interface JsonAbi {

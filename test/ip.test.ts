@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { canonicalCidr, canonicalIp, ipBytes, isMulticast } from '../src/config/ip.js';
+import { canonicalCidr, canonicalIp, ipBytes, isMulticast } from '../src/wire/address.js';
 
 test('IPv6 addresses are canonicalised per RFC 5952', () => {
   const cases: [string, string][] = [

@@ -1,6 +1,6 @@
 /*
  * FreeBSD userland/kernel ABI facts used by the fake (amd64/arm64 LP64 layouts).
- * Numbers come from shared/reference/freebsd-kernel-abi.md; the structs below are
+ * Numbers come from reference/freebsd-kernel-abi.md; the structs below are
  * written from its offset tables and checked with static asserts, so a layout
  * mistake fails the build instead of silently disagreeing with the TypeScript side.
  */

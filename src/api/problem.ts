@@ -1,28 +1,7 @@
 /** Every error leaves as RFC 9457 problem+json with a stable code; this is the only mapping. */
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { CarpdError, ERROR_CODES, type ErrorCode, type FieldProblem } from '../errors.js';
-
-export interface ProblemBody {
-  type: string;
-  title: string;
-  status: number;
-  code: ErrorCode;
-  detail: string;
-  instance?: string;
-  errors?: FieldProblem[];
-  kernel?: CarpdError['kernel'];
-  currentRevision?: number;
-}
-
-export function problemOf(e: CarpdError, instance?: string): ProblemBody {
-  const body: ProblemBody = { type: `urn:carpd:error:${e.code}`, title: ERROR_CODES[e.code].title, status: e.status, code: e.code, detail: e.message };
-  if (instance !== undefined) body.instance = instance;
-  if (e.errors) body.errors = e.errors;
-  if (e.kernel) body.kernel = Object.fromEntries(Object.entries(e.kernel).filter(([, v]) => v !== undefined)) as CarpdError['kernel'];
-  if (e.currentRevision !== undefined) body.currentRevision = e.currentRevision;
-  return body;
-}
+import { CarpdError, problemOf } from '../errors.js';
 
 export function sendProblem(res: Response, e: CarpdError, req?: Request): void {
   if (e.code === 'CARPD_ERR_UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer realm="carpd"');

@@ -1,6 +1,6 @@
 /** Internal records in the API's shapes. Nothing secret is ever copied into a view. */
 import { VIP_DEFAULTS, sortVips, type DesiredState, type VipConfig } from '../config/model.js';
-import { effectiveSkew, type LiveVhid, type PfsyncLive } from '../kernel/backend.js';
+import { effectiveSkew, type LiveVhid, type PfsyncLive } from '../service/live.js';
 
 /** carp VIPs show advbase/advskew, vrrpv3 VIPs vrrpPriority/vrrpInterval (the others do not apply). */
 function timingView(protocol: VipConfig['protocol'], carp: { advbase: number; advskew: number; effectiveSkew?: number }, vrrp: { vrrpPriority?: number; vrrpInterval?: number }) {

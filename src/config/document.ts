@@ -3,7 +3,7 @@
  * bootstrap file (the API's names, passwords in clear). Both are checked field by field so a
  * bad file is refused with the field and the reason, never half-loaded.
  */
-import { canonicalCidr, canonicalIp } from './ip.js';
+import { canonicalCidr, canonicalIp } from '../wire/address.js';
 import { SCHEMA_VERSION, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, initialState, initialSync, type DesiredState, type PfsyncConfig, type PfsyncVersion, type SyncConfig, type TokenRecord, type VipConfig } from './model.js';
 import { carpTimingRefused, checkState } from './validate.js';
 

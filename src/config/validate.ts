@@ -5,7 +5,7 @@
  * The same rules guard the stored file and the bootstrap file.
  */
 import type { ErrorCode, FieldProblem } from '../errors.js';
-import { canonicalIp, isMulticast, isUnspecified, parseCidr } from './ip.js';
+import { canonicalIp, isMulticast, isUnspecified, parseCidr } from '../wire/address.js';
 import { PFSYNC_VERSIONS, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, type DesiredState, type VipConfig } from './model.js';
 
 export type Problem = FieldProblem & { code: ErrorCode };

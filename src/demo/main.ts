@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { masterDownMs } from '../kernel/backend.js';
+import { masterDownMs } from '../engine/timing.js';
 import { DEFAULT_SIM_GROUP } from '../runtime/udp.js';
 import { DemoNode, type VhidStatus } from './node.js';
 

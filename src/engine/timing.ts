@@ -1,13 +1,20 @@
 /**
  * CARP timing formulas (carp-protocol.md §6) and the comparison of two advertisers.
  */
-import { effectiveSkew, masterDownMs } from '../kernel/backend.js';
 import type { VhidSettings } from './types.js';
-
-export { effectiveSkew, masterDownMs };
 
 /** CARP_MAXSKEW: the largest skew a demoted node advertises (§6.4). */
 export const CARP_MAXSKEW = 240;
+
+/** carp(4): master-down interval = 3 × advbase + advskew/256 seconds. */
+export function masterDownMs(advbaseSec: number, skew: number): number {
+  return (3 * advbaseSec + skew / 256) * 1000;
+}
+
+/** Effective skew advertised: advskew + demotion, clamped to 0..CARP_MAXSKEW. */
+export function effectiveSkew(advskew: number, demotion: number): number {
+  return Math.max(0, Math.min(CARP_MAXSKEW, advskew + demotion));
+}
 
 /** OpenBSD's bow-out advertisement: "this master is leaving" (§7.6). */
 export const BOW_OUT = { advbaseSec: 255, advskew: 255 } as const;

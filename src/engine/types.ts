@@ -1,11 +1,11 @@
 /**
  * Types of the pure per-vhid CARP state machine (carp(4) semantics; see
- * ../shared/reference/carp-protocol.md §5–§8). The engine owns no socket and no timer: the
+ * reference/carp-protocol.md §5–§8). The engine owns no socket and no timer: the
  * runtime feeds it inputs with the current time and carries out the actions it returns.
  */
-import type { CarpState } from '../kernel/backend.js';
 
-export type { CarpState };
+/** carp(4)'s states; VRRP's Initialize/Backup/Master map onto them. */
+export type CarpState = 'INIT' | 'BACKUP' | 'MASTER';
 
 /** The two timers of a vhid: the MASTER's advertisement timer and the BACKUP's master-down timer. */
 export type TimerName = 'advert' | 'master-down';

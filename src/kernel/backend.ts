@@ -23,8 +23,10 @@
  */
 import { VRRP_DEFAULT_INTERVAL_CS, VRRP_DEFAULT_PRIORITY } from '../wire/vrrp.js';
 import { KernelError } from './errno.js';
+import type { CarpState } from '../engine/types.js';
 
-export type CarpState = 'INIT' | 'BACKUP' | 'MASTER';
+export type { CarpState };
+
 
 export type VhidProtocol = 'carp' | 'vrrpv3';
 
@@ -188,28 +190,6 @@ export interface KernelBackend {
   onStateChange(listener: (c: StateChange) => void): () => void;
 }
 
-/** Timers and time, injected so that tests run on a manual clock. */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    t.unref?.();
-    return t;
-  },
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
-
-/** carp(4): master-down interval = 3 × advbase + advskew/256 seconds. */
-export function masterDownMs(advbaseSec: number, skew: number): number {
-  return (3 * advbaseSec + skew / 256) * 1000;
-}
-
 /** RFC 5798's defaults, used when a vrrpv3 vhid is set without them. */
 export const VRRP_DEFAULTS = { priority: VRRP_DEFAULT_PRIORITY, intervalCs: VRRP_DEFAULT_INTERVAL_CS } as const;
 
@@ -237,9 +217,4 @@ export function checkedVhidParams(op: string, iface: string, vhid: number, p: Vh
   if (!Number.isInteger(vrrpPriority) || vrrpPriority < 1 || vrrpPriority > 254) throw KernelError.of('EINVAL', op, iface, 'VRRP priority outside 1..254 (255, the address owner, is not supported)');
   if (!Number.isInteger(vrrpIntervalCs) || vrrpIntervalCs < 1 || vrrpIntervalCs > 4095) throw KernelError.of('EINVAL', op, iface, 'VRRP advertisement interval outside 1..4095 centiseconds');
   return { ...base, protocol, vrrpPriority, vrrpIntervalCs };
-}
-
-/** Effective skew advertised: advskew + demotion, clamped to 0..240 (CARP_MAXSKEW). */
-export function effectiveSkew(advskew: number, demotion: number): number {
-  return Math.max(0, Math.min(240, advskew + demotion));
 }

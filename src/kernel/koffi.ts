@@ -19,3 +19,14 @@ export function loadKoffi(purpose: string): Koffi {
   }
   return koffiModule;
 }
+
+export type Fn = (...args: unknown[]) => unknown;
+
+/** Resolves a symbol or explains which library lacks it. */
+export function bind(lib: ReturnType<Koffi['load']>, path: string, envVar: string, decl: string): Fn {
+  try {
+    return lib.func(decl) as Fn;
+  } catch (e) {
+    throw new Error(`"${path}" does not provide \`${decl}\` (${(e as Error).message}); ${envVar} selects the library`);
+  }
+}

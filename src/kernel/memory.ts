@@ -6,18 +6,14 @@
  * contract tests hold the other backends to.
  */
 import { EventEmitter } from 'node:events';
-import { canonicalCidr, parseCidr } from '../config/ip.js';
+import { canonicalCidr, parseCidr } from '../wire/address.js';
 import {
   CARP_COUNTERS,
   checkedVhidParams,
-  effectiveSkew,
-  masterDownMs,
-  systemClock,
   VRRP_DEFAULTS,
   type CarpGlobals,
   type CarpState,
   type Capabilities,
-  type Clock,
   type KernelBackend,
   type KernelStats,
   type LiveVhid,
@@ -26,6 +22,8 @@ import {
   type StateChange,
   type VhidParams,
 } from './backend.js';
+import { systemClock, type Clock } from '../clock.js';
+import { effectiveSkew, masterDownMs } from '../engine/timing.js';
 import { vrrpMasterDownIntervalMs } from '../engine/vrrp.js';
 import { KernelError } from './errno.js';
 import { PfsyncModel } from './pfsync-model.js';

@@ -14,7 +14,8 @@ import type { Logger } from 'pino';
 import { vhidKey, type VipEvent } from '../runtime/driver.js';
 import { SIM_MAX_IFNAME, SIM_MAX_NODE_NAME } from '../runtime/frame.js';
 import type { PacketTransport } from '../runtime/transport.js';
-import type { Capabilities, Clock, KernelStats } from './backend.js';
+import type { Capabilities, KernelStats } from './backend.js';
+import type { Clock } from '../clock.js';
 import { KernelError } from './errno.js';
 import { UserspaceBackend, type UserspaceVhid } from './userspace.js';
 

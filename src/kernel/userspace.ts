@@ -13,15 +13,13 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { canonicalCidr, parseCidr } from '../config/ip.js';
+import { canonicalCidr, parseCidr } from '../wire/address.js';
 import { CarpRuntime, vhidKey, type CarpRuntimeOptions, type DropEvent, type TransitionEvent, type VipEvent } from '../runtime/driver.js';
 import {
   CARP_COUNTERS,
   checkedVhidParams,
-  systemClock,
   type CarpGlobals,
   type Capabilities,
-  type Clock,
   type KernelBackend,
   type KernelStats,
   type LiveVhid,
@@ -30,6 +28,7 @@ import {
   type StateChange,
   type VhidParams,
 } from './backend.js';
+import { systemClock, type Clock } from '../clock.js';
 import { KernelError } from './errno.js';
 import { PfsyncModel } from './pfsync-model.js';
 

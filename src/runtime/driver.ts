@@ -12,8 +12,9 @@
  * their carpstats name and dropped; nothing a peer sends can make the runtime throw.
  */
 import { randomBytes } from 'node:crypto';
-import type { CarpState, Clock } from '../kernel/backend.js';
-import { systemClock } from '../kernel/backend.js';
+import type { CarpState } from '../engine/types.js';
+import type { Clock } from '../clock.js';
+import { systemClock } from '../clock.js';
 import type { Action, EngineInput, EngineState, TransitionCause, VhidSettings, VrrpAction, VrrpInput, VrrpSettings, VrrpState, VrrpTransitionCause } from '../engine/index.js';
 import { initialState, step, vrrpInitialState, vrrpStep } from '../engine/index.js';
 import { VRRP_DEFAULT_INTERVAL_CS, VRRP_DEFAULT_PRIORITY, VRRP_FIXED_LEN, VRRP_VERSION, decodeVrrp, vrrpBytes } from '../wire/vrrp.js';

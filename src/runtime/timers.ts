@@ -1,10 +1,10 @@
 /**
- * Named timers over an injected Clock (src/kernel/backend.ts), so that the runtime runs on the
+ * Named timers over an injected Clock (src/clock.ts), so that the runtime runs on the
  * system clock in carpd and on a manual clock in tests. The engine asks for timers by name
  * (`arm` replaces an armed timer of the same name, `cancel` stops it); this table keeps the
  * clock handles per key so that a replaced or cancelled timer can never fire.
  */
-import type { Clock } from '../kernel/backend.js';
+import type { Clock } from '../clock.js';
 
 export class TimerTable {
   private readonly handles = new Map<string, unknown>();

@@ -8,8 +8,8 @@
  *   - MemoryNetwork (below): in-process, delivered through the injected clock, so a test with a
  *     manual clock sees every datagram arrive at the simulated time it was sent.
  */
-import type { Clock } from '../kernel/backend.js';
-import { systemClock } from '../kernel/backend.js';
+import type { Clock } from '../clock.js';
+import { systemClock } from '../clock.js';
 
 export interface DatagramInfo {
   /**

@@ -9,7 +9,7 @@
  * A vhid's protocol (carp, vrrpv3) cannot change in place either: a change of protocol removes
  * the vhid and creates it again, its addresses re-added after it.
  */
-import { parseCidr } from '../config/ip.js';
+import { parseCidr } from '../wire/address.js';
 import { VIP_DEFAULTS, type DesiredState } from '../config/model.js';
 import type { CarpGlobals, PfsyncSettings, VhidParams } from '../kernel/backend.js';
 

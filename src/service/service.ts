@@ -10,13 +10,13 @@ import { sameContent, type DesiredState, type Role, type TokenRecord } from '../
 import type { ConfigStore, RevisionMeta } from '../config/store.js';
 import { checkState } from '../config/validate.js';
 import type { KernelBackend, KernelStats, LiveVhid, PfsyncLive, StateChange, VhidParams } from '../kernel/backend.js';
-import { effectiveSkew } from '../kernel/backend.js';
+import { effectiveSkew } from '../engine/timing.js';
 import { KernelError } from '../kernel/errno.js';
 import { changeTarget, describeStep, plan, targetOf, type Snapshot, type Step } from './plan.js';
 import { fromKernelError } from './kernel-errors.js';
 import { SerialQueue } from './queue.js';
 import { describeChanges } from './changes.js';
-import { managedChanges } from '../sync/derive.js';
+import { managedChanges } from '../config/managed.js';
 
 const STATUS_MAX_AGE_MS = 1000;
 

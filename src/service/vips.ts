@@ -1,6 +1,6 @@
 /** Edits of the VIP list on a draft desired state (pure; the service validates the result). */
 import { CarpdError, fromProblems } from '../errors.js';
-import { canonicalCidr, canonicalIp } from '../config/ip.js';
+import { canonicalCidr, canonicalIp } from '../wire/address.js';
 import { VIP_DEFAULTS, findVip, type DesiredState, type VipConfig, type VipMode, type VipProtocol } from '../config/model.js';
 import { carpTimingRefused, checkVip, type Problem } from '../config/validate.js';
 import { vipNotFound } from './service.js';

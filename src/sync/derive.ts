@@ -21,7 +21,7 @@
  * next one, and applying the same snapshot twice changes nothing.
  */
 import { CarpdError } from '../errors.js';
-import { canonicalIp, ipBytes, parseCidr } from '../config/ip.js';
+import { canonicalIp, ipBytes, parseCidr } from '../wire/address.js';
 import { readVip } from '../config/document.js';
 import { sortVips, vipKey, type CarpConfig, type DesiredState, type VipConfig } from '../config/model.js';
 
@@ -41,21 +41,6 @@ export function snapshotOf(s: DesiredState): Snapshot {
     carp: { enabled: s.carp.enabled, preempt: s.carp.preempt },
     localAddresses: [...s.sync.localAddresses],
   };
-}
-
-/** Whether two documents differ in anything a secondary takes from its primary (for the 409 guard). */
-export function managedChanges(before: DesiredState, after: DesiredState): { vips: string[]; carp: boolean } {
-  const detached = new Set(before.sync.detached.vips);
-  const managed = (s: DesiredState) => new Map(s.vips.filter((v) => !v.nosync && !detached.has(vipKey(v.interface, v.vhid))).map((v) => [vipKey(v.interface, v.vhid), JSON.stringify(v)]));
-  const a = managed(before);
-  const b = managed(after);
-  const vips = new Set<string>();
-  for (const [k, v] of a) if (b.get(k) !== v) vips.add(k);
-  for (const [k, v] of b) if (a.get(k) !== v) vips.add(k);
-  // A VIP turned nosync locally leaves sync too: that is a change of a managed object.
-  for (const k of a.keys()) if (!b.has(k) && after.vips.some((v) => vipKey(v.interface, v.vhid) === k)) vips.add(k);
-  const carp = !before.sync.detached.carp && (before.carp.enabled !== after.carp.enabled || before.carp.preempt !== after.carp.preempt);
-  return { vips: [...vips].sort(), carp };
 }
 
 /** The address in `addresses` (CIDRs) whose subnet contains `target`, of target's family. */

@@ -20,8 +20,7 @@
  */
 import type { Logger } from 'pino';
 import { SCHEMA_VERSION, type DesiredState } from '../config/model.js';
-import { problemOf } from '../api/problem.js';
-import { CarpdError } from '../errors.js';
+import { CarpdError, problemOf } from '../errors.js';
 import type { CarpService, PlanView } from '../service/service.js';
 import { applySnapshot, readSnapshot, snapshotOf } from './derive.js';
 import type { SyncIdentity } from './identity.js';

@@ -26,8 +26,7 @@ import { X509Certificate, type KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { problemOf } from '../api/problem.js';
-import { CarpdError, type ErrorCode } from '../errors.js';
+import { CarpdError, problemOf, type ErrorCode } from '../errors.js';
 import { REJECT_REASONS, ReplayGuard, SyncRejection, open, seal, type RejectReason, type SyncMessage } from './envelope.js';
 import { parseFingerprint, type SyncIdentity } from './identity.js';
 

@@ -31,7 +31,7 @@
  * IPv6 socket delivers only the payload (the hop limit comes as ancillary data), so the IPv6
  * codec here serves the simulator and tests.
  */
-import { canonicalIp, ipBytes } from '../config/ip.js';
+import { canonicalIp, ipBytes } from './address.js';
 import { internetChecksum } from './checksum.js';
 
 export const IPPROTO_CARP = 112;

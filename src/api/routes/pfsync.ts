@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { canonicalIp } from '../../config/ip.js';
+import { canonicalIp } from '../../wire/address.js';
 import type { PfsyncVersion } from '../../config/model.js';
 import type { CarpService } from '../../service/service.js';
 import { etagOf, pfsyncConfigView, pfsyncStatusView } from '../views.js';

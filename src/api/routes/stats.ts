@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { KernelStats } from '../../kernel/backend.js';
+import type { KernelStats } from '../../service/live.js';
 import type { CarpService } from '../../service/service.js';
 
 /** Only the tunables the backend reported: an unknown one is left out, never shown as 0. */

@@ -36,7 +36,7 @@
  */
 import { EventEmitter } from 'node:events';
 import pino, { type Logger } from 'pino';
-import { canonicalIp, formatCidr, parseCidr, type Cidr } from '../../config/ip.js';
+import { canonicalIp, formatCidr, parseCidr, type Cidr } from '../../wire/address.js';
 import type {
   CarpGlobals,
   CarpState,

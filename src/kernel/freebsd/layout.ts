@@ -21,7 +21,7 @@
  *  +16 i16  ifr_flags, +18 i16 ifr_flagshigh                     SIOCGIFFLAGS/SIOCSIFFLAGS
  *  +16 u32  ifr_cap_nv.buf_length, +20 u32 .length, +24 u64 .buffer (14+: SIOC*PFSYNCNV, §5.3)
  */
-import { canonicalIp, ipBytes } from '../../config/ip.js';
+import { canonicalIp, ipBytes } from '../../wire/address.js';
 import { CARP_COUNTERS, type CarpState } from '../backend.js';
 
 export type AbiVersion = 13 | 14 | 15;

@@ -14,7 +14,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { parseCidr } from '../../config/ip.js';
+import { parseCidr } from '../../wire/address.js';
 import { writeFileAtomic } from '../../config/atomic.js';
 import { KernelError } from '../errno.js';
 

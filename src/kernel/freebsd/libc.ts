@@ -18,10 +18,9 @@
  * the caller keeps that Buffer referenced until the ioctl returns (the call is synchronous).
  */
 import { FREEBSD_ERRNO, KernelError } from '../errno.js';
-import { type Koffi, loadKoffi } from '../koffi.js';
+import { bind, loadKoffi, type Fn, type Koffi } from '../koffi.js';
 import { IOCPARM_MASK, IOC_IN, IOC_OUT, ioctlName } from './layout.js';
 
-type Fn = (...args: unknown[]) => unknown;
 
 export interface Libc {
   /** The library actually loaded. */
@@ -49,15 +48,6 @@ export interface Libc {
 }
 
 const EINTR = FREEBSD_ERRNO.EINTR;
-
-/** Resolves a symbol or explains which library lacks it. */
-export function bind(lib: ReturnType<Koffi['load']>, path: string, envVar: string, decl: string): Fn {
-  try {
-    return lib.func(decl) as Fn;
-  } catch (e) {
-    throw new Error(`"${path}" does not provide \`${decl}\` (${(e as Error).message}); ${envVar} selects the library`);
-  }
-}
 
 /** Reads a NUL-terminated name from the first 16 bytes, for error messages only. */
 function nameIn(arg: Buffer): string | undefined {

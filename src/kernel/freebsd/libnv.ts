@@ -13,8 +13,8 @@
  * reads the keys a schema lists; keys that are absent (or of another type) are left out.
  */
 import { FREEBSD_ERRNO, KernelError } from '../errno.js';
-import { type Koffi, loadKoffi } from '../koffi.js';
-import { type Libc, bind } from './libc.js';
+import { bind, type Koffi, loadKoffi } from '../koffi.js';
+import type { Libc } from './libc.js';
 
 export type NvValue = string | number | bigint | Buffer | NvObject;
 export interface NvObject {

@@ -40,7 +40,7 @@ import {
 import { decodePfsyncreq, pfsyncreqBytes } from './layout-pfsync.js';
 import type { Libc } from './libc.js';
 import { PFSYNC_NV_SCHEMA, type Libnv, type NvObject } from './libnv.js';
-import { canonicalIp } from '../../config/ip.js';
+import { canonicalIp } from '../../wire/address.js';
 
 export const PFSYNC_IF = 'pfsync0';
 const IN6ADDR_PFSYNC_GROUP = 'ff12::f0';

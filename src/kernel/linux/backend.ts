@@ -22,11 +22,12 @@
  */
 import type { Logger } from 'pino';
 import { hostname } from 'node:os';
-import { parseCidr } from '../../config/ip.js';
+import { parseCidr } from '../../wire/address.js';
 import type { VipEvent } from '../../runtime/driver.js';
 import type { AdvertLink, LinkHandlers, OutgoingAdvert } from '../../runtime/link.js';
 import { carpGroup } from '../../wire/ip.js';
-import type { Capabilities, Clock, KernelStats } from '../backend.js';
+import type { Capabilities, KernelStats } from '../backend.js';
+import type { Clock } from '../../clock.js';
 import { KernelError } from '../errno.js';
 import { DEMOTION_FACTOR, UserspaceBackend, type UserspaceVhid } from '../userspace.js';
 import { Announcer } from './announce.js';

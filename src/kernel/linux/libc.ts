@@ -43,8 +43,7 @@
  */
 import { promisify } from 'node:util';
 import { FREEBSD_ERRNO, KernelError, type ErrnoName } from '../errno.js';
-import { bind } from '../freebsd/libc.js';
-import { type Koffi, loadKoffi } from '../koffi.js';
+import { bind, loadKoffi, type Koffi } from '../koffi.js';
 
 // ---- constants (Linux, all architectures carpd runs on) ------------------------------------------
 

@@ -29,7 +29,7 @@
  * A malformed or truncated datagram never throws out of the poll loop: it is reported through
  * onDrop (or onError when no onDrop is given) and the drain goes on.
  */
-import { canonicalIp } from '../../config/ip.js';
+import { canonicalIp } from '../../wire/address.js';
 import { writePseudoHeaderChecksum } from '../../wire/checksum.js';
 import { CARP_GROUP_V4, CARP_GROUP_V6, CARP_TTL, IPPROTO_CARP, TOS_FREEBSD, decodeIpv4, formatAddress, ipv4Packet, requireAddress } from '../../wire/ip.js';
 import { KernelError } from '../errno.js';

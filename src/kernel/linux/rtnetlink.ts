@@ -1,7 +1,7 @@
 /**
  * NETLINK_ROUTE over a koffi socket: interface facts, the addresses the kernel holds, VIPs added
  * and removed, and link up/down notifications. The framing (nlmsghdr, nlattr, NLMSG_ERROR) is the
- * one src/kernel/freebsd/netlink.ts implements — Linux defined it — and is reused from there.
+ * one src/wire/netlink.ts implements, shared with FreeBSD's generic netlink.
  *
  *  struct ifinfomsg (16 B)                 struct ifaddrmsg (8 B)
  *  +0  u8  ifi_family                      +0 u8  ifa_family   AF_INET / AF_INET6
@@ -30,7 +30,7 @@
  * IFF_RUNNING) only; the kernel sends RTM_NEWLINK for many other changes. After a notification
  * overrun (ENOBUFS) it re-reads every link and reports what changed.
  */
-import { parseCidr } from '../../config/ip.js';
+import { parseCidr } from '../../wire/address.js';
 import { KernelError } from '../errno.js';
 import {
   NLMSG_DONE,
@@ -50,7 +50,7 @@ import {
   u8,
   type NlAttr,
   type NlMessage,
-} from '../freebsd/netlink.js';
+} from '../../wire/netlink.js';
 import { formatAddress, requireAddress } from '../../wire/ip.js';
 import {
   AF_INET,

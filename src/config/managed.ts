@@ -1,0 +1,22 @@
+/**
+ * Which objects of a document a sync primary manages on its secondary: every VIP without
+ * `nosync` and CARP's enabled/preempt, minus what was detached here by a forced local edit.
+ * The service's guard on a secondary asks this before it commits a local change; sync/derive.ts
+ * moves the same objects.
+ */
+import { vipKey, type DesiredState } from './model.js';
+
+/** Whether two documents differ in anything a secondary takes from its primary (for the 409 guard). */
+export function managedChanges(before: DesiredState, after: DesiredState): { vips: string[]; carp: boolean } {
+  const detached = new Set(before.sync.detached.vips);
+  const managed = (s: DesiredState) => new Map(s.vips.filter((v) => !v.nosync && !detached.has(vipKey(v.interface, v.vhid))).map((v) => [vipKey(v.interface, v.vhid), JSON.stringify(v)]));
+  const a = managed(before);
+  const b = managed(after);
+  const vips = new Set<string>();
+  for (const [k, v] of a) if (b.get(k) !== v) vips.add(k);
+  for (const [k, v] of b) if (a.get(k) !== v) vips.add(k);
+  // A VIP turned nosync locally leaves sync too: that is a change of a managed object.
+  for (const k of a.keys()) if (!b.has(k) && after.vips.some((v) => vipKey(v.interface, v.vhid) === k)) vips.add(k);
+  const carp = !before.sync.detached.carp && (before.carp.enabled !== after.carp.enabled || before.carp.preempt !== after.carp.preempt);
+  return { vips: [...vips].sort(), carp };
+}
