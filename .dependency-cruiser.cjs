@@ -19,6 +19,18 @@
  */
 const VOCAB = '^src/(errors|clock|paths)\\.ts$';
 
+/** Each layer (a folder of src/) and the layers it may import; test/architecture.test.ts holds docs/architecture.md to it. */
+const LAYERS = {
+  wire: [],
+  engine: ['wire'],
+  config: ['wire'],
+  runtime: ['engine', 'wire'],
+  kernel: ['runtime', 'engine', 'config', 'wire'],
+  service: ['kernel', 'engine', 'config', 'wire'],
+  sync: ['service', 'config', 'wire'],
+  api: ['service', 'sync', 'config', 'wire'],
+};
+
 /** A rule: files under `from` may import, of src/, only their own folder, `allowed` and VOCAB. */
 function layer(name, from, allowed) {
   const ok = [`^src/${from}/`, ...allowed.map((a) => `^src/${a}/`), VOCAB];
@@ -40,14 +52,7 @@ module.exports = {
       from: { path: VOCAB },
       to: { path: '^src/', pathNot: VOCAB },
     },
-    layer('wire', 'wire', []),
-    layer('engine', 'engine', ['wire']),
-    layer('config', 'config', ['wire']),
-    layer('runtime', 'runtime', ['engine', 'wire']),
-    layer('kernel', 'kernel', ['runtime', 'engine', 'config', 'wire']),
-    layer('service', 'service', ['kernel', 'engine', 'config', 'wire']),
-    layer('sync', 'sync', ['service', 'config', 'wire']),
-    layer('api', 'api', ['service', 'sync', 'config', 'wire']),
+    ...Object.entries(LAYERS).map(([name, allowed]) => layer(name, name, allowed)),
     {
       name: 'layer-cli',
       comment: 'carpctl speaks HTTP: of the server it knows only the generated API types',
