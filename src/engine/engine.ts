@@ -114,6 +114,7 @@ const CARP: Protocol<Carp> = {
   // reschedules with the demoted skew, then carp_setrun() re-arms the timer with sc_advskew.
   // They differ only while the node is demoted.
   firstAdvertIntervalMs: (s) => advertIntervalMs(s.settings.advbaseSec, s.settings.advskew),
+  // Nothing of CARP's own (counter, last heard) changes with the state.
   enteringMaster: (s) => s,
 };
 

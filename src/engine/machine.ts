@@ -33,6 +33,9 @@
  *   with its counter; VRRP's priority 0);
  * - the settings, their checks and what a change of them does.
  * Merging any of these would hide a protocol difference behind a flag.
+ *
+ * Also here, because both engines need them and they are protocol-free: the integer check of
+ * settings (requireInteger) and the seconds of the reasons (seconds).
  */
 /** carp(4)'s states; VRRP's Initialize/Backup/Master map onto them. */
 export type CarpState = 'INIT' | 'BACKUP' | 'MASTER';
@@ -191,16 +194,16 @@ export function send<T extends ProtocolTypes>(cx: StepContext<T>, advert: T['adv
   cx.out.push({ kind: 'send', ...advert });
 }
 
-export function armTimer<T extends ProtocolTypes>(cx: StepContext<T>, timer: TimerName, afterMs: number): void {
+function armTimer<T extends ProtocolTypes>(cx: StepContext<T>, timer: TimerName, afterMs: number): void {
   cx.out.push({ kind: 'arm', timer, afterMs });
 }
 
-export function cancelTimer<T extends ProtocolTypes>(cx: StepContext<T>, timer: TimerName): void {
+function cancelTimer<T extends ProtocolTypes>(cx: StepContext<T>, timer: TimerName): void {
   cx.out.push({ kind: 'cancel', timer });
 }
 
 /** Records the new state, when and why, and emits the transition for counters and events. */
-export function transition<T extends ProtocolTypes>(cx: StepContext<T>, s: T['state'], to: CarpState, cause: CauseOf<T>, reason: string): T['state'] {
+function transition<T extends ProtocolTypes>(cx: StepContext<T>, s: T['state'], to: CarpState, cause: CauseOf<T>, reason: string): T['state'] {
   cx.out.push({ kind: 'transition', from: s.state, to, cause, reason });
   return { ...s, state: to, sinceMs: cx.nowMs, cause, reason };
 }

@@ -5,10 +5,9 @@
  *   vrrpStep(state, input, nowMs) -> { state, actions }
  *
  * Pure: no clock, no sockets, no randomness (VRRP has no counter). Timers are `arm`/`cancel`
- * actions that come back as `timer` inputs; every transition carries a cause and a reason in
- * words. The runtime that drives CARP drives this too: same input kinds, same timer names
- * ('advert' = Adver_Timer, 'master-down' = Master_Down_Timer), same action kinds, with `send`
- * carrying a priority and an interval instead of advbase/advskew/counter.
+ * actions that come back as `timer` inputs ('advert' = Adver_Timer, 'master-down' =
+ * Master_Down_Timer); every transition carries a cause and a reason in words. `send` carries a
+ * priority and an interval instead of CARP's advbase/advskew/counter.
  *
  *   INIT   ── up, priority 255 (address owner) ─────────────────────────────────> MASTER
  *   INIT   ── up ─────────────────────────────────────────────────────────────> BACKUP
@@ -32,12 +31,13 @@
  *   owner's 255 (§11.3). That demoted priority is the "local priority" of every rule, Skew_Time
  *   included. It never reaches 0, which would mean resigning.
  *
- * The states, timers, the order of the actions on entering a state and the inputs whose meaning
- * CARP shares (down, leave, force, stale timers) are the machine's (machine.ts). What is VRRP's
- * is here, as the Protocol the machine asks: the election above, the formulas, the learned
- * interval, what is sent and priority 0, the settings. They stay out of the machine because
- * each is where VRRP and CARP differ; the order of the actions on entering a state is CARP's,
- * which RFC 5798 §6.4 lists the same steps of.
+ * The states, the timers, the actions on entering a state and the inputs whose meaning CARP
+ * shares (down, leave, force, stale timers) are the machine's (machine.ts), which drives the CARP
+ * engine too, so that one runtime drives either. Entering a state takes the steps RFC 5798 §6.4
+ * lists, in CARP's order (the transition is recorded first, as for carp(4)). What is VRRP's is
+ * here, as the Protocol the machine asks: the election above, the formulas and the learned
+ * interval, what is sent and priority 0, what 'up' does for the owner, the settings. They stay
+ * out of the machine because each is where VRRP and CARP differ.
  *
  * Times are milliseconds, fractional where the formulas give fractions (Skew_Time of priority
  * 100 at 1 s is 609.375 ms): intervals are in centiseconds and / 256 is exact in binary.
