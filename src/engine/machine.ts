@@ -3,12 +3,13 @@
  * VRRPv3 (vrrp.ts, RFC 5798 §6.4 / RFC 9568, carp-protocol.md §11). One runtime drives both
  * through the same inputs, timers and actions, so what they have in common is written once here:
  *
- *   step(state, input, nowMs) -> { state, actions }
+ *   stepMachine(protocol, state, input, nowMs) -> { state, actions }
  *
- *   INIT   ── up (the protocol decides where to) ──────────────────────> BACKUP | MASTER
- *   BACKUP ── master-down timer expired (the protocol says why) | forced ──> MASTER
- *   MASTER ── forced ──────────────────────────────────────────────────────> BACKUP
- *   any    ── down | leave (a MASTER sends its last advertisement first) ──> INIT
+ *   INIT   ── up (the protocol says where to) ────────────────────────────> BACKUP | MASTER
+ *   BACKUP ── master-down expired (the protocol says why) | an advertisement
+ *             the protocol takes over on | forced ────────────────────────> MASTER
+ *   MASTER ── an advertisement the protocol yields to | forced ───────────> BACKUP
+ *   any    ── down | leave (a MASTER sends its last advertisement first) ─> INIT
  *
  * Shared, because carp(4) and RFC 5798 §6.4 agree on it and the runtime relies on it:
  * - the three states, the two timers and which state owns which ('advert' = Adver_Timer runs
@@ -37,6 +38,7 @@
  * Also here, because both engines need them and they are protocol-free: the integer check of
  * settings (requireInteger) and the seconds of the reasons (seconds).
  */
+
 /** carp(4)'s states; VRRP's Initialize/Backup/Master map onto them. */
 export type CarpState = 'INIT' | 'BACKUP' | 'MASTER';
 
