@@ -1,4 +1,7 @@
-/** The pure CARP engine: state machine, timing formulas and counter (carp-protocol.md §5–§8). */
+/**
+ * The pure CARP engine: state machine, timing formulas and counter (carp-protocol.md §5–§8).
+ * It and the VRRPv3 engine below are two protocols on one machine (machine.ts).
+ */
 export { checkSettings, initialState, ownTimers, step } from './engine.js';
 export {
   BOW_OUT,

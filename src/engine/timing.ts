@@ -67,8 +67,3 @@ export function describeComparison(theirs: Timers, ours: Timers): string {
   }
   return `advbase ${theirs.advbaseSec} ${op} ${ours.advbaseSec}, skew ${theirs.advskew} vs ${ours.advskew}`;
 }
-
-/** Milliseconds as seconds with three decimals: 3390.625 → "3.391 s". */
-export function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(3)} s`;
-}

@@ -4,11 +4,10 @@
  * runtime feeds it inputs with the current time and carries out the actions it returns.
  */
 
-/** carp(4)'s states; VRRP's Initialize/Backup/Master map onto them. */
-export type CarpState = 'INIT' | 'BACKUP' | 'MASTER';
+import type { MachineAction, MachineInput, MachineResult, MachineState } from './machine.js';
 
-/** The two timers of a vhid: the MASTER's advertisement timer and the BACKUP's master-down timer. */
-export type TimerName = 'advert' | 'master-down';
+/** The states and timers are the machine's (machine.ts); re-exported under their usual names. */
+export type { CarpState, TimerName } from './machine.js';
 
 export interface VhidSettings {
   vhid: number;
@@ -34,20 +33,13 @@ export interface Advert {
   counter: bigint;
 }
 
-export type EngineInput =
-  /** Parent interface up, link up, the vhid has addresses, net.inet.carp.allow=1: INIT → BACKUP. */
-  | { kind: 'up' }
-  /** Link down, allow=0 or no addresses left: any state → INIT, silently (§7.1, §7.6). */
-  | { kind: 'down'; reason: string }
-  /** A valid advertisement for this vhid; `from` is the sender's address, for reasons and status. */
-  | ({ kind: 'advert'; from: string } & Advert)
-  | { kind: 'timer'; timer: TimerName }
-  /** New settings for the same vhid (advbase, advskew, preempt or demotion changed). */
-  | { kind: 'settings'; settings: VhidSettings }
-  /** `ifconfig … vhid N state backup|master`; ignored in INIT. */
-  | { kind: 'force'; state: 'BACKUP' | 'MASTER'; reason?: string }
-  /** Orderly shutdown: a MASTER sends a bow-out advertisement first (§7.6), then → INIT. */
-  | { kind: 'leave'; reason?: string };
+/**
+ * The machine's inputs with CARP's advertisement. CARP specifics: `up` goes INIT → BACKUP, never
+ * straight to MASTER (§7.1); `down` covers link down, allow=0 and no addresses left (§7.1, §7.6);
+ * `settings` carries changed advbase, advskew, preempt or demotion; `leave` makes a MASTER send a
+ * bow-out advertisement first (§7.6).
+ */
+export type EngineInput = MachineInput<Advert, VhidSettings>;
 
 /** Why a transition happened, for counters and events; `reason` says it in words. */
 export type TransitionCause =
@@ -62,17 +54,8 @@ export type TransitionCause =
   | 'more-frequent'
   | 'equal-timers';
 
-export type Action =
-  /** Start (or restart) the named timer; an armed timer of that name is replaced. */
-  | { kind: 'arm'; timer: TimerName; afterMs: number }
-  | { kind: 'cancel'; timer: TimerName }
-  /** Send one advertisement now with exactly these fields (skew already demoted and capped). */
-  | ({ kind: 'send' } & Advert)
-  | { kind: 'transition'; from: CarpState; to: CarpState; cause: TransitionCause; reason: string }
-  /** Take the VIPs: answer ARP/ND for them and announce them (gratuitous ARP, unsolicited NA). */
-  | { kind: 'install-vips' }
-  /** Give the VIPs up: stop answering ARP/ND for them. */
-  | { kind: 'remove-vips' };
+/** The machine's actions; `send` carries the skew already demoted and capped (§6.4). */
+export type Action = MachineAction<TransitionCause, Advert>;
 
 /** The last advertisement accepted from a peer. */
 export interface HeardAdvert {
@@ -83,15 +66,8 @@ export interface HeardAdvert {
 }
 
 /** Immutable state of one vhid; only step() makes a new one. */
-export interface EngineState {
+export interface EngineState extends MachineState<TransitionCause> {
   readonly settings: VhidSettings;
-  readonly state: CarpState;
-  /** When the state last changed, and why. */
-  readonly sinceMs: number;
-  readonly cause: TransitionCause | 'created';
-  readonly reason: string;
-  /** When the master-down timer was last (re)started; meaningful in BACKUP. */
-  readonly masterDownFromMs: number;
   readonly lastHeard?: HeardAdvert;
   /** §5: null until a peer's advertisement is accepted, then the last counter used or heard. */
   readonly counter: bigint | null;
@@ -99,7 +75,4 @@ export interface EngineState {
   readonly rng: bigint;
 }
 
-export interface StepResult {
-  state: EngineState;
-  actions: Action[];
-}
+export type StepResult = MachineResult<EngineState, Action>;

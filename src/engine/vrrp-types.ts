@@ -1,11 +1,11 @@
 /**
  * Types of the pure per-VRID VRRPv3 state machine (RFC 5798 §6, RFC 9568 with the same rules;
- * carp-protocol.md §11). They mirror the CARP engine's types (types.ts) so that one runtime can
- * drive either: the same input kinds, the same timer names, the same action kinds. What differs
- * is what an advertisement carries — a priority and an interval in centiseconds instead of
+ * carp-protocol.md §11). Inputs, timers, actions and the state's common fields are the machine's
+ * (machine.ts), as for CARP, so that one runtime can drive either. What differs is what an
+ * advertisement carries — a priority and an interval in centiseconds instead of
  * advbase/advskew/counter — and the reasons a node changes state.
  */
-import type { CarpState, TimerName } from './types.js';
+import type { MachineAction, MachineInput, MachineResult, MachineState } from './machine.js';
 
 export interface VrrpSettings {
   /** Virtual Router ID, 1..255. */
@@ -40,20 +40,14 @@ export interface VrrpAdvert {
   intervalCs: number;
 }
 
-export type VrrpInput =
-  /** The interface can carry the VRID: INIT → BACKUP, or MASTER at once for the owner (priority 255). */
-  | { kind: 'up' }
-  /** Link down / no addresses: any state → INIT, silently. */
-  | { kind: 'down'; reason: string }
-  /** A valid advertisement for this VRID; `from` is the sender's primary address (IP source). */
-  | ({ kind: 'advert'; from: string } & VrrpAdvert)
-  | { kind: 'timer'; timer: TimerName }
-  /** New settings for the same VRID (priority, interval, preempt, demotion, address). */
-  | { kind: 'settings'; settings: VrrpSettings }
-  /** The administrator moves the VRID; ignored in INIT. */
-  | { kind: 'force'; state: 'BACKUP' | 'MASTER'; reason?: string }
-  /** Shutdown event (RFC 5798 §6.4.3): a MASTER sends priority 0 first, then → INIT. */
-  | { kind: 'leave'; reason?: string };
+/**
+ * The machine's inputs with VRRP's advertisement. VRRP specifics: `up` goes INIT → BACKUP, or
+ * MASTER at once for the address owner (priority 255, RFC 5798 §6.4.1); an advertisement's `from`
+ * is the sender's primary address (the IP source); `settings` carries changed priority,
+ * interval, preempt, demotion or address; `leave` is the Shutdown event (§6.4.3): a MASTER sends
+ * priority 0 first.
+ */
+export type VrrpInput = MachineInput<VrrpAdvert, VrrpSettings>;
 
 /**
  * Why a transition happened; `reason` says it in words. Shared with CARP where the meaning is
@@ -74,17 +68,8 @@ export type VrrpTransitionCause =
   | 'higher-priority'
   | 'larger-address';
 
-export type VrrpAction =
-  /** Start (or restart) the named timer; an armed timer of that name is replaced. */
-  | { kind: 'arm'; timer: TimerName; afterMs: number }
-  | { kind: 'cancel'; timer: TimerName }
-  /** Send one advertisement now with exactly these fields (priority already demoted). */
-  | { kind: 'send'; priority: number; intervalCs: number }
-  | { kind: 'transition'; from: CarpState; to: CarpState; cause: VrrpTransitionCause; reason: string }
-  /** Take the VIPs: answer ARP/ND for them and announce them (gratuitous ARP, unsolicited NA). */
-  | { kind: 'install-vips' }
-  /** Give the VIPs up: stop answering ARP/ND for them. */
-  | { kind: 'remove-vips' };
+/** The machine's actions; `send` carries the priority already demoted. */
+export type VrrpAction = MachineAction<VrrpTransitionCause, VrrpAdvert>;
 
 /** The last advertisement received from a peer, acted on or not. */
 export interface VrrpHeard {
@@ -100,24 +85,14 @@ export interface VrrpHeard {
 }
 
 /** Immutable state of one VRID; only vrrpStep() makes a new one. */
-export interface VrrpState {
+export interface VrrpState extends MachineState<VrrpTransitionCause> {
   readonly settings: VrrpSettings;
-  readonly state: CarpState;
-  /** When the state last changed, and why. */
-  readonly sinceMs: number;
-  readonly cause: VrrpTransitionCause | 'created';
-  readonly reason: string;
   /**
    * Master_Adver_Interval (cs): the interval of the current master — learned from its
    * advertisements in BACKUP, this node's own Advertisement_Interval at start-up and while MASTER.
    */
   readonly masterAdverIntervalCs: number;
-  /** When the master-down timer was last (re)started; meaningful in BACKUP. */
-  readonly masterDownFromMs: number;
   readonly lastHeard?: VrrpHeard;
 }
 
-export interface VrrpStepResult {
-  state: VrrpState;
-  actions: VrrpAction[];
-}
+export type VrrpStepResult = MachineResult<VrrpState, VrrpAction>;

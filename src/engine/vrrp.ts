@@ -5,10 +5,9 @@
  *   vrrpStep(state, input, nowMs) -> { state, actions }
  *
  * Pure: no clock, no sockets, no randomness (VRRP has no counter). Timers are `arm`/`cancel`
- * actions that come back as `timer` inputs; every transition carries a cause and a reason in
- * words. The runtime that drives CARP drives this too: same input kinds, same timer names
- * ('advert' = Adver_Timer, 'master-down' = Master_Down_Timer), same action kinds, with `send`
- * carrying a priority and an interval instead of advbase/advskew/counter.
+ * actions that come back as `timer` inputs ('advert' = Adver_Timer, 'master-down' =
+ * Master_Down_Timer); every transition carries a cause and a reason in words. `send` carries a
+ * priority and an interval instead of CARP's advbase/advskew/counter.
  *
  *   INIT   ── up, priority 255 (address owner) ─────────────────────────────────> MASTER
  *   INIT   ── up ─────────────────────────────────────────────────────────────> BACKUP
@@ -32,26 +31,50 @@
  *   owner's 255 (§11.3). That demoted priority is the "local priority" of every rule, Skew_Time
  *   included. It never reaches 0, which would mean resigning.
  *
+ * The states, the timers, the actions on entering a state and the inputs whose meaning CARP
+ * shares (down, leave, force, stale timers) are the machine's (machine.ts), which drives the CARP
+ * engine too, so that one runtime drives either. Entering a state takes the steps RFC 5798 §6.4
+ * lists, in CARP's order (the transition is recorded first, as for carp(4)). What is VRRP's is
+ * here, as the Protocol the machine asks: the election above, the formulas and the learned
+ * interval, what is sent and priority 0, what 'up' does for the owner, the settings. They stay
+ * out of the machine because each is where VRRP and CARP differ.
+ *
  * Times are milliseconds, fractional where the formulas give fractions (Skew_Time of priority
  * 100 at 1 s is 609.375 ms): intervals are in centiseconds and / 256 is exact in binary.
  */
 import { addressBytes } from '../wire/ip.js';
 import { VRRP_MAX_INTERVAL_CS, VRRP_PRIORITY_OWNER, VRRP_PRIORITY_RESIGN } from '../wire/vrrp.js';
-import { seconds } from './timing.js';
-import type { TimerName } from './types.js';
-import type { VrrpAction, VrrpInput, VrrpSettings, VrrpState, VrrpStepResult, VrrpTransitionCause } from './vrrp-types.js';
+import {
+  advertise,
+  armMasterDown,
+  enterBackup,
+  enterMaster,
+  requireInteger,
+  seconds,
+  send,
+  stepMachine,
+  type AdvertInputOf,
+  type Protocol,
+  type StepContext,
+} from './machine.js';
+import type { VrrpAdvert, VrrpInput, VrrpSettings, VrrpState, VrrpStepResult, VrrpTransitionCause } from './vrrp-types.js';
 
-type Out = VrrpAction[];
+/** VRRP's types as the machine sees them. */
+interface Vrrp {
+  state: VrrpState;
+  cause: VrrpTransitionCause;
+  advert: VrrpAdvert;
+  settings: VrrpSettings;
+}
+
+type Cx = StepContext<Vrrp>;
 
 /** Throws RangeError for settings a VRRP router must reject (RFC 5798 §5.2, §6.1). */
 export function vrrpCheckSettings(s: VrrpSettings): void {
-  const int = (v: number, lo: number, hi: number, name: string) => {
-    if (!Number.isInteger(v) || v < lo || v > hi) throw new RangeError(`${name} ${v} is not an integer in ${lo}..${hi}`);
-  };
-  int(s.vrid, 1, 255, 'vrid');
-  int(s.priority, 1, VRRP_PRIORITY_OWNER, 'priority');
-  int(s.intervalCs, 1, VRRP_MAX_INTERVAL_CS, 'interval (cs)');
-  int(s.demotion, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, 'demotion');
+  requireInteger(s.vrid, 1, 255, 'vrid');
+  requireInteger(s.priority, 1, VRRP_PRIORITY_OWNER, 'priority');
+  requireInteger(s.intervalCs, 1, VRRP_MAX_INTERVAL_CS, 'interval (cs)');
+  requireInteger(s.demotion, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, 'demotion');
   if (typeof s.preempt !== 'boolean') throw new RangeError(`preempt ${String(s.preempt)} is not a boolean`);
   if (s.acceptMode !== undefined && typeof s.acceptMode !== 'boolean') throw new RangeError(`acceptMode ${String(s.acceptMode)} is not a boolean`);
   if (typeof s.primaryAddress !== 'string' || addressBytes(s.primaryAddress) === undefined) {
@@ -110,45 +133,41 @@ export function vrrpInitialState(settings: VrrpSettings, nowMs = 0): VrrpState {
 }
 
 export function vrrpStep(state: VrrpState, input: VrrpInput, nowMs: number): VrrpStepResult {
-  const actions: Out = [];
-  return { state: dispatch(state, input, nowMs, actions), actions };
+  return stepMachine(VRRP, state, input, nowMs);
 }
 
-function dispatch(s: VrrpState, input: VrrpInput, now: number, out: Out): VrrpState {
-  switch (input.kind) {
-    case 'up': {
-      if (s.state !== 'INIT') return s;
-      // §6.4.1: the owner becomes MASTER at once; anyone else waits in BACKUP for a master,
-      // with Master_Adver_Interval = its own Advertisement_Interval.
-      if (s.settings.priority === VRRP_PRIORITY_OWNER) {
-        return toMaster(s, now, out, 'up', 'up: address owner (priority 255), MASTER at once');
-      }
-      const n: VrrpState = { ...s, masterAdverIntervalCs: s.settings.intervalCs };
-      const p = vrrpAdvertisedPriority(s.settings);
-      return toBackup(n, now, out, 'up', `up: priority ${p}, no master heard yet, master-down in ${seconds(masterDownMs(n))}`);
-    }
-    case 'down':
-      // Link down / no addresses: nothing can be sent.
-      return s.state === 'INIT' ? s : toInit(s, now, out, 'down', input.reason, false);
-    case 'leave': {
-      // §6.4.2 / §6.4.3 Shutdown: a BACKUP just stops; a MASTER resigns with priority 0.
-      if (s.state === 'INIT') return s;
-      const why = input.reason ?? 'orderly shutdown';
-      return toInit(s, now, out, 'leave', s.state === 'MASTER' ? `${why}: priority 0 advertisement sent` : why, true);
-    }
-    case 'advert':
-      return onAdvert(s, input, now, out);
-    case 'timer':
-      return onTimer(s, input.timer, now, out);
-    case 'settings':
-      return onSettings(s, input.settings, out);
-    case 'force': {
-      // No effect in INIT or when already in that state, as for CARP.
-      if (s.state === 'INIT' || s.state === input.state) return s;
-      const why = input.reason ?? `forced to ${input.state} by the administrator`;
-      return input.state === 'MASTER' ? toMaster(s, now, out, 'forced', why) : toBackup(s, now, out, 'forced', why);
-    }
+const VRRP: Protocol<Vrrp> = {
+  onUp,
+  onAdvert,
+  masterDownExpired,
+  onSettings,
+  sendAdvert: (cx, s) => {
+    send(cx, { priority: vrrpAdvertisedPriority(s.settings), intervalCs: s.settings.intervalCs });
+    return s;
+  },
+  // §6.4.3 Shutdown: "Send an ADVERTISEMENT with Priority = 0".
+  sendFarewell: (cx, s) => {
+    send(cx, { priority: VRRP_PRIORITY_RESIGN, intervalCs: s.settings.intervalCs });
+    return s;
+  },
+  farewellSent: 'priority 0 advertisement sent',
+  masterDownMs,
+  // §6.4.3: Adver_Timer restarts with Advertisement_Interval, the first time as every time.
+  advertIntervalMs: (s) => s.settings.intervalCs * 10,
+  firstAdvertIntervalMs: (s) => s.settings.intervalCs * 10,
+  // From now on the master's interval is this node's own.
+  enteringMaster: (s) => ({ ...s, masterAdverIntervalCs: s.settings.intervalCs }),
+};
+
+function onUp(cx: Cx, s: VrrpState): VrrpState {
+  // §6.4.1: the owner becomes MASTER at once; anyone else waits in BACKUP for a master,
+  // with Master_Adver_Interval = its own Advertisement_Interval.
+  if (s.settings.priority === VRRP_PRIORITY_OWNER) {
+    return enterMaster(cx, s, 'up', 'up: address owner (priority 255), MASTER at once');
   }
+  const n: VrrpState = { ...s, masterAdverIntervalCs: s.settings.intervalCs };
+  const p = vrrpAdvertisedPriority(s.settings);
+  return enterBackup(cx, n, 'up', `up: priority ${p}, no master heard yet, master-down in ${seconds(masterDownMs(n))}`);
 }
 
 /** The owner preempts whatever Preempt_Mode says (RFC 5798 §6.1). */
@@ -161,29 +180,26 @@ function learnedInterval(cs: number): number {
   return Math.min(VRRP_MAX_INTERVAL_CS, Math.max(1, Math.floor(cs) || 1));
 }
 
-function onAdvert(s: VrrpState, a: Extract<VrrpInput, { kind: 'advert' }>, now: number, out: Out): VrrpState {
-  // INIT ignores advertisements.
-  if (s.state === 'INIT') return s;
+function onAdvert(cx: Cx, s: VrrpState, a: AdvertInputOf<Vrrp>): VrrpState {
   const own = vrrpAdvertisedPriority(s.settings);
   const heard = (ignored: boolean): VrrpState => ({
     ...s,
-    lastHeard: { from: a.from, priority: a.priority, intervalCs: a.intervalCs, atMs: now, ignored },
+    lastHeard: { from: a.from, priority: a.priority, intervalCs: a.intervalCs, atMs: cx.nowMs, ignored },
   });
 
   if (s.state === 'MASTER') {
     // §6.4.3: a resigning peer is answered with an advertisement at once (Adver_Timer reset).
-    if (a.priority === VRRP_PRIORITY_RESIGN) return advertise(heard(false), out);
+    if (a.priority === VRRP_PRIORITY_RESIGN) return advertise(cx, heard(false));
     // A higher priority, or the same one from a larger primary address, wins: adopt its
     // interval, arm Master_Down_Timer from it, become BACKUP. Anything else is discarded.
     const learned = { masterAdverIntervalCs: learnedInterval(a.intervalCs) };
     if (a.priority > own) {
-      return toBackup({ ...heard(false), ...learned }, now, out, 'higher-priority', `higher priority ${a.priority} > ${own} from ${a.from}`);
+      return enterBackup(cx, { ...heard(false), ...learned }, 'higher-priority', `higher priority ${a.priority} > ${own} from ${a.from}`);
     }
     if (a.priority === own && vrrpCompareAddresses(a.from, s.settings.primaryAddress) > 0) {
-      return toBackup(
+      return enterBackup(
+        cx,
         { ...heard(false), ...learned },
-        now,
-        out,
         'larger-address',
         `equal priority ${own} from ${a.from}, a larger primary address than ${s.settings.primaryAddress}`,
       );
@@ -196,42 +212,37 @@ function onAdvert(s: VrrpState, a: Extract<VrrpInput, { kind: 'advert' }>, now: 
     // The master resigns: take over after Skew_Time (from the current Master_Adver_Interval)
     // unless a better backup speaks up first.
     const n = heard(false);
-    out.push({ kind: 'arm', timer: 'master-down', afterMs: vrrpSkewTimeMs(own, n.masterAdverIntervalCs) });
-    return { ...n, masterDownFromMs: now };
+    return armMasterDown(cx, n, vrrpSkewTimeMs(own, n.masterAdverIntervalCs));
   }
   if (!preempts(s.settings) || a.priority >= own) {
     // Accept this master: adopt its interval and restart Master_Down_Timer.
-    return armMasterDown({ ...heard(false), masterAdverIntervalCs: learnedInterval(a.intervalCs) }, now, out);
+    const n: VrrpState = { ...heard(false), masterAdverIntervalCs: learnedInterval(a.intervalCs) };
+    return armMasterDown(cx, n, masterDownMs(n));
   }
   // Preempting a lower priority: discard, so the master-down timer runs out.
   return heard(true);
 }
 
-function onTimer(s: VrrpState, timer: TimerName, now: number, out: Out): VrrpState {
-  // A timer that fires in a state that does not own it is stale and ignored.
-  if (timer === 'advert') return s.state === 'MASTER' ? advertise(s, out) : s;
-  if (s.state !== 'BACKUP') return s;
-  const waited = seconds(now - s.masterDownFromMs);
+/** BACKUP, Master_Down_Timer fired: why, from what was last heard since it was armed. */
+function masterDownExpired(cx: Cx, s: VrrpState): { cause: VrrpTransitionCause; reason: string } {
+  const waited = seconds(cx.nowMs - s.masterDownFromMs);
   const h = s.lastHeard;
   if (h && h.atMs >= s.masterDownFromMs) {
     if (h.priority === VRRP_PRIORITY_RESIGN) {
-      return toMaster(s, now, out, 'resigned', `master ${h.from} resigned (priority 0): Skew_Time ${waited} expired`);
+      return { cause: 'resigned', reason: `master ${h.from} resigned (priority 0): Skew_Time ${waited} expired` };
     }
     if (h.ignored) {
       const own = vrrpAdvertisedPriority(s.settings);
-      return toMaster(
-        s,
-        now,
-        out,
-        'preempt',
-        `preempting lower priority ${h.priority} < ${own} of ${h.from}: its advertisements ignored, master-down timer expired after ${waited}`,
-      );
+      return {
+        cause: 'preempt',
+        reason: `preempting lower priority ${h.priority} < ${own} of ${h.from}: its advertisements ignored, master-down timer expired after ${waited}`,
+      };
     }
   }
-  return toMaster(s, now, out, 'master-down', `master-down timer expired: no advertisement for ${waited}`);
+  return { cause: 'master-down', reason: `master-down timer expired: no advertisement for ${waited}` };
 }
 
-function onSettings(s: VrrpState, settings: VrrpSettings, out: Out): VrrpState {
+function onSettings(cx: Cx, s: VrrpState, settings: VrrpSettings): VrrpState {
   if (settings.vrid !== s.settings.vrid) {
     throw new RangeError(`settings for vrid ${settings.vrid} given to the engine of vrid ${s.settings.vrid}`);
   }
@@ -243,64 +254,10 @@ function onSettings(s: VrrpState, settings: VrrpSettings, out: Out): VrrpState {
   // Master_Down_Timer.
   if (s.state !== 'MASTER') return n;
   const changed = vrrpAdvertisedPriority(settings) !== vrrpAdvertisedPriority(s.settings) || settings.intervalCs !== s.settings.intervalCs;
-  return changed ? advertise({ ...n, masterAdverIntervalCs: settings.intervalCs }, out) : n;
+  return changed ? advertise(cx, { ...n, masterAdverIntervalCs: settings.intervalCs }) : n;
 }
 
-/** The running Master_Down_Interval of this node. */
+/** §6.1: the running Master_Down_Interval of this node, from the master's learned interval. */
 function masterDownMs(s: VrrpState): number {
   return vrrpMasterDownIntervalMs(vrrpAdvertisedPriority(s.settings), s.masterAdverIntervalCs);
-}
-
-/** MASTER: send one advertisement and restart Adver_Timer with Advertisement_Interval. */
-function advertise(s: VrrpState, out: Out): VrrpState {
-  out.push({ kind: 'send', priority: vrrpAdvertisedPriority(s.settings), intervalCs: s.settings.intervalCs });
-  out.push({ kind: 'arm', timer: 'advert', afterMs: s.settings.intervalCs * 10 });
-  return s;
-}
-
-/** BACKUP: (re)start Master_Down_Timer with Master_Down_Interval. */
-function armMasterDown(s: VrrpState, now: number, out: Out): VrrpState {
-  out.push({ kind: 'arm', timer: 'master-down', afterMs: masterDownMs(s) });
-  return { ...s, masterDownFromMs: now };
-}
-
-function transition(s: VrrpState, to: VrrpState['state'], now: number, out: Out, cause: VrrpTransitionCause, reason: string): VrrpState {
-  out.push({ kind: 'transition', from: s.state, to, cause, reason });
-  return { ...s, state: to, sinceMs: now, cause, reason };
-}
-
-/**
- * INIT/MASTER → BACKUP: stop advertising, arm Master_Down_Timer from the (already updated)
- * Master_Adver_Interval, withdraw the VIPs; no packet.
- */
-function toBackup(s: VrrpState, now: number, out: Out, cause: VrrpTransitionCause, reason: string): VrrpState {
-  const wasMaster = s.state === 'MASTER';
-  if (wasMaster) out.push({ kind: 'cancel', timer: 'advert' });
-  const n = armMasterDown(transition(s, 'BACKUP', now, out, cause, reason), now, out);
-  if (wasMaster) out.push({ kind: 'remove-vips' });
-  return n;
-}
-
-/**
- * INIT (owner) / BACKUP → MASTER, in the order of the CARP engine: state MASTER, one
- * advertisement, the VIPs announced (gratuitous ARP / unsolicited NA) and answered for,
- * Adver_Timer armed. From now on the master's interval is this node's own.
- */
-function toMaster(s: VrrpState, now: number, out: Out, cause: VrrpTransitionCause, reason: string): VrrpState {
-  if (s.state === 'BACKUP') out.push({ kind: 'cancel', timer: 'master-down' });
-  const n = transition({ ...s, masterAdverIntervalCs: s.settings.intervalCs }, 'MASTER', now, out, cause, reason);
-  out.push({ kind: 'send', priority: vrrpAdvertisedPriority(n.settings), intervalCs: n.settings.intervalCs });
-  out.push({ kind: 'install-vips' });
-  out.push({ kind: 'arm', timer: 'advert', afterMs: n.settings.intervalCs * 10 });
-  return n;
-}
-
-/** Any → INIT: timers stopped, VIPs withdrawn; a leaving MASTER resigns with priority 0 first. */
-function toInit(s: VrrpState, now: number, out: Out, cause: VrrpTransitionCause, reason: string, resign: boolean): VrrpState {
-  const wasMaster = s.state === 'MASTER';
-  out.push({ kind: 'cancel', timer: wasMaster ? 'advert' : 'master-down' });
-  if (wasMaster && resign) out.push({ kind: 'send', priority: VRRP_PRIORITY_RESIGN, intervalCs: s.settings.intervalCs });
-  const n = transition(s, 'INIT', now, out, cause, reason);
-  if (wasMaster) out.push({ kind: 'remove-vips' });
-  return n;
 }
