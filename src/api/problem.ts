@@ -2,10 +2,12 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { CarpdError, problemOf } from '../errors.js';
+import type { Schema } from './typed.js';
 
 export function sendProblem(res: Response, e: CarpdError, req?: Request): void {
   if (e.code === 'CARPD_ERR_UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer realm="carpd"');
-  res.status(e.status).type('application/problem+json').json(problemOf(e, req?.originalUrl));
+  const body: Schema<'Problem'> = problemOf(e, req?.originalUrl);
+  res.status(e.status).type('application/problem+json').json(body);
 }
 
 interface ValidatorError {
