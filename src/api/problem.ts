@@ -1,12 +1,19 @@
 /** Every error leaves as RFC 9457 problem+json with a stable code; this is the only mapping. */
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { CarpdError, problemOf } from '../errors.js';
-import type { Schema } from './typed.js';
+import { CarpdError, problemOf, type ProblemBody } from '../errors.js';
+import type { Assert, SameFields, Schema } from './typed.js';
+
+type Problem = Schema<'Problem'>;
+type ProblemMatches = [
+  Assert<SameFields<Problem, ProblemBody>>,
+  Assert<SameFields<NonNullable<Problem['errors']>[number], NonNullable<ProblemBody['errors']>[number]>>,
+  Assert<SameFields<NonNullable<Problem['kernel']>, NonNullable<ProblemBody['kernel']>>>,
+];
 
 export function sendProblem(res: Response, e: CarpdError, req?: Request): void {
   if (e.code === 'CARPD_ERR_UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer realm="carpd"');
-  const body: Schema<'Problem'> = problemOf(e, req?.originalUrl);
+  const body: Problem = problemOf(e, req?.originalUrl);
   res.status(e.status).type('application/problem+json').json(body);
 }
 

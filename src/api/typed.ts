@@ -9,6 +9,7 @@
  *   Params<'/v1/vips/{interface}/{vhid}', 'get'>   the path parameters ({ interface, vhid })
  *   Json<'/v1/vips', 'post', 201>          the JSON body of one response (Vip)
  *   route(router, 'post', '/v1/vips', (req, res) => ...)   a handler typed by all of these
+ *   Assert<SameFields<Schema<'SyncOverride'>, SyncOverride>>   two types that name the same fields
  *
  * The request validator runs before every handler, so what the types promise holds at run
  * time: bodies and query parameters match the spec (query values coerced to their types,
@@ -47,6 +48,15 @@ export type SuccessJson<P extends Path, M extends MethodOf<P>> = OrUndefined<Jso
 
 export type TypedRequest<P extends Path, M extends MethodOf<P>> = Request<RawParams<P, M>, SuccessJson<P, M>, Body<P, M>, Query<P, M>>;
 export type TypedResponse<P extends Path, M extends MethodOf<P>> = Response<SuccessJson<P, M>>;
+
+/**
+ * `true` when A and B name the same fields, otherwise the names only one of them has. Where an
+ * object crosses whole between a spec type and one of carpd's own, `Assert<SameFields<A, B>>`
+ * keeps the two in step: assignability alone lets an extra field through, and a renamed
+ * optional field is just that.
+ */
+export type SameFields<A, B> = [Exclude<keyof A, keyof B> | Exclude<keyof B, keyof A>] extends [never] ? true : Exclude<keyof A, keyof B> | Exclude<keyof B, keyof A>;
+export type Assert<T extends true> = T;
 
 /** An Express path from an OpenAPI one: `/v1/vips/{interface}/{vhid}` → `/v1/vips/:interface/:vhid`. */
 export function expressPath(path: string): string {

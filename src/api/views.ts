@@ -4,7 +4,7 @@
  */
 import { VIP_DEFAULTS, sortVips, type DesiredState, type VipConfig } from '../config/model.js';
 import { effectiveSkew, type LiveVhid, type PfsyncLive } from '../service/live.js';
-import type { Schema } from './typed.js';
+import type { Assert, SameFields, Schema } from './typed.js';
 
 type CarpFields = { advbase: number; advskew: number };
 
@@ -36,8 +36,12 @@ export function liveIndex(live: LiveVhid[]): (v: VipConfig) => LiveVhid | undefi
   return (v) => m.get(`${v.interface}/${v.vhid}`);
 }
 
-export function pfsyncConfigView(p: DesiredState['pfsync']): Schema<'Config'>['pfsync'] {
-  const out: Schema<'Config'>['pfsync'] = { enabled: p.enabled, maxupd: p.maxupd, defer: p.defer, version: p.version };
+// GET /v1/pfsync answers the settings as GET /v1/config shows them, with the live status.
+type PfsyncSettings = Schema<'Config'>['pfsync'];
+type PfsyncViewsMatch = Assert<SameFields<Omit<Schema<'PfsyncView'>, 'status'>, PfsyncSettings>>;
+
+export function pfsyncConfigView(p: DesiredState['pfsync']): PfsyncSettings {
+  const out: PfsyncSettings = { enabled: p.enabled, maxupd: p.maxupd, defer: p.defer, version: p.version };
   if (p.syncdev !== undefined) out.syncdev = p.syncdev;
   if (p.syncpeer !== undefined) out.syncpeer = p.syncpeer;
   return out;

@@ -8,8 +8,13 @@ import { etagOf } from '../views.js';
 /** The parameters of a change (dryRun, force), as the spec names them; an operation may offer fewer. */
 type MutationQuery = Query<'/v1/vips', 'post'>;
 
-export function mutationOptions(req: Pick<Request, 'auth' | 'get'> & { query: MutationQuery }): MutationOptions {
-  return { actor: actorOf(req), ifMatch: req.get('if-match'), dryRun: req.query.dryRun === true, force: req.query.force === true };
+/**
+ * The options of a change from its request. The operation's query may name no parameter other
+ * than dryRun and force: one renamed in the spec would otherwise be ignored here.
+ */
+export function mutationOptions<Q extends object>(req: Pick<Request, 'auth' | 'get'> & { query: Q & Record<Exclude<keyof Q, keyof MutationQuery>, never> }): MutationOptions {
+  const query: MutationQuery = req.query;
+  return { actor: actorOf(req), ifMatch: req.get('if-match'), dryRun: query.dryRun === true, force: query.force === true };
 }
 
 /** Answers a dry run with its plan, or a done change through `done` with the new ETag set. */

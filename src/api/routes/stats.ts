@@ -1,7 +1,10 @@
 import { Router } from 'express';
 import type { KernelStats } from '../../service/live.js';
 import type { CarpService } from '../../service/service.js';
-import { route, type Schema } from '../typed.js';
+import { route, type Assert, type SameFields, type Schema } from '../typed.js';
+
+// The backend's tunables are answered as they come, so they must be the ones the spec names.
+type SysctlsMatch = Assert<SameFields<Schema<'StatsSysctls'>, KernelStats['sysctls']>>;
 
 /** Only the tunables the backend reported: an unknown one is left out, never shown as 0. */
 function sysctlsView(s: KernelStats['sysctls']): Schema<'StatsSysctls'> {
@@ -14,12 +17,8 @@ export function statsRouter(service: CarpService): Router {
   const r = Router();
   route(r, 'get', '/v1/stats', async (_req, res) => {
     const s = await service.stats();
-    res.json({
-      backend: service.backend.name,
-      carp: s.carp,
-      ...(s.pfsync ? { pfsync: { counters: s.pfsync.counters, actMax: s.pfsync.actMax } } : {}),
-      sysctls: sysctlsView(s.sysctls),
-    });
+    const pfsync: Schema<'Stats'>['pfsync'] = s.pfsync && { counters: s.pfsync.counters, actMax: s.pfsync.actMax };
+    res.json({ backend: service.backend.name, carp: s.carp, ...(pfsync && { pfsync }), sysctls: sysctlsView(s.sysctls) });
   });
   return r;
 }

@@ -5,21 +5,32 @@
  * (last attempt, lag, errors) comes from the SyncManager.
  */
 import { Router } from 'express';
-import { SYNC_DEFAULT_PORT } from '../../config/model.js';
+import { SYNC_DEFAULT_PORT, type SyncConfig } from '../../config/model.js';
 import { CarpdError } from '../../errors.js';
 import type { CarpService } from '../../service/service.js';
 import { parseFingerprint } from '../../sync/identity.js';
-import type { SyncManager } from '../../sync/manager.js';
-import { route, type Schema } from '../typed.js';
+import type { NodeReport, SyncManager } from '../../sync/manager.js';
+import { route, type Assert, type SameFields, type Schema } from '../typed.js';
 import { etagOf } from '../views.js';
 import { answer, mutationOptions } from './common.js';
+
+// Overrides go into the desired state as the spec gives them and come back out the same way;
+// a node of /v1/cluster is a NodeReport with what this node knows of reaching it.
+type ClusterNode = Schema<'ClusterNode'>;
+type SyncShapes = [
+  Assert<SameFields<Schema<'SyncOverride'>, SyncConfig['overrides'][number]>>,
+  Assert<SameFields<Omit<ClusterNode, 'self' | 'reachable' | 'error'>, NodeReport>>,
+  Assert<SameFields<NonNullable<ClusterNode['carp']>, NodeReport['carp']>>,
+  Assert<SameFields<NonNullable<ClusterNode['pfsync']>, NodeReport['pfsync']>>,
+  Assert<SameFields<NonNullable<ClusterNode['vhids']>[number], NodeReport['vhids'][number]>>,
+];
 
 /**
  * SyncManager.cluster() hands its nodes over as plain records: the peer's part is JSON read from
  * the sync link. What the spec requires of every node is checked here; the rest of a peer's
  * report is held to the spec by the response validator.
  */
-function isClusterNode(n: Record<string, unknown>): n is Schema<'ClusterNode'> {
+function isClusterNode(n: Record<string, unknown>): n is ClusterNode {
   const textOrNull = (v: unknown) => v === null || typeof v === 'string';
   return typeof n.self === 'boolean' && typeof n.reachable === 'boolean' && textOrNull(n.error) && textOrNull(n.node);
 }

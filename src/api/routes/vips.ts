@@ -3,10 +3,18 @@ import { findVip, sortVips, type VipConfig } from '../../config/model.js';
 import { CarpdError } from '../../errors.js';
 import type { CarpService } from '../../service/service.js';
 import { vipNotFound } from '../../service/service.js';
-import { createVip, deleteVip, freeVhid, patchVip, replaceVip } from '../../service/vips.js';
-import { route } from '../typed.js';
+import { createVip, deleteVip, freeVhid, patchVip, replaceVip, type VipInput } from '../../service/vips.js';
+import { route, type Assert, type Body, type SameFields } from '../typed.js';
 import { etagOf, liveIndex, vhidStatusView, vipView } from '../views.js';
 import { answer, mutationOptions, vhidParam } from './common.js';
+
+// Every VIP body is handed to the service as a VipInput, which must name the same fields.
+type VipPath = '/v1/vips/{interface}/{vhid}';
+type VipBodiesAreVipInputs = [
+  Assert<SameFields<Omit<Body<'/v1/vips', 'post'>, 'interface' | 'vhid'>, VipInput>>,
+  Assert<SameFields<Body<VipPath, 'put'>, VipInput>>,
+  Assert<SameFields<Body<VipPath, 'patch'>, VipInput>>,
+];
 
 const location = (iface: string, vhid: number) => `/v1/vips/${encodeURIComponent(iface)}/${vhid}`;
 
