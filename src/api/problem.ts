@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import { CarpdError, problemOf, type ProblemBody } from '../errors.js';
 import type { Assert, SameFields, Schema } from './typed.js';
 
+// errors.ts builds the problem bodies (the sync listener sends them too): they must name the
+// fields the spec gives them.
 type Problem = Schema<'Problem'>;
 type ProblemMatches = [
   Assert<SameFields<Problem, ProblemBody>>,
