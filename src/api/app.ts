@@ -21,6 +21,7 @@ import { syncRouter } from './routes/sync.js';
 import { vipsRouter } from './routes/vips.js';
 import type { SyncManager } from '../sync/manager.js';
 import { loadSpec } from './spec.js';
+import { route } from './typed.js';
 
 export const BODY_LIMIT = '64kb';
 
@@ -42,7 +43,7 @@ export function buildApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
 
-  app.get('/healthz', (_req, res) => {
+  route(app, 'get', '/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
   app.get('/openapi.json', (_req, res) => {

@@ -34,6 +34,6 @@ export function authenticate(service: CarpService) {
   };
 }
 
-export function actorOf(req: Request): string {
+export function actorOf(req: Pick<Request, 'auth'>): string {
   return req.auth ? `token:${req.auth.name}` : 'anonymous';
 }

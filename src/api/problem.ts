@@ -1,11 +1,22 @@
 /** Every error leaves as RFC 9457 problem+json with a stable code; this is the only mapping. */
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { CarpdError, problemOf } from '../errors.js';
+import { CarpdError, problemOf, type ProblemBody } from '../errors.js';
+import type { Assert, SameFields, Schema } from './typed.js';
+
+// errors.ts builds the problem bodies (the sync listener sends them too): they must name the
+// fields the spec gives them.
+type Problem = Schema<'Problem'>;
+type ProblemMatches = [
+  Assert<SameFields<Problem, ProblemBody>>,
+  Assert<SameFields<NonNullable<Problem['errors']>[number], NonNullable<ProblemBody['errors']>[number]>>,
+  Assert<SameFields<NonNullable<Problem['kernel']>, NonNullable<ProblemBody['kernel']>>>,
+];
 
 export function sendProblem(res: Response, e: CarpdError, req?: Request): void {
   if (e.code === 'CARPD_ERR_UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer realm="carpd"');
-  res.status(e.status).type('application/problem+json').json(problemOf(e, req?.originalUrl));
+  const body: Problem = problemOf(e, req?.originalUrl);
+  res.status(e.status).type('application/problem+json').json(body);
 }
 
 interface ValidatorError {

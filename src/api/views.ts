@@ -1,15 +1,21 @@
-/** Internal records in the API's shapes. Nothing secret is ever copied into a view. */
+/**
+ * Internal records in the API's shapes, typed by the spec's response schemas. Nothing secret
+ * is ever copied into a view.
+ */
 import { VIP_DEFAULTS, sortVips, type DesiredState, type VipConfig } from '../config/model.js';
 import { effectiveSkew, type LiveVhid, type PfsyncLive } from '../service/live.js';
+import type { Assert, SameFields, Schema } from './typed.js';
+
+type CarpFields = { advbase: number; advskew: number };
 
 /** carp VIPs show advbase/advskew, vrrpv3 VIPs vrrpPriority/vrrpInterval (the others do not apply). */
-function timingView(protocol: VipConfig['protocol'], carp: { advbase: number; advskew: number; effectiveSkew?: number }, vrrp: { vrrpPriority?: number; vrrpInterval?: number }) {
+function timingView<C extends CarpFields>(protocol: VipConfig['protocol'], carp: C, vrrp: { vrrpPriority?: number; vrrpInterval?: number }): ({ protocol: 'carp' } & C) | Schema<'VrrpTiming'> {
   if (protocol !== 'vrrpv3') return { protocol: 'carp', ...carp };
   return { protocol, vrrpPriority: vrrp.vrrpPriority ?? VIP_DEFAULTS.vrrpPriority, vrrpInterval: vrrp.vrrpInterval ?? VIP_DEFAULTS.vrrpInterval };
 }
 
-export function vipView(v: VipConfig, live?: LiveVhid) {
-  const out: Record<string, unknown> = {
+export function vipView(v: VipConfig, live?: LiveVhid): Schema<'Vip'> {
+  const out: Schema<'Vip'> = {
     interface: v.interface,
     vhid: v.vhid,
     addresses: v.addresses,
@@ -30,21 +36,29 @@ export function liveIndex(live: LiveVhid[]): (v: VipConfig) => LiveVhid | undefi
   return (v) => m.get(`${v.interface}/${v.vhid}`);
 }
 
-export function pfsyncConfigView(p: DesiredState['pfsync']) {
-  const out: Record<string, unknown> = { enabled: p.enabled, maxupd: p.maxupd, defer: p.defer, version: p.version };
+// GET /v1/pfsync answers the settings as GET /v1/config shows them, with the live status.
+type PfsyncSettings = Schema<'Config'>['pfsync'];
+type PfsyncViewsMatch = Assert<SameFields<Omit<Schema<'PfsyncView'>, 'status'>, PfsyncSettings>>;
+
+export function pfsyncConfigView(p: DesiredState['pfsync']): PfsyncSettings {
+  const out: PfsyncSettings = { enabled: p.enabled, maxupd: p.maxupd, defer: p.defer, version: p.version };
   if (p.syncdev !== undefined) out.syncdev = p.syncdev;
   if (p.syncpeer !== undefined) out.syncpeer = p.syncpeer;
   return out;
 }
 
-export function pfsyncStatusView(p: PfsyncLive) {
-  const out: Record<string, unknown> = { running: p.running, bulkUpdateDone: p.bulkUpdateDone, maxupd: p.maxupd, defer: p.defer, version: p.version };
+export function pfsyncStatusView(p: PfsyncLive): Schema<'PfsyncStatus'> {
+  const out: Schema<'PfsyncStatus'> = { running: p.running, bulkUpdateDone: p.bulkUpdateDone, maxupd: p.maxupd, defer: p.defer, version: p.version };
   if (p.syncdev !== undefined) out.syncdev = p.syncdev;
   if (p.syncpeer !== undefined) out.syncpeer = p.syncpeer;
   return out;
 }
 
-export function configView(s: DesiredState) {
+export function tokenView(t: DesiredState['api']['tokens'][number]): Schema<'Token'> {
+  return { name: t.name, role: t.role, createdAt: t.createdAt };
+}
+
+export function configView(s: DesiredState): Schema<'Config'> {
   return {
     schemaVersion: s.schemaVersion,
     revision: s.revision,
@@ -52,13 +66,13 @@ export function configView(s: DesiredState) {
     vips: sortVips(s.vips).map((v) => vipView(v)),
     carp: { ...s.carp },
     pfsync: pfsyncConfigView(s.pfsync),
-    api: { tokens: s.api.tokens.map((t) => ({ name: t.name, role: t.role, createdAt: t.createdAt })) },
+    api: { tokens: s.api.tokens.map(tokenView) },
   };
 }
 
 export const etagOf = (revision: number) => `"${revision}"`;
 
-export function vhidStatusView(v: LiveVhid, demotion: number) {
+export function vhidStatusView(v: LiveVhid, demotion: number): Schema<'VhidStatus'> {
   return {
     interface: v.interface,
     vhid: v.vhid,

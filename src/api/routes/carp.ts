@@ -1,22 +1,23 @@
 import { Router } from 'express';
 import type { CarpService } from '../../service/service.js';
+import { route, type Schema } from '../typed.js';
 import { etagOf } from '../views.js';
 import { answer, mutationOptions } from './common.js';
 
 export function carpRouter(service: CarpService): Router {
   const r = Router();
-  const view = async () => {
+  const view = async (): Promise<Schema<'Carp'>> => {
     const c = service.desired().carp;
     return { enabled: c.enabled, preempt: c.preempt, maintenance: c.maintenance, demotion: (await service.liveCarp()).demotion };
   };
 
-  r.get('/v1/carp', async (_req, res) => {
+  route(r, 'get', '/v1/carp', async (_req, res) => {
     res.setHeader('ETag', etagOf(service.desired().revision));
     res.json(await view());
   });
 
-  r.patch('/v1/carp', async (req, res) => {
-    const body = req.body as { enabled?: boolean; preempt?: boolean };
+  route(r, 'patch', '/v1/carp', async (req, res) => {
+    const body = req.body;
     const words = Object.entries(body).map(([k, v]) => `${k}=${v}`).join(', ');
     const outcome = await service.mutate(mutationOptions(req), `set CARP ${words}`, (draft) => {
       if (body.enabled !== undefined) draft.carp.enabled = body.enabled;
@@ -25,8 +26,8 @@ export function carpRouter(service: CarpService): Router {
     await answer(res, outcome, async () => res.json(await view()));
   });
 
-  r.put('/v1/carp/maintenance', async (req, res) => {
-    const { enabled } = req.body as { enabled: boolean };
+  route(r, 'put', '/v1/carp/maintenance', async (req, res) => {
+    const { enabled } = req.body;
     const outcome = await service.mutate(mutationOptions(req), enabled ? 'enter maintenance mode' : 'leave maintenance mode', (draft) => {
       draft.carp.maintenance = enabled;
     });

@@ -1,24 +1,25 @@
 import { Router } from 'express';
 import { CarpdError } from '../../errors.js';
 import type { CarpService } from '../../service/service.js';
+import { route } from '../typed.js';
 import { configView, etagOf } from '../views.js';
 import { answer, mutationOptions } from './common.js';
 
 export function configRouter(service: CarpService): Router {
   const r = Router();
 
-  r.get('/v1/config', (_req, res) => {
+  route(r, 'get', '/v1/config', (_req, res) => {
     const s = service.desired();
     res.setHeader('ETag', etagOf(s.revision));
     res.json(configView(s));
   });
 
-  r.get('/v1/config/revisions', (_req, res) => {
+  route(r, 'get', '/v1/config/revisions', (_req, res) => {
     res.json({ current: service.desired().revision, items: service.revisions() });
   });
 
-  r.post('/v1/config/rollback', async (req, res) => {
-    const { revision } = req.body as { revision: number };
+  route(r, 'post', '/v1/config/rollback', async (req, res) => {
+    const { revision } = req.body;
     const old = await service.store.loadRevision(revision);
     if (!old) {
       const kept = service.revisions().map((m) => m.revision);

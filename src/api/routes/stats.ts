@@ -1,20 +1,24 @@
 import { Router } from 'express';
 import type { KernelStats } from '../../service/live.js';
 import type { CarpService } from '../../service/service.js';
+import { route, type Assert, type SameFields, type Schema } from '../typed.js';
+
+// The backend's tunables are answered as they come, so they must be the ones the spec names.
+type SysctlsMatch = Assert<SameFields<Schema<'StatsSysctls'>, KernelStats['sysctls']>>;
 
 /** Only the tunables the backend reported: an unknown one is left out, never shown as 0. */
-function sysctlsView(s: KernelStats['sysctls']) {
-  return Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined));
+function sysctlsView(s: KernelStats['sysctls']): Schema<'StatsSysctls'> {
+  const out: Schema<'StatsSysctls'> = { ...s };
+  for (const k of Object.keys(out)) if (Reflect.get(out, k) === undefined) Reflect.deleteProperty(out, k);
+  return out;
 }
 
 export function statsRouter(service: CarpService): Router {
   const r = Router();
-  r.get('/v1/stats', async (_req, res) => {
+  route(r, 'get', '/v1/stats', async (_req, res) => {
     const s = await service.stats();
-    const body: Record<string, unknown> = { backend: service.backend.name, carp: s.carp };
-    if (s.pfsync) body.pfsync = { counters: s.pfsync.counters, actMax: s.pfsync.actMax };
-    body.sysctls = sysctlsView(s.sysctls);
-    res.json(body);
+    const pfsync: Schema<'Stats'>['pfsync'] = s.pfsync && { counters: s.pfsync.counters, actMax: s.pfsync.actMax };
+    res.json({ backend: service.backend.name, carp: s.carp, ...(pfsync && { pfsync }), sysctls: sysctlsView(s.sysctls) });
   });
   return r;
 }

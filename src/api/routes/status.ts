@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { Router } from 'express';
 import type { CarpService } from '../../service/service.js';
+import { route, type Schema } from '../typed.js';
 import { pfsyncStatusView, vhidStatusView } from '../views.js';
 
 type Status = Awaited<ReturnType<CarpService['status']>>;
@@ -8,9 +9,9 @@ type Status = Awaited<ReturnType<CarpService['status']>>;
 export function statusRouter(service: CarpService, version: string, node = hostname()): Router {
   const r = Router();
   // The service hands out the same status object until something changes; so is its view.
-  const views = new WeakMap<Status, unknown>();
-  const view = (s: Status) => {
-    const reconcile: Record<string, unknown> = { ok: s.reconcile.ok, at: s.reconcile.at.toISOString() };
+  const views = new WeakMap<Status, Schema<'Status'>>();
+  const view = (s: Status): Schema<'Status'> => {
+    const reconcile: Schema<'Status'>['reconcile'] = { ok: s.reconcile.ok, at: s.reconcile.at.toISOString() };
     if (s.reconcile.error !== undefined) reconcile.error = s.reconcile.error;
     return {
       node,
@@ -24,7 +25,7 @@ export function statusRouter(service: CarpService, version: string, node = hostn
       pfsync: pfsyncStatusView(s.pfsync),
     };
   };
-  r.get('/v1/status', async (_req, res) => {
+  route(r, 'get', '/v1/status', async (_req, res) => {
     const s = await service.status();
     let body = views.get(s);
     if (body === undefined) views.set(s, (body = view(s)));

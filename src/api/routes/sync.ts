@@ -9,18 +9,30 @@ import { SYNC_DEFAULT_PORT, type SyncConfig } from '../../config/model.js';
 import { CarpdError } from '../../errors.js';
 import type { CarpService } from '../../service/service.js';
 import { parseFingerprint } from '../../sync/identity.js';
-import type { SyncManager } from '../../sync/manager.js';
+import type { NodeReport, SyncManager } from '../../sync/manager.js';
+import { route, type Assert, type SameFields, type Schema } from '../typed.js';
 import { etagOf } from '../views.js';
 import { answer, mutationOptions } from './common.js';
 
-interface SyncPatch {
-  role?: SyncConfig['role'];
-  peer?: { address: string; port?: number; fingerprint: string } | null;
-  advskewRule?: { add?: number; cap?: number };
-  overrides?: SyncConfig['overrides'];
-  localAddresses?: string[];
-  /** Objects to give back to sync (undo of a forced detach): their keys, or "carp". */
-  reattach?: string[];
+// Overrides go into the desired state as the spec gives them and come back out the same way;
+// a node of /v1/cluster is a NodeReport with what this node knows of reaching it.
+type ClusterNode = Schema<'ClusterNode'>;
+type SyncShapes = [
+  Assert<SameFields<Schema<'SyncOverride'>, SyncConfig['overrides'][number]>>,
+  Assert<SameFields<Omit<ClusterNode, 'self' | 'reachable' | 'error'>, NodeReport>>,
+  Assert<SameFields<NonNullable<ClusterNode['carp']>, NodeReport['carp']>>,
+  Assert<SameFields<NonNullable<ClusterNode['pfsync']>, NodeReport['pfsync']>>,
+  Assert<SameFields<NonNullable<ClusterNode['vhids']>[number], NodeReport['vhids'][number]>>,
+];
+
+/**
+ * SyncManager.cluster() hands its nodes over as plain records: the peer's part is JSON read from
+ * the sync link. What the spec requires of every node is checked here; the rest of a peer's
+ * report is held to the spec by the response validator.
+ */
+function isClusterNode(n: Record<string, unknown>): n is ClusterNode {
+  const textOrNull = (v: unknown) => v === null || typeof v === 'string';
+  return typeof n.self === 'boolean' && typeof n.reachable === 'boolean' && textOrNull(n.error) && textOrNull(n.node);
 }
 
 export function syncRouter(service: CarpService, sync: SyncManager | undefined): Router {
@@ -30,14 +42,14 @@ export function syncRouter(service: CarpService, sync: SyncManager | undefined):
     return sync;
   };
 
-  r.get('/v1/sync', (_req, res) => {
+  route(r, 'get', '/v1/sync', (_req, res) => {
     res.setHeader('ETag', etagOf(service.desired().revision));
     res.json(manager().status());
   });
 
-  r.patch('/v1/sync', async (req, res) => {
+  route(r, 'patch', '/v1/sync', async (req, res) => {
     const m = manager();
-    const body = req.body as SyncPatch;
+    const body = req.body;
     let fingerprint: string | undefined;
     if (body.peer) {
       fingerprint = parseFingerprint(body.peer.fingerprint);
@@ -69,19 +81,23 @@ export function syncRouter(service: CarpService, sync: SyncManager | undefined):
     });
   });
 
-  r.get('/v1/sync/plan', async (_req, res) => {
+  route(r, 'get', '/v1/sync/plan', async (_req, res) => {
     res.json(await manager().plan());
   });
 
-  r.post('/v1/sync/run', async (_req, res) => {
+  route(r, 'post', '/v1/sync/run', async (_req, res) => {
     const out = await manager().run();
     // Not reached: 502. Reached but refused (an older revision, a snapshot that cannot be applied there): 200 with ok false and why.
     if (!out.reached) throw new CarpdError('CARPD_ERR_SYNC_PEER_UNREACHABLE', out.detail);
     res.json({ ...out, sync: manager().status() });
   });
 
-  r.get('/v1/cluster', async (_req, res) => {
-    res.json(await manager().cluster());
+  route(r, 'get', '/v1/cluster', async (_req, res) => {
+    const { nodes, splitBrain } = await manager().cluster();
+    const checked = nodes.filter(isClusterNode);
+    // Answered as an internal error, as the response validator answers a node it refuses.
+    if (checked.length !== nodes.length) throw new Error('a /v1/cluster node lacks a field the spec requires of every node');
+    res.json({ nodes: checked, splitBrain });
   });
 
   return r;

@@ -1,29 +1,32 @@
 import { Router } from 'express';
-import type { Role } from '../../config/model.js';
 import { CarpdError } from '../../errors.js';
 import { hashToken, newTokenSecret, type CarpService } from '../../service/service.js';
-import { answer, mutationOptions } from './common.js';
+import { route } from '../typed.js';
+import { tokenView } from '../views.js';
+import { committed, mutationOptions } from './common.js';
 
 export function tokensRouter(service: CarpService): Router {
   const r = Router();
 
-  r.get('/v1/tokens', (_req, res) => {
-    res.json({ items: service.desired().api.tokens.map((t) => ({ name: t.name, role: t.role, createdAt: t.createdAt })) });
+  route(r, 'get', '/v1/tokens', (_req, res) => {
+    res.json({ items: service.desired().api.tokens.map(tokenView) });
   });
 
-  r.post('/v1/tokens', async (req, res) => {
-    const { name, role } = req.body as { name: string; role: Role };
+  // Token changes are never dry runs: the spec offers no dryRun on them.
+  route(r, 'post', '/v1/tokens', async (req, res) => {
+    const { name, role } = req.body;
     const secret = newTokenSecret();
     const createdAt = new Date().toISOString();
     const outcome = await service.mutate({ ...mutationOptions(req), dryRun: false }, `add ${role} token ${name}`, (draft) => {
       if (draft.api.tokens.some((t) => t.name === name)) throw new CarpdError('CARPD_ERR_TOKEN_EXISTS', `a token named "${name}" exists; revoke it first (DELETE /v1/tokens/${name}) or pick another name`);
       draft.api.tokens.push({ name, role, sha256: hashToken(secret), createdAt });
     });
-    await answer(res, outcome, () => res.status(201).json({ name, role, createdAt, token: secret }));
+    committed(res, outcome);
+    res.status(201).json({ name, role, createdAt, token: secret });
   });
 
-  r.delete('/v1/tokens/:name', async (req, res) => {
-    const name = String(req.params.name);
+  route(r, 'delete', '/v1/tokens/{name}', async (req, res) => {
+    const name = req.params.name;
     const outcome = await service.mutate({ ...mutationOptions(req), dryRun: false }, `revoke token ${name}`, (draft) => {
       const t = draft.api.tokens.find((x) => x.name === name);
       if (!t) throw new CarpdError('CARPD_ERR_TOKEN_NOT_FOUND', `no token named "${name}"; list them with GET /v1/tokens`);
@@ -32,7 +35,8 @@ export function tokensRouter(service: CarpService): Router {
       }
       draft.api.tokens = draft.api.tokens.filter((x) => x.name !== name);
     });
-    await answer(res, outcome, () => res.status(204).end());
+    committed(res, outcome);
+    res.status(204).end();
   });
 
   return r;
