@@ -29,7 +29,7 @@ import { CarpdError, problemOf } from '../errors.js';
 import type { CarpService, PlanView } from '../service/service.js';
 import { applySnapshot, snapshotOf } from './derive.js';
 import type { SyncIdentity } from './identity.js';
-import { SYNC_KINDS, exchange, readSnapshot, type InboundMessage, type NodeReport, type PlanAnswer, type PushAck, type SyncAnswers, type SyncMessageType, type SyncRequests } from './messages.js';
+import { SYNC_KINDS, exchange, readSnapshot, type InboundMessage, type NodeReport, type PlanAnswer, type PushAck, type SyncAnswer, type SyncAnswers, type SyncMessageType, type SyncRequests } from './messages.js';
 import { SyncClient, SyncServer, SyncTransportError } from './transport.js';
 
 export type { NodeReport };
@@ -247,7 +247,7 @@ export class SyncManager {
 
   /** One request to the peer whose answer is needed: a refusal or no answer is an error. */
   private async ask<K extends SyncMessageType>(type: K, body: SyncRequests[K]): Promise<SyncAnswers[K]> {
-    let r;
+    let r: SyncAnswer<K>;
     try {
       r = await exchange(this.peerClient(), type, body);
     } catch (e) {

@@ -60,7 +60,7 @@ export interface SyncServerOptions<M extends SyncMessage = VerifiedMessage> {
   kinds: MessageKinds<M>;
   handle: (m: M, peer: { fingerprint: string; address: string }) => Promise<{ status: number; body: unknown }>;
   logger?: Logger;
-  /** ms since the epoch; for tests of 'stale'. */
+  /** ms since the epoch, for the freshness and replay checks (default Date.now). */
   clock?: () => number;
 }
 
