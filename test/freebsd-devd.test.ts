@@ -4,19 +4,22 @@
  * dotted interface names; the client keeps retrying quietly while there is no devd, reconnects
  * when devd restarts, and the backend turns the lines into state changes with reasons and
  * re-reads every vhid after each reconnection (the events are hints, T16).
+ *
+ * The client's reconnection timers run on a manual clock: a test moves it past a backoff delay
+ * once the attempt before has failed, so no test waits on real time for a timer.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import pino from 'pino';
 import type { KernelBackend, StateChange } from '../src/kernel/backend.js';
 import { openFreebsdBackend } from '../src/kernel/freebsd/backend.js';
 import { DevdClient, LineSplitter, parseDevdCarpLine, type DevdCarpEvent } from '../src/kernel/freebsd/devd.js';
 import { LIBC, LIBNV, buildNative, useFakeKernel } from './helpers/fakebsd.js';
+import { ManualClock } from './helpers/manual-clock.js';
 
 const SAFETY_MS = 15_000;
 
@@ -114,7 +117,7 @@ test('the client delivers CARP events from a noisy, fragmented stream', async (t
   t.after(() => devd.stop());
   const events: DevdCarpEvent[] = [];
   let connects = 0;
-  const c = new DevdClient({ path: devd.path, logger: pino({ level: 'silent' }), onEvent: (e) => events.push(e), onConnect: () => connects++, minBackoffMs: 10, maxBackoffMs: 50 });
+  const c = new DevdClient({ path: devd.path, logger: pino({ level: 'silent' }), onEvent: (e) => events.push(e), onConnect: () => connects++, minBackoffMs: 10, maxBackoffMs: 50, clock: new ManualClock() });
   t.after(() => c.close());
   c.start();
   await until('the connection', () => (devd.clients.size > 0 && connects === 1 ? true : undefined));
@@ -133,7 +136,9 @@ test('the client delivers CARP events from a noisy, fragmented stream', async (t
   for (const cut of cuts) {
     devd.write(stream.slice(prev, cut));
     prev = cut;
-    await sleep(2);
+    // A small write on a local socket is in the client's receive buffer when write() returns,
+    // so the poll phase before the next immediate reads it as a chunk of its own.
+    await new Promise((r) => setImmediate(r));
   }
   await until('four events', () => (events.length >= 4 ? true : undefined));
   assert.deepEqual(events.map((e) => `${e.vhid}@${e.iface}:${e.state}`), ['1@em0:BACKUP', '1@em0:MASTER', '7@vlan0.10:MASTER', '2@igb1.20:INIT']);
@@ -141,36 +146,67 @@ test('the client delivers CARP events from a noisy, fragmented stream', async (t
 
 test('no devd: the client retries quietly, connects when devd appears, and again after devd restarts', async (t) => {
   const file = sockPath();
+  const clock = new ManualClock();
   const { logger, lines } = recordingLogger();
   let connects = 0;
-  const c = new DevdClient({ path: file, logger, onEvent: () => {}, onConnect: () => connects++, minBackoffMs: 5, maxBackoffMs: 40 });
+  const c = new DevdClient({ path: file, logger, onEvent: () => {}, onConnect: () => connects++, minBackoffMs: 5, maxBackoffMs: 40, clock });
   t.after(() => c.close());
   c.start();
-  await until('a few retries', () => (lines.filter((l) => /reconnecting/.test(l.msg)).length >= 3 ? true : undefined));
+  const retries = () => lines.filter((l) => /reconnecting/.test(l.msg)).length;
+  // Each failed attempt arms the next on the clock; moving the clock past it makes that attempt.
+  for (let n = 1; ; n++) {
+    await until(`retry ${n} armed`, () => (retries() === n && clock.pending === 1 ? true : undefined));
+    if (n === 3) break;
+    clock.advance(40);
+  }
   assert.deepEqual(lines.filter((l) => l.level >= 40), [], 'a missing devd pipe is logged at debug level only');
 
   const devd = new FakeDevd(file);
   await devd.listen();
   t.after(() => devd.stop());
+  clock.advance(40);
   await until('the first connection', () => (connects === 1 && c.connected ? true : undefined));
   await devd.stop();
-  await until('the client to notice', () => (!c.connected ? true : undefined));
+  await until('the client to notice', () => (!c.connected && clock.pending === 1 ? true : undefined));
   await devd.listen();
+  clock.advance(40);
   await until('the reconnection', () => (connects === 2 && c.connected ? true : undefined));
   assert.equal(devd.connections, 2);
 });
 
+test('the client waits 5, 10, 20, 40, 40 ms between attempts (doubling, capped), on the clock it is given', async (t) => {
+  const clock = new ManualClock();
+  const c = new DevdClient({ path: sockPath(), logger: pino({ level: 'silent' }), onEvent: () => {}, onConnect: () => {}, minBackoffMs: 5, maxBackoffMs: 40, clock });
+  t.after(() => c.close());
+  c.start();
+  const delays: number[] = [];
+  for (let n = 1; n <= 5; n++) {
+    await until(`attempt ${n} to fail`, () => (clock.pending === 1 ? true : undefined));
+    const due = clock.nextDueInMs()!;
+    delays.push(due);
+    clock.advance(due);
+  }
+  assert.deepEqual(delays, [5, 10, 20, 40, 40]);
+});
+
 test('close() stops reconnecting', async (t) => {
   const file = sockPath();
-  const c = new DevdClient({ path: file, logger: pino({ level: 'silent' }), onEvent: () => {}, onConnect: () => {}, minBackoffMs: 5, maxBackoffMs: 10 });
+  const clock = new ManualClock();
+  const c = new DevdClient({ path: file, logger: pino({ level: 'silent' }), onEvent: () => {}, onConnect: () => {}, minBackoffMs: 5, maxBackoffMs: 10, clock });
   c.start();
-  await sleep(20);
+  await until('the first attempt to fail and the next to be armed', () => (clock.pending === 1 ? true : undefined));
   c.close();
   const devd = await new FakeDevd(file).listen();
   t.after(() => devd.stop());
   // Several of the client's backoff periods: it would have connected by now if it still tried.
-  await sleep(100);
-  assert.equal(devd.connections, 0);
+  clock.advance(100);
+  // A connection made now is accepted after any the client made before it: once this one is
+  // in, the count is final.
+  const probe = connect({ path: file });
+  probe.on('error', () => undefined);
+  t.after(() => probe.destroy());
+  await until('the probe connection', () => (devd.connections >= 1 ? true : undefined));
+  assert.equal(devd.connections - 1, 0, 'connections besides the probe');
   assert.equal(c.connected, false);
 });
 

@@ -369,9 +369,10 @@ test('start makes an existing state directory 0700 again', (t) => {
   assert.equal(statSync(s.stateDir).mode & 0o777, 0o700);
 });
 
-/** A process that prints "ready", then "HUP" for every SIGHUP; argv0 sets its ps name. */
+/** A process that prints "ready", then "HUP" for every SIGHUP and "USR2" for every SIGUSR2; argv0 sets its ps name. */
 function signalRecorder(t: { after(fn: () => void): void }, argv0?: string): { proc: ChildProcess; out: () => string } {
-  const code = "process.on('SIGHUP', () => process.stdout.write('HUP\\n')); setInterval(() => {}, 1000); process.stdout.write('ready\\n');";
+  const code =
+    "process.on('SIGHUP', () => process.stdout.write('HUP\\n')); process.on('SIGUSR2', () => process.stdout.write('USR2\\n')); setInterval(() => {}, 1000); process.stdout.write('ready\\n');";
   const proc = spawn(process.execPath, ['-e', code], { argv0, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -379,6 +380,20 @@ function signalRecorder(t: { after(fn: () => void): void }, argv0?: string): { p
     proc.kill('SIGKILL');
   });
   return { proc, out: () => out };
+}
+
+/**
+ * Resolves once `r` has printed its answer to a SIGUSR2 sent now, which it prints after
+ * anything a SIGHUP sent before it made it print: the rc script's kill(1) has returned before
+ * s.run() does, so its signal is already handled or pending when ours is sent, and pending
+ * signals are delivered lowest number first (SIGHUP is 1, SIGUSR2 12 or 31), in that order to
+ * the recorder's handlers, which write to one stream.
+ */
+async function signalsSoFar(r: { proc: ChildProcess; out: () => string }): Promise<void> {
+  const marks = () => r.out().split('\n').filter((l) => l === 'USR2').length;
+  const want = marks() + 1;
+  r.proc.kill('SIGUSR2');
+  await waitFor('the SIGUSR2 mark', () => marks() >= want);
 }
 
 test('reload sends SIGHUP to the child pidfile, status reports both processes', async (t) => {
@@ -402,7 +417,7 @@ test('reload sends SIGHUP to the child pidfile, status reports both processes', 
   assert.equal(reload.status, 0, reload.stderr);
   assert.match(reload.stdout, new RegExp(`Reloading carpd \\(pid ${child.proc.pid}\\)`));
   await waitFor('SIGHUP at the child', () => child.out().includes('HUP'));
-  await sleep(300);
+  await signalsSoFar(sup);
   assert.doesNotMatch(sup.out(), /HUP/, 'the supervisor must not get SIGHUP');
 
   // A child pidfile naming a process that is not node (a recycled pid) is not signalled.
@@ -410,7 +425,7 @@ test('reload sends SIGHUP to the child pidfile, status reports both processes', 
   const wrong = s.run('reload', conf);
   assert.notEqual(wrong.status, 0);
   assert.match(wrong.stderr, /no carpd process found through .*carpd\.child\.pid; is carpd running\?/);
-  await sleep(300);
+  await signalsSoFar(sup);
   assert.doesNotMatch(sup.out(), /HUP/);
 
   // A node process at the supervisor's pidfile is not taken for daemon(8).

@@ -29,6 +29,9 @@ interface SyncNode {
 
 const silent = pino({ level: 'silent' });
 
+/** A client whose answers these tests read as they come: SyncClient.request leaves them unchecked. */
+type RawClient = Pick<SyncClient, 'close'> & { request(type: string, body: unknown): Promise<{ status: number; body: any }> };
+
 async function startNode(name: string, dir: string, port = 0): Promise<SyncNode> {
   const clock = new ManualClock();
   const h = await makeHarness({ dir, clock, backend: new MemoryBackend({ clock, interfaces: ['em0', 'em1'] }) });
@@ -180,12 +183,12 @@ test('sync: older revisions, pushes to a primary and peers with another schema a
   const revB = b.h.service.desired().revision;
   const peer = { host: '127.0.0.1', port: b.port, fingerprint: b.identity.fingerprint };
   const old = { ...snapshotOf(a.h.service.desired()), revision: 1 };
-  const client = new SyncClient({ identity: a.identity, peer, schemaVersion: SCHEMA_VERSION });
+  const client: RawClient = new SyncClient({ identity: a.identity, peer, schemaVersion: SCHEMA_VERSION });
   t.after(() => client.close());
   const r1 = await client.request('push', old);
   assert.equal(r1.status, 409);
   assert.equal(r1.body.code, 'CARPD_ERR_SYNC_OLDER_REVISION');
-  const future = new SyncClient({ identity: a.identity, peer, schemaVersion: SCHEMA_VERSION + 1 });
+  const future: RawClient = new SyncClient({ identity: a.identity, peer, schemaVersion: SCHEMA_VERSION + 1 });
   t.after(() => future.close());
   const r2 = await future.request('push', snapshotOf(a.h.service.desired()));
   assert.equal(r2.status, 409);
@@ -193,7 +196,7 @@ test('sync: older revisions, pushes to a primary and peers with another schema a
   assert.match(r2.body.detail, new RegExp(`${SCHEMA_VERSION + 1}.*${SCHEMA_VERSION}`));
   assert.equal(b.h.service.desired().revision, revB);
   // Loop guard: the secondary pushing to its primary is refused there.
-  const back = new SyncClient({ identity: b.identity, peer: { host: '127.0.0.1', port: a.port, fingerprint: a.identity.fingerprint }, schemaVersion: SCHEMA_VERSION });
+  const back: RawClient = new SyncClient({ identity: b.identity, peer: { host: '127.0.0.1', port: a.port, fingerprint: a.identity.fingerprint }, schemaVersion: SCHEMA_VERSION });
   t.after(() => back.close());
   const r3 = await back.request('push', snapshotOf(b.h.service.desired()));
   assert.equal(r3.status, 409);

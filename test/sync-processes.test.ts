@@ -26,6 +26,9 @@ import { SyncClient } from '../src/sync/transport.js';
 import { pollUntil } from './helpers/poll.js';
 import { SyncNode, configOf, converged, derivedVip, freeTcpPort, freeUdpPort, pair } from './helpers/sync-node.js';
 
+/** A client whose answers these tests read as they come: SyncClient.request leaves them unchecked. */
+type RawClient = Pick<SyncClient, 'close'> & { request(type: string, body: unknown): Promise<{ status: number; body: any }> };
+
 const PRIMARY_LOCAL = '192.0.2.10';
 const SECONDARY_LOCAL = '192.0.2.11';
 
@@ -233,7 +236,7 @@ test('sync processes: a push from a certificate that is not pinned is refused (4
   const dir = mkdtempSync(path.join(tmpdir(), 'carpd-sync-intruder-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const intruder = await loadOrCreateIdentity(dir, 'node-c');
-  const client = new SyncClient({ identity: intruder, peer: { host: '127.0.0.1', port: b.spec.syncPort, fingerprint: before.identity.fingerprint }, schemaVersion: SCHEMA_VERSION });
+  const client: RawClient = new SyncClient({ identity: intruder, peer: { host: '127.0.0.1', port: b.spec.syncPort, fingerprint: before.identity.fingerprint }, schemaVersion: SCHEMA_VERSION });
   t.after(() => client.close());
   const snapshot = {
     revision: (await a.sync()).localRevision + 100,
@@ -319,7 +322,7 @@ test('an older push of the pinned primary arriving while a newer one is being ap
     const applied = (await b.sync()).peerRevision as number;
     const newer = snapshot(applied + 2, [1 + trial * 2, 2 + trial * 2]);
     const older = snapshot(applied + 1, [200]);
-    const clients = [0, 1].map(() => new SyncClient({ identity, peer: { host: '127.0.0.1', port: b.spec.syncPort, fingerprint }, schemaVersion: SCHEMA_VERSION }));
+    const clients = [0, 1].map((): RawClient => new SyncClient({ identity, peer: { host: '127.0.0.1', port: b.spec.syncPort, fingerprint }, schemaVersion: SCHEMA_VERSION }));
     t.after(() => clients.forEach((c) => c.close()));
     // Sent in this order, in the same instant: the newer one reaches the secondary first.
     const answers = await Promise.all([clients[0].request('push', newer), clients[1].request('push', older)]);

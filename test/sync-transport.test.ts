@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import { createLogger } from '../src/daemon/logger.js';
 import { MAX_SKEW_MS, ReplayGuard, seal } from '../src/sync/envelope.js';
 import { loadOrCreateIdentity, type SyncIdentity } from '../src/sync/identity.js';
-import { SyncClient, SyncServer, SyncTransportError, type RejectReason, type SyncServerOptions, type VerifiedMessage } from '../src/sync/transport.js';
+import { SyncClient, SyncServer, SyncTransportError, type MessageKinds, type RejectReason, type SyncServerOptions, type VerifiedMessage } from '../src/sync/transport.js';
 
 const SCHEMA = 1;
 const SECRET = 'SECRET-BODY-MARKER';
@@ -47,6 +47,12 @@ interface Harness {
   pinned: string[];
 }
 
+/** The transport alone: any message type with any body is passed to the handler (carpd's kinds are messages.ts's, tested in sync-messages.test.ts). */
+const anyKind: MessageKinds<VerifiedMessage> = { read: (m) => ({ ok: true, message: m }) };
+
+/** A client whose answers these tests read as they come: SyncClient.request leaves them unchecked. */
+type RawClient = Pick<SyncClient, 'close'> & { request(type: string, body: unknown): Promise<{ status: number; body: any }> };
+
 async function startServer(t: { after: (fn: () => Promise<void> | void) => void }, over: Partial<SyncServerOptions> = {}, identity = A): Promise<Harness> {
   const calls: Harness['calls'] = [];
   const raw: string[] = [];
@@ -64,6 +70,7 @@ async function startServer(t: { after: (fn: () => Promise<void> | void) => void 
     port: 0,
     pinned: () => pinned,
     schemaVersion: SCHEMA,
+    kinds: anyKind,
     handle: async (m, peer) => {
       calls.push({ m, peer });
       return { status: 200, body: { ok: true, type: m.type, echo: m.body } };
@@ -75,7 +82,7 @@ async function startServer(t: { after: (fn: () => Promise<void> | void) => void 
   return { server, calls, logs, raw, pinned };
 }
 
-function clientFor(t: { after: (fn: () => void) => void }, id: SyncIdentity, port: number, pin = A.fingerprint, schemaVersion = SCHEMA, timeoutMs?: number): SyncClient {
+function clientFor(t: { after: (fn: () => void) => void }, id: SyncIdentity, port: number, pin = A.fingerprint, schemaVersion = SCHEMA, timeoutMs?: number): RawClient {
   const c = new SyncClient({ identity: id, peer: { host: '127.0.0.1', port, fingerprint: pin }, schemaVersion, timeoutMs });
   t.after(() => c.close());
   return c;

@@ -22,7 +22,6 @@
  */
 import { CarpdError } from '../errors.js';
 import { canonicalIp, ipBytes, parseCidr } from '../wire/address.js';
-import { readVip } from '../config/document.js';
 import { sortVips, vipKey, type CarpConfig, type DesiredState, type VipConfig } from '../config/model.js';
 
 export interface Snapshot {
@@ -113,29 +112,4 @@ export function applySnapshot(local: DesiredState, snap: Snapshot): DesiredState
   }
   next.sync.appliedRevision = snap.revision;
   return next;
-}
-
-/** Reads a snapshot received from a peer, field by field as a stored document is read; refuses what is not one. */
-export function readSnapshot(raw: unknown): Snapshot {
-  const o = raw as Partial<Snapshot> | null;
-  if (
-    !o ||
-    typeof o !== 'object' ||
-    !Number.isInteger(o.revision) ||
-    !Array.isArray(o.vips) ||
-    !o.carp ||
-    typeof o.carp.enabled !== 'boolean' ||
-    typeof o.carp.preempt !== 'boolean' ||
-    !Array.isArray(o.localAddresses) ||
-    !o.localAddresses.every((a) => typeof a === 'string')
-  ) {
-    throw new CarpdError('CARPD_ERR_SYNC_BAD_MESSAGE', 'the push does not carry a snapshot (revision, vips, carp, localAddresses)');
-  }
-  let vips: VipConfig[];
-  try {
-    vips = o.vips.map((v, i) => readVip(v, `/vips/${i}`, false));
-  } catch (e) {
-    throw new CarpdError('CARPD_ERR_SYNC_BAD_MESSAGE', `the snapshot has a malformed VIP: ${(e as Error).message}`);
-  }
-  return { revision: o.revision!, vips, carp: { enabled: o.carp.enabled, preempt: o.carp.preempt }, localAddresses: [...o.localAddresses] };
 }

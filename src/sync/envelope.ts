@@ -20,7 +20,9 @@
  *   replay           the nonce was seen within the window (see ReplayGuard)
  *   schema           message.schemaVersion is not this node's
  * The connection-level checks (no-client-cert, unknown-peer) come before all of these and are
- * the transport's: an untrusted connection's body is never read.
+ * the transport's: an untrusted connection's body is never read. After all of them the listener
+ * reads the message as one of the kinds it takes (messages.ts); an unknown type or a body that
+ * is not what its type carries is refused as malformed too.
  */
 import { KeyObject, randomBytes, sign, verify } from 'node:crypto';
 import { CarpdError, type ErrorCode } from '../errors.js';
@@ -159,6 +161,11 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 const NONCE = /^[0-9a-f]{32}$/;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
 
+/** An RFC 3339 date-time (what toISOString writes, or with an offset) that names a real instant. */
+export function isIsoTime(s: string): boolean {
+  return ISO.test(s) && Number.isFinite(Date.parse(s));
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -192,7 +199,7 @@ function parseMessage(text: string): SyncMessage {
   if (typeof m.from !== 'string' || parseFingerprint(m.from) !== m.from) throw bad('from', 'a SHA-256 fingerprint "AB:CD:…"');
   if (typeof m.to !== 'string' || parseFingerprint(m.to) !== m.to) throw bad('to', 'a SHA-256 fingerprint "AB:CD:…"');
   if (typeof m.nonce !== 'string' || !NONCE.test(m.nonce)) throw bad('nonce', '32 lowercase hex digits');
-  if (typeof m.issuedAt !== 'string' || !ISO.test(m.issuedAt) || !Number.isFinite(Date.parse(m.issuedAt))) throw bad('issuedAt', 'an ISO 8601 time');
+  if (typeof m.issuedAt !== 'string' || !isIsoTime(m.issuedAt)) throw bad('issuedAt', 'an ISO 8601 time');
   if (typeof m.schemaVersion !== 'number' || !Number.isSafeInteger(m.schemaVersion) || m.schemaVersion < 0) throw bad('schemaVersion', 'a non-negative integer');
   if (!('body' in m)) throw bad('body', 'present');
   return m as unknown as SyncMessage;

@@ -17,14 +17,22 @@
  * nothing is lost or applied twice.
  *
  * The push never runs inside the API call that caused it: commit listeners only schedule.
+ *
+ * Every message and answer is one of the kinds in messages.ts, checked on arrival on both
+ * sides. Retry timers, request timeouts and the times shown in /v1/sync come from the injected
+ * Clock, so the backoff can be followed on a manual one.
  */
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../clock.js';
 import { SCHEMA_VERSION, type DesiredState } from '../config/model.js';
 import { CarpdError, problemOf } from '../errors.js';
 import type { CarpService, PlanView } from '../service/service.js';
-import { applySnapshot, readSnapshot, snapshotOf } from './derive.js';
+import { applySnapshot, snapshotOf } from './derive.js';
 import type { SyncIdentity } from './identity.js';
-import { SyncClient, SyncServer, SyncTransportError, type VerifiedMessage } from './transport.js';
+import { SYNC_KINDS, exchange, readSnapshot, type InboundMessage, type NodeReport, type PlanAnswer, type PushAck, type SyncAnswer, type SyncAnswers, type SyncMessageType, type SyncRequests } from './messages.js';
+import { SyncClient, SyncServer, SyncTransportError } from './transport.js';
+
+export type { NodeReport };
 
 export interface SyncListen {
   host: string;
@@ -43,6 +51,8 @@ export interface SyncManagerOptions {
   retry?: { firstMs: number; maxMs: number };
   /** Per-request timeout towards the peer (default 5 s). */
   timeoutMs?: number;
+  /** Retry timers, request timeouts, message times and the times in status() (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface PushOutcome {
@@ -55,17 +65,6 @@ export interface PushOutcome {
   detail: string;
 }
 
-/** What a node tells its peer about itself (message type 'status'). */
-export interface NodeReport {
-  node: string;
-  role: DesiredState['sync']['role'];
-  revision: number;
-  appliedRevision: number;
-  carp: { enabled: boolean; preempt: boolean; maintenance: boolean; demotion: number };
-  pfsync: { enabled: boolean; running: boolean; syncdev: string | null; syncpeer: string | null; bulkUpdateDone: boolean };
-  vhids: { interface: string; vhid: number; state: string; since: string; reason: string }[];
-}
-
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
 export class SyncManager {
@@ -75,7 +74,8 @@ export class SyncManager {
   private readonly node: string;
   private readonly retry: { firstMs: number; maxMs: number };
   private readonly timeoutMs: number;
-  private server?: SyncServer;
+  private readonly clock: Clock;
+  private server?: SyncServer<InboundMessage>;
   private client?: { key: string; client: SyncClient };
   private unsubscribe?: () => void;
   private closed = false;
@@ -83,7 +83,7 @@ export class SyncManager {
   // The push loop (primary).
   private inFlight?: Promise<void>;
   private again = false;
-  private retryTimer?: NodeJS.Timeout;
+  private retryTimer?: unknown;
   private delayMs: number;
   /** The peer's applied revision as last heard (undefined: not heard since start). */
   private peerRevision?: number;
@@ -100,6 +100,7 @@ export class SyncManager {
     this.retry = opts.retry ?? { firstMs: 1000, maxMs: 30_000 };
     this.delayMs = this.retry.firstMs;
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.clock = opts.clock ?? systemClock;
   }
 
   static async start(opts: SyncManagerOptions): Promise<SyncManager> {
@@ -114,8 +115,10 @@ export class SyncManager {
           return p ? [p.fingerprint] : [];
         },
         schemaVersion: SCHEMA_VERSION,
+        kinds: SYNC_KINDS,
         handle: (msg) => m.handle(msg),
         logger: opts.logger,
+        clock: () => m.clock.now(),
       });
       m.listenAddress = `${opts.listen.host.includes(':') ? `[${opts.listen.host}]` : opts.listen.host}:${m.server.port}`;
     }
@@ -132,7 +135,8 @@ export class SyncManager {
   async close(): Promise<void> {
     this.closed = true;
     this.unsubscribe?.();
-    clearTimeout(this.retryTimer);
+    if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     await this.inFlight?.catch(() => undefined);
     this.client?.client.close();
     await this.server?.close();
@@ -146,7 +150,7 @@ export class SyncManager {
     const key = `${peer.address}|${peer.port}|${peer.fingerprint}`;
     if (this.client?.key !== key) {
       this.client?.client.close();
-      this.client = { key, client: new SyncClient({ identity: this.identity, peer: { host: peer.address, port: peer.port, fingerprint: peer.fingerprint }, schemaVersion: SCHEMA_VERSION, timeoutMs: this.timeoutMs }) };
+      this.client = { key, client: new SyncClient({ identity: this.identity, peer: { host: peer.address, port: peer.port, fingerprint: peer.fingerprint }, schemaVersion: SCHEMA_VERSION, timeoutMs: this.timeoutMs, clock: this.clock }) };
       this.peerRevision = undefined;
     }
     return this.client.client;
@@ -161,7 +165,7 @@ export class SyncManager {
       this.again = true;
       return;
     }
-    if (this.retryTimer) return; // a retry is already due; it pushes the newest revision
+    if (this.retryTimer !== undefined) return; // a retry is already due; it pushes the newest revision
     this.inFlight = this.loop().finally(() => (this.inFlight = undefined));
   }
 
@@ -173,11 +177,10 @@ export class SyncManager {
       if (this.peerRevision === state.revision) continue;
       const out = await this.push(state);
       if (!out.ok) {
-        this.retryTimer = setTimeout(() => {
+        this.retryTimer = this.clock.setTimeout(() => {
           this.retryTimer = undefined;
           this.schedule();
         }, this.delayMs);
-        this.retryTimer.unref();
         this.delayMs = Math.min(this.delayMs * 2, this.retry.maxMs);
         return;
       }
@@ -186,21 +189,21 @@ export class SyncManager {
   }
 
   private async push(state: DesiredState): Promise<PushOutcome> {
-    this.lastAttempt = Date.now();
+    this.lastAttempt = this.clock.now();
     const snap = snapshotOf(state);
     try {
-      const r = await this.peerClient().request('push', snap);
-      if (r.status === 200) {
+      const r = await exchange(this.peerClient(), 'push', snap);
+      if (r.ok) {
         // Answers may arrive out of order (run() beside the loop): the peer never goes back.
         this.peerRevision = Math.max(this.peerRevision ?? 0, snap.revision);
-        this.lastSuccess = Date.now();
+        this.lastSuccess = this.clock.now();
         this.lastError = undefined;
-        const detail = String(r.body?.detail ?? 'applied');
+        const detail = r.body.detail;
         this.logger.info({ event: 'sync.pushed', revision: snap.revision, detail }, `sync: revision ${snap.revision} pushed to the secondary: ${detail}`);
         return { ok: true, reached: true, revision: snap.revision, detail };
       }
-      if (typeof r.body?.appliedRevision === 'number') this.peerRevision = r.body.appliedRevision;
-      return this.failed(snap.revision, `the secondary refused revision ${snap.revision}: ${r.body?.detail ?? `HTTP ${r.status}`}`, true);
+      if (r.problem.appliedRevision !== undefined) this.peerRevision = r.problem.appliedRevision;
+      return this.failed(snap.revision, `the secondary refused revision ${snap.revision}: ${r.problem.detail}`, true);
     } catch (e) {
       const why = e instanceof SyncTransportError || e instanceof CarpdError ? e.message : `unexpected: ${(e as Error).message}`;
       return this.failed(snap.revision, why, false);
@@ -220,7 +223,7 @@ export class SyncManager {
     if (s.sync.role !== 'primary') throw new CarpdError('CARPD_ERR_SYNC_ROLE', `this node is ${s.sync.role}: only a primary pushes; run it on the primary`);
     this.peerClient();
     await this.inFlight?.catch(() => undefined);
-    clearTimeout(this.retryTimer);
+    if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.delayMs = this.retry.firstMs;
     // This push takes the loop's place, so that no two pushes are ever in flight at once.
@@ -239,18 +242,21 @@ export class SyncManager {
     if (s.sync.role !== 'primary') throw new CarpdError('CARPD_ERR_SYNC_ROLE', `this node is ${s.sync.role}: the plan is computed for the primary's push; ask the primary`);
     const snap = snapshotOf(s);
     const r = await this.ask('plan', snap);
-    return { revision: snap.revision, plan: r.plan as PlanView };
+    return { revision: snap.revision, plan: r.plan };
   }
 
-  private async ask(type: string, body: unknown): Promise<any> {
-    let r: { status: number; body: any };
+  /** One request to the peer whose answer is needed: a refusal or no answer is an error. */
+  private async ask<K extends SyncMessageType>(type: K, body: SyncRequests[K]): Promise<SyncAnswers[K]> {
+    let r: SyncAnswer<K>;
     try {
-      r = await this.peerClient().request(type, body);
+      r = await exchange(this.peerClient(), type, body);
     } catch (e) {
       if (e instanceof CarpdError) throw e;
-      throw new CarpdError('CARPD_ERR_SYNC_PEER_UNREACHABLE', `the sync peer did not answer: ${(e as Error).message}`);
+      // An answer that could not be read was an answer all the same: its error says what it was.
+      const why = e instanceof SyncTransportError && e.kind === 'protocol' ? e.message : `the sync peer did not answer: ${(e as Error).message}`;
+      throw new CarpdError('CARPD_ERR_SYNC_PEER_UNREACHABLE', why);
     }
-    if (r.status !== 200) throw new CarpdError('CARPD_ERR_SYNC_PEER_UNREACHABLE', `the sync peer refused the ${type} request (HTTP ${r.status}): ${r.body?.detail ?? ''}`);
+    if (!r.ok) throw new CarpdError('CARPD_ERR_SYNC_PEER_UNREACHABLE', `the sync peer refused the ${type} request (HTTP ${r.status}): ${r.problem.detail}`);
     return r.body;
   }
 
@@ -265,7 +271,7 @@ export class SyncManager {
     if (y.role === 'primary' && peerRevision !== null) {
       const behind = s.revision - peerRevision;
       const oldest = this.service.revisions().find((r) => r.revision === peerRevision + 1);
-      lag = { revisions: Math.max(0, behind), seconds: behind > 0 && oldest ? Math.max(0, (Date.now() - Date.parse(oldest.createdAt)) / 1000) : 0 };
+      lag = { revisions: Math.max(0, behind), seconds: behind > 0 && oldest ? Math.max(0, (this.clock.now() - Date.parse(oldest.createdAt)) / 1000) : 0 };
     }
     return {
       node: this.node,
@@ -310,7 +316,7 @@ export class SyncManager {
     let peer: NodeReport | undefined;
     if (this.service.desired().sync.peer) {
       try {
-        peer = (await this.ask('status', {})) as NodeReport;
+        peer = await this.ask('status', {});
         nodes.push({ ...peer, self: false, reachable: true, error: null });
       } catch (e) {
         nodes.push({ node: null, self: false, reachable: false, error: (e as Error).message });
@@ -325,19 +331,18 @@ export class SyncManager {
 
   // --- the receiving side ----------------------------------------------------------------------
 
-  private async handle(msg: VerifiedMessage): Promise<{ status: number; body: unknown }> {
+  /** A message the listener has verified and read as one of the kinds (SYNC_KINDS). */
+  private async handle(msg: InboundMessage): Promise<{ status: number; body: unknown }> {
     switch (msg.type) {
       case 'push':
       case 'plan':
         return this.receive(msg);
       case 'status':
-        return { status: 200, body: await this.report() };
-      default:
-        return problem(new CarpdError('CARPD_ERR_SYNC_BAD_MESSAGE', `unknown sync message type "${msg.type}"`));
+        return { status: 200, body: (await this.report()) satisfies NodeReport };
     }
   }
 
-  private async receive(msg: VerifiedMessage): Promise<{ status: number; body: unknown }> {
+  private async receive(msg: Extract<InboundMessage, { type: 'push' | 'plan' }>): Promise<{ status: number; body: unknown }> {
     const local = this.service.desired();
     const applied = local.sync.appliedRevision;
     if (local.sync.role !== 'secondary') {
@@ -367,10 +372,10 @@ export class SyncManager {
         const next = applySnapshot(draft, snap);
         Object.assign(draft, next);
       });
-      if (outcome.kind === 'plan') return { status: 200, body: { plan: outcome.plan } };
-      if (!outcome.changed) return { status: 200, body: { detail: `revision ${snap.revision} was already applied`, appliedRevision: snap.revision } };
+      if (outcome.kind === 'plan') return { status: 200, body: { plan: outcome.plan } satisfies PlanAnswer };
+      if (!outcome.changed) return { status: 200, body: { detail: `revision ${snap.revision} was already applied`, appliedRevision: snap.revision } satisfies PushAck };
       this.logger.info({ event: 'sync.applied', primaryRevision: snap.revision, revision: outcome.state.revision }, `sync: applied the primary's revision ${snap.revision} as revision ${outcome.state.revision}`);
-      return { status: 200, body: { detail: `applied as revision ${outcome.state.revision}`, appliedRevision: snap.revision } };
+      return { status: 200, body: { detail: `applied as revision ${outcome.state.revision}`, appliedRevision: snap.revision } satisfies PushAck };
     } catch (e) {
       const err = e instanceof CarpdError ? e : new CarpdError('CARPD_ERR_INTERNAL', (e as Error).message);
       this.logger.warn({ event: 'sync.apply.failed', primaryRevision: snap.revision, err: err.message }, `sync: the primary's revision ${snap.revision} was not applied: ${err.message}`);

@@ -11,14 +11,19 @@
  * client certificate as the only key that may have signed it. Every refusal is answered as
  * RFC 9457 problem+json with carpd's error code for its reason and `reason` as an extension
  * member, counted per reason (`rejected()`), and logged at warn with the reason, the peer's
- * address and fingerprint, never the body. Only a verified message is passed to `handle`,
- * whose `{status, body}` is sent as JSON (problem+json when the body is a problem).
+ * address and fingerprint, never the body. A verified message is then read as one of the kinds
+ * the listener takes (`kinds`, messages.ts for carpd's): an unknown type or a body that is not
+ * what its type carries is refused, counted and logged the same way (malformed). Only a message
+ * read that way is passed to `handle`, whose `{status, body}` is sent as JSON (problem+json when
+ * the body is a problem).
  *
  * Client. One TLS connection per request, made in two steps so that nothing is sent to the
  * wrong server: connect and handshake (presenting this node's certificate), compare the
  * server certificate's fingerprint with the pinned one on `secureConnect`, and only then run
  * the HTTP request over that socket. Transport failures reject with SyncTransportError; any
- * HTTP answer, 2xx or a problem, resolves with its status and parsed JSON body.
+ * HTTP answer, 2xx or a problem, resolves with its status and parsed JSON body, unchecked
+ * (messages.ts's exchange() checks it against the kind of request). The timeout and the time
+ * sealed into each message come from the injected Clock.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -26,6 +31,7 @@ import { X509Certificate, type KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../clock.js';
 import { CarpdError, problemOf, type ErrorCode } from '../errors.js';
 import { REJECT_REASONS, ReplayGuard, SyncRejection, open, seal, type RejectReason, type SyncMessage } from './envelope.js';
 import { parseFingerprint, type SyncIdentity } from './identity.js';
@@ -37,7 +43,13 @@ export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 export interface VerifiedMessage<T = unknown> extends SyncMessage<T> {}
 
-export interface SyncServerOptions {
+/** The message kinds a listener takes: every verified message is read by `read` before `handle` sees it. */
+export interface MessageKinds<M extends SyncMessage> {
+  /** The message as one of the kinds, or why it is none (naming the type and the field, never a value). */
+  read(m: VerifiedMessage): { ok: true; message: M } | { ok: false; detail: string };
+}
+
+export interface SyncServerOptions<M extends SyncMessage = VerifiedMessage> {
   identity: SyncIdentity;
   /** The sync listener's own address (never the management API's); port 0 = any free port. */
   host: string;
@@ -45,9 +57,10 @@ export interface SyncServerOptions {
   /** Fingerprints accepted, read at every request (the config can change). */
   pinned: () => string[];
   schemaVersion: number;
-  handle: (m: VerifiedMessage, peer: { fingerprint: string; address: string }) => Promise<{ status: number; body: unknown }>;
+  kinds: MessageKinds<M>;
+  handle: (m: M, peer: { fingerprint: string; address: string }) => Promise<{ status: number; body: unknown }>;
   logger?: Logger;
-  /** ms since the epoch; for tests of 'stale'. */
+  /** ms since the epoch, for the freshness and replay checks (default Date.now). */
   clock?: () => number;
 }
 
@@ -56,21 +69,21 @@ interface PeerCert {
   publicKey: KeyObject;
 }
 
-export class SyncServer {
+export class SyncServer<M extends SyncMessage = VerifiedMessage> {
   private readonly counts: Record<RejectReason, number> = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
   private readonly replay = new ReplayGuard();
   private readonly certs = new WeakMap<TLSSocket, PeerCert | null>();
   private readonly clock: () => number;
 
   private constructor(
-    private readonly opts: SyncServerOptions,
+    private readonly opts: SyncServerOptions<M>,
     private readonly server: https.Server,
     readonly port: number,
   ) {
     this.clock = opts.clock ?? Date.now;
   }
 
-  static async start(opts: SyncServerOptions): Promise<SyncServer> {
+  static async start<M extends SyncMessage = VerifiedMessage>(opts: SyncServerOptions<M>): Promise<SyncServer<M>> {
     const server = https.createServer({
       key: opts.identity.keyPem,
       cert: opts.identity.certPem,
@@ -89,7 +102,7 @@ export class SyncServer {
         resolve();
       });
     });
-    const s = new SyncServer(opts, server, (server.address() as AddressInfo).port);
+    const s = new SyncServer<M>(opts, server, (server.address() as AddressInfo).port);
     server.on('request', (req, res) => {
       s.onRequest(req, res).catch((err) => {
         opts.logger?.error({ event: 'sync.internal', err }, 'sync listener: internal error');
@@ -139,13 +152,16 @@ export class SyncServer {
       return sendError(res, new CarpdError('CARPD_ERR_BODY_TOO_LARGE', 'the sync message is larger than 4 MiB'), req);
     }
 
-    let message: SyncMessage;
+    let verified: VerifiedMessage;
     try {
-      message = open(raw, { sender: cert, self: this.opts.identity.fingerprint, schemaVersion: this.opts.schemaVersion, replay: this.replay, now: this.clock() });
+      verified = open(raw, { sender: cert, self: this.opts.identity.fingerprint, schemaVersion: this.opts.schemaVersion, replay: this.replay, now: this.clock() });
     } catch (e) {
       if (e instanceof SyncRejection) return this.reject(res, e, address, cert.fingerprint);
       throw e;
     }
+    const read = this.opts.kinds.read(verified);
+    if (!read.ok) return this.reject(res, new SyncRejection('malformed', read.detail), address, cert.fingerprint);
+    const message = read.message;
     this.opts.logger?.debug({ event: 'sync.received', type: message.type, peer: { address, fingerprint: cert.fingerprint }, nonce: message.nonce }, `sync: ${message.type} from ${address}`);
 
     let answer: { status: number; body: unknown };
@@ -294,18 +310,25 @@ const ERRNO_WORDS: Record<string, string> = {
   ETIMEDOUT: 'the connection timed out',
 };
 
+/** An HTTP answer of the peer: its status and its body parsed as JSON, not yet checked. */
+export interface RawAnswer {
+  status: number;
+  body: unknown;
+}
+
 export class SyncClient {
   private readonly identity: SyncIdentity;
   private readonly peer: SyncPeer;
   private readonly pinned: string;
   private readonly schemaVersion: number;
   private readonly timeoutMs: number;
+  private readonly clock: Clock;
   private readonly sockets = new Set<TLSSocket>();
   /** Built once: parsing the key and certificate for every connection costs more than the push itself. */
   private context?: tls.SecureContext;
   private closed = false;
 
-  constructor(opts: { identity: SyncIdentity; peer: SyncPeer; schemaVersion: number; timeoutMs?: number }) {
+  constructor(opts: { identity: SyncIdentity; peer: SyncPeer; schemaVersion: number; timeoutMs?: number; clock?: Clock }) {
     const pinned = parseFingerprint(opts.peer.fingerprint);
     if (!pinned) throw new TypeError(`the sync peer's fingerprint is not a SHA-256 certificate fingerprint: "${opts.peer.fingerprint}"`);
     this.identity = opts.identity;
@@ -313,6 +336,12 @@ export class SyncClient {
     this.pinned = pinned;
     this.schemaVersion = opts.schemaVersion;
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  /** host:port of the peer, for messages. */
+  get address(): string {
+    return `${this.peer.host}:${this.peer.port}`;
   }
 
   /**
@@ -320,22 +349,22 @@ export class SyncClient {
    * 2xx and for 4xx/5xx problem answers alike (the caller decides); rejects with
    * SyncTransportError for transport failures.
    */
-  async request(type: string, body: unknown): Promise<{ status: number; body: any }> {
+  async request(type: string, body: unknown): Promise<RawAnswer> {
     if (this.closed) throw new SyncTransportError('unreachable', 'the sync client is closed');
-    const where = `${this.peer.host}:${this.peer.port}`;
+    const where = this.address;
     let socket: TLSSocket | undefined;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: unknown;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new SyncTransportError('timeout', `the sync peer ${where} did not answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      timer = this.clock.setTimeout(() => reject(new SyncTransportError('timeout', `the sync peer ${where} did not answer within ${this.timeoutMs} ms`)), this.timeoutMs);
     });
     try {
       const connecting = this.connect(where, (s) => (socket = s));
       socket = await Promise.race([connecting, timeout]);
       // The server is the pinned one: only now is the message sealed and sent.
-      const payload = seal(this.identity, this.pinned, type, body, this.schemaVersion);
+      const payload = seal(this.identity, this.pinned, type, body, this.schemaVersion, this.clock.now());
       return await Promise.race([this.post(socket, where, payload), timeout]);
     } finally {
-      clearTimeout(timer);
+      this.clock.clearTimeout(timer);
       if (socket) {
         socket.destroy();
         this.sockets.delete(socket);
@@ -389,7 +418,7 @@ export class SyncClient {
     });
   }
 
-  private post(socket: TLSSocket, where: string, payload: string): Promise<{ status: number; body: any }> {
+  private post(socket: TLSSocket, where: string, payload: string): Promise<RawAnswer> {
     return new Promise((resolve, reject) => {
       const req = http.request({
         method: 'POST',
@@ -418,7 +447,7 @@ export class SyncClient {
           const text = Buffer.concat(chunks).toString('utf8');
           if (text.length === 0) return resolve({ status, body: undefined });
           try {
-            resolve({ status, body: JSON.parse(text) });
+            resolve({ status, body: JSON.parse(text) as unknown });
           } catch {
             reject(new SyncTransportError('protocol', `the sync peer ${where} answered HTTP ${status} with a body that is not JSON; is that port carpd's sync listener?`, { status }));
           }

@@ -13,45 +13,13 @@ import { buildApp } from '../../src/api/app.js';
 import { initialState } from '../../src/config/model.js';
 import { ConfigStore } from '../../src/config/store.js';
 import type { KernelBackend } from '../../src/kernel/backend.js';
-import type { Clock } from '../../src/clock.js';
 import { MemoryBackend } from '../../src/kernel/memory.js';
 import { CarpService, hashToken } from '../../src/service/service.js';
 import type { SyncManager } from '../../src/sync/manager.js';
+import { ManualClock } from './manual-clock.js';
 import { assertMatchesSpec } from './spec.js';
 
-/** A clock that only moves when told to. */
-export class ManualClock implements Clock {
-  private t: number;
-  private seq = 0;
-  private timers = new Map<number, { at: number; fn: () => void }>();
-  constructor(start = Date.parse('2026-01-01T00:00:00Z')) {
-    this.t = start;
-  }
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.timers.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(h: unknown): void {
-    this.timers.delete(h as number);
-  }
-  /** Moves time forward, firing due timers in order. */
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.timers) if (e[1].at <= end && (!next || e[1].at < next[1].at)) next = e;
-      if (!next) break;
-      this.timers.delete(next[0]);
-      this.t = next[1].at;
-      next[1].fn();
-    }
-    this.t = end;
-  }
-}
+export { ManualClock };
 
 export const ADMIN_TOKEN = 'carpd_test_admin_token_0123456789';
 export const READ_TOKEN = 'carpd_test_read_token_0123456789';

@@ -14,6 +14,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../../clock.js';
 import type { CarpState } from '../backend.js';
 
 export const DEFAULT_DEVD_PIPE = '/var/run/devd.pipe';
@@ -76,21 +77,25 @@ export interface DevdClientOptions {
   onConnect(): void;
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** The reconnection timers run on it (default: the system clock, whose timers keep no process up). */
+  clock?: Clock;
 }
 
 export class DevdClient {
   private socket?: Socket;
-  private timer?: NodeJS.Timeout;
+  private timer?: unknown;
   private attempt = 0;
   private closed = false;
   private readonly splitter = new LineSplitter();
   private readonly minMs: number;
   private readonly maxMs: number;
+  private readonly clock: Clock;
   private everConnected = false;
 
   constructor(private readonly opts: DevdClientOptions) {
     this.minMs = opts.minBackoffMs ?? 100;
     this.maxMs = opts.maxBackoffMs ?? 30_000;
+    this.clock = opts.clock ?? systemClock;
   }
 
   get connected(): boolean {
@@ -98,7 +103,7 @@ export class DevdClient {
   }
 
   start(): void {
-    if (!this.closed && !this.socket && !this.timer) this.connect();
+    if (!this.closed && !this.socket && this.timer === undefined) this.connect();
   }
 
   private connect(): void {
@@ -135,17 +140,16 @@ export class DevdClient {
   }
 
   private scheduleReconnect(): void {
-    if (this.closed || this.timer) return;
+    if (this.closed || this.timer !== undefined) return;
     const delay = Math.min(this.maxMs, this.minMs * 2 ** Math.min(this.attempt, 20));
     this.attempt++;
     this.opts.logger.debug({ event: 'devd.retry', path: this.opts.path, inMs: delay }, `reconnecting to devd in ${delay} ms`);
-    this.timer = setTimeout(() => this.connect(), delay);
-    this.timer.unref();
+    this.timer = this.clock.setTimeout(() => this.connect(), delay);
   }
 
   close(): void {
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.socket?.destroy();
     this.socket = undefined;

@@ -1,0 +1,329 @@
+/**
+ * The kinds of sync message, each as a TypeScript type and a JSON Schema (compiled once, when
+ * this module loads). The listener reads every message that passed the envelope checks
+ * (envelope.ts) as one of these kinds before a handler sees it: an unknown type, or a body that
+ * is not what its type carries, is refused like any other malformed message (400
+ * CARPD_ERR_SYNC_BAD_MESSAGE, counted as `malformed`, logged). The client reads every answer the
+ * same way before the push loop or the API uses it, so a peer that answers something else is an
+ * error that says so, never a crash further on.
+ *
+ *   type     request body      answer 200                       other answers
+ *   push     Snapshot          { detail, appliedRevision }      problem (+ appliedRevision)
+ *   plan     Snapshot          { plan: PlanView }               problem (+ appliedRevision)
+ *   status   {}                NodeReport                       problem
+ *
+ * The schemas check form: types, required and unknown fields, addresses that parse. Rules about
+ * values (ranges, unicast peers, duplicates) are the service's validation, which applies a
+ * snapshot like any other change and names the field with its own error code.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { readVip } from '../config/document.js';
+import { SYNC_ROLES, VIP_PROTOCOLS, type DesiredState, type VipConfig } from '../config/model.js';
+import { CarpdError } from '../errors.js';
+import type { PlanView } from '../service/service.js';
+import { canonicalCidr, canonicalIp } from '../wire/address.js';
+import type { Snapshot } from './derive.js';
+import { isIsoTime, type SyncMessage } from './envelope.js';
+import { SyncTransportError, type MessageKinds, type SyncClient } from './transport.js';
+
+// --- the types -------------------------------------------------------------------------------
+
+/**
+ * A VIP as a snapshot carries it: the stored form (config/model.ts). The fields a stored VIP of
+ * an older carpd may lack are optional here too, and get the same defaults (readVip).
+ */
+export type SnapshotVip = Omit<VipConfig, 'mode' | 'description' | 'nosync' | 'protocol'> & Partial<Pick<VipConfig, 'mode' | 'description' | 'nosync' | 'protocol'>>;
+
+/** The body of push and plan: a whole snapshot of the primary's synced objects (derive.ts). */
+export interface SnapshotBody extends Omit<Snapshot, 'vips'> {
+  vips: SnapshotVip[];
+}
+
+/** The body of status: nothing to say, the question is the type. */
+export type StatusRequest = Record<string, never>;
+
+/** What a secondary answers to a push it took (applied now, or already). */
+export interface PushAck {
+  detail: string;
+  /** The primary's revision this node has applied. */
+  appliedRevision: number;
+}
+
+export interface PlanAnswer {
+  plan: PlanView;
+}
+
+export const VHID_STATES = ['INIT', 'BACKUP', 'MASTER'] as const;
+
+/** What a node tells its peer about itself (status), shown in /v1/cluster. */
+export interface NodeReport {
+  node: string;
+  role: DesiredState['sync']['role'];
+  revision: number;
+  appliedRevision: number;
+  carp: { enabled: boolean; preempt: boolean; maintenance: boolean; demotion: number };
+  pfsync: { enabled: boolean; running: boolean; syncdev: string | null; syncpeer: string | null; bulkUpdateDone: boolean };
+  vhids: { interface: string; vhid: number; state: (typeof VHID_STATES)[number]; since: string; reason: string }[];
+}
+
+/**
+ * A refusal as a peer sends it: RFC 9457 problem+json with a carpd error code. `code` is a
+ * string, not this node's ErrorCode: a newer peer may know more codes. Other members are allowed
+ * (RFC 9457 §3.2).
+ */
+export interface PeerProblem {
+  type: string;
+  title: string;
+  status: number;
+  code: string;
+  detail: string;
+  /** push and plan: the primary's revision the secondary has applied. */
+  appliedRevision?: number;
+  /** A refusal of the listener: the reason it was counted under. */
+  reason?: string;
+}
+
+export interface SyncRequests {
+  push: SnapshotBody;
+  plan: SnapshotBody;
+  status: StatusRequest;
+}
+
+export interface SyncAnswers {
+  push: PushAck;
+  plan: PlanAnswer;
+  status: NodeReport;
+}
+
+export type SyncMessageType = keyof SyncRequests;
+
+/** A verified message of one kind: its type says what its body is. */
+export type InboundMessage = { [K in SyncMessageType]: SyncMessage<SyncRequests[K]> & { type: K } }[SyncMessageType];
+
+/** The peer's answer to one request: what that kind answers (200), or a problem. */
+export type SyncAnswer<K extends SyncMessageType> = { ok: true; status: 200; body: SyncAnswers[K] } | { ok: false; status: number; problem: PeerProblem };
+
+// --- the schemas -----------------------------------------------------------------------------
+
+// The schema for each field of the stored form, as config/document.ts reads it; addresses are
+// checked by the same parser the API and the store use.
+const vipSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['interface', 'vhid', 'addresses', 'advbaseSec', 'advskew'],
+  properties: {
+    interface: { type: 'string' },
+    vhid: { type: 'integer' },
+    addresses: { type: 'array', items: { type: 'string', format: 'cidr' } },
+    advbaseSec: { type: 'integer' },
+    advskew: { type: 'integer' },
+    password: { type: 'string' },
+    mode: { type: 'string', enum: ['multicast', 'unicast'] },
+    peer: { type: 'string', format: 'ip' },
+    peer6: { type: 'string', format: 'ip' },
+    description: { type: 'string' },
+    nosync: { type: 'boolean' },
+    protocol: { type: 'string', enum: [...VIP_PROTOCOLS] },
+    vrrpPriority: { type: 'integer' },
+    vrrpInterval: { type: 'integer' },
+  },
+};
+
+const snapshotSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['revision', 'vips', 'carp', 'localAddresses'],
+  properties: {
+    revision: { type: 'integer', minimum: 0 },
+    vips: { type: 'array', items: vipSchema },
+    carp: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['enabled', 'preempt'],
+      properties: { enabled: { type: 'boolean' }, preempt: { type: 'boolean' } },
+    },
+    localAddresses: { type: 'array', items: { type: 'string', format: 'cidr' } },
+  },
+};
+
+const statusRequestSchema = { type: 'object', additionalProperties: false, properties: {} };
+
+const pushAckSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['detail', 'appliedRevision'],
+  properties: { detail: { type: 'string' }, appliedRevision: { type: 'integer', minimum: 0 } },
+};
+
+/** Every op a plan step may name, as the API's Plan schema lists them; keyed so that the compiler keeps it equal to PlanView's. */
+const PLAN_OPS: Record<PlanView['steps'][number]['op'], true> = {
+  'vhid.set': true,
+  'vhid.remove': true,
+  'address.add': true,
+  'address.remove': true,
+  'carp.set': true,
+  'maintenance.set': true,
+  'pfsync.set': true,
+  'state.force': true,
+  'config.only': true,
+};
+
+const planAnswerSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['plan'],
+  properties: {
+    plan: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['dryRun', 'fromRevision', 'changes', 'steps'],
+      properties: {
+        dryRun: { type: 'boolean', const: true },
+        fromRevision: { type: 'integer', minimum: 0 },
+        changes: { type: 'array', items: { type: 'string' } },
+        steps: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['op', 'target', 'detail'],
+            properties: { op: { type: 'string', enum: Object.keys(PLAN_OPS) }, target: { type: 'string' }, detail: { type: 'string' } },
+          },
+        },
+      },
+    },
+  },
+};
+
+const nullableString = { type: ['string', 'null'] };
+const nodeReportSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['node', 'role', 'revision', 'appliedRevision', 'carp', 'pfsync', 'vhids'],
+  properties: {
+    node: { type: 'string' },
+    role: { type: 'string', enum: [...SYNC_ROLES] },
+    revision: { type: 'integer', minimum: 0 },
+    appliedRevision: { type: 'integer', minimum: 0 },
+    carp: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['enabled', 'preempt', 'maintenance', 'demotion'],
+      properties: { enabled: { type: 'boolean' }, preempt: { type: 'boolean' }, maintenance: { type: 'boolean' }, demotion: { type: 'integer' } },
+    },
+    pfsync: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['enabled', 'running', 'syncdev', 'syncpeer', 'bulkUpdateDone'],
+      properties: { enabled: { type: 'boolean' }, running: { type: 'boolean' }, syncdev: nullableString, syncpeer: nullableString, bulkUpdateDone: { type: 'boolean' } },
+    },
+    vhids: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['interface', 'vhid', 'state', 'since', 'reason'],
+        properties: {
+          interface: { type: 'string' },
+          vhid: { type: 'integer' },
+          state: { type: 'string', enum: [...VHID_STATES] },
+          since: { type: 'string', format: 'date-time' },
+          reason: { type: 'string' },
+        },
+      },
+    },
+  },
+};
+
+const problemSchema = {
+  type: 'object',
+  required: ['type', 'title', 'status', 'code', 'detail'],
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    code: { type: 'string' },
+    detail: { type: 'string' },
+    appliedRevision: { type: 'integer', minimum: 0 },
+    reason: { type: 'string' },
+  },
+};
+
+const ajv = new Ajv({ strict: true, allErrors: false });
+ajv.addFormat('cidr', (s: string) => canonicalCidr(s) !== undefined);
+ajv.addFormat('ip', (s: string) => canonicalIp(s) !== undefined);
+ajv.addFormat('date-time', isIsoTime);
+
+interface Kind<Req, Ans> {
+  request: ValidateFunction<Req>;
+  answer: ValidateFunction<Ans>;
+  /** What a body of this kind is, in words, for errors. */
+  requestIs: string;
+  answerIs: string;
+}
+
+const snapshotValidator = ajv.compile<SnapshotBody>(snapshotSchema);
+const KINDS: { [K in SyncMessageType]: Kind<SyncRequests[K], SyncAnswers[K]> } = {
+  push: { request: snapshotValidator, answer: ajv.compile<PushAck>(pushAckSchema), requestIs: 'a snapshot', answerIs: 'an acknowledgement of a push' },
+  plan: { request: snapshotValidator, answer: ajv.compile<PlanAnswer>(planAnswerSchema), requestIs: 'a snapshot', answerIs: 'a plan' },
+  status: { request: ajv.compile<StatusRequest>(statusRequestSchema), answer: ajv.compile<NodeReport>(nodeReportSchema), requestIs: 'an empty object', answerIs: 'a node report' },
+};
+const problemValidator = ajv.compile<PeerProblem>(problemSchema);
+
+function isKind(type: string): type is SyncMessageType {
+  return Object.hasOwn(KINDS, type);
+}
+
+/** The first schema error in words: where, and what was wrong; never the value that was there. */
+function firstError(errors: ErrorObject[] | null | undefined): string {
+  const e = errors?.[0];
+  if (!e) return 'it does not match its schema';
+  const at = e.instancePath === '' ? 'the body' : e.instancePath;
+  if (e.keyword === 'additionalProperties') return `${at} has the unknown field "${String(e.params.additionalProperty)}"`;
+  if (e.keyword === 'enum') return `${at} must be one of ${(e.params.allowedValues as unknown[]).join(', ')}`;
+  return `${at} ${e.message ?? 'is not valid'}`;
+}
+
+// --- the listener's side -----------------------------------------------------------------------
+
+/** The kinds carpd's sync listener takes (SyncServerOptions.kinds). */
+export const SYNC_KINDS: MessageKinds<InboundMessage> = {
+  read(m) {
+    if (!isKind(m.type)) return { ok: false, detail: `unknown sync message type "${m.type}"; this node takes ${Object.keys(KINDS).join(', ')}` };
+    const kind = KINDS[m.type];
+    if (!kind.request(m.body)) return { ok: false, detail: `the body of a ${m.type} message must be ${kind.requestIs}: ${firstError(kind.request.errors)}` };
+    return { ok: true, message: m as InboundMessage };
+  },
+};
+
+/**
+ * A snapshot as this node uses it: VIPs read as a stored VIP is read (canonical addresses,
+ * defaults for the fields an older primary may leave out). The body has passed SYNC_KINDS.
+ */
+export function readSnapshot(body: SnapshotBody): Snapshot {
+  let vips: VipConfig[];
+  try {
+    vips = body.vips.map((v, i) => readVip(v, `/vips/${i}`, false));
+  } catch (e) {
+    throw new CarpdError('CARPD_ERR_SYNC_BAD_MESSAGE', `the snapshot has a malformed VIP: ${(e as Error).message}`);
+  }
+  return { revision: body.revision, vips, carp: { enabled: body.carp.enabled, preempt: body.carp.preempt }, localAddresses: [...body.localAddresses] };
+}
+
+// --- the client's side -------------------------------------------------------------------------
+
+/**
+ * Sends one request of a known kind and reads the answer. Rejects with SyncTransportError:
+ * for transport failures (SyncClient.request), and ('protocol', with the HTTP status) when the
+ * answer is not what the kind answers, or not a problem.
+ */
+export async function exchange<K extends SyncMessageType>(client: SyncClient, type: K, body: SyncRequests[K]): Promise<SyncAnswer<K>> {
+  const r = await client.request(type, body);
+  const kind: Kind<SyncRequests[K], SyncAnswers[K]> = KINDS[type];
+  if (r.status === 200) {
+    if (kind.answer(r.body)) return { ok: true, status: 200, body: r.body };
+    throw new SyncTransportError('protocol', `the sync peer ${client.address} answered the ${type} request with something that is not ${kind.answerIs} (${firstError(kind.answer.errors)}); run the same carpd version on both nodes`, { status: r.status });
+  }
+  if (problemValidator(r.body)) return { ok: false, status: r.status, problem: r.body };
+  throw new SyncTransportError('protocol', `the sync peer ${client.address} answered the ${type} request with HTTP ${r.status} and no problem body (${firstError(problemValidator.errors)}); is that port carpd's sync listener?`, { status: r.status });
+}
