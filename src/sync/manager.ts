@@ -34,6 +34,11 @@ import { SyncClient, SyncServer, SyncTransportError } from './transport.js';
 
 export type { NodeReport };
 
+/** A node of /v1/cluster: its report when it answered, and whether and how it was reached. */
+export type ClusterNode =
+  | (NodeReport & { self: boolean; reachable: true; error: null })
+  | { node: null; self: false; reachable: false; error: string };
+
 export interface SyncListen {
   host: string;
   port: number;
@@ -310,9 +315,9 @@ export class SyncManager {
   }
 
   /** GET /v1/cluster: both nodes, the peer's part fetched over the sync link; vhids MASTER on both. */
-  async cluster() {
-    const self = { ...(await this.report()), self: true, reachable: true, error: null as string | null };
-    const nodes: Record<string, unknown>[] = [self];
+  async cluster(): Promise<{ nodes: ClusterNode[]; splitBrain: { interface: string; vhid: number }[] }> {
+    const self: ClusterNode = { ...(await this.report()), self: true, reachable: true, error: null };
+    const nodes: ClusterNode[] = [self];
     let peer: NodeReport | undefined;
     if (this.service.desired().sync.peer) {
       try {
