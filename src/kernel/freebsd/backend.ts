@@ -84,6 +84,8 @@ export interface FreebsdBackendOptions {
   logger?: Logger;
   /** libc to bind; default CARPD_FREEBSD_LIBC, then libc.so.7. */
   libcPath?: string;
+  /** An already bound libc, used instead of binding libcPath (a wrapper that counts the calls, say). */
+  libc?: Libc;
   /** libnv to bind (14+); default CARPD_FREEBSD_LIBNV, then libnv.so.1 / libnv.so.0. */
   libnvPath?: string;
   /** devd's stream socket; default CARPD_DEVD_PIPE, then /var/run/devd.pipe. */
@@ -151,7 +153,7 @@ export class FreebsdBackend implements KernelBackend {
 
   static async open(opts: FreebsdBackendOptions): Promise<FreebsdBackend> {
     const logger = opts.logger ?? pino({ level: 'silent' });
-    const libc = loadLibc(opts.libcPath ?? process.env.CARPD_FREEBSD_LIBC ?? 'libc.so.7');
+    const libc = opts.libc ?? loadLibc(opts.libcPath ?? process.env.CARPD_FREEBSD_LIBC ?? 'libc.so.7');
     const osreldate = readInt(libc, 'kern.osreldate');
     const release = Math.floor(osreldate / 100000);
     if (release < 13) throw new Error(`FreeBSD ${release} (kern.osreldate ${osreldate}) is not supported; carpd needs 13.0 or later`);
