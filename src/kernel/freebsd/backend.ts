@@ -37,6 +37,7 @@
 import { EventEmitter } from 'node:events';
 import pino, { type Logger } from 'pino';
 import { canonicalIp, formatCidr, parseCidr, type Cidr } from '../../wire/address.js';
+import { carpParamsFault, pfsyncParamsFault } from '../../wire/limits.js';
 import type {
   CarpGlobals,
   CarpState,
@@ -57,7 +58,6 @@ import {
   AF_INET6,
   AF_NETLINK,
   type AbiVersion,
-  CARP_KEY_LEN,
   IFNAMSIZ,
   NETLINK_GENERIC,
   SIOCAIFADDR,
@@ -446,13 +446,10 @@ export class FreebsdBackend implements KernelBackend {
     const bad = (why: string) => KernelError.of('EINVAL', operation, iface, why);
     // Checked here, not left to the kernel: SIOCSVH and netlink SET create the vhid before
     // they validate advbase/advskew (§12.6).
-    if (!Number.isInteger(vhid) || vhid < 1 || vhid > 255) throw bad('vhid outside 1..255');
-    if (!Number.isInteger(p.advbaseSec) || p.advbaseSec < 1 || p.advbaseSec > 255) throw bad('advbase outside 1..255');
-    if (!Number.isInteger(p.advskew) || p.advskew < 0 || p.advskew > 254) throw bad('advskew outside 0..254');
-    if (p.key !== undefined) {
-      if (Buffer.byteLength(p.key) > CARP_KEY_LEN) throw bad(`key longer than ${CARP_KEY_LEN} bytes`);
-      if (p.key.includes('\0')) throw bad('key contains a NUL byte');
-    }
+    const fault = carpParamsFault(vhid, p);
+    if (fault) throw bad(fault);
+    // The peer's ifconfig ends a passphrase at its first NUL (strlcpy, T10): refuse, never truncate.
+    if (p.key?.includes('\0')) throw bad('key contains a NUL byte');
     for (const [name, value, family] of [['peer', p.peer, 4], ['peer6', p.peer6, 6]] as const) {
       if (value === undefined) continue;
       const ip = canonicalIp(value);
@@ -824,8 +821,8 @@ export class FreebsdBackend implements KernelBackend {
     const op = 'configure pfsync0';
     return this.locked(async () => {
       const bad = (why: string) => KernelError.of('EINVAL', op, PFSYNC_IF, why);
-      if (!Number.isInteger(s.maxupd) || s.maxupd < 0 || s.maxupd > 255) throw bad('maxupd outside 0..255');
-      if (![1301, 1400, 1500].includes(s.version)) throw bad(`unknown pfsync version ${s.version}`);
+      const fault = pfsyncParamsFault(s);
+      if (fault) throw bad(fault);
       const supported = this.major >= 14 && this.pfsync.transport === 'legacy' ? [defaultPfsyncVersion(this.major)] : pfsyncVersionsFor(this.major);
       if (s.syncdev !== undefined) {
         this.checkIfName(op, s.syncdev);
