@@ -51,7 +51,8 @@ import type {
   VhidParams,
 } from '../backend.js';
 import { FREEBSD_ERRNO, KernelError, type ErrnoName } from '../errno.js';
-import { type CarpSet, type CarpTransport, IoctlCarp, type KernelVhid, NetlinkCarp, NetlinkSocket } from './carp.js';
+import { type CarpSet, type CarpTransport, IoctlCarp, type KernelVhid, NetlinkCarp, openNetlinkSocket } from './carp.js';
+import type { NetlinkSocket } from '../netlink-socket.js';
 import { DEFAULT_DEVD_PIPE, type DevdCarpEvent, DevdClient } from './devd.js';
 import {
   AF_INET,
@@ -174,7 +175,7 @@ export class FreebsdBackend implements KernelBackend {
           logger.error({ event: 'freebsd.libnv', err: (e as Error).message }, `${(e as Error).message}; pfsync is configured through the legacy ioctls, at the kernel's default version`);
         }
         try {
-          nlSock = new NetlinkSocket(libc, libc.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC));
+          nlSock = openNetlinkSocket(libc);
           fds.push(nlSock.fd);
         } catch (e) {
           logger.warn({ event: 'freebsd.netlink', err: (e as Error).message }, `no netlink socket (${(e as Error).message}); carp(4) is driven through ioctls, without unicast peers`);

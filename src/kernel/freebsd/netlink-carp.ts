@@ -23,20 +23,18 @@ import { CARP_KEY_LEN, IFNAMSIZ, IN6ADDR_CARP_GROUP, INADDR_CARP_GROUP, carpStat
 import { carpKeyRaw } from './layout-carp.js';
 import {
   GENL_HDRLEN,
-  NLMSG_DONE,
-  NLMSG_ERROR,
   NLMSG_MIN_TYPE,
-  NLMSG_NOOP,
   NLM_F_ACK,
   NLM_F_DUMP,
   NLM_F_REQUEST,
   type NlAttr,
   type NlMessage,
   NetlinkFormatError,
+  NetlinkReply,
   NetlinkStream,
   type ReplyContext,
   cstr,
-  decodeNlmsgerr,
+  freebsdDoneErrno,
   genlMessage,
   kernelError,
   nlattr,
@@ -140,35 +138,49 @@ export function decodeCarpVhid(m: NlMessage): CarpNlVhid {
 }
 
 /**
- * Collects a GET dump: push each recv() buffer until push() returns true (NLMSG_DONE, or an
+ * Collects a GET dump. The request socket hands it each message of the reply (message()); for
+ * bytes as received, push() each recv() buffer until it returns true (NLMSG_DONE, or an
  * acknowledgement). An errno in NLMSG_ERROR or NLMSG_DONE throws KernelError (e.g. ENOENT: no
  * such vhid, or no carp on the interface); malformed bytes throw NetlinkFormatError.
  */
 export class CarpGetReplyParser {
   readonly vhids: CarpNlVhid[] = [];
   private stream = new NetlinkStream();
+  private readonly reply: NetlinkReply;
   private finished = false;
 
-  constructor(private readonly ctx: ReplyContext & { familyId?: number } = {}) {}
+  constructor(private readonly ctx: ReplyContext & { familyId?: number } = {}) {
+    this.reply = new NetlinkReply(ctx.seq, freebsdDoneErrno);
+  }
 
   get done(): boolean {
     return this.finished;
   }
 
+  /** One message of the dump (not its end): a vhid of the carp family. */
+  message(m: NlMessage): void {
+    const wanted = this.ctx.familyId ?? m.type;
+    if (m.type !== wanted || m.type < NLMSG_MIN_TYPE) throw new NetlinkFormatError(`unexpected message type ${m.type} in a carp dump`);
+    this.vhids.push(decodeCarpVhid(m));
+  }
+
+  /** The reply ended (by the socket, which has read its NLMSG_DONE). */
+  end(): void {
+    this.finished = true;
+  }
+
   push(chunk: Buffer): boolean {
     if (this.finished) return true;
     for (const m of this.stream.push(chunk)) {
-      if (this.ctx.seq !== undefined && m.seq !== this.ctx.seq) continue;
-      if (m.type === NLMSG_NOOP) continue;
-      if (m.type === NLMSG_ERROR || m.type === NLMSG_DONE) {
-        const errno = m.type === NLMSG_ERROR ? decodeNlmsgerr(m).errno : m.payload.length >= 4 ? Math.abs(m.payload.readInt32LE(0)) : 0;
-        if (errno !== 0) throw kernelError(this.ctx, 'netlink carp GET', errno);
-        this.finished = true;
-        return true;
+      if (this.reply.accept(m)) {
+        this.message(m);
+        continue;
       }
-      const wanted = this.ctx.familyId ?? m.type;
-      if (m.type !== wanted || m.type < NLMSG_MIN_TYPE) throw new NetlinkFormatError(`unexpected message type ${m.type} in a carp dump`);
-      this.vhids.push(decodeCarpVhid(m));
+      const end = this.reply.ended;
+      if (!end) continue;
+      if (end.errno !== 0) throw kernelError(this.ctx, 'netlink carp GET', end.errno);
+      this.finished = true;
+      return true;
     }
     return false;
   }
