@@ -9,14 +9,15 @@
  *                   (T11), so there every vhid is queried on its own.
  *
  * Both answer in the same terms (KernelVhid / CarpSet), so the backend does not care which one
- * the running kernel offers. Failures are the KernelErrors of the libc binding; the backend
- * names the operation around them.
+ * the running kernel offers (CarpChannel picks it). Failures are the KernelErrors of the libc
+ * binding; the backend names the operation around them.
  */
 import type { CarpState } from '../backend.js';
 import { FREEBSD_ERRNO, KernelError } from '../errno.js';
 import { NetlinkSocket } from '../netlink-socket.js';
-import { AF_NETLINK, CARP_MAXVHID, CARP_STATE, NETLINK_GENERIC, SIOCGVH, SIOCSVH, SIZEOF, SOCK_CLOEXEC, SOCK_RAW, carpStateName, ifreqBytes } from './layout.js';
+import { AF_NETLINK, type AbiVersion, CARP_MAXVHID, CARP_STATE, NETLINK_GENERIC, SIOCGVH, SIOCSVH, SIZEOF, SOCK_CLOEXEC, SOCK_RAW, carpStateName, ifreqBytes } from './layout.js';
 import { carpKeyBytes, carpreqBytes, decodeCarpreq, encodeCarpreq } from './layout-carp.js';
+import { fail, isErrno } from './failure.js';
 import type { Libc } from './libc.js';
 import { NetlinkFormatError, buildGetFamilyRequest, decodeFamilyMessage, familyNotRegistered, freebsdNetlinkPlatform } from './netlink.js';
 import { CARP_NL_FAMILY_NAME, CarpGetReplyParser, type CarpNlVhid, buildCarpGetRequest, buildCarpSetRequest } from './netlink-carp.js';
@@ -50,7 +51,85 @@ export interface CarpTransport {
   close(): void;
 }
 
-const isErrno = (e: unknown, name: keyof typeof FREEBSD_ERRNO) => e instanceof KernelError && e.errno === FREEBSD_ERRNO[name];
+/** carp(4) version attribute (15.0, netlink): plain CARP, not VRRPv3. */
+const CARP_VERSION_CARP = 2;
+
+/**
+ * 15.0: the VRRP attributes are zero-filled like the others (T11): send back what GET returned,
+ * and plain CARP for a new vhid.
+ */
+export function vrrpAttrs(t: CarpTransport, major: AbiVersion, cur: KernelVhid | undefined): Pick<CarpSet, 'version' | 'vrrpPriority' | 'vrrpAdvInterCs'> {
+  if (t.kind !== 'netlink' || major < 15) return {};
+  if (!cur) return { version: CARP_VERSION_CARP };
+  return {
+    ...(cur.version !== undefined ? { version: cur.version } : { version: CARP_VERSION_CARP }),
+    ...(cur.vrrpPriority !== undefined ? { vrrpPriority: cur.vrrpPriority } : {}),
+    ...(cur.vrrpAdvInterCs !== undefined ? { vrrpAdvInterCs: cur.vrrpAdvInterCs } : {}),
+  };
+}
+
+/**
+ * A SET that gives a vhid back the parameters GET read, with `extra` on top (a state to force,
+ * a key to set again): netlink SET zero-fills whatever it is not given (T11).
+ */
+export function sameParams(t: CarpTransport, major: AbiVersion, iface: string, vhid: number, cur: KernelVhid, extra: Pick<CarpSet, 'key' | 'forceState'>): CarpSet {
+  return {
+    iface,
+    vhid,
+    advbase: cur.advbase,
+    advskew: cur.advskew,
+    ...extra,
+    ...(cur.peer ? { peer: cur.peer } : {}),
+    ...(cur.peer6 ? { peer6: cur.peer6 } : {}),
+    ...vrrpAttrs(t, major, cur),
+  };
+}
+
+/**
+ * The transport of the running kernel (§3.4): netlink on 14+ when its socket opened, the ioctls
+ * otherwise. The netlink family is resolved on first use and again on later uses while carp.ko
+ * is not loaded.
+ */
+export class CarpChannel {
+  private nl?: NetlinkCarp;
+  private readonly ioctl: IoctlCarp;
+
+  constructor(
+    private readonly libc: Libc,
+    inetFd: number,
+    readonly major: AbiVersion,
+    readonly sock: NetlinkSocket | undefined,
+  ) {
+    // On 14 the list-all form of SIOCGVH is broken (T11); it is only trusted on 13.
+    this.ioctl = new IoctlCarp(libc, inetFd, major === 13);
+  }
+
+  /** Whether netlink is in use (so unicast peers can be set). */
+  get netlink(): boolean {
+    return this.nl !== undefined;
+  }
+
+  /** Resolves the carp netlink family (14+). Retried on use while carp.ko is not loaded. */
+  async resolve(): Promise<void> {
+    if (this.nl || !this.sock) return;
+    this.nl = await NetlinkCarp.open(this.libc, this.sock);
+  }
+
+  /** The transport; a failure to resolve the family is named after `operation`. */
+  async get(operation: string, iface?: string): Promise<CarpTransport> {
+    if (!this.sock) return this.ioctl;
+    try {
+      await this.resolve();
+    } catch (e) {
+      fail(e, operation, iface);
+    }
+    return this.nl!;
+  }
+
+  close(): void {
+    this.sock?.close();
+  }
+}
 
 function stateOf(n: number): CarpState {
   const s = carpStateName(n);
