@@ -20,8 +20,8 @@
  * fake: the backend is handed a libc wrapper that counts every kernel call it makes (reads:
  * netlink GET and family lookups, SIOCGVH, sysctl reads, if_nametoindex; writes: netlink SET,
  * SIOCSVH, SIOCAIFADDR, SIOCDIFADDR, sysctl writes; and the recv() calls that collect netlink
- * replies), and FileHandle.sync is wrapped to count fsync(2) calls (one atomic ledger write is
- * two: the file, then its directory).
+ * replies), and FileHandle.sync is wrapped to count fsync(2) calls (the ledger's atomic write
+ * fsyncs its new file; see src/kernel/freebsd/ledger.ts for why not its directory).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
@@ -382,7 +382,7 @@ async function main(): Promise<void> {
     '## Kernel calls per VIP change',
     '',
     `Each of the ${VIPS} creations and ${VIPS} removals counted on its own (one more pass, ledger on ${fsType}): mean per change (max), by kind. ` +
-      'A netlink request is one send() and the recv() calls that collect its reply; an atomic ledger write is two fsync() calls (the file, then its directory).',
+      'A netlink request is one send() and the recv() calls that collect its reply; an atomic ledger write is one fsync() (the new file, before its rename).',
     '',
     '| FreeBSD | Change | Kernel reads | Kernel writes | recv() calls | fsync() calls | p50 ms |',
     '|---|---|---|---|---:|---:|---:|',

@@ -15,8 +15,11 @@
  *   requestSync()  waits with poll(2) slices up to `deadlineMs` after the send (Linux: rtnetlink's
  *                  callers are synchronous)
  *
- * Requests are serialized, so the replies of two requests never interleave, and whatever an
- * earlier request left queued (one that timed out) is read and dropped before the next send.
+ * Requests are serialized, so the replies of two requests never interleave. A reply read to its
+ * end leaves nothing behind (NLMSG_DONE and the acknowledgement are the last messages the kernel
+ * queues for a request); after any other outcome (a timeout, a reply completed early by its
+ * first message, a reply that did not parse) whatever is still queued is read and dropped
+ * before the next send.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NetlinkReply, NetlinkStream, type NlMessage } from '../wire/netlink.js';
@@ -70,6 +73,8 @@ export class NetlinkSocket {
   private readonly buf = Buffer.alloc(RECV_BUFFER_BYTES);
   private chain: Promise<unknown> = Promise.resolve();
   private inFlight = false;
+  /** Something of an earlier reply may still be queued. */
+  private stale = false;
   private closed = false;
   private readonly idleReads: number;
   private readonly deadlineMs: number;
@@ -145,7 +150,8 @@ export class NetlinkSocket {
    */
   private *exchange(msg: Buffer, req: NetlinkRequest): Generator<number, NetlinkOutcome, void> {
     if (this.closed) throw KernelError.of('EBADF', req.operation, req.iface, 'the netlink socket is closed');
-    while ((this.recvNow(req) ?? 0) > 0);
+    if (this.stale) while ((this.recvNow(req) ?? 0) > 0);
+    this.stale = true;
     const reply = new NetlinkReply(msg.readUInt32LE(8), (raw) => this.platform.doneErrno(raw));
     const stream = new NetlinkStream();
     this.platform.send(this.fd, msg, req.operation, req.iface);
@@ -160,6 +166,7 @@ export class NetlinkSocket {
         const content = reply.accept(m);
         const end = reply.ended;
         if (end) {
+          this.stale = stream.pendingBytes > 0;
           if (end.errno !== 0) throw this.platform.replyError(end.errno, req.operation, req.iface, end.message);
           return { interrupted: reply.interrupted };
         }

@@ -95,7 +95,7 @@ export class CarpChannel {
   private readonly ioctl: IoctlCarp;
 
   constructor(
-    private readonly libc: Libc,
+    libc: Libc,
     inetFd: number,
     readonly major: AbiVersion,
     readonly sock: NetlinkSocket | undefined,
@@ -112,7 +112,7 @@ export class CarpChannel {
   /** Resolves the carp netlink family (14+). Retried on use while carp.ko is not loaded. */
   async resolve(): Promise<void> {
     if (this.nl || !this.sock) return;
-    this.nl = await NetlinkCarp.open(this.libc, this.sock);
+    this.nl = await NetlinkCarp.open(this.sock);
   }
 
   /** The transport; a failure to resolve the family is named after `operation`. */
@@ -276,13 +276,12 @@ export class NetlinkCarp implements CarpTransport {
   readonly kind = 'netlink' as const;
 
   constructor(
-    private readonly libc: Libc,
     private readonly sock: NetlinkSocket,
     readonly familyId: number,
   ) {}
 
-  static async open(libc: Libc, sock: NetlinkSocket): Promise<NetlinkCarp> {
-    return new NetlinkCarp(libc, sock, await resolveFamily(sock, CARP_NL_FAMILY_NAME));
+  static async open(sock: NetlinkSocket): Promise<NetlinkCarp> {
+    return new NetlinkCarp(sock, await resolveFamily(sock, CARP_NL_FAMILY_NAME));
   }
 
   private async dump(iface: string, vhid?: number): Promise<KernelVhid[]> {
@@ -317,7 +316,6 @@ export class NetlinkCarp implements CarpTransport {
       familyId: this.familyId,
       seq,
       ifname: p.iface,
-      ifindex: this.libc.ifNameToIndex(p.iface),
       vhid: p.vhid,
       advbase: p.advbase,
       advskew: p.advskew,

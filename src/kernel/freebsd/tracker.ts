@@ -26,6 +26,8 @@ export interface SeenState {
 /** The reason of a change nobody announced: carpd found it reading the kernel. */
 export const READ_BY_CARPD = (s: CarpState) => `kernel reports ${s} (read by carpd; no devd event seen for it)`;
 export const FIRST_SEEN = 'state found when carpd first saw the vhid';
+/** The history of a vhid carpd has just created. */
+export const CREATED = 'vhid created; waiting for an address';
 
 const keyOf = (iface: string, vhid: number) => `${iface}/${vhid}`;
 const ifaceOf = (key: string) => key.slice(0, key.lastIndexOf('/'));
@@ -102,7 +104,7 @@ export class StateTracker {
    * Reads one vhid again after carpd changed something, to attribute a state change to it. Only
    * bookkeeping: the change itself is done, so a failed read is logged, not thrown.
    */
-  async refresh(t: CarpTransport, iface: string, vhid: number, reason: (s: CarpState) => string, firstReason = 'vhid created; waiting for an address'): Promise<void> {
+  async refresh(t: CarpTransport, iface: string, vhid: number, reason: (s: CarpState) => string, firstReason = CREATED): Promise<void> {
     try {
       const k = await t.get(iface, vhid);
       if (!k) this.forget(iface, vhid);

@@ -17,13 +17,13 @@
 import type { Logger } from 'pino';
 import { canonicalIp, parseCidr, type Cidr } from '../../wire/address.js';
 import { carpParamsFault } from '../../wire/limits.js';
-import type { VhidParams } from '../backend.js';
+import type { CarpState, VhidParams } from '../backend.js';
 import { KernelError } from '../errno.js';
 import type { AddressBinder } from './addresses.js';
 import { type CarpChannel, type CarpSet, type CarpTransport, type KernelVhid, sameParams, vrrpAttrs } from './carp.js';
 import { checkIfName, fail } from './failure.js';
 import type { AddressLedger } from './ledger.js';
-import { FIRST_SEEN, READ_BY_CARPD, type StateTracker } from './tracker.js';
+import { CREATED, FIRST_SEEN, READ_BY_CARPD, type StateTracker } from './tracker.js';
 
 const PLACEHOLDER_NET = '169.254.0.';
 
@@ -86,7 +86,14 @@ export class VhidControl {
       if (!cur) await this.destroyIfPresent(t, iface, vhid).catch(() => undefined);
       fail(e, op, iface);
     }
-    await this.tracker.refresh(t, iface, vhid, (s) => `kernel reports ${s} after the vhid's parameters were set`, cur ? FIRST_SEEN : undefined);
+    const reason = (s: CarpState) => `kernel reports ${s} after the vhid's parameters were set`;
+    if (cur) {
+      await this.tracker.refresh(t, iface, vhid, reason, FIRST_SEEN);
+    } else {
+      // Nothing to read back: a vhid SET has just created is in INIT, where carp_alloc puts it,
+      // until its first address attaches (carp_ioctl_set does not start it; ip_carp.c).
+      this.tracker.observe(iface, vhid, 'INIT', reason, CREATED);
+    }
   }
 
   async remove(iface: string, vhid: number): Promise<void> {
