@@ -26,7 +26,7 @@ function vipPath(v: { interface: string; vhid: number }, field?: string): string
 export function carpTimingRefused(v: { interface: string; vhid: number }, given: { advbase?: unknown; advskew?: unknown }): Problem[] {
   const out: Problem[] = [];
   if (given.advbase !== undefined) out.push({ path: vipPath(v, 'advbase'), code: 'CARPD_ERR_INVALID_VALUE', message: 'protocol vrrpv3 does not use advbase; set the advertisement interval with vrrpInterval (centiseconds, default 100 = 1 s)' });
-  if (given.advskew !== undefined) out.push({ path: vipPath(v, 'advskew'), code: 'CARPD_ERR_INVALID_VALUE', message: 'protocol vrrpv3 does not use advskew; set the election priority with vrrpPriority (1..254, higher wins, default 100)' });
+  if (given.advskew !== undefined) out.push({ path: vipPath(v, 'advskew'), code: 'CARPD_ERR_INVALID_VALUE', message: `protocol vrrpv3 does not use advskew; set the election priority with vrrpPriority (${rangeText(VRRP_PRIORITY)}, higher wins, default 100)` });
   return out;
 }
 
@@ -41,7 +41,7 @@ function checkProtocol(v: VipConfig, out: Problem[]): void {
     return;
   }
   if (v.vrrpPriority === 255) {
-    out.push({ path: vipPath(v, 'vrrpPriority'), code: 'CARPD_ERR_INVALID_VALUE', message: 'vrrpPriority 255 means the address owner in RFC 5798, which carpd never is (it does not own the VIP addresses); use 1..254' });
+    out.push({ path: vipPath(v, 'vrrpPriority'), code: 'CARPD_ERR_INVALID_VALUE', message: `vrrpPriority 255 means the address owner in RFC 5798, which carpd never is (it does not own the VIP addresses); use ${rangeText(VRRP_PRIORITY)}` });
   } else if (v.vrrpPriority !== undefined && !inRange(v.vrrpPriority, VRRP_PRIORITY)) {
     out.push({ path: vipPath(v, 'vrrpPriority'), code: 'CARPD_ERR_INVALID_VALUE', message: `vrrpPriority ${v.vrrpPriority} is outside ${rangeText(VRRP_PRIORITY)}` });
   }
