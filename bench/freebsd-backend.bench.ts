@@ -15,6 +15,13 @@
  * same as a library call each; it also writes its address ledger (fsync) per change and reads
  * the vhid back, which the fork path does not. Results go to stdout and to
  * bench/results/freebsd-backend-latest.md.
+ *
+ * The cost of each change is counted too, on FreeBSD 14 (netlink) and 13 (ioctl) paths of the
+ * fake: the backend is handed a libc wrapper that counts every kernel call it makes (reads:
+ * netlink GET and family lookups, SIOCGVH, sysctl reads, if_nametoindex; writes: netlink SET,
+ * SIOCSVH, SIOCAIFADDR, SIOCDIFADDR, sysctl writes; and the recv() calls that collect netlink
+ * replies), and FileHandle.sync is wrapped to count fsync(2) calls (the ledger's atomic write
+ * fsyncs its new file; see src/kernel/freebsd/ledger.ts for why not its directory).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
@@ -22,8 +29,12 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promises as fs } from 'node:fs';
 import { openFreebsdBackend } from '../src/kernel/freebsd/backend.js';
-import { FS_TYPES } from './common.js';
+import { SIOCGETPFSYNC, SIOCGETPFSYNCNV, SIOCGVH, ioctlName } from '../src/kernel/freebsd/layout.js';
+import { type Libc, loadLibc } from '../src/kernel/freebsd/libc.js';
+import { GENL_ID_CTRL, NLM_F_DUMP } from '../src/wire/netlink.js';
+import { FS_TYPES, gitRevision } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUILD = path.join(ROOT, 'native', 'build');
@@ -45,6 +56,176 @@ const fakeReset = lib.func('int fakebsd_reset(void)') as () => number;
 const fakeDump = lib.func('int fakebsd_dump(void *buf, size_t len)') as (b: Buffer | null, n: number) => number;
 const ioctlTotal = lib.func('long fakebsd_ioctl_count(unsigned long request)') as (r: number) => number;
 const netlinkTotal = lib.func('long fakebsd_netlink_count(int cmd)') as (c: number) => number;
+const fakeOsreldate = lib.func('int fakebsd_set_osreldate(int v)') as (v: number) => number;
+
+// ---- counting what a change costs -------------------------------------------------------------
+
+/** Kernel calls by name ("netlink GET", "ioctl SIOCAIFADDR", ...), split into reads and writes. */
+class CallCounter {
+  readonly reads = new Map<string, number>();
+  readonly writes = new Map<string, number>();
+  recvs = 0;
+  fsyncs = 0;
+
+  read(name: string): void {
+    this.reads.set(name, (this.reads.get(name) ?? 0) + 1);
+  }
+
+  write(name: string): void {
+    this.writes.set(name, (this.writes.get(name) ?? 0) + 1);
+  }
+
+  snapshot(): Snapshot {
+    return { reads: new Map(this.reads), writes: new Map(this.writes), recvs: this.recvs, fsyncs: this.fsyncs };
+  }
+}
+
+interface Snapshot {
+  reads: Map<string, number>;
+  writes: Map<string, number>;
+  recvs: number;
+  fsyncs: number;
+}
+
+const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+
+function minus(a: Map<string, number>, b: Map<string, number>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of a) if (v - (b.get(k) ?? 0) !== 0) out.set(k, v - (b.get(k) ?? 0));
+  return out;
+}
+
+const READ_IOCTLS = new Set([SIOCGVH, SIOCGETPFSYNC, SIOCGETPFSYNCNV].map(Number));
+
+/** The backend's libc with every kernel call counted; the calls themselves are unchanged. */
+function countingLibc(inner: Libc, c: CallCounter): Libc {
+  return {
+    ...inner,
+    path: inner.path,
+    ioctl: (fd, request, arg, iface) => {
+      const r = Number(request);
+      const name = `ioctl ${ioctlName(r) ?? `0x${r.toString(16)}`}`;
+      if (READ_IOCTLS.has(r)) c.read(name);
+      else c.write(name);
+      inner.ioctl(fd, request, arg, iface);
+    },
+    sysctlbyname: (name, oldp, oldlen, newp) => {
+      if (newp) c.write('sysctl write');
+      else c.read('sysctl read');
+      return inner.sysctlbyname(name, oldp, oldlen, newp);
+    },
+    // if_nametoindex(3) asks the kernel too (SIOCGIFINDEX on FreeBSD).
+    ifNameToIndex: (name) => {
+      c.read('if_nametoindex');
+      return inner.ifNameToIndex(name);
+    },
+    send: (fd, buf, flags) => {
+      const type = buf.readUInt16LE(4);
+      const dump = (buf.readUInt16LE(6) & NLM_F_DUMP) === NLM_F_DUMP;
+      if (type === GENL_ID_CTRL) c.read('netlink GETFAMILY');
+      else if (dump) c.read('netlink GET');
+      else c.write('netlink SET');
+      return inner.send(fd, buf, flags);
+    },
+    recv: (fd, buf, flags) => {
+      c.recvs++;
+      return inner.recv(fd, buf, flags);
+    },
+  };
+}
+
+/** Counts fsync(2) through every FileHandle (the ledger's atomic writes go through one). */
+async function countFsyncs(c: CallCounter): Promise<() => void> {
+  const h = await fs.open(ROOT, 'r');
+  const proto = Object.getPrototypeOf(h) as { sync: () => Promise<void>; datasync: () => Promise<void> };
+  await h.close();
+  const { sync, datasync } = proto;
+  proto.sync = function (this: unknown) {
+    c.fsyncs++;
+    return sync.call(this);
+  };
+  proto.datasync = function (this: unknown) {
+    c.fsyncs++;
+    return datasync.call(this);
+  };
+  return () => {
+    proto.sync = sync;
+    proto.datasync = datasync;
+  };
+}
+
+interface ChangeCost {
+  reads: Map<string, number>;
+  writes: Map<string, number>;
+  recvs: number;
+  fsyncs: number;
+  ms: number;
+}
+
+interface CostRun {
+  release: number;
+  create: ChangeCost[];
+  remove: ChangeCost[];
+}
+
+/** The 200 changes once more, each one's kernel calls and fsyncs counted on its own. */
+async function runCost(release: 13 | 14): Promise<CostRun> {
+  fakeReset();
+  if (release === 13) fakeOsreldate(1302001);
+  const counter = new CallCounter();
+  const restore = await countFsyncs(counter);
+  const stateDir = mkdtempSync(path.join(WORK, 'carpd-bench-cost-'));
+  try {
+    const b = await openFreebsdBackend({ stateDir, libc: countingLibc(loadLibc(LIBC), counter), libnvPath: LIBNV, devdPipe: path.join(WORK, 'no-devd.pipe') });
+    const measure = async (change: () => Promise<void>): Promise<ChangeCost> => {
+      const before = counter.snapshot();
+      const s = process.hrtime.bigint();
+      await change();
+      const ms = Number(process.hrtime.bigint() - s) / 1e6;
+      const after = counter.snapshot();
+      return { reads: minus(after.reads, before.reads), writes: minus(after.writes, before.writes), recvs: after.recvs - before.recvs, fsyncs: after.fsyncs - before.fsyncs, ms };
+    };
+    const run: CostRun = { release, create: [], remove: [] };
+    for (const v of vips) {
+      run.create.push(
+        await measure(async () => {
+          await b.setVhid(v.iface, v.vhid, { advbaseSec: 1, advskew: 0, key: PASSWORD });
+          await b.addAddress(v.iface, v.vhid, v.cidr);
+        }),
+      );
+    }
+    check(`cost on FreeBSD ${release}, after the creations`, VIPS);
+    for (const v of vips) run.remove.push(await measure(() => b.removeVhid(v.iface, v.vhid)));
+    check(`cost on FreeBSD ${release}, after the removals`, 0);
+    await b.close();
+    return run;
+  } finally {
+    restore();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+/** "3.02 (GET 3.02)": the mean per change, then each kind of call's mean. */
+function perChange(costs: ChangeCost[], pick: (c: ChangeCost) => Map<string, number>): string {
+  const total = new Map<string, number>();
+  for (const c of costs) for (const [k, v] of pick(c)) total.set(k, (total.get(k) ?? 0) + v);
+  const n = costs.length;
+  const mean = (x: number) => (Number.isInteger(x / n) ? String(x / n) : (x / n).toFixed(2));
+  const max = Math.max(...costs.map((c) => sum(pick(c))));
+  const parts = [...total].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${mean(v)} ${k}`);
+  return `${mean(sum(total))} (max ${max})${parts.length ? `: ${parts.join(', ')}` : ''}`;
+}
+
+function costRows(r: CostRun): string[] {
+  const row = (what: string, costs: ChangeCost[]) => {
+    const n = costs.length;
+    const recvs = costs.reduce((a, c) => a + c.recvs, 0) / n;
+    const fsyncs = costs.map((c) => c.fsyncs);
+    const ms = [...costs.map((c) => c.ms)].sort((a, b) => a - b);
+    return `| ${r.release} (${r.release === 13 ? 'ioctl' : 'netlink'}) | ${what} | ${perChange(costs, (c) => c.reads)} | ${perChange(costs, (c) => c.writes)} | ${(recvs).toFixed(2)} | ${(fsyncs.reduce((a, b) => a + b, 0) / n).toFixed(2)} (max ${Math.max(...fsyncs)}) | ${ms[Math.floor(n / 2)].toFixed(3)} |`;
+  };
+  return [row('create: setVhid + addAddress', r.create), row('remove: removeVhid', r.remove)];
+}
 
 function dump(): { vhids: unknown[]; interfaces: { name: string; addresses: unknown[] }[] } {
   const n = fakeDump(null, 0);
@@ -153,6 +334,7 @@ function medianRun(runs: Run[]): Run {
 }
 
 async function main(): Promise<void> {
+  const load = os.loadavg();
   // One warm-up of each (JIT, page cache, the binaries), then the measured rounds, interleaved.
   await runBackend();
   runForks();
@@ -174,13 +356,15 @@ async function main(): Promise<void> {
   const fmt = (n: number, d = 2) => n.toFixed(d);
   const row = (name: string, r: Run, calls: string) =>
     `| ${name} | ${changes} | ${fmt(r.totalMs, 1)} | ${fmt(r.totalMs / changes, 3)} | ${fmt(pct(r.perChange, 50), 3)} | ${fmt(pct(r.perChange, 99), 3)} | ${calls} |`;
+  const costs = [await runCost(14), await runCost(13)];
   const cpus = os.cpus();
   const ratio = f.totalMs / b.totalMs;
+  const rev = gitRevision();
   const md = [
     '# carpd FreeBSD backend benchmark',
     '',
-    `- Date: ${new Date().toISOString()}`,
-    `- Machine: ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${cpus.length} cores, ${os.type()} ${os.release()}; Node ${process.version}`,
+    `- Date: ${new Date().toISOString()}${rev ? `, commit ${rev}` : ''}`,
+    `- Machine: ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${cpus.length} cores, ${os.type()} ${os.release()}; Node ${process.version}; load average ${load.map((x) => x.toFixed(2)).join(' ')} before the run`,
     `- Kernel: the fake FreeBSD 14 libc of native/ (shared state file, flock per call), for both approaches`,
     `- Changes: ${VIPS} VIP creations (vhid with a password + one IPv4 address) then ${VIPS} removals; median of ${ROUNDS} rounds after one warm-up`,
     `- Backend ledger on ${fsType} (one atomic write + fsync per address change)`,
@@ -194,6 +378,15 @@ async function main(): Promise<void> {
     `- Fork per step / in-process: **${fmt(ratio, 1)}×** the wall time (${fmt(f.totalMs / changes, 3)} vs ${fmt(b.totalMs / changes, 3)} ms per change)`,
     ...(shm ? [`- Fork per step / in-process with the ledger on tmpfs: **${fmt(f.totalMs / medianRun(shmRuns).totalMs, 1)}×**; the difference between the two backend rows is the ledger's fsyncs`] : []),
     `- Rounds (wall ms): backend ${backendRuns.map((r) => fmt(r.totalMs, 0)).join(', ')}${shm ? `; backend on tmpfs ${shmRuns.map((r) => fmt(r.totalMs, 0)).join(', ')}` : ''}; fork ${forkRuns.map((r) => fmt(r.totalMs, 0)).join(', ')}`,
+    '',
+    '## Kernel calls per VIP change',
+    '',
+    `Each of the ${VIPS} creations and ${VIPS} removals counted on its own (one more pass, ledger on ${fsType}): mean per change (max), by kind. ` +
+      'A netlink request is one send() and the recv() calls that collect its reply; an atomic ledger write is one fsync() (the new file, before its rename).',
+    '',
+    '| FreeBSD | Change | Kernel reads | Kernel writes | recv() calls | fsync() calls | p50 ms |',
+    '|---|---|---|---|---:|---:|---:|',
+    ...costs.flatMap(costRows),
     '',
   ].join('\n');
   process.stdout.write(md);

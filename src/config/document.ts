@@ -4,7 +4,7 @@
  * bad file is refused with the field and the reason, never half-loaded.
  */
 import { canonicalCidr, canonicalIp } from '../wire/address.js';
-import { SCHEMA_VERSION, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, initialState, initialSync, type DesiredState, type PfsyncConfig, type PfsyncVersion, type SyncConfig, type TokenRecord, type VipConfig } from './model.js';
+import { PFSYNC_VERSIONS, SCHEMA_VERSION, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, initialState, initialSync, type DesiredState, type PfsyncConfig, type PfsyncVersion, type SyncConfig, type TokenRecord, type VipConfig } from './model.js';
 import { carpTimingRefused, checkState } from './validate.js';
 
 export class DocumentError extends Error {
@@ -129,7 +129,7 @@ function readPfsync(v: unknown, p: string, base: PfsyncConfig): PfsyncConfig {
     syncpeer: opt(o, 'syncpeer', p, ip),
     maxupd: opt(o, 'maxupd', p, int) ?? base.maxupd,
     defer: opt(o, 'defer', p, bool) ?? base.defer,
-    version: opt(o, 'version', p, oneOf<PfsyncVersion>([1301, 1400, 1500])) ?? base.version,
+    version: opt(o, 'version', p, oneOf<PfsyncVersion>(PFSYNC_VERSIONS)) ?? base.version,
   };
 }
 

@@ -2,6 +2,8 @@
  * The desired state: one revisioned document. Live state (MASTER/BACKUP, demotion, pfsync
  * status) is never stored here; it is read from the backend.
  */
+import type { PfsyncVersion } from '../wire/limits.js';
+
 export const SCHEMA_VERSION = 1;
 
 export type VipMode = 'multicast' | 'unicast';
@@ -9,8 +11,7 @@ export type VipMode = 'multicast' | 'unicast';
 export type VipProtocol = 'carp' | 'vrrpv3';
 export const VIP_PROTOCOLS: readonly VipProtocol[] = ['carp', 'vrrpv3'];
 export type Role = 'read' | 'admin';
-export type PfsyncVersion = 1301 | 1400 | 1500;
-export const PFSYNC_VERSIONS: readonly PfsyncVersion[] = [1301, 1400, 1500];
+export { PFSYNC_VERSIONS, type PfsyncVersion } from '../wire/limits.js';
 
 export interface VipConfig {
   interface: string;

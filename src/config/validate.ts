@@ -6,14 +6,14 @@
  */
 import type { ErrorCode, FieldProblem } from '../errors.js';
 import { canonicalIp, isMulticast, isUnspecified, parseCidr } from '../wire/address.js';
+import { ADVBASE_SEC, ADVSKEW, PASSWORD_MAX_BYTES, PFSYNC_MAXUPD, VHID, VRRP_INTERVAL_CS, VRRP_PRIORITY, inRange, isPfsyncVersion, rangeText } from '../wire/limits.js';
 import { PFSYNC_VERSIONS, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, type DesiredState, type VipConfig } from './model.js';
 
 export type Problem = FieldProblem & { code: ErrorCode };
 
 export const INTERFACE_NAME = /^[A-Za-z][A-Za-z0-9_.]{0,14}$/;
 export const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-/** ifconfig copies the passphrase with strlcpy into 20 bytes: 19 usable bytes. */
-export const PASSWORD_MAX_BYTES = 19;
+export { PASSWORD_MAX_BYTES };
 
 function vipPath(v: { interface: string; vhid: number }, field?: string): string {
   return `/vips/${v.interface}/${v.vhid}${field === undefined ? '' : '/' + field}`;
@@ -26,7 +26,7 @@ function vipPath(v: { interface: string; vhid: number }, field?: string): string
 export function carpTimingRefused(v: { interface: string; vhid: number }, given: { advbase?: unknown; advskew?: unknown }): Problem[] {
   const out: Problem[] = [];
   if (given.advbase !== undefined) out.push({ path: vipPath(v, 'advbase'), code: 'CARPD_ERR_INVALID_VALUE', message: 'protocol vrrpv3 does not use advbase; set the advertisement interval with vrrpInterval (centiseconds, default 100 = 1 s)' });
-  if (given.advskew !== undefined) out.push({ path: vipPath(v, 'advskew'), code: 'CARPD_ERR_INVALID_VALUE', message: 'protocol vrrpv3 does not use advskew; set the election priority with vrrpPriority (1..254, higher wins, default 100)' });
+  if (given.advskew !== undefined) out.push({ path: vipPath(v, 'advskew'), code: 'CARPD_ERR_INVALID_VALUE', message: `protocol vrrpv3 does not use advskew; set the election priority with vrrpPriority (${rangeText(VRRP_PRIORITY)}, higher wins, default 100)` });
   return out;
 }
 
@@ -41,12 +41,12 @@ function checkProtocol(v: VipConfig, out: Problem[]): void {
     return;
   }
   if (v.vrrpPriority === 255) {
-    out.push({ path: vipPath(v, 'vrrpPriority'), code: 'CARPD_ERR_INVALID_VALUE', message: 'vrrpPriority 255 means the address owner in RFC 5798, which carpd never is (it does not own the VIP addresses); use 1..254' });
-  } else if (v.vrrpPriority !== undefined && !inRange(v.vrrpPriority, 1, 254)) {
-    out.push({ path: vipPath(v, 'vrrpPriority'), code: 'CARPD_ERR_INVALID_VALUE', message: `vrrpPriority ${v.vrrpPriority} is outside 1..254` });
+    out.push({ path: vipPath(v, 'vrrpPriority'), code: 'CARPD_ERR_INVALID_VALUE', message: `vrrpPriority 255 means the address owner in RFC 5798, which carpd never is (it does not own the VIP addresses); use ${rangeText(VRRP_PRIORITY)}` });
+  } else if (v.vrrpPriority !== undefined && !inRange(v.vrrpPriority, VRRP_PRIORITY)) {
+    out.push({ path: vipPath(v, 'vrrpPriority'), code: 'CARPD_ERR_INVALID_VALUE', message: `vrrpPriority ${v.vrrpPriority} is outside ${rangeText(VRRP_PRIORITY)}` });
   }
-  if (v.vrrpInterval !== undefined && !inRange(v.vrrpInterval, 1, 4095)) {
-    out.push({ path: vipPath(v, 'vrrpInterval'), code: 'CARPD_ERR_INVALID_VALUE', message: `vrrpInterval ${v.vrrpInterval} is outside 1..4095 centiseconds` });
+  if (v.vrrpInterval !== undefined && !inRange(v.vrrpInterval, VRRP_INTERVAL_CS)) {
+    out.push({ path: vipPath(v, 'vrrpInterval'), code: 'CARPD_ERR_INVALID_VALUE', message: `vrrpInterval ${v.vrrpInterval} is outside ${rangeText(VRRP_INTERVAL_CS)} centiseconds` });
   }
   // A stored document edited by hand; requests are refused earlier, with the fields as given.
   out.push(...carpTimingRefused(v, { advbase: v.advbaseSec === VIP_DEFAULTS.advbaseSec ? undefined : v.advbaseSec, advskew: v.advskew === VIP_DEFAULTS.advskew ? undefined : v.advskew }));
@@ -55,17 +55,16 @@ function checkProtocol(v: VipConfig, out: Problem[]): void {
   }
 }
 
-function inRange(n: unknown, lo: number, hi: number): boolean {
-  return typeof n === 'number' && Number.isInteger(n) && n >= lo && n <= hi;
-}
+/** A range of this module's own (not a kernel limit), in the form the kernel ones take. */
+const range = (min: number, max: number) => ({ min, max });
 
 export function checkVip(v: VipConfig, out: Problem[]): void {
   if (!INTERFACE_NAME.test(v.interface)) {
     out.push({ path: vipPath(v, 'interface'), code: 'CARPD_ERR_INVALID_VALUE', message: `"${v.interface}" is not an interface name (a letter, then up to 14 letters, digits, "_" or ".")` });
   }
-  if (!inRange(v.vhid, 1, 255)) out.push({ path: vipPath(v, 'vhid'), code: 'CARPD_ERR_INVALID_VALUE', message: `vhid ${v.vhid} is outside 1..255` });
-  if (!inRange(v.advbaseSec, 1, 255)) out.push({ path: vipPath(v, 'advbase'), code: 'CARPD_ERR_INVALID_VALUE', message: `advbase ${v.advbaseSec} is outside 1..255 seconds` });
-  if (!inRange(v.advskew, 0, 254)) out.push({ path: vipPath(v, 'advskew'), code: 'CARPD_ERR_INVALID_VALUE', message: `advskew ${v.advskew} is outside 0..254` });
+  if (!inRange(v.vhid, VHID)) out.push({ path: vipPath(v, 'vhid'), code: 'CARPD_ERR_INVALID_VALUE', message: `vhid ${v.vhid} is outside ${rangeText(VHID)}` });
+  if (!inRange(v.advbaseSec, ADVBASE_SEC)) out.push({ path: vipPath(v, 'advbase'), code: 'CARPD_ERR_INVALID_VALUE', message: `advbase ${v.advbaseSec} is outside ${rangeText(ADVBASE_SEC)} seconds` });
+  if (!inRange(v.advskew, ADVSKEW)) out.push({ path: vipPath(v, 'advskew'), code: 'CARPD_ERR_INVALID_VALUE', message: `advskew ${v.advskew} is outside ${rangeText(ADVSKEW)}` });
   if (v.addresses.length === 0) out.push({ path: vipPath(v, 'addresses'), code: 'CARPD_ERR_INVALID_VALUE', message: 'a VIP needs at least one address' });
   const seen = new Set<string>();
   const families = new Set<number>();
@@ -149,8 +148,8 @@ export function checkState(s: DesiredState): Problem[] {
     if (!ip || isUnspecified(ip.address)) out.push({ path: '/pfsync/syncpeer', code: 'CARPD_ERR_INVALID_ADDRESS', message: `"${p.syncpeer}" is not a unicast IP address` });
     else if (ip.family === 6 && p.version === 1301) out.push({ path: '/pfsync/syncpeer', code: 'CARPD_ERR_INVALID_VALUE', message: 'an IPv6 syncpeer needs pfsync version 1400 or later (FreeBSD 13 supports IPv4 peers only)' });
   }
-  if (!inRange(p.maxupd, 0, 255)) out.push({ path: '/pfsync/maxupd', code: 'CARPD_ERR_INVALID_VALUE', message: `maxupd ${p.maxupd} is outside 0..255` });
-  if (!PFSYNC_VERSIONS.includes(p.version)) out.push({ path: '/pfsync/version', code: 'CARPD_ERR_INVALID_VALUE', message: `pfsync version ${p.version} is not one of ${PFSYNC_VERSIONS.join(', ')}` });
+  if (!inRange(p.maxupd, PFSYNC_MAXUPD)) out.push({ path: '/pfsync/maxupd', code: 'CARPD_ERR_INVALID_VALUE', message: `maxupd ${p.maxupd} is outside ${rangeText(PFSYNC_MAXUPD)}` });
+  if (!isPfsyncVersion(p.version)) out.push({ path: '/pfsync/version', code: 'CARPD_ERR_INVALID_VALUE', message: `pfsync version ${p.version} is not one of ${PFSYNC_VERSIONS.join(', ')}` });
   const names = new Set<string>();
   s.api.tokens.forEach((t, i) => {
     if (!TOKEN_NAME.test(t.name)) out.push({ path: `/api/tokens/${i}/name`, code: 'CARPD_ERR_INVALID_VALUE', message: `"${t.name}" is not a valid token name` });
@@ -173,23 +172,24 @@ function checkSync(s: DesiredState, out: Problem[]): void {
   if (y.peer) {
     const ip = canonicalIp(y.peer.address);
     if (!ip || isUnspecified(ip.address) || isMulticast(ip.address)) out.push({ path: '/sync/peer/address', code: 'CARPD_ERR_INVALID_ADDRESS', message: `"${y.peer.address}" is not a unicast IP address` });
-    if (!inRange(y.peer.port, 1, 65535)) out.push({ path: '/sync/peer/port', code: 'CARPD_ERR_INVALID_VALUE', message: `port ${y.peer.port} is outside 1..65535` });
+    if (!inRange(y.peer.port, range(1, 65535))) out.push({ path: '/sync/peer/port', code: 'CARPD_ERR_INVALID_VALUE', message: `port ${y.peer.port} is outside 1..65535` });
     if (!FINGERPRINT.test(y.peer.fingerprint)) out.push({ path: '/sync/peer/fingerprint', code: 'CARPD_ERR_INVALID_VALUE', message: 'not a SHA-256 certificate fingerprint (32 hex pairs, as carpctl sync identity prints it)' });
   }
-  if (!inRange(y.advskewRule.add, 0, 254)) out.push({ path: '/sync/advskewRule/add', code: 'CARPD_ERR_INVALID_VALUE', message: `add ${y.advskewRule.add} is outside 0..254` });
-  if (!inRange(y.advskewRule.cap, 0, 254)) out.push({ path: '/sync/advskewRule/cap', code: 'CARPD_ERR_INVALID_VALUE', message: `cap ${y.advskewRule.cap} is outside 0..254` });
+  // add and cap are advskews (the secondary's is the primary's + add, at most cap).
+  if (!inRange(y.advskewRule.add, ADVSKEW)) out.push({ path: '/sync/advskewRule/add', code: 'CARPD_ERR_INVALID_VALUE', message: `add ${y.advskewRule.add} is outside ${rangeText(ADVSKEW)}` });
+  if (!inRange(y.advskewRule.cap, ADVSKEW)) out.push({ path: '/sync/advskewRule/cap', code: 'CARPD_ERR_INVALID_VALUE', message: `cap ${y.advskewRule.cap} is outside ${rangeText(ADVSKEW)}` });
   const seen = new Set<string>();
   y.overrides.forEach((o, i) => {
     const key = `${o.interface}/${o.vhid}`;
     if (seen.has(key)) out.push({ path: `/sync/overrides/${i}`, code: 'CARPD_ERR_INVALID_VALUE', message: `${key} has two overrides` });
     seen.add(key);
-    if (!INTERFACE_NAME.test(o.interface) || !inRange(o.vhid, 1, 255)) out.push({ path: `/sync/overrides/${i}`, code: 'CARPD_ERR_INVALID_VALUE', message: `"${key}" is not an interface and a vhid 1..255` });
-    if (o.advskew !== undefined && !inRange(o.advskew, 0, 254)) out.push({ path: `/sync/overrides/${i}/advskew`, code: 'CARPD_ERR_INVALID_VALUE', message: `advskew ${o.advskew} is outside 0..254` });
-    if (o.vrrpPriority !== undefined && !inRange(o.vrrpPriority, 1, 254)) out.push({ path: `/sync/overrides/${i}/vrrpPriority`, code: 'CARPD_ERR_INVALID_VALUE', message: `vrrpPriority ${o.vrrpPriority} is outside 1..254` });
+    if (!INTERFACE_NAME.test(o.interface) || !inRange(o.vhid, VHID)) out.push({ path: `/sync/overrides/${i}`, code: 'CARPD_ERR_INVALID_VALUE', message: `"${key}" is not an interface and a vhid ${rangeText(VHID)}` });
+    if (o.advskew !== undefined && !inRange(o.advskew, ADVSKEW)) out.push({ path: `/sync/overrides/${i}/advskew`, code: 'CARPD_ERR_INVALID_VALUE', message: `advskew ${o.advskew} is outside ${rangeText(ADVSKEW)}` });
+    if (o.vrrpPriority !== undefined && !inRange(o.vrrpPriority, VRRP_PRIORITY)) out.push({ path: `/sync/overrides/${i}/vrrpPriority`, code: 'CARPD_ERR_INVALID_VALUE', message: `vrrpPriority ${o.vrrpPriority} is outside ${rangeText(VRRP_PRIORITY)}` });
     if (o.advskew === undefined && o.vrrpPriority === undefined) out.push({ path: `/sync/overrides/${i}`, code: 'CARPD_ERR_INVALID_VALUE', message: 'an override sets advskew or vrrpPriority' });
   });
   y.localAddresses.forEach((a, i) => {
     if (!parseCidr(a)) out.push({ path: `/sync/localAddresses/${i}`, code: 'CARPD_ERR_INVALID_ADDRESS', message: `"${a}" is not an address with a prefix length` });
   });
-  if (!inRange(y.appliedRevision, 0, Number.MAX_SAFE_INTEGER)) out.push({ path: '/sync/appliedRevision', code: 'CARPD_ERR_INVALID_VALUE', message: 'must be a revision number' });
+  if (!inRange(y.appliedRevision, range(0, Number.MAX_SAFE_INTEGER))) out.push({ path: '/sync/appliedRevision', code: 'CARPD_ERR_INVALID_VALUE', message: 'must be a revision number' });
 }

@@ -21,6 +21,7 @@
  * existing vhid with another protocol is EINVAL and changes nothing; remove the vhid and set
  * it again. Changing vrrpPriority/vrrpIntervalCs of a vrrpv3 vhid is an ordinary setVhid.
  */
+import { carpParamsFault, vrrpParamsFault } from '../wire/limits.js';
 import { VRRP_DEFAULT_INTERVAL_CS, VRRP_DEFAULT_PRIORITY } from '../wire/vrrp.js';
 import { KernelError } from './errno.js';
 import type { CarpState } from '../engine/types.js';
@@ -195,15 +196,13 @@ export const VRRP_DEFAULTS = { priority: VRRP_DEFAULT_PRIORITY, intervalCs: VRRP
 
 /**
  * setVhid's argument checks as the contract states them, for the backends that model the
- * kernel (memory, sim, linux): EINVAL for a value out of range or a protocol change in place,
- * EOPNOTSUPP for vrrpv3 without the capability. Returns the parameters to store: for vrrpv3 with
- * the VRRP defaults filled in, for carp without VRRP fields.
+ * kernel (memory, sim, linux): EINVAL for a value outside the ranges of wire/limits.ts or a
+ * protocol change in place, EOPNOTSUPP for vrrpv3 without the capability. Returns the
+ * parameters to store: for vrrpv3 with the VRRP defaults filled in, for carp without VRRP fields.
  */
 export function checkedVhidParams(op: string, iface: string, vhid: number, p: VhidParams, ctx: { vrrpv3: boolean; existing?: VhidProtocol }): VhidParams {
-  if (!Number.isInteger(vhid) || vhid < 1 || vhid > 255) throw KernelError.of('EINVAL', op, iface, 'vhid outside 1..255');
-  if (!Number.isInteger(p.advbaseSec) || p.advbaseSec < 1 || p.advbaseSec > 255) throw KernelError.of('EINVAL', op, iface, 'advbase outside 1..255');
-  if (!Number.isInteger(p.advskew) || p.advskew < 0 || p.advskew > 254) throw KernelError.of('EINVAL', op, iface, 'advskew outside 0..254');
-  if (p.key !== undefined && Buffer.byteLength(p.key) > 20) throw KernelError.of('EINVAL', op, iface, 'key longer than 20 bytes');
+  const carpFault = carpParamsFault(vhid, p);
+  if (carpFault) throw KernelError.of('EINVAL', op, iface, carpFault);
   const protocol = p.protocol ?? 'carp';
   if (protocol !== 'carp' && protocol !== 'vrrpv3') throw KernelError.of('EINVAL', op, iface, `unknown protocol ${String(protocol)}`);
   if (ctx.existing !== undefined && ctx.existing !== protocol) {
@@ -214,7 +213,7 @@ export function checkedVhidParams(op: string, iface: string, vhid: number, p: Vh
   if (!ctx.vrrpv3) throw KernelError.of('EOPNOTSUPP', op, iface, 'VRRPv3 is not supported by this backend');
   const vrrpPriority = p.vrrpPriority ?? VRRP_DEFAULTS.priority;
   const vrrpIntervalCs = p.vrrpIntervalCs ?? VRRP_DEFAULTS.intervalCs;
-  if (!Number.isInteger(vrrpPriority) || vrrpPriority < 1 || vrrpPriority > 254) throw KernelError.of('EINVAL', op, iface, 'VRRP priority outside 1..254 (255, the address owner, is not supported)');
-  if (!Number.isInteger(vrrpIntervalCs) || vrrpIntervalCs < 1 || vrrpIntervalCs > 4095) throw KernelError.of('EINVAL', op, iface, 'VRRP advertisement interval outside 1..4095 centiseconds');
+  const vrrpFault = vrrpParamsFault(vrrpPriority, vrrpIntervalCs);
+  if (vrrpFault) throw KernelError.of('EINVAL', op, iface, vrrpFault);
   return { ...base, protocol, vrrpPriority, vrrpIntervalCs };
 }

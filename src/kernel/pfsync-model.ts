@@ -3,6 +3,7 @@
  * syncdev that exists): the memory and sim backends configure no real pfsync0.
  */
 import type { PfsyncLive, PfsyncSettings } from './backend.js';
+import { pfsyncParamsFault } from '../wire/limits.js';
 import { KernelError } from './errno.js';
 
 export class PfsyncModel {
@@ -19,8 +20,8 @@ export class PfsyncModel {
 
   set(s: PfsyncSettings): void {
     const op = 'configure pfsync0';
-    if (!Number.isInteger(s.maxupd) || s.maxupd < 0 || s.maxupd > 255) throw KernelError.of('EINVAL', op, 'pfsync0', 'maxupd outside 0..255');
-    if (![1301, 1400, 1500].includes(s.version)) throw KernelError.of('EINVAL', op, 'pfsync0', `unsupported version ${s.version}`);
+    const fault = pfsyncParamsFault(s);
+    if (fault) throw KernelError.of('EINVAL', op, 'pfsync0', fault);
     if (s.syncdev !== undefined && this.interfaces && !this.interfaces.has(s.syncdev)) throw KernelError.of('EINVAL', op, 'pfsync0', `syncdev ${s.syncdev} does not exist`);
     this.settings = { ...s };
   }

@@ -28,6 +28,8 @@ export const NLM_F_REQUEST = 0x1;
 export const NLM_F_MULTI = 0x2;
 export const NLM_F_ACK = 0x4;
 export const NLM_F_DUMP = 0x300;
+/** On a dump's messages (Linux): the table changed while it was read, so it may be inconsistent. */
+export const NLM_F_DUMP_INTR = 0x10;
 export const NLM_F_CAPPED = 0x100; // on NLMSG_ERROR: the echo is the request header only
 export const NLM_F_ACK_TLVS = 0x200; // on NLMSG_ERROR: extended-ack attributes follow the echo
 export const NLMSGERR_ATTR_MSG = 1;
@@ -182,4 +184,49 @@ export function decodeNlmsgerr(m: NlMessage): NlError {
     } catch { /* decoration only */ }
   }
   return { errno, echo, ...(message ? { message } : {}) };
+}
+
+/** How the reply to one request ended: the errno of its NLMSG_ERROR or NLMSG_DONE, 0 for success. */
+export interface ReplyEnd {
+  errno: number;
+  /** NLMSGERR_ATTR_MSG, the kernel's explanation of a failure, when it sent one. */
+  message?: string;
+}
+
+/**
+ * The reply to one request, told apart from what else a socket receives. Messages of another
+ * sequence number (the reply to an earlier request that was given up on) and NLMSG_NOOP are
+ * not part of it; NLMSG_ERROR ends it (errno 0: the acknowledgement), and so does NLMSG_DONE,
+ * which ends a dump with an errno as its int payload. That errno's sign is the platform's
+ * (FreeBSD writes it positive, Linux negative: freebsd-kernel-abi.md §12.1), so `doneErrno`
+ * turns the raw value into a positive errno or 0. NLMSG_ERROR's errno is read with either sign.
+ */
+export class NetlinkReply {
+  /** Set once the reply has ended; later messages are not part of it. */
+  ended?: ReplyEnd;
+  /** Whether a message of the reply carried NLM_F_DUMP_INTR. */
+  interrupted = false;
+
+  /** `seq` undefined: every sequence number belongs to the reply. */
+  constructor(
+    private readonly seq: number | undefined,
+    private readonly doneErrno: (raw: number) => number,
+  ) {}
+
+  /** true when `m` is content of the reply (neither foreign, nor a no-op, nor its end). */
+  accept(m: NlMessage): boolean {
+    if (this.ended || (this.seq !== undefined && m.seq !== this.seq)) return false;
+    if (m.flags & NLM_F_DUMP_INTR) this.interrupted = true;
+    if (m.type === NLMSG_NOOP) return false;
+    if (m.type === NLMSG_ERROR) {
+      const e = decodeNlmsgerr(m);
+      this.ended = e.message === undefined ? { errno: e.errno } : { errno: e.errno, message: e.message };
+      return false;
+    }
+    if (m.type === NLMSG_DONE) {
+      this.ended = { errno: m.payload.length >= 4 ? this.doneErrno(m.payload.readInt32LE(0)) : 0 };
+      return false;
+    }
+    return true;
+  }
 }

@@ -9,20 +9,18 @@
  *                   (T11), so there every vhid is queried on its own.
  *
  * Both answer in the same terms (KernelVhid / CarpSet), so the backend does not care which one
- * the running kernel offers. Failures are the KernelErrors of the libc binding; the backend
- * names the operation around them.
+ * the running kernel offers (CarpChannel picks it). Failures are the KernelErrors of the libc
+ * binding; the backend names the operation around them.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { CarpState } from '../backend.js';
 import { FREEBSD_ERRNO, KernelError } from '../errno.js';
-import { CARP_MAXVHID, CARP_STATE, SIOCGVH, SIOCSVH, SIZEOF, carpStateName, ifreqBytes } from './layout.js';
+import { NetlinkSocket } from '../netlink-socket.js';
+import { AF_NETLINK, type AbiVersion, CARP_MAXVHID, CARP_STATE, NETLINK_GENERIC, SIOCGVH, SIOCSVH, SIZEOF, SOCK_CLOEXEC, SOCK_RAW, carpStateName, ifreqBytes } from './layout.js';
 import { carpKeyBytes, carpreqBytes, decodeCarpreq, encodeCarpreq } from './layout-carp.js';
+import { fail, isErrno } from './failure.js';
 import type { Libc } from './libc.js';
-import { NLMSG_ERROR, NetlinkStream, buildGetFamilyRequest, decodeNlmsgerr, parseGetFamilyReply } from './netlink.js';
+import { NetlinkFormatError, buildGetFamilyRequest, decodeFamilyMessage, familyNotRegistered, freebsdNetlinkPlatform } from './netlink.js';
 import { CARP_NL_FAMILY_NAME, CarpGetReplyParser, type CarpNlVhid, buildCarpGetRequest, buildCarpSetRequest } from './netlink-carp.js';
-
-/** recv(2) flag (sys/socket.h): never wait for data. FreeBSD's value, not Linux's 0x40. */
-export const MSG_DONTWAIT = 0x80;
 
 /** A vhid as the kernel reports it: the netlink attribute set, which the ioctl path fills as far as carpreq goes. */
 export type KernelVhid = CarpNlVhid;
@@ -53,7 +51,85 @@ export interface CarpTransport {
   close(): void;
 }
 
-const isErrno = (e: unknown, name: keyof typeof FREEBSD_ERRNO) => e instanceof KernelError && e.errno === FREEBSD_ERRNO[name];
+/** carp(4) version attribute (15.0, netlink): plain CARP, not VRRPv3. */
+const CARP_VERSION_CARP = 2;
+
+/**
+ * 15.0: the VRRP attributes are zero-filled like the others (T11): send back what GET returned,
+ * and plain CARP for a new vhid.
+ */
+export function vrrpAttrs(t: CarpTransport, major: AbiVersion, cur: KernelVhid | undefined): Pick<CarpSet, 'version' | 'vrrpPriority' | 'vrrpAdvInterCs'> {
+  if (t.kind !== 'netlink' || major < 15) return {};
+  if (!cur) return { version: CARP_VERSION_CARP };
+  return {
+    ...(cur.version !== undefined ? { version: cur.version } : { version: CARP_VERSION_CARP }),
+    ...(cur.vrrpPriority !== undefined ? { vrrpPriority: cur.vrrpPriority } : {}),
+    ...(cur.vrrpAdvInterCs !== undefined ? { vrrpAdvInterCs: cur.vrrpAdvInterCs } : {}),
+  };
+}
+
+/**
+ * A SET that gives a vhid back the parameters GET read, with `extra` on top (a state to force,
+ * a key to set again): netlink SET zero-fills whatever it is not given (T11).
+ */
+export function sameParams(t: CarpTransport, major: AbiVersion, iface: string, vhid: number, cur: KernelVhid, extra: Pick<CarpSet, 'key' | 'forceState'>): CarpSet {
+  return {
+    iface,
+    vhid,
+    advbase: cur.advbase,
+    advskew: cur.advskew,
+    ...extra,
+    ...(cur.peer ? { peer: cur.peer } : {}),
+    ...(cur.peer6 ? { peer6: cur.peer6 } : {}),
+    ...vrrpAttrs(t, major, cur),
+  };
+}
+
+/**
+ * The transport of the running kernel (§3.4): netlink on 14+ when its socket opened, the ioctls
+ * otherwise. The netlink family is resolved on first use and again on later uses while carp.ko
+ * is not loaded.
+ */
+export class CarpChannel {
+  private nl?: NetlinkCarp;
+  private readonly ioctl: IoctlCarp;
+
+  constructor(
+    libc: Libc,
+    inetFd: number,
+    readonly major: AbiVersion,
+    readonly sock: NetlinkSocket | undefined,
+  ) {
+    // On 14 the list-all form of SIOCGVH is broken (T11); it is only trusted on 13.
+    this.ioctl = new IoctlCarp(libc, inetFd, major === 13);
+  }
+
+  /** Whether netlink is in use (so unicast peers can be set). */
+  get netlink(): boolean {
+    return this.nl !== undefined;
+  }
+
+  /** Resolves the carp netlink family (14+). Retried on use while carp.ko is not loaded. */
+  async resolve(): Promise<void> {
+    if (this.nl || !this.sock) return;
+    this.nl = await NetlinkCarp.open(this.sock);
+  }
+
+  /** The transport; a failure to resolve the family is named after `operation`. */
+  async get(operation: string, iface?: string): Promise<CarpTransport> {
+    if (!this.sock) return this.ioctl;
+    try {
+      await this.resolve();
+    } catch (e) {
+      fail(e, operation, iface);
+    }
+    return this.nl!;
+  }
+
+  close(): void {
+    this.sock?.close();
+  }
+}
 
 function stateOf(n: number): CarpState {
   const s = carpStateName(n);
@@ -156,77 +232,29 @@ export class IoctlCarp implements CarpTransport {
 
 // ---- netlink --------------------------------------------------------------------------------
 
-/** How long a reply may take to appear. The kernel queues it before send() returns (§3.5). */
-const RECV_RETRIES = 20;
-const RECV_BUFFER = 64 * 1024;
+/** A generic netlink socket for the carp family, on the request socket both backends share. */
+export function openNetlinkSocket(libc: Libc): NetlinkSocket {
+  return new NetlinkSocket(freebsdNetlinkPlatform(libc), libc.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC));
+}
 
-/**
- * A generic netlink socket driven without blocking the event loop: send, then recv with
- * MSG_DONTWAIT until the reply is complete; EAGAIN is retried a bounded number of times with
- * short timer waits (never a blocking recv, which would stall Node if a reply never came).
- * Requests are serialized, so replies of two requests never interleave.
- */
-export class NetlinkSocket {
-  private seq = Math.floor(Math.random() * 0x7fffffff);
-  private chain: Promise<unknown> = Promise.resolve();
-  private readonly buf = Buffer.alloc(RECV_BUFFER);
-
-  constructor(
-    private readonly libc: Libc,
-    readonly fd: number,
-  ) {}
-
-  nextSeq(): number {
-    this.seq = (this.seq + 1) >>> 0 || 1;
-    return this.seq;
-  }
-
-  /** Sends `msg` and feeds every received chunk to `consume` until it returns true. */
-  request(msg: Buffer, consume: (chunk: Buffer) => boolean): Promise<void> {
-    const run = this.chain.then(() => this.exchange(msg, consume));
-    this.chain = run.catch(() => undefined);
-    return run;
-  }
-
-  private recvNow(): number | undefined {
-    try {
-      return this.libc.recv(this.fd, this.buf, MSG_DONTWAIT);
-    } catch (e) {
-      if (isErrno(e, 'EAGAIN')) return undefined;
-      throw e;
-    }
-  }
-
-  private async exchange(msg: Buffer, consume: (chunk: Buffer) => boolean): Promise<void> {
-    // Whatever an earlier, abandoned request left queued is not ours.
-    while ((this.recvNow() ?? 0) > 0);
-    this.libc.send(this.fd, msg, 0);
-    for (let idle = 0; ; ) {
-      const n = this.recvNow();
-      if (n === undefined || n === 0) {
-        if (++idle > RECV_RETRIES) throw KernelError.of('ETIMEDOUT', 'netlink recv', undefined, `no complete reply after ${RECV_RETRIES} tries`);
-        await sleep(Math.min(idle, 10));
-        continue;
-      }
-      idle = 0;
-      if (consume(Buffer.from(this.buf.subarray(0, n)))) return;
-    }
-  }
-
-  /** The id of a generic netlink family; EPROTONOSUPPORT when it is not registered (§3.5). */
-  async resolveFamily(name: string): Promise<number> {
-    const seq = this.nextSeq();
-    let id: number | undefined;
-    await this.request(buildGetFamilyRequest(seq, name), (chunk) => {
-      id = parseGetFamilyReply(chunk, { seq, family: name });
-      return id !== undefined;
+/** The id of a generic netlink family; EPROTONOSUPPORT when it is not registered (§3.5). */
+export async function resolveFamily(sock: NetlinkSocket, name: string): Promise<number> {
+  let id: number | undefined;
+  try {
+    await sock.request(buildGetFamilyRequest(sock.nextSeq(), name), {
+      operation: `netlink GETFAMILY ${name}`,
+      // The request asks for no acknowledgement: the family message is the whole reply.
+      onMessage: (m) => {
+        id = decodeFamilyMessage(m, name);
+        return true;
+      },
     });
-    return id!;
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) throw familyNotRegistered(name);
+    throw e;
   }
-
-  close(): void {
-    this.libc.close(this.fd);
-  }
+  if (id === undefined) throw new NetlinkFormatError('ctrl reply without CTRL_ATTR_FAMILY_ID');
+  return id;
 }
 
 function fromNl(v: CarpNlVhid): KernelVhid {
@@ -248,20 +276,24 @@ export class NetlinkCarp implements CarpTransport {
   readonly kind = 'netlink' as const;
 
   constructor(
-    private readonly libc: Libc,
     private readonly sock: NetlinkSocket,
     readonly familyId: number,
   ) {}
 
-  static async open(libc: Libc, sock: NetlinkSocket): Promise<NetlinkCarp> {
-    return new NetlinkCarp(libc, sock, await sock.resolveFamily(CARP_NL_FAMILY_NAME));
+  static async open(sock: NetlinkSocket): Promise<NetlinkCarp> {
+    return new NetlinkCarp(sock, await resolveFamily(sock, CARP_NL_FAMILY_NAME));
   }
 
   private async dump(iface: string, vhid?: number): Promise<KernelVhid[]> {
     const seq = this.sock.nextSeq();
     const parser = new CarpGetReplyParser({ seq, familyId: this.familyId, operation: 'netlink carp GET', iface });
     try {
-      await this.sock.request(buildCarpGetRequest({ familyId: this.familyId, seq, ifname: iface, ...(vhid ? { vhid } : {}) }), (c) => parser.push(c));
+      await this.sock.request(buildCarpGetRequest({ familyId: this.familyId, seq, ifname: iface, ...(vhid ? { vhid } : {}) }), {
+        operation: 'netlink carp GET',
+        iface,
+        onMessage: (m) => parser.message(m),
+      });
+      parser.end();
     } catch (e) {
       // NLMSG_DONE/ERROR with ENOENT: no such vhid, or no carp on the interface (§12.7).
       if (isErrno(e, 'ENOENT')) return [];
@@ -284,7 +316,6 @@ export class NetlinkCarp implements CarpTransport {
       familyId: this.familyId,
       seq,
       ifname: p.iface,
-      ifindex: this.libc.ifNameToIndex(p.iface),
       vhid: p.vhid,
       advbase: p.advbase,
       advskew: p.advskew,
@@ -296,16 +327,8 @@ export class NetlinkCarp implements CarpTransport {
       ...(p.vrrpPriority !== undefined ? { vrrpPriority: p.vrrpPriority } : {}),
       ...(p.vrrpAdvInterCs !== undefined ? { vrrpAdvInterCs: p.vrrpAdvInterCs } : {}),
     });
-    const stream = new NetlinkStream();
-    await this.sock.request(msg, (chunk) => {
-      for (const m of stream.push(chunk)) {
-        if (m.seq !== seq || m.type !== NLMSG_ERROR) continue;
-        const e = decodeNlmsgerr(m);
-        if (e.errno !== 0) throw new KernelError('netlink carp SET', e.errno, p.iface, e.message);
-        return true;
-      }
-      return false;
-    });
+    // Asks for an acknowledgement (NLM_F_ACK): the NLMSG_ERROR that ends the reply is the answer.
+    await this.sock.request(msg, { operation: 'netlink carp SET', iface: p.iface });
   }
 
   close(): void {

@@ -9,8 +9,18 @@
  *  freebsd-demotion.json   how much carpd itself added to net.inet.carp.demotion, and in which
  *                          boot (kern.boottime), because the sysctl is a shared delta (T9).
  *
- * Both files are replaced atomically (writeFileAtomic: temp file, fsync, rename, fsync dir) and
- * are 0600. A write that fails is a KernelError (EIO), like any other failed backend step.
+ * Both files are replaced atomically (writeFileAtomic: temp file, fsync, rename) and are 0600.
+ * A write that fails is a KernelError (EIO), like any other failed backend step.
+ *
+ * The ledger is written on every address change, with one fsync (the new file's, before the
+ * rename) and without the fsync of the directory that makes the rename itself durable: what it
+ * records does not outlive the machine. A crash of carpd loses nothing rename(2) has done; a
+ * crash of the machine takes carp(4)'s vhids and addresses with it, so the old and the new
+ * ledger both describe a kernel that is gone, and the first read after the restart prunes what
+ * the kernel no longer has (tracker.ts readAll). The file fsync stays, so that the ledger is
+ * never found empty or torn after a power loss, which would stop carpd at start. A change the
+ * service commits is durable anyway: its commit fsyncs the state directory, which holds both.
+ * The demotion record keeps the directory fsync; it is written only on maintenance toggles.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -30,9 +40,9 @@ async function readJson(file: string): Promise<unknown> {
   }
 }
 
-async function writeJson(file: string, value: unknown, operation: string): Promise<void> {
+async function writeJson(file: string, value: unknown, operation: string, opts: { syncDir: boolean }): Promise<void> {
   try {
-    await writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
+    await writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`, opts);
   } catch (e) {
     throw KernelError.of('EIO', operation, undefined, `${file}: ${(e as Error).message}`);
   }
@@ -142,7 +152,7 @@ export class AddressLedger {
   async save(operation: string): Promise<void> {
     const addresses: Record<string, string[]> = {};
     for (const [k, list] of [...this.addrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) if (list.length > 0) addresses[k] = list;
-    await writeJson(this.file, { version: 1, interfaces: this.interfaces(), addresses } satisfies LedgerFile, operation);
+    await writeJson(this.file, { version: 1, interfaces: this.interfaces(), addresses } satisfies LedgerFile, operation, { syncDir: false });
   }
 }
 
@@ -174,5 +184,5 @@ export async function readDemotionRecord(stateDir: string): Promise<DemotionReco
 }
 
 export async function writeDemotionRecord(stateDir: string, r: DemotionRecord, operation: string): Promise<void> {
-  await writeJson(path.join(stateDir, DEMOTION_FILE), r, operation);
+  await writeJson(path.join(stateDir, DEMOTION_FILE), r, operation, { syncDir: true });
 }

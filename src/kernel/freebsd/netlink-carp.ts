@@ -12,31 +12,30 @@
  *
  *   +0  nlmsghdr (16)                 +44 ADVSKEW  len 8  s32
  *   +16 genlmsghdr{2, 0, 0} (4)       +52 KEY      len 4 + k (<= 20), padded
- *   +20 VHID     nla_len 8  u32       ..  IFINDEX  len 8  u32
+ *   +20 VHID     nla_len 8  u32       .. [IFINDEX len 8  u32]      (only when given: see below)
  *   +28 STATE    len 8  u32 (0)       ..  ADDR     len 8  in_addr   (224.0.0.18 = multicast)
  *   +36 ADVBASE  len 8  s32           ..  ADDR6    len 20 in6_addr  (ff02::12 = multicast)
  *                                     ..  IFNAME   len 4 + n + 1, padded
  *  reply: NLMSG_ERROR{error 0 or errno (positive on FreeBSD)}
  */
+import { ADVBASE_SEC, ADVSKEW, VHID } from '../../wire/limits.js';
 import type { CarpState } from '../backend.js';
 import { CARP_KEY_LEN, IFNAMSIZ, IN6ADDR_CARP_GROUP, INADDR_CARP_GROUP, carpStateName, in4Bytes, in6Bytes, ipText } from './layout.js';
 import { carpKeyRaw } from './layout-carp.js';
 import {
   GENL_HDRLEN,
-  NLMSG_DONE,
-  NLMSG_ERROR,
   NLMSG_MIN_TYPE,
-  NLMSG_NOOP,
   NLM_F_ACK,
   NLM_F_DUMP,
   NLM_F_REQUEST,
   type NlAttr,
   type NlMessage,
   NetlinkFormatError,
+  NetlinkReply,
   NetlinkStream,
   type ReplyContext,
   cstr,
-  decodeNlmsgerr,
+  freebsdDoneErrno,
   genlMessage,
   kernelError,
   nlattr,
@@ -140,35 +139,49 @@ export function decodeCarpVhid(m: NlMessage): CarpNlVhid {
 }
 
 /**
- * Collects a GET dump: push each recv() buffer until push() returns true (NLMSG_DONE, or an
+ * Collects a GET dump. The request socket hands it each message of the reply (message()); for
+ * bytes as received, push() each recv() buffer until it returns true (NLMSG_DONE, or an
  * acknowledgement). An errno in NLMSG_ERROR or NLMSG_DONE throws KernelError (e.g. ENOENT: no
  * such vhid, or no carp on the interface); malformed bytes throw NetlinkFormatError.
  */
 export class CarpGetReplyParser {
   readonly vhids: CarpNlVhid[] = [];
   private stream = new NetlinkStream();
+  private readonly reply: NetlinkReply;
   private finished = false;
 
-  constructor(private readonly ctx: ReplyContext & { familyId?: number } = {}) {}
+  constructor(private readonly ctx: ReplyContext & { familyId?: number } = {}) {
+    this.reply = new NetlinkReply(ctx.seq, freebsdDoneErrno);
+  }
 
   get done(): boolean {
     return this.finished;
   }
 
+  /** One message of the dump (not its end): a vhid of the carp family. */
+  message(m: NlMessage): void {
+    const wanted = this.ctx.familyId ?? m.type;
+    if (m.type !== wanted || m.type < NLMSG_MIN_TYPE) throw new NetlinkFormatError(`unexpected message type ${m.type} in a carp dump`);
+    this.vhids.push(decodeCarpVhid(m));
+  }
+
+  /** The reply ended (by the socket, which has read its NLMSG_DONE). */
+  end(): void {
+    this.finished = true;
+  }
+
   push(chunk: Buffer): boolean {
     if (this.finished) return true;
     for (const m of this.stream.push(chunk)) {
-      if (this.ctx.seq !== undefined && m.seq !== this.ctx.seq) continue;
-      if (m.type === NLMSG_NOOP) continue;
-      if (m.type === NLMSG_ERROR || m.type === NLMSG_DONE) {
-        const errno = m.type === NLMSG_ERROR ? decodeNlmsgerr(m).errno : m.payload.length >= 4 ? Math.abs(m.payload.readInt32LE(0)) : 0;
-        if (errno !== 0) throw kernelError(this.ctx, 'netlink carp GET', errno);
-        this.finished = true;
-        return true;
+      if (this.reply.accept(m)) {
+        this.message(m);
+        continue;
       }
-      const wanted = this.ctx.familyId ?? m.type;
-      if (m.type !== wanted || m.type < NLMSG_MIN_TYPE) throw new NetlinkFormatError(`unexpected message type ${m.type} in a carp dump`);
-      this.vhids.push(decodeCarpVhid(m));
+      const end = this.reply.ended;
+      if (!end) continue;
+      if (end.errno !== 0) throw kernelError(this.ctx, 'netlink carp GET', end.errno);
+      this.finished = true;
+      return true;
     }
     return false;
   }
@@ -192,7 +205,8 @@ export interface CarpSetParams {
   familyId: number;
   seq: number;
   ifname: string;
-  ifindex: number;
+  /** Sent only when given: IFNAME names the interface (see buildCarpSetRequest). */
+  ifindex?: number;
   vhid: number;
   /** 1..255; 0 keeps the current value (a new vhid starts at 1). */
   advbase: number;
@@ -221,12 +235,14 @@ function inRange(what: string, v: number, lo: number, hi: number): number {
  * STATE 0 is a no-op (ip_carp.c acts only on BACKUP/MASTER), an empty KEY keeps the key, and the
  * peers go back to multicast only when the group address itself is sent: 0.0.0.0 / :: would keep
  * the current unicast peer. Ranges are checked here because the kernel creates the vhid before
- * it validates advbase/advskew (§12.6).
+ * it validates advbase/advskew (§12.6). IFINDEX is the exception: carp_nl_set looks the
+ * interface up by IFNAME and falls back to IFINDEX only without a name (ip_carp.c), so an index
+ * would cost an if_nametoindex(3) for nothing; it is sent only when the caller has one.
  */
 export function buildCarpSetRequest(p: CarpSetParams): Buffer {
-  inRange('vhid', p.vhid, 1, 255);
-  inRange('advbase', p.advbase, 0, 255);
-  inRange('advskew', p.advskew, 0, 254);
+  inRange('vhid', p.vhid, VHID.min, VHID.max);
+  inRange('advbase', p.advbase, 0, ADVBASE_SEC.max);
+  inRange('advskew', p.advskew, ADVSKEW.min, ADVSKEW.max);
   const key = p.key === undefined ? Buffer.alloc(0) : typeof p.key === 'string' ? carpKeyRaw(p.key) : p.key;
   if (key.length > CARP_KEY_LEN) throw new RangeError(`CARP key is ${key.length} bytes; at most ${CARP_KEY_LEN}`);
   const addr = in4Bytes(p.peer ?? INADDR_CARP_GROUP);
@@ -239,7 +255,7 @@ export function buildCarpSetRequest(p: CarpSetParams): Buffer {
     nlattr(CARP_NL.ADVBASE, s32(p.advbase)),
     nlattr(CARP_NL.ADVSKEW, s32(p.advskew)),
     nlattr(CARP_NL.KEY, key),
-    nlattr(CARP_NL.IFINDEX, u32(inRange('ifindex', p.ifindex, 0, 0xffffffff))),
+    ...(p.ifindex !== undefined ? [nlattr(CARP_NL.IFINDEX, u32(inRange('ifindex', p.ifindex, 0, 0xffffffff)))] : []),
     nlattr(CARP_NL.ADDR, addr),
     nlattr(CARP_NL.ADDR6, addr6),
     nlattr(CARP_NL.IFNAME, cstr(p.ifname, IFNAMSIZ, 'interface name')),

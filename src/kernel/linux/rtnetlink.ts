@@ -16,10 +16,11 @@
  *                             IFA_BROADCAST (IPv4), IFA_FLAGS (u32), IFA_PROTO (u8, recent kernels;
  *                             older ones ignore it: who installed the address, `ip addr ... proto N`)
  *
- * Requests are answered synchronously by the kernel (the reply is queued before send() returns;
- * later parts of a dump are produced as recv() drains the queue), so a request is send + non-
- * blocking recv. Should a reply not be queued yet, a synchronous poll(2) of a few milliseconds
- * waits for it, within a bounded deadline (2 s, then ETIMEDOUT): never an unbounded block of the
+ * Requests go through the netlink request socket the FreeBSD backend uses too
+ * (src/kernel/netlink-socket.ts), synchronously: the kernel queues the reply before send()
+ * returns (later parts of a dump are produced as recv() drains the queue), so a request is send
+ * + non-blocking recv. Should a reply not be queued yet, a poll(2) of a few milliseconds waits
+ * for it, within a bounded deadline (2 s, then ETIMEDOUT): never an unbounded block of the
  * event loop. Every request ends on a message of its own sequence number: NLMSG_DONE for a dump
  * (read again when the kernel flags it NLM_F_DUMP_INTR), NLMSG_ERROR for the others, which ask
  * for an acknowledgement (NLM_F_ACK). Errors carry the Linux errno, translated by name into a
@@ -32,16 +33,15 @@
  */
 import { parseCidr } from '../../wire/address.js';
 import { KernelError } from '../errno.js';
+import { type NetlinkPlatform, NetlinkSocket } from '../netlink-socket.js';
 import {
-  NLMSG_DONE,
-  NLMSG_ERROR,
   NLMSG_HDRLEN,
   NLM_F_ACK,
   NLM_F_DUMP,
+  NLM_F_DUMP_INTR,
   NLM_F_REQUEST,
   NetlinkFormatError,
   cstr,
-  decodeNlmsgerr,
   encodeNlmsghdr,
   nlattr,
   parseAttrs,
@@ -81,7 +81,7 @@ export const RTM_GETLINK = 18;
 export const RTM_NEWADDR = 20;
 export const RTM_DELADDR = 21;
 export const RTM_GETADDR = 22;
-export const NLM_F_DUMP_INTR = 0x10;
+export { NLM_F_DUMP_INTR };
 export const NLM_F_REPLACE = 0x100;
 export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
@@ -217,14 +217,12 @@ export function decodeAddress(m: NlMessage): DecodedAddress | undefined {
 }
 
 export class Rtnetlink {
-  private readonly fd: number;
-  private seq = Math.floor(Math.random() * 0x7fffffff);
-  private readonly buf = Buffer.alloc(RECV_BUFFER);
+  private readonly sock: NetlinkSocket;
   private closed = false;
   private readonly watches = new Set<() => void>();
 
   private constructor(private readonly libc: LinuxLibc) {
-    this.fd = openSocket(libc, 0, 'rtnetlink socket');
+    this.sock = new NetlinkSocket(linuxNetlinkPlatform(libc), openSocket(libc, 0, 'rtnetlink socket'), { deadlineMs: REPLY_DEADLINE_MS, pollSliceMs: POLL_SLICE_MS });
   }
 
   static open(libc: LinuxLibc = linuxLibc()): Rtnetlink {
@@ -387,12 +385,11 @@ export class Rtnetlink {
     if (this.closed) return;
     this.closed = true;
     for (const u of [...this.watches]) u();
-    this.libc.close(this.fd);
+    this.sock.close();
   }
 
   private nextSeq(): number {
-    this.seq = (this.seq + 1) >>> 0 || 1;
-    return this.seq;
+    return this.sock.nextSeq();
   }
 
   /**
@@ -411,45 +408,37 @@ export class Rtnetlink {
   }
 
   /**
-   * Sends one request and reads until its NLMSG_ERROR (acknowledgement or error) or NLMSG_DONE.
-   * Messages of other sequence numbers (replies to an earlier request that timed out) are skipped.
-   * Returns whether a message of the reply carried NLM_F_DUMP_INTR.
+   * Sends one request and reads until its NLMSG_ERROR (acknowledgement or error) or NLMSG_DONE
+   * (netlink-socket.ts). Returns whether a message of the reply carried NLM_F_DUMP_INTR.
    */
   private request(msg: Buffer, operation: string, iface: string | undefined, onMessage?: (m: NlMessage) => void): boolean {
     if (this.closed) throw new Error('Rtnetlink is closed');
-    const seq = msg.readUInt32LE(8);
-    this.libc.sendto(this.fd, msg, 0, null, operation, iface);
-    const deadline = Date.now() + REPLY_DEADLINE_MS;
-    const pfd = Buffer.alloc(POLLFD_LEN);
-    let interrupted = false;
-    for (;;) {
-      const n = this.libc.recvfrom(this.fd, this.buf, 0, null, operation, iface);
-      if (n === null) {
-        if (Date.now() >= deadline) throw KernelError.of('ETIMEDOUT', operation, iface, `no netlink reply within ${REPLY_DEADLINE_MS} ms`);
-        pfd.writeInt32LE(this.fd, 0);
-        pfd.writeInt16LE(POLLIN, 4);
-        pfd.writeInt16LE(0, 6);
-        this.libc.poll(pfd, POLL_SLICE_MS);
-        continue;
-      }
-      for (const m of splitMessages(this.buf.subarray(0, n))) {
-        if (m.seq !== seq) continue;
-        if (m.flags & NLM_F_DUMP_INTR) interrupted = true;
-        if (m.type === NLMSG_ERROR) {
-          const e = decodeNlmsgerr(m);
-          if (e.errno !== 0) throw linuxKernelError(e.errno, operation, iface, e.message);
-          return interrupted;
-        }
-        if (m.type === NLMSG_DONE) {
-          // A dump that failed midway carries a negative errno in NLMSG_DONE.
-          const err = m.payload.length >= 4 ? m.payload.readInt32LE(0) : 0;
-          if (err < 0) throw linuxKernelError(-err, operation, iface);
-          return interrupted;
-        }
-        onMessage?.(m);
-      }
-    }
+    return this.sock.requestSync(msg, { operation, iface, ...(onMessage ? { onMessage: (m: NlMessage) => void onMessage(m) } : {}) }).interrupted;
   }
+}
+
+/**
+ * The request socket's calls on Linux: sendto/recvfrom on a SOCK_NONBLOCK socket, poll(2) for a
+ * late reply, and Linux errno numbers translated by name (libc.ts linuxKernelError).
+ */
+function linuxNetlinkPlatform(libc: LinuxLibc): NetlinkPlatform {
+  const pfd = Buffer.alloc(POLLFD_LEN);
+  return {
+    send: (fd, msg, operation, iface) => {
+      libc.sendto(fd, msg, 0, null, operation, iface);
+    },
+    recv: (fd, buf, operation, iface) => libc.recvfrom(fd, buf, 0, null, operation, iface) ?? undefined,
+    close: (fd) => libc.close(fd),
+    // A dump that failed midway carries a negative errno in NLMSG_DONE; a positive value is not one.
+    doneErrno: (raw) => (raw < 0 ? -raw : 0),
+    replyError: (errno, operation, iface, why) => linuxKernelError(errno, operation, iface, why),
+    waitReadable: (fd, timeoutMs) => {
+      pfd.writeInt32LE(fd, 0);
+      pfd.writeInt16LE(POLLIN, 4);
+      pfd.writeInt16LE(0, 6);
+      libc.poll(pfd, timeoutMs);
+    },
+  };
 }
 
 function openSocket(libc: LinuxLibc, groups: number, operation: string): number {
