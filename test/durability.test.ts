@@ -247,21 +247,34 @@ test('a first start killed between writing revision 0 and config.json starts aga
   await d.waitForExit();
 });
 
-test('a kill after a commit but before its pruning leaves one revision file too many; the next open prunes it', async (t) => {
+test('a kill after a snapshot but before its pruning leaves history files no revision needs; the next open prunes them', async (t) => {
   const dir = tmp(t);
-  const s = await ConfigStore.open(dir, () => initialState(new Date('2026-01-01T00:00:00Z')));
-  for (let i = 1; i <= KEEP_REVISIONS; i++) await s.commit({ ...s.current(), revision: i, carp: { ...s.current().carp, preempt: i % 2 === 0 } }, { actor: 'x', summary: `r${i}` });
+  const every = 10;
+  const open = () => ConfigStore.open(dir, () => assert.fail('must not re-initialise'), { snapshotEveryRevisions: every });
+  const s = await ConfigStore.open(dir, () => initialState(new Date('2026-01-01T00:00:00Z')), { snapshotEveryRevisions: every });
   const revisionsDir = path.join(dir, 'revisions');
-  assert.equal(readdirSync(revisionsDir).length, KEEP_REVISIONS);
-  // Revision 0 as it was before the last commit pruned it: what a kill just before the rm leaves.
-  const s0 = initialState(new Date('2026-01-01T00:00:00Z'));
-  writeFileSync(path.join(revisionsDir, '0000000000.json'), JSON.stringify({ meta: { revision: 0, createdAt: s0.updatedAt, actor: 'carpd', summary: 'initial configuration' }, state: s0 }), { mode: 0o600 });
-  const again = await ConfigStore.open(dir, () => assert.fail('must not re-initialise'));
+  const commitUpTo = async (store: ConfigStore, last: number) => {
+    for (let i = store.current().revision + 1; i <= last; i++) await store.commit({ ...store.current(), revision: i, carp: { ...store.current().carp, preempt: i % 2 === 0 } }, { actor: 'x', summary: `r${i}` });
+  };
+  await commitUpTo(s, every + 1);
+  // The first snapshot and its journal, as they were before a later snapshot pruned them:
+  // what a kill just before the removal leaves.
+  const first = ['0000000000.snapshot.json', '0000000000.journal'].map((n) => [n, readFileSync(path.join(revisionsDir, n))] as const);
+  await commitUpTo(s, 2 * KEEP_REVISIONS);
+  await s.close();
+  const bounded = readdirSync(revisionsDir).sort();
+  assert.ok(bounded.length <= 2 * Math.ceil(KEEP_REVISIONS / every) + 2, bounded.join(' '));
+  assert.ok(!bounded.includes('0000000000.journal'));
+  for (const [n, data] of first) writeFileSync(path.join(revisionsDir, n), data, { mode: 0o600 });
+
+  const again = await open();
   assert.equal(again.revisions().length, KEEP_REVISIONS);
-  assert.ok(!readdirSync(revisionsDir).includes('0000000000.json'));
+  assert.deepEqual(readdirSync(revisionsDir).sort(), bounded);
   // And it stays bounded from then on.
-  await again.commit({ ...again.current(), revision: KEEP_REVISIONS + 1 }, { actor: 'x', summary: 'next' });
-  assert.equal(readdirSync(revisionsDir).length, KEEP_REVISIONS);
+  await commitUpTo(again, 3 * KEEP_REVISIONS);
+  await again.close();
+  assert.ok(readdirSync(revisionsDir).length <= bounded.length, readdirSync(revisionsDir).join(' '));
+  assert.equal((await open()).revisions().length, KEEP_REVISIONS);
 });
 
 async function refusedConfig(t: { after: (fn: () => void) => void }, corrupt: (doc: Record<string, any>, text: string) => string, field: RegExp | undefined) {

@@ -45,7 +45,8 @@ test('only the last 50 revisions are kept', async (t) => {
   const s = await ConfigStore.open(dir, init);
   for (let i = 1; i <= KEEP_REVISIONS + 5; i++) await s.commit({ ...s.current(), revision: i, carp: { ...s.current().carp, preempt: i % 2 === 0 } }, { actor: 'x', summary: `r${i}` });
   assert.equal(s.revisions().length, KEEP_REVISIONS);
-  assert.equal(readdirSync(path.join(dir, 'revisions')).length, KEEP_REVISIONS);
+  // One journal holds them (revisions/<N>.journal, N the revision config.json holds).
+  assert.deepEqual(readdirSync(path.join(dir, 'revisions')), ['0000000000.journal']);
   assert.equal(await s.loadRevision(5), undefined);
   assert.equal((await s.loadRevision(55))?.revision, 55);
 });
@@ -77,6 +78,8 @@ for (const [name, content, field] of [
     const dir = tmp(t);
     const s = await ConfigStore.open(dir, init);
     await s.commit(withVip(s.current(), 1), { actor: 'a', summary: 'one' });
+    // A clean close writes the whole configuration in force to config.json.
+    await s.close();
     const file = path.join(dir, 'config.json');
     const doc = JSON.parse(readFileSync(file, 'utf8'));
     let text = content as string | null;

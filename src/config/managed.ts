@@ -4,7 +4,7 @@
  * The service's guard on a secondary asks this before it commits a local change; sync/derive.ts
  * moves the same objects.
  */
-import { vipKey, type DesiredState } from './model.js';
+import { vipKey, type DesiredState, type VipConfig } from './model.js';
 
 /** Whether two documents differ in anything a secondary takes from its primary (for the 409 guard). */
 export function managedChanges(before: DesiredState, after: DesiredState): { vips: string[]; carp: boolean } {
@@ -17,6 +17,22 @@ export function managedChanges(before: DesiredState, after: DesiredState): { vip
   for (const [k, v] of b) if (a.get(k) !== v) vips.add(k);
   // A VIP turned nosync locally leaves sync too: that is a change of a managed object.
   for (const k of a.keys()) if (!b.has(k) && after.vips.some((v) => vipKey(v.interface, v.vhid) === k)) vips.add(k);
+  const carp = !before.sync.detached.carp && (before.carp.enabled !== after.carp.enabled || before.carp.preempt !== after.carp.preempt);
+  return { vips: [...vips].sort(), carp };
+}
+
+/**
+ * managedChanges for one change, from the VIPs it removed and added (as diffStates reports
+ * them) instead of both whole documents: the same answer, at the cost of what changed.
+ */
+export function managedChangesOf(before: DesiredState, after: DesiredState, change: { removed: readonly VipConfig[]; added: readonly VipConfig[] }): { vips: string[]; carp: boolean } {
+  const detached = new Set(before.sync.detached.vips);
+  const key = (v: VipConfig) => vipKey(v.interface, v.vhid);
+  const managed = (v: VipConfig | undefined) => (v && !v.nosync && !detached.has(key(v)) ? JSON.stringify(v) : undefined);
+  const was = new Map(change.removed.map((v) => [key(v), v]));
+  const is = new Map(change.added.map((v) => [key(v), v]));
+  const vips = new Set<string>();
+  for (const k of new Set([...was.keys(), ...is.keys()])) if (managed(was.get(k)) !== managed(is.get(k))) vips.add(k);
   const carp = !before.sync.detached.carp && (before.carp.enabled !== after.carp.enabled || before.carp.preempt !== after.carp.preempt);
   return { vips: [...vips].sort(), carp };
 }

@@ -1,34 +1,49 @@
 /**
- * The durable, revisioned desired state.
+ * The durable, revisioned desired state: a snapshot and a journal of the changes since.
  *
- *   <state-dir>/config.json            the revision in force (the only source of truth)
- *   <state-dir>/revisions/<N>.json     the last 50 revisions, for history and rollback
+ *   <state-dir>/config.json                     the whole document at revision S (a snapshot)
+ *   <state-dir>/revisions/<S>.journal           revisions S+1, S+2, … as JSON Patch records
+ *   <state-dir>/revisions/<B>.snapshot.json     older snapshots and their journals, kept while
+ *   <state-dir>/revisions/<B>.journal           one of the last 50 revisions needs them
  *
- * A commit writes revisions/<N>.json, then config.json, each atomically. A write is
- * acknowledged only after config.json is renamed and its directory fsynced. A crash between
- * the two leaves a revision file newer than config.json: it was never acknowledged and is
- * removed at the next start. A config.json that cannot be read or is invalid stops carpd
- * with the file, the field and the reason, and is never overwritten.
+ * A commit appends one record (journal.ts: checksummed, one line) to the journal and fsyncs
+ * it: one fsync, no file created, no rename. Commits staged while a write is under way share
+ * the next one (group commit): one append and one fsync for all of them, each still its own
+ * revision. A revision counts once its fsync has returned; if the write or the fsync fails,
+ * the whole group is dropped and cut back out of the file.
+ *
+ * Every `snapshotEveryRevisions` revisions or `snapshotEveryBytes` of journal, and at a clean
+ * close, the document is written whole again: config.json is linked to
+ * revisions/<S>.snapshot.json (history), a journal for the new revision R is created, then
+ * config.json is replaced by revision R (each write to a temporary file, fsynced, renamed,
+ * directory fsynced). A crash at any point leaves a state dir that opens to the last durable
+ * revision. After a clean stop config.json holds the whole configuration in force.
+ *
+ * Opening reads config.json, then the journal named after its revision and any journal that
+ * continues it. A record cut short at the end of the journal (a crash during an append, never
+ * acknowledged) is dropped with a warning; a bad record followed by good ones, a config.json
+ * that does not parse or breaks a rule, or a config.json changed by hand while the journal
+ * holds revisions on top of it stops carpd with the file, the place and the reason, and
+ * nothing is overwritten. A state dir of the earlier format (config.json + revisions/<N>.json,
+ * one whole document per revision) is converted on first open: its history becomes snapshots
+ * and journals, and the old files are removed once the new ones are durable.
  */
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { readStoredState, DocumentError } from './document.js';
 import type { DesiredState } from './model.js';
+import { checkState } from './validate.js';
 import { fsyncDir, removeStaleTemps, writeFileAtomic } from './atomic.js';
+import { diffStates, freezeState, type StateDiff } from './change.js';
+import { applyPatch, PatchError } from './patch.js';
+import { encodeLine, headerProblem, nodeJournalIo, readLines, recordProblem, type JournalHandle, type JournalHeader, type JournalIo, type JournalRecord, type RevisionMeta } from './journal.js';
+
+export type { RevisionMeta } from './journal.js';
 
 export const KEEP_REVISIONS = 50;
-
-export interface RevisionMeta {
-  revision: number;
-  createdAt: string;
-  actor: string;
-  summary: string;
-}
-
-interface RevisionFile {
-  meta: RevisionMeta;
-  state: DesiredState;
-}
+export const SNAPSHOT_EVERY_REVISIONS = 1000;
+export const SNAPSHOT_EVERY_BYTES = 1024 * 1024;
 
 export class ConfigFileError extends Error {
   constructor(
@@ -41,21 +56,190 @@ export class ConfigFileError extends Error {
   }
 }
 
-function revisionName(n: number): string {
-  return `${String(n).padStart(10, '0')}.json`;
+/** Where the store reports what it repaired or could not do (carpd's pino logger fits). */
+export interface StoreLog {
+  warn(fields: Record<string, unknown>, message: string): void;
+  info(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface StoreOptions {
+  /** A new snapshot once the journal holds this many revisions (default 1000). */
+  snapshotEveryRevisions?: number;
+  /** … or this many bytes (default 1 MiB). */
+  snapshotEveryBytes?: number;
+  /** The journal's file operations (default: node:fs). */
+  io?: JournalIo;
+  log?: StoreLog;
+}
+
+const pad = (n: number) => String(n).padStart(10, '0');
+const journalName = (n: number) => `${pad(n)}.journal`;
+const snapshotName = (n: number) => `${pad(n)}.snapshot.json`;
+const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+const silent: StoreLog = { warn: () => undefined, info: () => undefined };
+
+interface Listing {
+  journals: number[];
+  snapshots: number[];
+  /** revisions/<N>.json: the earlier format, one whole document per revision. */
+  old: number[];
+}
+
+async function listRevisions(dir: string): Promise<Listing> {
+  const l: Listing = { journals: [], snapshots: [], old: [] };
+  for (const name of await fs.readdir(dir)) {
+    const m = /^(\d{10})\.(journal|snapshot\.json|json)$/.exec(name);
+    if (!m) continue;
+    const n = Number(m[1]);
+    if (m[2] === 'journal') l.journals.push(n);
+    else if (m[2] === 'json') l.old.push(n);
+    else l.snapshots.push(n);
+  }
+  for (const k of ['journals', 'snapshots', 'old'] as const) l[k].sort((a, b) => a - b);
+  return l;
+}
+
+interface ParsedJournal {
+  file: string;
+  header: JournalHeader;
+  records: { record: JournalRecord; offset: number; end: number }[];
+  /** Where the last good line ends: appends go here. */
+  goodEnd: number;
+  torn?: { offset: number; bytes: number; reason: string };
+}
+
+function parseJournal(file: string, buf: Buffer): ParsedJournal {
+  const lines = readLines(buf);
+  const first = lines[0];
+  if (!first) throw new ConfigFileError(file, 'offset 0', 'the journal is empty: it has no header');
+  if (!first.ok) throw new ConfigFileError(file, 'offset 0', `the journal header is unreadable: ${first.reason}`);
+  const hp = headerProblem(first.value);
+  if (hp) throw new ConfigFileError(file, 'offset 0', hp);
+  const header = first.value as unknown as JournalHeader;
+  const out: ParsedJournal = { file, header, records: [], goodEnd: first.end };
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    if (!line.ok) {
+      const later = lines.slice(i + 1).find((l) => l.ok);
+      if (later) {
+        throw new ConfigFileError(file, `offset ${line.offset}`, `${line.reason}, and a valid record follows at offset ${later.offset}: this is damage, not an append cut short by a crash; restore the file from a backup`);
+      }
+      out.torn = { offset: line.offset, bytes: buf.length - line.offset, reason: line.reason };
+      break;
+    }
+    const rp = recordProblem(line.value);
+    if (rp) throw new ConfigFileError(file, `offset ${line.offset}`, rp);
+    const record = line.value as unknown as JournalRecord;
+    const expected = header.base + out.records.length + 1;
+    if (record.revision !== expected) throw new ConfigFileError(file, `offset ${line.offset}`, `a record of revision ${record.revision} where revision ${expected} belongs`);
+    out.records.push({ record, offset: line.offset, end: line.end });
+    out.goodEnd = line.end;
+  }
+  return out;
+}
+
+async function readJournal(file: string): Promise<ParsedJournal> {
+  let buf: Buffer;
+  try {
+    buf = await fs.readFile(file);
+  } catch (e) {
+    throw new ConfigFileError(file, '', `cannot be read: ${(e as Error).message}`);
+  }
+  return parseJournal(file, buf);
+}
+
+function parseStateText(file: string, text: string): DesiredState {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigFileError(file, '', `is not valid JSON (${(e as Error).message}); carpd will not overwrite it: fix or restore it`);
+  }
+  return readChecked(file, raw);
+}
+
+function readChecked(file: string, raw: unknown, what = ''): DesiredState {
+  try {
+    return readStoredState(raw);
+  } catch (e) {
+    if (e instanceof DocumentError) throw new ConfigFileError(file, e.field, what + e.reason);
+    throw e;
+  }
+}
+
+/** A stored document as plain JSON values, for patches to be applied to in place. */
+const plain = (s: DesiredState): Record<string, unknown> => JSON.parse(JSON.stringify(s)) as Record<string, unknown>;
+
+function applyRecord(doc: unknown, r: JournalRecord, file: string, offset: number): Record<string, unknown> {
+  let next: unknown;
+  try {
+    next = applyPatch(doc, r.patch);
+  } catch (e) {
+    if (e instanceof PatchError) throw new ConfigFileError(file, `offset ${offset}`, `revision ${r.revision} does not apply to revision ${r.revision - 1}: ${e.message}`);
+    throw e;
+  }
+  if (typeof next !== 'object' || next === null || Array.isArray(next)) throw new ConfigFileError(file, `offset ${offset}`, `revision ${r.revision} is not a document`);
+  const o = next as Record<string, unknown>;
+  o.revision = r.revision;
+  o.updatedAt = r.createdAt;
+  return o;
+}
+
+const metaOf = (r: RevisionMeta): RevisionMeta => ({ revision: r.revision, createdAt: r.createdAt, actor: r.actor, summary: r.summary });
+
+interface Staged {
+  state: DesiredState;
+  meta: RevisionMeta;
+  line: Buffer;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+interface RecordPlace {
+  file: string;
+  offset: number;
+  end: number;
 }
 
 export class ConfigStore {
-  private state: DesiredState;
+  private durableState: DesiredState;
+  private headState: DesiredState;
+  /** Durable revisions' history entries, oldest first, at most KEEP_REVISIONS. */
   private history: RevisionMeta[];
+  /** The revision config.json holds, and its SHA-256. */
+  private snapshotRevision: number;
+  /** Older snapshots: revision -> file. */
+  private readonly snapshots = new Map<number, string>();
+  /** SHA-256 of each snapshot, from the header of the journal that starts at it. */
+  private readonly snapshotSums = new Map<number, string>();
+  /** Where each record that history may need is. */
+  private readonly records = new Map<number, RecordPlace>();
+  /** Every journal file in use: base -> file. */
+  private readonly journals = new Map<number, string>();
+  private active: { base: number; file: string; handle: JournalHandle; records: number };
+  private pending: Staged[] = [];
+  private flushing: Promise<void> = Promise.resolve();
+  private broken?: Error;
+  private closed = false;
+  private readonly io: JournalIo;
+  private readonly log: StoreLog;
+  private readonly everyRevisions: number;
+  private readonly everyBytes: number;
 
   private constructor(
     readonly dir: string,
-    state: DesiredState,
-    history: RevisionMeta[],
+    init: { state: DesiredState; history: RevisionMeta[]; snapshotRevision: number; active: ConfigStore['active'] },
+    opts: StoreOptions,
   ) {
-    this.state = state;
-    this.history = history;
+    this.durableState = this.headState = freezeState(init.state);
+    this.history = init.history;
+    this.snapshotRevision = init.snapshotRevision;
+    this.active = init.active;
+    this.journals.set(init.active.base, init.active.file);
+    this.io = opts.io ?? nodeJournalIo;
+    this.log = opts.log ?? silent;
+    this.everyRevisions = opts.snapshotEveryRevisions ?? SNAPSHOT_EVERY_REVISIONS;
+    this.everyBytes = opts.snapshotEveryBytes ?? SNAPSHOT_EVERY_BYTES;
   }
 
   get configFile(): string {
@@ -68,12 +252,14 @@ export class ConfigStore {
 
   /**
    * Opens the store, creating the directory (0700) and, on a first start, revision 0 made
-   * by `initial()`.
+   * by `initial()`; converts a state dir of the earlier format.
    */
-  static async open(dir: string, initial: () => DesiredState): Promise<ConfigStore> {
-    await fs.mkdir(path.join(dir, 'revisions'), { recursive: true, mode: 0o700 });
+  static async open(dir: string, initial: () => DesiredState, opts: StoreOptions = {}): Promise<ConfigStore> {
+    const log = opts.log ?? silent;
+    const revisionsDir = path.join(dir, 'revisions');
+    await fs.mkdir(revisionsDir, { recursive: true, mode: 0o700 });
     await removeStaleTemps(dir);
-    await removeStaleTemps(path.join(dir, 'revisions'));
+    await removeStaleTemps(revisionsDir);
     const file = path.join(dir, 'config.json');
     let text: string | undefined;
     try {
@@ -81,104 +267,424 @@ export class ConfigStore {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigFileError(file, '', `cannot be read: ${(e as Error).message}`);
     }
-    if (text === undefined) {
-      let leftovers = (await fs.readdir(path.join(dir, 'revisions'))).filter((n) => n.endsWith('.json'));
-      // A first start killed between its two writes leaves only revision 0, never acknowledged:
-      // start over rather than refuse to start forever.
-      if (leftovers.length === 1 && leftovers[0] === revisionName(0)) {
-        await fs.rm(path.join(dir, 'revisions', leftovers[0]), { force: true });
-        leftovers = [];
-      }
-      if (leftovers.length > 0) {
-        throw new ConfigFileError(file, '', `is missing while ${leftovers.length} stored revisions exist; restore it (for example from revisions/) instead of starting empty`);
-      }
-      const store = new ConfigStore(dir, initial(), []);
-      await store.write(store.state, { revision: store.state.revision, createdAt: store.state.updatedAt, actor: 'carpd', summary: 'initial configuration' });
-      return store;
-    }
-    const state = parseStateFile(file, text);
-    // Files are 0600; tighten one restored with looser permissions rather than leak secrets.
+    const listing = await listRevisions(revisionsDir);
+    if (text === undefined) return ConfigStore.create(dir, listing, initial, opts);
+
+    const base = parseStateText(file, text);
+    // Files are 0600 and directories 0700; tighten ones restored with looser permissions rather than leak secrets.
     await fs.chmod(file, 0o600);
-    const history = await loadHistory(path.join(dir, 'revisions'), state.revision);
-    return new ConfigStore(dir, state, history);
+    await fs.chmod(dir, 0o700);
+    await fs.chmod(revisionsDir, 0o700);
+    const x = base.revision;
+    if (!listing.journals.includes(x)) {
+      await ConfigStore.startJournal(dir, text, base, listing, log);
+      return ConfigStore.open(dir, initial, opts);
+    }
+
+    // The chain: config.json, its journal, and the journals that continue it.
+    const first = await readJournal(path.join(revisionsDir, journalName(x)));
+    if (first.header.base !== x) throw new ConfigFileError(first.file, 'offset 0', `the header names base revision ${first.header.base}, not ${x} as the file name says`);
+    const sum = sha256(text);
+    let rewriteHeader = false;
+    if (first.header.snapshotSha256 !== undefined && first.header.snapshotSha256 !== sum) {
+      if (first.records.length > 0) {
+        throw new ConfigFileError(
+          file,
+          '',
+          `changed since carpd wrote it (SHA-256 ${sum}, the journal's header says ${first.header.snapshotSha256}), but ${path.relative(dir, first.file)} holds revisions ${x + 1}..${x + first.records.length} made on top of what it held then; carpd will not apply them to other content: put back the file carpd wrote, or move that journal away to keep this content and drop those revisions`,
+        );
+      }
+      // Edited while carpd was stopped, with nothing on top of it: the edit is the configuration.
+      rewriteHeader = true;
+    }
+    const chain = [first];
+    let doc: Record<string, unknown> | undefined;
+    let last = x;
+    for (;;) {
+      const j = chain[chain.length - 1];
+      for (const { record, offset } of j.records) {
+        doc = applyRecord(doc ?? plain(base), record, j.file, offset);
+        last = record.revision;
+      }
+      if (last === j.header.base || !listing.journals.includes(last)) break;
+      const next = await readJournal(path.join(revisionsDir, journalName(last)));
+      if (next.header.base !== last) throw new ConfigFileError(next.file, 'offset 0', `the header names base revision ${next.header.base}, not ${last} as the file name says`);
+      chain.push(next);
+    }
+    const lastJournal = chain[chain.length - 1];
+    const head = doc === undefined ? base : readChecked(lastJournal.file, doc, `revision ${last}: `);
+    for (const j of chain.slice(0, -1)) {
+      if (j.torn) log.warn({ event: 'journal.torn', file: j.file, offset: j.torn.offset, bytes: j.torn.bytes }, `${j.file}: ignoring ${j.torn.bytes} bytes at offset ${j.torn.offset} (${j.torn.reason})`);
+    }
+    if (lastJournal.torn) {
+      // An append cut short: never acknowledged. Cut it off, or the next append would follow it.
+      const t = lastJournal.torn;
+      log.warn({ event: 'journal.torn', file: lastJournal.file, offset: t.offset, bytes: t.bytes }, `${lastJournal.file}: dropped an incomplete last record at offset ${t.offset} (${t.bytes} bytes: ${t.reason}), a write cut short by a crash and never acknowledged`);
+      await fs.truncate(lastJournal.file, t.offset);
+      const h = await fs.open(lastJournal.file, 'r');
+      await h.sync().finally(() => h.close());
+    }
+
+    // History: older snapshots and journals, up to config.json's revision.
+    const inChain = new Set(chain.map((j) => j.header.base));
+    const older: ParsedJournal[] = [];
+    const obsolete: string[] = [];
+    for (const n of listing.journals) {
+      if (inChain.has(n)) continue;
+      if (n < x) older.push(await readJournal(path.join(revisionsDir, journalName(n))));
+      else obsolete.push(journalName(n));
+    }
+    for (const n of listing.snapshots) if (n >= x) obsolete.push(snapshotName(n));
+    // Files of the earlier format left by a conversion that stopped before removing them.
+    for (const n of listing.old) obsolete.push(`${pad(n)}.json`);
+    for (const name of obsolete) await fs.rm(path.join(revisionsDir, name), { force: true });
+    if (obsolete.length > 0) await fsyncDir(revisionsDir);
+
+    let active: ConfigStore['active'];
+    const activeFile = lastJournal.file;
+    if (rewriteHeader) {
+      await writeFileAtomic(activeFile, encodeLine({ ...first.header, snapshotSha256: sum }));
+      log.info({ event: 'journal.snapshot.adopted', file }, `${file} was changed while carpd was stopped; its content is the configuration in force`);
+    }
+    const handle = await (opts.io ?? nodeJournalIo).open(activeFile);
+    try {
+      active = { base: lastJournal.header.base, file: activeFile, handle, records: lastJournal.records.length };
+      const store = new ConfigStore(dir, { state: head, history: [], snapshotRevision: x, active }, opts);
+      store.snapshotSums.set(x, sum);
+      for (const j of [...older, ...chain]) {
+        store.journals.set(j.header.base, j.file);
+        if (j.header.snapshotSha256 !== undefined && j.header.base !== x) store.snapshotSums.set(j.header.base, j.header.snapshotSha256);
+      }
+      for (const n of listing.snapshots) if (n < x) store.snapshots.set(n, path.join(revisionsDir, snapshotName(n)));
+      const metas = new Map<number, RevisionMeta>();
+      // Older journals first, so that what the chain says wins; records past config.json's revision
+      // in an older journal belong to a history config.json no longer continues.
+      for (const j of [...older, ...chain]) {
+        if (!metas.has(j.header.base)) metas.set(j.header.base, metaOf(j.header.meta));
+        const inChainJ = inChain.has(j.header.base);
+        for (const r of j.records) {
+          if (!inChainJ && r.record.revision > x) continue;
+          metas.set(r.record.revision, metaOf(r.record));
+          store.records.set(r.record.revision, { file: j.file, offset: r.offset, end: r.end });
+        }
+      }
+      store.history = store.reachable(head.revision, metas);
+      await store.prune();
+      return store;
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
   }
 
+  /** A first start: revision 0 (or what `initial` says), its journal first, then config.json. */
+  private static async create(dir: string, listing: Listing, initial: () => DesiredState, opts: StoreOptions): Promise<ConfigStore> {
+    const file = path.join(dir, 'config.json');
+    const revisionsDir = path.join(dir, 'revisions');
+    // A first start killed before config.json was written leaves revision 0 alone, never
+    // acknowledged: start over rather than refuse to start forever.
+    const leftovers = [...listing.journals.map(journalName), ...listing.snapshots.map(snapshotName), ...listing.old.map((n) => `${pad(n)}.json`)];
+    const aloneZero = listing.snapshots.length === 0 && ((listing.journals.length === 0 && listing.old.every((n) => n === 0)) || (listing.old.length === 0 && listing.journals.length === 1 && listing.journals[0] === 0 && (await isEmptyJournal(path.join(revisionsDir, journalName(0))))));
+    if (leftovers.length > 0 && !aloneZero) {
+      throw new ConfigFileError(file, '', `is missing while revisions/ holds ${leftovers.length} files (${leftovers.slice(0, 3).join(', ')}${leftovers.length > 3 ? ', …' : ''}); restore it (for example from revisions/*.snapshot.json or a backup) instead of starting empty`);
+    }
+    for (const name of leftovers) await fs.rm(path.join(revisionsDir, name), { force: true });
+    const state = initial();
+    const problems = checkState(state);
+    if (problems.length > 0) throw new Error(`the initial configuration is invalid: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
+    const text = JSON.stringify(state, null, 2) + '\n';
+    const meta: RevisionMeta = { revision: state.revision, createdAt: state.updatedAt, actor: 'carpd', summary: 'initial configuration' };
+    const jfile = path.join(revisionsDir, journalName(state.revision));
+    await writeFileAtomic(jfile, encodeLine({ journal: 1, base: state.revision, meta, snapshotSha256: sha256(text) }));
+    await writeFileAtomic(file, text);
+    const handle = await (opts.io ?? nodeJournalIo).open(jfile);
+    const store = new ConfigStore(dir, { state: readStoredState(JSON.parse(text)), history: [meta], snapshotRevision: state.revision, active: { base: state.revision, file: jfile, handle, records: 0 } }, opts);
+    store.snapshotSums.set(state.revision, sha256(text));
+    return store;
+  }
+
+  /**
+   * config.json without a journal for its revision: a state dir of the earlier format, or one
+   * whose config.json was put back by hand. The journal starts at config.json's revision; the
+   * earlier format's revision files become snapshots and journals (history), then go.
+   */
+  private static async startJournal(dir: string, text: string, base: DesiredState, listing: Listing, log: StoreLog): Promise<void> {
+    const revisionsDir = path.join(dir, 'revisions');
+    const x = base.revision;
+    const olds: { meta: RevisionMeta; state: DesiredState }[] = [];
+    for (const n of listing.old) {
+      if (n > x) continue; // never acknowledged: newer than the revision in force
+      try {
+        const rec = JSON.parse(await fs.readFile(path.join(revisionsDir, `${pad(n)}.json`), 'utf8')) as { meta?: RevisionMeta; state?: unknown };
+        if (rec.meta?.revision !== n) continue;
+        olds.push({ meta: metaOf(rec.meta), state: readStoredState(rec.state) });
+      } catch {
+        // A history file that does not parse only loses that history entry; config.json is the truth.
+      }
+    }
+    const kept = olds.slice(-KEEP_REVISIONS);
+    // Snapshots and journals at or after config.json's revision belong to another history.
+    for (const n of listing.journals) if (n >= x) await fs.rm(path.join(revisionsDir, journalName(n)), { force: true });
+    for (const n of listing.snapshots) if (n >= x) await fs.rm(path.join(revisionsDir, snapshotName(n)), { force: true });
+    // Runs of consecutive revisions: each becomes a snapshot and a journal of the rest.
+    for (let i = 0; i < kept.length; ) {
+      let j = i;
+      while (j + 1 < kept.length && kept[j + 1].meta.revision === kept[j].meta.revision + 1) j++;
+      const first = kept[i];
+      if (first.meta.revision < x) {
+        const snap = JSON.stringify(first.state, null, 2) + '\n';
+        await writeFileAtomic(path.join(revisionsDir, snapshotName(first.meta.revision)), snap, { syncDir: false });
+        const lines = [encodeLine({ journal: 1, base: first.meta.revision, meta: first.meta, snapshotSha256: sha256(snap) })];
+        for (let k = i + 1; k <= j; k++) lines.push(encodeLine({ ...kept[k].meta, patch: diffStates(kept[k - 1].state, kept[k].state).ops }));
+        await writeFileAtomic(path.join(revisionsDir, journalName(first.meta.revision)), Buffer.concat(lines), { syncDir: false });
+      }
+      i = j + 1;
+    }
+    const own = kept.find((o) => o.meta.revision === x)?.meta ?? { revision: x, createdAt: base.updatedAt, actor: 'carpd', summary: 'the configuration in force when the journal was started' };
+    // The journal of config.json's revision makes the conversion: written last, with a directory fsync.
+    await writeFileAtomic(path.join(revisionsDir, journalName(x)), encodeLine({ journal: 1, base: x, meta: own, snapshotSha256: sha256(text) }));
+    for (const n of listing.old) await fs.rm(path.join(revisionsDir, `${pad(n)}.json`), { force: true });
+    await fsyncDir(revisionsDir);
+    if (listing.old.length > 0) {
+      log.info({ event: 'store.converted', revision: x, history: kept.length }, `converted ${revisionsDir} to the journal: revision ${x} in force, ${kept.length} revisions of history kept, ${listing.old.length} revision files of the earlier format removed`);
+    } else {
+      log.info({ event: 'journal.started', revision: x }, `${path.join(dir, 'config.json')} (revision ${x}) has no journal; started one`);
+    }
+  }
+
+  /** The last durable revision: what readers see. */
   current(): DesiredState {
-    return this.state;
+    return this.durableState;
+  }
+
+  /** The newest revision, staged or durable: what the next change builds on. */
+  head(): DesiredState {
+    return this.headState;
   }
 
   revisions(): RevisionMeta[] {
     return [...this.history].reverse();
   }
 
+  /** A revision of the history, rebuilt from the snapshot before it and the records after that. */
   async loadRevision(n: number): Promise<DesiredState | undefined> {
     if (!this.history.some((m) => m.revision === n)) return undefined;
-    const file = path.join(this.revisionsDir, revisionName(n));
-    const parsed = JSON.parse(await fs.readFile(file, 'utf8')) as RevisionFile;
-    return readStoredState(parsed.state);
+    if (n === this.durableState.revision) return this.durableState;
+    let from = -1;
+    for (const s of [this.snapshotRevision, ...this.snapshots.keys()]) if (s <= n && s > from) from = s;
+    if (from < 0) return undefined;
+    const snapFile = from === this.snapshotRevision ? this.configFile : this.snapshots.get(from)!;
+    const text = await fs.readFile(snapFile, 'utf8');
+    const sum = this.snapshotSums.get(from);
+    if (sum !== undefined && sha256(text) !== sum) throw new ConfigFileError(snapFile, '', `does not hold the snapshot of revision ${from} its journal names (SHA-256 differs)`);
+    let doc = plain(parseStateText(snapFile, text));
+    if (from === n) return readChecked(snapFile, doc);
+    const files = new Map<string, Buffer>();
+    for (let r = from + 1; r <= n; r++) {
+      const place = this.records.get(r);
+      if (!place) return undefined;
+      let buf = files.get(place.file);
+      if (!buf) files.set(place.file, (buf = await fs.readFile(place.file)));
+      const [line] = readLines(buf.subarray(place.offset, place.end));
+      if (!line?.ok || recordProblem(line.value) || line.value.revision !== r) throw new ConfigFileError(place.file, `offset ${place.offset}`, `the record of revision ${r} is no longer readable`);
+      doc = applyRecord(doc, line.value as unknown as JournalRecord, place.file, place.offset);
+    }
+    return readChecked(this.records.get(n)!.file, doc, `revision ${n}: `);
+  }
+
+  /** Why no revision can be staged now (the store is closed, or its journal broken), or undefined. */
+  refusal(): Error | undefined {
+    return this.broken ?? (this.closed ? new Error('the configuration store is closed') : undefined);
   }
 
   /** Makes `next` the revision in force. Resolves only once it is durable. */
-  async commit(next: DesiredState, meta: Omit<RevisionMeta, 'revision' | 'createdAt'>): Promise<void> {
-    if (next.revision !== this.state.revision + 1) {
-      throw new Error(`commit of revision ${next.revision} on top of ${this.state.revision}`);
-    }
-    await this.write(next, { revision: next.revision, createdAt: next.updatedAt, ...meta });
+  commit(next: DesiredState, meta: Omit<RevisionMeta, 'revision' | 'createdAt'>): Promise<void> {
+    const durable = this.stage(next, meta);
+    this.flush().catch(() => undefined);
+    return durable;
   }
 
-  private async write(next: DesiredState, meta: RevisionMeta): Promise<void> {
-    const record: RevisionFile = { meta, state: next };
-    await writeFileAtomic(path.join(this.revisionsDir, revisionName(next.revision)), JSON.stringify(record, null, 1) + '\n');
-    await writeFileAtomic(this.configFile, JSON.stringify(next, null, 2) + '\n');
-    this.state = next;
-    this.history.push(meta);
-    while (this.history.length > KEEP_REVISIONS) {
-      const old = this.history.shift()!;
-      await fs.rm(path.join(this.revisionsDir, revisionName(old.revision)), { force: true });
-    }
+  /**
+   * Queues `next` (the head's revision + 1) for the next flush; it becomes the head at once.
+   * The promise settles with the flush that writes it. `change` is diffStates(head, next) if
+   * the caller has it already. `next` is frozen: later revisions share its objects.
+   */
+  stage(next: DesiredState, meta: Omit<RevisionMeta, 'revision' | 'createdAt'>, change?: StateDiff): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the configuration store is closed'));
+    if (this.broken) return Promise.reject(this.broken);
+    const head = this.headState;
+    if (next.revision !== head.revision + 1) return Promise.reject(new Error(`commit of revision ${next.revision} on top of ${head.revision}`));
+    const d = change ?? diffStates(head, next);
+    const full: RevisionMeta = { revision: next.revision, createdAt: next.updatedAt, actor: meta.actor, summary: meta.summary };
+    const line = encodeLine({ ...full, patch: d.ops });
+    freezeState(next, d.added);
+    this.headState = next;
+    return new Promise<void>((resolve, reject) => this.pending.push({ state: next, meta: full, line, resolve, reject }));
   }
-}
 
-function parseStateFile(file: string, text: string): DesiredState {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigFileError(file, '', `is not valid JSON (${(e as Error).message}); carpd will not overwrite it: fix or restore it`);
+  /**
+   * Writes every staged revision with one append and one fsync. On failure none of them is
+   * stored: the file is cut back to where the group began, the head goes back to the last
+   * durable revision, and the group (with anything staged on top of it meanwhile) is rejected.
+   */
+  flush(): Promise<void> {
+    const run = async () => {
+      if (this.pending.length === 0) return;
+      const group = this.pending;
+      this.pending = [];
+      const j = this.active;
+      const start = j.handle.size;
+      const data = group.length === 1 ? group[0].line : Buffer.concat(group.map((g) => g.line));
+      try {
+        if (this.broken) throw this.broken;
+        await j.handle.append(data);
+        await j.handle.sync();
+      } catch (e) {
+        const dropped = [...group, ...this.pending];
+        this.pending = [];
+        this.headState = this.durableState;
+        if (!this.broken) await this.takeBack(start);
+        const err = e instanceof Error ? e : new Error(String(e));
+        for (const g of dropped) g.reject(err);
+        throw err;
+      }
+      let offset = start;
+      for (const g of group) {
+        this.records.set(g.meta.revision, { file: j.file, offset, end: offset + g.line.length });
+        offset += g.line.length;
+        this.history.push(g.meta);
+      }
+      j.records += group.length;
+      this.durableState = group[group.length - 1].state;
+      if (this.history.length > KEEP_REVISIONS) this.history.splice(0, this.history.length - KEEP_REVISIONS);
+      for (const g of group) g.resolve();
+    };
+    const done = this.flushing.then(run);
+    // The next flush waits for this one and for a snapshot it triggers; this one's caller does not.
+    this.flushing = done.then(
+      () => (this.dueForSnapshot() ? this.rotate().catch((e: Error) => this.log.warn({ event: 'journal.snapshot.failed', err: e.message }, `could not write a new snapshot (${e.message}); the journal goes on growing and it is tried again later`)) : undefined),
+      () => undefined,
+    );
+    return done;
   }
-  try {
-    return readStoredState(raw);
-  } catch (e) {
-    if (e instanceof DocumentError) throw new ConfigFileError(file, e.field, e.reason);
-    throw e;
-  }
-}
 
-/** Metadata of the stored revisions up to `current`; newer ones were never acknowledged. */
-async function loadHistory(dir: string, current: number): Promise<RevisionMeta[]> {
-  const metas: RevisionMeta[] = [];
-  let removed = false;
-  for (const name of (await fs.readdir(dir)).sort()) {
-    if (!/^\d{10}\.json$/.test(name)) continue;
-    const n = Number(name.slice(0, 10));
-    if (n > current) {
-      await fs.rm(path.join(dir, name), { force: true });
-      removed = true;
-      continue;
-    }
+  /** After a failed append: the file back to where the group began, durably. */
+  private async takeBack(size: number): Promise<void> {
     try {
-      const rec = JSON.parse(await fs.readFile(path.join(dir, name), 'utf8')) as RevisionFile;
-      if (rec.meta?.revision === n) metas.push(rec.meta);
-    } catch {
-      // A history file that does not parse only loses that history entry; config.json is the truth.
+      await this.active.handle.truncate(size);
+      await this.active.handle.sync();
+    } catch (e) {
+      this.broken = new Error(`the journal ${this.active.file} could not be cut back after a failed write (${(e as Error).message}); no further change is accepted: restart carpd`);
+      this.log.warn({ event: 'journal.broken', file: this.active.file, err: (e as Error).message }, this.broken.message);
     }
   }
-  // A crash after a commit but before its pruning leaves one revision too many; prune it now,
-  // or nothing ever would (the next commit only removes the oldest one it knows of).
-  for (const old of metas.splice(0, Math.max(0, metas.length - KEEP_REVISIONS))) {
-    await fs.rm(path.join(dir, revisionName(old.revision)), { force: true });
-    removed = true;
+
+  private dueForSnapshot(): boolean {
+    return !this.closed && !this.broken && (this.active.records >= this.everyRevisions || this.active.handle.size >= this.everyBytes);
   }
-  if (removed) await fsyncDir(dir);
-  return metas;
+
+  /**
+   * A new snapshot of the last durable revision R: config.json (revision S) kept as
+   * revisions/<S>.snapshot.json, a journal for R created, config.json replaced by R, then the
+   * history no longer needed removed.
+   */
+  private async rotate(): Promise<void> {
+    const state = this.durableState;
+    const r = state.revision;
+    if (r === this.active.base) return;
+    const text = JSON.stringify(state, null, 2) + '\n';
+    const sum = sha256(text);
+    const kept = path.join(this.revisionsDir, snapshotName(this.snapshotRevision));
+    await fs.rm(kept, { force: true });
+    try {
+      await fs.link(this.configFile, kept);
+    } catch {
+      await writeFileAtomic(kept, await fs.readFile(this.configFile), { syncDir: false });
+    }
+    const jfile = path.join(this.revisionsDir, journalName(r));
+    const meta = this.history.find((m) => m.revision === r)!;
+    await writeFileAtomic(jfile, encodeLine({ journal: 1, base: r, meta, snapshotSha256: sum }));
+    let handle: JournalHandle | undefined;
+    try {
+      handle = await this.io.open(jfile);
+      await writeFileAtomic(this.configFile, text);
+    } catch (e) {
+      await handle?.close().catch(() => undefined);
+      await fs.rm(jfile, { force: true }).catch(() => undefined);
+      throw e;
+    }
+    const old = this.active;
+    this.active = { base: r, file: jfile, handle, records: 0 };
+    await old.handle.close().catch(() => undefined);
+    this.journals.set(r, jfile);
+    this.snapshots.set(this.snapshotRevision, kept);
+    this.snapshotRevision = r;
+    this.snapshotSums.set(r, sum);
+    await this.prune();
+  }
+
+  /** Removes the snapshots and journals no revision of the history needs any more. */
+  private async prune(): Promise<void> {
+    const oldest = this.history[0]?.revision ?? this.durableState.revision;
+    let from = this.snapshotRevision <= oldest ? this.snapshotRevision : -1;
+    for (const s of this.snapshots.keys()) if (s <= oldest && s > from) from = s;
+    const gone: string[] = [];
+    for (const [s, file] of this.snapshots) {
+      if (s < from) {
+        gone.push(file);
+        this.snapshots.delete(s);
+        this.snapshotSums.delete(s);
+      }
+    }
+    // A journal is needed while it holds a record after `from`: its last record is just
+    // before the next journal's base.
+    const bases = [...this.journals.keys()].sort((a, b) => a - b);
+    bases.forEach((b, i) => {
+      const next = bases[i + 1];
+      if (next !== undefined && next <= from && b !== this.active.base) {
+        gone.push(this.journals.get(b)!);
+        this.journals.delete(b);
+      }
+    });
+    for (const r of this.records.keys()) if (r <= from) this.records.delete(r);
+    for (const f of gone) await fs.rm(f, { force: true });
+  }
+
+  /** The history entries of revisions that can still be rebuilt, the last KEEP_REVISIONS up to `head`. */
+  private reachable(head: number, metas: Map<number, RevisionMeta>): RevisionMeta[] {
+    const snaps = new Set([this.snapshotRevision, ...this.snapshots.keys()]);
+    const start = Math.min(head, ...snaps);
+    const out: RevisionMeta[] = [];
+    let ok = false;
+    for (let r = start; r <= head; r++) {
+      ok = snaps.has(r) || (ok && this.records.has(r));
+      const m = metas.get(r);
+      if (ok && m) out.push(m);
+    }
+    return out.slice(-KEEP_REVISIONS);
+  }
+
+  /**
+   * Writes what is staged, then, if the journal holds revisions since config.json, a new
+   * snapshot: after a clean stop config.json is the whole configuration in force.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.flush().catch(() => undefined);
+    await this.flushing;
+    this.closed = true;
+    if (!this.broken && this.durableState.revision !== this.snapshotRevision) {
+      await this.rotate().catch((e: Error) => this.log.warn({ event: 'journal.snapshot.failed', err: e.message }, `could not write a snapshot at close (${e.message}); the journal holds every revision`));
+    }
+    await this.active.handle.close().catch(() => undefined);
+  }
+}
+
+async function isEmptyJournal(file: string): Promise<boolean> {
+  try {
+    const j = parseJournal(file, await fs.readFile(file));
+    return j.records.length === 0;
+  } catch {
+    return false;
+  }
 }

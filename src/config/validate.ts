@@ -1,8 +1,9 @@
 /**
- * Semantic validation of a whole desired-state document. The API schema checks shapes;
- * these rules need the whole document (vhid unique per interface, an address on one vhid
- * only) or knowledge the schema cannot express (CIDR syntax, unicast peers per family).
- * The same rules guard the stored file and the bootstrap file.
+ * Semantic validation of a desired-state document. The API schema checks shapes; these rules
+ * need the whole document (vhid unique per interface, an address on one vhid only) or
+ * knowledge the schema cannot express (CIDR syntax, unicast peers per family). The same rules
+ * guard the stored file and the bootstrap file (checkState, the whole document) and every
+ * change (checkChange, what the change touches, through indexes of the rest).
  */
 import type { ErrorCode, FieldProblem } from '../errors.js';
 import { canonicalIp, isMulticast, isUnspecified, parseCidr } from '../wire/address.js';
@@ -126,20 +127,35 @@ export function checkState(s: DesiredState): Problem[] {
   for (const v of s.vips) {
     checkVip(v, out);
     const key = `${v.interface}/${v.vhid}`;
-    if (byKey.has(key)) {
-      out.push({ path: vipPath(v, 'vhid'), code: 'CARPD_ERR_VHID_EXISTS', message: `vhid ${v.vhid} is already used on ${v.interface}; pick another (GET /v1/vhids/free?interface=${v.interface})` });
-    }
+    if (byKey.has(key)) out.push(vhidExists(v));
     byKey.set(key, v);
     v.addresses.forEach((a, i) => {
       const c = parseCidr(a);
       if (!c) return;
       const prev = owner.get(c.address);
-      if (prev && prev !== v) {
-        out.push({ path: vipPath(v, `addresses/${i}`), code: 'CARPD_ERR_ADDRESS_IN_USE', message: `${c.address} already belongs to ${prev.interface} vhid ${prev.vhid}; remove it there first` });
-      }
+      if (prev && prev !== v) out.push(addressInUse(v, i, c.address, prev));
       owner.set(c.address, v);
     });
   }
+  checkPfsync(s, out);
+  checkTokens(s, out);
+  checkSync(s, out);
+  return out;
+}
+
+const vhidExists = (v: VipConfig): Problem => ({
+  path: vipPath(v, 'vhid'),
+  code: 'CARPD_ERR_VHID_EXISTS',
+  message: `vhid ${v.vhid} is already used on ${v.interface}; pick another (GET /v1/vhids/free?interface=${v.interface})`,
+});
+
+const addressInUse = (v: VipConfig, i: number, address: string, prev: VipConfig): Problem => ({
+  path: vipPath(v, `addresses/${i}`),
+  code: 'CARPD_ERR_ADDRESS_IN_USE',
+  message: `${address} already belongs to ${prev.interface} vhid ${prev.vhid}; remove it there first`,
+});
+
+function checkPfsync(s: DesiredState, out: Problem[]): void {
   const p = s.pfsync;
   if (p.enabled && p.syncdev === undefined) out.push({ path: '/pfsync/syncdev', code: 'CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED', message: 'pfsync is enabled but has no syncdev; name the dedicated sync interface' });
   if (p.syncdev !== undefined && !INTERFACE_NAME.test(p.syncdev)) out.push({ path: '/pfsync/syncdev', code: 'CARPD_ERR_INVALID_VALUE', message: `"${p.syncdev}" is not an interface name` });
@@ -150,6 +166,9 @@ export function checkState(s: DesiredState): Problem[] {
   }
   if (!inRange(p.maxupd, PFSYNC_MAXUPD)) out.push({ path: '/pfsync/maxupd', code: 'CARPD_ERR_INVALID_VALUE', message: `maxupd ${p.maxupd} is outside ${rangeText(PFSYNC_MAXUPD)}` });
   if (!isPfsyncVersion(p.version)) out.push({ path: '/pfsync/version', code: 'CARPD_ERR_INVALID_VALUE', message: `pfsync version ${p.version} is not one of ${PFSYNC_VERSIONS.join(', ')}` });
+}
+
+function checkTokens(s: DesiredState, out: Problem[]): void {
   const names = new Set<string>();
   s.api.tokens.forEach((t, i) => {
     if (!TOKEN_NAME.test(t.name)) out.push({ path: `/api/tokens/${i}/name`, code: 'CARPD_ERR_INVALID_VALUE', message: `"${t.name}" is not a valid token name` });
@@ -158,7 +177,132 @@ export function checkState(s: DesiredState): Problem[] {
     if (t.role !== 'read' && t.role !== 'admin') out.push({ path: `/api/tokens/${i}/role`, code: 'CARPD_ERR_INVALID_VALUE', message: `role must be read or admin` });
     if (!/^[0-9a-f]{64}$/.test(t.sha256)) out.push({ path: `/api/tokens/${i}/sha256`, code: 'CARPD_ERR_INVALID_VALUE', message: 'not a SHA-256 hex digest' });
   });
-  checkSync(s, out);
+}
+
+/**
+ * The rules that span VIPs, kept as indexes of a valid document: which VIP has each
+ * interface/vhid, and which VIP holds each address (without its prefix). A change is checked
+ * against them (checkChange) and then applied to them, in time proportional to the VIPs it
+ * touches.
+ */
+export class VipIndex {
+  private readonly byKey = new Map<string, VipConfig>();
+  private readonly byAddress = new Map<string, VipConfig[]>();
+
+  static of(s: DesiredState): VipIndex {
+    const ix = new VipIndex();
+    for (const v of s.vips) ix.add(v);
+    return ix;
+  }
+
+  vip(key: string): VipConfig | undefined {
+    return this.byKey.get(key);
+  }
+
+  holders(address: string): readonly VipConfig[] {
+    return this.byAddress.get(address) ?? [];
+  }
+
+  /** Takes out the VIPs a change removed, then adds those it added. */
+  apply(change: { removed: readonly VipConfig[]; added: readonly VipConfig[] }): void {
+    for (const v of change.removed) this.remove(v);
+    for (const v of change.added) this.add(v);
+  }
+
+  private add(v: VipConfig): void {
+    this.byKey.set(`${v.interface}/${v.vhid}`, v);
+    for (const a of addressesOf(v)) {
+      const list = this.byAddress.get(a);
+      if (!list) this.byAddress.set(a, [v]);
+      else if (!list.includes(v)) list.push(v);
+    }
+  }
+
+  private remove(v: VipConfig): void {
+    const key = `${v.interface}/${v.vhid}`;
+    if (this.byKey.get(key) === v) this.byKey.delete(key);
+    for (const a of addressesOf(v)) {
+      const list = this.byAddress.get(a)?.filter((x) => x !== v);
+      if (!list || list.length === 0) this.byAddress.delete(a);
+      else this.byAddress.set(a, list);
+    }
+  }
+}
+
+function addressesOf(v: VipConfig): Set<string> {
+  const out = new Set<string>();
+  for (const a of v.addresses) {
+    const c = parseCidr(a);
+    if (c) out.add(c.address);
+  }
+  return out;
+}
+
+/**
+ * The problems of `after`, found by checking only what a change touched: the VIPs it added or
+ * changed (`added`, `removed` as diffStates reports them), through `index` (of the document
+ * before, which is valid) for the rules that span VIPs, and the sections it changed. The
+ * result is exactly checkState(after): same problems, same order.
+ */
+export function checkChange(after: DesiredState, change: { removed: readonly VipConfig[]; added: readonly VipConfig[]; sections: ReadonlySet<string> }, index: VipIndex): Problem[] {
+  const gone = new Set(change.removed);
+  const perVip = new Map<VipConfig, { own: Problem[]; vhid?: Problem; addresses: [number, Problem][] }>();
+  const entry = (v: VipConfig) => {
+    let e = perVip.get(v);
+    if (!e) perVip.set(v, (e = { own: [], addresses: [] }));
+    return e;
+  };
+  for (const v of change.added) {
+    const own: Problem[] = [];
+    checkVip(v, own);
+    if (own.length > 0) entry(v).own = own;
+  }
+
+  // Positions in `after`, looked up only when a rule spanning VIPs is broken.
+  let position: Map<VipConfig, number> | undefined;
+  const inOrder = (vips: VipConfig[]) => {
+    if (vips.length < 2) return vips;
+    position ??= new Map(after.vips.map((v, i) => [v, i]));
+    return [...vips].sort((x, y) => position!.get(x)! - position!.get(y)!);
+  };
+
+  const addedByKey = new Map<string, VipConfig[]>();
+  const addedByAddress = new Map<string, VipConfig[]>();
+  for (const v of change.added) {
+    const key = `${v.interface}/${v.vhid}`;
+    addedByKey.set(key, [...(addedByKey.get(key) ?? []), v]);
+    for (const a of addressesOf(v)) addedByAddress.set(a, [...(addedByAddress.get(a) ?? []), v]);
+  }
+  // vhid unique per interface: every VIP after the first with a key is refused.
+  for (const [key, vips] of addedByKey) {
+    const kept = index.vip(key);
+    const holders = kept && !gone.has(kept) ? [kept, ...vips] : vips;
+    if (holders.length > 1) for (const v of inOrder(holders).slice(1)) entry(v).vhid = vhidExists(v);
+  }
+  // An address on one VIP only: walked as checkState walks it, each holder against the last.
+  for (const [address, vips] of addedByAddress) {
+    const holders = [...index.holders(address).filter((v) => !gone.has(v)), ...vips];
+    if (holders.length < 2) continue;
+    let owner: VipConfig | undefined;
+    for (const v of inOrder(holders)) {
+      v.addresses.forEach((a, i) => {
+        if (parseCidr(a)?.address !== address) return;
+        if (owner && owner !== v) entry(v).addresses.push([i, addressInUse(v, i, address, owner)]);
+        owner = v;
+      });
+    }
+  }
+
+  const out: Problem[] = [];
+  for (const v of inOrder([...perVip.keys()])) {
+    const e = perVip.get(v)!;
+    out.push(...e.own);
+    if (e.vhid) out.push(e.vhid);
+    out.push(...e.addresses.sort((x, y) => x[0] - y[0]).map(([, p]) => p));
+  }
+  if (change.sections.has('pfsync')) checkPfsync(after, out);
+  if (change.sections.has('api')) checkTokens(after, out);
+  if (change.sections.has('sync')) checkSync(after, out);
   return out;
 }
 

@@ -25,7 +25,7 @@ export const VERSION = (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package
 const STOP_TIMEOUT_MS = 10_000;
 
 export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<{ server: Server; stop: () => Promise<void>; reload: () => Promise<void> }> {
-  const store = await ConfigStore.open(opts.stateDir, () => initialState(new Date()));
+  const store = await ConfigStore.open(opts.stateDir, () => initialState(new Date()), { log: logger });
   const backend = await createBackend(opts.backend, { stateDir: opts.stateDir, logger, sim: { group: opts.simGroup, node: opts.nodeName } });
   const service = new CarpService({ store, backend, logger });
   await ensureAdminToken(service, opts.stateDir, logger);

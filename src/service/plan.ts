@@ -10,7 +10,7 @@
  * the vhid and creates it again, its addresses re-added after it.
  */
 import { parseCidr } from '../wire/address.js';
-import { VIP_DEFAULTS, type DesiredState } from '../config/model.js';
+import { VIP_DEFAULTS, type DesiredState, type VipConfig } from '../config/model.js';
 import type { CarpGlobals, PfsyncSettings, VhidParams } from '../kernel/backend.js';
 
 export interface SnapshotVhid {
@@ -36,31 +36,40 @@ export type Step =
   | { op: 'maintenance.set'; enabled: boolean }
   | { op: 'pfsync.set'; settings: PfsyncSettings };
 
-/** What the backend should look like for a desired state. */
-export function targetOf(s: DesiredState): Snapshot {
+/** What the backend should look like for one VIP. */
+export function vhidTarget(v: VipConfig): SnapshotVhid {
   return {
-    vhids: s.vips.map((v) => ({
-      interface: v.interface,
-      vhid: v.vhid,
-      params: {
-        advbaseSec: v.advbaseSec,
-        advskew: v.advskew,
-        key: v.password,
-        peer: v.mode === 'unicast' ? v.peer : undefined,
-        peer6: v.mode === 'unicast' ? v.peer6 : undefined,
-        // carp leaves protocol out (absent = carp), as backends report carp vhids.
-        ...(v.protocol === 'vrrpv3'
-          ? { protocol: 'vrrpv3' as const, vrrpPriority: v.vrrpPriority ?? VIP_DEFAULTS.vrrpPriority, vrrpIntervalCs: v.vrrpInterval ?? VIP_DEFAULTS.vrrpInterval }
-          : {}),
-      },
-      addresses: [...v.addresses],
-    })),
+    interface: v.interface,
+    vhid: v.vhid,
+    params: {
+      advbaseSec: v.advbaseSec,
+      advskew: v.advskew,
+      key: v.password,
+      peer: v.mode === 'unicast' ? v.peer : undefined,
+      peer6: v.mode === 'unicast' ? v.peer6 : undefined,
+      // carp leaves protocol out (absent = carp), as backends report carp vhids.
+      ...(v.protocol === 'vrrpv3'
+        ? { protocol: 'vrrpv3' as const, vrrpPriority: v.vrrpPriority ?? VIP_DEFAULTS.vrrpPriority, vrrpIntervalCs: v.vrrpInterval ?? VIP_DEFAULTS.vrrpInterval }
+        : {}),
+    },
+    addresses: [...v.addresses],
+  };
+}
+
+/** What the backend's globals should be for a desired state. */
+function globalsTarget(s: DesiredState): Omit<Snapshot, 'vhids'> {
+  return {
     carp: { allow: s.carp.enabled, preempt: s.carp.preempt },
     maintenance: s.carp.maintenance,
     pfsync: s.pfsync.enabled
       ? { syncdev: s.pfsync.syncdev, syncpeer: s.pfsync.syncpeer, maxupd: s.pfsync.maxupd, defer: s.pfsync.defer, version: s.pfsync.version }
       : { syncdev: undefined, syncpeer: undefined, maxupd: s.pfsync.maxupd, defer: s.pfsync.defer, version: s.pfsync.version },
   };
+}
+
+/** What the backend should look like for a desired state. */
+export function targetOf(s: DesiredState): Snapshot {
+  return { vhids: s.vips.map(vhidTarget), ...globalsTarget(s) };
 }
 
 const keyOf = (v: { interface: string; vhid: number }) => `${v.interface}/${v.vhid}`;
@@ -190,6 +199,72 @@ export function changeTarget(before: DesiredState, after: DesiredState, live: Sn
     carp: same(prev.carp, next.carp) ? live.carp : next.carp,
     maintenance: prev.maintenance === next.maintenance ? live.maintenance : next.maintenance,
     pfsync: same(prev.pfsync, next.pfsync) ? live.pfsync : next.pfsync,
+  };
+}
+
+/** What planning one change needs to know of the live kernel (the service keeps it: live-cache.ts). */
+export interface LiveLookup {
+  vhid(key: string): SnapshotVhid | undefined;
+  /** Keys of the live vhids on `iface` that hold `address` (without its prefix length). */
+  holders(iface: string, address: string): readonly string[];
+  readonly carp: CarpGlobals;
+  readonly maintenance: boolean;
+  readonly pfsync: PfsyncSettings;
+}
+
+/**
+ * changeTarget and the live state, cut down to what one change concerns: the vhids of the VIPs
+ * it removed or changed for the kernel (`removed` and `added` as config/change.ts's diffStates
+ * reports them), the live vhids holding an address one of those is to get (the planner takes
+ * an address from its holder first), and the globals. plan() over the two gives the steps
+ * plan(changeTarget(before, after, live), live) gives over everything — vhids outside the cut
+ * are kept as they are live there, so they bring no step — at the cost of what changed.
+ * `keys` is the cut, for planning the change back.
+ */
+export function changeScope(
+  before: DesiredState,
+  after: DesiredState,
+  change: { removed: readonly VipConfig[]; added: readonly VipConfig[] },
+  live: LiveLookup,
+): { target: Snapshot; live: Snapshot; keys: string[] } {
+  const was = new Map(change.removed.map((v) => [keyOf(v), JSON.stringify(vhidTarget(v))]));
+  const keys = new Set<string>();
+  const vhids: SnapshotVhid[] = [];
+  for (const v of change.added) {
+    const t = vhidTarget(v);
+    // Changed only where the kernel does not look (a description): kept as it is live.
+    if (was.get(keyOf(t)) === JSON.stringify(t)) continue;
+    keys.add(keyOf(t));
+    vhids.push(t);
+  }
+  // Gone from the desired state: not in the target, so plan() removes it if it is live.
+  const addedKeys = new Set(change.added.map(keyOf));
+  for (const k of was.keys()) if (!addedKeys.has(k)) keys.add(k);
+  for (const t of [...vhids]) {
+    for (const a of t.addresses) {
+      for (const h of live.holders(t.interface, addr(a))) {
+        if (keys.has(h)) continue;
+        keys.add(h);
+        vhids.push(live.vhid(h)!);
+      }
+    }
+  }
+  const liveVhids = [...keys]
+    .map((k) => live.vhid(k))
+    .filter((v): v is SnapshotVhid => v !== undefined)
+    .sort((a, b) => (a.interface === b.interface ? a.vhid - b.vhid : a.interface < b.interface ? -1 : 1));
+  const prev = globalsTarget(before);
+  const next = globalsTarget(after);
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  return {
+    target: {
+      vhids,
+      carp: same(prev.carp, next.carp) ? live.carp : next.carp,
+      maintenance: prev.maintenance === next.maintenance ? live.maintenance : next.maintenance,
+      pfsync: same(prev.pfsync, next.pfsync) ? live.pfsync : next.pfsync,
+    },
+    live: { vhids: liveVhids, carp: live.carp, maintenance: live.maintenance, pfsync: live.pfsync },
+    keys: [...keys],
   };
 }
 

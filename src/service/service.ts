@@ -2,21 +2,30 @@
  * The one path every change takes: validate → plan (desired vs live) → apply → commit,
  * one change at a time. A change that fails half-way is undone by planning back to the
  * snapshot taken before it, and the stored revision stays as it was.
+ *
+ * What a change costs follows what it touches: the draft shares the untouched objects of the
+ * revision, validation checks the touched VIPs against indexes of the rest, planning looks at
+ * the touched vhids of a kept copy of the live state (live-cache.ts). Commits are grouped:
+ * a change is staged in the store and answered once the group it joined is durable (one
+ * journal append and one fsync for every change that queued meanwhile); a group that cannot
+ * be stored is undone in the backend, newest change first, and each of its changes fails.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CarpdError, fromProblems } from '../errors.js';
-import { sameContent, type DesiredState, type Role, type TokenRecord } from '../config/model.js';
+import type { DesiredState, PfsyncConfig, Role, TokenRecord, VipConfig } from '../config/model.js';
 import type { ConfigStore, RevisionMeta } from '../config/store.js';
-import { checkState } from '../config/validate.js';
+import { checkChange, VipIndex } from '../config/validate.js';
+import { diffStates, draftOf, type StateDiff } from '../config/change.js';
 import type { KernelBackend, KernelStats, LiveVhid, PfsyncLive, StateChange, VhidParams } from '../kernel/backend.js';
 import { effectiveSkew } from '../engine/timing.js';
 import { KernelError } from '../kernel/errno.js';
-import { changeTarget, describeStep, plan, targetOf, type Snapshot, type Step } from './plan.js';
+import { changeScope, describeStep, plan, targetOf, type Snapshot, type Step } from './plan.js';
 import { fromKernelError } from './kernel-errors.js';
 import { SerialQueue } from './queue.js';
 import { describeChanges } from './changes.js';
-import { managedChanges } from '../config/managed.js';
+import { managedChangesOf } from '../config/managed.js';
+import { LIVE_MAX_AGE_MS, LiveCache } from './live-cache.js';
 
 const STATUS_MAX_AGE_MS = 1000;
 
@@ -70,6 +79,20 @@ export function ifMatchAccepts(header: string, revision: number): boolean {
   return tags.some((t) => t === '*' || t === `"${revision}"` || t === `W/"${revision}"`);
 }
 
+/** A change staged in the store, answered when its group is durable (or undone with it). */
+interface PendingCommit {
+  next: DesiredState;
+  words: string;
+  actor: string;
+  origin: 'api' | 'sync';
+  steps: number;
+  /** The live state of the vhids the change touched, before it: what undoing it plans back to. */
+  before: Snapshot;
+  keys: string[];
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
 export interface ServiceDeps {
   store: ConfigStore;
   backend: KernelBackend;
@@ -96,6 +119,14 @@ export class CarpService {
   /** Bumped on every live change carpd knows of; a cached status older than that is stale. */
   private generation = 0;
   private statusCache?: { generation: number; at: number; value: Awaited<ReturnType<CarpService['assembleStatus']>> };
+  /** The live state as planning sees it; undefined: read the backend at the next change. */
+  private live?: LiveCache;
+  /** Indexes of the head revision's VIPs, for validating a change. */
+  private vipIndex?: { revision: number; index: VipIndex };
+  /** Changes staged since the last flush: the next group commit. */
+  private group: PendingCommit[] = [];
+  /** Settles when the group after it is durable (or failed); the flush job is queued on the next turn of the event loop. */
+  private groupDone?: Promise<void>;
 
   constructor(deps: ServiceDeps) {
     this.store = deps.store;
@@ -110,6 +141,8 @@ export class CarpService {
   async start(): Promise<ReconcileStatus> {
     this.unsubscribe = this.backend.onStateChange((c: StateChange) => {
       this.generation++;
+      // An interface down or gone: its vhids may be gone too.
+      if (c.state === 'INIT') this.live = undefined;
       this.logger.info({ event: 'carp.state', interface: c.interface, vhid: c.vhid, state: c.state, previous: c.previous, reason: c.reason }, `${c.interface} vhid ${c.vhid}: ${c.previous} -> ${c.state} (${c.reason})`);
     });
     return this.reconcile();
@@ -122,17 +155,20 @@ export class CarpService {
    */
   reconcile(): Promise<ReconcileStatus> {
     return this.run(async () => {
-      const desired = this.store.current();
+      const desired = this.store.head();
       const failures: string[] = [];
       let applied = 0;
       try {
-        const steps = plan(targetOf(desired), await this.snapshot());
+        const live = new LiveCache(await this.snapshot(), performance.now());
+        this.live = live;
+        const steps = plan(targetOf(desired), live.snapshot());
         const failedVhids = new Set<string>();
         for (const step of steps) {
           const vhidKey = 'vhid' in step ? `${step.interface}/${step.vhid}` : '';
           if (step.op === 'address.add' && failedVhids.has(vhidKey)) continue;
           try {
             await this.applyStep(step);
+            live.apply(step);
             applied++;
           } catch (e) {
             if (step.op === 'vhid.set') failedVhids.add(vhidKey);
@@ -144,6 +180,7 @@ export class CarpService {
       } catch (e) {
         failures.push(e instanceof Error ? e.message : String(e));
       }
+      if (failures.length > 0) this.live = undefined;
       this.lastReconcile = failures.length === 0 ? { ok: true, at: this.now() } : { ok: false, at: this.now(), error: failures.join('; ') };
       if (failures.length > 0) {
         this.logger.error({ event: 'reconcile.failed', revision: desired.revision, applied, errors: failures }, `revision ${desired.revision} only partly applied to the backend: ${failures.join('; ')}`);
@@ -154,10 +191,19 @@ export class CarpService {
     });
   }
 
-  /** Waits for in-flight changes, then refuses new ones. */
+  /**
+   * Refuses new changes, waits for those in flight (and the group commit they joined), then
+   * closes the store, which writes a snapshot if the journal holds revisions since the last.
+   */
   async close(): Promise<void> {
     this.closing = true;
-    await this.queue.drain();
+    for (;;) {
+      await this.queue.drain();
+      const group = this.groupDone;
+      if (!group) break;
+      await group;
+    }
+    await this.store.close();
     this.unsubscribe?.();
   }
 
@@ -175,39 +221,143 @@ export class CarpService {
    */
   mutate<T>(opts: MutationOptions, summary: string | ((result: T) => string), change: (draft: DesiredState) => T | Promise<T>): Promise<MutationOutcome<T>> {
     if (this.closing) return Promise.reject(new CarpdError('CARPD_ERR_SHUTTING_DOWN', 'carpd is shutting down; retry once it is back'));
-    return this.run(async () => {
-      const current = this.store.current();
-      this.checkIfMatch(opts.ifMatch, current.revision);
-      const draft = structuredClone(current);
+    // The job hands back a promise to wait for outside the queue, in a box: the queue would wait for a bare one.
+    return this.run(async (): Promise<{ wait: Promise<MutationOutcome<T>> }> => {
+      const head = this.store.head();
+      this.checkIfMatch(opts.ifMatch, head.revision);
+      const draft = draftOf(head);
       const result = await change(draft);
-      const detachedNow = opts.origin === 'sync' ? undefined : this.guardSynced(current, draft, opts.force === true);
-      const problems = checkState(draft);
+      // A change may hand in a stored revision's (frozen) list, as a rollback does.
+      if (Object.isFrozen(draft.vips)) draft.vips = [...draft.vips];
+      let diff = diffStates(head, draft, { adopt: true });
+      const detachedNow = opts.origin === 'sync' ? undefined : this.guardSynced(head, draft, diff, opts.force === true);
+      if (detachedNow !== undefined) diff = diffStates(head, draft, { adopt: true });
+      const problems = checkChange(draft, diff, this.indexOf(head));
       if (problems.length > 0) throw fromProblems(problems);
-      this.checkCapabilities(draft);
-      const live = await this.snapshot();
-      const steps = plan(changeTarget(current, draft, live), live);
+      this.checkCapabilities(diff.added, diff.sections.has('pfsync') ? draft.pfsync : undefined);
+      const live = await this.liveState();
+      const scope = changeScope(head, draft, diff, live);
+      const steps = plan(scope.target, scope.live);
       if (opts.dryRun) {
-        return { kind: 'plan', plan: { dryRun: true, fromRevision: current.revision, changes: describeChanges(current, draft), steps: steps.map(describeStep) } } as const;
+        return { wait: Promise.resolve({ kind: 'plan', plan: { dryRun: true, fromRevision: head.revision, changes: describeChanges(head, draft), steps: steps.map(describeStep) } } as const) };
       }
-      if (sameContent(current, draft) && steps.length === 0) return { kind: 'done', state: current, result, changed: false } as const;
-      await this.applyWithUndo(steps, live);
-      const next: DesiredState = { ...draft, revision: current.revision + 1, updatedAt: this.now().toISOString() };
+      const unchanged = diff.ops.length === 0;
+      if (unchanged && steps.length === 0) return { wait: this.afterGroup({ kind: 'done', state: head, result, changed: false }) };
+      const refusal = this.store.refusal();
+      if (refusal && !unchanged) throw new CarpdError('CARPD_ERR_STORE', `the configuration cannot be stored (${refusal.message}); nothing was changed`);
+      await this.applySteps(steps, live);
+      // Only the backend drifted; it has been repaired, nothing to store.
+      if (unchanged) return { wait: this.afterGroup({ kind: 'done', state: head, result, changed: false }) };
+      const next: DesiredState = { ...draft, revision: head.revision + 1, updatedAt: this.now().toISOString() };
       const words = (typeof summary === 'string' ? summary : summary(result)) + (detachedNow ? ` (detached from sync: ${detachedNow})` : '');
-      if (sameContent(current, draft)) {
-        // Only the backend drifted; it has been repaired, nothing to store.
-        return { kind: 'done', state: current, result, changed: false } as const;
-      }
+      this.store.stage(next, { actor: opts.actor, summary: words }, diff).catch(() => undefined);
+      this.indexOf(head).apply(diff);
+      this.vipIndex = { revision: next.revision, index: this.indexOf(head) };
+      const committed = new Promise<void>((resolve, reject) => {
+        this.group.push({ next, words, actor: opts.actor, origin: opts.origin ?? 'api', steps: steps.length, before: scope.live, keys: scope.keys, resolve, reject });
+      });
+      this.scheduleFlush();
+      return { wait: committed.then(() => ({ kind: 'done', state: next, result, changed: true }) as const) };
+    }).then((r) => r.wait);
+  }
+
+  /** An answer that needs no commit, given once the changes it was checked against are durable. */
+  private afterGroup<T>(outcome: MutationOutcome<T>): Promise<MutationOutcome<T>> {
+    if (this.group.length === 0) return Promise.resolve(outcome);
+    const last = this.group[this.group.length - 1];
+    return new Promise<void>((resolve, reject) => {
+      const { resolve: r0, reject: j0 } = last;
+      last.resolve = () => (r0(), resolve());
+      last.reject = (e) => (j0(e), reject(e));
+    }).then(() => outcome);
+  }
+
+  /** Queues the flush of the group behind the changes already queued, so that they join it. */
+  private scheduleFlush(): void {
+    if (this.groupDone) return;
+    this.groupDone = new Promise<void>((resolve) =>
+      setImmediate(() => {
+        resolve(this.run(() => this.flushGroup()).catch(() => undefined));
+      }),
+    );
+  }
+
+  private async flushGroup(): Promise<void> {
+    this.groupDone = undefined;
+    const group = this.group;
+    this.group = [];
+    if (group.length === 0) return;
+    try {
+      await this.store.flush();
+    } catch (e) {
+      const what = group.length === 1 ? `revision ${group[0].next.revision}` : `revisions ${group[0].next.revision}..${group[group.length - 1].next.revision}`;
+      this.logger.error({ event: 'store.failed', err: String(e), revisions: group.map((p) => p.next.revision) }, `could not store ${what}; undoing ${group.length === 1 ? 'the change' : `its ${group.length} changes, newest first`}`);
+      this.vipIndex = undefined;
+      await this.undo(group);
+      const err = new CarpdError('CARPD_ERR_STORE', `the change was applied but could not be stored (${(e as Error).message}), so it was undone; check the state directory`);
+      for (const p of group) p.reject(err);
+      return;
+    }
+    for (const p of group) {
+      this.logger.info({ event: 'config.commit', revision: p.next.revision, actor: p.actor, steps: p.steps }, `revision ${p.next.revision}: ${p.words}`);
+      for (const l of this.commitListeners) l(p.next, p.origin);
+      p.resolve();
+    }
+  }
+
+  /** Plans each change of a group that could not be stored back to its live state before it, newest first. */
+  private async undo(group: PendingCommit[]): Promise<void> {
+    let live: LiveCache;
+    try {
+      live = new LiveCache(await this.snapshot(), performance.now());
+    } catch (e) {
+      this.live = undefined;
+      this.logger.error({ event: 'undo.failed', err: String(e) }, 'undo failed: the backend cannot be read; it differs from the stored configuration until the next reconcile');
+      return;
+    }
+    this.live = live;
+    for (const p of [...group].reverse()) {
       try {
-        await this.store.commit(next, { actor: opts.actor, summary: words });
-      } catch (e) {
-        this.logger.error({ event: 'store.failed', err: String(e) }, 'could not store the new revision; undoing the change');
-        await this.applyWithUndo(plan(live, await this.snapshot())).catch(() => undefined);
-        throw new CarpdError('CARPD_ERR_STORE', `the change was applied but could not be stored (${(e as Error).message}), so it was undone; check the state directory`);
+        const steps = plan(p.before, live.partial(p.keys));
+        await this.applyWithUndo(steps, live.snapshot());
+        for (const s of steps) live.apply(s);
+      } catch (undoError) {
+        this.live = undefined;
+        this.logger.error({ event: 'undo.failed', revision: p.next.revision, err: String(undoError) }, `undo of revision ${p.next.revision} failed; the backend differs from the stored configuration until the next reconcile`);
+        try {
+          live = new LiveCache(await this.snapshot(), performance.now());
+          this.live = live;
+        } catch {
+          return;
+        }
       }
-      this.logger.info({ event: 'config.commit', revision: next.revision, actor: opts.actor, steps: steps.length }, `revision ${next.revision}: ${words}`);
-      for (const l of this.commitListeners) l(next, opts.origin ?? 'api');
-      return { kind: 'done', state: next, result, changed: true } as const;
-    });
+    }
+  }
+
+  /** The live state to plan on: the kept copy while it is fresh, else a new read of the backend. */
+  private async liveState(): Promise<LiveCache> {
+    const now = performance.now();
+    if (!this.live || now - this.live.readAtMs > LIVE_MAX_AGE_MS) this.live = new LiveCache(await this.snapshot(), now);
+    return this.live;
+  }
+
+  /** Applies a change's steps (undoing them on a failure) and keeps the live copy in step. */
+  private async applySteps(steps: Step[], live: LiveCache): Promise<void> {
+    if (steps.length === 0) return;
+    try {
+      await this.applyWithUndo(steps, live.snapshot());
+    } catch (e) {
+      // The backend refused a step, and the undo may not have restored everything: read it again next time.
+      this.live = undefined;
+      throw e;
+    }
+    for (const s of steps) live.apply(s);
+  }
+
+  /** The VIP indexes of `head`, built once and then kept in step with every staged change. */
+  private indexOf(head: DesiredState): VipIndex {
+    if (this.vipIndex?.revision !== head.revision) this.vipIndex = { revision: head.revision, index: VipIndex.of(head) };
+    return this.vipIndex.index;
   }
 
   /** Called after every committed revision (config sync pushes from here); returns the unsubscribe function. */
@@ -221,9 +371,9 @@ export class CarpService {
    * push, silently: refused instead, saying where to make it. With force the objects leave
    * sync (recorded in the draft's sync.detached). Returns what was detached, in words.
    */
-  private guardSynced(current: DesiredState, draft: DesiredState, force: boolean): string | undefined {
+  private guardSynced(current: DesiredState, draft: DesiredState, change: StateDiff, force: boolean): string | undefined {
     if (current.sync.role !== 'secondary') return undefined;
-    const touched = managedChanges(current, draft);
+    const touched = managedChangesOf(current, draft, change);
     if (touched.vips.length === 0 && !touched.carp) return undefined;
     const what = [...touched.vips.map((k) => `VIP ${k}`), ...(touched.carp ? ['CARP enabled/preempt'] : [])].join(', ');
     if (!force) {
@@ -241,7 +391,7 @@ export class CarpService {
   forceState(iface: string, vhid: number, state: 'BACKUP' | 'MASTER', opts: MutationOptions): Promise<MutationOutcome<LiveVhid>> {
     if (this.closing) return Promise.reject(new CarpdError('CARPD_ERR_SHUTTING_DOWN', 'carpd is shutting down; retry once it is back'));
     return this.run(async () => {
-      const current = this.store.current();
+      const current = this.store.head();
       this.checkIfMatch(opts.ifMatch, current.revision);
       if (!current.vips.some((v) => v.interface === iface && v.vhid === vhid)) throw vipNotFound(iface, vhid);
       if (!this.backend.capabilities().forceState) throw new CarpdError('CARPD_ERR_UNSUPPORTED', `the ${this.backend.name} backend cannot force a vhid's state`);
@@ -334,9 +484,10 @@ export class CarpService {
     }
   }
 
-  private checkCapabilities(s: DesiredState): void {
+  /** The backend's capabilities against the VIPs a change brings and its pfsync settings, if it changes them. */
+  private checkCapabilities(vips: readonly VipConfig[], pfsync: PfsyncConfig | undefined): void {
     const caps = this.backend.capabilities();
-    for (const v of s.vips) {
+    for (const v of vips) {
       if (v.mode === 'unicast' && !caps.unicast) {
         throw new CarpdError('CARPD_ERR_UNSUPPORTED', `${v.interface} vhid ${v.vhid}: unicast mode needs FreeBSD 14 or later (carp netlink); this ${this.backend.name} backend only does multicast`, { errors: [{ path: `/vips/${v.interface}/${v.vhid}/mode`, message: 'unicast is not supported here' }] });
       }
@@ -347,8 +498,8 @@ export class CarpService {
         throw new CarpdError('CARPD_ERR_UNSUPPORTED', `${v.interface} vhid ${v.vhid}: the ${this.backend.name} backend has no IPv6 support`);
       }
     }
-    if (s.pfsync.enabled && !caps.pfsyncVersions.includes(s.pfsync.version)) {
-      throw new CarpdError('CARPD_ERR_UNSUPPORTED', `pfsync version ${s.pfsync.version} is not supported by this kernel (supported: ${caps.pfsyncVersions.join(', ') || 'none'})`);
+    if (pfsync?.enabled && !caps.pfsyncVersions.includes(pfsync.version)) {
+      throw new CarpdError('CARPD_ERR_UNSUPPORTED', `pfsync version ${pfsync.version} is not supported by this kernel (supported: ${caps.pfsyncVersions.join(', ') || 'none'})`);
     }
   }
 

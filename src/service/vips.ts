@@ -98,10 +98,15 @@ export function replaceVip(draft: DesiredState, iface: string, vhid: number, inp
   return { vip: v, created: i < 0 };
 }
 
-/** PATCH (JSON merge patch): given fields change; `null` removes password, peer or peer6. */
+/**
+ * PATCH (JSON merge patch): given fields change; `null` removes password, peer or peer6. The
+ * VIP is replaced by an edited copy: the draft shares the stored revision's VIP objects.
+ */
 export function patchVip(draft: DesiredState, iface: string, vhid: number, patch: VipInput): VipConfig {
-  const v = findVip(draft, iface, vhid);
-  if (!v) throw vipNotFound(iface, vhid);
+  const i = draft.vips.findIndex((x) => x.interface === iface && x.vhid === vhid);
+  if (i < 0) throw vipNotFound(iface, vhid);
+  const v: VipConfig = { ...draft.vips[i], addresses: [...draft.vips[i].addresses] };
+  draft.vips[i] = v;
   if (patch.addresses !== undefined) v.addresses = patch.addresses.map(cidr);
   if (patch.advbase !== undefined) v.advbaseSec = patch.advbase;
   if (patch.advskew !== undefined) v.advskew = patch.advskew;

@@ -1,0 +1,97 @@
+/**
+ * One change of the desired state, found by comparing a revision with its successor: the JSON
+ * Patch the journal stores, the VIPs that went and came, and which sections changed. It costs
+ * what the change touches, not what the document holds, because revisions share their
+ * unchanged objects (a draft copies only what it edits, and stored revisions are frozen so
+ * that nothing edits them in place).
+ */
+import { canonicalJson, diff, diffList, pointerToken, type PatchOp } from './patch.js';
+import type { DesiredState, VipConfig } from './model.js';
+
+export interface StateDiff {
+  /** RFC 6902 operations from the old document to the new one (revision and updatedAt aside). */
+  ops: PatchOp[];
+  /** VIPs of the old document that are not in the new one as they were, in document order. */
+  removed: VipConfig[];
+  /** VIPs of the new document that are new or changed, in document order. */
+  added: VipConfig[];
+  /** Which top-level sections the operations touch. */
+  sections: Set<string>;
+}
+
+/** Fields that only stamp a revision; they travel in the journal record, not in its patch. */
+const STAMP = new Set(['revision', 'updatedAt']);
+
+/**
+ * The change from `before` to `after`. With `adopt`, VIPs of `after` equal in content to one of
+ * `before` are replaced by that object in `after.vips` (which must be the caller's own array),
+ * so that the revisions after it share them again (a rollback, a sync snapshot, a bootstrap
+ * file bring equal VIPs as new objects).
+ */
+export function diffStates(before: DesiredState, after: DesiredState, opts: { adopt?: boolean } = {}): StateDiff {
+  const ops: PatchOp[] = [];
+  let removed: VipConfig[] = [];
+  let added: VipConfig[] = [];
+  const a = before as unknown as Record<string, unknown>;
+  const b = after as unknown as Record<string, unknown>;
+  for (const k of Object.keys(a)) {
+    if (STAMP.has(k) || a[k] === undefined) continue;
+    const path = `/${pointerToken(k)}`;
+    if (b[k] === undefined) ops.push({ op: 'remove', path });
+    else if (k === 'vips' && Array.isArray(a[k]) && Array.isArray(b[k])) {
+      const d = diffList(before.vips, after.vips, path, ops);
+      removed = d.removed;
+      added = d.added;
+      if (opts.adopt) for (const [i, j] of d.matchedByContent) after.vips[j] = before.vips[i];
+    } else diff(a[k], b[k], path, ops);
+  }
+  for (const k of Object.keys(b)) {
+    if (!STAMP.has(k) && b[k] !== undefined && a[k] === undefined) {
+      ops.push({ op: 'add', path: `/${pointerToken(k)}`, value: b[k] });
+      if (k === 'vips' && Array.isArray(b[k])) added = [...after.vips];
+    }
+  }
+  const sections = new Set(ops.map((o) => o.path.split('/')[1]));
+  return { ops, removed, added, sections };
+}
+
+/**
+ * A copy of `s` to edit: new top-level object, VIP list and small sections; the VIP objects
+ * are shared (frozen in a stored revision: an edit replaces one, see patchVip).
+ */
+export function draftOf(s: DesiredState): DesiredState {
+  return {
+    ...s,
+    vips: [...s.vips],
+    carp: { ...s.carp },
+    pfsync: { ...s.pfsync },
+    api: { ...s.api, tokens: s.api.tokens.map((t) => ({ ...t })) },
+    sync: structuredClone(s.sync),
+  };
+}
+
+function freezeDeep(v: unknown): void {
+  if (typeof v !== 'object' || v === null || Object.isFrozen(v)) return;
+  Object.freeze(v);
+  for (const x of Object.values(v)) freezeDeep(x);
+}
+
+/**
+ * Freezes a revision about to be stored, so that the revisions after it can share its objects.
+ * Already frozen parts (those shared with the revision before) are passed over at once; of the
+ * VIPs, only `vips` (those a change brought) are looked at.
+ */
+export function freezeState(s: DesiredState, vips: readonly VipConfig[] = s.vips): DesiredState {
+  for (const v of vips) freezeDeep(v);
+  freezeDeep(s.carp);
+  freezeDeep(s.pfsync);
+  freezeDeep(s.api);
+  freezeDeep(s.sync);
+  Object.freeze(s.vips);
+  return Object.freeze(s);
+}
+
+/** Content equality of two VIPs (key order and absent-vs-undefined aside). */
+export function sameVip(a: VipConfig, b: VipConfig): boolean {
+  return a === b || canonicalJson(a) === canonicalJson(b);
+}
