@@ -8,6 +8,7 @@
  *   BENCH_DURATION=10 BENCH_ROUNDS=3 npm run bench:write
  *   BENCH_STATE_DIR=/var/tmp npm run bench:write     where the state dirs (and fsyncs) go
  *   BENCH_OUT=write-before npm run bench:write       results file name under bench/results/
+ *   BENCH_LABEL='main, before the journal' …          says in the report what was measured
  *
  * Both ratios come from the same run: p50 of a create+delete pair with 1000 VIPs / with 10
  * (target ≤ 1.5), and pairs/s of 8 writers / 1 writer with 10 VIPs (target ≥ 4). The
@@ -39,6 +40,7 @@ const DURATION_S = positive('BENCH_DURATION', 5);
 const WARMUP_S = positive('BENCH_WARMUP', 1, true);
 const ROUNDS = positive('BENCH_ROUNDS', 2);
 const OUT = process.env.BENCH_OUT ?? 'write-latest';
+const LABEL = process.env.BENCH_LABEL;
 const SIZES = [10, 1000] as const;
 const WRITERS = [1, 8] as const;
 const INTERFACES = Array.from({ length: 10 }, (_, i) => `em${i}`);
@@ -287,7 +289,7 @@ async function main(): Promise<void> {
       ``,
       `- Date: ${new Date().toISOString()}`,
       `- Machine: ${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}; 1-minute load average ${fmt(loadBefore)} before the run`,
-      `- Node ${process.version}, carpd ${version}${revision ? ` (${revision})` : ''}; load from a separate process, keep-alive connections, each looping POST /v1/vips + DELETE of that VIP`,
+      `- Node ${process.version}, carpd ${version}${revision ? ` (${revision})` : ''}${LABEL ? `, ${LABEL}` : ''}; load from a separate process, keep-alive connections, each looping POST /v1/vips + DELETE of that VIP`,
       `- carpd: memory backend, real clock, logs at info to /dev/null; state dirs on ${fsType}; stored document ${instances.map((i) => `${fmt(i.stateBytes / 1024, 1)} KiB with ${i.size} VIPs`).join(', ')}`,
       `- ${ROUNDS} rounds of every scenario, interleaved, each ${WARMUP_S} s warm-up + ${DURATION_S} s; latencies pooled over the rounds`,
       ``,

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { test } from 'node:test';
 import type { ErrorCode } from '../src/errors.js';
-import { READ_TOKEN, makeHarness, type Harness } from './helpers/harness.js';
+import { READ_TOKEN, makeHarness, storedBytes, type Harness } from './helpers/harness.js';
 
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -158,10 +156,10 @@ const CASES: Case[] = [
   { name: 'change with a revoked-looking token', method: 'delete', url: '/v1/vips/em0/1', token: 'carpd_wrong', status: 401, code: 'CARPD_ERR_UNAUTHORIZED' },
 ];
 
-/** Everything a bad request must leave alone: the stored file and the backend. */
+/** Everything a bad request must leave alone: the stored files (config.json and the journal) and the backend. */
 async function snapshot(h: Harness) {
   return {
-    file: readFileSync(path.join(h.dir, 'config.json')),
+    file: storedBytes(h.dir),
     backend: JSON.stringify([await h.backend.listVhids(), await h.backend.getCarpGlobals(), await h.backend.getMaintenance(), await h.backend.getPfsync()]),
   };
 }
@@ -185,7 +183,7 @@ test('invalid requests are refused with their problem code and change nothing', 
       assert.equal(res.body.type, `urn:carpd:error:${c.code}`);
       if (c.detail) assert.match(res.body.detail, c.detail);
       const after = await snapshot(h);
-      assert.ok(after.file.equals(before.file), 'config.json changed');
+      assert.ok(after.file.equals(before.file), 'config.json or the journal changed');
       assert.equal(after.backend, before.backend, 'the backend changed');
     });
   }

@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { test } from 'node:test';
-import { makeHarness } from './helpers/harness.js';
+import { makeHarness, storedBytes } from './helpers/harness.js';
 
 test('GET /v1/carp answers the globals with the ETag; PATCH changes only what it names', async (t) => {
   const h = await makeHarness();
@@ -154,8 +152,7 @@ test('a syncdev the kernel refuses (EINVAL) is 502 CARPD_ERR_KERNEL and the stor
   const h = await makeHarness();
   t.after(() => h.close());
   await h.api.put('/v1/pfsync', { enabled: true, syncdev: 'em1', maxupd: 10 });
-  const file = path.join(h.dir, 'config.json');
-  const before = readFileSync(file);
+  const before = storedBytes(h.dir);
 
   const res = await h.api.put('/v1/pfsync', { enabled: true, syncdev: 'em9' });
   assert.equal(res.status, 502);
@@ -164,7 +161,7 @@ test('a syncdev the kernel refuses (EINVAL) is 502 CARPD_ERR_KERNEL and the stor
   assert.equal(res.body.kernel.errno, 22);
   assert.match(res.body.detail, /em9/);
 
-  assert.deepEqual(readFileSync(file), before);
+  assert.deepEqual(storedBytes(h.dir), before);
   const now = await h.api.get('/v1/pfsync');
   assert.equal(now.headers.etag, '"1"');
   assert.equal(now.body.syncdev, 'em1');

@@ -26,7 +26,8 @@ const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null &
 
 /** RFC 6901: "~" is "~0", "/" is "~1". */
 export function pointerToken(key: string | number): string {
-  return String(key).replace(/~/g, '~0').replace(/\//g, '~1');
+  const k = String(key);
+  return k.includes('~') || k.includes('/') ? k.replace(/~/g, '~0').replace(/\//g, '~1') : k;
 }
 
 function parsePointer(path: string): string[] {
@@ -118,6 +119,18 @@ export function diffList<T>(a: readonly T[], b: readonly T[], path: string, out:
   const bEnd = b.length - suf;
   if (pre === aEnd && pre === bEnd) return result;
 
+  const aMatch = new Map<number, number>();
+  const bMatch = new Map<number, number>();
+  const match = (i: number, j: number) => {
+    aMatch.set(i, j);
+    bMatch.set(j, i);
+    if (a[i] !== b[j]) result.matchedByContent.push([i, j]);
+  };
+  if (aEnd - pre === bEnd - pre && a.slice(pre, aEnd).every((x, k) => jsonEqual(x, b[pre + k]))) {
+    // The same content in new objects (a copied list): all matched, no operation.
+    for (let k = pre; k < aEnd; k++) match(k, k);
+    return result;
+  }
   // Match the middles by content, in increasing order on both sides.
   const aKeys = new Map<string, number[]>();
   for (let i = pre; i < aEnd; i++) {
@@ -126,18 +139,14 @@ export function diffList<T>(a: readonly T[], b: readonly T[], path: string, out:
     if (list) list.push(i);
     else aKeys.set(k, [i]);
   }
-  const aMatch = new Map<number, number>();
-  const bMatch = new Map<number, number>();
   let last = pre - 1;
-  for (let j = pre; j < bEnd; j++) {
+  for (let j = pre; j < bEnd && aKeys.size > 0; j++) {
     const list = aKeys.get(canonicalJson(b[j]));
     if (!list) continue;
     const i = list.find((x) => x > last);
     if (i === undefined) continue;
-    aMatch.set(i, j);
-    bMatch.set(j, i);
+    match(i, j);
     last = i;
-    if (a[i] !== b[j]) result.matchedByContent.push([i, j]);
   }
 
   let i = pre;

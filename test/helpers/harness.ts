@@ -3,7 +3,7 @@
  * the service, the Express app (never listening), an admin and a read token, and a supertest
  * agent whose every response is checked against the spec.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -101,4 +101,10 @@ function makeApi(app: Express) {
     patch: (url: string, body?: unknown, o?: Parameters<typeof call>[2]) => call('patch', url, { ...o, body }),
     delete: (url: string, o?: Parameters<typeof call>[2]) => call('delete', url, o),
   };
+}
+
+/** The stored desired state's bytes: config.json and every file of revisions/ (the journal), for checking that a refused change wrote nothing. */
+export function storedBytes(dir: string): Buffer {
+  const revisions = path.join(dir, 'revisions');
+  return Buffer.concat([readFileSync(path.join(dir, 'config.json')), ...readdirSync(revisions).sort().map((n) => readFileSync(path.join(revisions, n)))]);
 }
