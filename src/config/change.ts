@@ -55,19 +55,45 @@ export function diffStates(before: DesiredState, after: DesiredState, opts: { ad
   return { ops, removed, added, sections };
 }
 
+const SECTIONS = ['carp', 'pfsync', 'api', 'sync'] as const;
+type Section = (typeof SECTIONS)[number];
+/** The sections a draft has copied (read or written), by draft. */
+const copied = new WeakMap<DesiredState, Partial<Record<Section, unknown>>>();
+
+const copyOf = (s: DesiredState, k: Section): unknown =>
+  k === 'api' ? { ...s.api, tokens: s.api.tokens.map((t) => ({ ...t })) } : k === 'sync' ? structuredClone(s.sync) : { ...s[k] };
+
 /**
- * A copy of `s` to edit: new top-level object, VIP list and small sections; the VIP objects
- * are shared (frozen in a stored revision: an edit replaces one, see patchVip).
+ * A copy of `s` to edit: a new top-level object and VIP list; the VIP objects are shared
+ * (frozen in a stored revision: an edit replaces one, see patchVip), and each small section is
+ * copied the first time the change reads or sets it. settle() then gives the edited document,
+ * with the sections the change never looked at still the revision's own objects.
  */
 export function draftOf(s: DesiredState): DesiredState {
-  return {
-    ...s,
-    vips: [...s.vips],
-    carp: { ...s.carp },
-    pfsync: { ...s.pfsync },
-    api: { ...s.api, tokens: s.api.tokens.map((t) => ({ ...t })) },
-    sync: structuredClone(s.sync),
-  };
+  const d = { ...s, vips: [...s.vips] };
+  const own: Partial<Record<Section, unknown>> = {};
+  for (const k of SECTIONS) {
+    Object.defineProperty(d, k, {
+      enumerable: true,
+      configurable: true,
+      get: () => (k in own ? own[k] : (own[k] = copyOf(s, k))),
+      set: (v: unknown) => void (own[k] = v),
+    });
+  }
+  copied.set(d, own);
+  return d;
+}
+
+/** The edited document of a draft made by draftOf from `from`, as a plain object. */
+export function settle(draft: DesiredState, from: DesiredState): DesiredState {
+  const own = copied.get(draft);
+  if (!own) return draft;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(draft)) {
+    const section = (SECTIONS as readonly string[]).includes(k) ? (k as Section) : undefined;
+    out[k] = section === undefined ? (draft as unknown as Record<string, unknown>)[k] : section in own ? own[section] : from[section];
+  }
+  return out as unknown as DesiredState;
 }
 
 function freezeDeep(v: unknown): void {

@@ -133,7 +133,7 @@ export function diffList<T>(a: readonly T[], b: readonly T[], path: string, out:
   }
   // Match the middles by content, in increasing order on both sides.
   const aKeys = new Map<string, number[]>();
-  for (let i = pre; i < aEnd; i++) {
+  for (let i = pre; i < aEnd && bEnd > pre; i++) {
     const k = canonicalJson(a[i]);
     const list = aKeys.get(k);
     if (list) list.push(i);

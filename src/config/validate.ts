@@ -6,7 +6,8 @@
  * change (checkChange, what the change touches, through indexes of the rest).
  */
 import type { ErrorCode, FieldProblem } from '../errors.js';
-import { canonicalIp, isMulticast, isUnspecified, parseCidr } from '../wire/address.js';
+import { canonicalIp, isMulticast, isUnspecified } from '../wire/address.js';
+import { cidrOf } from './cidr-cache.js';
 import { ADVBASE_SEC, ADVSKEW, PASSWORD_MAX_BYTES, PFSYNC_MAXUPD, VHID, VRRP_INTERVAL_CS, VRRP_PRIORITY, inRange, isPfsyncVersion, rangeText } from '../wire/limits.js';
 import { PFSYNC_VERSIONS, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, type DesiredState, type VipConfig } from './model.js';
 
@@ -70,7 +71,7 @@ export function checkVip(v: VipConfig, out: Problem[]): void {
   const seen = new Set<string>();
   const families = new Set<number>();
   v.addresses.forEach((a, i) => {
-    const c = parseCidr(a);
+    const c = cidrOf(a);
     const path = vipPath(v, `addresses/${i}`);
     if (!c) {
       out.push({ path, code: 'CARPD_ERR_INVALID_ADDRESS', message: `"${a}" is not an address with a prefix length (192.0.2.10/24 or 2001:db8::10/64)` });
@@ -130,7 +131,7 @@ export function checkState(s: DesiredState): Problem[] {
     if (byKey.has(key)) out.push(vhidExists(v));
     byKey.set(key, v);
     v.addresses.forEach((a, i) => {
-      const c = parseCidr(a);
+      const c = cidrOf(a);
       if (!c) return;
       const prev = owner.get(c.address);
       if (prev && prev !== v) out.push(addressInUse(v, i, c.address, prev));
@@ -232,7 +233,7 @@ export class VipIndex {
 function addressesOf(v: VipConfig): Set<string> {
   const out = new Set<string>();
   for (const a of v.addresses) {
-    const c = parseCidr(a);
+    const c = cidrOf(a);
     if (c) out.add(c.address);
   }
   return out;
@@ -286,7 +287,7 @@ export function checkChange(after: DesiredState, change: { removed: readonly Vip
     let owner: VipConfig | undefined;
     for (const v of inOrder(holders)) {
       v.addresses.forEach((a, i) => {
-        if (parseCidr(a)?.address !== address) return;
+        if (cidrOf(a)?.address !== address) return;
         if (owner && owner !== v) entry(v).addresses.push([i, addressInUse(v, i, address, owner)]);
         owner = v;
       });
@@ -333,7 +334,7 @@ function checkSync(s: DesiredState, out: Problem[]): void {
     if (o.advskew === undefined && o.vrrpPriority === undefined) out.push({ path: `/sync/overrides/${i}`, code: 'CARPD_ERR_INVALID_VALUE', message: 'an override sets advskew or vrrpPriority' });
   });
   y.localAddresses.forEach((a, i) => {
-    if (!parseCidr(a)) out.push({ path: `/sync/localAddresses/${i}`, code: 'CARPD_ERR_INVALID_ADDRESS', message: `"${a}" is not an address with a prefix length` });
+    if (!cidrOf(a)) out.push({ path: `/sync/localAddresses/${i}`, code: 'CARPD_ERR_INVALID_ADDRESS', message: `"${a}" is not an address with a prefix length` });
   });
   if (!inRange(y.appliedRevision, range(0, Number.MAX_SAFE_INTEGER))) out.push({ path: '/sync/appliedRevision', code: 'CARPD_ERR_INVALID_VALUE', message: 'must be a revision number' });
 }

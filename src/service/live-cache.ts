@@ -15,7 +15,7 @@
  * disagrees — the change is then undone from a fresh read and reported — or leaves the drift
  * for the reconciler, as a change planned on a fresh read racing that edit would.
  */
-import { parseCidr } from '../wire/address.js';
+import { cidrOf } from '../config/cidr-cache.js';
 import type { CarpGlobals, PfsyncSettings } from '../kernel/backend.js';
 import type { LiveLookup, Snapshot, SnapshotVhid, Step } from './plan.js';
 
@@ -23,7 +23,7 @@ import type { LiveLookup, Snapshot, SnapshotVhid, Step } from './plan.js';
 export const LIVE_MAX_AGE_MS = 1000;
 
 const keyOf = (v: { interface: string; vhid: number }) => `${v.interface}/${v.vhid}`;
-const addr = (cidr: string) => parseCidr(cidr)?.address ?? cidr;
+const addr = (cidr: string) => cidrOf(cidr)?.address ?? cidr;
 const byKey = (a: SnapshotVhid, b: SnapshotVhid) => (a.interface === b.interface ? a.vhid - b.vhid : a.interface < b.interface ? -1 : 1);
 
 export class LiveCache implements LiveLookup {

@@ -9,7 +9,7 @@
  * A vhid's protocol (carp, vrrpv3) cannot change in place either: a change of protocol removes
  * the vhid and creates it again, its addresses re-added after it.
  */
-import { parseCidr } from '../wire/address.js';
+import { cidrOf } from '../config/cidr-cache.js';
 import { VIP_DEFAULTS, type DesiredState, type VipConfig } from '../config/model.js';
 import type { CarpGlobals, PfsyncSettings, VhidParams } from '../kernel/backend.js';
 
@@ -73,7 +73,7 @@ export function targetOf(s: DesiredState): Snapshot {
 }
 
 const keyOf = (v: { interface: string; vhid: number }) => `${v.interface}/${v.vhid}`;
-const addr = (cidr: string) => parseCidr(cidr)?.address ?? cidr;
+const addr = (cidr: string) => cidrOf(cidr)?.address ?? cidr;
 
 export const protocolOf = (p: VhidParams) => p.protocol ?? 'carp';
 

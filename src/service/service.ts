@@ -16,7 +16,7 @@ import { CarpdError, fromProblems } from '../errors.js';
 import type { DesiredState, PfsyncConfig, Role, TokenRecord, VipConfig } from '../config/model.js';
 import type { ConfigStore, RevisionMeta } from '../config/store.js';
 import { checkChange, VipIndex } from '../config/validate.js';
-import { diffStates, draftOf, type StateDiff } from '../config/change.js';
+import { diffStates, draftOf, settle, type StateDiff } from '../config/change.js';
 import type { KernelBackend, KernelStats, LiveVhid, PfsyncLive, StateChange, VhidParams } from '../kernel/backend.js';
 import { effectiveSkew } from '../engine/timing.js';
 import { KernelError } from '../kernel/errno.js';
@@ -225,8 +225,9 @@ export class CarpService {
     return this.run(async (): Promise<{ wait: Promise<MutationOutcome<T>> }> => {
       const head = this.store.head();
       this.checkIfMatch(opts.ifMatch, head.revision);
-      const draft = draftOf(head);
-      const result = await change(draft);
+      const edited = draftOf(head);
+      const result = await change(edited);
+      const draft = settle(edited, head);
       // A change may hand in a stored revision's (frozen) list, as a rollback does.
       if (Object.isFrozen(draft.vips)) draft.vips = [...draft.vips];
       let diff = diffStates(head, draft, { adopt: true });
@@ -383,7 +384,8 @@ export class CarpService {
     const detached = new Set(draft.sync.detached.vips);
     // A forced removal is recorded too, so that the next push does not bring the VIP back.
     for (const k of touched.vips) detached.add(k);
-    draft.sync.detached = { vips: [...detached].sort(), carp: draft.sync.detached.carp || touched.carp };
+    // A new section object: the draft's may be the stored revision's own, which is frozen.
+    draft.sync = { ...draft.sync, detached: { vips: [...detached].sort(), carp: draft.sync.detached.carp || touched.carp } };
     return what;
   }
 
