@@ -273,8 +273,7 @@ export class ConfigStore {
     const base = parseStateText(file, text);
     // Files are 0600 and directories 0700; tighten ones restored with looser permissions rather than leak secrets.
     await fs.chmod(file, 0o600);
-    await fs.chmod(dir, 0o700);
-    await fs.chmod(revisionsDir, 0o700);
+    for (const d of [dir, revisionsDir]) if (((await fs.stat(d)).mode & 0o077) !== 0) await fs.chmod(d, 0o700);
     const x = base.revision;
     if (!listing.journals.includes(x)) {
       await ConfigStore.startJournal(dir, text, base, listing, log);
