@@ -168,8 +168,8 @@ export async function readModel(b: StepTarget, steps: readonly BackendStep[]): P
   }
   if (has(['maintenance.set'])) model.maintenance = await b.getMaintenance();
   if (has(['pfsync.set'])) {
-    const p = await b.getPfsync();
-    model.pfsync = { syncdev: p.syncdev, syncpeer: p.syncpeer, maxupd: p.maxupd, defer: p.defer, version: p.version };
+    const { running: _r, bulkUpdateDone: _d, ...settings } = await b.getPfsync();
+    model.pfsync = settings;
   }
   return model;
 }

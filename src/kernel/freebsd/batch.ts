@@ -361,12 +361,12 @@ export class FreebsdBatch {
    * and collects every failure.
    */
   private async execute(m: Model, ops: Op[], bestEffort: boolean, errors: KernelError[] = []): Promise<Failure | undefined> {
-    for (let i = 0; i < ops.length; ) {
+    const done = new Array<boolean>(ops.length).fill(false);
+    for (let i = 0; i < ops.length; i++) {
+      if (done[i]) continue;
       const op = ops[i];
       if (op.kind === 'set' && this.t.kind === 'netlink') {
-        let end = i + 1;
-        while (end < ops.length && ops[end].kind === 'set') end++;
-        const group = ops.slice(i, end) as Extract<Op, { kind: 'set' }>[];
+        const group = this.setGroup(ops, i, done);
         const results = await (this.t as NetlinkCarp).setMany(group.map((g) => g.set));
         let failure: Failure | undefined;
         // The kernel goes on after a failed message: every acknowledged SET took effect.
@@ -378,9 +378,9 @@ export class FreebsdBatch {
           failure ??= { step: g.step, error };
         });
         if (failure && !bestEffort) return failure;
-        i = end;
         continue;
       }
+      done[i] = true;
       try {
         await this.one(op);
         this.succeeded(m, op);
@@ -389,9 +389,30 @@ export class FreebsdBatch {
         errors.push(error);
         if (!bestEffort) return { step: op.step, error };
       }
-      i++;
     }
     return undefined;
+  }
+
+  /**
+   * The SET at `start` and every later SET that may go out with it: SETs move ahead of address
+   * operations on other vhids (which do not depend on them), never past an operation on their
+   * own vhid or a global one (maintenance comes first so that no new vhid advertises undemoted).
+   */
+  private setGroup(ops: Op[], start: number, done: boolean[]): Extract<Op, { kind: 'set' }>[] {
+    const group: Extract<Op, { kind: 'set' }>[] = [];
+    const passed = new Set<string>();
+    for (let j = start; j < ops.length; j++) {
+      if (done[j]) continue;
+      const op = ops[j];
+      if (op.kind === 'carp' || op.kind === 'maintenance' || op.kind === 'pfsync') break;
+      if (op.kind === 'set' && !passed.has(keyOf(op.set.iface, op.set.vhid))) {
+        group.push(op);
+        done[j] = true;
+        continue;
+      }
+      passed.add(op.kind === 'set' ? keyOf(op.set.iface, op.set.vhid) : keyOf(op.iface, op.vhid));
+    }
+    return group;
   }
 
   private succeeded(m: Model, op: Op): void {
