@@ -73,7 +73,8 @@ export function declaredState(current: DesiredState, doc: DeclaredConfig): Desir
     index.set(k, i);
     const { interface: iface, vhid, hasPassword, ...fields } = input;
     const v = assembleVip(iface, vhid, fields, stored.get(k)?.password);
-    problems.push(...carpTimingRefused(v, fields));
+    // A vrrpv3 VIP refuses advbase/advskew even at their defaults, which the built VIP cannot show.
+    if (v.protocol === 'vrrpv3') problems.push(...carpTimingRefused(v, fields));
     if (hasPassword !== undefined && hasPassword !== (v.password !== undefined)) {
       problems.push({
         path: `/vips/${i}/hasPassword`,
@@ -111,6 +112,13 @@ export function declaredState(current: DesiredState, doc: DeclaredConfig): Desir
       seen.add(id);
       return true;
     });
+  // In the document's order, VIP by VIP, then the sections: the first problem (whose code
+  // names the error) is the first one a reader of the document meets.
+  const rank = (p: Problem) => {
+    const m = /^\/vips\/(\d+)(?:\/|$)/.exec(p.path);
+    return m ? Number(m[1]) : Number.MAX_SAFE_INTEGER;
+  };
+  found.sort((a, b) => rank(a) - rank(b));
   if (found.length > 0) throw fromProblems(found);
   return next;
 }
