@@ -38,7 +38,6 @@ export type Step =
   | { op: 'pfsync.set'; settings: PfsyncSettings };
 
 const keyOf = (v: { interface: string; vhid: number }) => `${v.interface}/${v.vhid}`;
-const addr = (cidr: string) => parseCidr(cidr)?.address ?? cidr;
 
 export const protocolOf = (p: VhidParams) => p.protocol ?? 'carp';
 
@@ -56,6 +55,13 @@ function samePfsync(a: PfsyncSettings, b: PfsyncSettings): boolean {
 
 export function plan(target: Snapshot, live: Snapshot): Step[] {
   const steps: Step[] = [];
+  // Each address text parsed once: the planner compares addresses for every address it adds.
+  const parsed = new Map<string, string>();
+  const addr = (cidr: string) => {
+    let a = parsed.get(cidr);
+    if (a === undefined) parsed.set(cidr, (a = parseCidr(cidr)?.address ?? cidr));
+    return a;
+  };
   // The simulated kernel: vhid key -> { params, addresses }.
   const sim = new Map(live.vhids.map((v) => [keyOf(v), { params: v.params, addresses: [...v.addresses] }]));
   const wanted = new Map(target.vhids.map((v) => [keyOf(v), v]));

@@ -17,7 +17,7 @@
  * read. The ledger is then written again as the kernel is.
  */
 import type { Logger } from 'pino';
-import { formatCidr, parseCidr, type Cidr } from '../../wire/address.js';
+import { canonicalCidr, formatCidr, parseCidr, type Cidr } from '../../wire/address.js';
 import { BatchError, type BackendStep, type CarpGlobals, type CarpState, type PfsyncSettings, type VhidParams } from '../backend.js';
 import { KernelError } from '../errno.js';
 import { plan, type Snapshot, type SnapshotVhid } from '../plan.js';
@@ -39,6 +39,8 @@ interface ModelVhid {
 
 interface Model {
   vhids: Map<string, ModelVhid>;
+  /** `iface|address` (without prefix) -> the key of the vhid holding it: holder() without a scan. */
+  held: Map<string, string>;
   /** Read at the start only when the batch sets them. */
   carp?: CarpGlobals;
   maintenance?: boolean;
@@ -58,20 +60,27 @@ type Op =
 const keyOf = (iface: string, vhid: number) => `${iface}/${vhid}`;
 const ifaceOf = (key: string) => key.slice(0, key.lastIndexOf('/'));
 const vhidOf = (key: string) => Number(key.slice(key.lastIndexOf('/') + 1));
-const addrOf = (cidr: string) => parseCidr(cidr)?.address ?? cidr;
+/** The address of a canonical CIDR (the model holds only canonical ones: formatCidr). */
+const addrOf = (cidr: string) => cidr.slice(0, cidr.lastIndexOf('/'));
+const heldKey = (iface: string, cidr: string) => `${iface}|${addrOf(cidr)}`;
 
 function cloneModel(m: Model): Model {
-  return { ...m, vhids: new Map([...m.vhids].map(([k, v]) => [k, { kv: { ...v.kv }, addresses: [...v.addresses] }])) };
+  return { ...m, vhids: new Map([...m.vhids].map(([k, v]) => [k, { kv: { ...v.kv }, addresses: [...v.addresses] }])), held: new Map(m.held) };
+}
+
+/** Records the vhid's addresses in the index. */
+function index(m: Model, key: string, addresses: readonly string[]): void {
+  for (const a of addresses) m.held.set(heldKey(ifaceOf(key), a), key);
+}
+
+function unindex(m: Model, key: string, addresses: readonly string[]): void {
+  for (const a of addresses) if (m.held.get(heldKey(ifaceOf(key), a)) === key) m.held.delete(heldKey(ifaceOf(key), a));
 }
 
 function holder(m: Model, iface: string, cidr: string): { key: string; cidr: string } | undefined {
-  const a = addrOf(cidr);
-  for (const [key, v] of m.vhids) {
-    if (ifaceOf(key) !== iface) continue;
-    const found = v.addresses.find((x) => addrOf(x) === a);
-    if (found !== undefined) return { key, cidr: found };
-  }
-  return undefined;
+  const key = m.held.get(heldKey(iface, cidr));
+  const found = key === undefined ? undefined : m.vhids.get(key)?.addresses.find((x) => addrOf(x) === addrOf(cidr));
+  return key === undefined || found === undefined ? undefined : { key, cidr: found };
 }
 
 /** What an operation that succeeded did, in the model. */
@@ -98,9 +107,12 @@ function applyOp(m: Model, op: Op): void {
       return;
     }
     case 'bind': {
-      const v = m.vhids.get(keyOf(op.iface, op.vhid));
+      const key = keyOf(op.iface, op.vhid);
+      const v = m.vhids.get(key);
       if (!v) return;
-      v.addresses = v.addresses.filter((x) => addrOf(x) !== addrOf(op.cidr)).concat(op.cidr);
+      const a = addrOf(op.cidr);
+      v.addresses = v.addresses.some((x) => addrOf(x) === a) ? v.addresses.filter((x) => addrOf(x) !== a).concat(op.cidr) : [...v.addresses, op.cidr];
+      m.held.set(heldKey(op.iface, op.cidr), key);
       return;
     }
     case 'unbind': {
@@ -108,13 +120,17 @@ function applyOp(m: Model, op: Op): void {
       const v = m.vhids.get(key);
       if (!v) return;
       v.addresses = v.addresses.filter((x) => addrOf(x) !== addrOf(op.cidr));
+      unindex(m, key, [op.cidr]);
       // carp(4): the vhid goes away with its last address.
       if (v.addresses.length === 0) m.vhids.delete(key);
       return;
     }
-    case 'destroy':
-      m.vhids.delete(keyOf(op.iface, op.vhid));
+    case 'destroy': {
+      const key = keyOf(op.iface, op.vhid);
+      unindex(m, key, m.vhids.get(key)?.addresses ?? []);
+      m.vhids.delete(key);
       return;
+    }
     case 'carp':
       m.carp = { ...op.globals };
       return;
@@ -197,7 +213,7 @@ export class FreebsdBatch {
 
   /** The vhids of every interface the batch names, with the ledger's addresses; the globals it sets. */
   private async read(): Promise<Model> {
-    const m: Model = { vhids: new Map() };
+    const m: Model = { vhids: new Map(), held: new Map() };
     const named = new Map<string, Set<number>>();
     for (const s of this.steps) {
       if (!('interface' in s)) continue;
@@ -215,7 +231,12 @@ export class FreebsdBatch {
       const present = new Set(found.map((v) => v.vhid));
       // Addresses recorded for vhids the kernel no longer has went with them.
       for (const v of this.d.ledger.vhidsWithAddresses(iface)) if (!present.has(v)) this.d.ledger.dropVhid(iface, v);
-      for (const kv of found) m.vhids.set(keyOf(iface, kv.vhid), { kv, addresses: this.d.ledger.addresses(iface, kv.vhid) });
+      for (const kv of found) {
+        const key = keyOf(iface, kv.vhid);
+        const addresses = this.d.ledger.addresses(iface, kv.vhid).map((a) => canonicalCidr(a) ?? a);
+        m.vhids.set(key, { kv, addresses });
+        index(m, key, addresses);
+      }
     }
     const has = (op: BackendStep['op']) => this.steps.some((s) => s.op === op);
     if (has('carp.set')) {
