@@ -28,6 +28,7 @@ function loadFake() {
   const fns = {
     reset: f('int fakebsd_reset(void)'),
     setOsreldate: f('int fakebsd_set_osreldate(int v)'),
+    setModules: f('int fakebsd_set_modules(int carp, int pfsync)'),
     failNextNetlink: f('int fakebsd_fail_next_netlink(int carp_cmd, int fbsd_errno)'),
     ioctlCount: f('long fakebsd_ioctl_count(unsigned long request)'),
     netlinkCount: f('long fakebsd_netlink_count(int cmd)'),
@@ -36,6 +37,7 @@ function loadFake() {
   return {
     reset: () => fns.reset(),
     setOsreldate: (v: number) => fns.setOsreldate(v),
+    setModules: (carp: boolean, pfsync: boolean) => fns.setModules(carp ? 1 : 0, pfsync ? 1 : 0),
     failNextSet: (errno: number) => fns.failNextNetlink(2, errno),
     ioctls: (request: number) => Number(fns.ioctlCount(request)),
     /** 1: carp GET, 2: carp SET messages the kernel handled. */
@@ -78,9 +80,10 @@ function countLedgerWrites(t: { after(fn: () => void): void }): { saves: number 
   return counts;
 }
 
-async function open(t: { after(fn: () => unknown): void }, release: 13 | 14, counts: { setSends: number }): Promise<KernelBackend> {
+async function open(t: { after(fn: () => unknown): void }, release: 13 | 14, counts: { setSends: number }, carpLoaded = true): Promise<KernelBackend> {
   fake.reset();
   fake.setOsreldate(release === 13 ? 1300139 : 1400097);
+  if (!carpLoaded) fake.setModules(false, true);
   const stateDir = mkdtempSync(path.join(WORK, 'state-'));
   const b = await openFreebsdBackend({ stateDir, libc: countingLibc(loadLibc(LIBC), counts), libnvPath: LIBNV, devdPipe: path.join(WORK, 'no-devd.pipe') });
   t.after(async () => {
@@ -172,4 +175,25 @@ test('freebsd 14 batch: a SET refused inside a netlink send fails the batch; the
   assert.deepEqual(after.vhids, before.vhids, 'vhids 2 and 3 were taken back; vhid 9 kept its skew');
   assert.deepEqual(after.interfaces, before.interfaces, 'no address left behind (not even a placeholder)');
   assert.deepEqual((await b.listVhids()).map((v) => [v.vhid, v.advskew, v.addresses]), [[9, 90, ['192.0.2.9/24']]]);
+});
+
+test('freebsd batch without carp.ko: pfsync and maintenance still apply; a vhid step fails the batch (EPROTONOSUPPORT) before anything is applied', { skip }, async (t) => {
+  const counts = { setSends: 0 };
+  const b = await open(t, 14, counts, false);
+  await b.apply([{ op: 'pfsync.set', settings: { syncdev: 'em1', maxupd: 100, defer: false, version: 1400 } }]);
+  assert.equal((await b.getPfsync()).syncdev, 'em1');
+  await assert.rejects(
+    b.apply([
+      { op: 'maintenance.set', enabled: true },
+      { op: 'vhid.set', interface: 'em0', vhid: 1, params: { advbaseSec: 1, advskew: 0 } },
+    ]),
+    (e: unknown) => {
+      assert.ok(e instanceof BatchError, String(e));
+      assert.equal(e.index, 1);
+      assert.equal(e.errnoName, 'EPROTONOSUPPORT');
+      assert.match(e.message, /^set vhid 1 /);
+      return true;
+    },
+  );
+  assert.equal(await b.getMaintenance(), false, 'the maintenance step before it was not applied');
 });

@@ -143,6 +143,20 @@ function applyOp(m: Model, op: Op): void {
   }
 }
 
+/** The operation a step's failure is named after, as its single-step method names it. */
+function operationOf(s: Extract<BackendStep, { interface: string }>): string {
+  switch (s.op) {
+    case 'vhid.set':
+      return `set vhid ${s.vhid}`;
+    case 'vhid.remove':
+      return `remove vhid ${s.vhid}`;
+    case 'address.add':
+      return `add address ${s.address} to vhid ${s.vhid}`;
+    case 'address.remove':
+      return `remove address ${s.address} from vhid ${s.vhid}`;
+  }
+}
+
 const paramsOf = (kv: KernelVhid): VhidParams => ({ advbaseSec: kv.advbase, advskew: kv.advskew, key: kv.key ? carpKeyText(kv.key) : undefined, peer: kv.peer, peer6: kv.peer6 });
 
 interface Failure {
@@ -162,6 +176,7 @@ export interface BatchDeps {
 /** One batch, run once (the backend holds its lock around run()). */
 export class FreebsdBatch {
   private t!: CarpTransport;
+  private hasTransport = false;
   /** Interfaces whose read failed (ENXIO: no such interface): a step naming one fails with it. */
   private readonly unreadable = new Map<string, unknown>();
   /** The vhids created by the batch's own SETs, whose history starts "vhid created". */
@@ -177,7 +192,18 @@ export class FreebsdBatch {
   async run(): Promise<void> {
     const { steps } = this;
     if (steps.length === 0) return;
-    this.t = await this.d.carp.get('apply a batch of changes');
+    // carp(4) is needed only by the steps on vhids (pfsync and the sysctls work without carp.ko).
+    const first = steps.findIndex((s) => 'interface' in s);
+    if (first >= 0) {
+      const s = steps[first] as Extract<BackendStep, { interface: string }>;
+      try {
+        this.t = await this.d.carp.get(operationOf(s), s.interface);
+        this.hasTransport = true;
+      } catch (e) {
+        if (e instanceof KernelError) throw new BatchError(first, s, e);
+        throw e;
+      }
+    }
     const before = await this.read();
     // Plan every step on a copy; a step the checks refuse fails the batch before the kernel is touched.
     const sim = cloneModel(before);
@@ -273,7 +299,7 @@ export class FreebsdBatch {
     };
     switch (step.op) {
       case 'vhid.set': {
-        const operation = `set vhid ${step.vhid}`;
+        const operation = operationOf(step);
         const { interface: iface, vhid, params: p } = step;
         checkIfName(operation, iface);
         checkVhidParams(operation, iface, vhid, p);
@@ -300,13 +326,13 @@ export class FreebsdBatch {
         return [{ kind: 'set', step: i, operation, set }];
       }
       case 'vhid.remove': {
-        const operation = `remove vhid ${step.vhid}`;
+        const operation = operationOf(step);
         readable(operation, step.interface);
         if (!m.vhids.has(keyOf(step.interface, step.vhid))) throw KernelError.of('ENOENT', operation, step.interface, 'no such vhid');
         return this.destroyOps(m, step.interface, step.vhid, i, operation);
       }
       case 'address.add': {
-        const operation = `add address ${step.address} to vhid ${step.vhid}`;
+        const operation = operationOf(step);
         const { interface: iface, vhid } = step;
         checkIfName(operation, iface);
         const c = parseCidr(step.address);
@@ -333,7 +359,7 @@ export class FreebsdBatch {
         return [bind];
       }
       case 'address.remove': {
-        const operation = `remove address ${step.address} from vhid ${step.vhid}`;
+        const operation = operationOf(step);
         checkIfName(operation, step.interface);
         const c = parseCidr(step.address);
         const held = c ? holder(m, step.interface, formatCidr(c)) : undefined;
@@ -557,6 +583,16 @@ export class FreebsdBatch {
       tracker.observe(ifaceOf(key), vhidOf(key), 'INIT', () => CREATED, CREATED);
     }
     const carp = ops.find((op): op is Extract<Op, { kind: 'carp' }> => op.kind === 'carp');
+    if (!this.hasTransport) {
+      if (!carp || ledger.interfaces().length === 0) return;
+      try {
+        this.t = await this.d.carp.get('read the vhids back');
+        this.hasTransport = true;
+      } catch (e) {
+        this.d.logger.warn({ event: 'freebsd.refresh', err: (e as Error).message }, `cannot read the vhids back after setting net.inet.carp: ${(e as Error).message}`);
+        return;
+      }
+    }
     const ifaces = carp ? ledger.interfaces() : [...new Set(ops.flatMap((op) => ('iface' in op ? [op.iface] : op.kind === 'set' ? [op.set.iface] : [])))];
     for (const iface of ifaces) {
       let found: KernelVhid[];
