@@ -1,7 +1,9 @@
 /**
- * What every backend's batch (KernelBackend.apply) shares: the model of the state a batch
- * changes, the steps that take a step back, and a batch made of the single-step methods for the
- * backends whose steps cost nothing to make one by one (memory, the userspace engines, wrappers).
+ * A batch (KernelBackend.apply) made of the single-step methods, for the backends whose steps
+ * cost nothing to make one by one (memory, the userspace engines, wrappers around a backend):
+ * the model of the state a batch changes, the steps that take a step back, and the batch
+ * itself. The freebsd backend has a batch of its own (freebsd/batch.ts), which writes to the
+ * kernel in bulk and plans its undo with kernel/plan.ts.
  *
  * Undo is planned step by step while the batch runs: before a step, the model (the state as it
  * was read once at the start, then moved on by every applied step) says what it replaces, and
