@@ -14,7 +14,7 @@ import { openFreebsdBackend } from '../src/kernel/freebsd/backend.js';
 import { SIOCAIFADDR, SIOCGVH, SIOCSVH } from '../src/kernel/freebsd/layout.js';
 import { AddressLedger } from '../src/kernel/freebsd/ledger.js';
 import { type Libc, loadLibc } from '../src/kernel/freebsd/libc.js';
-import { NLM_F_DUMP } from '../src/wire/netlink.js';
+import { GENL_ID_CTRL, NLM_F_DUMP } from '../src/wire/netlink.js';
 import { LIBC, LIBNV, buildNative, useFakeKernel } from './helpers/fakebsd.js';
 
 const WORK = useFakeKernel('carpd-fbsd-batch-');
@@ -60,7 +60,8 @@ function countingLibc(inner: Libc, counts: { setSends: number }): Libc {
     send: (fd, buf, flags) => {
       const type = buf.readUInt16LE(4);
       const dump = (buf.readUInt16LE(6) & NLM_F_DUMP) === NLM_F_DUMP;
-      if (type >= 16 && type !== 16 && !dump) counts.setSends++;
+      // Above GENL_ID_CTRL (16, family lookups): the carp family's messages; not dumps: SETs.
+      if (type > GENL_ID_CTRL && !dump) counts.setSends++;
       return inner.send(fd, buf, flags);
     },
   };
