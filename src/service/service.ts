@@ -9,7 +9,7 @@ import { CarpdError, fromProblems } from '../errors.js';
 import { sameContent, type DesiredState, type Role, type TokenRecord } from '../config/model.js';
 import type { ConfigStore, RevisionMeta } from '../config/store.js';
 import { checkState } from '../config/validate.js';
-import type { KernelBackend, KernelStats, LiveVhid, PfsyncLive, StateChange, VhidParams } from '../kernel/backend.js';
+import { BatchError, type KernelBackend, type KernelStats, type LiveVhid, type PfsyncLive, type StateChange, type VhidParams } from '../kernel/backend.js';
 import { effectiveSkew } from '../engine/timing.js';
 import { KernelError } from '../kernel/errno.js';
 import { changeTarget, describeStep, plan, targetOf, type Snapshot, type Step } from './plan.js';
@@ -17,6 +17,10 @@ import { fromKernelError } from './kernel-errors.js';
 import { SerialQueue } from './queue.js';
 import { describeChanges } from './changes.js';
 import { managedChanges } from '../config/managed.js';
+import { declaredState, type DeclaredConfig } from './apply.js';
+import { vipNotFound } from './vips.js';
+
+export { vipNotFound };
 
 const STATUS_MAX_AGE_MS = 1000;
 
@@ -210,6 +214,35 @@ export class CarpService {
     });
   }
 
+  /**
+   * PUT /v1/config: the whole desired state a document declares (apply.ts), as one change of
+   * the serialized path: one revision, one backend batch, one commit (so one sync push). A
+   * document that declares the state in force changes nothing and is answered at once: no
+   * revision, and the backend is not asked anything, not even read (mutate reads the live state
+   * before it plans, which such a document does not need).
+   */
+  async applyDocument(opts: MutationOptions, doc: DeclaredConfig): Promise<MutationOutcome<{ changes: number }>> {
+    try {
+      return await this.mutate(
+        opts,
+        (r) => `apply a declared desired state (${r.changes} change${r.changes === 1 ? '' : 's'})`,
+        (draft) => {
+          const next = declaredState(draft, doc);
+          if (sameContent(draft, next)) throw new Unchanged(draft);
+          const changes = describeChanges(draft, next).length;
+          draft.vips = next.vips;
+          draft.carp = next.carp;
+          draft.pfsync = next.pfsync;
+          return { changes };
+        },
+      );
+    } catch (e) {
+      if (!(e instanceof Unchanged)) throw e;
+      if (opts.dryRun) return { kind: 'plan', plan: { dryRun: true, fromRevision: e.state.revision, changes: [], steps: [] } };
+      return { kind: 'done', state: e.state, result: { changes: 0 }, changed: false };
+    }
+  }
+
   /** Called after every committed revision (config sync pushes from here); returns the unsubscribe function. */
   onCommit(listener: (state: DesiredState, origin: 'api' | 'sync') => void): () => void {
     this.commitListeners.add(listener);
@@ -364,30 +397,33 @@ export class CarpService {
   }
 
   /**
-   * Applies the steps; on a failure, plans back to `before` and applies that, then throws
-   * the first failure in API terms.
+   * Applies the steps as one backend batch, which takes itself back when a step fails (the
+   * contract's apply); the failure is answered in API terms, naming the step. Should the
+   * backend report that it could not take everything back, carpd plans back to `before` once
+   * more (the reconciler's repair, at once).
    */
   private async applyWithUndo(steps: Step[], before?: Snapshot): Promise<void> {
     if (steps.length === 0) return;
-    const start = before ?? (await this.snapshot());
-    for (const [i, step] of steps.entries()) {
-      try {
-        await this.applyStep(step);
-      } catch (e) {
-        const d = describeStep(step);
-        this.logger.warn({ event: 'apply.failed', step: i + 1, of: steps.length, op: d.op, target: d.target, err: e instanceof Error ? e.message : String(e) }, `step ${i + 1}/${steps.length} (${d.op} ${d.target}) failed; undoing ${i} applied steps`);
-        try {
-          const undo = plan(start, await this.snapshot());
-          for (const u of undo) await this.applyStep(u);
-        } catch (undoError) {
-          this.logger.error({ event: 'undo.failed', err: String(undoError) }, 'undo failed; the backend differs from the stored configuration until the next reconcile');
+    try {
+      await this.backend.apply(steps);
+    } catch (e) {
+      const failed = e instanceof BatchError ? steps[e.index] : undefined;
+      const d = failed ? describeStep(failed) : undefined;
+      const where = e instanceof BatchError && d ? `step ${e.index + 1}/${steps.length} (${d.op} ${d.target})` : `a batch of ${steps.length} steps`;
+      this.logger.warn({ event: 'apply.failed', step: e instanceof BatchError ? e.index + 1 : undefined, of: steps.length, op: d?.op, target: d?.target, err: e instanceof Error ? e.message : String(e) }, `${where} failed; the backend took the batch back`);
+      if (e instanceof BatchError && e.undoErrors.length > 0) {
+        this.logger.error({ event: 'undo.failed', err: e.undoErrors.map(String) }, 'the backend could not take the whole batch back; planning back to the state before it');
+        if (before) {
+          await this.snapshot()
+            .then((now) => this.backend.apply(plan(before, now)))
+            .catch((undoError: unknown) => this.logger.error({ event: 'undo.failed', err: String(undoError) }, 'undo failed; the backend differs from the stored configuration until the next reconcile'));
         }
-        const err = e instanceof KernelError ? fromKernelError(e) : e;
-        if (err instanceof CarpdError && e instanceof KernelError && err.code === 'CARPD_ERR_KERNEL') {
-          throw new CarpdError(err.code, `${d.target}: ${err.message}`, { kernel: err.kernel });
-        }
-        throw err;
       }
+      const err = e instanceof KernelError ? fromKernelError(e) : e;
+      if (err instanceof CarpdError && e instanceof KernelError && err.code === 'CARPD_ERR_KERNEL' && d) {
+        throw new CarpdError(err.code, `${d.target}: ${err.message}`, { kernel: err.kernel });
+      }
+      throw err;
     }
   }
 
@@ -419,6 +455,10 @@ function paramsOf(v: LiveVhid): VhidParams {
   return p;
 }
 
-export function vipNotFound(iface: string, vhid: number): CarpdError {
-  return new CarpdError('CARPD_ERR_VIP_NOT_FOUND', `no VIP with vhid ${vhid} on ${iface}; list them with GET /v1/vips`);
+/** A document that declares the desired state in force: nothing to do (applyDocument). */
+class Unchanged extends Error {
+  constructor(readonly state: DesiredState) {
+    super('the declared desired state is the one in force');
+  }
 }
+

@@ -65,6 +65,14 @@ export function assertMatchesSpec(method: string, url: string, res: ResponseLike
   validate(`${ref}/content/${pointer(ctype)}/schema`, res.body, `${method} ${url} -> ${res.status}`);
 }
 
+/** Asserts that `body` is a JSON request body the spec accepts for `method path` (the path as the spec spells it). */
+export function assertRequestMatchesSpec(method: string, path: string, body: unknown): void {
+  const m = method.toLowerCase();
+  const op = (spec.paths as Json)[path]?.[m] as Json | undefined;
+  assert.ok(op?.requestBody, `${method} ${path} takes no request body in the spec`);
+  validate(`#/paths/${pointer(path)}/${m}/requestBody/content/application~1json/schema`, body, `${method} ${path} request body`);
+}
+
 function resolve(ref: string): Json {
   let node: any = spec;
   for (const part of ref.replace(/^#\//, '').split('/')) node = node[part.replace(/~1/g, '/').replace(/~0/g, '~')];
