@@ -3,10 +3,8 @@
  * Order: open endpoints (health, spec, docs) → authentication → JSON body → OpenAPI request
  * validation → routers → problem+json errors. Responses are validated against the spec too.
  */
-import express, { type Express } from 'express';
-import * as OpenApiValidator from 'express-openapi-validator';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import swaggerUi from 'swagger-ui-express';
 import { CarpdError } from '../errors.js';
 import type { CarpService } from '../service/service.js';
 import { authenticate } from './auth.js';
@@ -22,6 +20,7 @@ import { vipsRouter } from './routes/vips.js';
 import type { SyncManager } from '../sync/manager.js';
 import { loadSpec } from './spec.js';
 import { route } from './typed.js';
+import { SpecValidator } from './validator.js';
 
 export const BODY_LIMIT = '64kb';
 
@@ -37,8 +36,25 @@ export interface AppDeps {
   sync?: SyncManager;
 }
 
+/**
+ * Swagger UI at /docs, loaded on the first request there: its module and the page it builds
+ * from the spec cost memory a firewall rarely needs.
+ */
+function lazyDocs(spec: Record<string, unknown>) {
+  let docs: Promise<express.Router> | undefined;
+  return (req: Request, res: Response, next: NextFunction): void => {
+    docs ??= import('swagger-ui-express').then(({ default: swaggerUi }) => {
+      const r = express.Router();
+      r.use(swaggerUi.serve, swaggerUi.setup(spec, { customSiteTitle: 'carpd API' }));
+      return r;
+    });
+    docs.then((r) => r(req, res, next), next);
+  };
+}
+
 export function buildApp(deps: AppDeps): Express {
   const spec = loadSpec();
+  const validator = new SpecValidator(spec);
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -49,20 +65,11 @@ export function buildApp(deps: AppDeps): Express {
   app.get('/openapi.json', (_req, res) => {
     res.json(spec);
   });
-  app.use('/docs', swaggerUi.serve, swaggerUi.setup(spec as swaggerUi.JsonObject, { customSiteTitle: 'carpd API' }));
+  app.use('/docs', lazyDocs(spec));
 
   app.use(authenticate(deps.service));
   app.use(express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/merge-patch+json'] }));
-  app.use(
-    OpenApiValidator.middleware({
-      apiSpec: structuredClone(spec) as never,
-      validateRequests: { allErrors: true, allowUnknownQueryParameters: false, coerceTypes: false },
-      validateResponses: deps.validateResponses === false ? false : { allErrors: true },
-      validateSecurity: false,
-      validateFormats: true,
-      ignoreUndocumented: false,
-    }),
-  );
+  app.use(validator.middleware({ responses: deps.validateResponses !== false, logger: deps.logger }));
 
   app.use(statusRouter(deps.service, deps.version, deps.node));
   app.use(statsRouter(deps.service));
