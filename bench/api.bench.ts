@@ -28,7 +28,7 @@ import express, { type Express } from 'express';
 import pino from 'pino';
 import { buildApp } from '../src/api/app.js';
 import { authenticate } from '../src/api/auth.js';
-import { statusRouter } from '../src/api/routes/status.js';
+import { StatusEndpoint, statusRouter } from '../src/api/routes/status.js';
 import { initialState } from '../src/config/model.js';
 import { ConfigStore } from '../src/config/store.js';
 import { createLogger } from '../src/daemon/logger.js';
@@ -428,14 +428,14 @@ async function main(): Promise<void> {
       const routeOnly = express();
       routeOnly.disable('x-powered-by');
       routeOnly.set('etag', false);
-      routeOnly.use(statusRouter(service, version));
+      routeOnly.use(statusRouter(new StatusEndpoint({ service, logger, version, check: () => undefined })));
       diagnostics.push(await get('diag: status route only (assembly, no auth, no validator)', `${await serve(routeOnly)}/v1/status`));
 
       const withAuth = express();
       withAuth.disable('x-powered-by');
       withAuth.set('etag', false);
       withAuth.use(authenticate(service));
-      withAuth.use(statusRouter(service, version));
+      withAuth.use(statusRouter(new StatusEndpoint({ service, logger, version, check: () => undefined })));
       diagnostics.push(await get('diag: + bearer auth', `${await serve(withAuth)}/v1/status`));
 
       const noResponseValidation = await serve(buildApp({ service, logger, version, validateResponses: false }));

@@ -1,7 +1,9 @@
 /**
  * buildApp(deps) assembles the HTTP API; it never listens (the daemon and the tests do).
- * Order: open endpoints (health, spec, docs) → authentication → JSON body → OpenAPI request
- * validation → routers → problem+json errors. Responses are validated against the spec too.
+ * Order: open endpoints (health, spec, docs) → authentication → the status fast path → JSON
+ * body → OpenAPI request validation → routers → problem+json errors. Responses are validated
+ * against the spec too: per request, except the status body, which is checked once per change
+ * (src/api/routes/status.ts).
  */
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
@@ -13,7 +15,7 @@ import { carpRouter } from './routes/carp.js';
 import { configRouter } from './routes/config.js';
 import { pfsyncRouter } from './routes/pfsync.js';
 import { statsRouter } from './routes/stats.js';
-import { statusRouter } from './routes/status.js';
+import { STATUS_SCHEMA, StatusEndpoint, statusRouter } from './routes/status.js';
 import { tokensRouter } from './routes/tokens.js';
 import { syncRouter } from './routes/sync.js';
 import { vipsRouter } from './routes/vips.js';
@@ -30,7 +32,7 @@ export interface AppDeps {
   version: string;
   /** Host name reported in /v1/status. */
   node?: string;
-  /** Validate every response against the spec (on by default). */
+  /** Validate every response against the spec (on by default); the status body is checked once per change either way. */
   validateResponses?: boolean;
   /** Config sync; without it the /v1/sync and /v1/cluster routes answer CARPD_ERR_SYNC_NOT_CONFIGURED. */
   sync?: SyncManager;
@@ -68,10 +70,17 @@ export function buildApp(deps: AppDeps): Express {
   app.use('/docs', lazyDocs(spec));
 
   app.use(authenticate(deps.service));
+  const status = new StatusEndpoint({ service: deps.service, logger: deps.logger, version: deps.version, node: deps.node, check: (body) => validator.check(STATUS_SCHEMA, body) });
+  // A plain poll of the status needs no body parsing and no request validation: it is answered
+  // here, right after authentication. Anything else about that path goes the long way.
+  app.use((req, res, next) => {
+    if (StatusEndpoint.isPlainGet(req)) status.serve(req, res).catch(next);
+    else next();
+  });
   app.use(express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/merge-patch+json'] }));
   app.use(validator.middleware({ responses: deps.validateResponses !== false, logger: deps.logger }));
 
-  app.use(statusRouter(deps.service, deps.version, deps.node));
+  app.use(statusRouter(status));
   app.use(statsRouter(deps.service));
   app.use(vipsRouter(deps.service));
   app.use(carpRouter(deps.service));

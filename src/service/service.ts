@@ -96,6 +96,7 @@ export class CarpService {
   /** Bumped on every live change carpd knows of; a cached status older than that is stale. */
   private generation = 0;
   private statusCache?: { generation: number; at: number; value: Awaited<ReturnType<CarpService['assembleStatus']>> };
+  private statusPending?: { generation: number; value: ReturnType<CarpService['assembleStatus']> };
 
   constructor(deps: ServiceDeps) {
     this.store = deps.store;
@@ -297,10 +298,20 @@ export class CarpService {
     const now = Date.now();
     const c = this.statusCache;
     if (c && c.generation === this.generation && now - c.at < STATUS_MAX_AGE_MS) return c.value;
+    // Callers that find the cache stale together share one assembly (and so one object, whose
+    // API body is then built once), unless something changed since it started.
     const generation = this.generation;
-    const value = await this.assembleStatus();
-    this.statusCache = { generation, at: now, value };
-    return value;
+    if (this.statusPending?.generation === generation) return this.statusPending.value;
+    const value = this.assembleStatus();
+    const pending = { generation, value };
+    this.statusPending = pending;
+    try {
+      const done = await value;
+      this.statusCache = { generation, at: now, value: done };
+      return done;
+    } finally {
+      if (this.statusPending === pending) this.statusPending = undefined;
+    }
   }
 
   private async assembleStatus() {
