@@ -1,7 +1,8 @@
 /**
  * GET /v1/status as monitors poll it: one body per change of state, served as bytes with a
  * strong ETag, 304 for If-None-Match (RFC 9110 §13.1.2), and the body checked against the spec's
- * response schema once per change, so a view that drifts from the spec is refused.
+ * response schema once per change, so a view that drifts from the spec is refused. GET
+ * /v1/config answers If-None-Match by its revision.
  */
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
@@ -216,4 +217,24 @@ test('If-None-Match parsing follows RFC 9110: lists, weak tags, *, and nothing f
   ];
   for (const [header, want] of hits) assert.equal(ifNoneMatchHits(header, tag), want, `If-None-Match: ${header}`);
   assert.equal(ifNoneMatchHits('"abc"', 'W/"abc"'), true, 'weak comparison either way');
+});
+
+test('GET /v1/config answers 304 to If-None-Match naming the current revision, the whole document otherwise', async (t) => {
+  const h = await makeHarness();
+  t.after(() => h.close());
+  const first = await h.api.get('/v1/config');
+  assert.equal(first.headers.etag, '"0"');
+  for (const header of ['"0"', 'W/"0"', '"7", "0"', '*']) {
+    const r = await h.api.get('/v1/config', { headers: { 'If-None-Match': header } });
+    assert.equal(r.status, 304, `If-None-Match: ${header}`);
+    assert.equal(r.text, '');
+    assert.equal(r.headers.etag, '"0"');
+  }
+  assert.equal((await h.api.get('/v1/config', { headers: { 'If-None-Match': '"1"' } })).status, 200);
+  assert.equal((await h.api.post('/v1/vips', { interface: 'em0', vhid: 1, addresses: ['192.0.2.10/24'] })).status, 201);
+  const changed = await h.api.get('/v1/config', { headers: { 'If-None-Match': '"0"' } });
+  assert.equal(changed.status, 200);
+  assert.equal(changed.headers.etag, '"1"');
+  assert.equal(changed.body.vips.length, 1);
+  assert.equal((await h.api.get('/v1/config', { headers: { 'If-None-Match': '"1"' } })).status, 304);
 });
