@@ -11,6 +11,8 @@ export interface Prebuilt {
   readonly bytes: Buffer;
   /** A strong entity tag (RFC 9110 §8.8.3): the quoted hash of the bytes. */
   readonly etag: string;
+  /** The 200 answer's header fields as a flat list, which writeHead takes without building a header object. */
+  readonly headers: readonly string[];
 }
 
 /** Why a body was not served: the schema's problems with it. */
@@ -54,7 +56,7 @@ export class PrebuiltBodies<S extends object> {
         out = { problems };
         this.refused(problems);
       } else {
-        out = this.last = { bytes, etag };
+        out = this.last = { bytes, etag, headers: ['Content-Type', 'application/json; charset=utf-8', 'Content-Length', String(bytes.length), 'ETag', etag] };
       }
     }
     this.bySource.set(source, out);
@@ -91,14 +93,11 @@ export function ifNoneMatchHits(header: string | undefined, etag: string): boole
 
 /** Answers with the prebuilt body, or 304 when the client already holds it. */
 export function sendPrebuilt(req: IncomingMessage, res: ServerResponse, body: Prebuilt): void {
-  res.setHeader('ETag', body.etag);
   if (ifNoneMatchHits(req.headers['if-none-match'], body.etag)) {
-    res.statusCode = 304;
+    res.writeHead(304, ['ETag', body.etag]);
     res.end();
     return;
   }
-  res.statusCode = 200;
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.setHeader('Content-Length', body.bytes.length);
+  res.writeHead(200, body.headers as string[]);
   res.end(body.bytes);
 }

@@ -4,10 +4,12 @@
  * response schema once per such status, then served as bytes with a strong ETag (a hash of
  * them), so a poll costs authentication and one write, and 304 while the tag still matches.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { CarpdError, type FieldProblem } from '../../errors.js';
+import { bearerToken } from '../auth.js';
 import type { CarpService } from '../../service/service.js';
 import { PrebuiltBodies, sendPrebuilt } from '../prebuilt.js';
 import { sendProblem } from '../problem.js';
@@ -35,8 +37,10 @@ export function statusView(s: Status, node: string, version: string): Schema<'St
   };
 }
 
+type StatusService = Pick<CarpService, 'status' | 'freshStatus' | 'authenticate'>;
+
 export interface StatusEndpointDeps {
-  service: Pick<CarpService, 'status'>;
+  service: StatusService;
   logger: Logger;
   version: string;
   node?: string;
@@ -47,7 +51,7 @@ export interface StatusEndpointDeps {
 }
 
 export class StatusEndpoint {
-  private readonly service: Pick<CarpService, 'status'>;
+  private readonly service: StatusService;
   private readonly bodies: PrebuiltBodies<Status>;
 
   constructor(deps: StatusEndpointDeps) {
@@ -65,8 +69,25 @@ export class StatusEndpoint {
    * Whether a request can skip body parsing and request validation: a plain GET of the path,
    * with no query and no body, is a valid request of this operation whatever its headers.
    */
-  static isPlainGet(req: Request): boolean {
+  static isPlainGet(req: IncomingMessage): boolean {
     return req.method === 'GET' && req.url === '/v1/status' && req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] ?? '0') === '0';
+  }
+
+  /**
+   * Answers a plain GET with a valid token while the status is fresh, with no framework in
+   * between; false when it did not answer (another request, no or a refused token, a status to
+   * assemble, a refused body), for the app to answer as it answers any request.
+   */
+  tryPoll(req: IncomingMessage, res: ServerResponse): boolean {
+    if (!StatusEndpoint.isPlainGet(req)) return false;
+    const token = bearerToken(req.headers.authorization);
+    if (token === undefined || !this.service.authenticate(token)) return false;
+    const status = this.service.freshStatus();
+    if (!status) return false;
+    const body = this.bodies.get(status);
+    if ('problems' in body) return false;
+    sendPrebuilt(req, res, body);
+    return true;
   }
 
   async serve(req: Request, res: Response): Promise<void> {
