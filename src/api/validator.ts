@@ -41,13 +41,13 @@ interface Parameter {
   name: string;
   in: Location;
   required: boolean;
-  /** The pointer of its schema in the spec, and the schema itself with any $ref followed. */
+  /** The pointer of its schema in the spec. */
   ref: string;
+  /** That schema, with a $ref followed: its `type` and `default` apply to query and path values. */
   schema: Json;
 }
 
 interface Operation {
-  method: string;
   /** JSON pointer of the operation in the spec, e.g. `#/paths/~1v1~1vips/post`. */
   pointer: string;
   op: Json;
@@ -229,7 +229,7 @@ export class SpecValidator {
       });
     add(item.parameters as Json[] | undefined, `#/paths/${escapePointer(template)}`);
     add(op.parameters as Json[] | undefined, pointer);
-    const operation: Operation = { method, pointer, op, parameters, bodyRequired: false };
+    const operation: Operation = { pointer, op, parameters, bodyRequired: false };
     let body = op.requestBody as Json | undefined;
     let bodyPointer = `${pointer}/requestBody`;
     if (typeof body?.$ref === 'string') {
