@@ -1,8 +1,8 @@
 /**
  * Checks any HTTP response against openapi/carpd.yaml: the operation is found from the method
  * and path, the response object from the status (or `default`), and the body is validated
- * with JSON Schema 2020-12 (OpenAPI 3.1's dialect). Independent of express-openapi-validator,
- * so a gap in one is caught by the other.
+ * with JSON Schema 2020-12 (OpenAPI 3.1's dialect). Independent of src/api/validator.ts (its own
+ * Ajv instance, operation lookup and choice of response), so a gap in one is caught by the other.
  */
 import assert from 'node:assert/strict';
 import { Ajv2020 } from 'ajv/dist/2020.js';

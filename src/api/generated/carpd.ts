@@ -31,6 +31,8 @@ export interface paths {
         /**
          * Live state of this node.
          * @description Node, backend and its capabilities, CARP globals, demotion, every vhid's live state with the time and reason of its last change, pfsync, maintenance.
+         *
+         *     The body is built once per change of the live or desired state (live state carpd does not hear of, such as an `ifconfig` by hand, within a second). Its `ETag` is a hash of its bytes: send it back in `If-None-Match` and the answer is 304 without a body until something changes.
          */
         get: operations["getStatus"];
         put?: never;
@@ -1013,6 +1015,8 @@ export interface components {
     headers: {
         /** @description The desired-state revision, quoted (`"42"`). */
         ETag: string;
+        /** @description A strong entity tag of this body, the quoted hash of its bytes; it changes whenever the body does. */
+        BodyETag: string;
     };
     pathItems: never;
 }
@@ -1041,7 +1045,10 @@ export interface operations {
     getStatus: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Entity tags from earlier answers (`"<tag>", W/"<tag>"`), or `*`. When one of them is the current body's tag (weak comparison, RFC 9110 section 13.1.2) the answer is 304 without a body. */
+                "If-None-Match"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1050,11 +1057,20 @@ export interface operations {
             /** @description Live status. */
             200: {
                 headers: {
+                    ETag: components["headers"]["BodyETag"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Status"];
                 };
+            };
+            /** @description Not modified; the status is still the one the `If-None-Match` tag names. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["BodyETag"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             401: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
@@ -1497,7 +1513,10 @@ export interface operations {
     getConfig: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Revisions from earlier `ETag`s (`"<revision>"`), or `*`; when one is the current revision the answer is 304 without a body. */
+                "If-None-Match"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1512,6 +1531,14 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Config"];
                 };
+            };
+            /** @description Not modified; the desired state is still at the revision `If-None-Match` names. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             default: components["responses"]["Problem"];
         };

@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { CarpdError } from '../../errors.js';
 import type { DeclaredConfig, DeclaredVip } from '../../service/apply.js';
 import type { CarpService } from '../../service/service.js';
+import { ifNoneMatchHits } from '../prebuilt.js';
 import { route, type Assert, type Body, type SameFields, type Schema } from '../typed.js';
 import { configView, etagOf } from '../views.js';
 import { answer, mutationOptions } from './common.js';
@@ -12,9 +13,15 @@ type DeclaredMatches = [Assert<SameFields<Body<'/v1/config', 'put'>, DeclaredCon
 export function configRouter(service: CarpService): Router {
   const r = Router();
 
-  route(r, 'get', '/v1/config', (_req, res) => {
+  route(r, 'get', '/v1/config', (req, res) => {
     const s = service.desired();
-    res.setHeader('ETag', etagOf(s.revision));
+    const etag = etagOf(s.revision);
+    res.setHeader('ETag', etag);
+    // The revision names the whole document, so a client holding it needs no body.
+    if (ifNoneMatchHits(req.get('if-none-match'), etag)) {
+      res.status(304).end();
+      return;
+    }
     res.json(configView(s));
   });
 
