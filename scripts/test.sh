@@ -10,4 +10,8 @@ npx depcruise src --config .dependency-cruiser.cjs
 npx tsc -p tsconfig.json
 export CARPD_TEST_DIST=1
 files=$(find test -name '*.test.ts' | sort)
-exec node --import tsx --test --test-concurrency=1 $files
+# TAP when the output is not a terminal (CI, pipes), on every Node line: 20 picks it by itself,
+# 22 and 24 would print the spec reporter's format instead.
+reporter=
+[ -t 1 ] || reporter=--test-reporter=tap
+exec node --import tsx --test --test-concurrency=1 $reporter $files

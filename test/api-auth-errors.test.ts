@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import request from 'supertest';
 import { loadSpec } from '../src/api/spec.js';
 import { ERROR_CODES } from '../src/errors.js';
-import type { CarpGlobals, Capabilities, KernelBackend, KernelStats, LiveVhid, PfsyncLive, PfsyncSettings, StateChange, VhidParams } from '../src/kernel/backend.js';
+import type { BackendStep, CarpGlobals, Capabilities, KernelBackend, KernelStats, LiveVhid, PfsyncLive, PfsyncSettings, StateChange, VhidParams } from '../src/kernel/backend.js';
+import { applyStepwise } from '../src/kernel/batch.js';
 import { KernelError } from '../src/kernel/errno.js';
 import { MemoryBackend } from '../src/kernel/memory.js';
 import { READ_TOKEN, ManualClock, makeHarness } from './helpers/harness.js';
@@ -158,6 +159,10 @@ class FaultyBackend implements KernelBackend {
   }
   stats(): Promise<KernelStats> {
     return this.inner.stats();
+  }
+  // A batch of this backend's own steps, so that the injected failures happen inside it.
+  apply(steps: readonly BackendStep[]): Promise<void> {
+    return applyStepwise(this, steps);
   }
   onStateChange(listener: (c: StateChange) => void): () => void {
     return this.inner.onStateChange(listener);

@@ -351,7 +351,7 @@ test('start stops with a clear message when node or carpd is missing', (t) => {
   const base = { carpd_enable: 'YES', carpd_node: s.node, carpd_main: s.main, carpd_state_dir: s.stateDir };
   const noNode = s.run('start', { ...base, carpd_node: path.join(s.dir, 'no-node') });
   assert.notEqual(noNode.status, 0);
-  assert.match(noNode.stderr, /no-node not found: install Node\.js 20 or later \(pkg install node20\) or set carpd_node/);
+  assert.match(noNode.stderr, /no-node not found: install Node\.js 24 or 22 \(pkg install node24\) or set carpd_node/);
   assert.doesNotMatch(noNode.stdout, /^run: /m);
   const noMain = s.run('start', { ...base, carpd_main: path.join(s.dir, 'no-main.js') });
   assert.notEqual(noMain.status, 0);

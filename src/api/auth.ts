@@ -12,15 +12,19 @@ declare module 'express-serve-static-core' {
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
 
+/** The token of an `Authorization: Bearer <token>` header, if it is one. */
+export function bearerToken(header: string | undefined): string | undefined {
+  return header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
+}
+
 export function authenticate(service: CarpService) {
   return (req: Request, res: Response, next: NextFunction): void => {
-    const header = req.headers.authorization;
-    const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!m) {
+    const token = bearerToken(req.headers.authorization);
+    if (token === undefined) {
       sendProblem(res, new CarpdError('CARPD_ERR_UNAUTHORIZED', 'send Authorization: Bearer <token>; the first admin token is in <state-dir>/admin.token'), req);
       return;
     }
-    const auth = service.authenticate(m[1]);
+    const auth = service.authenticate(token);
     if (!auth) {
       sendProblem(res, new CarpdError('CARPD_ERR_UNAUTHORIZED', 'the token is not valid (revoked or mistyped); ask an admin for a token or use <state-dir>/admin.token'), req);
       return;

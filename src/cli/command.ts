@@ -13,5 +13,8 @@ export interface Command {
   ifMatch?: boolean;
   /** The request detaches what it changes from sync on a secondary with force=true. */
   force?: boolean;
-  run(ctx: Ctx, args: string[], values: Values): Promise<void>;
+  /** The exit code of a bad command line, when 2 means something else for this command (diff). */
+  usageExit?: number;
+  /** Resolves to the exit code when it is not 0 (diff: 2 when something would change). */
+  run(ctx: Ctx, args: string[], values: Values): Promise<void | number>;
 }

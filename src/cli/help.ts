@@ -8,10 +8,12 @@ const GLOBAL = `global flags (allowed anywhere):
   --if-match REV     only change when the desired state is still at revision REV
   --dry-run          show the plan; apply and store nothing
   --force            on a sync secondary, change objects the primary manages anyway; they leave
-                     sync until 'carpctl sync set --reattach' (vip add/set/rm, carp set, config rollback)
+                     sync until 'carpctl sync set --reattach' (vip add/set/rm, carp set, config rollback,
+                     apply, diff)
   -h, --help         this help
 
-exit codes: 0 ok, 1 error from carpd or carpd unreachable, 2 bad command line`;
+exit codes: 0 ok, 1 error from carpd or carpd unreachable, 2 bad command line;
+  diff: 0 nothing would change, 2 something would, 1 any error, a bad command line included`;
 
 function entry(c: Command): string {
   const line = ["carpctl", ...c.words, c.synopsis].filter(Boolean).join(" ");

@@ -6,6 +6,8 @@ export interface CliIO {
   stderr: (s: string) => void;
   env: Record<string, string | undefined>;
   fetch?: typeof fetch;
+  /** All of standard input, for `-f -`. */
+  stdin?: () => Promise<string>;
 }
 
 /** Bad command line: exit 2. */

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import createClient from "openapi-fetch";
 import type { paths } from "../api/generated/carpd.js";
+import { applyCommands } from "./apply.js";
 import { parseStrict, redact, scanPositionals, secretsIn, str, type OptionSpecs } from "./args.js";
 import { carpCommands } from "./carp.js";
 import { clusterCommands } from "./cluster.js";
@@ -32,6 +33,7 @@ const commands: Command[] = [
   ...pfsyncCommands,
   ...syncCommands,
   ...configCommands,
+  ...applyCommands,
   ...tokenCommands,
 ];
 
@@ -121,6 +123,7 @@ function makeContext(io: CliIO, values: Values, cmd: Command): Ctx {
 export async function run(argv: string[], io: CliIO): Promise<number> {
   const secrets = secretsIn(argv);
   let noun: string | undefined;
+  let cmd: Command | undefined;
   try {
     const words = scanPositionals(argv, allOptions);
     noun = nouns(commands).includes(words[0]) ? words[0] : undefined;
@@ -132,16 +135,15 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       io.stderr(helpText(commands));
       return 2;
     }
-    const cmd = find(words);
+    cmd = find(words);
     const { values, positionals } = parseStrict(argv, cmd.options ?? {});
     const ctx = makeContext(io, values, cmd);
-    await cmd.run(ctx, positionals.slice(cmd.words.length), values);
-    return 0;
+    return (await cmd.run(ctx, positionals.slice(cmd.words.length), values)) ?? 0;
   } catch (err) {
     if (err instanceof UsageError) {
       const help = noun ? `carpctl ${noun} --help` : "carpctl --help";
       io.stderr(`carpctl: ${redact(err.message, secrets)}\nrun '${help}' for usage\n`);
-      return 2;
+      return cmd?.usageExit ?? 2;
     }
     if (err instanceof CliError) {
       io.stderr(`carpctl: ${err.message}\n`);

@@ -6,7 +6,6 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { parse } from 'yaml';
 import { writeFileAtomic } from '../config/atomic.js';
 import { DocumentError, readBootstrap } from '../config/document.js';
 import type { CarpService } from '../service/service.js';
@@ -34,6 +33,9 @@ export async function applyBootstrapFile(service: CarpService, file: string, sta
   const marker = path.join(stateDir, 'bootstrap.sha256');
   const applied = await fs.readFile(marker, 'utf8').catch(() => '');
   if (applied.trim() === digest) return 'unchanged';
+  // The YAML parser is loaded only for a file that changed: an unchanged one, the usual case at
+  // start, does not cost its memory.
+  const { parse } = await import('yaml');
   let raw: unknown;
   try {
     raw = parse(text);

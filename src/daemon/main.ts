@@ -101,7 +101,23 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger(opts.logLevel);
-  let daemon;
+  // The signal handlers go in before start-up: the "listening" line tells scripts that carpd
+  // is up, and a SIGTERM sent as soon as it appears must stop carpd gracefully, not kill it.
+  // A stop asked for during start-up is carried out once carpd is up.
+  let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
+  let stopAsked = false;
+  const stopDaemon = (d: NonNullable<typeof daemon>) => void d.stop().then(() => logger.flush?.());
+  process.on('SIGHUP', () => void daemon?.reload());
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(sig, () => {
+      setTimeout(() => {
+        logger.error({ event: 'stop.timeout' }, 'graceful stop took too long; exiting');
+        process.exit(1);
+      }, STOP_TIMEOUT_MS).unref();
+      if (daemon) stopDaemon(daemon);
+      else stopAsked = true;
+    });
+  }
   try {
     daemon = await startDaemon(opts, logger);
   } catch (e) {
@@ -113,17 +129,7 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const { stop, reload } = daemon;
-  process.on('SIGHUP', () => void reload());
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(sig, () => {
-      setTimeout(() => {
-        logger.error({ event: 'stop.timeout' }, 'graceful stop took too long; exiting');
-        process.exit(1);
-      }, STOP_TIMEOUT_MS).unref();
-      void stop().then(() => logger.flush?.());
-    });
-  }
+  if (stopAsked) stopDaemon(daemon);
 }
 
 await main();

@@ -187,8 +187,50 @@ export interface KernelBackend {
    */
   stats(): Promise<KernelStats>;
 
+  /**
+   * The steps, in order, as one batch: each step means what its method above means and fails
+   * with the same errors. All or nothing: when a step fails, every step of the batch already
+   * applied is taken back (vhids set back or removed, removed vhids created again with their
+   * parameters and addresses, moved addresses moved back, globals, maintenance and pfsync
+   * restored) before the promise rejects with a BatchError, which names the failed step and
+   * carries its KernelError's operation, errno and interface. Live states are not restored: a
+   * vhid created again starts from INIT. A failure of the undo itself is listed in
+   * BatchError.undoErrors; the backend then differs from its state before the batch until the
+   * next reconcile. Steps that do not depend on each other may reach the kernel together (one
+   * netlink send, ioctls back to back): that is what a batch is for. An empty batch does nothing.
+   */
+  apply(steps: readonly BackendStep[]): Promise<void>;
+
   /** Subscribes to vhid state changes; returns the unsubscribe function. */
   onStateChange(listener: (c: StateChange) => void): () => void;
+}
+
+/** One change of a batch (KernelBackend.apply): a single-step method of the contract, as data. */
+export type BackendStep =
+  | { op: 'vhid.set'; interface: string; vhid: number; params: VhidParams }
+  | { op: 'vhid.remove'; interface: string; vhid: number }
+  | { op: 'address.add'; interface: string; vhid: number; address: string }
+  | { op: 'address.remove'; interface: string; vhid: number; address: string }
+  | { op: 'carp.set'; globals: CarpGlobals }
+  | { op: 'maintenance.set'; enabled: boolean }
+  | { op: 'pfsync.set'; settings: PfsyncSettings };
+
+/**
+ * A batch that failed at `index` and was taken back. It is the failed step's KernelError (same
+ * operation, errno, interface and message), so whoever maps kernel errors maps this one too.
+ */
+export class BatchError extends KernelError {
+  constructor(
+    readonly index: number,
+    readonly step: BackendStep,
+    readonly failure: KernelError,
+    /** What the undo could not take back; empty when the backend is as it was before the batch. */
+    readonly undoErrors: KernelError[] = [],
+  ) {
+    super(failure.operation, failure.errno, failure.iface);
+    this.message = failure.message;
+    this.name = 'BatchError';
+  }
 }
 
 /** RFC 5798's defaults, used when a vrrpv3 vhid is set without them. */

@@ -19,9 +19,11 @@ import {
   type LiveVhid,
   type PfsyncLive,
   type PfsyncSettings,
+  type BackendStep,
   type StateChange,
   type VhidParams,
 } from './backend.js';
+import { applyStepwise } from './batch.js';
 import { systemClock, type Clock } from '../clock.js';
 import { effectiveSkew, masterDownMs } from '../engine/timing.js';
 import { vrrpMasterDownIntervalMs } from '../engine/vrrp.js';
@@ -52,6 +54,8 @@ export class MemoryBackend implements KernelBackend {
   private globals: CarpGlobals = { allow: true, preempt: false };
   private maintenance = false;
   private readonly pfsync: PfsyncModel;
+  /** During a batch: the state changes it caused, told to the listeners once it has ended. */
+  private held?: StateChange[];
 
   constructor(opts: MemoryBackendOptions = {}) {
     this.clock = opts.clock ?? systemClock;
@@ -204,6 +208,22 @@ export class MemoryBackend implements KernelBackend {
     };
   }
 
+  /**
+   * The single steps one after the other (each costs nothing here), taken back on a failure;
+   * the listeners hear the batch's state changes once it has ended.
+   */
+  async apply(steps: readonly BackendStep[]): Promise<void> {
+    if (this.held) return applyStepwise(this, steps);
+    this.held = [];
+    try {
+      await applyStepwise(this, steps);
+    } finally {
+      const held = this.held;
+      this.held = undefined;
+      for (const c of held) this.events.emit('state', c);
+    }
+  }
+
   onStateChange(listener: (c: StateChange) => void): () => void {
     this.events.on('state', listener);
     return () => this.events.off('state', listener);
@@ -241,6 +261,8 @@ export class MemoryBackend implements KernelBackend {
     v.state = state;
     v.since = at;
     v.reason = reason;
-    this.events.emit('state', { interface: v.interface, vhid: v.vhid, state, previous, reason, at } satisfies StateChange);
+    const c: StateChange = { interface: v.interface, vhid: v.vhid, state, previous, reason, at };
+    if (this.held) this.held.push(c);
+    else this.events.emit('state', c);
   }
 }

@@ -22,7 +22,7 @@
  * before the next send.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { NetlinkReply, NetlinkStream, type NlMessage } from '../wire/netlink.js';
+import { NLMSG_ERROR, NetlinkReply, NetlinkStream, decodeNlmsgerr, type NlMessage } from '../wire/netlink.js';
 import { KernelError } from './errno.js';
 
 /** The platform's calls and numbering; every failure is the platform's KernelError. */
@@ -65,6 +65,11 @@ export interface NetlinkOutcome {
 }
 
 const RECV_BUFFER_BYTES = 64 * 1024;
+/**
+ * requestMany(): bytes per send. Well under the socket buffers netlink gives a socket by
+ * default on FreeBSD and Linux, so that a send is taken whole and its acknowledgements fit.
+ */
+const BATCH_SEND_BYTES = 16 * 1024;
 /** request(): the wait after the n-th empty read in a row is min(n, this) ms. */
 const MAX_IDLE_WAIT_MS = 10;
 
@@ -99,6 +104,21 @@ export class NetlinkSocket {
   /** Sends `msg` (its nlmsg_seq from nextSeq()) and reads its reply, waiting on timers. */
   request(msg: Buffer, req: NetlinkRequest): Promise<NetlinkOutcome> {
     const run = this.chain.then(() => this.runAsync(msg, req));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Sends requests that each ask for an acknowledgement (NLM_F_ACK, their nlmsg_seq from
+   * nextSeq(), all different) as one batch: packed back to back into as few sends as
+   * `sendBytes` allows, then every acknowledgement read. The kernel handles each message of a
+   * send on its own and acknowledges each (FreeBSD netlink_io.c nl_process_nbuf: "an incoming
+   * packet, which can contain multiple netlink messages"; Linux netlink_rcv_skb likewise), and a
+   * failed one does not stop the messages after it. Answers, for each request in order,
+   * undefined when it was acknowledged or the KernelError of its errno.
+   */
+  requestMany(msgs: readonly Buffer[], req: NetlinkRequest & { sendBytes?: number }): Promise<(KernelError | undefined)[]> {
+    const run = this.chain.then(() => this.runManyAsync(msgs, req));
     this.chain = run.catch(() => undefined);
     return run;
   }
@@ -138,6 +158,67 @@ export class NetlinkSocket {
     } finally {
       this.inFlight = false;
     }
+  }
+
+  private async runManyAsync(msgs: readonly Buffer[], req: NetlinkRequest & { sendBytes?: number }): Promise<(KernelError | undefined)[]> {
+    this.inFlight = true;
+    try {
+      const exchange = this.exchangeMany(msgs, req);
+      for (;;) {
+        const step = exchange.next();
+        if (step.done) return step.value;
+        const idle = step.value;
+        if (idle > this.idleReads) throw KernelError.of('ETIMEDOUT', req.operation, req.iface, `acknowledgements missing after ${this.idleReads} empty reads`);
+        await sleep(Math.min(idle, MAX_IDLE_WAIT_MS));
+      }
+    } finally {
+      this.inFlight = false;
+    }
+  }
+
+  /**
+   * The batch: sends of at most `sendBytes` (whole messages; a larger message goes alone), each
+   * followed by a read of whatever is already queued, so that acknowledgements never pile up in
+   * the kernel's receive buffer; then reads until every request is acknowledged.
+   */
+  private *exchangeMany(msgs: readonly Buffer[], req: NetlinkRequest & { sendBytes?: number }): Generator<number, (KernelError | undefined)[], void> {
+    if (this.closed) throw KernelError.of('EBADF', req.operation, req.iface, 'the netlink socket is closed');
+    if (this.stale) while ((this.recvNow(req) ?? 0) > 0);
+    this.stale = true;
+    const limit = req.sendBytes ?? BATCH_SEND_BYTES;
+    const index = new Map<number, number>();
+    msgs.forEach((m, i) => index.set(m.readUInt32LE(8), i));
+    const results: (KernelError | undefined)[] = new Array(msgs.length).fill(undefined);
+    let pending = msgs.length;
+    const stream = new NetlinkStream();
+    const readQueued = (): boolean => {
+      const n = this.recvNow(req);
+      if (n === undefined || n === 0) return false;
+      for (const m of stream.push(this.buf.subarray(0, n))) {
+        if (m.type !== NLMSG_ERROR) continue;
+        const i = index.get(m.seq);
+        if (i === undefined) continue; // the reply to an earlier request that was given up on
+        index.delete(m.seq);
+        pending--;
+        const e = decodeNlmsgerr(m);
+        if (e.errno !== 0) results[i] = this.platform.replyError(e.errno, req.operation, req.iface, e.message);
+      }
+      return true;
+    };
+    for (let start = 0; start < msgs.length; ) {
+      let end = start + 1;
+      let bytes = msgs[start].length;
+      while (end < msgs.length && bytes + msgs[end].length <= limit) bytes += msgs[end++].length;
+      this.platform.send(this.fd, end - start === 1 ? msgs[start] : Buffer.concat(msgs.slice(start, end), bytes), req.operation, req.iface);
+      start = end;
+      while (readQueued());
+    }
+    for (let idle = 0; pending > 0; ) {
+      if (readQueued()) idle = 0;
+      else yield ++idle;
+    }
+    this.stale = stream.pendingBytes > 0;
+    return results;
   }
 
   private recvNow(req: NetlinkRequest): number | undefined {

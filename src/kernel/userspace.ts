@@ -25,9 +25,11 @@ import {
   type LiveVhid,
   type PfsyncLive,
   type PfsyncSettings,
+  type BackendStep,
   type StateChange,
   type VhidParams,
 } from './backend.js';
+import { applyStepwise } from './batch.js';
 import { systemClock, type Clock } from '../clock.js';
 import { KernelError } from './errno.js';
 import { PfsyncModel } from './pfsync-model.js';
@@ -74,6 +76,8 @@ export abstract class UserspaceBackend implements KernelBackend {
   protected globals: CarpGlobals = { allow: true, preempt: false };
   private maintenance = false;
   private readonly pfsync: PfsyncModel;
+  /** During a batch: the state changes it caused, told to the listeners once it has ended. */
+  private held?: StateChange[];
 
   constructor(opts: UserspaceBackendOptions) {
     this.name = opts.name;
@@ -287,6 +291,23 @@ export abstract class UserspaceBackend implements KernelBackend {
   /** pfsync's counters, or undefined where the node has no pfsync. */
   protected abstract pfsyncStats(): KernelStats['pfsync'];
 
+  /**
+   * The single steps one after the other (each is a change of the engine's configuration in
+   * memory), taken back on a failure; the listeners hear the batch's state changes once it has
+   * ended, so a batch of many vhids is one evaluation for them.
+   */
+  async apply(steps: readonly BackendStep[]): Promise<void> {
+    if (this.held) return applyStepwise(this, steps);
+    this.held = [];
+    try {
+      await applyStepwise(this, steps);
+    } finally {
+      const held = this.held;
+      this.held = undefined;
+      for (const c of held) this.events.emit('state', c);
+    }
+  }
+
   onStateChange(listener: (c: StateChange) => void): () => void {
     this.events.on('state', listener);
     return () => this.events.off('state', listener);
@@ -294,7 +315,8 @@ export abstract class UserspaceBackend implements KernelBackend {
 
   private onTransition(e: TransitionEvent): void {
     const c: StateChange = { interface: e.iface, vhid: e.vhid, state: e.to, previous: e.from, reason: e.reason, at: new Date(e.atMs) };
-    this.events.emit('state', c);
+    if (this.held) this.held.push(c);
+    else this.events.emit('state', c);
   }
 
   private onVips(e: VipEvent): void {

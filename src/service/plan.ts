@@ -1,40 +1,14 @@
 /**
- * Planning (pure): the backend steps that turn one live snapshot into another. The same
- * function plans a change (target = desired state) and its undo (target = the snapshot taken
- * before the change), so a half-applied change is rolled back with the machinery that made it.
- *
- * Order matters to the kernel: a vhid must exist before its addresses (carp(4) answers
- * ENOPROTOOPT/ENOENT otherwise), and removing a vhid's last address removes the vhid. The
- * planner simulates that as it goes, so it never asks for an address on a vhid it just lost.
- * A vhid's protocol (carp, vrrpv3) cannot change in place either: a change of protocol removes
- * the vhid and creates it again, its addresses re-added after it.
+ * Planning a change (pure): the target a desired state gives the backend, the target of one
+ * change, and steps in words. The planner itself (kernel/plan.ts) turns one live snapshot into
+ * another: vhids before their addresses, additions before removals, protocol changes as a new vhid.
  */
 import { cidrOf } from '../config/cidr-cache.js';
 import { VIP_DEFAULTS, type DesiredState, type VipConfig } from '../config/model.js';
-import type { CarpGlobals, PfsyncSettings, VhidParams } from '../kernel/backend.js';
+import type { CarpGlobals, PfsyncSettings } from '../kernel/backend.js';
+import { plan, protocolOf, type Snapshot, type SnapshotVhid, type Step } from '../kernel/plan.js';
 
-export interface SnapshotVhid {
-  interface: string;
-  vhid: number;
-  params: VhidParams;
-  addresses: string[];
-}
-
-export interface Snapshot {
-  vhids: SnapshotVhid[];
-  carp: CarpGlobals;
-  maintenance: boolean;
-  pfsync: PfsyncSettings;
-}
-
-export type Step =
-  | { op: 'vhid.set'; interface: string; vhid: number; params: VhidParams; create: boolean }
-  | { op: 'vhid.remove'; interface: string; vhid: number; reason?: string }
-  | { op: 'address.add'; interface: string; vhid: number; address: string }
-  | { op: 'address.remove'; interface: string; vhid: number; address: string }
-  | { op: 'carp.set'; globals: CarpGlobals }
-  | { op: 'maintenance.set'; enabled: boolean }
-  | { op: 'pfsync.set'; settings: PfsyncSettings };
+export { plan, protocolOf, type Snapshot, type SnapshotVhid, type Step };
 
 /** What the backend should look like for one VIP. */
 export function vhidTarget(v: VipConfig): SnapshotVhid {
@@ -74,103 +48,6 @@ export function targetOf(s: DesiredState): Snapshot {
 
 const keyOf = (v: { interface: string; vhid: number }) => `${v.interface}/${v.vhid}`;
 const addr = (cidr: string) => cidrOf(cidr)?.address ?? cidr;
-
-export const protocolOf = (p: VhidParams) => p.protocol ?? 'carp';
-
-function sameParams(a: VhidParams, b: VhidParams): boolean {
-  if (protocolOf(a) !== protocolOf(b)) return false;
-  // The VRRP fields of a carp vhid mean nothing (a kernel may still report them).
-  if (protocolOf(a) === 'vrrpv3' && (a.vrrpPriority !== b.vrrpPriority || a.vrrpIntervalCs !== b.vrrpIntervalCs)) return false;
-  return a.advbaseSec === b.advbaseSec && a.advskew === b.advskew && a.key === b.key && a.peer === b.peer && a.peer6 === b.peer6;
-}
-
-function samePfsync(a: PfsyncSettings, b: PfsyncSettings): boolean {
-  if (a.syncdev === undefined && b.syncdev === undefined) return true; // detached: the rest is inert
-  return a.syncdev === b.syncdev && a.syncpeer === b.syncpeer && a.maxupd === b.maxupd && a.defer === b.defer && a.version === b.version;
-}
-
-export function plan(target: Snapshot, live: Snapshot): Step[] {
-  const steps: Step[] = [];
-  // The simulated kernel: vhid key -> { params, addresses }.
-  const sim = new Map(live.vhids.map((v) => [keyOf(v), { params: v.params, addresses: [...v.addresses] }]));
-  const wanted = new Map(target.vhids.map((v) => [keyOf(v), v]));
-  const holder = (iface: string, address: string): string | undefined => {
-    for (const [k, v] of sim) if (k.startsWith(`${iface}/`) && v.addresses.some((a) => addr(a) === addr(address))) return k;
-    return undefined;
-  };
-  const setVhid = (t: SnapshotVhid) => {
-    let cur = sim.get(keyOf(t));
-    if (cur && sameParams(cur.params, t.params)) return;
-    if (cur && protocolOf(cur.params) !== protocolOf(t.params)) {
-      // The backend refuses a protocol change in place (EINVAL): recreate the vhid.
-      const reason = `its protocol changes from ${protocolOf(cur.params)} to ${protocolOf(t.params)}, which needs a new vhid`;
-      steps.push({ op: 'vhid.remove', interface: t.interface, vhid: t.vhid, reason });
-      sim.delete(keyOf(t));
-      cur = undefined;
-    }
-    steps.push({ op: 'vhid.set', interface: t.interface, vhid: t.vhid, params: t.params, create: !cur });
-    if (cur) cur.params = t.params;
-    else sim.set(keyOf(t), { params: t.params, addresses: [] });
-  };
-  const has = (k: string, a: string) => sim.get(k)?.addresses.some((x) => x === a) ?? false;
-
-  // 0. Entering maintenance comes first, so no vhid created below is ever advertised undemoted.
-  if (target.maintenance && !live.maintenance) steps.push({ op: 'maintenance.set', enabled: true });
-  // 1. Create or update the vhids, then add the addresses nobody else holds.
-  for (const t of target.vhids) setVhid(t);
-  const deferred: SnapshotVhid[] = [];
-  for (const t of target.vhids) {
-    for (const a of t.addresses) {
-      if (has(keyOf(t), a)) continue;
-      const h = holder(t.interface, a);
-      if (h !== undefined && h !== keyOf(t)) {
-        deferred.push(t);
-        continue;
-      }
-      if (h === keyOf(t)) {
-        // Same address, other prefix length: replace it.
-        const cur = sim.get(h)!;
-        const old = cur.addresses.find((x) => addr(x) === addr(a))!;
-        steps.push({ op: 'address.add', interface: t.interface, vhid: t.vhid, address: a });
-        cur.addresses = cur.addresses.filter((x) => x !== old).concat(a);
-        continue;
-      }
-      steps.push({ op: 'address.add', interface: t.interface, vhid: t.vhid, address: a });
-      sim.get(keyOf(t))!.addresses.push(a);
-    }
-  }
-  // 2. Remove what should not be there; vhids that are not wanted go whole.
-  for (const [k, cur] of [...sim]) {
-    const [iface, vhidText] = [k.slice(0, k.lastIndexOf('/')), k.slice(k.lastIndexOf('/') + 1)];
-    const vhid = Number(vhidText);
-    const t = wanted.get(k);
-    if (!t) {
-      steps.push({ op: 'vhid.remove', interface: iface, vhid });
-      sim.delete(k);
-      continue;
-    }
-    for (const a of [...cur.addresses]) {
-      if (t.addresses.includes(a)) continue;
-      steps.push({ op: 'address.remove', interface: iface, vhid, address: a });
-      cur.addresses = cur.addresses.filter((x) => x !== a);
-      if (cur.addresses.length === 0) sim.delete(k);
-    }
-  }
-  // 3. Addresses that had to leave another vhid first; recreate a vhid that emptied on the way.
-  for (const t of deferred) {
-    setVhid(t);
-    for (const a of t.addresses) {
-      if (has(keyOf(t), a)) continue;
-      steps.push({ op: 'address.add', interface: t.interface, vhid: t.vhid, address: a });
-      sim.get(keyOf(t))!.addresses.push(a);
-    }
-  }
-  // 4. Globals.
-  if (target.carp.allow !== live.carp.allow || target.carp.preempt !== live.carp.preempt) steps.push({ op: 'carp.set', globals: target.carp });
-  if (!target.maintenance && live.maintenance) steps.push({ op: 'maintenance.set', enabled: false });
-  if (!samePfsync(target.pfsync, live.pfsync)) steps.push({ op: 'pfsync.set', settings: target.pfsync });
-  return steps;
-}
 
 /**
  * The target for one change: what the change touches comes from the new desired state, what

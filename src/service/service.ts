@@ -10,14 +10,15 @@
  * journal append and one fsync for every change that queued meanwhile); a group that cannot
  * be stored is undone in the backend, newest change first, and each of its changes fails.
  */
+import * as nodeCrypto from 'node:crypto';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CarpdError, fromProblems } from '../errors.js';
-import type { DesiredState, PfsyncConfig, Role, TokenRecord, VipConfig } from '../config/model.js';
+import { sameContent, type DesiredState, type PfsyncConfig, type Role, type TokenRecord, type VipConfig } from '../config/model.js';
 import type { ConfigStore, RevisionMeta } from '../config/store.js';
 import { checkChange, VipIndex } from '../config/validate.js';
 import { diffStates, draftOf, settle, type StateDiff } from '../config/change.js';
-import type { KernelBackend, KernelStats, LiveVhid, PfsyncLive, StateChange, VhidParams } from '../kernel/backend.js';
+import { BatchError, type KernelBackend, type KernelStats, type LiveVhid, type PfsyncLive, type StateChange, type VhidParams } from '../kernel/backend.js';
 import { effectiveSkew } from '../engine/timing.js';
 import { KernelError } from '../kernel/errno.js';
 import { changeScope, describeStep, plan, targetOf, type Snapshot, type Step } from './plan.js';
@@ -26,6 +27,10 @@ import { SerialQueue } from './queue.js';
 import { describeChanges } from './changes.js';
 import { managedChangesOf } from '../config/managed.js';
 import { LIVE_MAX_AGE_MS, LiveCache } from './live-cache.js';
+import { declaredState, type DeclaredConfig } from './apply.js';
+import { vipNotFound } from './vips.js';
+
+export { vipNotFound };
 
 const STATUS_MAX_AGE_MS = 1000;
 
@@ -65,8 +70,12 @@ export interface AuthContext {
   role: Role;
 }
 
+// Every API request hashes its token: crypto.hash (Node 20.12 and later) does it in a quarter
+// of createHash's time; earlier Node 20 releases lack it.
+const oneShotHash = (nodeCrypto as { hash?: typeof nodeCrypto.hash }).hash;
+
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
+  return oneShotHash ? oneShotHash('sha256', token, 'hex') : createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
 export function newTokenSecret(): string {
@@ -119,6 +128,7 @@ export class CarpService {
   /** Bumped on every live change carpd knows of; a cached status older than that is stale. */
   private generation = 0;
   private statusCache?: { generation: number; at: number; value: Awaited<ReturnType<CarpService['assembleStatus']>> };
+  private statusPending?: { generation: number; value: ReturnType<CarpService['assembleStatus']> };
   /** The live state as planning sees it; undefined: read the backend at the next change. */
   private live?: LiveCache;
   /** Indexes of the head revision's VIPs, for validating a change. */
@@ -361,6 +371,35 @@ export class CarpService {
     return this.vipIndex.index;
   }
 
+  /**
+   * PUT /v1/config: the whole desired state a document declares (apply.ts), as one change of
+   * the serialized path: one revision, one backend batch, one commit (so one sync push). A
+   * document that declares the state in force changes nothing and is answered at once: no
+   * revision, and the backend is not asked anything, not even read (mutate reads the live state
+   * before it plans, which such a document does not need).
+   */
+  async applyDocument(opts: MutationOptions, doc: DeclaredConfig): Promise<MutationOutcome<{ changes: number }>> {
+    try {
+      return await this.mutate(
+        opts,
+        (r) => `apply a declared desired state (${r.changes} change${r.changes === 1 ? '' : 's'})`,
+        (draft) => {
+          const next = declaredState(draft, doc);
+          if (sameContent(draft, next)) throw new Unchanged(draft);
+          const changes = describeChanges(draft, next).length;
+          draft.vips = next.vips;
+          draft.carp = next.carp;
+          draft.pfsync = next.pfsync;
+          return { changes };
+        },
+      );
+    } catch (e) {
+      if (!(e instanceof Unchanged)) throw e;
+      if (opts.dryRun) return { kind: 'plan', plan: { dryRun: true, fromRevision: e.state.revision, changes: [], steps: [] } };
+      return { kind: 'done', state: e.state, result: { changes: 0 }, changed: false };
+    }
+  }
+
   /** Called after every committed revision (config sync pushes from here); returns the unsubscribe function. */
   onCommit(listener: (state: DesiredState, origin: 'api' | 'sync') => void): () => void {
     this.commitListeners.add(listener);
@@ -447,12 +486,28 @@ export class CarpService {
    */
   async status() {
     const now = Date.now();
-    const c = this.statusCache;
-    if (c && c.generation === this.generation && now - c.at < STATUS_MAX_AGE_MS) return c.value;
+    const fresh = this.freshStatus(now);
+    if (fresh) return fresh;
+    // Callers that find the cache stale together share one assembly (and so one object, whose
+    // API body is then built once), unless something changed since it started.
     const generation = this.generation;
-    const value = await this.assembleStatus();
-    this.statusCache = { generation, at: now, value };
-    return value;
+    if (this.statusPending?.generation === generation) return this.statusPending.value;
+    const value = this.assembleStatus();
+    const pending = { generation, value };
+    this.statusPending = pending;
+    try {
+      const done = await value;
+      this.statusCache = { generation, at: now, value: done };
+      return done;
+    } finally {
+      if (this.statusPending === pending) this.statusPending = undefined;
+    }
+  }
+
+  /** The status status() would hand out now, when that needs no assembly; otherwise undefined. */
+  freshStatus(now = Date.now()) {
+    const c = this.statusCache;
+    return c && c.generation === this.generation && now - c.at < STATUS_MAX_AGE_MS ? c.value : undefined;
   }
 
   private async assembleStatus() {
@@ -517,30 +572,33 @@ export class CarpService {
   }
 
   /**
-   * Applies the steps; on a failure, plans back to `before` and applies that, then throws
-   * the first failure in API terms.
+   * Applies the steps as one backend batch, which takes itself back when a step fails (the
+   * contract's apply); the failure is answered in API terms, naming the step. Should the
+   * backend report that it could not take everything back, carpd plans back to `before` once
+   * more (the reconciler's repair, at once).
    */
   private async applyWithUndo(steps: Step[], before?: Snapshot): Promise<void> {
     if (steps.length === 0) return;
-    const start = before ?? (await this.snapshot());
-    for (const [i, step] of steps.entries()) {
-      try {
-        await this.applyStep(step);
-      } catch (e) {
-        const d = describeStep(step);
-        this.logger.warn({ event: 'apply.failed', step: i + 1, of: steps.length, op: d.op, target: d.target, err: e instanceof Error ? e.message : String(e) }, `step ${i + 1}/${steps.length} (${d.op} ${d.target}) failed; undoing ${i} applied steps`);
-        try {
-          const undo = plan(start, await this.snapshot());
-          for (const u of undo) await this.applyStep(u);
-        } catch (undoError) {
-          this.logger.error({ event: 'undo.failed', err: String(undoError) }, 'undo failed; the backend differs from the stored configuration until the next reconcile');
+    try {
+      await this.backend.apply(steps);
+    } catch (e) {
+      const failed = e instanceof BatchError ? steps[e.index] : undefined;
+      const d = failed ? describeStep(failed) : undefined;
+      const where = e instanceof BatchError && d ? `step ${e.index + 1}/${steps.length} (${d.op} ${d.target})` : `a batch of ${steps.length} steps`;
+      this.logger.warn({ event: 'apply.failed', step: e instanceof BatchError ? e.index + 1 : undefined, of: steps.length, op: d?.op, target: d?.target, err: e instanceof Error ? e.message : String(e) }, `${where} failed; the backend took the batch back`);
+      if (e instanceof BatchError && e.undoErrors.length > 0) {
+        this.logger.error({ event: 'undo.failed', err: e.undoErrors.map(String) }, 'the backend could not take the whole batch back; planning back to the state before it');
+        if (before) {
+          await this.snapshot()
+            .then((now) => this.backend.apply(plan(before, now)))
+            .catch((undoError: unknown) => this.logger.error({ event: 'undo.failed', err: String(undoError) }, 'undo failed; the backend differs from the stored configuration until the next reconcile'));
         }
-        const err = e instanceof KernelError ? fromKernelError(e) : e;
-        if (err instanceof CarpdError && e instanceof KernelError && err.code === 'CARPD_ERR_KERNEL') {
-          throw new CarpdError(err.code, `${d.target}: ${err.message}`, { kernel: err.kernel });
-        }
-        throw err;
       }
+      const err = e instanceof KernelError ? fromKernelError(e) : e;
+      if (err instanceof CarpdError && e instanceof KernelError && err.code === 'CARPD_ERR_KERNEL' && d) {
+        throw new CarpdError(err.code, `${d.target}: ${err.message}`, { kernel: err.kernel });
+      }
+      throw err;
     }
   }
 
@@ -572,6 +630,10 @@ function paramsOf(v: LiveVhid): VhidParams {
   return p;
 }
 
-export function vipNotFound(iface: string, vhid: number): CarpdError {
-  return new CarpdError('CARPD_ERR_VIP_NOT_FOUND', `no VIP with vhid ${vhid} on ${iface}; list them with GET /v1/vips`);
+/** A document that declares the desired state in force: nothing to do (applyDocument). */
+class Unchanged extends Error {
+  constructor(readonly state: DesiredState) {
+    super('the declared desired state is the one in force');
+  }
 }
+

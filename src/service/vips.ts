@@ -3,7 +3,6 @@ import { CarpdError, fromProblems } from '../errors.js';
 import { canonicalCidr, canonicalIp } from '../wire/address.js';
 import { VIP_DEFAULTS, findVip, type DesiredState, type VipConfig, type VipMode, type VipProtocol } from '../config/model.js';
 import { carpTimingRefused, checkVip, type Problem } from '../config/validate.js';
-import { vipNotFound } from './service.js';
 
 /** A VIP as the API takes it. `null` removes an optional field (PATCH) or the password (PUT). */
 export interface VipInput {
@@ -55,7 +54,12 @@ function setVrrp(v: VipConfig, priority: number | undefined, interval: number | 
   else delete v.vrrpInterval;
 }
 
-function build(iface: string, vhid: number, input: VipInput, keepPassword?: string): VipConfig {
+/**
+ * A VIP from the API's fields: every field not given takes its default, the password is kept
+ * when not given (`null` removes it). The request-only rule (no carp timing with vrrpv3) is the
+ * caller's: `build` throws it, a whole document collects it with the others.
+ */
+export function assembleVip(iface: string, vhid: number, input: VipInput, keepPassword?: string): VipConfig {
   const v: VipConfig = {
     interface: iface,
     vhid,
@@ -72,6 +76,11 @@ function build(iface: string, vhid: number, input: VipInput, keepPassword?: stri
   if (password !== undefined) v.password = password;
   if (input.peer != null) v.peer = ip(input.peer);
   if (input.peer6 != null) v.peer6 = ip(input.peer6);
+  return v;
+}
+
+function build(iface: string, vhid: number, input: VipInput, keepPassword?: string): VipConfig {
+  const v = assembleVip(iface, vhid, input, keepPassword);
   refuseCarpTiming(v, input);
   return v;
 }
@@ -140,4 +149,8 @@ export function deleteVip(draft: DesiredState, iface: string, vhid: number): Vip
   const i = draft.vips.findIndex((v) => v.interface === iface && v.vhid === vhid);
   if (i < 0) throw vipNotFound(iface, vhid);
   return draft.vips.splice(i, 1)[0];
+}
+
+export function vipNotFound(iface: string, vhid: number): CarpdError {
+  return new CarpdError('CARPD_ERR_VIP_NOT_FOUND', `no VIP with vhid ${vhid} on ${iface}; list them with GET /v1/vips`);
 }

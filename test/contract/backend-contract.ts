@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { KernelBackend } from '../../src/kernel/backend.js';
+import { BatchError, type BackendStep, type KernelBackend } from '../../src/kernel/backend.js';
 import { KernelError } from '../../src/kernel/errno.js';
 
 export interface ContractEnv {
@@ -15,6 +15,18 @@ export interface ContractEnv {
 }
 
 const P = { advbaseSec: 1, advskew: 0 };
+
+/** What a batch may change, without the live states a batch's undo does not restore; addresses as sets. */
+async function configured(b: KernelBackend) {
+  const g = await b.getCarpGlobals();
+  const { running: _r, bulkUpdateDone: _d, ...pfsync } = await b.getPfsync();
+  return {
+    vhids: (await b.listVhids()).map(({ since: _s, reason: _why, state: _st, ...v }) => ({ ...v, addresses: [...v.addresses].sort() })),
+    carp: { allow: g.allow, preempt: g.preempt, demotion: g.demotion },
+    maintenance: await b.getMaintenance(),
+    pfsync,
+  };
+}
 
 async function rejectsWith(p: Promise<unknown>, errnoName: string, iface?: string): Promise<void> {
   await assert.rejects(p, (e: unknown) => {
@@ -179,6 +191,82 @@ export function backendContract(name: string, make: () => Promise<ContractEnv>):
     }
     off();
     assert.ok(seen.some((s) => s.startsWith('5:BACKUP->MASTER:') && s.length > 'x:BACKUP->MASTER:'.length + 2), seen.join('\n'));
+  });
+
+  withEnv('a batch applies every step, in order, and an empty batch changes nothing', async ({ backend: b }) => {
+    await b.apply([]);
+    assert.deepEqual((await configured(b)).vhids, []);
+    const steps: BackendStep[] = [
+      { op: 'vhid.set', interface: 'em0', vhid: 1, params: { ...P, advskew: 10, key: 'one' } },
+      { op: 'address.add', interface: 'em0', vhid: 1, address: '192.0.2.1/24' },
+      { op: 'vhid.set', interface: 'em1', vhid: 2, params: P },
+      { op: 'address.add', interface: 'em1', vhid: 2, address: '198.51.100.2/24' },
+      { op: 'address.add', interface: 'em1', vhid: 2, address: '2001:db8::2/64' },
+      { op: 'carp.set', globals: { allow: true, preempt: true } },
+      { op: 'maintenance.set', enabled: true },
+      { op: 'pfsync.set', settings: { syncdev: 'em1', maxupd: 64, defer: true, version: 1301 } },
+    ];
+    await b.apply(steps);
+    const after = await configured(b);
+    assert.deepEqual(after.vhids.map((v) => [v.interface, v.vhid, v.advskew, v.key, v.addresses]), [
+      ['em0', 1, 10, 'one', ['192.0.2.1/24']],
+      ['em1', 2, 0, undefined, ['198.51.100.2/24', '2001:db8::2/64']],
+    ]);
+    assert.deepEqual([after.carp.preempt, after.maintenance, after.pfsync.syncdev, after.pfsync.maxupd], [true, true, 'em1', 64]);
+    // Moving an address between vhids and removing a vhid, in one batch.
+    await b.apply([
+      { op: 'address.add', interface: 'em0', vhid: 1, address: '192.0.2.11/24' },
+      { op: 'vhid.set', interface: 'em0', vhid: 3, params: P },
+      { op: 'address.add', interface: 'em0', vhid: 3, address: '192.0.2.1/24' },
+      { op: 'vhid.remove', interface: 'em1', vhid: 2 },
+    ]);
+    assert.deepEqual((await configured(b)).vhids.map((v) => [v.interface, v.vhid, v.addresses]), [
+      ['em0', 1, ['192.0.2.11/24']],
+      ['em0', 3, ['192.0.2.1/24']],
+    ]);
+  });
+
+  withEnv('a batch that fails in the middle is taken back entirely, and the steps after the failure are not made', async ({ backend: b }) => {
+    await b.setVhid('em0', 3, { ...P, advskew: 10, key: 'three' });
+    await b.addAddress('em0', 3, '192.0.2.3/24');
+    await b.setVhid('em0', 5, { ...P, advskew: 20, key: 'five' });
+    await b.addAddress('em0', 5, '192.0.2.5/24');
+    await b.addAddress('em0', 5, '192.0.2.55/24');
+    await b.setPfsync({ syncdev: 'em1', maxupd: 32, defer: false, version: 1301 });
+    const before = await configured(b);
+    const applied: BackendStep[] = [
+      { op: 'maintenance.set', enabled: true },
+      { op: 'vhid.set', interface: 'em0', vhid: 3, params: { ...P, advskew: 50, key: 'three' } },
+      { op: 'address.add', interface: 'em0', vhid: 3, address: '192.0.2.33/24' },
+      { op: 'address.remove', interface: 'em0', vhid: 3, address: '192.0.2.3/24' },
+      { op: 'vhid.set', interface: 'em1', vhid: 4, params: P },
+      { op: 'address.add', interface: 'em1', vhid: 4, address: '198.51.100.4/24' },
+      { op: 'address.add', interface: 'em0', vhid: 3, address: '192.0.2.55/24' },
+      { op: 'vhid.remove', interface: 'em0', vhid: 5 },
+      { op: 'carp.set', globals: { allow: true, preempt: !before.carp.preempt } },
+      { op: 'pfsync.set', settings: { syncdev: 'em0', maxupd: 200, defer: true, version: 1301 } },
+    ];
+    // Refused by the kernel itself: em1 has vhids, not this one (ENOENT).
+    const failing: BackendStep = { op: 'address.add', interface: 'em1', vhid: 99, address: '198.51.100.99/24' };
+    const later: BackendStep = { op: 'vhid.set', interface: 'em0', vhid: 7, params: P };
+    await assert.rejects(b.apply([...applied, failing, later]), (e: unknown) => {
+      assert.ok(e instanceof BatchError, `expected BatchError, got ${String(e)}`);
+      assert.equal(e.index, applied.length);
+      assert.equal(e.errnoName, 'ENOENT', e.message);
+      assert.equal(e.iface, 'em1');
+      assert.deepEqual(e.undoErrors, []);
+      return true;
+    });
+    assert.deepEqual(await configured(b), before);
+
+    // Refused before any kernel call (advskew out of range): the same outcome.
+    await assert.rejects(b.apply([applied[1], applied[2], { op: 'vhid.set', interface: 'em0', vhid: 8, params: { ...P, advskew: 255 } }]), (e: unknown) => {
+      assert.ok(e instanceof BatchError);
+      assert.equal(e.index, 2);
+      assert.equal(e.errnoName, 'EINVAL');
+      return true;
+    });
+    assert.deepEqual(await configured(b), before);
   });
 
   withEnv('pfsync settings round-trip and report running', async ({ backend: b }) => {

@@ -1,8 +1,8 @@
 /**
  * Checks any HTTP response against openapi/carpd.yaml: the operation is found from the method
  * and path, the response object from the status (or `default`), and the body is validated
- * with JSON Schema 2020-12 (OpenAPI 3.1's dialect). Independent of express-openapi-validator,
- * so a gap in one is caught by the other.
+ * with JSON Schema 2020-12 (OpenAPI 3.1's dialect). Independent of src/api/validator.ts (its own
+ * Ajv instance, operation lookup and choice of response), so a gap in one is caught by the other.
  */
 import assert from 'node:assert/strict';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -63,6 +63,14 @@ export function assertMatchesSpec(method: string, url: string, res: ResponseLike
   }
   assert.ok(ctype in response.content, `${method} ${t.path} ${res.status}: content type "${ctype}" is not documented (${Object.keys(response.content).join(', ')})`);
   validate(`${ref}/content/${pointer(ctype)}/schema`, res.body, `${method} ${url} -> ${res.status}`);
+}
+
+/** Asserts that `body` is a JSON request body the spec accepts for `method path` (the path as the spec spells it). */
+export function assertRequestMatchesSpec(method: string, path: string, body: unknown): void {
+  const m = method.toLowerCase();
+  const op = (spec.paths as Json)[path]?.[m] as Json | undefined;
+  assert.ok(op?.requestBody, `${method} ${path} takes no request body in the spec`);
+  validate(`#/paths/${pointer(path)}/${m}/requestBody/content/application~1json/schema`, body, `${method} ${path} request body`);
 }
 
 function resolve(ref: string): Json {

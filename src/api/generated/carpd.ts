@@ -31,6 +31,8 @@ export interface paths {
         /**
          * Live state of this node.
          * @description Node, backend and its capabilities, CARP globals, demotion, every vhid's live state with the time and reason of its last change, pfsync, maintenance.
+         *
+         *     The body is built once per change of the live or desired state (live state carpd does not hear of, such as an `ifconfig` by hand, within a second). Its `ETag` is a hash of its bytes: send it back in `If-None-Match` and the answer is 304 without a body until something changes.
          */
         get: operations["getStatus"];
         put?: never;
@@ -213,7 +215,36 @@ export interface paths {
         };
         /** The whole desired state, secrets redacted. */
         get: operations["getConfig"];
-        put?: never;
+        /**
+         * Declare the whole desired state (VIPs, CARP globals, pfsync) and apply it as one revision.
+         * @description Takes the document `GET /v1/config` answers, so that one can be edited and sent back, or
+         *     written by hand or by automation, and makes this node's desired state equal to it as
+         *     **one** change: one revision, one backend batch (undone entirely if a step fails), one
+         *     config-sync push. The same document sent again is a no-op: `200`, the same `ETag`, no
+         *     new revision, and the backend is not touched.
+         *
+         *     * `vips` is the complete list: a VIP not listed is removed. Each VIP is replaced as
+         *       `PUT /v1/vips/{interface}/{vhid}` replaces one: a field not given takes its default,
+         *       except `password`, which is write-only and stays as stored when absent; `null`
+         *       removes it. `hasPassword` (as GET shows it) is checked against the outcome and refused
+         *       with 422 when it disagrees, so that a document copied from another node cannot drop or
+         *       invent a password silently.
+         *     * `carp` and `pfsync`: a section not given stays as it is; a section given is replaced,
+         *       its fields not given taking their defaults (`enabled`/`preempt` true; `maxupd` 128,
+         *       `defer` false, `version` 1400), except `carp.maintenance`, which stays as it is when
+         *       absent.
+         *     * `schemaVersion` must be 1 when given. `revision` and `updatedAt` are server-owned:
+         *       accepted and ignored (use `If-Match` for concurrency). `api` (the tokens, as GET shows
+         *       them) is accepted and ignored: tokens change through `/v1/tokens` only.
+         *     * The config-sync section is not part of the document: `PATCH /v1/sync` changes it.
+         *
+         *     Every problem of the document is reported at once (422 or 409), each in `errors[]` with
+         *     a JSON pointer into the document (`/vips/2/addresses/0`), and nothing is stored. On a
+         *     sync secondary, a document that changes objects the primary manages is refused with 409
+         *     `CARPD_ERR_SYNC_MANAGED` unless `force=true`; per-node values (maintenance, pfsync,
+         *     `nosync` VIPs, and the synced VIPs as this node holds them) need no force.
+         */
+        put: operations["applyConfig"];
         post?: never;
         delete?: never;
         options?: never;
@@ -819,6 +850,54 @@ export interface components {
                 tokens: components["schemas"]["Token"][];
             };
         };
+        /**
+         * @description A whole desired state, as `PUT /v1/config` takes it: the document `GET /v1/config`
+         *     answers, or one written by hand. See the operation for what each part means.
+         */
+        ConfigDocument: {
+            /** @constant */
+            schemaVersion?: 1;
+            /** @description Server-owned; accepted and ignored (use If-Match). */
+            revision?: number;
+            /**
+             * Format: date-time
+             * @description Server-owned; accepted and ignored.
+             */
+            updatedAt?: string;
+            /** @description Every VIP of the node; one not listed is removed. */
+            vips: components["schemas"]["DeclaredVip"][];
+            /** @description Not given: stays as it is. Given: `enabled` and `preempt` default to true; `maintenance` not given stays as it is. */
+            carp?: {
+                enabled?: boolean;
+                preempt?: boolean;
+                maintenance?: boolean;
+            };
+            /** @description Not given: stays as it is. Given: replaced as `PUT /v1/pfsync` replaces it. */
+            pfsync?: components["schemas"]["PfsyncConfig"];
+            /** @description The tokens as GET shows them; accepted and ignored (tokens change through /v1/tokens). */
+            api?: {
+                tokens?: components["schemas"]["Token"][];
+            };
+        };
+        /** @description One VIP of a declared desired state. Fields not given take their defaults, except `password` (absent = kept as stored, `null` = removed). */
+        DeclaredVip: {
+            interface: components["schemas"]["InterfaceName"];
+            vhid: components["schemas"]["Vhid"];
+            addresses: components["schemas"]["Cidr"][];
+            protocol?: components["schemas"]["Protocol"];
+            advbase?: components["schemas"]["Advbase"];
+            advskew?: components["schemas"]["Advskew"];
+            vrrpPriority?: components["schemas"]["VrrpPriority"];
+            vrrpInterval?: components["schemas"]["VrrpInterval"];
+            password?: components["schemas"]["Password"] | null;
+            /** @description As GET shows it: checked against the outcome (422 when it disagrees), never acted on. */
+            hasPassword?: boolean;
+            mode?: components["schemas"]["Mode"];
+            peer?: components["schemas"]["IpAddress"] | null;
+            peer6?: components["schemas"]["IpAddress"] | null;
+            description?: components["schemas"]["Description"];
+            nosync?: boolean;
+        };
         Revision: {
             revision: number;
             /** Format: date-time */
@@ -936,6 +1015,8 @@ export interface components {
     headers: {
         /** @description The desired-state revision, quoted (`"42"`). */
         ETag: string;
+        /** @description A strong entity tag of this body, the quoted hash of its bytes; it changes whenever the body does. */
+        BodyETag: string;
     };
     pathItems: never;
 }
@@ -964,7 +1045,10 @@ export interface operations {
     getStatus: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Entity tags from earlier answers (`"<tag>", W/"<tag>"`), or `*`. When one of them is the current body's tag (weak comparison, RFC 9110 section 13.1.2) the answer is 304 without a body. */
+                "If-None-Match"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -973,11 +1057,20 @@ export interface operations {
             /** @description Live status. */
             200: {
                 headers: {
+                    ETag: components["headers"]["BodyETag"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Status"];
                 };
+            };
+            /** @description Not modified; the status is still the one the `If-None-Match` tag names. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["BodyETag"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             401: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
@@ -1420,7 +1513,10 @@ export interface operations {
     getConfig: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Revisions from earlier `ETag`s (`"<revision>"`), or `*`; when one is the current revision the answer is 304 without a body. */
+                "If-None-Match"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1434,6 +1530,93 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Config"];
+                };
+            };
+            /** @description Not modified; the desired state is still at the revision `If-None-Match` names. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    applyConfig: {
+        parameters: {
+            query?: {
+                /** @description Compute and return the plan; apply and store nothing. */
+                dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
+            };
+            header?: {
+                /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConfigDocument"];
+            };
+        };
+        responses: {
+            /** @description The desired state now in force (the same revision when nothing changed), or the plan with `dryRun=true`. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Config"] | components["schemas"]["Plan"];
+                };
+            };
+            /** @description `CARPD_ERR_VALIDATION`: the document does not match the schema (an unknown field such as `sync`, a wrong type, a value out of range); every problem in `errors`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `CARPD_ERR_SYNC_MANAGED` (a sync secondary; repeat with `force=true` to detach), `CARPD_ERR_VHID_EXISTS` (a vhid declared twice) or `CARPD_ERR_ADDRESS_IN_USE` (an address on two vhids), with every problem of the document in `errors`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `CARPD_ERR_PRECONDITION_FAILED`: `If-Match` names another revision than the one in force (`currentRevision`). */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `CARPD_ERR_INVALID_ADDRESS`, `CARPD_ERR_PEER_REQUIRED`, `CARPD_ERR_INVALID_VALUE`, ... (the code of the first problem; the backend's capabilities: `CARPD_ERR_UNSUPPORTED`): every problem in `errors`, each with its JSON pointer; nothing stored. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `CARPD_ERR_KERNEL`: the kernel refused a step; the whole batch was taken back and nothing stored. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             default: components["responses"]["Problem"];

@@ -22,7 +22,7 @@ import type { AddressLedger } from './ledger.js';
 import type { Libc } from './libc.js';
 import type { StateTracker } from './tracker.js';
 
-const ADD_HINTS: ErrnoHints = {
+export const ADD_HINTS: ErrnoHints = {
   ...HINTS,
   ENOPROTOOPT: 'the interface has no vhid at all; set the vhid before its addresses',
   ENOENT: 'that vhid does not exist on the interface (other vhids do); set it first',

@@ -8,6 +8,7 @@
  *  vhids.ts      vhids set, recreated without a key, destroyed, forced to a state
  *  addresses.ts  VIP addresses bound and unbound, in step with the ledger (ledger.ts)
  *  tracker.ts    what carpd saw of each vhid's state (since when, why) and reading them all
+ *  batch.ts      many changes at once: read once, written together, the ledger written once
  *  settings.ts   net.inet.carp.* globals, maintenance demotion, pfsync0, statistics
  *  devd.ts       devd's CARP notifications
  *
@@ -16,6 +17,7 @@
  */
 import pino, { type Logger } from 'pino';
 import type {
+  BackendStep,
   CarpGlobals,
   CarpState,
   Capabilities,
@@ -29,6 +31,7 @@ import type {
 } from '../backend.js';
 import { KernelError } from '../errno.js';
 import { AddressBinder, AddressControl } from './addresses.js';
+import { FreebsdBatch } from './batch.js';
 import { CarpChannel } from './carp.js';
 import { DEFAULT_DEVD_PIPE, type DevdCarpEvent, DevdClient } from './devd.js';
 import type { AbiVersion } from './layout.js';
@@ -250,6 +253,14 @@ export class FreebsdBackend implements KernelBackend {
 
   stats(): Promise<KernelStats> {
     return this.locked(async () => this.settings.stats());
+  }
+
+  /** One batch under the lock: read once, vhid SETs in one netlink send, ioctls back to back, the ledger written once (batch.ts). */
+  apply(steps: readonly BackendStep[]): Promise<void> {
+    if (steps.length === 0) return Promise.resolve();
+    return this.locked(() =>
+      new FreebsdBatch({ carp: this.carp, binder: this.binder, ledger: this.k.ledger, tracker: this.tracker, settings: this.settings, logger: this.logger }, steps).run(),
+    );
   }
 
   onStateChange(listener: (c: StateChange) => void): () => void {

@@ -311,8 +311,13 @@ export class NetlinkCarp implements CarpTransport {
   }
 
   async set(p: CarpSet): Promise<void> {
-    const seq = this.sock.nextSeq();
-    const msg = buildCarpSetRequest({
+    const msg = this.setMessage(p, this.sock.nextSeq());
+    // Asks for an acknowledgement (NLM_F_ACK): the NLMSG_ERROR that ends the reply is the answer.
+    await this.sock.request(msg, { operation: 'netlink carp SET', iface: p.iface });
+  }
+
+  private setMessage(p: CarpSet, seq: number): Buffer {
+    return buildCarpSetRequest({
       familyId: this.familyId,
       seq,
       ifname: p.iface,
@@ -327,8 +332,15 @@ export class NetlinkCarp implements CarpTransport {
       ...(p.vrrpPriority !== undefined ? { vrrpPriority: p.vrrpPriority } : {}),
       ...(p.vrrpAdvInterCs !== undefined ? { vrrpAdvInterCs: p.vrrpAdvInterCs } : {}),
     });
-    // Asks for an acknowledgement (NLM_F_ACK): the NLMSG_ERROR that ends the reply is the answer.
-    await this.sock.request(msg, { operation: 'netlink carp SET', iface: p.iface });
+  }
+
+  /**
+   * Several SETs as one batch: one message each, sent together (NetlinkSocket.requestMany), each
+   * acknowledged on its own. Answers each SET's failure, or undefined.
+   */
+  setMany(sets: readonly CarpSet[]): Promise<(KernelError | undefined)[]> {
+    const msgs = sets.map((p) => this.setMessage(p, this.sock.nextSeq()));
+    return this.sock.requestMany(msgs, { operation: 'netlink carp SET' });
   }
 
   close(): void {

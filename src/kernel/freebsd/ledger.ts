@@ -144,6 +144,16 @@ export class AddressLedger {
     return true;
   }
 
+  /** Records exactly these addresses for a vhid (none: forgets it), as a batch leaves it. */
+  setAddresses(iface: string, vhid: number, cidrs: readonly string[]): void {
+    if (cidrs.length === 0) {
+      this.addrs.delete(`${iface}/${vhid}`);
+      return;
+    }
+    this.ifaces.add(iface);
+    this.addrs.set(`${iface}/${vhid}`, [...cidrs]);
+  }
+
   /** Forgets a vhid (the kernel no longer has it, so neither has it any address). */
   dropVhid(iface: string, vhid: number): boolean {
     return this.addrs.delete(`${iface}/${vhid}`);

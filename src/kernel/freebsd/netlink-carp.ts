@@ -47,6 +47,11 @@ import {
 } from './netlink.js';
 
 export const CARP_NL_FAMILY_NAME = 'carp';
+/** The multicast groups (what a vhid without unicast peers carries) and the unspecified addresses, as bytes. */
+const GROUP4 = in4Bytes(INADDR_CARP_GROUP);
+const GROUP6 = in6Bytes(IN6ADDR_CARP_GROUP);
+const ZERO4 = Buffer.alloc(4);
+const ZERO6 = Buffer.alloc(16);
 export const CARP_NL_CMD_GET = 1;
 export const CARP_NL_CMD_SET = 2;
 export const CARP_NL = {
@@ -113,15 +118,16 @@ export function decodeCarpVhid(m: NlMessage): CarpNlVhid {
         opt.key = Buffer.from(a.payload);
         break;
       case CARP_NL.ADDR: {
-        const t = ipText(fixed(a, 4, 'CARP_NL_ADDR'));
-        if (t === '0.0.0.0' || t === INADDR_CARP_GROUP) delete opt.peer;
-        else opt.peer = t;
+        // Multicast (the group, or nothing) is what almost every vhid has: no text made for it.
+        const b = fixed(a, 4, 'CARP_NL_ADDR');
+        if (b.equals(GROUP4) || b.equals(ZERO4)) delete opt.peer;
+        else opt.peer = ipText(b);
         break;
       }
       case CARP_NL.ADDR6: {
-        const t = ipText(fixed(a, 16, 'CARP_NL_ADDR6'));
-        if (t === '::' || t === IN6ADDR_CARP_GROUP) delete opt.peer6;
-        else opt.peer6 = t;
+        const b = fixed(a, 16, 'CARP_NL_ADDR6');
+        if (b.equals(GROUP6) || b.equals(ZERO6)) delete opt.peer6;
+        else opt.peer6 = ipText(b);
         break;
       }
       case CARP_NL.VERSION: opt.version = fixed(a, 1, 'CARP_NL_VERSION')[0]; break;
@@ -245,8 +251,8 @@ export function buildCarpSetRequest(p: CarpSetParams): Buffer {
   inRange('advskew', p.advskew, ADVSKEW.min, ADVSKEW.max);
   const key = p.key === undefined ? Buffer.alloc(0) : typeof p.key === 'string' ? carpKeyRaw(p.key) : p.key;
   if (key.length > CARP_KEY_LEN) throw new RangeError(`CARP key is ${key.length} bytes; at most ${CARP_KEY_LEN}`);
-  const addr = in4Bytes(p.peer ?? INADDR_CARP_GROUP);
-  const addr6 = in6Bytes(p.peer6 ?? IN6ADDR_CARP_GROUP);
+  const addr = p.peer === undefined ? GROUP4 : in4Bytes(p.peer);
+  const addr6 = p.peer6 === undefined ? GROUP6 : in6Bytes(p.peer6);
   // 0.0.0.0 / :: would silently keep the old peer (ip_carp.c carp_ioctl_set): refuse them.
   for (const a of [addr, addr6]) if (a.every((b) => b === 0)) throw new RangeError('an unspecified peer keeps the old one; leave it undefined for multicast');
   const attrs = [

@@ -25,7 +25,25 @@ import { checkIfName, fail } from './failure.js';
 import type { AddressLedger } from './ledger.js';
 import { CREATED, FIRST_SEEN, READ_BY_CARPD, type StateTracker } from './tracker.js';
 
-const PLACEHOLDER_NET = '169.254.0.';
+export const PLACEHOLDER_NET = '169.254.0.';
+
+/**
+ * setVhid's checks before the kernel is asked. advbase/advskew are checked here, not left to
+ * the kernel: SIOCSVH and netlink SET create the vhid before they validate them (§12.6).
+ */
+export function checkVhidParams(operation: string, iface: string, vhid: number, p: VhidParams): void {
+  const bad = (why: string) => KernelError.of('EINVAL', operation, iface, why);
+  const fault = carpParamsFault(vhid, p);
+  if (fault) throw bad(fault);
+  // The peer's ifconfig ends a passphrase at its first NUL (strlcpy, T10): refuse, never truncate.
+  if (p.key?.includes('\0')) throw bad('key contains a NUL byte');
+  for (const [name, value, family] of [['peer', p.peer, 4], ['peer6', p.peer6, 6]] as const) {
+    if (value === undefined) continue;
+    const ip = canonicalIp(value);
+    if (ip?.family !== family) throw bad(`${name} ${value} is not an IPv${family} address`);
+    if (ip.address === '0.0.0.0' || ip.address === '::') throw bad(`${name} is unspecified; leave it out for multicast`);
+  }
+}
 
 export class VhidControl {
   constructor(
@@ -36,26 +54,10 @@ export class VhidControl {
     private readonly logger: Logger,
   ) {}
 
-  private validate(operation: string, iface: string, vhid: number, p: VhidParams): void {
-    const bad = (why: string) => KernelError.of('EINVAL', operation, iface, why);
-    // Checked here, not left to the kernel: SIOCSVH and netlink SET create the vhid before
-    // they validate advbase/advskew (§12.6).
-    const fault = carpParamsFault(vhid, p);
-    if (fault) throw bad(fault);
-    // The peer's ifconfig ends a passphrase at its first NUL (strlcpy, T10): refuse, never truncate.
-    if (p.key?.includes('\0')) throw bad('key contains a NUL byte');
-    for (const [name, value, family] of [['peer', p.peer, 4], ['peer6', p.peer6, 6]] as const) {
-      if (value === undefined) continue;
-      const ip = canonicalIp(value);
-      if (ip?.family !== family) throw bad(`${name} ${value} is not an IPv${family} address`);
-      if (ip.address === '0.0.0.0' || ip.address === '::') throw bad(`${name} is unspecified; leave it out for multicast`);
-    }
-  }
-
   async set(iface: string, vhid: number, p: VhidParams): Promise<void> {
     const op = `set vhid ${vhid}`;
     checkIfName(op, iface);
-    this.validate(op, iface, vhid, p);
+    checkVhidParams(op, iface, vhid, p);
     const major = this.carp.major;
     if (p.protocol === 'vrrpv3') {
       throw KernelError.of('EOPNOTSUPP', op, iface, `carpd does not drive the VRRP mode of carp(4) yet (FreeBSD ${major}); use protocol carp`);

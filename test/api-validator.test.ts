@@ -1,0 +1,68 @@
+/**
+ * The spec validator on its own (src/api/validator.ts): a response that does not match its
+ * schema never reaches the client, and each schema is compiled once and shared.
+ */
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import express from 'express';
+import pino from 'pino';
+import request from 'supertest';
+import { errorHandler } from '../src/api/problem.js';
+import { loadSpec } from '../src/api/spec.js';
+import { SpecValidator } from '../src/api/validator.js';
+
+function capturingLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString('utf8').split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: pino({ level: 'info' }, stream), lines };
+}
+
+/** An app whose GET /v1/status answers `body`, behind the validator. */
+function appAnswering(body: unknown, responses = true) {
+  const { logger, lines } = capturingLogger();
+  const app = express();
+  app.use(new SpecValidator(loadSpec()).middleware({ responses, logger }));
+  app.get('/v1/status', (_req, res) => {
+    res.json(body);
+  });
+  app.use(errorHandler(logger));
+  return { app, lines };
+}
+
+test('a response that does not match its schema is answered 500 CARPD_ERR_INTERNAL and logged with its problems', async () => {
+  const { app, lines } = appAnswering({ node: 'n1', version: 3 });
+  const res = await request(app).get('/v1/status');
+  assert.equal(res.status, 500);
+  assert.equal(res.body.code, 'CARPD_ERR_INTERNAL');
+  assert.match(res.headers['content-type'], /^application\/problem\+json/);
+  assert.ok(!JSON.stringify(res.body).includes('"version":3'), 'the wrong body is not sent');
+  const logged = lines.find((l) => l.event === 'response.invalid');
+  assert.ok(logged, 'response.invalid is logged');
+  const errors = logged.errors as { path: string; message: string }[];
+  assert.ok(errors.some((e) => e.path === '/response/version' && /string/.test(e.message)), JSON.stringify(errors));
+  assert.ok(errors.some((e) => e.path === '/response/vhids'), 'a missing property is named by its own path');
+});
+
+test('without response validation the same body goes out as it is', async () => {
+  const { app, lines } = appAnswering({ node: 'n1', version: 3 }, false);
+  const res = await request(app).get('/v1/status');
+  assert.equal(res.status, 200);
+  assert.deepEqual(res.body, { node: 'n1', version: 3 });
+  assert.equal(lines.length, 0);
+});
+
+test('a schema of the spec is compiled once and the same validator is handed out again', () => {
+  const v = new SpecValidator(loadSpec());
+  const first = v.schema('#/components/schemas/Status');
+  assert.equal(v.schema('#/components/schemas/Status'), first);
+  assert.equal(v.check('#/components/schemas/Problem', { type: 'urn:x', title: 't', status: 500, code: 'CARPD_ERR_INTERNAL', detail: 'd' }), undefined);
+  const problems = v.check('#/components/schemas/Problem', { type: 'urn:x', title: 't', status: 500, code: 'NOT_A_CODE', detail: 'd' });
+  assert.ok(problems?.some((p) => p.path === '/code' && /allowed values/.test(p.message)), JSON.stringify(problems));
+  assert.throws(() => v.schema('#/components/schemas/NoSuchSchema'), /no schema/);
+});
