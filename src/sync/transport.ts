@@ -74,6 +74,12 @@ export class SyncServer<M extends SyncMessage = VerifiedMessage> {
   private readonly replay = new ReplayGuard();
   private readonly certs = new WeakMap<TLSSocket, PeerCert | null>();
   private readonly clock: () => number;
+  /** Open connections by peer: the pinned fingerprint that opened them, or the address of an untrusted client. */
+  private readonly peers = new Map<string, Set<TLSSocket>>();
+  private readonly peerOf = new WeakMap<TLSSocket, string>();
+  /** Requests being answered on a connection right now. */
+  private readonly busy = new WeakMap<TLSSocket, number>();
+  private accepted = 0;
 
   private constructor(
     private readonly opts: SyncServerOptions<M>,
@@ -110,6 +116,7 @@ export class SyncServer<M extends SyncMessage = VerifiedMessage> {
         else res.destroy();
       });
     });
+    server.on('secureConnection', (socket: TLSSocket) => s.onConnection(socket));
     server.on('tlsClientError', (err, socket) => {
       opts.logger?.debug({ event: 'sync.tls.error', address: socket.remoteAddress, err: err.message }, `sync listener: TLS handshake failed: ${err.message}`);
     });
@@ -121,6 +128,13 @@ export class SyncServer<M extends SyncMessage = VerifiedMessage> {
     return { ...this.counts };
   }
 
+  /** TLS connections accepted since start, and open now. */
+  connections(): { accepted: number; open: number } {
+    let open = 0;
+    for (const set of this.peers.values()) open += set.size;
+    return { accepted: this.accepted, open };
+  }
+
   close(): Promise<void> {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
@@ -128,8 +142,39 @@ export class SyncServer<M extends SyncMessage = VerifiedMessage> {
     });
   }
 
+  /** A connection whose TLS handshake completed: counted under its peer. */
+  private onConnection(socket: TLSSocket): void {
+    this.accepted++;
+    const address = plainAddress(socket.remoteAddress);
+    const cert = this.peerCert(socket);
+    const key = cert && this.isPinned(cert.fingerprint) ? cert.fingerprint : address;
+    let open = this.peers.get(key);
+    if (!open) this.peers.set(key, (open = new Set()));
+    open.add(socket);
+    this.peerOf.set(socket, key);
+    socket.once('close', () => {
+      open.delete(socket);
+      if (open.size === 0 && this.peers.get(key) === open) this.peers.delete(key);
+    });
+    this.opts.logger?.debug({ event: 'sync.connection', peer: { address, fingerprint: cert?.fingerprint ?? null }, open: open.size }, `sync listener: connection from ${address}`);
+  }
+
+  private isPinned(fingerprint: string): boolean {
+    return this.opts.pinned().some((f) => parseFingerprint(f) === fingerprint);
+  }
+
+  /** Requests of the peer that opened this connection being answered now, on all its connections. */
+  private inProgress(socket: TLSSocket): number {
+    const key = this.peerOf.get(socket);
+    let n = 0;
+    for (const s of (key !== undefined && this.peers.get(key)) || [socket]) n += this.busy.get(s) ?? 0;
+    return n;
+  }
+
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const socket = req.socket as TLSSocket;
+    this.busy.set(socket, (this.busy.get(socket) ?? 0) + 1);
+    res.once('close', () => this.busy.set(socket, (this.busy.get(socket) ?? 1) - 1));
     const address = plainAddress(socket.remoteAddress);
     const cert = this.peerCert(socket);
     if (!cert) return this.reject(res, new SyncRejection('no-client-cert', 'the sync listener requires a client certificate; connect with this node\'s sync certificate'), address, undefined);
@@ -162,7 +207,10 @@ export class SyncServer<M extends SyncMessage = VerifiedMessage> {
     const read = this.opts.kinds.read(verified);
     if (!read.ok) return this.reject(res, new SyncRejection('malformed', read.detail), address, cert.fingerprint);
     const message = read.message;
-    this.opts.logger?.debug({ event: 'sync.received', type: message.type, peer: { address, fingerprint: cert.fingerprint }, nonce: message.nonce }, `sync: ${message.type} from ${address}`);
+    this.opts.logger?.debug(
+      { event: 'sync.received', type: message.type, peer: { address, fingerprint: cert.fingerprint }, nonce: message.nonce, inProgress: this.inProgress(socket) },
+      `sync: ${message.type} from ${address}`,
+    );
 
     let answer: { status: number; body: unknown };
     try {
