@@ -288,6 +288,7 @@ async function main(): Promise<void> {
   const link = (self: Node, other: Node, role: 'primary' | 'secondary', local: string) =>
     expect(self, 'PATCH', '/v1/sync', 200, { role, peer: { address: '127.0.0.1', port: other.syncPort, fingerprint: other.fingerprint }, localAddresses: [local] });
   await link(secondary, primary, 'secondary', '203.0.113.11/24');
+  const pairedFrom = secondary.d.logs.length;
   await link(primary, secondary, 'primary', '203.0.113.10/24');
   await pollUntil(
     'the secondary caught up',
@@ -300,6 +301,7 @@ async function main(): Promise<void> {
   let logFrom = secondary.d.logs.length;
   const latencies: number[] = [];
   const answers: number[] = [];
+  const afterAnswers: number[] = [];
   let cpuSeq0 = cpuMs(primary.d.child.pid!);
   for (let i = 0; i < WARMUP + CHANGES; i++) {
     if (i === WARMUP) {
@@ -316,6 +318,7 @@ async function main(): Promise<void> {
     if (i < WARMUP) continue;
     latencies.push(Number(applied.time) - t0);
     answers.push(answered);
+    afterAnswers.push(Number(applied.time) - t0 - answered);
   }
   const cpuSeq = cpuMs(primary.d.child.pid!) - cpuSeq0;
   const seenSeq = seen(secondary, primary, logFrom);
@@ -326,6 +329,7 @@ async function main(): Promise<void> {
   const periodMs = 1000 / RATE;
   const pacedWaits: Promise<number>[] = [];
   const pacedAnswers: number[] = [];
+  const pacedAfter: number[] = [];
   let late = 0;
   const pacedStart = performance.now() + periodMs;
   for (let i = 0; i < PACED + (PACED % 2); i++) {
@@ -336,9 +340,15 @@ async function main(): Promise<void> {
     const p0 = performance.now();
     const r = await change(primary, 'em0', Math.floor(i / 2) % 50, i % 2 === 0);
     if (i >= PACED) break;
-    pacedAnswers.push(performance.now() - p0);
+    const answered = performance.now() - p0;
+    pacedAnswers.push(answered);
     const rev = etagRevision(r);
-    pacedWaits.push(secondary.d.waitForEvent('sync.applied', (l) => Number(l.primaryRevision) >= rev).then((l) => Number(l.time) - t0));
+    pacedWaits.push(
+      secondary.d.waitForEvent('sync.applied', (l) => Number(l.primaryRevision) >= rev).then((l) => {
+        pacedAfter.push(Number(l.time) - t0 - answered);
+        return Number(l.time) - t0;
+      }),
+    );
   }
   const pacedLatencies = await Promise.all(pacedWaits);
   const seenPaced = seen(secondary, primary, logFrom);
@@ -364,6 +374,7 @@ async function main(): Promise<void> {
   const burstAnswered = paired.endMs - paired.startMs;
   const failures = [...primary.d.logs, ...secondary.d.logs].filter((l) => l.event === 'sync.push.failed' || l.event === 'sync.apply.failed');
   const seenBurst = seen(secondary, primary, logFrom);
+  const seenAll = seen(secondary, primary, pairedFrom);
 
   const otherCpuMs = machineBusyMs() - busy0 - (ours() - ours0);
   const wallMs = Date.now() - wall0;
@@ -373,6 +384,8 @@ async function main(): Promise<void> {
   const ans = summary(answers);
   const pac = summary(pacedLatencies);
   const pacAns = summary(pacedAnswers);
+  const pacAfter = summary(pacedAfter);
+  const after = summary(afterAnswers);
   const ansControl = summary(answersControl);
   const writes = (b: Burst) => ({ post: summary(b.post), del: summary(b.del) });
   const wc = writes(control);
@@ -405,11 +418,12 @@ async function main(): Promise<void> {
     `|---|---:|---:|---:|---:|---:|---:|`,
     `| change → applied on the secondary | ${lat.n} | ${fmt(lat.p50, 0)} | ${fmt(lat.p90, 0)} | ${fmt(lat.p99, 0)} | ${fmt(lat.max, 0)} | ${fmt(lat.mean)} |`,
     `| of which the primary's answer (commit) | ${ans.n} | ${fmt(ans.p50)} | ${fmt(ans.p90)} | ${fmt(ans.p99)} | ${fmt(ans.max)} | ${fmt(ans.mean)} |`,
+    `| of which after the answer (push and apply) | ${after.n} | ${fmt(after.p50, 0)} | ${fmt(after.p90, 0)} | ${fmt(after.p99, 0)} | ${fmt(after.max, 0)} | ${fmt(after.mean)} |`,
     `| the primary's answer before pairing (control) | ${ansControl.n} | ${fmt(ansControl.p50)} | ${fmt(ansControl.p90)} | ${fmt(ansControl.p99)} | ${fmt(ansControl.max)} | ${fmt(ansControl.mean)} |`,
     ``,
     `The primary's CPU time per change (utime + stime, 10 ms ticks): ${fmt(cpuSeq / CHANGES, 2)} ms paired (a commit and a push each) against ` +
       `${fmt(cpuSeqControl / CHANGES, 2)} ms before pairing (a commit): **${fmt((cpuSeq - cpuSeqControl) / CHANGES, 2)} ms per push**. ` +
-      `The secondary took ${seenSeq.pushes} pushes over ${seenSeq.connections} TLS connection(s), at most ${seenSeq.maxInFlight} at a time.`,
+      `The secondary took ${seenSeq.pushes} pushes, at most ${seenSeq.maxInFlight} at a time, over ${seenSeq.connections} new TLS connection(s).`,
     ``,
     `## Change on the primary → applied on the secondary, at ${RATE} changes/s`,
     ``,
@@ -420,8 +434,9 @@ async function main(): Promise<void> {
     `|---|---:|---:|---:|---:|---:|---:|`,
     `| change → applied on the secondary | ${pac.n} | ${fmt(pac.p50, 0)} | ${fmt(pac.p90, 0)} | ${fmt(pac.p99, 0)} | ${fmt(pac.max, 0)} | ${fmt(pac.mean)} |`,
     `| of which the primary's answer (commit) | ${pacAns.n} | ${fmt(pacAns.p50)} | ${fmt(pacAns.p90)} | ${fmt(pacAns.p99)} | ${fmt(pacAns.max)} | ${fmt(pacAns.mean)} |`,
+    `| of which after the answer (push and apply) | ${pacAfter.n} | ${fmt(pacAfter.p50, 0)} | ${fmt(pacAfter.p90, 0)} | ${fmt(pacAfter.p99, 0)} | ${fmt(pacAfter.max, 0)} | ${fmt(pacAfter.mean)} |`,
     ``,
-    `The secondary took ${seenPaced.pushes} pushes over **${seenPaced.connections} TLS connection(s)**, at most ${seenPaced.maxInFlight} at a time.`,
+    `The secondary took ${seenPaced.pushes} pushes, at most ${seenPaced.maxInFlight} at a time, over **${seenPaced.connections} new TLS connection(s)**.`,
     ``,
     `## Burst: ${BURST} changes, ${CONCURRENCY} concurrent clients`,
     ``,
@@ -434,7 +449,7 @@ async function main(): Promise<void> {
     `| changes/s, end to end (${BURST} / that time) | **${fmt((BURST * 1000) / burstToApplied, 0)}** |`,
     `| snapshots the secondary applied for the ${BURST} changes | **${appliedLines.length}** (${fmt(BURST / appliedLines.length)} changes per push) |`,
     `| pushes the primary completed | ${pushedLines.length} |`,
-    `| pushes the secondary took / TLS connections it accepted from the primary | ${seenBurst.pushes} / ${seenBurst.connections} |`,
+    `| pushes the secondary took / new TLS connections it accepted from the primary | ${seenBurst.pushes} / ${seenBurst.connections} |`,
     `| most pushes in flight at once (the secondary's count) | **${seenBurst.maxInFlight}** |`,
     `| push or apply failures logged | ${failures.length} |`,
     `| CPU time, primary / secondary | ${fmt(cpuP, 0)} ms / ${fmt(cpuS, 0)} ms (unpaired control: primary ${fmt(cpuControl, 0)} ms) |`,
@@ -451,6 +466,11 @@ async function main(): Promise<void> {
       ? `The primary had CPU 0 to itself in both bursts; the secondary's fsyncs still share the disk.`
       : `Both nodes share this machine's ${cpus.length} cores and disk, so the secondary's applies (validate, plan, apply, fsync) compete with the primary here; on two machines they would not.`,
   ];
+  report.push(
+    ``,
+    `From pairing to the end the secondary accepted **${seenAll.connections} TLS connection(s)** from the primary and took ${seenAll.pushes} pushes from it, ` +
+      `at most ${seenAll.maxInFlight} at a time.`,
+  );
   if (failures.length > 0) report.push(``, `First failure: \`${JSON.stringify(failures[0])}\``);
   const text = report.join('\n') + '\n';
   process.stdout.write('\n' + text);

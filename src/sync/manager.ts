@@ -18,6 +18,10 @@
  *
  * The push never runs inside the API call that caused it: commit listeners only schedule.
  *
+ * Pushes, plans and status reads share one kept connection to the peer (transport.ts), so a
+ * push costs no handshake. A commit that changes the peer or its fingerprint closes it at once:
+ * nothing more is sent over a connection checked against a pin the configuration no longer has.
+ *
  * Every message and answer is one of the kinds in messages.ts, checked on arrival on both
  * sides. Retry timers, request timeouts and the times shown in /v1/sync come from the injected
  * Clock, so the backoff can be followed on a manual one.

@@ -580,6 +580,9 @@ export class SyncClient {
       minVersion: 'TLSv1.3',
       ALPNProtocols: ['http/1.1'],
     });
+    // As Node's agent does for the connections it makes itself: on a kept connection a request
+    // must not wait for the ACK of the previous answer (Nagle's algorithm).
+    socket.setNoDelay(true);
     this.sockets.add(socket);
     this.connecting.add(socket);
     // A socket error is reported by the request that uses the socket, or ends an idle one; it is
