@@ -34,12 +34,13 @@
  *   BENCH_CHANGES=500 BENCH_PACED_CHANGES=500 BENCH_RATE=10 BENCH_BURST=1000 BENCH_BURST_CONCURRENCY=8 BENCH_WARMUP_CHANGES=20 npm run bench:sync
  *   BENCH_BASE_VIPS=64 npm run bench:sync     a larger snapshot: 64 VIPs configured throughout
  *   BENCH_STATE_DIR=/var/tmp npm run bench:sync   where both state dirs (and their fsyncs) go
+ *   BENCH_NICE=-10 npm run bench:sync           diagnostic on a shared machine: both daemons ahead of other work (root)
  *
  * `npm run bench:sync` compiles dist/ first and sets CARPD_TEST_DIST=1 (test/helpers/daemon.ts
  * starts dist/daemon/main.js). Results go to stdout and to bench/results/sync-latest.md.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -62,6 +63,10 @@ const BASE_VIPS = positive('BENCH_BASE_VIPS', 0, true);
 const STATE_ROOT = process.env.BENCH_STATE_DIR || os.tmpdir();
 // Diagnostic: the primary alone on CPU 0, the secondary and this process on CPU 1 (taskset).
 const PIN = process.env.BENCH_PIN === '1';
+// Diagnostic: every thread of both daemons and of this process at this nice value (root: below 0),
+// so that other work on a shared machine delays them less.
+const NICE = process.env.BENCH_NICE === undefined || process.env.BENCH_NICE === '' ? undefined : Number(process.env.BENCH_NICE);
+if (NICE !== undefined && (!Number.isInteger(NICE) || NICE < -20 || NICE > 19)) throw new Error(`BENCH_NICE=${process.env.BENCH_NICE}: expected an integer from -20 to 19`);
 
 function positive(name: string, dflt: number, zeroOk = false): number {
   const raw = process.env[name];
@@ -153,6 +158,11 @@ const ownCpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 };
+
+/** Every thread of the process (Linux: a nice value is per thread; fsyncs run on libuv's pool). */
+function renice(pid: number, nice: number): void {
+  for (const tid of readdirSync(`/proc/${pid}/task`)) os.setPriority(Number(tid), nice);
+}
 
 /** All threads of the process onto these CPUs. */
 function pin(pid: number, cpus: string): void {
@@ -255,6 +265,10 @@ async function main(): Promise<void> {
     pin(primary.d.child.pid!, '0');
     pin(secondary.d.child.pid!, '1');
     pin(process.pid, '1');
+  }
+  if (NICE !== undefined) {
+    // The daemons have done their start-up file work: libuv's pool threads exist by now.
+    for (const pid of [primary.d.child.pid!, secondary.d.child.pid!, process.pid]) renice(pid, NICE);
   }
   log(`primary pid ${primary.d.child.pid} (API :${primary.d.port}, sync :${primary.syncPort}); secondary pid ${secondary.d.child.pid} (API :${secondary.d.port}, sync :${secondary.syncPort})`);
 
@@ -406,6 +420,7 @@ async function main(): Promise<void> {
     `- State dirs on ${fsType} (every commit fsyncs, on both nodes); ${BASE_VIPS} VIPs configured throughout plus those the changes add (at most ${CONCURRENCY} at a time)`,
     `- The secondary logs at debug (a line per TLS connection and per message it takes: the counts below are its own), the primary at info`,
     ...(PIN ? [`- Pinned (BENCH_PIN=1): the primary alone on CPU 0; the secondary and the load generator on CPU 1`] : []),
+    ...(NICE !== undefined ? [`- Every thread of both daemons and of the load generator at nice ${NICE} (BENCH_NICE), ahead of other work on this machine for the CPU`] : []),
     `- Paired through the API: GET /v1/sync (fingerprints), PATCH /v1/sync role/peer/localAddresses on the secondary, then on the primary`,
     ``,
     `## Change on the primary → applied on the secondary`,
