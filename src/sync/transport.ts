@@ -184,6 +184,8 @@ export class SyncServer<M extends SyncMessage = VerifiedMessage> {
    */
   private onConnection(socket: TLSSocket): void {
     this.accepted++;
+    // Answers on a kept connection go out at once, not after the ACK of the previous one (Nagle).
+    socket.setNoDelay(true);
     const address = plainAddress(socket.remoteAddress);
     const cert = this.peerCert(socket);
     const key = cert && this.isPinned(cert.fingerprint) ? cert.fingerprint : address;
