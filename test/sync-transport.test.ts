@@ -9,7 +9,8 @@ import tls from 'node:tls';
 import { createLogger } from '../src/daemon/logger.js';
 import { MAX_SKEW_MS, ReplayGuard, seal } from '../src/sync/envelope.js';
 import { loadOrCreateIdentity, type SyncIdentity } from '../src/sync/identity.js';
-import { SyncClient, SyncServer, SyncTransportError, type MessageKinds, type RejectReason, type SyncServerOptions, type VerifiedMessage } from '../src/sync/transport.js';
+import { MAX_CONNECTIONS_PER_PEER, SyncClient, SyncServer, SyncTransportError, type MessageKinds, type RejectReason, type SyncServerOptions, type VerifiedMessage } from '../src/sync/transport.js';
+import { pollUntil } from './helpers/poll.js';
 
 const SCHEMA = 1;
 const SECRET = 'SECRET-BODY-MARKER';
@@ -399,4 +400,204 @@ test('the replay guard forgets nonces once their messages are stale, and fails c
   const later = t0 + 10 + MAX_SKEW_MS + 20_000;
   assert.equal(g.accept('p', 'n4', later, later), true);
   assert.equal(g.size, 1);
+});
+
+// --- the kept connection -----------------------------------------------------------------------
+
+/** Every envelope's message nonce, to tell a retry (a new message) from the same one sent twice. */
+const nonceOf = (env: string) => JSON.parse(JSON.parse(env).message).nonce as string;
+
+test('requests share one kept TLS connection: sequential and concurrent ones, one at a time', async (t) => {
+  const h = await startServer(t);
+  const c = new SyncClient({ identity: B, peer: { host: '127.0.0.1', port: h.server.port, fingerprint: A.fingerprint }, schemaVersion: SCHEMA });
+  t.after(() => c.close());
+  for (let i = 0; i < 20; i++) assert.equal((await c.request('push', { revision: i })).status, 200);
+  const together = await Promise.all(Array.from({ length: 10 }, (_, i) => c.request(i % 2 ? 'status' : 'plan', { i })));
+  assert.deepEqual(
+    together.map((r) => r.status),
+    Array(10).fill(200),
+  );
+  assert.equal(h.server.connections().accepted, 1, 'one TLS handshake for 30 requests');
+  assert.equal(c.connectionsOpened, 1);
+  assert.equal(h.calls.length, 30);
+  assert.equal(new Set(h.calls.map((x) => x.m.nonce)).size, 30, 'each request is its own message');
+  assert.deepEqual(h.server.rejected(), only('malformed', 0));
+});
+
+test('the listener restarting between requests: the next request succeeds on a new connection', async (t) => {
+  const first = await startServer(t);
+  const port = first.server.port;
+  const c = new SyncClient({ identity: B, peer: { host: '127.0.0.1', port, fingerprint: A.fingerprint }, schemaVersion: SCHEMA });
+  t.after(() => c.close());
+  assert.equal((await c.request('push', { revision: 1 })).status, 200);
+  await first.server.close();
+  const second = await startServer(t, { port });
+  assert.equal((await c.request('push', { revision: 2 })).status, 200);
+  assert.equal(second.calls.length, 1);
+  assert.equal(second.server.connections().accepted, 1);
+  assert.equal(c.connectionsOpened, 2);
+});
+
+/**
+ * A bare HTTPS listener with A's certificate that keeps connections open and lets a test decide,
+ * per request (numbered from 1 across connections), to answer or to drop the connection.
+ */
+async function keptListener(t: { after: (fn: () => Promise<void> | void) => void }, onRequest: (n: number, req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) {
+  const bodies: string[] = [];
+  let connections = 0;
+  const server = https.createServer({ key: A.keyPem, cert: A.certPem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (b: Buffer) => chunks.push(b));
+    req.on('end', () => {
+      bodies.push(Buffer.concat(chunks).toString('utf8'));
+      onRequest(bodies.length, req, res);
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  server.on('secureConnection', () => connections++);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  );
+  return { port: (server.address() as AddressInfo).port, bodies, connections: () => connections };
+}
+
+const answer = (res: import('node:http').ServerResponse) => res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"ok":true}');
+
+test('a request whose reused connection dies before any byte of the answer is retried once, on a new connection, as a new message', async (t) => {
+  // Request 2 is dropped on arrival, as when the listener closes an idle connection just as the
+  // request goes out (or restarts): the client cannot tell whether it was read.
+  const l = await keptListener(t, (n, req, res) => (n === 2 ? req.socket.destroy() : answer(res)));
+  const c = clientFor(t, B, l.port);
+  assert.equal((await c.request('push', { revision: 1 })).status, 200);
+  const r = await c.request('push', { revision: 2 });
+  assert.deepEqual(r, { status: 200, body: { ok: true } });
+  assert.equal(l.bodies.length, 3);
+  assert.equal(l.connections(), 2);
+  // Sealed again: a listener that did read the first one does not take the retry as a replay.
+  assert.notEqual(nonceOf(l.bodies[1]), nonceOf(l.bodies[2]));
+  assert.equal(JSON.parse(JSON.parse(l.bodies[2]).message).body.revision, 2);
+});
+
+test('not retried: a new connection that dies, one that had begun answering, and a retry that dies too', async (t) => {
+  const fails = (p: Promise<unknown>) =>
+    assert.rejects(p, (e: unknown) => {
+      assert.ok(e instanceof SyncTransportError, String(e));
+      assert.equal(e.kind, 'unreachable', e.message);
+      assert.equal(e.code, 'ECONNRESET', e.message);
+      return true;
+    });
+
+  // The first request of a client, on a connection just opened: it was sent to a listener that
+  // took the connection and then dropped it, which a retry would not change.
+  const fresh = await keptListener(t, (_n, req) => req.socket.destroy());
+  await fails(clientFor(t, B, fresh.port).request('push', {}));
+  assert.equal(fresh.bodies.length, 1);
+
+  // The answer had begun: the request was read, so it is not sent again.
+  const begun = await keptListener(t, (n, req, res) => {
+    if (n === 1) return answer(res);
+    req.socket.write('HTTP/1.1 200 OK\r\n');
+    req.socket.destroy();
+  });
+  const c1 = clientFor(t, B, begun.port);
+  assert.equal((await c1.request('push', {})).status, 200);
+  await fails(c1.request('push', {}));
+  assert.equal(begun.bodies.length, 2);
+
+  // Retried once, and no more.
+  const twice = await keptListener(t, (n, req, res) => (n === 1 ? answer(res) : req.socket.destroy()));
+  const c2 = clientFor(t, B, twice.port);
+  assert.equal((await c2.request('push', {})).status, 200);
+  await fails(c2.request('push', {}));
+  assert.equal(twice.bodies.length, 3);
+  assert.equal(twice.connections(), 2);
+});
+
+test('after the pinned listener is replaced by another certificate on its port, the client sends it nothing', async (t) => {
+  const h = await startServer(t);
+  const port = h.server.port;
+  const c = new SyncClient({ identity: B, peer: { host: '127.0.0.1', port, fingerprint: A.fingerprint }, schemaVersion: SCHEMA });
+  t.after(() => c.close());
+  assert.equal((await c.request('push', {})).status, 200);
+  await h.server.close();
+
+  let bytes = 0;
+  let ended!: () => void;
+  const done = new Promise<void>((resolve) => (ended = resolve));
+  const impostor = tls.createServer({ key: D.keyPem, cert: D.certPem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' }, (socket) => {
+    socket.on('data', (b: Buffer) => (bytes += b.length));
+    socket.on('error', () => undefined);
+    socket.on('close', () => ended());
+  });
+  impostor.on('tlsClientError', () => ended());
+  await new Promise<void>((resolve) => impostor.listen(port, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => impostor.close(() => resolve())));
+
+  await assert.rejects(c.request('push', { secret: SECRET }), (e: unknown) => e instanceof SyncTransportError && e.kind === 'fingerprint');
+  await done;
+  assert.equal(bytes, 0, 'not one byte of the request reached the impostor');
+  assert.equal(c.connectionsOpened, 1, 'the connection to the impostor was never handed to a request');
+});
+
+test('the client closes its connection after idleMs without a request; the next request opens a new one', async (t) => {
+  const h = await startServer(t);
+  const c = new SyncClient({ identity: B, peer: { host: '127.0.0.1', port: h.server.port, fingerprint: A.fingerprint }, schemaVersion: SCHEMA, idleMs: 50 });
+  t.after(() => c.close());
+  assert.equal((await c.request('push', {})).status, 200);
+  // The listener keeps connections for a minute: the one closing it here is the client.
+  await pollUntil('the idle connection to close', async () => h.server.connections().open, (n) => n === 0);
+  assert.equal((await c.request('push', {})).status, 200);
+  assert.equal(h.server.connections().accepted, 2);
+  assert.equal(c.connectionsOpened, 2);
+});
+
+test('the listener closes a connection after its idleMs without a request; the next request opens a new one', async (t) => {
+  const h = await startServer(t, { idleMs: 50 });
+  const c = clientFor(t, B, h.server.port);
+  assert.equal((await c.request('push', {})).status, 200);
+  await pollUntil('the idle connection to close', async () => h.server.connections().open, (n) => n === 0);
+  assert.equal((await c.request('push', {})).status, 200);
+  assert.equal(h.server.connections().accepted, 2);
+  assert.equal(h.calls.length, 2);
+});
+
+test(`a peer holds at most ${MAX_CONNECTIONS_PER_PEER} connections: a new one replaces its oldest idle one, and is closed when all are busy`, async (t) => {
+  const h = await startServer(t);
+  const clients = Array.from({ length: MAX_CONNECTIONS_PER_PEER + 1 }, () => clientFor(t, B, h.server.port));
+  for (const c of clients) assert.equal((await c.request('push', {})).status, 200);
+  assert.deepEqual(h.server.connections(), { accepted: MAX_CONNECTIONS_PER_PEER + 1, open: MAX_CONNECTIONS_PER_PEER });
+  // The first client's connection was the one closed; it simply connects again.
+  assert.equal((await clients[0].request('push', {})).status, 200);
+  assert.deepEqual(h.server.connections(), { accepted: MAX_CONNECTIONS_PER_PEER + 2, open: MAX_CONNECTIONS_PER_PEER });
+  // Another peer has its own allowance.
+  assert.equal((await clientFor(t, C, h.server.port).request('push', {})).status, 200);
+  assert.equal(h.server.connections().open, MAX_CONNECTIONS_PER_PEER + 1);
+
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let waiting = 0;
+  const busy = await startServer(t, {
+    handle: async () => {
+      waiting++;
+      await gate;
+      return { status: 200, body: {} };
+    },
+  });
+  const held = Array.from({ length: MAX_CONNECTIONS_PER_PEER }, () => clientFor(t, B, busy.server.port).request('push', {}));
+  await pollUntil('every connection to be busy', async () => waiting, (n) => n === MAX_CONNECTIONS_PER_PEER);
+  await assert.rejects(clientFor(t, B, busy.server.port).request('push', {}), (e: unknown) => e instanceof SyncTransportError && (e.kind === 'unreachable' || e.kind === 'rejected'));
+  const refused = busy.logs.filter((l) => l.event === 'sync.connection.refused');
+  assert.equal(refused.length, 1);
+  assert.equal(refused[0].level, 40);
+  assert.equal(refused[0].peer?.fingerprint, B.fingerprint);
+  release();
+  assert.deepEqual(
+    (await Promise.all(held)).map((r) => r.status),
+    Array(MAX_CONNECTIONS_PER_PEER).fill(200),
+  );
 });

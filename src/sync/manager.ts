@@ -18,6 +18,10 @@
  *
  * The push never runs inside the API call that caused it: commit listeners only schedule.
  *
+ * Pushes, plans and status reads share one kept connection to the peer (transport.ts), so a
+ * push costs no handshake. A commit that changes the peer or its fingerprint closes it at once:
+ * nothing more is sent over a connection checked against a pin the configuration no longer has.
+ *
  * Every message and answer is one of the kinds in messages.ts, checked on arrival on both
  * sides. Retry timers, request timeouts and the times shown in /v1/sync come from the injected
  * Clock, so the backoff can be followed on a manual one.
@@ -56,6 +60,8 @@ export interface SyncManagerOptions {
   retry?: { firstMs: number; maxMs: number };
   /** Per-request timeout towards the peer (default 5 s). */
   timeoutMs?: number;
+  /** How long the connection to the peer stays open with nothing to send (default 30 s). */
+  idleMs?: number;
   /** Retry timers, request timeouts, message times and the times in status() (default: the system clock). */
   clock?: Clock;
 }
@@ -79,6 +85,7 @@ export class SyncManager {
   private readonly node: string;
   private readonly retry: { firstMs: number; maxMs: number };
   private readonly timeoutMs: number;
+  private readonly idleMs?: number;
   private readonly clock: Clock;
   private server?: SyncServer<InboundMessage>;
   private client?: { key: string; client: SyncClient };
@@ -88,6 +95,8 @@ export class SyncManager {
   // The push loop (primary).
   private inFlight?: Promise<void>;
   private again = false;
+  /** The push in flight lost its connection because the peer was changed: it goes again at once. */
+  private superseded = false;
   private retryTimer?: unknown;
   private delayMs: number;
   /** The peer's applied revision as last heard (undefined: not heard since start). */
@@ -105,6 +114,7 @@ export class SyncManager {
     this.retry = opts.retry ?? { firstMs: 1000, maxMs: 30_000 };
     this.delayMs = this.retry.firstMs;
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.idleMs = opts.idleMs;
     this.clock = opts.clock ?? systemClock;
   }
 
@@ -127,7 +137,10 @@ export class SyncManager {
       });
       m.listenAddress = `${opts.listen.host.includes(':') ? `[${opts.listen.host}]` : opts.listen.host}:${m.server.port}`;
     }
-    m.unsubscribe = m.service.onCommit(() => m.schedule());
+    m.unsubscribe = m.service.onCommit(() => {
+      m.dropStalePeer();
+      m.schedule();
+    });
     m.schedule();
     return m;
   }
@@ -149,16 +162,38 @@ export class SyncManager {
 
   // --- the primary's side --------------------------------------------------------------------
 
+  /**
+   * The client of the configured peer. It keeps one connection open between requests (see
+   * transport.ts); a new peer address, port or fingerprint gets a new client, so a connection
+   * checked against the old pin is never used for the new one.
+   */
   private peerClient(): SyncClient {
     const peer = this.service.desired().sync.peer;
     if (!peer) throw new CarpdError('CARPD_ERR_SYNC_NOT_CONFIGURED', 'this node has no sync peer; set one with PATCH /v1/sync (its address and the fingerprint carpctl sync identity prints there)');
-    const key = `${peer.address}|${peer.port}|${peer.fingerprint}`;
+    const key = peerKey(peer);
     if (this.client?.key !== key) {
       this.client?.client.close();
-      this.client = { key, client: new SyncClient({ identity: this.identity, peer: { host: peer.address, port: peer.port, fingerprint: peer.fingerprint }, schemaVersion: SCHEMA_VERSION, timeoutMs: this.timeoutMs, clock: this.clock }) };
+      this.client = {
+        key,
+        client: new SyncClient({ identity: this.identity, peer: { host: peer.address, port: peer.port, fingerprint: peer.fingerprint }, schemaVersion: SCHEMA_VERSION, timeoutMs: this.timeoutMs, idleMs: this.idleMs, clock: this.clock }),
+      };
       this.peerRevision = undefined;
     }
     return this.client.client;
+  }
+
+  /**
+   * After a commit: when the peer is no longer the one the client was made for, its connection
+   * is closed now rather than at the next request, and whatever it had in flight is aborted:
+   * nothing more goes to a peer, or over a connection, that the configuration no longer names.
+   */
+  private dropStalePeer(): void {
+    if (!this.client) return;
+    const peer = this.service.desired().sync.peer;
+    if (peer && peerKey(peer) === this.client.key) return;
+    this.client.client.close();
+    this.client = undefined;
+    this.peerRevision = undefined;
   }
 
   /** Starts a push if this node is a primary whose peer is behind; coalesces with one in flight. */
@@ -181,6 +216,11 @@ export class SyncManager {
       if (state.sync.role !== 'primary') return;
       if (this.peerRevision === state.revision) continue;
       const out = await this.push(state);
+      if (!out.ok && this.superseded) {
+        this.superseded = false;
+        this.again = true;
+        continue;
+      }
       if (!out.ok) {
         this.retryTimer = this.clock.setTimeout(() => {
           this.retryTimer = undefined;
@@ -196,8 +236,10 @@ export class SyncManager {
   private async push(state: DesiredState): Promise<PushOutcome> {
     this.lastAttempt = this.clock.now();
     const snap = snapshotOf(state);
+    let client: SyncClient | undefined;
     try {
-      const r = await exchange(this.peerClient(), 'push', snap);
+      client = this.peerClient();
+      const r = await exchange(client, 'push', snap);
       if (r.ok) {
         // Answers may arrive out of order (run() beside the loop): the peer never goes back.
         this.peerRevision = Math.max(this.peerRevision ?? 0, snap.revision);
@@ -210,6 +252,11 @@ export class SyncManager {
       if (r.problem.appliedRevision !== undefined) this.peerRevision = r.problem.appliedRevision;
       return this.failed(snap.revision, `the secondary refused revision ${snap.revision}: ${r.problem.detail}`, true);
     } catch (e) {
+      if (client && client !== this.client?.client && !this.closed) {
+        // Not a failure of the peer now configured: the push goes to it next, without backoff.
+        this.superseded = true;
+        return { ok: false, reached: false, revision: snap.revision, detail: `the sync peer was changed while revision ${snap.revision} was being pushed; it is pushed to the new peer` };
+      }
       const why = e instanceof SyncTransportError || e instanceof CarpdError ? e.message : `unexpected: ${(e as Error).message}`;
       return this.failed(snap.revision, why, false);
     }
@@ -237,6 +284,8 @@ export class SyncManager {
       out = await this.push(this.service.desired());
     })().finally(() => (this.inFlight = undefined));
     await this.inFlight;
+    // Superseded or not, the loop started here pushes to the peer configured now.
+    this.superseded = false;
     if (!out.ok || this.again) this.schedule();
     return out;
   }
@@ -387,6 +436,10 @@ export class SyncManager {
       return problem(err, { appliedRevision: applied });
     }
   }
+}
+
+function peerKey(peer: { address: string; port: number; fingerprint: string }): string {
+  return `${peer.address}|${peer.port}|${peer.fingerprint}`;
 }
 
 function problem(e: CarpdError, extra: Record<string, unknown> = {}): { status: number; body: unknown } {
