@@ -10,29 +10,29 @@
  * journal append and one fsync for every change that queued meanwhile); a group that cannot
  * be stored is undone in the backend, newest change first, and each of its changes fails.
  */
-import * as nodeCrypto from 'node:crypto';
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CarpdError, fromProblems } from '../errors.js';
-import { sameContent, type DesiredState, type PfsyncConfig, type Role, type TokenRecord, type VipConfig } from '../config/model.js';
+import { sameContent, type DesiredState } from '../config/model.js';
 import type { ConfigStore, RevisionMeta } from '../config/store.js';
 import { checkChange, VipIndex } from '../config/validate.js';
-import { diffStates, draftOf, settle, type StateDiff } from '../config/change.js';
-import { BatchError, type KernelBackend, type KernelStats, type LiveVhid, type PfsyncLive, type StateChange, type VhidParams } from '../kernel/backend.js';
-import { effectiveSkew } from '../engine/timing.js';
+import { diffStates, draftOf, settle } from '../config/change.js';
+import { BatchError, type KernelBackend, type KernelStats, type LiveVhid, type PfsyncLive, type StateChange } from '../kernel/backend.js';
 import { KernelError } from '../kernel/errno.js';
 import { changeScope, describeStep, plan, targetOf, type Snapshot, type Step } from './plan.js';
 import { fromKernelError } from './kernel-errors.js';
 import { SerialQueue } from './queue.js';
 import { describeChanges } from './changes.js';
-import { managedChangesOf } from '../config/managed.js';
 import { LIVE_MAX_AGE_MS, LiveCache } from './live-cache.js';
 import { declaredState, type DeclaredConfig } from './apply.js';
 import { vipNotFound } from './vips.js';
+import { checkIfMatch, TokenIndex, type AuthContext } from './tokens.js';
+import { assembleStatus, StatusCache, type ReconcileStatus } from './status.js';
+import { guardSynced } from './guard.js';
+import { applyStep, checkCapabilities, readSnapshot } from './backend-ops.js';
 
 export { vipNotFound };
-
-const STATUS_MAX_AGE_MS = 1000;
+export { hashToken, ifMatchAccepts, newTokenSecret, type AuthContext } from './tokens.js';
+export type { ReconcileStatus, ServiceStatus } from './status.js';
 
 export interface MutationOptions {
   actor: string;
@@ -58,35 +58,6 @@ export interface PlanView {
 export type MutationOutcome<T> =
   | { kind: 'plan'; plan: PlanView }
   | { kind: 'done'; state: DesiredState; result: T; changed: boolean };
-
-export interface ReconcileStatus {
-  ok: boolean;
-  at: Date;
-  error?: string;
-}
-
-export interface AuthContext {
-  name: string;
-  role: Role;
-}
-
-// Every API request hashes its token: crypto.hash (Node 20.12 and later) does it in a quarter
-// of createHash's time; earlier Node 20 releases lack it.
-const oneShotHash = (nodeCrypto as { hash?: typeof nodeCrypto.hash }).hash;
-
-export function hashToken(token: string): string {
-  return oneShotHash ? oneShotHash('sha256', token, 'hex') : createHash('sha256').update(token, 'utf8').digest('hex');
-}
-
-export function newTokenSecret(): string {
-  return `carpd_${randomBytes(32).toString('base64url')}`;
-}
-
-/** Parses an If-Match header: a list of entity tags, or `*`. */
-export function ifMatchAccepts(header: string, revision: number): boolean {
-  const tags = header.split(',').map((t) => t.trim());
-  return tags.some((t) => t === '*' || t === `"${revision}"` || t === `W/"${revision}"`);
-}
 
 /** A change staged in the store, answered when its group is durable (or undone with it). */
 interface PendingCommit {
@@ -122,13 +93,12 @@ export class CarpService {
   }
   private closing = false;
   private unsubscribe?: () => void;
-  private tokenIndex?: { revision: number; byHash: Map<string, TokenRecord> };
+  private readonly tokens = new TokenIndex();
   lastReconcile: ReconcileStatus;
   readonly startedAt: Date;
   /** Bumped on every live change carpd knows of; a cached status older than that is stale. */
   private generation = 0;
-  private statusCache?: { generation: number; at: number; value: Awaited<ReturnType<CarpService['assembleStatus']>> };
-  private statusPending?: { generation: number; value: ReturnType<CarpService['assembleStatus']> };
+  private readonly statusCache = new StatusCache();
   /** The live state as planning sees it; undefined: read the backend at the next change. */
   private live?: LiveCache;
   /** Indexes of the head revision's VIPs, for validating a change. */
@@ -177,7 +147,7 @@ export class CarpService {
           const vhidKey = 'vhid' in step ? `${step.interface}/${step.vhid}` : '';
           if (step.op === 'address.add' && failedVhids.has(vhidKey)) continue;
           try {
-            await this.applyStep(step);
+            await applyStep(this.backend, step);
             live.apply(step);
             applied++;
           } catch (e) {
@@ -234,18 +204,18 @@ export class CarpService {
     // The job hands back a promise to wait for outside the queue, in a box: the queue would wait for a bare one.
     return this.run(async (): Promise<{ wait: Promise<MutationOutcome<T>> }> => {
       const head = this.store.head();
-      this.checkIfMatch(opts.ifMatch, head.revision);
+      checkIfMatch(opts.ifMatch, head.revision);
       const edited = draftOf(head);
       const result = await change(edited);
       const draft = settle(edited, head);
       // A change may hand in a stored revision's (frozen) list, as a rollback does.
       if (Object.isFrozen(draft.vips)) draft.vips = [...draft.vips];
       let diff = diffStates(head, draft, { adopt: true });
-      const detachedNow = opts.origin === 'sync' ? undefined : this.guardSynced(head, draft, diff, opts.force === true);
+      const detachedNow = opts.origin === 'sync' ? undefined : guardSynced(head, draft, diff, opts.force === true);
       if (detachedNow !== undefined) diff = diffStates(head, draft, { adopt: true });
       const problems = checkChange(draft, diff, this.indexOf(head));
       if (problems.length > 0) throw fromProblems(problems);
-      this.checkCapabilities(diff.added, diff.sections.has('pfsync') ? draft.pfsync : undefined);
+      checkCapabilities(this.backend, diff.added, diff.sections.has('pfsync') ? draft.pfsync : undefined);
       const live = await this.liveState();
       const scope = changeScope(head, draft, diff, live);
       const steps = plan(scope.target, scope.live);
@@ -406,34 +376,12 @@ export class CarpService {
     return () => this.commitListeners.delete(listener);
   }
 
-  /**
-   * On a sync secondary, a change to a synced object made here would be overwritten by the next
-   * push, silently: refused instead, saying where to make it. With force the objects leave
-   * sync (recorded in the draft's sync.detached). Returns what was detached, in words.
-   */
-  private guardSynced(current: DesiredState, draft: DesiredState, change: StateDiff, force: boolean): string | undefined {
-    if (current.sync.role !== 'secondary') return undefined;
-    const touched = managedChangesOf(current, draft, change);
-    if (touched.vips.length === 0 && !touched.carp) return undefined;
-    const what = [...touched.vips.map((k) => `VIP ${k}`), ...(touched.carp ? ['CARP enabled/preempt'] : [])].join(', ');
-    if (!force) {
-      const where = current.sync.peer ? ` (sync peer ${current.sync.peer.address})` : '';
-      throw new CarpdError('CARPD_ERR_SYNC_MANAGED', `${what} ${touched.vips.length + (touched.carp ? 1 : 0) > 1 ? 'are' : 'is'} managed by this node's sync primary${where}: make the change there, or repeat it with force=true to detach ${touched.vips.length + (touched.carp ? 1 : 0) > 1 ? 'them' : 'it'} from sync here`);
-    }
-    const detached = new Set(draft.sync.detached.vips);
-    // A forced removal is recorded too, so that the next push does not bring the VIP back.
-    for (const k of touched.vips) detached.add(k);
-    // A new section object: the draft's may be the stored revision's own, which is frozen.
-    draft.sync = { ...draft.sync, detached: { vips: [...detached].sort(), carp: draft.sync.detached.carp || touched.carp } };
-    return what;
-  }
-
   /** Forces a vhid's state, through the same queue (it is not stored). */
   forceState(iface: string, vhid: number, state: 'BACKUP' | 'MASTER', opts: MutationOptions): Promise<MutationOutcome<LiveVhid>> {
     if (this.closing) return Promise.reject(new CarpdError('CARPD_ERR_SHUTTING_DOWN', 'carpd is shutting down; retry once it is back'));
     return this.run(async () => {
       const current = this.store.head();
-      this.checkIfMatch(opts.ifMatch, current.revision);
+      checkIfMatch(opts.ifMatch, current.revision);
       if (!current.vips.some((v) => v.interface === iface && v.vhid === vhid)) throw vipNotFound(iface, vhid);
       if (!this.backend.capabilities().forceState) throw new CarpdError('CARPD_ERR_UNSUPPORTED', `the ${this.backend.name} backend cannot force a vhid's state`);
       const live = (await this.backend.listVhids()).find((v) => v.interface === iface && v.vhid === vhid);
@@ -490,85 +438,22 @@ export class CarpService {
     if (fresh) return fresh;
     // Callers that find the cache stale together share one assembly (and so one object, whose
     // API body is then built once), unless something changed since it started.
-    const generation = this.generation;
-    if (this.statusPending?.generation === generation) return this.statusPending.value;
-    const value = this.assembleStatus();
-    const pending = { generation, value };
-    this.statusPending = pending;
-    try {
-      const done = await value;
-      this.statusCache = { generation, at: now, value: done };
-      return done;
-    } finally {
-      if (this.statusPending === pending) this.statusPending = undefined;
-    }
+    return this.statusCache.assemble(this.generation, now, () => assembleStatus(this));
   }
 
   /** The status status() would hand out now, when that needs no assembly; otherwise undefined. */
   freshStatus(now = Date.now()) {
-    const c = this.statusCache;
-    return c && c.generation === this.generation && now - c.at < STATUS_MAX_AGE_MS ? c.value : undefined;
-  }
-
-  private async assembleStatus() {
-    const [vhids, carp, pfsync] = await Promise.all([this.backend.listVhids(), this.liveCarp(), this.backend.getPfsync()]);
-    return {
-      revision: this.store.current().revision,
-      startedAt: this.startedAt,
-      reconcile: this.lastReconcile,
-      backend: { name: this.backend.name, description: this.backend.description, capabilities: this.backend.capabilities() },
-      carp,
-      vhids: vhids.map((v) => ({ ...v, effectiveSkew: effectiveSkew(v.advskew, carp.demotion) })),
-      pfsync,
-    };
+    return this.statusCache.fresh(this.generation, now);
   }
 
   /** The token's owner, or undefined. Compares hashes in constant time. */
   authenticate(token: string): AuthContext | undefined {
-    const state = this.store.current();
-    if (this.tokenIndex?.revision !== state.revision) {
-      this.tokenIndex = { revision: state.revision, byHash: new Map(state.api.tokens.map((t) => [t.sha256, t])) };
-    }
-    const digest = hashToken(token);
-    const found = this.tokenIndex.byHash.get(digest);
-    if (!found || !timingSafeEqual(Buffer.from(found.sha256, 'hex'), Buffer.from(digest, 'hex'))) return undefined;
-    return { name: found.name, role: found.role };
-  }
-
-  private checkIfMatch(ifMatch: string | undefined, revision: number): void {
-    if (ifMatch !== undefined && !ifMatchAccepts(ifMatch, revision)) {
-      throw new CarpdError('CARPD_ERR_PRECONDITION_FAILED', `If-Match ${ifMatch} does not match the current revision "${revision}": someone else changed the configuration; GET it again, re-apply your change, and retry`, { currentRevision: revision });
-    }
-  }
-
-  /** The backend's capabilities against the VIPs a change brings and its pfsync settings, if it changes them. */
-  private checkCapabilities(vips: readonly VipConfig[], pfsync: PfsyncConfig | undefined): void {
-    const caps = this.backend.capabilities();
-    for (const v of vips) {
-      if (v.mode === 'unicast' && !caps.unicast) {
-        throw new CarpdError('CARPD_ERR_UNSUPPORTED', `${v.interface} vhid ${v.vhid}: unicast mode needs FreeBSD 14 or later (carp netlink); this ${this.backend.name} backend only does multicast`, { errors: [{ path: `/vips/${v.interface}/${v.vhid}/mode`, message: 'unicast is not supported here' }] });
-      }
-      if (v.protocol === 'vrrpv3' && !caps.vrrpv3) {
-        throw new CarpdError('CARPD_ERR_UNSUPPORTED', `${v.interface} vhid ${v.vhid}: the ${this.backend.name} backend cannot run VRRPv3 vhids; use protocol carp`, { errors: [{ path: `/vips/${v.interface}/${v.vhid}/protocol`, message: 'vrrpv3 is not supported here' }] });
-      }
-      if (!caps.ipv6 && v.addresses.some((a) => a.includes(':'))) {
-        throw new CarpdError('CARPD_ERR_UNSUPPORTED', `${v.interface} vhid ${v.vhid}: the ${this.backend.name} backend has no IPv6 support`);
-      }
-    }
-    if (pfsync?.enabled && !caps.pfsyncVersions.includes(pfsync.version)) {
-      throw new CarpdError('CARPD_ERR_UNSUPPORTED', `pfsync version ${pfsync.version} is not supported by this kernel (supported: ${caps.pfsyncVersions.join(', ') || 'none'})`);
-    }
+    return this.tokens.authenticate(this.store.current(), token);
   }
 
   /** The live state in planning terms. */
-  private async snapshot(): Promise<Snapshot> {
-    const [vhids, g, maintenance, pfsync] = await Promise.all([this.backend.listVhids(), this.backend.getCarpGlobals(), this.backend.getMaintenance(), this.backend.getPfsync()]);
-    return {
-      vhids: vhids.map((v) => ({ interface: v.interface, vhid: v.vhid, params: paramsOf(v), addresses: v.addresses })),
-      carp: { allow: g.allow, preempt: g.preempt },
-      maintenance,
-      pfsync: { syncdev: pfsync.syncdev, syncpeer: pfsync.syncpeer, maxupd: pfsync.maxupd, defer: pfsync.defer, version: pfsync.version },
-    };
+  private snapshot(): Promise<Snapshot> {
+    return readSnapshot(this.backend);
   }
 
   /**
@@ -601,33 +486,6 @@ export class CarpService {
       throw err;
     }
   }
-
-  private async applyStep(s: Step): Promise<void> {
-    const b = this.backend;
-    switch (s.op) {
-      case 'vhid.set':
-        return b.setVhid(s.interface, s.vhid, s.params);
-      case 'vhid.remove':
-        return b.removeVhid(s.interface, s.vhid);
-      case 'address.add':
-        return b.addAddress(s.interface, s.vhid, s.address);
-      case 'address.remove':
-        return b.removeAddress(s.interface, s.vhid, s.address);
-      case 'carp.set':
-        return b.setCarpGlobals(s.globals);
-      case 'maintenance.set':
-        return b.setMaintenance(s.enabled);
-      case 'pfsync.set':
-        return b.setPfsync(s.settings);
-    }
-  }
-}
-
-/** A live vhid's parameters in planning terms; the VRRP fields only for a vrrpv3 vhid, as targetOf makes them. */
-function paramsOf(v: LiveVhid): VhidParams {
-  const p: VhidParams = { advbaseSec: v.advbaseSec, advskew: v.advskew, key: v.key, peer: v.peer, peer6: v.peer6 };
-  if (v.protocol === 'vrrpv3') Object.assign(p, { protocol: 'vrrpv3', vrrpPriority: v.vrrpPriority, vrrpIntervalCs: v.vrrpIntervalCs });
-  return p;
 }
 
 /** A document that declares the desired state in force: nothing to do (applyDocument). */

@@ -1,0 +1,64 @@
+/**
+ * The backend in planning terms: its live state as a planning snapshot, one planned step
+ * applied on its own, and the capabilities a change needs.
+ */
+import { CarpdError } from '../errors.js';
+import type { PfsyncConfig, VipConfig } from '../config/model.js';
+import type { KernelBackend, LiveVhid, VhidParams } from '../kernel/backend.js';
+import type { Snapshot, Step } from './plan.js';
+
+/** The live state in planning terms. */
+export async function readSnapshot(backend: KernelBackend): Promise<Snapshot> {
+  const [vhids, g, maintenance, pfsync] = await Promise.all([backend.listVhids(), backend.getCarpGlobals(), backend.getMaintenance(), backend.getPfsync()]);
+  return {
+    vhids: vhids.map((v) => ({ interface: v.interface, vhid: v.vhid, params: paramsOf(v), addresses: v.addresses })),
+    carp: { allow: g.allow, preempt: g.preempt },
+    maintenance,
+    pfsync: { syncdev: pfsync.syncdev, syncpeer: pfsync.syncpeer, maxupd: pfsync.maxupd, defer: pfsync.defer, version: pfsync.version },
+  };
+}
+
+/** A live vhid's parameters in planning terms; the VRRP fields only for a vrrpv3 vhid, as targetOf makes them. */
+function paramsOf(v: LiveVhid): VhidParams {
+  const p: VhidParams = { advbaseSec: v.advbaseSec, advskew: v.advskew, key: v.key, peer: v.peer, peer6: v.peer6 };
+  if (v.protocol === 'vrrpv3') Object.assign(p, { protocol: 'vrrpv3', vrrpPriority: v.vrrpPriority, vrrpIntervalCs: v.vrrpIntervalCs });
+  return p;
+}
+
+export async function applyStep(b: KernelBackend, s: Step): Promise<void> {
+  switch (s.op) {
+    case 'vhid.set':
+      return b.setVhid(s.interface, s.vhid, s.params);
+    case 'vhid.remove':
+      return b.removeVhid(s.interface, s.vhid);
+    case 'address.add':
+      return b.addAddress(s.interface, s.vhid, s.address);
+    case 'address.remove':
+      return b.removeAddress(s.interface, s.vhid, s.address);
+    case 'carp.set':
+      return b.setCarpGlobals(s.globals);
+    case 'maintenance.set':
+      return b.setMaintenance(s.enabled);
+    case 'pfsync.set':
+      return b.setPfsync(s.settings);
+  }
+}
+
+/** The backend's capabilities against the VIPs a change brings and its pfsync settings, if it changes them. */
+export function checkCapabilities(backend: KernelBackend, vips: readonly VipConfig[], pfsync: PfsyncConfig | undefined): void {
+  const caps = backend.capabilities();
+  for (const v of vips) {
+    if (v.mode === 'unicast' && !caps.unicast) {
+      throw new CarpdError('CARPD_ERR_UNSUPPORTED', `${v.interface} vhid ${v.vhid}: unicast mode needs FreeBSD 14 or later (carp netlink); this ${backend.name} backend only does multicast`, { errors: [{ path: `/vips/${v.interface}/${v.vhid}/mode`, message: 'unicast is not supported here' }] });
+    }
+    if (v.protocol === 'vrrpv3' && !caps.vrrpv3) {
+      throw new CarpdError('CARPD_ERR_UNSUPPORTED', `${v.interface} vhid ${v.vhid}: the ${backend.name} backend cannot run VRRPv3 vhids; use protocol carp`, { errors: [{ path: `/vips/${v.interface}/${v.vhid}/protocol`, message: 'vrrpv3 is not supported here' }] });
+    }
+    if (!caps.ipv6 && v.addresses.some((a) => a.includes(':'))) {
+      throw new CarpdError('CARPD_ERR_UNSUPPORTED', `${v.interface} vhid ${v.vhid}: the ${backend.name} backend has no IPv6 support`);
+    }
+  }
+  if (pfsync?.enabled && !caps.pfsyncVersions.includes(pfsync.version)) {
+    throw new CarpdError('CARPD_ERR_UNSUPPORTED', `pfsync version ${pfsync.version} is not supported by this kernel (supported: ${caps.pfsyncVersions.join(', ') || 'none'})`);
+  }
+}
