@@ -27,40 +27,26 @@
  * nothing is overwritten. A state dir of the earlier format (config.json + revisions/<N>.json,
  * one whole document per revision) is converted on first open: its history becomes snapshots
  * and journals, and the old files are removed once the new ones are durable.
+ *
+ * Reading the state dir's files is in store-files.ts, the conversion of the earlier format in
+ * store-upgrade.ts, the journal's line format in journal.ts.
  */
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { readStoredState, DocumentError } from './document.js';
+import { readStoredState } from './document.js';
 import type { DesiredState } from './model.js';
 import { checkState } from './validate.js';
 import { fsyncDir, removeStaleTemps, writeFileAtomic } from './atomic.js';
 import { diffStates, freezeState, type StateDiff } from './change.js';
-import { applyPatch, PatchError } from './patch.js';
-import { encodeLine, headerProblem, nodeJournalIo, readLines, recordProblem, type JournalHandle, type JournalHeader, type JournalIo, type JournalRecord, type RevisionMeta } from './journal.js';
+import { encodeLine, nodeJournalIo, readLines, recordProblem, type JournalHandle, type JournalIo, type JournalRecord, type RevisionMeta } from './journal.js';
+import { applyRecord, ConfigFileError, isEmptyJournal, journalName, KEEP_REVISIONS, listRevisions, metaOf, pad, parseStateText, plain, readChecked, readJournal, sha256, snapshotName, type Listing, type ParsedJournal, type StoreLog } from './store-files.js';
+import { startJournal } from './store-upgrade.js';
 
 export type { RevisionMeta } from './journal.js';
+export { ConfigFileError, KEEP_REVISIONS, type StoreLog } from './store-files.js';
 
-export const KEEP_REVISIONS = 50;
 export const SNAPSHOT_EVERY_REVISIONS = 1000;
 export const SNAPSHOT_EVERY_BYTES = 1024 * 1024;
-
-export class ConfigFileError extends Error {
-  constructor(
-    readonly file: string,
-    readonly field: string,
-    readonly reason: string,
-  ) {
-    super(`${file}: ${field === '' ? '(document)' : field}: ${reason}`);
-    this.name = 'ConfigFileError';
-  }
-}
-
-/** Where the store reports what it repaired or could not do (carpd's pino logger fits). */
-export interface StoreLog {
-  warn(fields: Record<string, unknown>, message: string): void;
-  info(fields: Record<string, unknown>, message: string): void;
-}
 
 export interface StoreOptions {
   /** A new snapshot once the journal holds this many revisions (default 1000). */
@@ -72,120 +58,7 @@ export interface StoreOptions {
   log?: StoreLog;
 }
 
-const pad = (n: number) => String(n).padStart(10, '0');
-const journalName = (n: number) => `${pad(n)}.journal`;
-const snapshotName = (n: number) => `${pad(n)}.snapshot.json`;
-const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 const silent: StoreLog = { warn: () => undefined, info: () => undefined };
-
-interface Listing {
-  journals: number[];
-  snapshots: number[];
-  /** revisions/<N>.json: the earlier format, one whole document per revision. */
-  old: number[];
-}
-
-async function listRevisions(dir: string): Promise<Listing> {
-  const l: Listing = { journals: [], snapshots: [], old: [] };
-  for (const name of await fs.readdir(dir)) {
-    const m = /^(\d{10})\.(journal|snapshot\.json|json)$/.exec(name);
-    if (!m) continue;
-    const n = Number(m[1]);
-    if (m[2] === 'journal') l.journals.push(n);
-    else if (m[2] === 'json') l.old.push(n);
-    else l.snapshots.push(n);
-  }
-  for (const k of ['journals', 'snapshots', 'old'] as const) l[k].sort((a, b) => a - b);
-  return l;
-}
-
-interface ParsedJournal {
-  file: string;
-  header: JournalHeader;
-  records: { record: JournalRecord; offset: number; end: number }[];
-  /** Where the last good line ends: appends go here. */
-  goodEnd: number;
-  torn?: { offset: number; bytes: number; reason: string };
-}
-
-function parseJournal(file: string, buf: Buffer): ParsedJournal {
-  const lines = readLines(buf);
-  const first = lines[0];
-  if (!first) throw new ConfigFileError(file, 'offset 0', 'the journal is empty: it has no header');
-  if (!first.ok) throw new ConfigFileError(file, 'offset 0', `the journal header is unreadable: ${first.reason}`);
-  const hp = headerProblem(first.value);
-  if (hp) throw new ConfigFileError(file, 'offset 0', hp);
-  const header = first.value as unknown as JournalHeader;
-  const out: ParsedJournal = { file, header, records: [], goodEnd: first.end };
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    if (!line.ok) {
-      const later = lines.slice(i + 1).find((l) => l.ok);
-      if (later) {
-        throw new ConfigFileError(file, `offset ${line.offset}`, `${line.reason}, and a valid record follows at offset ${later.offset}: this is damage, not an append cut short by a crash; restore the file from a backup`);
-      }
-      out.torn = { offset: line.offset, bytes: buf.length - line.offset, reason: line.reason };
-      break;
-    }
-    const rp = recordProblem(line.value);
-    if (rp) throw new ConfigFileError(file, `offset ${line.offset}`, rp);
-    const record = line.value as unknown as JournalRecord;
-    const expected = header.base + out.records.length + 1;
-    if (record.revision !== expected) throw new ConfigFileError(file, `offset ${line.offset}`, `a record of revision ${record.revision} where revision ${expected} belongs`);
-    out.records.push({ record, offset: line.offset, end: line.end });
-    out.goodEnd = line.end;
-  }
-  return out;
-}
-
-async function readJournal(file: string): Promise<ParsedJournal> {
-  let buf: Buffer;
-  try {
-    buf = await fs.readFile(file);
-  } catch (e) {
-    throw new ConfigFileError(file, '', `cannot be read: ${(e as Error).message}`);
-  }
-  return parseJournal(file, buf);
-}
-
-function parseStateText(file: string, text: string): DesiredState {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigFileError(file, '', `is not valid JSON (${(e as Error).message}); carpd will not overwrite it: fix or restore it`);
-  }
-  return readChecked(file, raw);
-}
-
-function readChecked(file: string, raw: unknown, what = ''): DesiredState {
-  try {
-    return readStoredState(raw);
-  } catch (e) {
-    if (e instanceof DocumentError) throw new ConfigFileError(file, e.field, what + e.reason);
-    throw e;
-  }
-}
-
-/** A stored document as plain JSON values, for patches to be applied to in place. */
-const plain = (s: DesiredState): Record<string, unknown> => JSON.parse(JSON.stringify(s)) as Record<string, unknown>;
-
-function applyRecord(doc: unknown, r: JournalRecord, file: string, offset: number): Record<string, unknown> {
-  let next: unknown;
-  try {
-    next = applyPatch(doc, r.patch);
-  } catch (e) {
-    if (e instanceof PatchError) throw new ConfigFileError(file, `offset ${offset}`, `revision ${r.revision} does not apply to revision ${r.revision - 1}: ${e.message}`);
-    throw e;
-  }
-  if (typeof next !== 'object' || next === null || Array.isArray(next)) throw new ConfigFileError(file, `offset ${offset}`, `revision ${r.revision} is not a document`);
-  const o = next as Record<string, unknown>;
-  o.revision = r.revision;
-  o.updatedAt = r.createdAt;
-  return o;
-}
-
-const metaOf = (r: RevisionMeta): RevisionMeta => ({ revision: r.revision, createdAt: r.createdAt, actor: r.actor, summary: r.summary });
 
 interface Staged {
   state: DesiredState;
@@ -276,7 +149,7 @@ export class ConfigStore {
     for (const d of [dir, revisionsDir]) if (((await fs.stat(d)).mode & 0o077) !== 0) await fs.chmod(d, 0o700);
     const x = base.revision;
     if (!listing.journals.includes(x)) {
-      await ConfigStore.startJournal(dir, text, base, listing, log);
+      await startJournal(dir, text, base, listing, log);
       return ConfigStore.open(dir, initial, opts);
     }
 
@@ -402,54 +275,6 @@ export class ConfigStore {
     return store;
   }
 
-  /**
-   * config.json without a journal for its revision: a state dir of the earlier format, or one
-   * whose config.json was put back by hand. The journal starts at config.json's revision; the
-   * earlier format's revision files become snapshots and journals (history), then go.
-   */
-  private static async startJournal(dir: string, text: string, base: DesiredState, listing: Listing, log: StoreLog): Promise<void> {
-    const revisionsDir = path.join(dir, 'revisions');
-    const x = base.revision;
-    const olds: { meta: RevisionMeta; state: DesiredState }[] = [];
-    for (const n of listing.old) {
-      if (n > x) continue; // never acknowledged: newer than the revision in force
-      try {
-        const rec = JSON.parse(await fs.readFile(path.join(revisionsDir, `${pad(n)}.json`), 'utf8')) as { meta?: RevisionMeta; state?: unknown };
-        if (rec.meta?.revision !== n) continue;
-        olds.push({ meta: metaOf(rec.meta), state: readStoredState(rec.state) });
-      } catch {
-        // A history file that does not parse only loses that history entry; config.json is the truth.
-      }
-    }
-    const kept = olds.slice(-KEEP_REVISIONS);
-    // Snapshots and journals at or after config.json's revision belong to another history.
-    for (const n of listing.journals) if (n >= x) await fs.rm(path.join(revisionsDir, journalName(n)), { force: true });
-    for (const n of listing.snapshots) if (n >= x) await fs.rm(path.join(revisionsDir, snapshotName(n)), { force: true });
-    // Runs of consecutive revisions: each becomes a snapshot and a journal of the rest.
-    for (let i = 0; i < kept.length; ) {
-      let j = i;
-      while (j + 1 < kept.length && kept[j + 1].meta.revision === kept[j].meta.revision + 1) j++;
-      const first = kept[i];
-      if (first.meta.revision < x) {
-        const snap = JSON.stringify(first.state, null, 2) + '\n';
-        await writeFileAtomic(path.join(revisionsDir, snapshotName(first.meta.revision)), snap, { syncDir: false });
-        const lines = [encodeLine({ journal: 1, base: first.meta.revision, meta: first.meta, snapshotSha256: sha256(snap) })];
-        for (let k = i + 1; k <= j; k++) lines.push(encodeLine({ ...kept[k].meta, patch: diffStates(kept[k - 1].state, kept[k].state).ops }));
-        await writeFileAtomic(path.join(revisionsDir, journalName(first.meta.revision)), Buffer.concat(lines), { syncDir: false });
-      }
-      i = j + 1;
-    }
-    const own = kept.find((o) => o.meta.revision === x)?.meta ?? { revision: x, createdAt: base.updatedAt, actor: 'carpd', summary: 'the configuration in force when the journal was started' };
-    // The journal of config.json's revision makes the conversion: written last, with a directory fsync.
-    await writeFileAtomic(path.join(revisionsDir, journalName(x)), encodeLine({ journal: 1, base: x, meta: own, snapshotSha256: sha256(text) }));
-    for (const n of listing.old) await fs.rm(path.join(revisionsDir, `${pad(n)}.json`), { force: true });
-    await fsyncDir(revisionsDir);
-    if (listing.old.length > 0) {
-      log.info({ event: 'store.converted', revision: x, history: kept.length }, `converted ${revisionsDir} to the journal: revision ${x} in force, ${kept.length} revisions of history kept, ${listing.old.length} revision files of the earlier format removed`);
-    } else {
-      log.info({ event: 'journal.started', revision: x }, `${path.join(dir, 'config.json')} (revision ${x}) has no journal; started one`);
-    }
-  }
 
   /** The last durable revision: what readers see. */
   current(): DesiredState {
@@ -676,14 +501,5 @@ export class ConfigStore {
       await this.rotate().catch((e: Error) => this.log.warn({ event: 'journal.snapshot.failed', err: e.message }, `could not write a snapshot at close (${e.message}); the journal holds every revision`));
     }
     await this.active.handle.close().catch(() => undefined);
-  }
-}
-
-async function isEmptyJournal(file: string): Promise<boolean> {
-  try {
-    const j = parseJournal(file, await fs.readFile(file));
-    return j.records.length === 0;
-  } catch {
-    return false;
   }
 }
