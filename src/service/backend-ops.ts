@@ -5,6 +5,7 @@
 import { CarpdError } from '../errors.js';
 import type { PfsyncConfig, VipConfig } from '../config/model.js';
 import type { KernelBackend, LiveVhid, VhidParams } from '../kernel/backend.js';
+import { runStep } from '../kernel/batch.js';
 import type { Snapshot, Step } from './plan.js';
 
 /** The live state in planning terms. */
@@ -25,23 +26,9 @@ function paramsOf(v: LiveVhid): VhidParams {
   return p;
 }
 
-export async function applyStep(b: KernelBackend, s: Step): Promise<void> {
-  switch (s.op) {
-    case 'vhid.set':
-      return b.setVhid(s.interface, s.vhid, s.params);
-    case 'vhid.remove':
-      return b.removeVhid(s.interface, s.vhid);
-    case 'address.add':
-      return b.addAddress(s.interface, s.vhid, s.address);
-    case 'address.remove':
-      return b.removeAddress(s.interface, s.vhid, s.address);
-    case 'carp.set':
-      return b.setCarpGlobals(s.globals);
-    case 'maintenance.set':
-      return b.setMaintenance(s.enabled);
-    case 'pfsync.set':
-      return b.setPfsync(s.settings);
-  }
+/** One planned step through the backend's single-step method (a planned Step is a BackendStep). */
+export function applyStep(b: KernelBackend, s: Step): Promise<void> {
+  return runStep(b, s);
 }
 
 /** The backend's capabilities against the VIPs a change brings and its pfsync settings, if it changes them. */
