@@ -28,7 +28,7 @@ import { carpKeyText } from './layout-carp.js';
 import type { AddressLedger } from './ledger.js';
 import type { KernelSettings } from './settings.js';
 import { CREATED, FIRST_SEEN, type StateTracker } from './tracker.js';
-import { PLACEHOLDER_NET, checkVhidParams } from './vhids.js';
+import { PLACEHOLDER_NET, carpSetOf, checkPeersCarried, checkVhidSet } from './vhids.js';
 import { applyOp, cloneModel, holder, ifaceOf, index, keyOf, operationOf, paramsOf, vhidOf, type Model, type Op } from './batch-model.js';
 
 interface Failure {
@@ -173,24 +173,11 @@ export class FreebsdBatch {
       case 'vhid.set': {
         const operation = operationOf(step);
         const { interface: iface, vhid, params: p } = step;
-        checkIfName(operation, iface);
-        checkVhidParams(operation, iface, vhid, p);
-        if (p.protocol === 'vrrpv3') throw KernelError.of('EOPNOTSUPP', operation, iface, `carpd does not drive the VRRP mode of carp(4) yet (FreeBSD ${this.d.carp.major}); use protocol carp`);
-        if (this.t.kind === 'ioctl' && (p.peer !== undefined || p.peer6 !== undefined)) {
-          throw KernelError.of('EOPNOTSUPP', operation, iface, `unicast peers need the carp netlink family of FreeBSD 14 or later; this is FreeBSD ${this.d.carp.major}${this.d.carp.sock ? '' : ' without netlink'}`);
-        }
+        checkVhidSet(operation, iface, vhid, p, this.d.carp.major);
+        checkPeersCarried(operation, iface, p, this.t, this.d.carp);
         readable(operation, iface);
         const cur = m.vhids.get(keyOf(iface, vhid));
-        const set: CarpSet = {
-          iface,
-          vhid,
-          advbase: p.advbaseSec,
-          advskew: p.advskew,
-          ...(p.key !== undefined ? { key: p.key } : {}),
-          ...(p.peer !== undefined ? { peer: p.peer } : {}),
-          ...(p.peer6 !== undefined ? { peer6: p.peer6 } : {}),
-          ...vrrpAttrs(this.t, this.d.carp.major, cur?.kv),
-        };
+        const set = carpSetOf(iface, vhid, p, this.t, this.d.carp.major, cur?.kv);
         if (cur?.kv.key && cur.kv.key[0] !== 0 && p.key === undefined) {
           // Neither SET can clear a key (T10): the vhid goes and comes back without one (vhids.ts).
           return [...this.destroyOps(m, iface, vhid, i, operation), { kind: 'set', step: i, operation, set }, ...cur.addresses.map((cidr): Op => ({ kind: 'bind', step: i, operation, iface, vhid, cidr }))];

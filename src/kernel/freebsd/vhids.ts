@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { canonicalIp, parseCidr, type Cidr } from '../../wire/address.js';
 import { carpParamsFault } from '../../wire/limits.js';
 import type { CarpState, VhidParams } from '../backend.js';
+import type { AbiVersion } from './layout.js';
 import { KernelError } from '../errno.js';
 import type { AddressBinder } from './addresses.js';
 import { type CarpChannel, type CarpSet, type CarpTransport, type KernelVhid, sameParams, vrrpAttrs } from './carp.js';
@@ -45,6 +46,39 @@ export function checkVhidParams(operation: string, iface: string, vhid: number, 
   }
 }
 
+/**
+ * setVhid's checks that need no kernel: the name, the values, and the VRRP mode carpd does not
+ * drive yet. The single step (VhidControl.set) and the batch (batch.ts) make them in this order.
+ */
+export function checkVhidSet(operation: string, iface: string, vhid: number, p: VhidParams, major: AbiVersion): void {
+  checkIfName(operation, iface);
+  checkVhidParams(operation, iface, vhid, p);
+  if (p.protocol === 'vrrpv3') {
+    throw KernelError.of('EOPNOTSUPP', operation, iface, `carpd does not drive the VRRP mode of carp(4) yet (FreeBSD ${major}); use protocol carp`);
+  }
+}
+
+/** Unicast peers exist only in the netlink SET (§3.5): refused on the ioctl transport. */
+export function checkPeersCarried(operation: string, iface: string, p: VhidParams, t: CarpTransport, carp: CarpChannel): void {
+  if (t.kind === 'ioctl' && (p.peer !== undefined || p.peer6 !== undefined)) {
+    throw KernelError.of('EOPNOTSUPP', operation, iface, `unicast peers need the carp netlink family of FreeBSD 14 or later; this is FreeBSD ${carp.major}${carp.sock ? '' : ' without netlink'}`);
+  }
+}
+
+/** The SET of a vhid's parameters, keeping the VRRP attributes the vhid has (`current`). */
+export function carpSetOf(iface: string, vhid: number, p: VhidParams, t: CarpTransport, major: AbiVersion, current: KernelVhid | undefined): CarpSet {
+  return {
+    iface,
+    vhid,
+    advbase: p.advbaseSec,
+    advskew: p.advskew,
+    ...(p.key !== undefined ? { key: p.key } : {}),
+    ...(p.peer !== undefined ? { peer: p.peer } : {}),
+    ...(p.peer6 !== undefined ? { peer6: p.peer6 } : {}),
+    ...vrrpAttrs(t, major, current),
+  };
+}
+
 export class VhidControl {
   constructor(
     private readonly carp: CarpChannel,
@@ -56,28 +90,13 @@ export class VhidControl {
 
   async set(iface: string, vhid: number, p: VhidParams): Promise<void> {
     const op = `set vhid ${vhid}`;
-    checkIfName(op, iface);
-    checkVhidParams(op, iface, vhid, p);
     const major = this.carp.major;
-    if (p.protocol === 'vrrpv3') {
-      throw KernelError.of('EOPNOTSUPP', op, iface, `carpd does not drive the VRRP mode of carp(4) yet (FreeBSD ${major}); use protocol carp`);
-    }
+    checkVhidSet(op, iface, vhid, p, major);
     const t = await this.carp.get(op, iface);
-    if (t.kind === 'ioctl' && (p.peer !== undefined || p.peer6 !== undefined)) {
-      throw KernelError.of('EOPNOTSUPP', op, iface, `unicast peers need the carp netlink family of FreeBSD 14 or later; this is FreeBSD ${major}${this.carp.sock ? '' : ' without netlink'}`);
-    }
+    checkPeersCarried(op, iface, p, t, this.carp);
     const cur = await this.kernelVhid(t, op, iface, vhid);
     if (this.ledger.addInterface(iface)) await this.ledger.save(op);
-    const set: CarpSet = {
-      iface,
-      vhid,
-      advbase: p.advbaseSec,
-      advskew: p.advskew,
-      ...(p.key !== undefined ? { key: p.key } : {}),
-      ...(p.peer !== undefined ? { peer: p.peer } : {}),
-      ...(p.peer6 !== undefined ? { peer6: p.peer6 } : {}),
-      ...vrrpAttrs(t, major, cur),
-    };
+    const set = carpSetOf(iface, vhid, p, t, major, cur);
     if (cur?.key && cur.key[0] !== 0 && p.key === undefined) {
       await this.recreateWithoutKey(t, op, set);
       return;
