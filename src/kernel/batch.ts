@@ -11,7 +11,7 @@
  * so a backend takes its own batch back with the machinery that made it.
  */
 import { parseCidr } from '../wire/address.js';
-import { BatchError, type BackendStep, type CarpGlobals, type KernelBackend, type PfsyncSettings, type VhidParams } from './backend.js';
+import { BatchError, type BackendStep, type CarpGlobals, type KernelBackend, type PfsyncSettings, type StateChange, type VhidParams } from './backend.js';
 import { KernelError } from './errno.js';
 
 export interface ModelVhid {
@@ -218,5 +218,33 @@ export async function applyStepwise(b: StepTarget, steps: readonly BackendStep[]
       throw e;
     }
     inverses.push(inverse);
+  }
+}
+
+/**
+ * State changes made during a batch, told to the listeners once the batch has ended (so a batch
+ * of many vhids is one evaluation for them); outside a batch each is told at once. A batch
+ * started inside a batch (an undo) joins the outer one.
+ */
+export class HeldStateChanges {
+  private held?: StateChange[];
+
+  constructor(private readonly tell: (c: StateChange) => void) {}
+
+  report(c: StateChange): void {
+    if (this.held) this.held.push(c);
+    else this.tell(c);
+  }
+
+  async during(batch: () => Promise<void>): Promise<void> {
+    if (this.held) return batch();
+    this.held = [];
+    try {
+      await batch();
+    } finally {
+      const held = this.held;
+      this.held = undefined;
+      for (const c of held) this.tell(c);
+    }
   }
 }

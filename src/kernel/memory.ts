@@ -23,7 +23,7 @@ import {
   type StateChange,
   type VhidParams,
 } from './backend.js';
-import { applyStepwise } from './batch.js';
+import { HeldStateChanges, applyStepwise } from './batch.js';
 import { systemClock, type Clock } from '../clock.js';
 import { effectiveSkew, masterDownMs } from '../engine/timing.js';
 import { vrrpMasterDownIntervalMs } from '../engine/vrrp.js';
@@ -54,8 +54,8 @@ export class MemoryBackend implements KernelBackend {
   private globals: CarpGlobals = { allow: true, preempt: false };
   private maintenance = false;
   private readonly pfsync: PfsyncModel;
-  /** During a batch: the state changes it caused, told to the listeners once it has ended. */
-  private held?: StateChange[];
+  /** State changes go to the listeners through this: held during a batch, told once it has ended. */
+  private readonly changes = new HeldStateChanges((c) => this.events.emit('state', c));
 
   constructor(opts: MemoryBackendOptions = {}) {
     this.clock = opts.clock ?? systemClock;
@@ -213,15 +213,7 @@ export class MemoryBackend implements KernelBackend {
    * the listeners hear the batch's state changes once it has ended.
    */
   async apply(steps: readonly BackendStep[]): Promise<void> {
-    if (this.held) return applyStepwise(this, steps);
-    this.held = [];
-    try {
-      await applyStepwise(this, steps);
-    } finally {
-      const held = this.held;
-      this.held = undefined;
-      for (const c of held) this.events.emit('state', c);
-    }
+    return this.changes.during(() => applyStepwise(this, steps));
   }
 
   onStateChange(listener: (c: StateChange) => void): () => void {
@@ -262,7 +254,6 @@ export class MemoryBackend implements KernelBackend {
     v.since = at;
     v.reason = reason;
     const c: StateChange = { interface: v.interface, vhid: v.vhid, state, previous, reason, at };
-    if (this.held) this.held.push(c);
-    else this.events.emit('state', c);
+    this.changes.report(c);
   }
 }

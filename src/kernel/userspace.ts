@@ -29,7 +29,7 @@ import {
   type StateChange,
   type VhidParams,
 } from './backend.js';
-import { applyStepwise } from './batch.js';
+import { HeldStateChanges, applyStepwise } from './batch.js';
 import { systemClock, type Clock } from '../clock.js';
 import { KernelError } from './errno.js';
 import { PfsyncModel } from './pfsync-model.js';
@@ -76,8 +76,8 @@ export abstract class UserspaceBackend implements KernelBackend {
   protected globals: CarpGlobals = { allow: true, preempt: false };
   private maintenance = false;
   private readonly pfsync: PfsyncModel;
-  /** During a batch: the state changes it caused, told to the listeners once it has ended. */
-  private held?: StateChange[];
+  /** State changes go to the listeners through this: held during a batch, told once it has ended. */
+  private readonly changes = new HeldStateChanges((c) => this.events.emit('state', c));
 
   constructor(opts: UserspaceBackendOptions) {
     this.name = opts.name;
@@ -297,15 +297,7 @@ export abstract class UserspaceBackend implements KernelBackend {
    * ended, so a batch of many vhids is one evaluation for them.
    */
   async apply(steps: readonly BackendStep[]): Promise<void> {
-    if (this.held) return applyStepwise(this, steps);
-    this.held = [];
-    try {
-      await applyStepwise(this, steps);
-    } finally {
-      const held = this.held;
-      this.held = undefined;
-      for (const c of held) this.events.emit('state', c);
-    }
+    return this.changes.during(() => applyStepwise(this, steps));
   }
 
   onStateChange(listener: (c: StateChange) => void): () => void {
@@ -315,8 +307,7 @@ export abstract class UserspaceBackend implements KernelBackend {
 
   private onTransition(e: TransitionEvent): void {
     const c: StateChange = { interface: e.iface, vhid: e.vhid, state: e.to, previous: e.from, reason: e.reason, at: new Date(e.atMs) };
-    if (this.held) this.held.push(c);
-    else this.events.emit('state', c);
+    this.changes.report(c);
   }
 
   private onVips(e: VipEvent): void {
