@@ -147,6 +147,12 @@ export interface KernelStats {
   };
 }
 
+/** The vhids a caller needs (KernelBackend.listVhids): those named, and the holders of these addresses on their interface (compared without prefix length). */
+export interface VhidQuery {
+  vhids?: readonly { interface: string; vhid: number }[];
+  addresses?: readonly { interface: string; address: string }[];
+}
+
 export type BackendName = 'memory' | 'sim' | 'linux' | 'freebsd';
 
 export interface KernelBackend {
@@ -156,7 +162,12 @@ export interface KernelBackend {
   /** Releases sockets and timers. The live kernel state is left as it is. */
   close(): Promise<void>;
 
-  listVhids(): Promise<LiveVhid[]>;
+  /**
+   * The vhids, ordered by interface then vhid. With a query, at least the vhids it names that
+   * exist and those holding one of its addresses; a backend may answer more (one that cannot
+   * look a vhid up cheaply answers all of them), so a caller picks what it asked for.
+   */
+  listVhids(query?: VhidQuery): Promise<LiveVhid[]>;
   /** Creates the vhid or replaces all its parameters (a missing key keeps no key). */
   setVhid(iface: string, vhid: number, params: VhidParams): Promise<void>;
   /** Removes every address of the vhid, which removes the vhid. ENOENT when absent. */

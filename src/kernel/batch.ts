@@ -153,12 +153,20 @@ export function runStep(b: StepTarget, s: BackendStep): Promise<void> {
   }
 }
 
-/** The model of what `steps` touch, read once: the vhids only when a step names one, each global only when a step sets it. */
+/** The model of what `steps` touch, read once: the vhids they name or whose addresses they move, each global only when a step sets it. */
 export async function readModel(b: StepTarget, steps: readonly BackendStep[]): Promise<BatchModel> {
   const has = (op: BackendStep['op'][]) => steps.some((s) => op.includes(s.op));
   const model: BatchModel = { vhids: new Map() };
-  if (has(['vhid.set', 'vhid.remove', 'address.add', 'address.remove'])) {
-    for (const v of await b.listVhids()) {
+  const named: { interface: string; vhid: number }[] = [];
+  const addresses: { interface: string; address: string }[] = [];
+  for (const s of steps) {
+    if (s.op === 'vhid.set' || s.op === 'vhid.remove' || s.op === 'address.add' || s.op === 'address.remove') named.push({ interface: s.interface, vhid: s.vhid });
+    if (s.op === 'address.add' || s.op === 'address.remove') addresses.push({ interface: s.interface, address: s.address });
+  }
+  if (named.length > 0) {
+    // The vhids the steps name and those holding the addresses they add or remove: an address
+    // moved from another vhid goes back there. A backend may answer more; the model holds it all.
+    for (const v of await b.listVhids({ vhids: named, addresses })) {
       const params: VhidParams = { advbaseSec: v.advbaseSec, advskew: v.advskew, key: v.key, peer: v.peer, peer6: v.peer6 };
       if (v.protocol === 'vrrpv3') Object.assign(params, { protocol: v.protocol, vrrpPriority: v.vrrpPriority, vrrpIntervalCs: v.vrrpIntervalCs });
       model.vhids.set(stepKey(v.interface, v.vhid), { params, addresses: [...v.addresses] });

@@ -22,6 +22,7 @@ import {
   type BackendStep,
   type StateChange,
   type VhidParams,
+  type VhidQuery,
 } from './backend.js';
 import { HeldStateChanges, applyStepwise } from './batch.js';
 import { systemClock, type Clock } from '../clock.js';
@@ -41,6 +42,11 @@ export interface MemoryBackendOptions {
 }
 
 const MAINTENANCE = 240;
+
+/** An address as the interface holds it: without its prefix length. */
+function addressKey(iface: string, cidr: string): string {
+  return `${iface} ${parseCidr(cidr)?.address ?? cidr}`;
+}
 /** FreeBSD's default for net.inet.carp.*_demotion_factor and net.pfsync.carp_demotion_factor. */
 const DEMOTION_FACTOR = 240;
 
@@ -50,6 +56,10 @@ export class MemoryBackend implements KernelBackend {
   private readonly clock: Clock;
   private readonly interfaces?: Set<string>;
   private readonly vhids = new Map<string, Vhid>();
+  /** `${interface} ${address}` (no prefix length) -> the vhid holding it. */
+  private readonly byAddress = new Map<string, Vhid>();
+  /** How many vhids each interface has. */
+  private readonly perInterface = new Map<string, number>();
   private readonly events = new EventEmitter();
   private globals: CarpGlobals = { allow: true, preempt: false };
   private maintenance = false;
@@ -76,8 +86,21 @@ export class MemoryBackend implements KernelBackend {
     if (this.interfaces && !this.interfaces.has(iface)) throw KernelError.of('ENXIO', op, iface, 'no such interface');
   }
 
-  async listVhids(): Promise<LiveVhid[]> {
-    return [...this.vhids.values()]
+  async listVhids(query?: VhidQuery): Promise<LiveVhid[]> {
+    let picked: Iterable<Vhid> = this.vhids.values();
+    if (query) {
+      const some = new Set<Vhid>();
+      for (const r of query.vhids ?? []) {
+        const v = this.vhids.get(`${r.interface}/${r.vhid}`);
+        if (v) some.add(v);
+      }
+      for (const a of query.addresses ?? []) {
+        const v = this.byAddress.get(addressKey(a.interface, a.address));
+        if (v) some.add(v);
+      }
+      picked = some;
+    }
+    return [...picked]
       .map(({ timer: _t, ...v }) => ({ ...v, addresses: [...v.addresses] }))
       .sort((a, b) => (a.interface === b.interface ? a.vhid - b.vhid : a.interface < b.interface ? -1 : 1));
   }
@@ -94,6 +117,7 @@ export class MemoryBackend implements KernelBackend {
       if (timingChanged && existing.state === 'BACKUP') this.armMasterDown(existing);
       return;
     }
+    this.perInterface.set(iface, (this.perInterface.get(iface) ?? 0) + 1);
     this.vhids.set(key, {
       interface: iface,
       vhid,
@@ -114,7 +138,11 @@ export class MemoryBackend implements KernelBackend {
 
   private destroy(v: Vhid): void {
     this.stopTimer(v);
+    for (const a of v.addresses) this.byAddress.delete(addressKey(v.interface, a));
     this.vhids.delete(`${v.interface}/${v.vhid}`);
+    const left = (this.perInterface.get(v.interface) ?? 1) - 1;
+    if (left > 0) this.perInterface.set(v.interface, left);
+    else this.perInterface.delete(v.interface);
   }
 
   async addAddress(iface: string, vhid: number, cidr: string): Promise<void> {
@@ -122,18 +150,19 @@ export class MemoryBackend implements KernelBackend {
     this.requireInterface(op, iface);
     const c = canonicalCidr(cidr);
     if (!c) throw KernelError.of('EINVAL', op, iface, 'not an address with a prefix');
-    const onIface = [...this.vhids.values()].filter((v) => v.interface === iface);
-    if (onIface.length === 0) throw KernelError.of('ENOPROTOOPT', op, iface, 'the interface has no vhid; set the vhid before its addresses');
+    if (!this.perInterface.has(iface)) throw KernelError.of('ENOPROTOOPT', op, iface, 'the interface has no vhid; set the vhid before its addresses');
     const v = this.vhids.get(`${iface}/${vhid}`);
     if (!v) throw KernelError.of('ENOENT', op, iface, `vhid ${vhid} does not exist on the interface`);
     // As SIOCAIFADDR does: an address already present is removed first, then added to this vhid.
-    const addr = parseCidr(c)!.address;
-    for (const other of onIface) {
-      const i = other.addresses.findIndex((a) => parseCidr(a)!.address === addr);
-      if (i >= 0 && other !== v) this.dropAddress(other, i);
-      else if (i >= 0) other.addresses.splice(i, 1);
+    const key = addressKey(iface, c);
+    const holder = this.byAddress.get(key);
+    if (holder) {
+      const i = holder.addresses.findIndex((a) => addressKey(iface, a) === key);
+      if (holder !== v) this.dropAddress(holder, i);
+      else holder.addresses.splice(i, 1);
     }
     v.addresses.push(c);
+    this.byAddress.set(key, v);
     if (v.state === 'INIT' && this.globals.allow) this.toBackup(v, 'vhid has an address and CARP is allowed');
   }
 
@@ -148,7 +177,8 @@ export class MemoryBackend implements KernelBackend {
   }
 
   private dropAddress(v: Vhid, i: number): void {
-    v.addresses.splice(i, 1);
+    const [gone] = v.addresses.splice(i, 1);
+    this.byAddress.delete(addressKey(v.interface, gone));
     // carp(4): the vhid goes away with its last address.
     if (v.addresses.length === 0) this.destroy(v);
   }

@@ -28,6 +28,7 @@ import {
   type BackendStep,
   type StateChange,
   type VhidParams,
+  type VhidQuery,
 } from './backend.js';
 import { HeldStateChanges, applyStepwise } from './batch.js';
 import { systemClock, type Clock } from '../clock.js';
@@ -133,8 +134,22 @@ export abstract class UserspaceBackend implements KernelBackend {
     return 0;
   }
 
-  async listVhids(): Promise<LiveVhid[]> {
-    return [...this.records.values()]
+  async listVhids(query?: VhidQuery): Promise<LiveVhid[]> {
+    let picked: Iterable<UserspaceVhid> = this.records.values();
+    if (query) {
+      const some = new Set<UserspaceVhid>();
+      for (const q of query.vhids ?? []) {
+        const r = this.records.get(vhidKey(q.interface, q.vhid));
+        if (r) some.add(r);
+      }
+      if (query.addresses?.length) {
+        const wanted = new Set(query.addresses.map((a) => `${a.interface} ${parseCidr(a.address)?.address ?? a.address}`));
+        // Held addresses are canonical CIDRs: the address is what comes before the slash.
+        for (const r of this.records.values()) if (r.addresses.some((a) => wanted.has(`${r.iface} ${a.slice(0, a.indexOf('/'))}`))) some.add(r);
+      }
+      picked = some;
+    }
+    return [...picked]
       .map((r) => this.view(r))
       .sort((a, b) => (a.interface === b.interface ? a.vhid - b.vhid : a.interface < b.interface ? -1 : 1));
   }

@@ -384,7 +384,7 @@ export class CarpService {
       checkIfMatch(opts.ifMatch, current.revision);
       if (!current.vips.some((v) => v.interface === iface && v.vhid === vhid)) throw vipNotFound(iface, vhid);
       if (!this.backend.capabilities().forceState) throw new CarpdError('CARPD_ERR_UNSUPPORTED', `the ${this.backend.name} backend cannot force a vhid's state`);
-      const live = (await this.backend.listVhids()).find((v) => v.interface === iface && v.vhid === vhid);
+      const live = await this.liveVhid(iface, vhid);
       if (!live || live.state === 'INIT') {
         throw new CarpdError('CARPD_ERR_VHID_NOT_RUNNING', `${iface} vhid ${vhid} is ${live ? 'in INIT' : 'not in the kernel'}${this.lastReconcile.ok ? '' : ` (${this.lastReconcile.error})`}; carp(4) only forces BACKUP or MASTER on a running vhid: check that the interface is up and CARP is enabled`);
       }
@@ -397,13 +397,18 @@ export class CarpService {
         throw e instanceof KernelError ? fromKernelError(e) : e;
       }
       this.logger.info({ event: 'carp.force', interface: iface, vhid, state, actor: opts.actor }, `${iface} vhid ${vhid} forced to ${state} by ${opts.actor}`);
-      const after = (await this.backend.listVhids()).find((v) => v.interface === iface && v.vhid === vhid)!;
+      const after = (await this.liveVhid(iface, vhid))!;
       return { kind: 'done', state: current, result: after, changed: false } as const;
     });
   }
 
   async liveVhids(): Promise<LiveVhid[]> {
     return this.backend.listVhids();
+  }
+
+  /** One vhid as the backend has it (undefined when it is not there), without reading the others where the backend can. */
+  async liveVhid(iface: string, vhid: number): Promise<LiveVhid | undefined> {
+    return (await this.backend.listVhids({ vhids: [{ interface: iface, vhid }] })).find((v) => v.interface === iface && v.vhid === vhid);
   }
 
   async liveCarp(): Promise<{ allow: boolean; preempt: boolean; demotion: number; maintenance: boolean }> {

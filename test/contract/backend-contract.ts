@@ -58,6 +58,31 @@ export function backendContract(name: string, make: () => Promise<ContractEnv>):
     assert.notEqual(v.state, 'MASTER');
   });
 
+  withEnv('a query answers the vhids it names and the holders of its addresses, in order', async ({ backend: b }) => {
+    for (const [iface, vhid, addr] of [['em0', 3, '192.0.2.3/24'], ['em0', 9, '192.0.2.9/24'], ['em1', 3, '2001:db8::3/64'], ['em1', 5, '198.51.100.5/24']] as const) {
+      await b.setVhid(iface, vhid, P);
+      await b.addAddress(iface, vhid, addr);
+    }
+    const keys = (vs: { interface: string; vhid: number }[]) => vs.map((v) => `${v.interface}/${v.vhid}`);
+    // Named (one absent), and by address with another prefix length; em0's 2001:db8::3 is nobody's.
+    const got = await b.listVhids({
+      vhids: [{ interface: 'em1', vhid: 5 }, { interface: 'em0', vhid: 200 }],
+      addresses: [{ interface: 'em0', address: '192.0.2.9/32' }, { interface: 'em0', address: '2001:db8::3/64' }],
+    });
+    const k = keys(got);
+    assert.ok(k.includes('em1/5') && k.includes('em0/9'), k.join(' '));
+    assert.ok(!k.includes('em0/200'));
+    assert.deepEqual(k, [...k].sort((x, y) => (x.split('/')[0] === y.split('/')[0] ? Number(x.split('/')[1]) - Number(y.split('/')[1]) : x < y ? -1 : 1)));
+    const em09 = got.find((v) => v.interface === 'em0' && v.vhid === 9)!;
+    assert.deepEqual(em09.addresses, ['192.0.2.9/24']);
+    // Without a query: all of them.
+    assert.deepEqual(keys(await b.listVhids()), ['em0/3', 'em0/9', 'em1/3', 'em1/5']);
+    // An address moved to another vhid is found at its new holder, and no longer at the old one's.
+    await b.addAddress('em0', 3, '192.0.2.9/24');
+    const moved = keys(await b.listVhids({ addresses: [{ interface: 'em0', address: '192.0.2.9/24' }] }));
+    assert.ok(moved.includes('em0/3'), moved.join(' '));
+  });
+
   withEnv('an address before its vhid: ENOPROTOOPT without vhids, ENOENT with others', async ({ backend: b }) => {
     await rejectsWith(b.addAddress('em0', 1, '192.0.2.1/24'), 'ENOPROTOOPT', 'em0');
     await b.setVhid('em0', 2, P);

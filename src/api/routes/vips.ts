@@ -33,8 +33,7 @@ export function vipsRouter(service: CarpService): Router {
     const { interface: iface, vhid, ...input } = req.body;
     const outcome = await service.mutate(mutationOptions(req), (vip: VipConfig) => `add VIP ${vip.interface} vhid ${vip.vhid}`, (draft) => createVip(draft, iface, vhid, input));
     await answer(res, outcome, async (vip) => {
-      const live = liveIndex(await service.liveVhids());
-      res.status(201).location(location(vip.interface, vip.vhid)).json(vipView(vip, live(vip)));
+      res.status(201).location(location(vip.interface, vip.vhid)).json(vipView(vip, await service.liveVhid(vip.interface, vip.vhid)));
     });
   });
 
@@ -43,18 +42,18 @@ export function vipsRouter(service: CarpService): Router {
     const state = service.desired();
     const vip = findVip(state, iface, vhid);
     if (!vip) throw vipNotFound(iface, vhid);
-    const live = liveIndex(await service.liveVhids());
+    const live = await service.liveVhid(iface, vhid);
     res.setHeader('ETag', etagOf(state.revision));
-    res.json(vipView(vip, live(vip)));
+    res.json(vipView(vip, live));
   });
 
   route(r, 'put', '/v1/vips/{interface}/{vhid}', async (req, res) => {
     const { interface: iface, vhid } = vhidParam(req);
     const outcome = await service.mutate(mutationOptions(req), `replace VIP ${iface} vhid ${vhid}`, (draft) => replaceVip(draft, iface, vhid, req.body));
     await answer(res, outcome, async ({ vip, created }) => {
-      const live = liveIndex(await service.liveVhids());
+      const live = await service.liveVhid(iface, vhid);
       if (created) res.status(201).location(location(iface, vhid));
-      res.json(vipView(vip, live(vip)));
+      res.json(vipView(vip, live));
     });
   });
 
@@ -62,8 +61,7 @@ export function vipsRouter(service: CarpService): Router {
     const { interface: iface, vhid } = vhidParam(req);
     const outcome = await service.mutate(mutationOptions(req), `change VIP ${iface} vhid ${vhid}`, (draft) => patchVip(draft, iface, vhid, req.body));
     await answer(res, outcome, async (vip) => {
-      const live = liveIndex(await service.liveVhids());
-      res.json(vipView(vip, live(vip)));
+      res.json(vipView(vip, await service.liveVhid(vip.interface, vip.vhid)));
     });
   });
 
