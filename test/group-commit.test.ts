@@ -1,8 +1,8 @@
 /**
- * Group commit in the service: changes that queue while a journal write is under way share the
+ * Group commit in the service: changes made while a journal write is under way share the
  * next one, keep their order (each its own revision, answered in that order, only once durable),
- * and a group whose fsync fails fails exactly its own changes, undone in the backend newest
- * first. The journal's fsync is held or failed through an injected file layer.
+ * and a group whose fsync fails fails with the changes staged on top of it, undone in the
+ * backend newest first. The journal's fsync is held or failed through an injected file layer.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -93,32 +93,42 @@ test('concurrent writers share a commit: revisions in arrival order, answered in
   assert.deepEqual(store.revisions().slice(0, 8).map((m) => m.actor), [8, 7, 6, 5, 4, 3, 2, 1].map((n) => `writer ${n}`));
 });
 
-test('a group whose fsync fails fails exactly its own writes, undone in the backend newest first; the next group goes on', async (t) => {
+test('writes go on while a group is written; a group whose fsync fails fails with those staged on top of it, undone newest first; the next write goes on', async (t) => {
   const { dir, io, store, backend, service, journal } = await setup(t);
   await add(service, 1);
   const size = statSync(journal).size;
   backend.calls.length = 0;
 
-  // Writer 2's commit is held and will fail; 3 and 4 queue behind it and form the next group.
+  // Writer 2's fsync is held and will fail; 3 and 4 arrive meanwhile.
   const held = io.holdNextSync();
   io.failNextSync();
-  const failed = add(service, 2).then(
-    () => assert.fail('writer 2 must fail'),
-    (e: unknown) => e,
-  );
+  const fails = (p: Promise<unknown>, n: number) =>
+    p.then(
+      () => assert.fail(`writer ${n} must fail`),
+      (e: unknown) => e,
+    );
+  const f2 = fails(add(service, 2), 2);
   await held;
-  const later = [add(service, 3), add(service, 4)];
+  const f34 = [fails(add(service, 3), 3), fails(add(service, 4), 4)];
+  // They are validated, applied and staged without waiting for writer 2's fsync.
+  while (store.head().revision < 4) await new Promise((r) => setImmediate(r));
+  assert.deepEqual((await backend.listVhids()).map((v) => v.vhid), [1, 2, 3, 4]);
+  assert.equal(store.current().revision, 1, 'nothing is in force before its fsync');
   io.release();
-  const err = await failed;
-  assert.ok(err instanceof CarpdError && err.code === 'CARPD_ERR_STORE', String(err));
-  const outs = await Promise.all(later);
-  assert.deepEqual(outs.map((o) => o.kind === 'done' && o.state.revision), [2, 3], 'the next group takes the revisions the failed one did not keep');
-  assert.deepEqual((await backend.listVhids()).map((v) => v.vhid), [1, 3, 4]);
-  assert.equal(store.current().vips.some((v) => v.vhid === 2), false);
-  assert.ok(statSync(journal).size > size);
+  for (const e of await Promise.all([f2, ...f34])) assert.ok(e instanceof CarpdError && e.code === 'CARPD_ERR_STORE', String(e));
+  // Applied 2, 3, 4; undone 4, 3, 2 (3 and 4 were planned on 2).
+  assert.deepEqual(
+    backend.calls.filter((c) => c.startsWith('remove')),
+    ['remove em0/4', 'remove em0/3', 'remove em0/2'],
+  );
+  assert.deepEqual((await backend.listVhids()).map((v) => v.vhid), [1]);
+  assert.deepEqual([store.current().revision, store.head().revision], [1, 1]);
+  assert.equal(statSync(journal).size, size, 'the group was cut back out of the journal');
+  const next = await add(service, 5);
+  assert.equal(next.kind === 'done' && next.state.revision, 2, 'the next write takes the revision the failed ones did not keep');
   const again = await ConfigStore.open(dir, () => assert.fail('must not re-initialise'));
-  assert.deepEqual(again.current().vips.map((v) => v.vhid), [1, 3, 4]);
-  assert.deepEqual(again.revisions().slice(0, 3).map((m) => m.actor), ['writer 4', 'writer 3', 'writer 1']);
+  assert.deepEqual(again.current().vips.map((v) => v.vhid), [1, 5]);
+  assert.deepEqual(again.revisions().slice(0, 2).map((m) => m.actor), ['writer 5', 'writer 1']);
 });
 
 test('a failed group of several writes: each fails, and the backend is undone newest first', async (t) => {

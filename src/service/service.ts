@@ -7,8 +7,11 @@
  * revision, validation checks the touched VIPs against indexes of the rest, planning looks at
  * the touched vhids of a kept copy of the live state (live-cache.ts). Commits are grouped:
  * a change is staged in the store and answered once the group it joined is durable (one
- * journal append and one fsync for every change that queued meanwhile); a group that cannot
- * be stored is undone in the backend, newest change first, and each of its changes fails.
+ * journal append and one fsync for every change staged meanwhile). The next changes are
+ * validated, applied and staged while a group is being written, so the writes of many clients
+ * keep the disk and the event loop busy at once. A group that cannot be stored fails with every
+ * change staged on top of it (each was planned on it): they are undone in the backend, newest
+ * first, before any other change runs, and each fails.
  */
 import type { Logger } from 'pino';
 import { CarpdError, fromProblems } from '../errors.js';
@@ -69,6 +72,8 @@ interface PendingCommit {
   /** The live state of the vhids the change touched, before it: what undoing it plans back to. */
   before: Snapshot;
   keys: string[];
+  /** Settles when the change has been answered: durable, or failed (and undone). */
+  answered: Promise<void>;
   resolve: () => void;
   reject: (e: Error) => void;
 }
@@ -103,10 +108,12 @@ export class CarpService {
   private live?: LiveCache;
   /** Indexes of the head revision's VIPs, for validating a change. */
   private vipIndex?: { revision: number; index: VipIndex };
-  /** Changes staged since the last flush: the next group commit. */
-  private group: PendingCommit[] = [];
-  /** Settles when the group after it is durable (or failed); the flush job is queued on the next turn of the event loop. */
-  private groupDone?: Promise<void>;
+  /** Staged changes not yet durable, in the order they were staged: the groups being written and the one being gathered. */
+  private unsettled: PendingCommit[] = [];
+  /** A flush of the store is due on the next turn of the event loop (the changes staged until then form its group). */
+  private flushDue = false;
+  /** Set from the moment a group could not be stored until it and the changes staged on top are undone: no change runs meanwhile. */
+  private storeFailure?: Error;
 
   constructor(deps: ServiceDeps) {
     this.store = deps.store;
@@ -179,9 +186,9 @@ export class CarpService {
     this.closing = true;
     for (;;) {
       await this.queue.drain();
-      const group = this.groupDone;
-      if (!group) break;
-      await group;
+      if (this.unsettled.length === 0) break;
+      if (this.flushDue) await new Promise((r) => setImmediate(r));
+      await Promise.allSettled(this.unsettled.map((p) => p.answered));
     }
     await this.store.close();
     this.unsubscribe?.();
@@ -204,6 +211,7 @@ export class CarpService {
     // The job hands back a promise to wait for outside the queue, in a box: the queue would wait for a bare one.
     return this.run(async (): Promise<{ wait: Promise<MutationOutcome<T>> }> => {
       const head = this.store.head();
+      this.refuseWhileUndoing();
       checkIfMatch(opts.ifMatch, head.revision);
       const edited = draftOf(head);
       const result = await change(edited);
@@ -231,21 +239,27 @@ export class CarpService {
       if (unchanged) return { wait: this.afterGroup({ kind: 'done', state: head, result, changed: false }) };
       const next: DesiredState = { ...draft, revision: head.revision + 1, updatedAt: this.now().toISOString() };
       const words = (typeof summary === 'string' ? summary : summary(result)) + (detachedNow ? ` (detached from sync: ${detachedNow})` : '');
-      this.store.stage(next, { actor: opts.actor, summary: words }, diff).catch(() => undefined);
+      const durable = this.store.stage(next, { actor: opts.actor, summary: words }, diff);
       this.indexOf(head).apply(diff);
       this.vipIndex = { revision: next.revision, index: this.indexOf(head) };
-      const committed = new Promise<void>((resolve, reject) => {
-        this.group.push({ next, words, actor: opts.actor, origin: opts.origin ?? 'api', steps: steps.length, before: scope.live, keys: scope.keys, resolve, reject });
-      });
+      let resolve!: () => void;
+      let reject!: (e: Error) => void;
+      const answered = new Promise<void>((ok, fail) => ((resolve = ok), (reject = fail)));
+      const pending: PendingCommit = { next, words, actor: opts.actor, origin: opts.origin ?? 'api', steps: steps.length, before: scope.live, keys: scope.keys, answered, resolve, reject };
+      this.unsettled.push(pending);
+      durable.then(
+        () => this.committed(pending),
+        (e: unknown) => this.notStored(e),
+      );
       this.scheduleFlush();
-      return { wait: committed.then(() => ({ kind: 'done', state: next, result, changed: true }) as const) };
+      return { wait: answered.then(() => ({ kind: 'done', state: next, result, changed: true }) as const) };
     }).then((r) => r.wait);
   }
 
   /** An answer that needs no commit, given once the changes it was checked against are durable. */
   private afterGroup<T>(outcome: MutationOutcome<T>): Promise<MutationOutcome<T>> {
-    if (this.group.length === 0) return Promise.resolve(outcome);
-    const last = this.group[this.group.length - 1];
+    const last = this.unsettled.at(-1);
+    if (!last) return Promise.resolve(outcome);
     return new Promise<void>((resolve, reject) => {
       const { resolve: r0, reject: j0 } = last;
       last.resolve = () => (r0(), resolve());
@@ -253,37 +267,63 @@ export class CarpService {
     }).then(() => outcome);
   }
 
-  /** Queues the flush of the group behind the changes already queued, so that they join it. */
+  /**
+   * Flushes the store on the next turn of the event loop: the changes staged until then (those
+   * the requests already read have made) form one group, one append and one fsync. It runs
+   * beside the queue, so the next changes are made while it is written.
+   */
   private scheduleFlush(): void {
-    if (this.groupDone) return;
-    this.groupDone = new Promise<void>((resolve) =>
-      setImmediate(() => {
-        resolve(this.run(() => this.flushGroup()).catch(() => undefined));
-      }),
-    );
+    if (this.flushDue) return;
+    this.flushDue = true;
+    setImmediate(() => {
+      this.flushDue = false;
+      this.store.flush().catch(() => undefined);
+    });
   }
 
-  private async flushGroup(): Promise<void> {
-    this.groupDone = undefined;
-    const group = this.group;
-    this.group = [];
-    if (group.length === 0) return;
-    try {
-      await this.store.flush();
-    } catch (e) {
+  /** A staged change is durable (the store settles them in the order they were staged): it is answered. */
+  private committed(p: PendingCommit): void {
+    const i = this.unsettled.indexOf(p);
+    if (i >= 0) this.unsettled.splice(i, 1);
+    this.logger.info({ event: 'config.commit', revision: p.next.revision, actor: p.actor, steps: p.steps }, `revision ${p.next.revision}: ${p.words}`);
+    for (const l of this.commitListeners) l(p.next, p.origin);
+    p.resolve();
+  }
+
+  /**
+   * The store could not write a group, and dropped it with everything staged on top: the head
+   * went back to the last durable revision. Every change not yet durable is undone, as one job
+   * of the queue; until then no change is made (refuseWhileUndoing).
+   */
+  private notStored(e: unknown): void {
+    if (this.storeFailure) return;
+    this.storeFailure = e instanceof Error ? e : new Error(String(e));
+    this.run(() => this.undoUnsettled()).catch(() => undefined);
+  }
+
+  private async undoUnsettled(): Promise<void> {
+    const group = this.unsettled;
+    this.unsettled = [];
+    const cause = this.storeFailure ?? new Error('the store dropped the change');
+    if (group.length > 0) {
       const what = group.length === 1 ? `revision ${group[0].next.revision}` : `revisions ${group[0].next.revision}..${group[group.length - 1].next.revision}`;
-      this.logger.error({ event: 'store.failed', err: String(e), revisions: group.map((p) => p.next.revision) }, `could not store ${what}; undoing ${group.length === 1 ? 'the change' : `its ${group.length} changes, newest first`}`);
+      this.logger.error({ event: 'store.failed', err: String(cause), revisions: group.map((p) => p.next.revision) }, `could not store ${what}; undoing ${group.length === 1 ? 'the change' : `its ${group.length} changes, newest first`}`);
       this.vipIndex = undefined;
       await this.undo(group);
-      const err = new CarpdError('CARPD_ERR_STORE', `the change was applied but could not be stored (${(e as Error).message}), so it was undone; check the state directory`);
-      for (const p of group) p.reject(err);
-      return;
     }
-    for (const p of group) {
-      this.logger.info({ event: 'config.commit', revision: p.next.revision, actor: p.actor, steps: p.steps }, `revision ${p.next.revision}: ${p.words}`);
-      for (const l of this.commitListeners) l(p.next, p.origin);
-      p.resolve();
-    }
+    this.storeFailure = undefined;
+    const err = new CarpdError('CARPD_ERR_STORE', `the change was applied but could not be stored (${cause.message}), so it was undone; check the state directory`);
+    for (const p of group) p.reject(err);
+  }
+
+  /**
+   * No change is made while changes the store dropped are not undone yet: from the moment the
+   * store went back (its head is then older than a staged change) until the undo has run.
+   */
+  private refuseWhileUndoing(): void {
+    const last = this.unsettled.at(-1);
+    const dropped = this.storeFailure ?? (last && this.store.head().revision < last.next.revision ? new Error('an earlier change could not be stored') : undefined);
+    if (dropped) throw new CarpdError('CARPD_ERR_STORE', `an earlier change could not be stored and is being undone (${dropped.message}); nothing was changed: retry`);
   }
 
   /** Plans each change of a group that could not be stored back to its live state before it, newest first. */
