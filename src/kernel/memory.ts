@@ -47,6 +47,11 @@ const MAINTENANCE = 240;
 function addressKey(iface: string, cidr: string): string {
   return `${iface} ${parseCidr(cidr)?.address ?? cidr}`;
 }
+
+/** addressKey of an address this backend holds: a canonical CIDR, whose address is what comes before the slash. */
+function heldKey(iface: string, canonical: string): string {
+  return `${iface} ${canonical.slice(0, canonical.indexOf('/'))}`;
+}
 /** FreeBSD's default for net.inet.carp.*_demotion_factor and net.pfsync.carp_demotion_factor. */
 const DEMOTION_FACTOR = 240;
 
@@ -138,7 +143,7 @@ export class MemoryBackend implements KernelBackend {
 
   private destroy(v: Vhid): void {
     this.stopTimer(v);
-    for (const a of v.addresses) this.byAddress.delete(addressKey(v.interface, a));
+    for (const a of v.addresses) this.byAddress.delete(heldKey(v.interface, a));
     this.vhids.delete(`${v.interface}/${v.vhid}`);
     const left = (this.perInterface.get(v.interface) ?? 1) - 1;
     if (left > 0) this.perInterface.set(v.interface, left);
@@ -154,10 +159,10 @@ export class MemoryBackend implements KernelBackend {
     const v = this.vhids.get(`${iface}/${vhid}`);
     if (!v) throw KernelError.of('ENOENT', op, iface, `vhid ${vhid} does not exist on the interface`);
     // As SIOCAIFADDR does: an address already present is removed first, then added to this vhid.
-    const key = addressKey(iface, c);
+    const key = heldKey(iface, c);
     const holder = this.byAddress.get(key);
     if (holder) {
-      const i = holder.addresses.findIndex((a) => addressKey(iface, a) === key);
+      const i = holder.addresses.findIndex((a) => heldKey(iface, a) === key);
       if (holder !== v) this.dropAddress(holder, i);
       else holder.addresses.splice(i, 1);
     }
@@ -178,7 +183,7 @@ export class MemoryBackend implements KernelBackend {
 
   private dropAddress(v: Vhid, i: number): void {
     const [gone] = v.addresses.splice(i, 1);
-    this.byAddress.delete(addressKey(v.interface, gone));
+    this.byAddress.delete(heldKey(v.interface, gone));
     // carp(4): the vhid goes away with its last address.
     if (v.addresses.length === 0) this.destroy(v);
   }

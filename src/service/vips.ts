@@ -1,6 +1,7 @@
 /** Edits of the VIP list on a draft desired state (pure; the service validates the result). */
 import { CarpdError, fromProblems } from '../errors.js';
-import { canonicalCidr, canonicalIp } from '../wire/address.js';
+import { canonicalIp, formatCidr } from '../wire/address.js';
+import { cidrOf } from '../config/cidr-cache.js';
 import { VIP_DEFAULTS, findVip, type DesiredState, type VipConfig, type VipMode, type VipProtocol } from '../config/model.js';
 import { carpTimingRefused, checkVip, type Problem } from '../config/validate.js';
 
@@ -22,7 +23,14 @@ export interface VipInput {
 
 // Canonical forms make "2001:DB8::1" and "2001:db8::1" the same address; text that does not
 // parse is kept so that validation reports it as given.
-const cidr = (a: string) => canonicalCidr(a) ?? a;
+const cidr = (a: string) => {
+  // Parsed once here; validation and planning find it again in the cache, as canonical text.
+  const c = cidrOf(a);
+  if (!c) return a;
+  const text = formatCidr(c);
+  if (text !== a) cidrOf(text);
+  return text;
+};
 const ip = (a: string) => canonicalIp(a)?.address ?? a;
 
 export function freeVhid(s: DesiredState, iface: string): number | undefined {
