@@ -92,6 +92,20 @@ export interface CarpNlVhid {
   vrrpAdvInterCs?: number;
 }
 
+/** The space an attribute with `n` bytes of payload takes, padding included. */
+function size(n: number): number {
+  return (NLA_HDRLEN + n + 3) & ~3;
+}
+
+/** Writes an attribute header at `w.off` and moves past the attribute; answers where its payload goes. */
+function attrAt(w: { buf: Buffer; off: number }, type: number, len: number): number {
+  w.buf.writeUInt16LE(NLA_HDRLEN + len, w.off);
+  w.buf.writeUInt16LE(type, w.off + 2);
+  const at = w.off + NLA_HDRLEN;
+  w.off += size(len);
+  return at;
+}
+
 /** Where a fixed-size attribute's payload starts, once its length is checked. */
 function fixedAt(at: number, len: number, size: number, name: string): number {
   if (len !== size) throw new NetlinkFormatError(`${name} has ${len} bytes, want ${size}`);
@@ -279,31 +293,23 @@ export function buildCarpSetRequest(p: CarpSetParams): Buffer {
   if (p.vrrpPriority !== undefined) inRange('vrrpPriority', p.vrrpPriority, 0, 255);
   if (p.vrrpAdvInterCs !== undefined) inRange('vrrpAdvInterCs', p.vrrpAdvInterCs, 0, 0xfff);
   // One buffer for the whole message, the attributes written in place (a batch builds hundreds).
-  const size = (n: number) => (NLA_HDRLEN + n + 3) & ~3;
   const bytes =
     NLMSG_HDRLEN + GENL_HDRLEN + 4 * size(4) + size(key.length) + (p.ifindex !== undefined ? size(4) : 0) + size(4) + size(16) + size(name.length) +
     (p.version !== undefined ? size(1) : 0) + (p.vrrpPriority !== undefined ? size(1) : 0) + (p.vrrpAdvInterCs !== undefined ? size(2) : 0);
   const out = Buffer.alloc(bytes);
-  let off = NLMSG_HDRLEN + GENL_HDRLEN;
-  const attr = (type: number, len: number): number => {
-    out.writeUInt16LE(NLA_HDRLEN + len, off);
-    out.writeUInt16LE(type, off + 2);
-    const at = off + NLA_HDRLEN;
-    off += size(len);
-    return at;
-  };
-  out.writeUInt32LE(p.vhid >>> 0, attr(CARP_NL.VHID, 4));
-  out.writeUInt32LE(p.forceState === undefined ? 0 : p.forceState === 'BACKUP' ? 1 : 2, attr(CARP_NL.STATE, 4));
-  out.writeInt32LE(p.advbase, attr(CARP_NL.ADVBASE, 4));
-  out.writeInt32LE(p.advskew, attr(CARP_NL.ADVSKEW, 4));
-  key.copy(out, attr(CARP_NL.KEY, key.length));
-  if (p.ifindex !== undefined) out.writeUInt32LE(p.ifindex >>> 0, attr(CARP_NL.IFINDEX, 4));
-  addr.copy(out, attr(CARP_NL.ADDR, 4));
-  addr6.copy(out, attr(CARP_NL.ADDR6, 16));
-  name.copy(out, attr(CARP_NL.IFNAME, name.length));
-  if (p.version !== undefined) out[attr(CARP_NL.VERSION, 1)] = p.version;
-  if (p.vrrpPriority !== undefined) out[attr(CARP_NL.VRRP_PRIORITY, 1)] = p.vrrpPriority;
-  if (p.vrrpAdvInterCs !== undefined) out.writeUInt16LE(p.vrrpAdvInterCs, attr(CARP_NL.VRRP_ADV_INTER, 2));
+  const w = { buf: out, off: NLMSG_HDRLEN + GENL_HDRLEN };
+  out.writeUInt32LE(p.vhid >>> 0, attrAt(w, CARP_NL.VHID, 4));
+  out.writeUInt32LE(p.forceState === undefined ? 0 : p.forceState === 'BACKUP' ? 1 : 2, attrAt(w, CARP_NL.STATE, 4));
+  out.writeInt32LE(p.advbase, attrAt(w, CARP_NL.ADVBASE, 4));
+  out.writeInt32LE(p.advskew, attrAt(w, CARP_NL.ADVSKEW, 4));
+  key.copy(out, attrAt(w, CARP_NL.KEY, key.length));
+  if (p.ifindex !== undefined) out.writeUInt32LE(p.ifindex >>> 0, attrAt(w, CARP_NL.IFINDEX, 4));
+  addr.copy(out, attrAt(w, CARP_NL.ADDR, 4));
+  addr6.copy(out, attrAt(w, CARP_NL.ADDR6, 16));
+  name.copy(out, attrAt(w, CARP_NL.IFNAME, name.length));
+  if (p.version !== undefined) out[attrAt(w, CARP_NL.VERSION, 1)] = p.version;
+  if (p.vrrpPriority !== undefined) out[attrAt(w, CARP_NL.VRRP_PRIORITY, 1)] = p.vrrpPriority;
+  if (p.vrrpAdvInterCs !== undefined) out.writeUInt16LE(p.vrrpAdvInterCs, attrAt(w, CARP_NL.VRRP_ADV_INTER, 2));
   encodeNlmsghdr({ len: bytes, type: p.familyId, flags: NLM_F_REQUEST | NLM_F_ACK, seq: p.seq, pid: 0 }, out, 0);
   out[NLMSG_HDRLEN] = CARP_NL_CMD_SET;
   return out;
