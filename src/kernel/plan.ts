@@ -63,10 +63,37 @@ export function plan(target: Snapshot, live: Snapshot): Step[] {
     return a;
   };
   // The simulated kernel: vhid key -> { params, addresses }.
-  const sim = new Map(live.vhids.map((v) => [keyOf(v), { params: v.params, addresses: [...v.addresses] }]));
+  const sim = new Map(live.vhids.map((v) => [keyOf(v), { iface: v.interface, params: v.params, addresses: [...v.addresses] }]));
   const wanted = new Map(target.vhids.map((v) => [keyOf(v), v]));
+  // Who holds an address: `iface|address` (without prefix) -> the keys of the simulated vhids
+  // with it, kept in step with `sim`, so that finding a holder is no scan of every vhid.
+  const held = new Map<string, Set<string>>();
+  const heldKey = (iface: string, cidr: string) => `${iface}|${addr(cidr)}`;
+  const hold = (k: string, iface: string, cidr: string) => {
+    const hk = heldKey(iface, cidr);
+    const keys = held.get(hk);
+    if (keys) keys.add(k);
+    else held.set(hk, new Set([k]));
+  };
+  /** After `cidr` left vhid `k` (or `k` went): `k` no longer holds its address unless another prefix of it stays. */
+  const release = (k: string, iface: string, cidr: string) => {
+    const a = addr(cidr);
+    if (sim.get(k)?.addresses.some((x) => addr(x) === a)) return;
+    held.get(`${iface}|${a}`)?.delete(k);
+  };
+  for (const [k, v] of sim) for (const a of v.addresses) hold(k, v.iface, a);
+  const drop = (k: string) => {
+    const v = sim.get(k);
+    if (!v) return;
+    sim.delete(k);
+    for (const a of v.addresses) release(k, v.iface, a);
+  };
   const holder = (iface: string, address: string): string | undefined => {
-    for (const [k, v] of sim) if (k.startsWith(`${iface}/`) && v.addresses.some((a) => addr(a) === addr(address))) return k;
+    const keys = held.get(heldKey(iface, address));
+    if (!keys || keys.size === 0) return undefined;
+    if (keys.size === 1) return keys.values().next().value;
+    // Held twice (a kernel in disorder): the first in the simulated kernel's order, as ever.
+    for (const k of sim.keys()) if (keys.has(k)) return k;
     return undefined;
   };
   const setVhid = (t: SnapshotVhid) => {
@@ -76,12 +103,12 @@ export function plan(target: Snapshot, live: Snapshot): Step[] {
       // The backend refuses a protocol change in place (EINVAL): recreate the vhid.
       const reason = `its protocol changes from ${protocolOf(cur.params)} to ${protocolOf(t.params)}, which needs a new vhid`;
       steps.push({ op: 'vhid.remove', interface: t.interface, vhid: t.vhid, reason });
-      sim.delete(keyOf(t));
+      drop(keyOf(t));
       cur = undefined;
     }
     steps.push({ op: 'vhid.set', interface: t.interface, vhid: t.vhid, params: t.params, create: !cur });
     if (cur) cur.params = t.params;
-    else sim.set(keyOf(t), { params: t.params, addresses: [] });
+    else sim.set(keyOf(t), { iface: t.interface, params: t.params, addresses: [] });
   };
   const has = (k: string, a: string) => sim.get(k)?.addresses.some((x) => x === a) ?? false;
 
@@ -108,6 +135,7 @@ export function plan(target: Snapshot, live: Snapshot): Step[] {
       }
       steps.push({ op: 'address.add', interface: t.interface, vhid: t.vhid, address: a });
       sim.get(keyOf(t))!.addresses.push(a);
+      hold(keyOf(t), t.interface, a);
     }
   }
   // 2. Remove what should not be there; vhids that are not wanted go whole.
@@ -117,14 +145,15 @@ export function plan(target: Snapshot, live: Snapshot): Step[] {
     const t = wanted.get(k);
     if (!t) {
       steps.push({ op: 'vhid.remove', interface: iface, vhid });
-      sim.delete(k);
+      drop(k);
       continue;
     }
     for (const a of [...cur.addresses]) {
       if (t.addresses.includes(a)) continue;
       steps.push({ op: 'address.remove', interface: iface, vhid, address: a });
       cur.addresses = cur.addresses.filter((x) => x !== a);
-      if (cur.addresses.length === 0) sim.delete(k);
+      release(k, iface, a);
+      if (cur.addresses.length === 0) drop(k);
     }
   }
   // 3. Addresses that had to leave another vhid first; recreate a vhid that emptied on the way.
@@ -134,6 +163,7 @@ export function plan(target: Snapshot, live: Snapshot): Step[] {
       if (has(keyOf(t), a)) continue;
       steps.push({ op: 'address.add', interface: t.interface, vhid: t.vhid, address: a });
       sim.get(keyOf(t))!.addresses.push(a);
+      hold(keyOf(t), t.interface, a);
     }
   }
   // 4. Globals.

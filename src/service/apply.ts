@@ -87,7 +87,8 @@ export function declaredState(current: DesiredState, doc: DeclaredConfig): Desir
     declared.set(k, v);
   });
 
-  const next: DesiredState = structuredClone(current);
+  // Everything but the VIPs, which are built above.
+  const next: DesiredState = structuredClone({ ...current, vips: [] });
   // VIPs kept where they were stored, new ones after them in the document's order: the same
   // VIPs in another order are the same desired state, not a change.
   next.vips = [...current.vips.filter((v) => declared.has(key(v.interface, v.vhid))).map((v) => declared.get(key(v.interface, v.vhid))!), ...[...declared.values()].filter((v) => !stored.has(key(v.interface, v.vhid)))];

@@ -6,31 +6,44 @@ const show = (v: unknown) => (v === undefined ? '(none)' : Array.isArray(v) ? v.
 
 export function describeChanges(from: DesiredState, to: DesiredState): string[] {
   const out: string[] = [];
+  eachChange(from, to, true, (words) => out.push(words()));
+  return out;
+}
+
+/** How many lines describeChanges would write, without writing them. */
+export function countChanges(from: DesiredState, to: DesiredState): number {
+  let n = 0;
+  eachChange(from, to, false, () => n++);
+  return n;
+}
+
+/** Each difference, in words made only when asked for; VIPs in their sorted order when `sorted`. */
+function eachChange(from: DesiredState, to: DesiredState, sorted: boolean, emit: (words: () => string) => void): void {
   const key = (v: VipConfig) => `${v.interface} vhid ${v.vhid}`;
   const before = new Map(from.vips.map((v) => [key(v), v]));
   const after = new Map(to.vips.map((v) => [key(v), v]));
-  for (const v of sortVips(from.vips)) if (!after.has(key(v))) out.push(`remove VIP ${key(v)} (${v.addresses.join(', ')})`);
-  for (const v of sortVips(to.vips)) {
+  for (const v of sorted ? sortVips(from.vips) : from.vips) if (!after.has(key(v))) emit(() => `remove VIP ${key(v)} (${v.addresses.join(', ')})`);
+  for (const v of sorted ? sortVips(to.vips) : to.vips) {
     const old = before.get(key(v));
     if (!old) {
-      out.push(`add VIP ${key(v)} (${v.addresses.join(', ')})`);
+      emit(() => `add VIP ${key(v)} (${v.addresses.join(', ')})`);
       continue;
     }
+    if (old === v) continue;
     for (const f of FIELDS) {
-      if (JSON.stringify(old[f]) !== JSON.stringify(v[f])) out.push(`${key(v)}: ${f === 'advbaseSec' ? 'advbase' : f} ${show(old[f])} -> ${show(v[f])}`);
+      if (JSON.stringify(old[f]) !== JSON.stringify(v[f])) emit(() => `${key(v)}: ${f === 'advbaseSec' ? 'advbase' : f} ${show(old[f])} -> ${show(v[f])}`);
     }
-    if (old.password !== v.password) out.push(`${key(v)}: password ${v.password === undefined ? 'removed' : old.password === undefined ? 'set' : 'changed'}`);
+    if (old.password !== v.password) emit(() => `${key(v)}: password ${v.password === undefined ? 'removed' : old.password === undefined ? 'set' : 'changed'}`);
   }
   for (const f of ['enabled', 'preempt', 'maintenance'] as const) {
-    if (from.carp[f] !== to.carp[f]) out.push(`carp.${f}: ${from.carp[f]} -> ${to.carp[f]}`);
+    if (from.carp[f] !== to.carp[f]) emit(() => `carp.${f}: ${from.carp[f]} -> ${to.carp[f]}`);
   }
   for (const f of ['enabled', 'syncdev', 'syncpeer', 'maxupd', 'defer', 'version'] as const) {
-    if (from.pfsync[f] !== to.pfsync[f]) out.push(`pfsync.${f}: ${show(from.pfsync[f])} -> ${show(to.pfsync[f])}`);
+    if (from.pfsync[f] !== to.pfsync[f]) emit(() => `pfsync.${f}: ${show(from.pfsync[f])} -> ${show(to.pfsync[f])}`);
   }
   const names = (s: DesiredState) => new Map(s.api.tokens.map((t) => [t.name, t.role]));
   const tb = names(from);
   const ta = names(to);
-  for (const [n] of tb) if (!ta.has(n)) out.push(`remove token ${n}`);
-  for (const [n, r] of ta) if (!tb.has(n)) out.push(`add token ${n} (${r})`);
-  return out;
+  for (const [n] of tb) if (!ta.has(n)) emit(() => `remove token ${n}`);
+  for (const [n, r] of ta) if (!tb.has(n)) emit(() => `add token ${n} (${r})`);
 }

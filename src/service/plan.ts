@@ -104,13 +104,14 @@ export function changeScope(
   change: { removed: readonly VipConfig[]; added: readonly VipConfig[] },
   live: LiveLookup,
 ): { target: Snapshot; live: Snapshot; keys: string[] } {
-  const was = new Map(change.removed.map((v) => [keyOf(v), JSON.stringify(vhidTarget(v))]));
+  const was = new Map(change.removed.map((v) => [keyOf(v), v]));
   const keys = new Set<string>();
   const vhids: SnapshotVhid[] = [];
   for (const v of change.added) {
     const t = vhidTarget(v);
     // Changed only where the kernel does not look (a description): kept as it is live.
-    if (was.get(keyOf(t)) === JSON.stringify(t)) continue;
+    const old = was.get(keyOf(t));
+    if (old !== undefined && JSON.stringify(vhidTarget(old)) === JSON.stringify(t)) continue;
     keys.add(keyOf(t));
     vhids.push(t);
   }

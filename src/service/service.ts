@@ -24,7 +24,7 @@ import { KernelError } from '../kernel/errno.js';
 import { changeScope, describeStep, plan, targetOf, type Snapshot, type Step } from './plan.js';
 import { fromKernelError } from './kernel-errors.js';
 import { SerialQueue } from './queue.js';
-import { describeChanges } from './changes.js';
+import { countChanges, describeChanges } from './changes.js';
 import { LIVE_MAX_AGE_MS, LiveCache } from './live-cache.js';
 import { declaredState, type DeclaredConfig } from './apply.js';
 import { vipNotFound } from './vips.js';
@@ -396,7 +396,7 @@ export class CarpService {
         (draft) => {
           const next = declaredState(draft, doc);
           if (sameContent(draft, next)) throw new Unchanged(draft);
-          const changes = describeChanges(draft, next).length;
+          const changes = countChanges(draft, next);
           draft.vips = next.vips;
           draft.carp = next.carp;
           draft.pfsync = next.pfsync;

@@ -13,8 +13,27 @@ export interface Cidr {
   prefix: number;
 }
 
+/**
+ * Answers of canonicalIp by text: a change looks at the same addresses many times (the
+ * document, its validation, the plan, the kernel structs), and telling an address from text
+ * is the costly part. Frozen and shared; bounded, it simply starts over when full.
+ */
+const MAX_REMEMBERED = 4096;
+const remembered = new Map<string, Readonly<{ family: Family; address: string }> | null>();
+
 /** Canonical text of an IP address, or undefined when it is not one. Zone ids are refused. */
-export function canonicalIp(text: string): { family: Family; address: string } | undefined {
+export function canonicalIp(text: string): Readonly<{ family: Family; address: string }> | undefined {
+  let ip = remembered.get(text);
+  if (ip === undefined) {
+    if (remembered.size >= MAX_REMEMBERED) remembered.clear();
+    const parsed = parseIp(text);
+    ip = parsed ? Object.freeze(parsed) : null;
+    remembered.set(text, ip);
+  }
+  return ip ?? undefined;
+}
+
+function parseIp(text: string): { family: Family; address: string } | undefined {
   if (isIPv4(text)) {
     return { family: 4, address: text.split('.').map((o) => String(Number(o))).join('.') };
   }
@@ -85,7 +104,21 @@ function formatIpv6(g: number[]): string {
 export function ipBytes(text: string): Buffer {
   const ip = canonicalIp(text);
   if (!ip) throw new TypeError(`not an IP address: ${text}`);
-  if (ip.family === 4) return Buffer.from(ip.address.split('.').map(Number));
+  if (ip.family === 4) {
+    const out = Buffer.allocUnsafe(4);
+    let at = 0;
+    let octet = 0;
+    const a = ip.address;
+    for (let i = 0; i < a.length; i++) {
+      const ch = a.charCodeAt(i);
+      if (ch === 46) {
+        out[at++] = octet;
+        octet = 0;
+      } else octet = octet * 10 + ch - 48;
+    }
+    out[at] = octet;
+    return out;
+  }
   const out = Buffer.alloc(16);
   parseIpv6(ip.address).forEach((v, i) => out.writeUInt16BE(v, i * 2));
   return out;

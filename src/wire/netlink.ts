@@ -116,12 +116,14 @@ export function parseAttrs(payload: Buffer, start: number): NlAttr[] {
   return out;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * Splits a byte stream into messages. Chunks from successive recv() calls are pushed in order; a
  * message split across chunks is kept until complete. Each message is followed by padding to 4.
  */
 export class NetlinkStream {
-  private pending: Buffer = Buffer.alloc(0);
+  private pending: Buffer = EMPTY;
   private skip = 0;
 
   push(chunk: Buffer): NlMessage[] {
@@ -131,17 +133,21 @@ export class NetlinkStream {
     this.skip -= drop;
     const out: NlMessage[] = [];
     let off = 0;
+    // The payloads are views of one copy of the chunk: the caller's buffer is reused for the next read.
+    let copy: Buffer | undefined;
     while (data.length - off >= NLMSG_HDRLEN) {
-      const h = decodeNlmsghdr(data, off);
+      const h = decodeNlmsghdr(data, off) as NlMessage;
       if (h.len < NLMSG_HDRLEN) throw new NetlinkFormatError(`nlmsg_len ${h.len} is shorter than the ${NLMSG_HDRLEN}-byte header`);
       if (h.len > NLMSG_MAX_LEN) throw new NetlinkFormatError(`nlmsg_len ${h.len} exceeds ${NLMSG_MAX_LEN}`);
       if (data.length - off < h.len) break;
-      out.push({ ...h, payload: Buffer.from(data.subarray(off + NLMSG_HDRLEN, off + h.len)) });
+      copy ??= Buffer.from(data.subarray(off));
+      h.payload = copy.subarray(off - (data.length - copy.length) + NLMSG_HDRLEN, off - (data.length - copy.length) + h.len);
+      out.push(h);
       const next = off + align4(h.len);
       this.skip = Math.max(0, next - data.length);
       off = Math.min(next, data.length);
     }
-    this.pending = Buffer.from(data.subarray(off));
+    this.pending = off === data.length ? EMPTY : Buffer.from(data.subarray(off));
     return out;
   }
 

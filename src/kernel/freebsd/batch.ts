@@ -163,19 +163,21 @@ export class FreebsdBatch {
 
   // ---- plan -------------------------------------------------------------------------------
 
+  /** Checks the interface's name, and fails a step on an interface that could not be read. */
+  private readable(operation: string, iface: string): void {
+    checkIfName(operation, iface);
+    if (this.unreadable.has(iface)) fail(this.unreadable.get(iface), operation, iface);
+  }
+
   /** A step as kernel operations on the model, with the checks its single-step method makes first. */
   private opsFor(m: Model, step: BackendStep, i: number): Op[] {
-    const readable = (operation: string, iface: string) => {
-      checkIfName(operation, iface);
-      if (this.unreadable.has(iface)) fail(this.unreadable.get(iface), operation, iface);
-    };
     switch (step.op) {
       case 'vhid.set': {
         const operation = operationOf(step);
         const { interface: iface, vhid, params: p } = step;
         checkVhidSet(operation, iface, vhid, p, this.d.carp.major);
         checkPeersCarried(operation, iface, p, this.t, this.d.carp);
-        readable(operation, iface);
+        this.readable(operation, iface);
         const cur = m.vhids.get(keyOf(iface, vhid));
         const set = carpSetOf(iface, vhid, p, this.t, this.d.carp.major, cur?.kv);
         if (cur?.kv.key && cur.kv.key[0] !== 0 && p.key === undefined) {
@@ -186,7 +188,7 @@ export class FreebsdBatch {
       }
       case 'vhid.remove': {
         const operation = operationOf(step);
-        readable(operation, step.interface);
+        this.readable(operation, step.interface);
         if (!m.vhids.has(keyOf(step.interface, step.vhid))) throw KernelError.of('ENOENT', operation, step.interface, 'no such vhid');
         return this.destroyOps(m, step.interface, step.vhid, i, operation);
       }
@@ -196,7 +198,7 @@ export class FreebsdBatch {
         checkIfName(operation, iface);
         const c = parseCidr(step.address);
         if (!c) throw KernelError.of('EINVAL', operation, iface, 'not an address with a prefix');
-        readable(operation, iface);
+        this.readable(operation, iface);
         const cidr = formatCidr(c);
         const held = holder(m, iface, cidr);
         // §12.2: a duplicate SIOCAIFADDR restarts the vhid; already bound as asked: nothing to do.
@@ -453,6 +455,13 @@ export class FreebsdBatch {
       }
     }
     const ifaces = carp ? ledger.interfaces() : [...new Set(ops.flatMap((op) => ('iface' in op ? [op.iface] : op.kind === 'set' ? [op.set.iface] : [])))];
+    // The vhids the batch knew of, by interface: those a dump no longer shows are forgotten.
+    const byIface = new Map<string, string[]>();
+    for (const key of [...live.vhids.keys(), ...this.created]) {
+      const list = byIface.get(ifaceOf(key));
+      if (list) list.push(key);
+      else byIface.set(ifaceOf(key), [key]);
+    }
     for (const iface of ifaces) {
       let found: KernelVhid[];
       try {
@@ -462,14 +471,17 @@ export class FreebsdBatch {
         continue;
       }
       const present = new Set(found.map((k) => k.vhid));
-      for (const key of [...live.vhids.keys(), ...this.created]) if (ifaceOf(key) === iface && !present.has(vhidOf(key))) tracker.forget(iface, vhidOf(key));
+      for (const key of byIface.get(iface) ?? []) if (!present.has(vhidOf(key))) tracker.forget(iface, vhidOf(key));
       for (const k of found) {
-        const key = keyOf(iface, k.vhid);
-        const address = this.bound.get(key);
-        const reason = (s: CarpState) =>
-          carp ? `net.inet.carp.allow set to ${carp.globals.allow ? 1 : 0}; kernel reports ${s}` : address ? `address ${address} bound; kernel reports ${s}` : `kernel reports ${s} after the vhid's parameters were set`;
-        tracker.observe(iface, k.vhid, k.state, reason, FIRST_SEEN);
+        const address = this.bound.get(keyOf(iface, k.vhid));
+        tracker.observe(iface, k.vhid, k.state, (s: CarpState) => stateReason(s, carp?.globals.allow, address), FIRST_SEEN);
       }
     }
   }
+}
+
+/** Why a vhid is in the state a dump after the batch shows: the carp.allow the batch set, else the first address it bound. */
+function stateReason(s: CarpState, allow: boolean | undefined, address: string | undefined): string {
+  if (allow !== undefined) return `net.inet.carp.allow set to ${allow ? 1 : 0}; kernel reports ${s}`;
+  return address ? `address ${address} bound; kernel reports ${s}` : `kernel reports ${s} after the vhid's parameters were set`;
 }

@@ -124,9 +124,9 @@ export const IOCTLS: Readonly<Record<string, { request: number; versions: readon
 
 /** The name of a request in IOCTLS, for error messages ("ioctl SIOCSVH"). */
 export function ioctlName(request: number | bigint): string | undefined {
-  const r = Number(request);
-  return Object.entries(IOCTLS).find(([, v]) => v.request === r)?.[0];
+  return IOCTL_NAMES.get(Number(request));
 }
+const IOCTL_NAMES = new Map(Object.entries(IOCTLS).map(([name, v]) => [v.request, name]));
 
 export function ioctlsFor(version: AbiVersion): Record<string, number> {
   const out: Record<string, number> = {};

@@ -78,14 +78,17 @@ export function loadLibc(path: string = process.env.CARPD_FREEBSD_LIBC ?? 'libc.
     free: fn('void free(void *ptr)'),
   };
 
-  /** Runs a call returning < 0 on failure, retrying EINTR; errno is read before anything else runs. */
-  const sys = (operation: string, iface: string | undefined, call: () => unknown): number => {
+  /**
+   * Runs a call returning < 0 on failure, retrying EINTR; errno is read before anything else
+   * runs. The operation is named (and the interface found) only when there is a failure to name.
+   */
+  const sys = (operation: string | (() => string), iface: string | undefined | (() => string | undefined), call: () => unknown): number => {
     for (;;) {
       const rc = Number(call());
       if (rc >= 0) return rc;
       const errno = koffi.errno();
       if (errno === EINTR) continue;
-      throw new KernelError(operation, errno, iface, errno === 0 ? 'failed without setting errno' : undefined);
+      throw new KernelError(typeof operation === 'string' ? operation : operation(), errno, typeof iface === 'function' ? iface() : iface, errno === 0 ? 'failed without setting errno' : undefined);
     }
   };
 
@@ -104,8 +107,11 @@ export function loadLibc(path: string = process.env.CARPD_FREEBSD_LIBC ?? 'libc.
       if ((r & (IOC_IN | IOC_OUT)) !== 0 && arg.length < size) {
         throw new RangeError(`ioctl 0x${r.toString(16)} moves ${size} bytes; argument buffer has ${arg.length}`);
       }
-      const op = `ioctl ${ioctlName(r) ?? `0x${r.toString(16)}`}`;
-      sys(op, iface ?? nameIn(arg), () => c.ioctl(fd, req, 'void *', arg));
+      sys(
+        () => `ioctl ${ioctlName(r) ?? `0x${r.toString(16)}`}`,
+        () => iface ?? nameIn(arg),
+        () => c.ioctl(fd, req, 'void *', arg),
+      );
     },
     sysctlbyname: (name, oldp, oldlen, newp) => {
       const cap = oldlen ?? oldp?.length ?? null;

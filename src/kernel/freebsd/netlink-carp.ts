@@ -24,26 +24,24 @@ import { CARP_KEY_LEN, IFNAMSIZ, IN6ADDR_CARP_GROUP, INADDR_CARP_GROUP, carpStat
 import { carpKeyRaw } from './layout-carp.js';
 import {
   GENL_HDRLEN,
+  NLA_HDRLEN,
+  NLMSG_HDRLEN,
   NLMSG_MIN_TYPE,
   NLM_F_ACK,
   NLM_F_DUMP,
   NLM_F_REQUEST,
-  type NlAttr,
   type NlMessage,
   NetlinkFormatError,
   NetlinkReply,
   NetlinkStream,
   type ReplyContext,
   cstr,
+  encodeNlmsghdr,
   freebsdDoneErrno,
   genlMessage,
   kernelError,
   nlattr,
-  parseAttrs,
-  s32,
-  u16,
   u32,
-  u8,
 } from './netlink.js';
 
 export const CARP_NL_FAMILY_NAME = 'carp';
@@ -94,10 +92,34 @@ export interface CarpNlVhid {
   vrrpAdvInterCs?: number;
 }
 
-function fixed(a: NlAttr, size: number, name: string): Buffer {
-  if (a.payload.length !== size) throw new NetlinkFormatError(`${name} has ${a.payload.length} bytes, want ${size}`);
-  return a.payload;
+/** The space an attribute with `n` bytes of payload takes, padding included. */
+function size(n: number): number {
+  return (NLA_HDRLEN + n + 3) & ~3;
 }
+
+/** Writes an attribute header at `w.off` and moves past the attribute; answers where its payload goes. */
+function attrAt(w: { buf: Buffer; off: number }, type: number, len: number): number {
+  w.buf.writeUInt16LE(NLA_HDRLEN + len, w.off);
+  w.buf.writeUInt16LE(type, w.off + 2);
+  const at = w.off + NLA_HDRLEN;
+  w.off += size(len);
+  return at;
+}
+
+/** Where a fixed-size attribute's payload starts, once its length is checked. */
+function fixedAt(at: number, len: number, size: number, name: string): number {
+  if (len !== size) throw new NetlinkFormatError(`${name} has ${len} bytes, want ${size}`);
+  return at;
+}
+
+/** Whether `bytes` sit in `buf` at `at`. */
+function sameBytes(buf: Buffer, at: number, bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) if (buf[at + i] !== bytes[i]) return false;
+  return true;
+}
+
+/** nla_type without NLA_F_NESTED and NLA_F_NET_BYTEORDER. */
+const NLA_TYPE_MASK = 0x3fff;
 
 export function decodeCarpVhid(m: NlMessage): CarpNlVhid {
   if (m.payload.length < GENL_HDRLEN) throw new NetlinkFormatError('carp message without genlmsghdr');
@@ -107,32 +129,42 @@ export function decodeCarpVhid(m: NlMessage): CarpNlVhid {
   let advbase: number | undefined;
   let advskew: number | undefined;
   const opt: Omit<Partial<CarpNlVhid>, 'vhid' | 'state' | 'advbase' | 'advskew'> = {};
-  for (const a of parseAttrs(m.payload, GENL_HDRLEN)) {
-    switch (a.type) {
-      case CARP_NL.VHID: vhid = fixed(a, 4, 'CARP_NL_VHID').readUInt32LE(0); break;
-      case CARP_NL.STATE: stateNum = fixed(a, 4, 'CARP_NL_STATE').readUInt32LE(0); break;
-      case CARP_NL.ADVBASE: advbase = fixed(a, 4, 'CARP_NL_ADVBASE').readInt32LE(0); break;
-      case CARP_NL.ADVSKEW: advskew = fixed(a, 4, 'CARP_NL_ADVSKEW').readInt32LE(0); break;
+  // The attributes walked in place (parseAttrs' checks, no object per attribute): a dump holds many vhids.
+  const payload = m.payload;
+  for (let off = GENL_HDRLEN; off < payload.length; ) {
+    if (payload.length - off < NLA_HDRLEN) throw new NetlinkFormatError(`${payload.length - off} stray bytes after the last attribute`);
+    const len = payload.readUInt16LE(off);
+    const type = payload.readUInt16LE(off + 2) & NLA_TYPE_MASK;
+    if (len < NLA_HDRLEN) throw new NetlinkFormatError(`attribute ${type} has nla_len ${len} < ${NLA_HDRLEN}`);
+    if (off + len > payload.length) throw new NetlinkFormatError(`attribute ${type} (nla_len ${len}) overruns its message by ${off + len - payload.length} bytes`);
+    const at = off + NLA_HDRLEN;
+    const n = len - NLA_HDRLEN;
+    off += (len + 3) & ~3;
+    switch (type) {
+      case CARP_NL.VHID: vhid = payload.readUInt32LE(fixedAt(at, n, 4, 'CARP_NL_VHID')); break;
+      case CARP_NL.STATE: stateNum = payload.readUInt32LE(fixedAt(at, n, 4, 'CARP_NL_STATE')); break;
+      case CARP_NL.ADVBASE: advbase = payload.readInt32LE(fixedAt(at, n, 4, 'CARP_NL_ADVBASE')); break;
+      case CARP_NL.ADVSKEW: advskew = payload.readInt32LE(fixedAt(at, n, 4, 'CARP_NL_ADVSKEW')); break;
       case CARP_NL.KEY:
-        if (a.payload.length > CARP_KEY_LEN) throw new NetlinkFormatError(`CARP_NL_KEY has ${a.payload.length} bytes, at most ${CARP_KEY_LEN}`);
-        opt.key = Buffer.from(a.payload);
+        if (n > CARP_KEY_LEN) throw new NetlinkFormatError(`CARP_NL_KEY has ${n} bytes, at most ${CARP_KEY_LEN}`);
+        opt.key = Buffer.from(payload.subarray(at, at + n));
         break;
       case CARP_NL.ADDR: {
         // Multicast (the group, or nothing) is what almost every vhid has: no text made for it.
-        const b = fixed(a, 4, 'CARP_NL_ADDR');
-        if (b.equals(GROUP4) || b.equals(ZERO4)) delete opt.peer;
-        else opt.peer = ipText(b);
+        fixedAt(at, n, 4, 'CARP_NL_ADDR');
+        if (sameBytes(payload, at, GROUP4) || sameBytes(payload, at, ZERO4)) delete opt.peer;
+        else opt.peer = ipText(payload.subarray(at, at + 4));
         break;
       }
       case CARP_NL.ADDR6: {
-        const b = fixed(a, 16, 'CARP_NL_ADDR6');
-        if (b.equals(GROUP6) || b.equals(ZERO6)) delete opt.peer6;
-        else opt.peer6 = ipText(b);
+        fixedAt(at, n, 16, 'CARP_NL_ADDR6');
+        if (sameBytes(payload, at, GROUP6) || sameBytes(payload, at, ZERO6)) delete opt.peer6;
+        else opt.peer6 = ipText(payload.subarray(at, at + 16));
         break;
       }
-      case CARP_NL.VERSION: opt.version = fixed(a, 1, 'CARP_NL_VERSION')[0]; break;
-      case CARP_NL.VRRP_PRIORITY: opt.vrrpPriority = fixed(a, 1, 'CARP_NL_VRRP_PRIORITY')[0]; break;
-      case CARP_NL.VRRP_ADV_INTER: opt.vrrpAdvInterCs = fixed(a, 2, 'CARP_NL_VRRP_ADV_INTER').readUInt16LE(0); break;
+      case CARP_NL.VERSION: opt.version = payload[fixedAt(at, n, 1, 'CARP_NL_VERSION')]; break;
+      case CARP_NL.VRRP_PRIORITY: opt.vrrpPriority = payload[fixedAt(at, n, 1, 'CARP_NL_VRRP_PRIORITY')]; break;
+      case CARP_NL.VRRP_ADV_INTER: opt.vrrpAdvInterCs = payload.readUInt16LE(fixedAt(at, n, 2, 'CARP_NL_VRRP_ADV_INTER')); break;
       default: break; // attributes of later versions
     }
   }
@@ -255,19 +287,30 @@ export function buildCarpSetRequest(p: CarpSetParams): Buffer {
   const addr6 = p.peer6 === undefined ? GROUP6 : in6Bytes(p.peer6);
   // 0.0.0.0 / :: would silently keep the old peer (ip_carp.c carp_ioctl_set): refuse them.
   for (const a of [addr, addr6]) if (a.every((b) => b === 0)) throw new RangeError('an unspecified peer keeps the old one; leave it undefined for multicast');
-  const attrs = [
-    nlattr(CARP_NL.VHID, u32(p.vhid)),
-    nlattr(CARP_NL.STATE, u32(p.forceState === undefined ? 0 : p.forceState === 'BACKUP' ? 1 : 2)),
-    nlattr(CARP_NL.ADVBASE, s32(p.advbase)),
-    nlattr(CARP_NL.ADVSKEW, s32(p.advskew)),
-    nlattr(CARP_NL.KEY, key),
-    ...(p.ifindex !== undefined ? [nlattr(CARP_NL.IFINDEX, u32(inRange('ifindex', p.ifindex, 0, 0xffffffff)))] : []),
-    nlattr(CARP_NL.ADDR, addr),
-    nlattr(CARP_NL.ADDR6, addr6),
-    nlattr(CARP_NL.IFNAME, cstr(p.ifname, IFNAMSIZ, 'interface name')),
-  ];
-  if (p.version !== undefined) attrs.push(nlattr(CARP_NL.VERSION, u8(inRange('version', p.version, 0, 255))));
-  if (p.vrrpPriority !== undefined) attrs.push(nlattr(CARP_NL.VRRP_PRIORITY, u8(inRange('vrrpPriority', p.vrrpPriority, 0, 255))));
-  if (p.vrrpAdvInterCs !== undefined) attrs.push(nlattr(CARP_NL.VRRP_ADV_INTER, u16(inRange('vrrpAdvInterCs', p.vrrpAdvInterCs, 0, 0xfff))));
-  return genlMessage(p.familyId, NLM_F_REQUEST | NLM_F_ACK, p.seq, CARP_NL_CMD_SET, attrs);
+  if (p.ifindex !== undefined) inRange('ifindex', p.ifindex, 0, 0xffffffff);
+  const name = cstr(p.ifname, IFNAMSIZ, 'interface name');
+  if (p.version !== undefined) inRange('version', p.version, 0, 255);
+  if (p.vrrpPriority !== undefined) inRange('vrrpPriority', p.vrrpPriority, 0, 255);
+  if (p.vrrpAdvInterCs !== undefined) inRange('vrrpAdvInterCs', p.vrrpAdvInterCs, 0, 0xfff);
+  // One buffer for the whole message, the attributes written in place (a batch builds hundreds).
+  const bytes =
+    NLMSG_HDRLEN + GENL_HDRLEN + 4 * size(4) + size(key.length) + (p.ifindex !== undefined ? size(4) : 0) + size(4) + size(16) + size(name.length) +
+    (p.version !== undefined ? size(1) : 0) + (p.vrrpPriority !== undefined ? size(1) : 0) + (p.vrrpAdvInterCs !== undefined ? size(2) : 0);
+  const out = Buffer.alloc(bytes);
+  const w = { buf: out, off: NLMSG_HDRLEN + GENL_HDRLEN };
+  out.writeUInt32LE(p.vhid >>> 0, attrAt(w, CARP_NL.VHID, 4));
+  out.writeUInt32LE(p.forceState === undefined ? 0 : p.forceState === 'BACKUP' ? 1 : 2, attrAt(w, CARP_NL.STATE, 4));
+  out.writeInt32LE(p.advbase, attrAt(w, CARP_NL.ADVBASE, 4));
+  out.writeInt32LE(p.advskew, attrAt(w, CARP_NL.ADVSKEW, 4));
+  key.copy(out, attrAt(w, CARP_NL.KEY, key.length));
+  if (p.ifindex !== undefined) out.writeUInt32LE(p.ifindex >>> 0, attrAt(w, CARP_NL.IFINDEX, 4));
+  addr.copy(out, attrAt(w, CARP_NL.ADDR, 4));
+  addr6.copy(out, attrAt(w, CARP_NL.ADDR6, 16));
+  name.copy(out, attrAt(w, CARP_NL.IFNAME, name.length));
+  if (p.version !== undefined) out[attrAt(w, CARP_NL.VERSION, 1)] = p.version;
+  if (p.vrrpPriority !== undefined) out[attrAt(w, CARP_NL.VRRP_PRIORITY, 1)] = p.vrrpPriority;
+  if (p.vrrpAdvInterCs !== undefined) out.writeUInt16LE(p.vrrpAdvInterCs, attrAt(w, CARP_NL.VRRP_ADV_INTER, 2));
+  encodeNlmsghdr({ len: bytes, type: p.familyId, flags: NLM_F_REQUEST | NLM_F_ACK, seq: p.seq, pid: 0 }, out, 0);
+  out[NLMSG_HDRLEN] = CARP_NL_CMD_SET;
+  return out;
 }
