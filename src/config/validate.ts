@@ -6,8 +6,7 @@
  * change (checkChange, what the change touches, through indexes of the rest).
  */
 import type { ErrorCode, FieldProblem } from '../errors.js';
-import { canonicalIp, isMulticast, isUnspecified } from '../wire/address.js';
-import { cidrOf } from './cidr-cache.js';
+import { canonicalIp, cidrOf, isMulticast, isUnspecified } from '../wire/address.js';
 import { ADVBASE_SEC, ADVSKEW, PASSWORD_MAX_BYTES, PFSYNC_MAXUPD, VHID, VRRP_INTERVAL_CS, VRRP_PRIORITY, inRange, isPfsyncVersion, rangeText } from '../wire/limits.js';
 import { PFSYNC_VERSIONS, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, type DesiredState, type VipConfig } from './model.js';
 

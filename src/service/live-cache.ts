@@ -15,9 +15,9 @@
  * disagrees — the change is then undone from a fresh read and reported — or leaves the drift
  * for the reconciler, as a change planned on a fresh read racing that edit would.
  */
-import { cidrOf } from '../config/cidr-cache.js';
 import type { CarpGlobals, PfsyncSettings } from '../kernel/backend.js';
 import type { LiveLookup, Snapshot, SnapshotVhid, Step } from './plan.js';
+import { cidrOf } from '../wire/address.js';
 
 /** A read older than this is not planned on: the next change reads the backend again. */
 export const LIVE_MAX_AGE_MS = 1000;

@@ -3,10 +3,10 @@
  * change, and steps in words. The planner itself (kernel/plan.ts) turns one live snapshot into
  * another: vhids before their addresses, additions before removals, protocol changes as a new vhid.
  */
-import { cidrOf } from '../config/cidr-cache.js';
 import { VIP_DEFAULTS, type DesiredState, type VipConfig } from '../config/model.js';
 import type { CarpGlobals, PfsyncSettings } from '../kernel/backend.js';
 import { plan, protocolOf, type Snapshot, type SnapshotVhid, type Step } from '../kernel/plan.js';
+import { cidrOf } from '../wire/address.js';
 
 export { plan, protocolOf, type Snapshot, type SnapshotVhid, type Step };
 

@@ -1,7 +1,6 @@
 /** Edits of the VIP list on a draft desired state (pure; the service validates the result). */
 import { CarpdError, fromProblems } from '../errors.js';
-import { canonicalIp, formatCidr } from '../wire/address.js';
-import { cidrOf } from '../config/cidr-cache.js';
+import { canonicalIp, cidrOf, formatCidr } from '../wire/address.js';
 import { VIP_DEFAULTS, findVip, type DesiredState, type VipConfig, type VipMode, type VipProtocol } from '../config/model.js';
 import { carpTimingRefused, checkVip, type Problem } from '../config/validate.js';
 

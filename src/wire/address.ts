@@ -14,24 +14,27 @@ export interface Cidr {
 }
 
 /**
- * Answers of canonicalIp by text: a change looks at the same addresses many times (the
- * document, its validation, the plan, the kernel structs), and telling an address from text
- * is the costly part. Frozen and shared; bounded, it simply starts over when full.
+ * A parser with a memory: a change looks at the same addresses many times (the document, its
+ * validation, the plan, the kernel structs), and telling an address from text is the costly
+ * part. Answers are frozen and shared; the memory is bounded and simply starts over when full.
  */
 const MAX_REMEMBERED = 4096;
-const remembered = new Map<string, Readonly<{ family: Family; address: string }> | null>();
+function remembering<T extends object>(parse: (text: string) => T | undefined): (text: string) => Readonly<T> | undefined {
+  const seen = new Map<string, Readonly<T> | null>();
+  return (text) => {
+    let v = seen.get(text);
+    if (v === undefined) {
+      if (seen.size >= MAX_REMEMBERED) seen.clear();
+      const parsed = parse(text);
+      v = parsed ? Object.freeze(parsed) : null;
+      seen.set(text, v);
+    }
+    return v ?? undefined;
+  };
+}
 
 /** Canonical text of an IP address, or undefined when it is not one. Zone ids are refused. */
-export function canonicalIp(text: string): Readonly<{ family: Family; address: string }> | undefined {
-  let ip = remembered.get(text);
-  if (ip === undefined) {
-    if (remembered.size >= MAX_REMEMBERED) remembered.clear();
-    const parsed = parseIp(text);
-    ip = parsed ? Object.freeze(parsed) : null;
-    remembered.set(text, ip);
-  }
-  return ip ?? undefined;
-}
+export const canonicalIp = remembering(parseIp);
 
 function parseIp(text: string): { family: Family; address: string } | undefined {
   if (isIPv4(text)) {
@@ -51,6 +54,9 @@ export function parseCidr(text: string): Cidr | undefined {
   if (prefix > (ip.family === 4 ? 32 : 128)) return undefined;
   return { family: ip.family, address: ip.address, prefix };
 }
+
+/** parseCidr with the same memory as canonicalIp: frozen, shared answers. */
+export const cidrOf = remembering(parseCidr);
 
 export function formatCidr(c: Cidr): string {
   return `${c.address}/${c.prefix}`;
