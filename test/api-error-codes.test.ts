@@ -61,7 +61,7 @@ test('every operation lists its error codes, each from the registry, once', () =
 test("each listed code has a response of its status naming it, and the responses name no other code", () => {
   for (const { path, method, op } of operations) {
     const codes = listed(op) as ErrorCode[];
-    const statuses = new Set(codes.map((c) => ERROR_CODES[c].status));
+    const statuses = new Set<number>(codes.map((c) => ERROR_CODES[c].status));
     for (const [status, response] of Object.entries(op.responses as Json)) {
       if (!/^[45]\d\d$/.test(status)) continue;
       const description = String(resolve(response as Json).description ?? '');
