@@ -1,11 +1,13 @@
 #!/bin/sh
-# The whole test suite: types (src, tests, benches), the import layers (docs/architecture.md),
-# generated API types up to date, then every test file. Tests needing root or system packages
+# The whole test suite: types (src, tests, benches, scripts), the import layers
+# (docs/architecture.md), the API contract (npm run lint:api: Redocly's lint, compatibility with
+# the released spec), then every test file. Tests needing root or system packages
 # skip with a one-line reason.
 set -e
 cd "$(dirname "$0")/.."
 npx tsc -p tsconfig.test.json
 npx depcruise src --config .dependency-cruiser.cjs
+npm run --silent lint:api
 # Daemon process tests start the compiled daemon (much faster to start than through tsx).
 npx tsc -p tsconfig.json
 export CARPD_TEST_DIST=1

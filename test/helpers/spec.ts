@@ -47,6 +47,14 @@ export function assertMatchesSpec(method: string, url: string, res: ResponseLike
     return;
   }
   const op = (spec.paths as Json)[t.path][m] as Json;
+  // An error answer carries a code the operation lists, under a status it declares itself (not
+  // only through `default`): the per-operation lists hold for every answer a test sees.
+  if (res.status >= 400 && typeof (res.body as Json | undefined)?.code === 'string') {
+    const code = (res.body as Json).code as string;
+    const listed = (op['x-carpd-error-codes'] ?? []) as string[];
+    assert.ok(listed.includes(code), `${method} ${t.path} answered ${res.status} ${code}, which its operation does not list in x-carpd-error-codes`);
+    assert.ok(String(res.status) in op.responses, `${method} ${t.path} answered ${res.status} ${code}, a status its operation does not declare`);
+  }
   const statusKey = String(res.status) in op.responses ? String(res.status) : 'default';
   assert.ok(statusKey in op.responses, `${method} ${t.path}: status ${res.status} is not documented`);
   const base = `#/paths/${pointer(t.path)}/${m}/responses/${statusKey}`;

@@ -11,7 +11,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness probe (no authentication). */
+        /**
+         * Liveness probe (no authentication).
+         * @description Answers 200 as soon as the HTTP server runs, without a token and without asking the backend. A monitor that needs the CARP state reads `GET /v1/status`.
+         */
         get: operations["getHealth"];
         put?: never;
         post?: never;
@@ -73,7 +76,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the configured VIPs (desired state) with their live CARP state. */
+        /**
+         * List the configured VIPs (desired state) with their live CARP state.
+         * @description Every VIP of the desired state, sorted by interface and vhid, each with its live CARP state when the backend reports the vhid. `ETag` is the desired-state revision, to send back in `If-Match` with a change.
+         */
         get: operations["listVips"];
         put?: never;
         /**
@@ -97,7 +103,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** One VIP. */
+        /**
+         * One VIP.
+         * @description The VIP as stored (the password only as `hasPassword`) with its live state. `ETag` is the desired-state revision. 404 `CARPD_ERR_VIP_NOT_FOUND` when the interface has no such vhid.
+         */
         get: operations["getVip"];
         /**
          * Replace a VIP's settings (creates it when absent).
@@ -105,11 +114,17 @@ export interface paths {
          */
         put: operations["replaceVip"];
         post?: never;
-        /** Remove a VIP (its addresses, then its vhid). */
+        /**
+         * Remove a VIP (its addresses, then its vhid).
+         * @description Takes the VIP out of the desired state and the backend: its addresses first, then its vhid. 404 `CARPD_ERR_VIP_NOT_FOUND` when there is no such VIP.
+         */
         delete: operations["deleteVip"];
         options?: never;
         head?: never;
-        /** Change some of a VIP's settings (JSON merge patch; `null` removes an optional field). */
+        /**
+         * Change some of a VIP's settings (JSON merge patch; `null` removes an optional field).
+         * @description A JSON merge patch (RFC 7396): fields given replace the stored ones, `null` removes an optional field (`password`, `peer`, `peer6`), fields not given stay. The interface and the vhid are the path and cannot change.
+         */
         patch: operations["updateVip"];
         trace?: never;
     };
@@ -143,7 +158,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The lowest vhid not yet used on an interface. */
+        /**
+         * The lowest vhid not yet used on an interface.
+         * @description The lowest vhid (1..255) no VIP of the desired state uses on the interface, as `POST /v1/vips` without `vhid` would take it. 409 `CARPD_ERR_NO_FREE_VHID` when all 255 are in use.
+         */
         get: operations["getFreeVhid"];
         put?: never;
         post?: never;
@@ -160,14 +178,20 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** CARP globals (desired) with the live demotion. */
+        /**
+         * CARP globals (desired) with the live demotion.
+         * @description The desired CARP globals (`enabled` is net.inet.carp.allow, `preempt` net.inet.carp.preempt), persistent maintenance mode, and the live global demotion from every source.
+         */
         get: operations["getCarp"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
-        /** Change CARP globals (net.inet.carp.allow, net.inet.carp.preempt). */
+        /**
+         * Change CARP globals (net.inet.carp.allow, net.inet.carp.preempt).
+         * @description Sets net.inet.carp.allow and net.inet.carp.preempt as a JSON merge patch; a field not given stays. Maintenance mode has its own operation (`PUT /v1/carp/maintenance`).
+         */
         patch: operations["updateCarp"];
         trace?: never;
     };
@@ -179,7 +203,10 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Persistent maintenance mode (demotes this node by 240; survives restarts). */
+        /**
+         * Persistent maintenance mode (demotes this node by 240; survives restarts).
+         * @description With `enabled` true this node adds 240 to its demotion, so the peer takes every vhid it can; the setting is stored and survives restarts. `enabled` false takes the demotion back.
+         */
         put: operations["setMaintenance"];
         post?: never;
         delete?: never;
@@ -195,9 +222,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** pfsync settings (desired) with the live status. */
+        /**
+         * pfsync settings (desired) with the live status.
+         * @description The desired pfsync settings with the live status of pfsync0 (running, the bulk update from the peer done).
+         */
         get: operations["getPfsync"];
-        /** Replace the pfsync settings. */
+        /**
+         * Replace the pfsync settings.
+         * @description Replaces the pfsync settings: fields not given take their defaults (`maxupd` 128, `defer` false, `version` 1400). `enabled` true needs `syncdev`.
+         */
         put: operations["setPfsync"];
         post?: never;
         delete?: never;
@@ -213,7 +246,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The whole desired state, secrets redacted. */
+        /**
+         * The whole desired state, secrets redacted.
+         * @description The whole desired state (VIPs, CARP globals, pfsync, token names and roles) with every secret left out: passwords appear as `hasPassword`. `ETag` is the revision; `If-None-Match` with it answers 304 while nothing changed. The body can be edited and sent back with `PUT /v1/config`.
+         */
         get: operations["getConfig"];
         /**
          * Declare the whole desired state (VIPs, CARP globals, pfsync) and apply it as one revision.
@@ -259,7 +295,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The stored revisions (the last 50), newest first. */
+        /**
+         * The stored revisions (the last 50), newest first.
+         * @description Each stored revision with its time, actor and summary, newest first; carpd keeps the last 50. Any of them can be made current again with `POST /v1/config/rollback`.
+         */
         get: operations["listRevisions"];
         put?: never;
         post?: never;
@@ -296,10 +335,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** API tokens (names and roles; the secrets are never shown). */
+        /**
+         * API tokens (names and roles; the secrets are never shown).
+         * @description The name, role and creation time of every token; the secrets are never shown (only their hashes are stored).
+         */
         get: operations["listTokens"];
         put?: never;
-        /** Create a token. Its secret is in this response only. */
+        /**
+         * Create a token. Its secret is in this response only.
+         * @description Creates a token with the `read` or `admin` role. Its secret is in this answer only: carpd stores its hash. 409 `CARPD_ERR_TOKEN_EXISTS` when the name is taken.
+         */
         post: operations["createToken"];
         delete?: never;
         options?: never;
@@ -319,7 +364,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Revoke a token. */
+        /**
+         * Revoke a token.
+         * @description Revokes the token at once. 404 `CARPD_ERR_TOKEN_NOT_FOUND` when there is none of that name; 409 `CARPD_ERR_LAST_ADMIN_TOKEN` for the last admin token, which would leave no way to make changes.
+         */
         delete: operations["deleteToken"];
         options?: never;
         head?: never;
@@ -333,7 +381,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Config sync state of this node (role, peer, revisions, lag, last error). */
+        /**
+         * Config sync state of this node (role, peer, revisions, lag, last error).
+         * @description This node's sync role, its certificate fingerprint, the peer, the revisions on both sides, the lag, the last attempt and error, the per-node rules and what a forced local edit detached. 409 `CARPD_ERR_SYNC_NOT_CONFIGURED` when carpd runs without config sync.
+         */
         get: operations["getSync"];
         put?: never;
         post?: never;
@@ -396,7 +447,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Both nodes' vhid states, demotion, maintenance, pfsync and revision, the peer's fetched over the sync link. */
+        /**
+         * Both nodes' vhid states, demotion, maintenance, pfsync and revision, the peer's fetched over the sync link.
+         * @description This node's view and the peer's, fetched over the sync link: role, revision, CARP globals, demotion, maintenance, pfsync and every vhid's state. A peer that cannot be read is listed with the reason; vhids both nodes hold as MASTER are listed in `splitBrain`.
+         */
         get: operations["getCluster"];
         put?: never;
         post?: never;
@@ -470,7 +524,7 @@ export interface components {
             lastAttempt: string | null;
             /** Format: date-time */
             lastSuccess: string | null;
-            /** @description Why the last push failed */
+            /** @description Why the last push failed, in plain words. */
             lastError: string | null;
             advskewRule: components["schemas"]["SyncRule"];
             overrides: components["schemas"]["SyncOverride"][];
@@ -576,7 +630,7 @@ export interface components {
             protocol: "carp";
             advbase: number;
             advskew: number;
-            /** @description advskew + demotion */
+            /** @description advskew + demotion, capped at 240 as carp(4) does. */
             effectiveSkew: number;
         };
         Description: string;
@@ -675,7 +729,7 @@ export interface components {
             preempt: boolean;
             /** @description Persistent maintenance mode (demotion by 240). */
             maintenance: boolean;
-            /** @description Live global demotion (net.inet.carp.demotion) */
+            /** @description Live global demotion (net.inet.carp.demotion), from every source. */
             demotion: number;
         };
         CarpPatch: {
@@ -950,7 +1004,9 @@ export interface components {
             token: string;
         };
         /**
-         * @description Stable error codes. Clients branch on these, never on `title` or `detail`.
+         * @description Stable error codes. Clients branch on these, never on `title` or `detail`. Each
+         *     operation lists the codes it can answer in `x-carpd-error-codes`. New codes come with
+         *     new minor versions of the API: act on the HTTP status of a code you do not know.
          * @enum {string}
          */
         ErrorCode: "CARPD_ERR_VALIDATION" | "CARPD_ERR_MALFORMED_JSON" | "CARPD_ERR_BODY_TOO_LARGE" | "CARPD_ERR_UNSUPPORTED_MEDIA_TYPE" | "CARPD_ERR_UNAUTHORIZED" | "CARPD_ERR_FORBIDDEN" | "CARPD_ERR_ROUTE_NOT_FOUND" | "CARPD_ERR_METHOD_NOT_ALLOWED" | "CARPD_ERR_PRECONDITION_FAILED" | "CARPD_ERR_VIP_NOT_FOUND" | "CARPD_ERR_VHID_EXISTS" | "CARPD_ERR_NO_FREE_VHID" | "CARPD_ERR_ADDRESS_IN_USE" | "CARPD_ERR_ADDRESS_DUPLICATE" | "CARPD_ERR_INVALID_ADDRESS" | "CARPD_ERR_PEER_REQUIRED" | "CARPD_ERR_PEER_NOT_ALLOWED" | "CARPD_ERR_PEER_FAMILY" | "CARPD_ERR_PASSWORD_TOO_LONG" | "CARPD_ERR_INVALID_VALUE" | "CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED" | "CARPD_ERR_INTERFACE_NOT_FOUND" | "CARPD_ERR_UNSUPPORTED" | "CARPD_ERR_VHID_NOT_RUNNING" | "CARPD_ERR_REVISION_NOT_FOUND" | "CARPD_ERR_TOKEN_EXISTS" | "CARPD_ERR_TOKEN_NOT_FOUND" | "CARPD_ERR_LAST_ADMIN_TOKEN" | "CARPD_ERR_KERNEL" | "CARPD_ERR_STORE" | "CARPD_ERR_SYNC_MANAGED" | "CARPD_ERR_SYNC_NOT_CONFIGURED" | "CARPD_ERR_SYNC_PEER_UNREACHABLE" | "CARPD_ERR_SYNC_UNTRUSTED" | "CARPD_ERR_SYNC_REPLAY" | "CARPD_ERR_SYNC_BAD_MESSAGE" | "CARPD_ERR_SYNC_SCHEMA" | "CARPD_ERR_SYNC_OLDER_REVISION" | "CARPD_ERR_SYNC_ROLE" | "CARPD_ERR_SHUTTING_DOWN" | "CARPD_ERR_INTERNAL";
@@ -977,13 +1033,112 @@ export interface components {
                 errno: number;
                 errnoName: string;
             };
-            /** @description For 412 */
+            /** @description For 412, the revision in force. */
             currentRevision?: number;
         };
     };
     responses: {
-        /** @description An error (RFC 9457). */
+        /** @description Any other error (RFC 9457); `code` is one of `ErrorCode`. */
         Problem: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `CARPD_ERR_VALIDATION`: the request does not match the API schema (a path or query parameter, a header or the body), every problem in `errors`. `CARPD_ERR_MALFORMED_JSON`: the body is not JSON or does not decompress. */
+        BadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `CARPD_ERR_UNAUTHORIZED`: no `Authorization: Bearer` token, or one carpd does not know (revoked or mistyped); the answer carries `WWW-Authenticate: Bearer`. */
+        Unauthorized: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `CARPD_ERR_FORBIDDEN`: the token has the `read` role, which may only use GET; changes need an `admin` token. */
+        Forbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `CARPD_ERR_PRECONDITION_FAILED`: `If-Match` names another revision than the one in force, given in `currentRevision`; nothing was changed. Read the resource again and retry. */
+        PreconditionFailed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `CARPD_ERR_BODY_TOO_LARGE`: the body is larger than 64 KiB. */
+        BodyTooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `CARPD_ERR_UNSUPPORTED_MEDIA_TYPE`: a Content-Type the operation does not take, or a charset or Content-Encoding carpd does not read; send UTF-8 JSON. */
+        UnsupportedMediaType: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The change is refused, with the code of its first problem and every problem in `errors`: `CARPD_ERR_ADDRESS_DUPLICATE`, `CARPD_ERR_INVALID_ADDRESS`, `CARPD_ERR_PEER_REQUIRED`, `CARPD_ERR_PEER_NOT_ALLOWED`, `CARPD_ERR_PEER_FAMILY`, `CARPD_ERR_PASSWORD_TOO_LONG`, `CARPD_ERR_INVALID_VALUE`, `CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED`, `CARPD_ERR_INTERFACE_NOT_FOUND` (the interface does not exist), `CARPD_ERR_UNSUPPORTED` (the backend cannot do this). Nothing was changed. */
+        InvalidChange: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `CARPD_ERR_INTERNAL`: carpd failed to answer this request; the error is in its log. */
+        InternalError: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `CARPD_ERR_STORE`: the desired state could not be stored; the change was not made, or was undone. `CARPD_ERR_INTERNAL`: carpd failed to answer this request; the error is in its log. */
+        StoreOrInternalError: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `CARPD_ERR_KERNEL`: the kernel refused a step (the failed operation and errno in `kernel`); the steps already taken were undone and nothing was stored. */
+        KernelError: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `CARPD_ERR_SHUTTING_DOWN`: carpd is shutting down; retry once it is back. */
+        ShuttingDown: {
             headers: {
                 [name: string]: unknown;
             };
@@ -1040,6 +1195,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            500: components["responses"]["InternalError"];
         };
     };
     getStatus: {
@@ -1072,7 +1228,11 @@ export interface operations {
                 };
                 content?: never;
             };
-            401: components["responses"]["Problem"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1094,7 +1254,21 @@ export interface operations {
                     "application/json": components["schemas"]["Stats"];
                 };
             };
-            401: components["responses"]["Problem"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description `CARPD_ERR_INTERFACE_NOT_FOUND`: the interface does not exist. `CARPD_ERR_UNSUPPORTED`: the backend does not support this. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["KernelError"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1120,6 +1294,11 @@ export interface operations {
                     "application/json": components["schemas"]["VipList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1157,6 +1336,25 @@ export interface operations {
                     "application/json": components["schemas"]["Vip"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_NO_FREE_VHID`: every vhid of the interface is in use. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1182,6 +1380,20 @@ export interface operations {
                     "application/json": components["schemas"]["Vip"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `CARPD_ERR_VIP_NOT_FOUND`: no such VIP. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1231,6 +1443,25 @@ export interface operations {
                     "application/json": components["schemas"]["Vip"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1263,6 +1494,34 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_VIP_NOT_FOUND`: no such VIP. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1301,6 +1560,34 @@ export interface operations {
                     "application/json": components["schemas"]["Vip"] | components["schemas"]["Plan"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_VIP_NOT_FOUND`: no such VIP. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1337,6 +1624,42 @@ export interface operations {
                     "application/json": components["schemas"]["VhidStatus"] | components["schemas"]["Plan"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_VIP_NOT_FOUND`: no such VIP. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `CARPD_ERR_VHID_NOT_RUNNING`: the vhid is in INIT and cannot be forced. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description `CARPD_ERR_INTERFACE_NOT_FOUND`: the interface does not exist. `CARPD_ERR_UNSUPPORTED`: the backend does not support this. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1360,6 +1683,20 @@ export interface operations {
                     "application/json": components["schemas"]["FreeVhid"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `CARPD_ERR_NO_FREE_VHID`: every vhid of the interface is in use. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1382,6 +1719,11 @@ export interface operations {
                     "application/json": components["schemas"]["Carp"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1417,6 +1759,25 @@ export interface operations {
                     "application/json": components["schemas"]["Carp"] | components["schemas"]["Plan"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1451,6 +1812,25 @@ export interface operations {
                     "application/json": components["schemas"]["Carp"] | components["schemas"]["Plan"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1473,6 +1853,11 @@ export interface operations {
                     "application/json": components["schemas"]["PfsyncView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1507,6 +1892,25 @@ export interface operations {
                     "application/json": components["schemas"]["PfsyncView"] | components["schemas"]["Plan"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1540,6 +1944,11 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1574,16 +1983,10 @@ export interface operations {
                     "application/json": components["schemas"]["Config"] | components["schemas"]["Plan"];
                 };
             };
-            /** @description `CARPD_ERR_VALIDATION`: the document does not match the schema (an unknown field such as `sync`, a wrong type, a value out of range); every problem in `errors`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description `CARPD_ERR_SYNC_MANAGED` (a sync secondary; repeat with `force=true` to detach), `CARPD_ERR_VHID_EXISTS` (a vhid declared twice) or `CARPD_ERR_ADDRESS_IN_USE` (an address on two vhids), with every problem of the document in `errors`. */
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_SYNC_MANAGED`: on a sync secondary, the document changes objects the primary manages (repeat with `force=true` to detach them); `CARPD_ERR_VHID_EXISTS`: a vhid declared twice; `CARPD_ERR_ADDRESS_IN_USE`: an address on two vhids. Every problem of the document is in `errors`; nothing stored. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1592,16 +1995,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `CARPD_ERR_PRECONDITION_FAILED`: `If-Match` names another revision than the one in force (`currentRevision`). */
-            412: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description `CARPD_ERR_INVALID_ADDRESS`, `CARPD_ERR_PEER_REQUIRED`, `CARPD_ERR_INVALID_VALUE`, ... (the code of the first problem; the backend's capabilities: `CARPD_ERR_UNSUPPORTED`): every problem in `errors`, each with its JSON pointer; nothing stored. */
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description The code of the first problem: `CARPD_ERR_INVALID_ADDRESS`, `CARPD_ERR_ADDRESS_DUPLICATE`, `CARPD_ERR_PEER_REQUIRED`, `CARPD_ERR_PEER_NOT_ALLOWED`, `CARPD_ERR_PEER_FAMILY`, `CARPD_ERR_PASSWORD_TOO_LONG`, `CARPD_ERR_INVALID_VALUE` (a `hasPassword` that disagrees with the outcome too), `CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED`, `CARPD_ERR_INTERFACE_NOT_FOUND`, or `CARPD_ERR_UNSUPPORTED` (beyond the backends capabilities). Every problem is in `errors`, each with its JSON pointer into the document; nothing stored. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1610,6 +2007,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            500: components["responses"]["StoreOrInternalError"];
             /** @description `CARPD_ERR_KERNEL`: the kernel refused a step; the whole batch was taken back and nothing stored. */
             502: {
                 headers: {
@@ -1619,6 +2017,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            503: components["responses"]["ShuttingDown"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1640,6 +2039,11 @@ export interface operations {
                     "application/json": components["schemas"]["RevisionList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1674,6 +2078,34 @@ export interface operations {
                     "application/json": components["schemas"]["Config"] | components["schemas"]["Plan"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_REVISION_NOT_FOUND`: no such stored revision. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1695,6 +2127,11 @@ export interface operations {
                     "application/json": components["schemas"]["TokenList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1724,6 +2161,25 @@ export interface operations {
                     "application/json": components["schemas"]["TokenCreated"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_TOKEN_EXISTS`: a token with that name exists. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1749,6 +2205,34 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_TOKEN_NOT_FOUND`: no such token. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_LAST_ADMIN_TOKEN`: the last admin token cannot be removed. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1771,6 +2255,20 @@ export interface operations {
                     "application/json": components["schemas"]["SyncStatus"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `CARPD_ERR_SYNC_NOT_CONFIGURED`: config sync is not configured. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1804,6 +2302,25 @@ export interface operations {
                     "application/json": components["schemas"]["SyncStatus"] | components["schemas"]["Plan"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary. `CARPD_ERR_SYNC_NOT_CONFIGURED`: config sync is not configured. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1826,6 +2343,29 @@ export interface operations {
                         revision: number;
                         plan: components["schemas"]["Plan"];
                     };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `CARPD_ERR_SYNC_NOT_CONFIGURED`: config sync is not configured. `CARPD_ERR_SYNC_ROLE`: the sync roles do not allow this message. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            /** @description `CARPD_ERR_SYNC_PEER_UNREACHABLE`: the sync peer could not be reached. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             default: components["responses"]["Problem"];
@@ -1855,6 +2395,30 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_SYNC_NOT_CONFIGURED`: config sync is not configured. `CARPD_ERR_SYNC_ROLE`: the sync roles do not allow this message. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            /** @description `CARPD_ERR_SYNC_PEER_UNREACHABLE`: the sync peer could not be reached. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             default: components["responses"]["Problem"];
         };
     };
@@ -1874,6 +2438,29 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Cluster"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `CARPD_ERR_SYNC_NOT_CONFIGURED`: config sync is not configured. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            /** @description `CARPD_ERR_SYNC_PEER_UNREACHABLE`: the sync peer could not be reached. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             default: components["responses"]["Problem"];
