@@ -4,7 +4,8 @@
  * a state dir each): one with 10 VIPs, one with 1000. A separate load process sends pairs of
  * POST /v1/vips + DELETE of the VIP just made, from 1 or 8 keep-alive connections.
  *
- *   npm run bench:write                    5 s per scenario after a 1 s warm-up, 2 rounds
+ *   npm run bench:write                    5 s per scenario after a 1 s warm-up, 2 rounds (compiled dist/)
+ *   BENCH_SOURCE=1 npm run bench:write     the TypeScript sources through tsx instead
  *   BENCH_DURATION=10 BENCH_ROUNDS=3 npm run bench:write
  *   BENCH_STATE_DIR=/var/tmp npm run bench:write     where the state dirs (and fsyncs) go
  *   BENCH_OUT=write-before npm run bench:write       results file name under bench/results/
@@ -25,13 +26,20 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { buildApp } from '../src/api/app.js';
-import { initialState, type VipConfig } from '../src/config/model.js';
-import { ConfigStore } from '../src/config/store.js';
-import { createLogger } from '../src/daemon/logger.js';
-import { MemoryBackend } from '../src/kernel/memory.js';
-import { CarpService, hashToken } from '../src/service/service.js';
+import type { VipConfig } from '../src/config/model.js';
+import type { MemoryBackend } from '../src/kernel/memory.js';
+import type { CarpService } from '../src/service/service.js';
 import { FS_TYPES, gitRevision, percentile } from './common.js';
+
+// carpd as operators run it: the compiled dist/ (the npm script builds it first). BENCH_SOURCE=1
+// runs the TypeScript sources through tsx instead, whose transform adds work of its own.
+const FROM = process.env.BENCH_SOURCE === '1' ? '../src' : '../dist';
+const { buildApp } = (await import(`${FROM}/api/app.js`)) as typeof import('../src/api/app.js');
+const { initialState } = (await import(`${FROM}/config/model.js`)) as typeof import('../src/config/model.js');
+const { ConfigStore } = (await import(`${FROM}/config/store.js`)) as typeof import('../src/config/store.js');
+const { createLogger } = (await import(`${FROM}/daemon/logger.js`)) as typeof import('../src/daemon/logger.js');
+const { MemoryBackend: Memory } = (await import(`${FROM}/kernel/memory.js`)) as typeof import('../src/kernel/memory.js');
+const { CarpService: Service, hashToken } = (await import(`${FROM}/service/service.js`)) as typeof import('../src/service/service.js');
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -216,14 +224,14 @@ async function startInstance(size: number, parent: string, version: string): Pro
   const dir = mkdtempSync(path.join(parent, `carpd-bench-write-${size}-`));
   const token = `carpd_bench_admin_${randomBytes(12).toString('hex')}`;
   const logger = createLogger('info', pino.destination({ dest: '/dev/null', sync: true }), false);
-  const backend = new MemoryBackend({ interfaces: INTERFACES });
+  const backend = new Memory({ interfaces: INTERFACES });
   const store = await ConfigStore.open(dir, () => {
     const s = initialState(new Date());
     s.api.tokens.push({ name: 'bench-admin', role: 'admin', sha256: hashToken(token), createdAt: new Date().toISOString() });
     s.vips = seedVips(size);
     return s;
   });
-  const service = new CarpService({ store, backend, logger });
+  const service = new Service({ store, backend, logger });
   const reconciled = await service.start();
   if (!reconciled.ok) throw new Error(`reconcile of ${size} VIPs failed: ${reconciled.error}`);
   const server = http.createServer(buildApp({ service, logger, version }));
@@ -304,7 +312,7 @@ async function main(): Promise<void> {
       `- Date: ${new Date().toISOString()}`,
       `- Machine: ${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}; 1-minute load average ${fmt(loadBefore)} before the run`,
       `- Node ${process.version}, carpd ${version}${revision ? ` (${revision})` : ''}${LABEL ? `, ${LABEL}` : ''}; load from a separate process, keep-alive connections, each looping POST /v1/vips + DELETE of that VIP`,
-      `- carpd: memory backend, real clock, logs at info to /dev/null; state dirs on ${fsType}; stored document ${instances.map((i) => `${fmt(i.stateBytes / 1024, 1)} KiB with ${i.size} VIPs`).join(', ')}`,
+      `- carpd: ${FROM === '../dist' ? 'compiled dist/' : 'sources through tsx'}, memory backend, real clock, logs at info to /dev/null; state dirs on ${fsType}; stored document ${instances.map((i) => `${fmt(i.stateBytes / 1024, 1)} KiB with ${i.size} VIPs`).join(', ')}`,
       `- ${ROUNDS} rounds of every scenario, interleaved, each ${WARMUP_S} s warm-up + ${DURATION_S} s; latencies pooled over the rounds`,
       ``,
       ...lines,
