@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { X509Certificate, createHash, createPrivateKey, sign, verify } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import * as x509 from '@peculiar/x509';
-import { loadOrCreateIdentity, parseFingerprint } from '../src/sync/identity.js';
+import { loadOrCreateIdentity, makeCertificate, parseFingerprint } from '../src/sync/identity.js';
 
 const tmp = (t: { after: (fn: () => void) => void }) => {
   const d = mkdtempSync(path.join(tmpdir(), 'carpd-sync-id-'));
@@ -19,6 +20,7 @@ test('the first start creates a P-256 key (0600) and a self-signed certificate; 
   const a = await loadOrCreateIdentity(dir, 'fw-a');
   const f = files(dir);
   assert.equal(statSync(f.key).mode & 0o777, 0o600);
+  assert.equal(statSync(f.cert).mode & 0o777, 0o600);
   assert.equal(statSync(path.join(dir, 'sync')).mode & 0o777, 0o700);
   assert.deepEqual(readdirSync(path.join(dir, 'sync')).sort(), ['cert.pem', 'key.pem']);
 
@@ -56,6 +58,31 @@ test('the first start creates a P-256 key (0600) and a self-signed certificate; 
 
   const other = await loadOrCreateIdentity(tmp(t), 'fw-a');
   assert.notEqual(other.fingerprint, a.fingerprint, 'every node has its own key');
+});
+
+test('the certificate is made in a process of its own: the one that asks never loads @peculiar/x509', async (t) => {
+  // A fresh process (this one imports @peculiar/x509 for its checks): the library's Reflect
+  // polyfill (reflect-metadata) would be the trace of it.
+  const dir = tmp(t);
+  const identity = new URL('../src/sync/identity.ts', import.meta.url).href;
+  const code = `const { loadOrCreateIdentity } = await import(${JSON.stringify(identity)}); const id = await loadOrCreateIdentity(${JSON.stringify(dir)}, 'fw-a'); process.stdout.write(JSON.stringify({ fingerprint: id.fingerprint, polyfill: typeof Reflect.getMetadata }));`;
+  const out = JSON.parse(execFileSync(process.execPath, [...process.execArgv.filter((a) => !a.startsWith('--test')), '--input-type=module', '-e', code], { encoding: 'utf8' })) as { fingerprint: string; polyfill: string };
+  assert.equal(out.polyfill, 'undefined');
+  const cert = new X509Certificate(readFileSync(files(dir).cert));
+  assert.equal(out.fingerprint, cert.fingerprint256);
+  assert.ok(cert.checkPrivateKey(createPrivateKey(readFileSync(files(dir).key, 'utf8'))));
+});
+
+test('a certificate that cannot be made is an error naming the file and the reason, and nothing is written', async (t) => {
+  const dir = tmp(t);
+  const f = files(dir);
+  mkdirSync(path.dirname(f.key), { recursive: true });
+  await assert.rejects(makeCertificate(f.key, f.cert, 'fw-a'), (e: Error) => {
+    assert.ok(e.message.startsWith(`${f.cert}: the certificate could not be made (`), e.message);
+    assert.ok(e.message.includes(`${f.key}: cannot be read as a private key`), e.message);
+    return true;
+  });
+  assert.deepEqual(readdirSync(path.dirname(f.key)), []);
 });
 
 test('a node name with DN special characters stays one CN', async (t) => {

@@ -23,6 +23,12 @@ export interface ModelVhid {
 /** The part of the backend a batch touches, as it is before (and then during) the batch. */
 export interface BatchModel {
   vhids: Map<string, ModelVhid>;
+  /**
+   * Who holds each address (by interface and address without prefix length): the vhid's key and
+   * the CIDR as it holds it, kept in step with `vhids`. A batch asks it for every address it
+   * adds, so that a batch of n addresses costs n look-ups, not n scans of every address.
+   */
+  holders: Map<string, { key: string; cidr: string }>;
   /** Read only when the batch sets them. */
   carp?: CarpGlobals;
   maintenance?: boolean;
@@ -30,21 +36,42 @@ export interface BatchModel {
 }
 
 export const stepKey = (iface: string, vhid: number) => `${iface}/${vhid}`;
+const vhidOfKey = (key: string) => Number(key.slice(key.lastIndexOf('/') + 1));
+const ifaceOfKey = (key: string) => key.slice(0, key.lastIndexOf('/'));
 const addrOf = (cidr: string) => parseCidr(cidr)?.address ?? cidr;
+/** The key of `holders`: an address (without prefix length) on an interface. */
+const holderKey = (iface: string, address: string) => `${iface} ${address}`;
 
 /** The vhid of `iface` holding `cidr` (compared without prefix length), with the form it is held in. */
 export function holderOf(model: BatchModel, iface: string, cidr: string): { key: string; cidr: string } | undefined {
-  const a = addrOf(cidr);
-  for (const [key, v] of model.vhids) {
-    if (key.slice(0, key.lastIndexOf('/')) !== iface) continue;
-    const found = v.addresses.find((x) => addrOf(x) === a);
-    if (found !== undefined) return { key, cidr: found };
-  }
-  return undefined;
+  return model.holders.get(holderKey(iface, addrOf(cidr)));
 }
 
-const vhidOfKey = (key: string) => Number(key.slice(key.lastIndexOf('/') + 1));
-const ifaceOfKey = (key: string) => key.slice(0, key.lastIndexOf('/'));
+/** A model of `vhids`, with the index of who holds each address. */
+export function modelOf(vhids: Map<string, ModelVhid>): BatchModel {
+  const holders = new Map<string, { key: string; cidr: string }>();
+  for (const [key, v] of vhids) {
+    const iface = ifaceOfKey(key);
+    for (const cidr of v.addresses) {
+      const k = holderKey(iface, addrOf(cidr));
+      // Were an address held twice, the first vhid holding it is the one a scan would find.
+      if (!holders.has(k)) holders.set(k, { key, cidr });
+    }
+  }
+  return { vhids, holders };
+}
+
+/** `key` gives up `cidr`. */
+function release(model: BatchModel, key: string, cidr: string): void {
+  const k = holderKey(ifaceOfKey(key), addrOf(cidr));
+  if (model.holders.get(k)?.key === key) model.holders.delete(k);
+}
+
+/** `key` gives up every address it holds, and goes. */
+function removeVhid(model: BatchModel, key: string, v: ModelVhid): void {
+  for (const cidr of v.addresses) release(model, key, cidr);
+  model.vhids.delete(key);
+}
 
 /** The vhid set back as it was, then its addresses: what a vhid that went away needs to return. */
 function recreate(key: string, v: ModelVhid): BackendStep[] {
@@ -75,7 +102,7 @@ export function inverseOf(model: BatchModel, step: BackendStep): BackendStep[] {
       const key = stepKey(step.interface, step.vhid);
       const cur = model.vhids.get(key);
       if (!cur) return [];
-      model.vhids.delete(key);
+      removeVhid(model, key, cur);
       return recreate(key, cur);
     }
     case 'address.add': {
@@ -83,7 +110,8 @@ export function inverseOf(model: BatchModel, step: BackendStep): BackendStep[] {
       const target = model.vhids.get(key);
       const c = parseCidr(step.address);
       if (!target || !c) return [];
-      const held = holderOf(model, step.interface, step.address);
+      const heldKey = holderKey(step.interface, c.address);
+      const held = model.holders.get(heldKey);
       let inv: BackendStep[];
       if (held?.key === key) {
         inv = held.cidr === step.address ? [] : [{ op: 'address.add', interface: step.interface, vhid: step.vhid, address: held.cidr }];
@@ -99,6 +127,7 @@ export function inverseOf(model: BatchModel, step: BackendStep): BackendStep[] {
         inv = [{ op: 'address.remove', interface: step.interface, vhid: step.vhid, address: step.address }];
       }
       target.addresses.push(step.address);
+      model.holders.set(heldKey, { key, cidr: step.address });
       return inv;
     }
     case 'address.remove': {
@@ -107,6 +136,7 @@ export function inverseOf(model: BatchModel, step: BackendStep): BackendStep[] {
       const held = holderOf(model, step.interface, step.address);
       if (!cur || held?.key !== key) return [];
       cur.addresses = cur.addresses.filter((x) => x !== held.cidr);
+      release(model, key, held.cidr);
       const back: BackendStep = { op: 'address.add', interface: step.interface, vhid: step.vhid, address: held.cidr };
       if (cur.addresses.length > 0) return [back];
       // carp(4): the vhid went with its last address.
@@ -156,7 +186,7 @@ export function runStep(b: StepTarget, s: BackendStep): Promise<void> {
 /** The model of what `steps` touch, read once: the vhids they name or whose addresses they move, each global only when a step sets it. */
 export async function readModel(b: StepTarget, steps: readonly BackendStep[]): Promise<BatchModel> {
   const has = (op: BackendStep['op'][]) => steps.some((s) => op.includes(s.op));
-  const model: BatchModel = { vhids: new Map() };
+  const vhids = new Map<string, ModelVhid>();
   const named: { interface: string; vhid: number }[] = [];
   const addresses: { interface: string; address: string }[] = [];
   for (const s of steps) {
@@ -169,9 +199,10 @@ export async function readModel(b: StepTarget, steps: readonly BackendStep[]): P
     for (const v of await b.listVhids({ vhids: named, addresses })) {
       const params: VhidParams = { advbaseSec: v.advbaseSec, advskew: v.advskew, key: v.key, peer: v.peer, peer6: v.peer6 };
       if (v.protocol === 'vrrpv3') Object.assign(params, { protocol: v.protocol, vrrpPriority: v.vrrpPriority, vrrpIntervalCs: v.vrrpIntervalCs });
-      model.vhids.set(stepKey(v.interface, v.vhid), { params, addresses: [...v.addresses] });
+      vhids.set(stepKey(v.interface, v.vhid), { params, addresses: [...v.addresses] });
     }
   }
+  const model = modelOf(vhids);
   if (has(['carp.set'])) {
     const g = await b.getCarpGlobals();
     model.carp = { allow: g.allow, preempt: g.preempt };

@@ -13,7 +13,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { canonicalCidr, parseCidr } from '../wire/address.js';
+import { canonicalCidr, canonicalCidrHas, parseCidr } from '../wire/address.js';
 import { CarpRuntime, vhidKey, type CarpRuntimeOptions, type DropEvent, type TransitionEvent, type VipEvent } from '../runtime/driver.js';
 import {
   CARP_COUNTERS,
@@ -209,14 +209,23 @@ export abstract class UserspaceBackend implements KernelBackend {
     this.requireInterface(op, iface);
     const c = canonicalCidr(cidr);
     if (!c) throw KernelError.of('EINVAL', op, iface, 'not an address with a prefix');
-    const onIface = [...this.records.values()].filter((r) => r.iface === iface);
-    if (onIface.length === 0) throw KernelError.of('ENOPROTOOPT', op, iface, 'the interface has no vhid; set the vhid before its addresses');
+    // The addresses are held canonical: each is compared as text, with no copy of the vhids
+    // and no parse per address (a batch adds every address of a bootstrap file one by one).
+    const addr = parseCidr(c)!.address;
+    const isAddr = (a: string) => canonicalCidrHas(a, addr);
+    let onIface = false;
+    const holders: UserspaceVhid[] = [];
+    for (const other of this.records.values()) {
+      if (other.iface !== iface) continue;
+      onIface = true;
+      if (other.addresses.some(isAddr)) holders.push(other);
+    }
+    if (!onIface) throw KernelError.of('ENOPROTOOPT', op, iface, 'the interface has no vhid; set the vhid before its addresses');
     const r = this.records.get(vhidKey(iface, vhid));
     if (!r) throw KernelError.of('ENOENT', op, iface, `vhid ${vhid} does not exist on the interface`);
     // As SIOCAIFADDR does: an address already present is removed first, then added to this vhid.
-    const addr = parseCidr(c)!.address;
-    for (const other of onIface) {
-      const i = other.addresses.findIndex((a) => parseCidr(a)!.address === addr);
+    for (const other of holders) {
+      const i = other.addresses.findIndex(isAddr);
       if (i >= 0 && other !== r) this.dropAddress(other, i);
       else if (i >= 0) other.addresses.splice(i, 1);
     }

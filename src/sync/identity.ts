@@ -9,11 +9,13 @@
  * keys and parses certificates but cannot create one, and hand-encoding the DER of a
  * certificate with its extensions is where subtle bugs live. @peculiar/x509 is TypeScript,
  * MIT, actively maintained by Peculiar Ventures, pure JavaScript on the platform's WebCrypto
- * (no native code, no openssl binary), and is needed once in a node's lifetime, so it is
- * loaded lazily. 1.14.3, the last 1.x, rather than 2.x: 2.x requires the application to load
- * a Reflect polyfill (reflect-metadata) itself before the library, a second direct dependency
- * and an import-order trap at every entry point; 1.14.3 depends on reflect-metadata and loads
- * it itself. Everything else (parsing, fingerprints, key checks, TLS) is node:crypto/node:tls.
+ * (no native code, no openssl binary). 1.14.3, the last 1.x, rather than 2.x: 2.x requires the
+ * application to load a Reflect polyfill (reflect-metadata) itself before the library, a
+ * second direct dependency and an import-order trap at every entry point; 1.14.3 depends on
+ * reflect-metadata and loads it itself. It is needed once in a node's lifetime, and loading it
+ * costs about 8–10 MiB that a process keeps, so the certificate is made in a short-lived
+ * process of its own (make-certificate.ts) and the daemon only reads the file it wrote.
+ * Everything else (the key, parsing, fingerprints, key checks, TLS) is node:crypto/node:tls.
  *
  * Files: key.pem (PKCS#8, mode 0600) and cert.pem, each written crash-safely (temporary file,
  * fsync, rename, directory fsync). The key is written first; a crash before the certificate is
@@ -22,9 +24,11 @@
  * Existing files are never overwritten: a corrupt file, a key of another type or a certificate
  * that does not belong to the key stops the start with an error naming the file.
  */
-import { KeyObject, X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { KeyObject, X509Certificate, createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { removeStaleTemps, writeFileAtomic } from '../config/atomic.js';
 
 export interface SyncIdentity {
@@ -88,8 +92,9 @@ export async function loadOrCreateIdentity(stateDir: string, node: string): Prom
   }
   const privateKey = parseKey(keyFile, keyPem);
   if (certPem === undefined) {
-    certPem = await selfSignedCertificate(node, privateKey);
-    await writeFileAtomic(certFile, certPem);
+    await makeCertificate(keyFile, certFile, node);
+    certPem = await readIfExists(certFile);
+    if (certPem === undefined) throw new Error(`${certFile}: missing after it was made (${MAKER} reported success)`);
   }
   const cert = parseCert(certFile, certPem);
   if (!cert.checkPrivateKey(privateKey)) {
@@ -134,36 +139,44 @@ function newPrivateKey(): KeyObject {
   return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
 }
 
-/** A self-signed end-entity certificate for the key: CN = node, 20 years, random serial. */
-async function selfSignedCertificate(node: string, privateKey: KeyObject): Promise<string> {
-  // Loaded only here: it takes ~150 ms to load, and is needed once in a node's lifetime.
-  const x509 = await import('@peculiar/x509');
-  const alg = { name: 'ECDSA', namedCurve: 'P-256' };
-  const keys: CryptoKeyPair = {
-    privateKey: await crypto.subtle.importKey('pkcs8', privateKey.export({ type: 'pkcs8', format: 'der' }), alg, false, ['sign']),
-    publicKey: await crypto.subtle.importKey('spki', createPublicKey(privateKey).export({ type: 'spki', format: 'der' }), alg, true, ['verify']),
-  };
-  const serial = randomBytes(16);
-  serial[0] = (serial[0] & 0x7f) | 0x40; // positive, and exactly 16 bytes long
-  const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000);
-  const notAfter = new Date(notBefore);
-  notAfter.setUTCFullYear(notAfter.getUTCFullYear() + CERT_VALIDITY_YEARS);
-  const cert = await x509.X509CertificateGenerator.createSelfSigned(
-    {
-      serialNumber: serial.toString('hex'),
-      // The JSON form, so that a node name with ',' '=' or '+' stays one CN value.
-      name: [{ CN: [node] }],
-      notBefore,
-      notAfter,
-      keys,
-      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
-      ],
-    },
-    crypto,
-  );
-  return cert.toString('pem') + '\n';
+/** The program that makes the certificate: make-certificate.js next to this file, or .ts when carpd runs from its sources. */
+const MAKER = fileURLToPath(new URL(`./make-certificate${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+/** Generous: the process loads Node and @peculiar/x509, a second or so on a slow, busy box. */
+const MAKER_TIMEOUT_MS = 60_000;
+
+/**
+ * Of this process's Node flags, those that load modules (--import, --require, --loader): what
+ * the process needs to run make-certificate.ts when carpd runs from its TypeScript sources
+ * (tsx). Only those: --eval would run this process's code again, --inspect-brk stop it. From the
+ * compiled dist/ the process needs no flag at all.
+ */
+function loaderFlags(execArgv: readonly string[]): string[] {
+  const flags = ['--import', '--require', '-r', '--loader', '--experimental-loader'];
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const a = execArgv[i];
+    if (flags.includes(a) && i + 1 < execArgv.length) out.push(a, execArgv[++i]);
+    else if (flags.some((f) => a.startsWith(`${f}=`))) out.push(a);
+  }
+  return out;
+}
+
+/**
+ * Makes the self-signed certificate of the key in `keyFile` (CN = node) and writes it to
+ * `certFile`, in a short-lived process (make-certificate.ts). Its failure is an error naming
+ * the certificate file, with the reason the process gave.
+ */
+export async function makeCertificate(keyFile: string, certFile: string, node: string): Promise<void> {
+  const execArgv = MAKER.endsWith('.ts') ? loaderFlags(process.execArgv) : [];
+  const failed = (why: string, cause: unknown) => new Error(`${certFile}: the certificate could not be made (${why})`, { cause });
+  await new Promise<void>((resolve, reject) => {
+    try {
+      execFile(process.execPath, [...execArgv, MAKER, keyFile, certFile, node], { timeout: MAKER_TIMEOUT_MS, encoding: 'utf8' }, (e, _stdout, stderr) => {
+        if (!e) return resolve();
+        reject(failed(e.killed ? `no answer within ${MAKER_TIMEOUT_MS / 1000} s` : stderr.trim() || e.message, e));
+      });
+    } catch (e) {
+      reject(failed((e as Error).message, e));
+    }
+  });
 }

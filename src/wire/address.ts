@@ -68,6 +68,15 @@ export function canonicalCidr(text: string): string | undefined {
   return c ? formatCidr(c) : undefined;
 }
 
+/**
+ * Whether a CIDR in canonical form (canonicalCidr) is of the canonical `address`, whatever its
+ * prefix length. A comparison of text, without parsing: for the backends, which hold their
+ * addresses canonical and compare every address they hold for each address they add.
+ */
+export function canonicalCidrHas(cidr: string, address: string): boolean {
+  return cidr.length > address.length && cidr.charCodeAt(address.length) === 0x2f /* '/' */ && cidr.startsWith(address);
+}
+
 /** Eight 16-bit groups of an address that isIPv6() accepted (embedded IPv4 allowed). */
 function parseIpv6(text: string): number[] {
   let t = text;

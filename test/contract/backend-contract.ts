@@ -294,6 +294,28 @@ export function backendContract(name: string, make: () => Promise<ContractEnv>):
     assert.deepEqual(await configured(b), before);
   });
 
+  withEnv('a batch that moves an address away and back, with the vhid that lost it, is taken back entirely', async ({ backend: b }) => {
+    await b.setVhid('em0', 1, { ...P, advskew: 10 });
+    await b.addAddress('em0', 1, '192.0.2.1/24');
+    await b.setVhid('em0', 2, { ...P, advskew: 20 });
+    await b.addAddress('em0', 2, '192.0.2.2/24');
+    await b.setVhid('em1', 1, P);
+    await b.addAddress('em1', 1, '192.0.2.1/24'); // the same address on another interface is another address
+    const before = await configured(b);
+    await assert.rejects(
+      b.apply([
+        { op: 'address.add', interface: 'em0', vhid: 2, address: '192.0.2.1/24' }, // vhid 1 goes with its last address
+        { op: 'vhid.set', interface: 'em0', vhid: 1, params: { ...P, advskew: 30 } },
+        { op: 'address.add', interface: 'em0', vhid: 1, address: '192.0.2.1/25' }, // back, with another prefix length
+        { op: 'address.remove', interface: 'em0', vhid: 2, address: '192.0.2.2/24' },
+        { op: 'address.add', interface: 'em0', vhid: 1, address: '192.0.2.2/24' },
+        { op: 'address.add', interface: 'em1', vhid: 99, address: '198.51.100.99/24' }, // ENOENT
+      ]),
+      (e: unknown) => e instanceof BatchError && e.index === 5 && e.undoErrors.length === 0,
+    );
+    assert.deepEqual(await configured(b), before);
+  });
+
   withEnv('pfsync settings round-trip and report running', async ({ backend: b }) => {
     await b.setPfsync({ syncdev: 'em1', syncpeer: '192.0.2.200', maxupd: 64, defer: true, version: 1301 });
     const p = await b.getPfsync();
