@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLogger } from '../src/daemon/logger.js';
+import { createLogger, prettyAvailable } from '../src/daemon/logger.js';
 
 const logged = (obj: object) => {
   const lines: Record<string, unknown>[] = [];
@@ -42,4 +42,14 @@ test("redaction copies what holds a secret and leaves the caller's objects as th
   assert.equal(obj.vip, vip);
   assert.deepEqual(line.vip, { interface: 'em0', password: '[redacted]' });
   assert.deepEqual(logged({ event: 'carp.state', interface: 'em0', vhid: 1, state: 'MASTER', deep: { a: { b: { password: 'below the levels looked at' } } } }).deep, { a: { b: { password: 'below the levels looked at' } } });
+});
+
+test('pretty output only where pino-pretty can be loaded: without it a terminal gets JSON lines', () => {
+  assert.equal(prettyAvailable(() => '/somewhere/pino-pretty/index.js'), true);
+  assert.equal(
+    prettyAvailable(() => {
+      throw Object.assign(new Error("Cannot find module 'pino-pretty'"), { code: 'MODULE_NOT_FOUND' });
+    }),
+    false,
+  );
 });

@@ -96,6 +96,10 @@ test('rc.d/carpd has the rc.subr header and variables rcorder and rc.subr expect
     carpd_state_dir: '/var/db/carpd',
     carpd_config: '/usr/local/etc/carpd.yaml',
     carpd_log: '/var/log/carpd.log',
+    carpd_syslog: 'NO',
+    carpd_syslog_facility: 'daemon',
+    carpd_syslog_priority: 'info',
+    carpd_syslog_tag: 'carpd',
     carpd_user: 'root',
     carpd_node: '/usr/local/bin/node',
     carpd_main: '/usr/local/lib/node_modules/carpd/dist/daemon/main.js',
@@ -260,9 +264,9 @@ test('start runs carpd under daemon(8) with the default rc.conf settings', (t) =
   assert.equal(r.stderr, '');
   assert.deepEqual(runLine(r.stdout), [
     '/usr/sbin/daemon',
-    ...['-c', '-f', '-H', '-r', '-R', '2'],
+    ...['-c', '-f', '-r', '-R', '2'],
     ...['-P', '/var/run/carpd.pid', '-p', '/var/run/carpd.child.pid'],
-    ...['-t', 'carpd', '-o', '/var/log/carpd.log'],
+    ...['-t', 'carpd', '-H', '-o', '/var/log/carpd.log'],
     s.node,
     s.main,
     ...['--listen', '127.0.0.1:8080', '--state-dir', s.stateDir],
@@ -302,15 +306,45 @@ test('carpd_listen, carpd_config and carpd_flags go to carpd, after its entry po
   const nodeAt = words.indexOf(s.node);
   assert.deepEqual(words.slice(0, nodeAt), [
     '/usr/sbin/daemon',
-    ...['-c', '-f', '-H', '-r', '-R', '2'],
+    ...['-c', '-f', '-r', '-R', '2'],
     ...['-P', path.join(s.dir, 'sup.pid'), '-p', path.join(s.dir, 'child.pid')],
-    ...['-t', 'carpd', '-o', log],
+    ...['-t', 'carpd', '-H', '-o', log],
   ]);
   assert.deepEqual(words.slice(nodeAt + 1), [
     s.main,
     ...['--listen', '[::1]:9090', '--state-dir', s.stateDir, '--config', config],
     ...['--log-level', 'debug', '--backend', 'memory'],
   ]);
+});
+
+test('carpd_syslog sends carpd\'s output to syslog through daemon(8), with its facility, priority and tag, instead of the log file', (t) => {
+  const s = sandbox(t);
+  const base = { carpd_enable: 'YES', carpd_node: s.node, carpd_main: s.main, carpd_state_dir: s.stateDir, carpd_syslog: 'YES' };
+  const words = runLine(s.run('start', base).stdout);
+  const nodeAt = words.indexOf(s.node);
+  assert.deepEqual(words.slice(nodeAt - 7, nodeAt), ['-S', '-l', 'daemon', '-s', 'info', '-T', 'carpd']);
+  assert.ok(!words.includes('-o') && !words.includes('-H'), words.join(' '));
+  const custom = runLine(s.run('start', { ...base, carpd_syslog_facility: 'local3', carpd_syslog_priority: 'notice', carpd_syslog_tag: 'carpd-fw1' }).stdout);
+  const at = custom.indexOf(s.node);
+  assert.deepEqual(custom.slice(at - 7, at), ['-S', '-l', 'local3', '-s', 'notice', '-T', 'carpd-fw1']);
+});
+
+test('the shipped newsyslog.conf line rotates the default log and signals the supervisor, which reopens it (-H)', () => {
+  const conf = readFileSync(path.join(ROOT, 'etc/newsyslog.conf.d/carpd.conf'), 'utf8');
+  const lines = conf.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
+  assert.equal(lines.length, 1);
+  const [file, owner, mode, count, size, when, flags, pidfile, ...rest] = lines[0].trim().split(/\s+/);
+  assert.equal(file, '/var/log/carpd.log');
+  assert.equal(owner, 'root:wheel');
+  assert.match(mode, /^[0-7]{3}$/);
+  assert.ok(Number(count) > 0 && Number(size) > 0, lines[0]);
+  assert.equal(when, '*');
+  assert.match(flags, /C/, 'created if missing');
+  assert.equal(pidfile, '/var/run/carpd.pid', "the supervisor's pidfile (carpd_pidfile), not carpd's");
+  assert.deepEqual(rest, [], 'the default signal, SIGHUP');
+  assert.match(TEXT, /-H -o \$\{carpd_log\}/);
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { files: string[] };
+  assert.ok(pkg.files.includes('etc'), 'etc/ is in the package');
 });
 
 test('flags in the environment replace carpd_flags, as rc.subr documents', (t) => {
@@ -355,7 +389,7 @@ test('start stops with a clear message when node or carpd is missing', (t) => {
   assert.doesNotMatch(noNode.stdout, /^run: /m);
   const noMain = s.run('start', { ...base, carpd_main: path.join(s.dir, 'no-main.js') });
   assert.notEqual(noMain.status, 0);
-  assert.match(noMain.stderr, /no-main\.js not found: install carpd \(npm install -g carpd\) or set carpd_main/);
+  assert.match(noMain.stderr, /no-main\.js not found: install carpd \(npm install -g \.\/carpd-\*\.tgz, see its README\) or set carpd_main/);
   assert.doesNotMatch(noMain.stdout, /^run: /m);
   assert.equal(existsSync(s.stateDir), false, 'nothing is created when start is refused');
 });

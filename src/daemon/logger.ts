@@ -1,4 +1,9 @@
-/** Structured JSON logs (pino); human-readable on a terminal. Secrets are redacted wherever they appear. */
+/**
+ * Structured JSON logs (pino); human-readable on a terminal when pino-pretty is installed (a
+ * development dependency: a firewall's carpd runs under daemon(8) and writes JSON). Secrets are
+ * redacted wherever they appear.
+ */
+import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
 
 /**
@@ -33,7 +38,17 @@ export function redacted(value: unknown, depth = DEPTH): unknown {
   return copy ?? value;
 }
 
-export function createLogger(level: string, destination?: pino.DestinationStream, pretty = process.stdout.isTTY === true): Logger {
+/** Whether pino-pretty can be loaded from here (it is not installed with carpd's production dependencies). */
+export function prettyAvailable(resolve: (id: string) => string = createRequire(import.meta.url).resolve): boolean {
+  try {
+    resolve('pino-pretty');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function createLogger(level: string, destination?: pino.DestinationStream, pretty = process.stdout.isTTY === true && prettyAvailable()): Logger {
   const options: pino.LoggerOptions = { level, base: { name: 'carpd' }, formatters: { log: (o) => redacted(o) as Record<string, unknown> } };
   if (destination) return pino(options, destination);
   if (pretty) return pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:standard', ignore: 'pid,hostname,name' } } });
