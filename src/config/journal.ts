@@ -18,6 +18,7 @@
  * never acknowledged — and is dropped; if a valid record follows, the file is corrupt in the
  * middle and carpd refuses to start, naming the file and the byte offset.
  */
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import type { PatchOp } from './patch.js';
@@ -42,21 +43,9 @@ export interface JournalRecord extends RevisionMeta {
   patch: PatchOp[];
 }
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC-32 (IEEE, reflected, as zlib's crc32). */
+/** CRC-32 (IEEE, reflected): zlib's, built into Node since 20.15 and 22.2. */
 export function crc32(buf: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+  return zlibCrc32(buf);
 }
 
 export function encodeLine(value: JournalHeader | JournalRecord): Buffer {
