@@ -26,7 +26,8 @@ export type { CliIO } from "./io.js";
 
 export const DEFAULT_URL = "http://127.0.0.1:8080";
 
-const commands: Command[] = [
+/** The command table: the help, the parser and the shell completion all read it. */
+export const commands: Command[] = [
   ...statusCommands,
   ...clusterCommands,
   ...statsCommands,
