@@ -138,7 +138,8 @@ _carpctl() {
   else compadd -- \${=nextwords} \${=choices}
   fi
 }
-if [[ "\${zsh_eval_context[-1]}" == loadautofunc ]]; then _carpctl "$@"; else compdef _carpctl carpctl; fi
+# Autoloaded from $fpath, this file is the body of _carpctl: define it, then complete. Sourced: register it.
+if [[ "$funcstack[1]" == "_carpctl" ]]; then _carpctl "$@"; else compdef _carpctl carpctl carpctl.js; fi
 `;
 }
 

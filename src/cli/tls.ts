@@ -12,9 +12,7 @@ export const tlsCommands: Command[] = [
   {
     words: ["tls", "fingerprint"],
     synopsis: "[--cert FILE]",
-    summary:
-      "the SHA-256 fingerprint of carpd's API certificate, read from <state-dir>/api/cert.pem (carpd --tls) " +
-      "or FILE (carpd --tls-cert FILE), to pin with --fingerprint / CARPD_FINGERPRINT; reads the file, asks carpd nothing",
+    summary: "the SHA-256 fingerprint of carpd's API certificate, to pin with --fingerprint (read from <state-dir>/api/cert.pem, or FILE)",
     options: { cert: { type: "string" } },
     async run(ctx, args, values) {
       expectArgs("tls fingerprint", args, []);
