@@ -40,7 +40,7 @@ async function setUp(t: test.TestContext) {
       syncHost: lan.nodes[i].address,
       syncPort: SYNC_PORT,
       localAddress: `${lan.nodes[i].address}/24`,
-      args: ['--backend', 'linux'],
+      args: ['--backend', 'linux', '--insecure-http'],
       netns: lan.nodes[i].ns,
     });
   const a = node(0, 'node-a');

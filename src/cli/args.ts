@@ -5,6 +5,8 @@ export type OptionSpecs = NonNullable<ParseArgsConfig["options"]>;
 
 export const globalOptions: OptionSpecs = {
   url: { type: "string" },
+  fingerprint: { type: "string" },
+  ca: { type: "string" },
   token: { type: "string" },
   "state-dir": { type: "string" },
   json: { type: "boolean" },
@@ -12,6 +14,7 @@ export const globalOptions: OptionSpecs = {
   "dry-run": { type: "boolean" },
   force: { type: "boolean" },
   help: { type: "boolean", short: "h" },
+  version: { type: "boolean" },
 };
 
 /** Options whose values are secrets and must never appear in a message. */

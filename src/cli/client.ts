@@ -24,6 +24,8 @@ export async function ok<T>(ctx: Ctx, pending: Promise<Result<T>>): Promise<{ da
 }
 
 function connectionMessage(ctx: Ctx, err: unknown): string {
+  // Already says what happened and what to do (an untrusted or unpinned certificate).
+  if (err instanceof CliError) return err.message;
   if (err instanceof SyntaxError) {
     return (
       `the answer from ${ctx.url} is not valid JSON (${err.message})\n` +

@@ -8,6 +8,8 @@ export interface Command {
   synopsis: string;
   summary: string;
   options?: OptionSpecs;
+  /** The values the first argument takes, offered by shell completion. */
+  choices?: string[];
   /** Whether --dry-run / --if-match / --force mean anything here. */
   dryRun?: boolean;
   ifMatch?: boolean;

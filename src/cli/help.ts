@@ -1,7 +1,11 @@
 import type { Command } from "./command.js";
 
 const GLOBAL = `global flags (allowed anywhere):
-  --url URL          carpd's address (env CARPD_URL, default http://127.0.0.1:8080)
+  --url URL          carpd's address (env CARPD_URL, default http://127.0.0.1:8080; https:// for carpd --tls)
+  --fingerprint FP   https: trust exactly the certificate with this SHA-256 fingerprint (env CARPD_FINGERPRINT;
+                     'carpctl tls fingerprint' prints it); for 'sync set', --fingerprint is the peer's: use the env
+  --ca FILE          https: trust certificates signed by the CA in FILE, name checked (env CARPD_CA);
+                     with neither, the system's CAs
   --token T          API token (env CARPD_TOKEN, else <state-dir>/admin.token)
   --state-dir DIR    where admin.token lives (env CARPD_STATE_DIR, default ./var in a checkout, /var/db/carpd installed)
   --json             print the raw JSON answer, for scripts
@@ -11,6 +15,7 @@ const GLOBAL = `global flags (allowed anywhere):
                      sync until 'carpctl sync set --reattach' (vip add/set/rm, carp set, config rollback,
                      apply, diff)
   -h, --help         this help
+  --version          print carpctl's version
 
 exit codes: 0 ok, 1 error from carpd or carpd unreachable, 2 bad command line;
   diff: 0 nothing would change, 2 something would, 1 any error, a bad command line included`;

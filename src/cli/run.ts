@@ -7,6 +7,7 @@ import { parseStrict, redact, scanPositionals, secretsIn, str, type OptionSpecs 
 import { carpCommands } from "./carp.js";
 import { clusterCommands } from "./cluster.js";
 import type { Command } from "./command.js";
+import { completionCommand } from "./completion.js";
 import { configCommands } from "./config.js";
 import { helpText, nouns } from "./help.js";
 import { CliError, UsageError, type CliIO, type Ctx, type Values } from "./io.js";
@@ -15,15 +16,18 @@ import { pfsyncCommands } from "./pfsync.js";
 import { statsCommands } from "./stats.js";
 import { statusCommands } from "./status.js";
 import { syncCommands } from "./sync.js";
+import { tlsCommands } from "./tls.js";
 import { tokenCommands } from "./token.js";
+import { parseFingerprint, trustedFetch, type TlsTrust } from "./transport.js";
 import { vipCommands } from "./vip.js";
-import { defaultStateDir } from "../paths.js";
+import { defaultStateDir, PACKAGE_ROOT } from "../paths.js";
 
 export type { CliIO } from "./io.js";
 
 export const DEFAULT_URL = "http://127.0.0.1:8080";
 
-const commands: Command[] = [
+/** The command table: the help, the parser and the shell completion all read it. */
+export const commands: Command[] = [
   ...statusCommands,
   ...clusterCommands,
   ...statsCommands,
@@ -35,7 +39,14 @@ const commands: Command[] = [
   ...configCommands,
   ...applyCommands,
   ...tokenCommands,
+  ...tlsCommands,
+  completionCommand(() => commands),
 ];
+
+/** carpctl's version: the package's. */
+export function version(): string {
+  return (JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string }).version;
+}
 
 const allOptions: OptionSpecs = Object.assign({}, ...commands.map((c) => c.options ?? {}));
 
@@ -57,9 +68,46 @@ function find(words: string[]): Command {
   throw new UsageError(`unknown command '${noun}'; commands: ${nouns(commands).join(", ")}`);
 }
 
-function wantsHelp(argv: string[]): boolean {
+function flagsBeforeEnd(argv: string[]): string[] {
   const end = argv.indexOf("--");
-  return (end === -1 ? argv : argv.slice(0, end)).some((a) => a === "-h" || a === "--help");
+  return end === -1 ? argv : argv.slice(0, end);
+}
+
+function wantsHelp(argv: string[]): boolean {
+  return flagsBeforeEnd(argv).some((a) => a === "-h" || a === "--help");
+}
+
+/**
+ * How carpctl trusts an https:// carpd: the pinned fingerprint (--fingerprint, else
+ * CARPD_FINGERPRINT) and/or a CA file (--ca, else CARPD_CA). A command with a --fingerprint of
+ * its own (sync set: the peer's) takes the pin from CARPD_FINGERPRINT only.
+ */
+function tlsTrust(values: Values, env: CliIO["env"], cmd: Command, url: URL): TlsTrust {
+  const ownFingerprint = cmd.options?.fingerprint !== undefined;
+  const fpFlag = ownFingerprint ? undefined : str(values, "fingerprint");
+  const fpRaw = fpFlag ?? (env.CARPD_FINGERPRINT || undefined);
+  const caFile = str(values, "ca") ?? (env.CARPD_CA || undefined);
+  const fpSource = fpFlag !== undefined ? "--fingerprint" : "CARPD_FINGERPRINT";
+  if (url.protocol !== "https:" && (fpRaw !== undefined || caFile !== undefined)) {
+    throw new UsageError(
+      `${fpRaw !== undefined ? fpSource : str(values, "ca") !== undefined ? "--ca" : "CARPD_CA"} is for an https:// carpd, but the URL is ${url.origin}: ` +
+        "use https:// in --url / CARPD_URL (carpd --tls), or drop it",
+    );
+  }
+  const trust: TlsTrust = {};
+  if (fpRaw !== undefined) {
+    const fp = parseFingerprint(fpRaw);
+    if (!fp) throw new UsageError(`${fpSource} must be a SHA-256 fingerprint (64 hex digits, colons optional), got '${fpRaw}'`);
+    trust.fingerprint = fp;
+  }
+  if (caFile !== undefined) {
+    try {
+      trust.ca = { pem: readFileSync(caFile, "utf8"), file: caFile };
+    } catch (e) {
+      throw new UsageError(`--ca / CARPD_CA: cannot read ${caFile} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+  return trust;
 }
 
 function ifMatchHeader(raw: string | undefined): string | undefined {
@@ -86,11 +134,14 @@ function resolveToken(values: Values, env: CliIO["env"], stateDir: string): { to
 
 function makeContext(io: CliIO, values: Values, cmd: Command): Ctx {
   const url = str(values, "url") ?? (io.env.CARPD_URL || DEFAULT_URL);
+  let parsed: URL;
   try {
-    new URL(url);
+    parsed = new URL(url);
   } catch {
     throw new UsageError(`--url / CARPD_URL is not a valid URL: '${url}'`);
   }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new UsageError(`--url / CARPD_URL must be http:// or https://, got '${url}'`);
+  const trust = tlsTrust(values, io.env, cmd, parsed);
   const dryRun = values["dry-run"] === true;
   const force = values.force === true;
   const ifMatch = ifMatchHeader(str(values, "if-match"));
@@ -102,7 +153,7 @@ function makeContext(io: CliIO, values: Values, cmd: Command): Ctx {
   const { token, source } = resolveToken(values, io.env, stateDir);
   const api = createClient<paths>({
     baseUrl: url,
-    fetch: io.fetch,
+    fetch: parsed.protocol === "https:" ? trustedFetch(trust) : io.fetch,
     headers: token ? { Authorization: `Bearer ${token}` } : {},
   });
   return {
@@ -127,6 +178,12 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   try {
     const words = scanPositionals(argv, allOptions);
     noun = nouns(commands).includes(words[0]) ? words[0] : undefined;
+    // carpctl's version, unless the command has a --version of its own (pfsync set).
+    const ownVersion = commands.some((c) => c.options?.version && c.words.every((w, i) => words[i] === w));
+    if (flagsBeforeEnd(argv).includes("--version") && !ownVersion) {
+      io.stdout(`carpctl ${version()}\n`);
+      return 0;
+    }
     if (wantsHelp(argv)) {
       io.stdout(helpText(commands, noun));
       return 0;

@@ -1,4 +1,5 @@
 /** Command-line flags and their environment variables; flags win. */
+import { isIPv4 } from 'node:net';
 import { hostname, platform } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,6 +22,14 @@ export interface DaemonOptions {
   nodeName: string;
   /** The config sync listener (mutual TLS), on the sync interface's address; none when absent. */
   syncListen?: { host: string; port: number };
+  /**
+   * TLS for the management API: the operator's certificate and key files, or a self-signed
+   * certificate carpd makes on first start in `<stateDir>/api/`. None: plain HTTP, allowed only
+   * on a loopback address or with `insecureHttp`.
+   */
+  apiTls?: { certFile: string; keyFile: string } | 'self-signed';
+  /** --insecure-http: plain HTTP on a non-loopback address, meant. */
+  insecureHttp?: boolean;
 }
 
 export class UsageError extends Error {}
@@ -28,6 +37,7 @@ export class UsageError extends Error {}
 
 export const USAGE = `usage: carpd [--listen HOST:PORT] [--state-dir DIR] [--config FILE] [--backend memory|sim|linux|freebsd]
              [--sim-group ADDR:PORT] [--node-name NAME] [--sync-listen HOST:PORT] [--log-level LEVEL]
+             [--tls | --tls-cert FILE --tls-key FILE | --insecure-http]
 
   --listen HOST:PORT   management API address (CARPD_LISTEN, default 127.0.0.1:8080)
   --state-dir DIR      desired state, revisions and admin.token (CARPD_STATE_DIR,
@@ -42,6 +52,13 @@ export const USAGE = `usage: carpd [--listen HOST:PORT] [--state-dir DIR] [--con
                        sync interface's address (CARPD_SYNC_LISTEN; default none: this node pushes
                        but takes no pushes); never the management address
   --log-level LEVEL    trace|debug|info|warn|error (CARPD_LOG_LEVEL, default info)
+  --tls                HTTPS for the management API with a self-signed certificate, made on
+                       first start in <state-dir>/api/ (CARPD_TLS=1); carpctl pins its SHA-256
+                       fingerprint, which carpd logs at start and 'carpctl tls fingerprint' prints
+  --tls-cert FILE      HTTPS with this certificate (PEM, the chain may follow) (CARPD_TLS_CERT)
+  --tls-key FILE       and this private key (PEM, not readable by all users) (CARPD_TLS_KEY)
+  --insecure-http      allow plain HTTP on a non-loopback --listen address (CARPD_INSECURE_HTTP=1);
+                       without it, carpd refuses to start there without TLS
 `;
 
 const BACKENDS: BackendName[] = ['memory', 'sim', 'linux', 'freebsd'];
@@ -65,6 +82,21 @@ function defaultNodeName(): string {
   return h === '' ? 'carpd' : h;
 }
 
+/** 127.0.0.0/8, ::1, ::ffff:127.x.y.z and localhost: the only addresses plain HTTP may listen on. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === 'localhost' || h === '::1') return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  return isIPv4(v4) && v4.startsWith('127.');
+}
+
+function envFlag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const v = (env[name] ?? '').trim().toLowerCase();
+  if (v === '' || v === '0' || v === 'false' || v === 'no' || v === 'off') return false;
+  if (v === '1' || v === 'true' || v === 'yes' || v === 'on') return true;
+  throw new UsageError(`${name}="${env[name]}" is not 1/true/yes/on or 0/false/no/off`);
+}
+
 export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOptions | 'help' {
   let values;
   try {
@@ -79,6 +111,10 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
         'sim-group': { type: 'string' },
         'node-name': { type: 'string' },
         'sync-listen': { type: 'string' },
+        tls: { type: 'boolean' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'insecure-http': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -110,8 +146,26 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
   if (syncListen && syncListen.host === listen.host && syncListen.port === listen.port) {
     throw new UsageError(`--sync-listen ${syncText} is the management address (--listen): the sync listener needs its own, on the sync interface`);
   }
+  const tlsCert = values['tls-cert'] ?? (env.CARPD_TLS_CERT || undefined);
+  const tlsKey = values['tls-key'] ?? (env.CARPD_TLS_KEY || undefined);
+  const selfSigned = values.tls ?? envFlag(env, 'CARPD_TLS');
+  const insecureHttp = values['insecure-http'] ?? envFlag(env, 'CARPD_INSECURE_HTTP');
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    throw new UsageError(tlsCert === undefined ? '--tls-key needs --tls-cert FILE (CARPD_TLS_CERT): the certificate of that key' : '--tls-cert needs --tls-key FILE (CARPD_TLS_KEY): the private key of that certificate');
+  }
+  const apiTls: DaemonOptions['apiTls'] = tlsCert !== undefined && tlsKey !== undefined ? { certFile: path.resolve(tlsCert), keyFile: path.resolve(tlsKey) } : selfSigned ? 'self-signed' : undefined;
+  if (apiTls && insecureHttp) throw new UsageError('--insecure-http conflicts with --tls, --tls-cert and --tls-key: choose HTTPS or plain HTTP');
+  if (!apiTls && !insecureHttp && !isLoopbackHost(listen.host)) {
+    throw new UsageError(
+      `--listen ${values.listen ?? env.CARPD_LISTEN} is not a loopback address, and the management API would be plain HTTP there: ` +
+        'tokens and CARP passwords would cross the network in clear. Add --tls (HTTPS with a self-signed certificate made on first start; ' +
+        "carpctl pins its fingerprint), or --tls-cert FILE --tls-key FILE, or --insecure-http if plain HTTP on this address is really meant",
+    );
+  }
   return {
     ...(syncListen ? { syncListen } : {}),
+    ...(apiTls ? { apiTls } : {}),
+    ...(insecureHttp ? { insecureHttp } : {}),
     listenHost: listen.host,
     listenPort: listen.port,
     stateDir: path.resolve(values['state-dir'] ?? env.CARPD_STATE_DIR ?? defaultStateDir()),

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { buildApp } from '../api/app.js';
@@ -15,6 +16,7 @@ import { ConfigFileError, ConfigStore } from '../config/store.js';
 import { initialState } from '../config/model.js';
 import { CarpService } from '../service/service.js';
 import { ensureAdminToken } from './admin-token.js';
+import { ApiTlsError, loadApiTls } from './api-tls.js';
 import { BackendUnavailableError, createBackend } from './backends.js';
 import { applyBootstrapFile, BootstrapError } from './bootstrap.js';
 import { PACKAGE_ROOT, USAGE, UsageError, parseFlags, type DaemonOptions } from './flags.js';
@@ -25,6 +27,7 @@ export const VERSION = (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package
 const STOP_TIMEOUT_MS = 10_000;
 
 export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<{ server: Server; stop: () => Promise<void>; reload: () => Promise<void> }> {
+  const tls = opts.apiTls ? await loadApiTls({ apiTls: opts.apiTls, stateDir: opts.stateDir, nodeName: opts.nodeName }) : undefined;
   const store = await ConfigStore.open(opts.stateDir, () => initialState(new Date()), { log: logger });
   const backend = await createBackend(opts.backend, { stateDir: opts.stateDir, logger, sim: { group: opts.simGroup, node: opts.nodeName } });
   const service = new CarpService({ store, backend, logger });
@@ -40,16 +43,18 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
     logger.info({ event: 'sync.listening', address: `${opts.syncListen.host}:${sync.port}`, fingerprint: identity.fingerprint }, `config sync listening on https://${opts.syncListen.host}:${sync.port} (mutual TLS; this node's fingerprint ${identity.fingerprint})`);
   }
   const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync });
-  const server = createServer(app);
+  const server: Server = tls ? createHttpsServer({ cert: tls.certPem, key: tls.keyPem }, app) : createServer(app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.listenPort, opts.listenHost, () => resolve());
   });
   const addr = server.address();
   const where = typeof addr === 'object' && addr ? `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : String(addr);
+  const scheme = tls ? 'https' : 'http';
   logger.info(
-    { event: 'listening', address: where, backend: backend.name, stateDir: opts.stateDir, revision: store.current().revision, reconciled: reconcile.ok },
-    `carpd ${VERSION} listening on http://${where} (backend ${backend.name}, revision ${store.current().revision}); API docs at http://${where}/docs`,
+    { event: 'listening', address: where, url: `${scheme}://${where}`, backend: backend.name, stateDir: opts.stateDir, revision: store.current().revision, reconciled: reconcile.ok, ...(tls ? { fingerprint: tls.fingerprint, certificate: tls.certFile } : {}) },
+    `carpd ${VERSION} listening on ${scheme}://${where} (backend ${backend.name}, revision ${store.current().revision}); API docs at ${scheme}://${where}/docs` +
+      (tls ? `; API certificate ${tls.certFile}, SHA-256 fingerprint ${tls.fingerprint} (carpctl --url ${scheme}://${where} --fingerprint ${tls.fingerprint})` : ''),
   );
 
   const reload = async () => {
@@ -121,7 +126,7 @@ async function main(): Promise<void> {
   try {
     daemon = await startDaemon(opts, logger);
   } catch (e) {
-    const known = e instanceof ConfigFileError || e instanceof BootstrapError || e instanceof BackendUnavailableError;
+    const known = e instanceof ConfigFileError || e instanceof BootstrapError || e instanceof BackendUnavailableError || e instanceof ApiTlsError;
     const err = e as NodeJS.ErrnoException;
     const message = known ? e.message : err.code === 'EADDRINUSE' ? `cannot listen on ${opts.listenHost}:${opts.listenPort}: the address is in use (--listen)` : err.stack ?? String(e);
     logger.fatal({ event: 'start.failed', err: message }, `carpd cannot start: ${message}`);

@@ -72,10 +72,14 @@ export function parseFingerprint(text: string): string | undefined {
   return hex.toUpperCase().match(/../g)!.join(':');
 }
 
-/** Loads this node's identity, creating the key and certificate on first start. */
-export async function loadOrCreateIdentity(stateDir: string, node: string): Promise<SyncIdentity> {
+/**
+ * Loads this node's identity, creating the key and certificate on first start. `subdir` is the
+ * folder of the state directory it lives in: `sync` for the sync identity, `api` for the
+ * management API's self-signed certificate (the same files, rules and recovery).
+ */
+export async function loadOrCreateIdentity(stateDir: string, node: string, subdir: string = SYNC_DIR): Promise<SyncIdentity> {
   if (typeof node !== 'string' || node.length === 0) throw new Error('the sync identity needs a node name');
-  const dir = path.join(stateDir, SYNC_DIR);
+  const dir = path.join(stateDir, subdir);
   const keyFile = path.join(dir, KEY_FILE);
   const certFile = path.join(dir, CERT_FILE);
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });

@@ -66,7 +66,7 @@ export async function startLinuxNode(t: TestContextLike, lan: Lan, root: string,
   const name = opts.name ?? `node${i}`;
   const n = lan.nodes[i];
   const stateDir = path.join(root, name);
-  const d = await startDaemon(t, ['--listen', `${n.mgmtAddress}:${PORT}`, '--state-dir', stateDir, '--backend', 'linux', '--node-name', name, ...(opts.args ?? [])], { netns: n.ns });
+  const d = await startDaemon(t, ['--listen', `${n.mgmtAddress}:${PORT}`, '--insecure-http', '--state-dir', stateDir, '--backend', 'linux', '--node-name', name, ...(opts.args ?? [])], { netns: n.ns });
   const token = readFileSync(path.join(stateDir, 'admin.token'), 'utf8').trim();
   const api = (method: string, url: string, body?: unknown) => call(PORT, method, url, { host: n.mgmtAddress, token, body });
   const vhids = async () => {
