@@ -11,18 +11,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { createClient } from '@hey-api/openapi-ts';
-import pino from 'pino';
-import { MemoryBackend } from '../src/kernel/memory.js';
-import { loadOrCreateIdentity } from '../src/sync/identity.js';
-import { SyncManager } from '../src/sync/manager.js';
-import { ADMIN_TOKEN, makeHarness, ManualClock } from './helpers/harness.js';
+import { ADMIN_TOKEN } from './helpers/harness.js';
+import { startSyncNodeInProcess } from './helpers/sync-inprocess.js';
 
 const root = process.cwd();
 
@@ -60,23 +55,10 @@ interface NodeInfo {
 
 /** An in-process carpd with config sync, its API on a loopback port. */
 async function node(t: { after: (fn: () => unknown) => void }, name: string): Promise<NodeInfo> {
-  const dir = mkdtempSync(path.join(tmpdir(), `carpd-heyapi-${name}-`));
-  const clock = new ManualClock();
-  const h = await makeHarness({ dir, clock, backend: new MemoryBackend({ clock, interfaces: ['em0', 'em1'] }) });
-  const identity = await loadOrCreateIdentity(dir, name);
-  const sync = await SyncManager.start({ service: h.service, identity, logger: pino({ level: 'silent' }), node: name, listen: { host: '127.0.0.1', port: 0 }, retry: { firstMs: 20, maxMs: 200 }, timeoutMs: 2000 });
-  h.attachSync(sync);
-  const server = createServer((req, res) => h.app(req, res));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(async () => {
-    server.closeAllConnections();
-    server.close();
-    await sync.close();
-    await h.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const port = Number(/:(\d+)$/.exec(sync.status().listen ?? '')?.[1]);
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: ADMIN_TOKEN, sync: { host: '127.0.0.1', port, fingerprint: identity.fingerprint } };
+  const n = await startSyncNodeInProcess(name, 'carpd-heyapi');
+  t.after(n.stop);
+  const port = Number(/:(\d+)$/.exec(n.sync.status().listen ?? '')?.[1]);
+  return { url: n.url, token: ADMIN_TOKEN, sync: { host: '127.0.0.1', port, fingerprint: n.identity.fingerprint } };
 }
 
 test('a client from @hey-api/openapi-ts type-checks under strict and walks a live carpd pair', async (t) => {

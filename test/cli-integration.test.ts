@@ -1,18 +1,13 @@
 /** carpctl against the real API (not a fake): the client and the server agree on the contract. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
-import pino from 'pino';
 import { run } from '../src/cli/run.js';
-import { MemoryBackend } from '../src/kernel/memory.js';
-import { loadOrCreateIdentity } from '../src/sync/identity.js';
 import { SyncManager } from '../src/sync/manager.js';
-import { ADMIN_TOKEN, READ_TOKEN, ManualClock, makeHarness } from './helpers/harness.js';
+import { ADMIN_TOKEN, READ_TOKEN, makeHarness } from './helpers/harness.js';
 import { pollUntil } from './helpers/poll.js';
+import { startSyncNodeInProcess } from './helpers/sync-inprocess.js';
 
 async function serve(t: { after: (fn: () => unknown) => void }) {
   const h = await makeHarness();
@@ -90,32 +85,14 @@ test('carpctl maintenance, pfsync, history and rollback against carpd', async (t
  * SyncManager whose listener is real mutual TLS on 127.0.0.1.
  */
 async function syncNode(name: string) {
-  const dir = mkdtempSync(path.join(tmpdir(), `carpctl-sync-${name}-`));
-  const clock = new ManualClock();
-  const h = await makeHarness({ dir, clock, backend: new MemoryBackend({ clock, interfaces: ['em0', 'em1'] }) });
-  const identity = await loadOrCreateIdentity(dir, name);
-  const sync = await SyncManager.start({ service: h.service, identity, logger: pino({ level: 'silent' }), node: name, listen: { host: '127.0.0.1', port: 0 }, retry: { firstMs: 20, maxMs: 200 }, timeoutMs: 2000 });
-  h.attachSync(sync);
-  const server = createServer((req, res) => h.app(req, res));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    server.closeAllConnections();
-    server.close();
-    await sync.close();
-    await h.close();
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const { h, sync, url, syncPort, stop } = await startSyncNodeInProcess(name, 'carpctl-sync');
   const carpctl = async (...args: string[]) => {
     let stdout = '';
     let stderr = '';
     const code = await run(['--url', url, ...args], { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), env: { CARPD_TOKEN: ADMIN_TOKEN } });
     return { code, stdout, stderr };
   };
-  return { h, sync, syncPort: sync.port!, carpctl, stop };
+  return { h, sync, syncPort, carpctl, stop };
 }
 
 test('carpctl pairs two nodes and runs config sync end to end: identity, set, status, plan, run, --force, reattach, cluster', async (t) => {
