@@ -150,14 +150,18 @@ export class SyncManager {
     return this.server?.port;
   }
 
+  /**
+   * Stops at once: a push in flight is aborted rather than waited for (a peer that does not
+   * answer would hold the stop for the whole request timeout). Nothing is lost by that: pushes
+   * derive from revisions, and the next start asks the peer what it applied and pushes again.
+   */
   async close(): Promise<void> {
     this.closed = true;
     this.unsubscribe?.();
     if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    await this.inFlight?.catch(() => undefined);
     this.client?.client.close();
-    await this.server?.close();
+    await Promise.all([this.inFlight?.catch(() => undefined), this.server?.close()]);
   }
 
   // --- the primary's side --------------------------------------------------------------------
@@ -222,6 +226,7 @@ export class SyncManager {
         continue;
       }
       if (!out.ok) {
+        if (this.closed) return;
         this.retryTimer = this.clock.setTimeout(() => {
           this.retryTimer = undefined;
           this.schedule();
@@ -256,6 +261,11 @@ export class SyncManager {
         // Not a failure of the peer now configured: the push goes to it next, without backoff.
         this.superseded = true;
         return { ok: false, reached: false, revision: snap.revision, detail: `the sync peer was changed while revision ${snap.revision} was being pushed; it is pushed to the new peer` };
+      }
+      // Aborted by close(), not failed: a timeout that came first is a failure like any other.
+      if (this.closed && !(e instanceof SyncTransportError && e.kind === 'timeout')) {
+        this.logger.info({ event: 'sync.push.aborted', revision: snap.revision }, `sync: the push of revision ${snap.revision} was aborted by the stop; the next start pushes again`);
+        return { ok: false, reached: false, revision: snap.revision, detail: `the push of revision ${snap.revision} was aborted: carpd is stopping` };
       }
       const why = e instanceof SyncTransportError || e instanceof CarpdError ? e.message : `unexpected: ${(e as Error).message}`;
       return this.failed(snap.revision, why, false);
