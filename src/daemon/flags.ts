@@ -21,6 +21,8 @@ export interface DaemonOptions {
   nodeName: string;
   /** The config sync listener (mutual TLS), on the sync interface's address; none when absent. */
   syncListen?: { host: string; port: number };
+  /** One `http.request` log line (info) per API request. */
+  accessLog: boolean;
 }
 
 export class UsageError extends Error {}
@@ -28,6 +30,7 @@ export class UsageError extends Error {}
 
 export const USAGE = `usage: carpd [--listen HOST:PORT] [--state-dir DIR] [--config FILE] [--backend memory|sim|linux|freebsd]
              [--sim-group ADDR:PORT] [--node-name NAME] [--sync-listen HOST:PORT] [--log-level LEVEL]
+             [--access-log on|off]
 
   --listen HOST:PORT   management API address (CARPD_LISTEN, default 127.0.0.1:8080)
   --state-dir DIR      desired state, revisions and admin.token (CARPD_STATE_DIR,
@@ -42,6 +45,8 @@ export const USAGE = `usage: carpd [--listen HOST:PORT] [--state-dir DIR] [--con
                        sync interface's address (CARPD_SYNC_LISTEN; default none: this node pushes
                        but takes no pushes); never the management address
   --log-level LEVEL    trace|debug|info|warn|error (CARPD_LOG_LEVEL, default info)
+  --access-log on|off  one line per API request at level info: method, route, status, ms,
+                       token name, source (CARPD_ACCESS_LOG, default on)
 `;
 
 const BACKENDS: BackendName[] = ['memory', 'sim', 'linux', 'freebsd'];
@@ -79,6 +84,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
         'sim-group': { type: 'string' },
         'node-name': { type: 'string' },
         'sync-listen': { type: 'string' },
+        'access-log': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -110,8 +116,11 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
   if (syncListen && syncListen.host === listen.host && syncListen.port === listen.port) {
     throw new UsageError(`--sync-listen ${syncText} is the management address (--listen): the sync listener needs its own, on the sync interface`);
   }
+  const accessLogText = values['access-log'] ?? (env.CARPD_ACCESS_LOG || 'on');
+  if (accessLogText !== 'on' && accessLogText !== 'off') throw new UsageError(`--access-log "${accessLogText}" is not on or off`);
   return {
     ...(syncListen ? { syncListen } : {}),
+    accessLog: accessLogText === 'on',
     listenHost: listen.host,
     listenPort: listen.port,
     stateDir: path.resolve(values['state-dir'] ?? env.CARPD_STATE_DIR ?? defaultStateDir()),

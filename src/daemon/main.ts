@@ -131,7 +131,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
       logger.info({ event: 'bootstrap', file: opts.configFile, result: r }, `bootstrap file ${opts.configFile}: ${r}`);
     }
     reconcile = await service.start();
-    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync });
+    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog });
     listener.serve(app);
   } catch (e) {
     await undo();
