@@ -216,6 +216,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/carp/temporary-disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Disable CARP on this node until re-enabled or restarted (not stored).
+         * @description With `disabled` true this node sets net.inet.carp.allow=0 (every vhid goes to INIT and the
+         *     peer takes over) without storing it, like pfSense's "Temporarily Disable CARP": the
+         *     desired state and its revision stay as they are, config sync sends nothing, and the
+         *     next start of carpd applies the stored `enabled` again. `disabled` false re-enables CARP
+         *     as the stored `enabled` says. Changes to the desired state meanwhile are stored and
+         *     applied, but CARP stays off. `GET /v1/carp` and `GET /v1/status` show it as
+         *     `temporarilyDisabled`, apart from the persistent `enabled`. `If-Match` is checked
+         *     against the revision in force; `dryRun=true` answers the plan.
+         */
+        put: operations["setTemporaryDisable"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/pfsync": {
         parameters: {
             query?: never;
@@ -732,6 +759,12 @@ export interface components {
             maintenance: boolean;
             /** @description Live global demotion (net.inet.carp.demotion), from every source. */
             demotion: number;
+            /** @description CARP is disabled on this node until re-enabled or carpd restarts (`PUT /v1/carp/temporary-disable`): net.inet.carp.allow=0, not stored, apart from the persistent `enabled`. */
+            temporarilyDisabled: boolean;
+        };
+        TemporaryDisable: {
+            /** @description true: disable CARP on this node until re-enabled or restarted; false: re-enable it (the stored `enabled` applies). */
+            disabled: boolean;
         };
         CarpPatch: {
             enabled?: boolean;
@@ -1867,6 +1900,57 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    setTemporaryDisable: {
+        parameters: {
+            query?: {
+                /** @description Compute and return the plan; apply and store nothing. */
+                dryRun?: components["parameters"]["DryRun"];
+            };
+            header?: {
+                /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemporaryDisable"];
+            };
+        };
+        responses: {
+            /** @description CARP globals after the change (the desired revision's `ETag`), or the plan with `dryRun=true`. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Carp"] | components["schemas"]["Plan"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description `CARPD_ERR_INTERFACE_NOT_FOUND`, `CARPD_ERR_UNSUPPORTED`: the kernel refused to set net.inet.carp.allow in these terms; nothing was changed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
