@@ -2,8 +2,9 @@
  * carpd as a process that fails to start or is stopped mid-work:
  *
  *   - a start that cannot listen (the port taken, an address not on this host), whose sync
- *     listener cannot listen, or whose state dir cannot be used exits with code 1 and a message
- *     saying why, by itself, before reconciling anything (nothing was planned or applied);
+ *     listener cannot listen, whose state dir cannot be used, whose stored configuration is
+ *     damaged or whose backend cannot start exits with code 1 and a message saying why, by
+ *     itself, before reconciling anything (nothing was planned or applied);
  *   - SIGTERM while a sync push waits on a peer that accepts the connection and never answers:
  *     the push is aborted and carpd exits with code 0.
  *
@@ -11,7 +12,7 @@
  * helpers bound every wait with a generous safety timeout).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -65,13 +66,19 @@ test('the API port in use: exit code 1 and why, the sim backend never opened, no
   assert.equal(d.running, false);
 });
 
-test('an address that is not on this host, a state dir that is a file, a sync port in use: exit code 1 and why', async (t) => {
+test('an address not on this host, a state dir under a file, a damaged config.json, a backend that cannot start, a sync port in use: exit code 1 and why', async (t) => {
   const dir = tmp(t);
   const file = path.join(dir, 'not-a-dir');
   writeFileSync(file, 'x');
   const taken = await silentServer(t);
   const group = `239.255.0.112:${await freeUdpPort()}`;
-  const cases: [string, string[], RegExp][] = [
+  const damaged = path.join(dir, 'damaged');
+  mkdirSync(damaged);
+  writeFileSync(path.join(damaged, 'config.json'), '{"revision": ');
+  const cases: [string, string[], RegExp, Record<string, string>?][] = [
+    ['a config.json that does not parse', daemonArgs(damaged), /config\.json/],
+    // The backend is opened after the API listener: the listener is closed again.
+    ['a backend that cannot start', ['--listen', '127.0.0.1:0', '--state-dir', path.join(dir, 'c'), '--backend', 'freebsd'], /the freebsd backend cannot start/, { CARPD_FREEBSD_LIBC: path.join(dir, 'no-such-libc.so') }],
     ['--listen on a documentation address', ['--listen', '192.0.2.1:0', '--state-dir', path.join(dir, 'a'), '--backend', 'memory'], /cannot listen on 192\.0\.2\.1:0: the address is not one of this host's \(--listen\)/],
     ['--state-dir under a file', daemonArgs(path.join(file, 'state')), /cannot use the state dir .*not-a-dir\/state \(--state-dir\): a part of the path is not a directory/],
     // The sync listener is bound after the sim backend has opened its socket: it is closed again.
@@ -82,8 +89,8 @@ test('an address that is not on this host, a state dir that is a file, a sync po
     ],
   ];
   await Promise.all(
-    cases.map(async ([name, args, message]) => {
-      const d = spawnDaemon(t, args);
+    cases.map(async ([name, args, message, env]) => {
+      const d = spawnDaemon(t, args, { env });
       assert.match(await failedStart(d), message, name);
     }),
   );
@@ -93,7 +100,7 @@ test('SIGTERM while a push waits on a peer that never answers: the push is abort
   const peer = await silentServer(t);
   const dir = tmp(t);
   const d = await startDaemon(t, daemonArgs(dir));
-  const token = (await import('node:fs')).readFileSync(path.join(dir, 'admin.token'), 'utf8').trim();
+  const token = readFileSync(path.join(dir, 'admin.token'), 'utf8').trim();
   const r = await call(d.port, 'PATCH', '/v1/sync', {
     token,
     body: { role: 'primary', peer: { address: '127.0.0.1', port: peer.port, fingerprint: 'AB'.repeat(32) } },
