@@ -115,7 +115,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
     backend = await createBackend(opts.backend, { stateDir: opts.stateDir, logger, sim: { group: opts.simGroup, node: opts.nodeName } });
     opened.push(() => backend.close());
     service = new CarpService({ store, backend, logger });
-    sync = await SyncManager.start({ service, identity, logger, node: opts.nodeName, listen: opts.syncListen }).catch((e: unknown) => {
+    sync = await SyncManager.start({ service, identity, logger, node: opts.nodeName, listen: opts.syncListen, paused: true }).catch((e: unknown) => {
       const err = e as NodeJS.ErrnoException;
       throw opts.syncListen && typeof err.code === 'string' ? new StartError(listenError(opts.syncListen.host, opts.syncListen.port, err, '--sync-listen')) : e;
     });
@@ -133,6 +133,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
     reconcile = await service.start();
     const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog });
     listener.serve(app);
+    sync.resume();
   } catch (e) {
     await undo();
     throw e;

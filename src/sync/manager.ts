@@ -64,6 +64,12 @@ export interface SyncManagerOptions {
   idleMs?: number;
   /** Retry timers, request timeouts, message times and the times in status() (default: the system clock). */
   clock?: Clock;
+  /**
+   * Bind the listener but neither push nor take messages until resume(): the daemon binds it
+   * before it changes the backend, so that a listener that cannot bind stops the start while
+   * nothing has changed. A message that arrives meanwhile waits.
+   */
+  paused?: boolean;
 }
 
 export interface PushOutcome {
@@ -91,6 +97,8 @@ export class SyncManager {
   private client?: { key: string; client: SyncClient };
   private unsubscribe?: () => void;
   private closed = false;
+  /** Set while paused (SyncManagerOptions.paused): settles at resume() or close(). */
+  private gate?: { open: Promise<void>; release: () => void };
 
   // The push loop (primary).
   private inFlight?: Promise<void>;
@@ -120,6 +128,11 @@ export class SyncManager {
 
   static async start(opts: SyncManagerOptions): Promise<SyncManager> {
     const m = new SyncManager(opts);
+    if (opts.paused) {
+      let release!: () => void;
+      const open = new Promise<void>((resolve) => (release = resolve));
+      m.gate = { open, release };
+    }
     if (opts.listen) {
       m.server = await SyncServer.start({
         identity: opts.identity,
@@ -145,6 +158,14 @@ export class SyncManager {
     return m;
   }
 
+  /** Starts pushing and taking messages after start({ paused: true }). */
+  resume(): void {
+    const gate = this.gate;
+    this.gate = undefined;
+    gate?.release();
+    this.schedule();
+  }
+
   /** The port the sync listener got (for --sync-listen with port 0). */
   get port(): number | undefined {
     return this.server?.port;
@@ -157,6 +178,7 @@ export class SyncManager {
    */
   async close(): Promise<void> {
     this.closed = true;
+    this.gate?.release();
     this.unsubscribe?.();
     if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
@@ -202,7 +224,7 @@ export class SyncManager {
 
   /** Starts a push if this node is a primary whose peer is behind; coalesces with one in flight. */
   schedule(): void {
-    if (this.closed) return;
+    if (this.closed || this.gate) return;
     const s = this.service.desired().sync;
     if (s.role !== 'primary' || !s.peer) return;
     if (this.inFlight) {
@@ -397,6 +419,8 @@ export class SyncManager {
 
   /** A message the listener has verified and read as one of the kinds (SYNC_KINDS). */
   private async handle(msg: InboundMessage): Promise<{ status: number; body: unknown }> {
+    if (this.gate) await this.gate.open;
+    if (this.closed) return problem(new CarpdError('CARPD_ERR_SHUTTING_DOWN', 'carpd is shutting down; the message was not taken'));
     switch (msg.type) {
       case 'push':
       case 'plan':
