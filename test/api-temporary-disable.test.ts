@@ -7,9 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { run, type CliIO } from '../src/cli/run.js';
 import { renderStatus } from '../src/cli/status.js';
-import { makeHarness, READ_TOKEN, type Harness } from './helpers/harness.js';
+import { ADMIN_TOKEN, makeHarness, READ_TOKEN, type Harness } from './helpers/harness.js';
 
 const allow = async (h: Harness) => (await h.backend.getCarpGlobals()).allow;
 
@@ -93,4 +96,33 @@ test('a restart clears the temporary disable: the reconcile applies the stored s
   assert.equal(await allow(h2), true);
   const carp = await h2.api.get('/v1/carp');
   assert.deepEqual([carp.body.enabled, carp.body.temporarilyDisabled], [true, false]);
+});
+
+test('carpctl carp temporary-disable on|off, and carpctl status shows it', async (t) => {
+  const h = await makeHarness();
+  const server = createServer(h.app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await h.close();
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const carpctl = async (...args: string[]) => {
+    let out = '';
+    let err = '';
+    const io: CliIO = { stdout: (s) => (out += s), stderr: (s) => (err += s), env: {} };
+    const code = await run([...args, '--url', url, '--token', ADMIN_TOKEN], io);
+    return { code, out, err };
+  };
+  const on = await carpctl('carp', 'temporary-disable', 'on');
+  assert.equal(on.code, 0, on.err);
+  assert.match(on.out, /CARP temporarily disabled on this node/);
+  assert.equal(await allow(h), false);
+  assert.match((await carpctl('status')).out, /TEMPORARILY DISABLED/);
+  const off = await carpctl('carp', 'temporary-disable', 'off');
+  assert.equal(off.code, 0, off.err);
+  assert.equal(await allow(h), true);
+  assert.doesNotMatch((await carpctl('status')).out, /TEMPORARILY/);
+  assert.equal((await carpctl('carp', 'temporary-disable', 'maybe')).code, 2);
 });
