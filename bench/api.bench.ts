@@ -28,6 +28,7 @@ import express, { type Express } from 'express';
 import pino from 'pino';
 import { buildApp } from '../src/api/app.js';
 import { authenticate } from '../src/api/auth.js';
+import { AuthLimiter } from '../src/api/auth-limit.js';
 import { StatusEndpoint, statusRouter } from '../src/api/routes/status.js';
 import { initialState } from '../src/config/model.js';
 import { ConfigStore } from '../src/config/store.js';
@@ -450,7 +451,7 @@ async function main(): Promise<void> {
       diagnostics.push(await get('diag: status route only (prebuilt body, no auth)', `${await serve(routeOnly)}/v1/status`));
 
       const withAuth = plainApp();
-      withAuth.use(authenticate(service));
+      withAuth.use(authenticate(service, { limiter: new AuthLimiter(), logger, routeOf: () => undefined }));
       withAuth.use(statusRouter(endpoint()));
       diagnostics.push(await get('diag: + bearer auth', `${await serve(withAuth)}/v1/status`));
 

@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   CARPD_ERR_SYNC_ROLE: { status: 409, title: 'The sync roles do not allow this message' },
   CARPD_ERR_SHUTTING_DOWN: { status: 503, title: 'carpd is shutting down' },
   CARPD_ERR_INTERNAL: { status: 500, title: 'Internal error' },
+  CARPD_ERR_TOO_MANY_FAILURES: { status: 429, title: 'Too many failed authentications from this address' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

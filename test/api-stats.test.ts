@@ -54,7 +54,7 @@ test('GET /v1/stats passes the counters through, leaves pfsync and unknown tunab
   backend.answer = { carp, sysctls: { carpLog: 2 } };
   const res = await h.api.get('/v1/stats', { token: READ_TOKEN });
   assert.equal(res.status, 200);
-  assert.deepEqual(res.body, { backend: 'memory', carp, sysctls: { carpLog: 2 } });
+  assert.deepEqual(res.body, { backend: 'memory', carp, sysctls: { carpLog: 2 }, api: { authFailures: { missingToken: 0, invalidToken: 0 }, throttled: 0, blockedSources: 0 } });
 
   backend.answer = { carp, pfsync: { counters: { ipackets: 5, oerrors: 1 }, actMax: 17 }, sysctls: { carpLog: 0, pfsyncCarpDemotionFactor: 100 } };
   const withPfsync = await h.api.get('/v1/stats');

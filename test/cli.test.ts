@@ -113,7 +113,7 @@ const status: S["Status"] = {
     description: "in-memory test backend",
     capabilities: { unicast: true, ipv6: true, pfsync: true, pfsyncVersions: [1400], forceState: true, vrrpv3: false },
   },
-  carp: { enabled: true, preempt: false, maintenance: true, demotion: 240 },
+  carp: { enabled: true, preempt: false, maintenance: true, demotion: 240, temporarilyDisabled: false },
   vhids: [
     {
       interface: "em0",

@@ -11,7 +11,8 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Logger } from 'pino';
 import { CarpdError } from '../errors.js';
 import type { CarpService } from '../service/service.js';
-import { authenticate } from './auth.js';
+import { authenticate, routeName, type AuthAudit } from './auth.js';
+import { AuthLimiter, sourceKey } from './auth-limit.js';
 import { errorHandler, sendProblem } from './problem.js';
 import { carpRouter } from './routes/carp.js';
 import { configRouter } from './routes/config.js';
@@ -38,6 +39,10 @@ export interface AppDeps {
   validateResponses?: boolean;
   /** Config sync; without it the /v1/sync and /v1/cluster routes answer CARPD_ERR_SYNC_NOT_CONFIGURED. */
   sync?: SyncManager;
+  /** Failed authentications per source (default: a limiter with AUTH_LIMIT_DEFAULTS on the system clock). */
+  authLimiter?: AuthLimiter;
+  /** One `http.request` log line (info) per request: method, route, status, ms, token name, source (default off). */
+  accessLog?: boolean;
 }
 
 /**
@@ -62,7 +67,15 @@ export function buildApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const status = new StatusEndpoint({ service: deps.service, logger: deps.logger, version: deps.version, node: deps.node, check: (body) => validator.check(STATUS_SCHEMA, body) });
+  const audit: AuthAudit = { limiter: deps.authLimiter ?? new AuthLimiter(), logger: deps.logger, routeOf: (path) => validator.templateOf(path) };
+  const status = new StatusEndpoint({
+    service: deps.service,
+    logger: deps.logger,
+    version: deps.version,
+    node: deps.node,
+    check: (body) => validator.check(STATUS_SCHEMA, body),
+    blocked: (req) => audit.limiter.blocked(sourceKey(req.socket.remoteAddress)) !== undefined,
+  });
 
   route(app, 'get', '/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -72,12 +85,12 @@ export function buildApp(deps: AppDeps): Express {
   });
   app.use('/docs', lazyDocs(spec));
 
-  app.use(authenticate(deps.service));
+  app.use(authenticate(deps.service, audit));
   app.use(express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/merge-patch+json'] }));
   app.use(validator.middleware({ responses: deps.validateResponses !== false, logger: deps.logger }));
 
   app.use(statusRouter(status));
-  app.use(statsRouter(deps.service));
+  app.use(statsRouter(deps.service, audit.limiter));
   app.use(vipsRouter(deps.service));
   app.use(carpRouter(deps.service));
   app.use(pfsyncRouter(deps.service));
@@ -94,9 +107,32 @@ export function buildApp(deps: AppDeps): Express {
   // through the app above, which answers it as it answers any request.
   const dispatch = (app as unknown as { handle: ExpressHandle }).handle.bind(app);
   (app as unknown as { handle: ExpressHandle }).handle = (req, res, done) => {
+    if (deps.accessLog) logAccess(audit, req, res);
     if (!status.tryPoll(req, res)) dispatch(req, res, done);
   };
   return app;
+}
+
+/**
+ * The access log: one line per request once it is answered (or its connection closed first),
+ * with the route's template rather than its path, so that lines group by operation and carry
+ * no query. The token's name, never the token.
+ */
+function logAccess(audit: AuthAudit, req: IncomingMessage, res: ServerResponse): void {
+  const start = performance.now();
+  res.once('close', () => {
+    const ms = Math.round((performance.now() - start) * 100) / 100;
+    const method = req.method ?? '?';
+    const route = routeName(audit, req.url);
+    const token = (req as IncomingMessage & { auth?: { name: string } }).auth?.name ?? null;
+    const source = req.socket.remoteAddress ?? null;
+    const aborted = !res.writableFinished;
+    audit.logger.info(
+      // `tokenName`, not `token`: the logger redacts every field named token.
+      { event: 'http.request', method, route, status: res.statusCode, ms, tokenName: token, source, ...(aborted ? { aborted } : {}) },
+      `${method} ${route} ${aborted ? 'aborted' : res.statusCode} ${ms} ms${token === null ? '' : ` token ${token}`} from ${source ?? 'unknown'}`,
+    );
+  });
 }
 
 /** Express's entry point for each request (what the app function calls). */

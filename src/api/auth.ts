@@ -1,5 +1,7 @@
 /** Bearer-token authentication: read tokens may only read; admin tokens may do everything. */
 import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
+import { sourceKey, type AuthFailure, type AuthLimiter } from './auth-limit.js';
 import { CarpdError } from '../errors.js';
 import type { AuthContext, CarpService } from '../service/service.js';
 import { sendProblem } from './problem.js';
@@ -17,23 +19,65 @@ export function bearerToken(header: string | undefined): string | undefined {
   return header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
 }
 
-export function authenticate(service: CarpService) {
+/** What authentication reports to: the limiter per source, the log, and the route a path is (for the log). */
+export interface AuthAudit {
+  limiter: AuthLimiter;
+  logger: Logger;
+  /** The spec's path template of a request path (`/v1/vips/{interface}/{vhid}`), when it is one. */
+  routeOf: (path: string) => string | undefined;
+}
+
+/** The path of a request without its query, as logs name it: its template when it is a route of the spec. */
+export function routeName(audit: Pick<AuthAudit, 'routeOf'>, url: string | undefined): string {
+  const path = (url ?? '').split('?')[0];
+  return audit.routeOf(path) ?? (path.length > 128 ? `${path.slice(0, 128)}…` : path);
+}
+
+/**
+ * Answers 429 when the request's source is blocked (limiter), with Retry-After; true when it
+ * did. Runs before the token is even looked at.
+ */
+export function refuseBlocked(audit: AuthAudit, req: Request, res: Response): boolean {
+  const retryAfterSec = audit.limiter.blocked(sourceKey(req.socket.remoteAddress));
+  if (retryAfterSec === undefined) return false;
+  audit.limiter.throttled();
+  res.setHeader('Retry-After', String(retryAfterSec));
+  sendProblem(res, new CarpdError('CARPD_ERR_TOO_MANY_FAILURES', `too many invalid tokens from this address; retry in ${retryAfterSec} s with a valid token`), req);
+  return true;
+}
+
+/** Logs and counts a failed authentication; never the token presented. */
+function failed(audit: AuthAudit, req: Request, why: AuthFailure): void {
+  const address = req.socket.remoteAddress ?? 'unknown';
+  const source = sourceKey(address);
+  const route = routeName(audit, req.originalUrl);
+  const { blockedForSec } = audit.limiter.fail(source, why);
+  audit.logger.warn({ event: 'auth.failed', source: address, method: req.method, route, reason: why }, `authentication failed: ${why} from ${address} (${req.method} ${route})`);
+  if (blockedForSec !== undefined) {
+    audit.logger.warn({ event: 'auth.blocked', source, seconds: blockedForSec }, `too many invalid tokens from ${source}: its requests are answered 429 for ${blockedForSec} s`);
+  }
+}
+
+export function authenticate(service: CarpService, audit: AuthAudit) {
   return (req: Request, res: Response, next: NextFunction): void => {
+    if (refuseBlocked(audit, req, res)) return;
     const token = bearerToken(req.headers.authorization);
     if (token === undefined) {
+      failed(audit, req, 'missing token');
       sendProblem(res, new CarpdError('CARPD_ERR_UNAUTHORIZED', 'send Authorization: Bearer <token>; the first admin token is in <state-dir>/admin.token'), req);
       return;
     }
     const auth = service.authenticate(token);
     if (!auth) {
+      failed(audit, req, 'invalid token');
       sendProblem(res, new CarpdError('CARPD_ERR_UNAUTHORIZED', 'the token is not valid (revoked or mistyped); ask an admin for a token or use <state-dir>/admin.token'), req);
       return;
     }
+    req.auth = auth;
     if (auth.role !== 'admin' && !READ_METHODS.has(req.method)) {
       sendProblem(res, new CarpdError('CARPD_ERR_FORBIDDEN', `token "${auth.name}" has the read role and may only use GET; use an admin token to make changes`), req);
       return;
     }
-    req.auth = auth;
     next();
   };
 }

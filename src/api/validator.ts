@@ -59,6 +59,8 @@ interface Operation {
 }
 
 interface PathEntry {
+  /** The spec's path, e.g. `/v1/vips/{interface}/{vhid}`. */
+  template: string;
   re: RegExp;
   names: string[];
   operations: Map<string, Operation>;
@@ -147,8 +149,13 @@ export class SpecValidator {
         if (op) operations.set(method, this.operation(template, method, item as Json, op));
       }
       // Express matches paths without regard to case and with or without a trailing slash.
-      this.paths.push({ re: new RegExp(`^${pattern}/?$`, 'i'), names, operations, allow: [...operations.keys()].map((m) => m.toUpperCase()).join(', ') });
+      this.paths.push({ template, re: new RegExp(`^${pattern}/?$`, 'i'), names, operations, allow: [...operations.keys()].map((m) => m.toUpperCase()).join(', ') });
     }
+  }
+
+  /** The spec's path template a request path matches (`/v1/vips/{interface}/{vhid}`), if any. */
+  templateOf(path: string): string | undefined {
+    return this.paths.find((e) => e.re.test(path))?.template;
   }
 
   /** The validator of a schema in the spec, by JSON pointer (`#/components/schemas/Status`), compiled on first use. */

@@ -1,5 +1,5 @@
 import type { components } from "../api/generated/carpd.js";
-import { expectArgs, optBool } from "./args.js";
+import { expectArgs, oneOf, optBool } from "./args.js";
 import { ok, printJson, printResult, revisionNote, writeParams } from "./client.js";
 import type { Command } from "./command.js";
 import { UsageError } from "./io.js";
@@ -14,6 +14,7 @@ export function renderCarp(c: Carp): string {
     ["preempt", yesNo(c.preempt)],
     ["maintenance", yesNo(c.maintenance)],
     ["demotion", String(c.demotion)],
+    ["temporarily disabled", c.temporarilyDisabled ? "yes (until re-enabled or restarted; not stored)" : "no"],
   ]);
 }
 
@@ -47,6 +48,19 @@ export const carpCommands: Command[] = [
       if (Object.keys(body).length === 0) throw new UsageError("carp set: give --enabled and/or --preempt");
       const { data, response } = await ok(ctx, ctx.api.PATCH("/v1/carp", { params: writeParams(ctx), body }));
       printResult(ctx, data, (c: Carp) => `carp globals changed${revisionNote(response)}\n${renderCarp(c)}`);
+    },
+  },
+  {
+    words: ["carp", "temporary-disable"],
+    synopsis: "on|off",
+    summary: "disable CARP on this node until 'off' or a restart of carpd (not stored)",
+    dryRun: true,
+    ifMatch: true,
+    async run(ctx, args) {
+      expectArgs("carp temporary-disable", args, ["on|off"]);
+      const disabled = oneOf("carp temporary-disable", args[0].toLowerCase(), ["on", "off"] as const) === "on";
+      const { data } = await ok(ctx, ctx.api.PUT("/v1/carp/temporary-disable", { params: writeParams(ctx), body: { disabled } }));
+      printResult(ctx, data, (c: Carp) => `${c.temporarilyDisabled ? "CARP temporarily disabled on this node (until 'carp temporary-disable off' or a restart)" : "CARP no longer temporarily disabled"}\n${renderCarp(c)}`);
     },
   },
 ];

@@ -27,7 +27,8 @@ export function renderStatus(s: Status): string {
     [
       "carp",
       `enabled ${yesNo(c.enabled)}, preempt ${yesNo(c.preempt)}, ` +
-        `maintenance ${yesNo(c.maintenance)}, demotion ${c.demotion}`,
+        `maintenance ${yesNo(c.maintenance)}, demotion ${c.demotion}` +
+        (c.temporarilyDisabled ? ", TEMPORARILY DISABLED (until re-enabled or restarted)" : ""),
     ],
   ]);
   const vhids = s.vhids.length

@@ -22,7 +22,12 @@ export class BootstrapError extends Error {
 
 export type BootstrapResult = 'unchanged' | 'applied';
 
-export async function applyBootstrapFile(service: CarpService, file: string, stateDir: string): Promise<BootstrapResult> {
+/**
+ * Applies the file if it changed since it was last applied. With `dryRun` it is read and the
+ * change is validated and planned against the backend, and nothing is applied or recorded: at
+ * start, a file that would be refused is found before carpd changes anything.
+ */
+export async function applyBootstrapFile(service: CarpService, file: string, stateDir: string, opts: { dryRun?: boolean } = {}): Promise<BootstrapResult> {
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');
@@ -41,7 +46,7 @@ export async function applyBootstrapFile(service: CarpService, file: string, sta
   }
   try {
     const b = readBootstrap(raw, service.desired());
-    await service.mutate({ actor: 'bootstrap' }, `apply bootstrap file ${path.basename(file)}`, (draft) => {
+    await service.mutate({ actor: 'bootstrap', dryRun: opts.dryRun }, `apply bootstrap file ${path.basename(file)}`, (draft) => {
       if (b.vips) draft.vips = b.vips;
       if (b.carp) draft.carp = b.carp;
       if (b.pfsync) draft.pfsync = b.pfsync;
@@ -51,6 +56,7 @@ export async function applyBootstrapFile(service: CarpService, file: string, sta
     if (e instanceof Error && 'code' in e) throw new BootstrapError(file, '', e.message);
     throw e;
   }
+  if (opts.dryRun) return 'applied';
   await writeFileAtomic(marker, digest + '\n');
   return 'applied';
 }

@@ -30,6 +30,8 @@ export interface DaemonOptions {
   apiTls?: { certFile: string; keyFile: string } | 'self-signed';
   /** --insecure-http: plain HTTP on a non-loopback address, meant. */
   insecureHttp?: boolean;
+  /** One `http.request` log line (info) per API request. */
+  accessLog: boolean;
 }
 
 export class UsageError extends Error {}
@@ -38,6 +40,7 @@ export class UsageError extends Error {}
 export const USAGE = `usage: carpd [--listen HOST:PORT] [--state-dir DIR] [--config FILE] [--backend memory|sim|linux|freebsd]
              [--sim-group ADDR:PORT] [--node-name NAME] [--sync-listen HOST:PORT] [--log-level LEVEL]
              [--tls | --tls-cert FILE --tls-key FILE | --insecure-http]
+             [--access-log on|off]
 
   --listen HOST:PORT   management API address (CARPD_LISTEN, default 127.0.0.1:8080)
   --state-dir DIR      desired state, revisions and admin.token (CARPD_STATE_DIR,
@@ -59,6 +62,8 @@ export const USAGE = `usage: carpd [--listen HOST:PORT] [--state-dir DIR] [--con
   --tls-key FILE       and this private key (PEM, not readable by all users) (CARPD_TLS_KEY)
   --insecure-http      allow plain HTTP on a non-loopback --listen address (CARPD_INSECURE_HTTP=1);
                        without it, carpd refuses to start there without TLS
+  --access-log on|off  one line per API request at level info: method, route, status, ms,
+                       token name, source (CARPD_ACCESS_LOG, default on)
 `;
 
 const BACKENDS: BackendName[] = ['memory', 'sim', 'linux', 'freebsd'];
@@ -115,6 +120,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
         'insecure-http': { type: 'boolean' },
+        'access-log': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -162,10 +168,13 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
         "carpctl pins its fingerprint), or --tls-cert FILE --tls-key FILE, or --insecure-http if plain HTTP on this address is really meant",
     );
   }
+  const accessLogText = values['access-log'] ?? (env.CARPD_ACCESS_LOG || 'on');
+  if (accessLogText !== 'on' && accessLogText !== 'off') throw new UsageError(`--access-log "${accessLogText}" is not on or off`);
   return {
     ...(syncListen ? { syncListen } : {}),
     ...(apiTls ? { apiTls } : {}),
     ...(insecureHttp ? { insecureHttp } : {}),
+    accessLog: accessLogText === 'on',
     listenHost: listen.host,
     listenPort: listen.port,
     stateDir: path.resolve(values['state-dir'] ?? env.CARPD_STATE_DIR ?? defaultStateDir()),

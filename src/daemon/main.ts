@@ -5,7 +5,7 @@
  * changes finish, listeners close).
  */
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -15,6 +15,7 @@ import { SyncManager } from '../sync/manager.js';
 import { ConfigFileError, ConfigStore } from '../config/store.js';
 import { initialState } from '../config/model.js';
 import { CarpService } from '../service/service.js';
+import type { KernelBackend } from '../kernel/backend.js';
 import { ensureAdminToken } from './admin-token.js';
 import { ApiTlsError, loadApiTls } from './api-tls.js';
 import { BackendUnavailableError, createBackend } from './backends.js';
@@ -25,29 +26,123 @@ import { createLogger } from './logger.js';
 export const VERSION = (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 const STOP_TIMEOUT_MS = 10_000;
+/** How long a stop waits for API requests still being answered before it closes their connections. */
+const STOP_DRAIN_MS = 500;
+/** A failed start ends the process by this time even if something still holds it open. */
+const FAILED_START_EXIT_MS = 1000;
 
+/**
+ * A start-up failure that has been cleaned up: what was opened is closed again, and nothing was
+ * changed in the kernel.
+ */
+export class StartError extends Error {}
+
+/** The management API listener, bound before anything else is opened; requests wait until the app is ready. */
+async function listenFirst(opts: DaemonOptions, tls?: { certPem: string | Buffer; keyPem: string | Buffer }): Promise<{ server: Server; serve: (app: (req: IncomingMessage, res: ServerResponse) => void) => void }> {
+  let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  const waiting: [IncomingMessage, ServerResponse][] = [];
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    if (handler) handler(req, res);
+    else waiting.push([req, res]);
+  };
+  const server: Server = tls ? createHttpsServer({ cert: tls.certPem, key: tls.keyPem }, handle) : createServer(handle);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.listenPort, opts.listenHost, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    server.close();
+    throw new StartError(listenError(opts.listenHost, opts.listenPort, e as NodeJS.ErrnoException));
+  }
+  return {
+    server,
+    serve: (app) => {
+      handler = app;
+      for (const [req, res] of waiting.splice(0)) app(req, res);
+    },
+  };
+}
+
+/** Why a listener could not be bound, in words, with the flag to change. */
+export function listenError(host: string, port: number, e: NodeJS.ErrnoException, flag = '--listen'): string {
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  switch (e.code) {
+    case 'EADDRINUSE':
+      return `cannot listen on ${where}: the address is in use (${flag}); another carpd, or another program, listens there`;
+    case 'EADDRNOTAVAIL':
+      return `cannot listen on ${where}: the address is not one of this host's (${flag})`;
+    case 'EACCES':
+      return `cannot listen on ${where}: permission denied (${flag}; ports below 1024 need root)`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `cannot listen on ${where}: the host name does not resolve (${flag})`;
+    default:
+      return `cannot listen on ${where} (${flag}): ${e.message}`;
+  }
+}
+
+/**
+ * Starts carpd. Everything that can fail without touching the kernel is done first: the state
+ * dir and the stored configuration, the sync identity, the management API listener, the
+ * backend (opened, not changed), the sync listener, and a dry run of a changed bootstrap file.
+ * Only then is the backend reconciled. A failure on the way closes whatever was opened and
+ * rejects, so the process exits holding no socket, having changed nothing in the kernel.
+ */
 export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<{ server: Server; stop: () => Promise<void>; reload: () => Promise<void> }> {
-  const tls = opts.apiTls ? await loadApiTls({ apiTls: opts.apiTls, stateDir: opts.stateDir, nodeName: opts.nodeName }) : undefined;
-  const store = await ConfigStore.open(opts.stateDir, () => initialState(new Date()), { log: logger });
-  const backend = await createBackend(opts.backend, { stateDir: opts.stateDir, logger, sim: { group: opts.simGroup, node: opts.nodeName } });
-  const service = new CarpService({ store, backend, logger });
-  await ensureAdminToken(service, opts.stateDir, logger);
-  if (opts.configFile) {
-    const r = await applyBootstrapFile(service, opts.configFile, opts.stateDir);
-    logger.info({ event: 'bootstrap', file: opts.configFile, result: r }, `bootstrap file ${opts.configFile}: ${r}`);
+  const opened: (() => unknown)[] = [];
+  const undo = async () => {
+    for (const close of opened.reverse()) await Promise.resolve(close()).catch(() => undefined);
+  };
+  let server: Server;
+  let store: ConfigStore;
+  let backend: KernelBackend;
+  let service: CarpService;
+  let sync: SyncManager;
+  let reconcile: Awaited<ReturnType<CarpService['start']>>;
+  let tls: Awaited<ReturnType<typeof loadApiTls>> | undefined;
+  try {
+    store = await ConfigStore.open(opts.stateDir, () => initialState(new Date()), { log: logger }).catch((e: unknown) => {
+      throw e instanceof ConfigFileError ? e : new StartError(stateDirError(opts.stateDir, e as NodeJS.ErrnoException));
+    });
+    opened.push(() => store.close());
+    const identity = await loadOrCreateIdentity(opts.stateDir, opts.nodeName);
+    tls = opts.apiTls ? await loadApiTls({ apiTls: opts.apiTls, stateDir: opts.stateDir, nodeName: opts.nodeName }) : undefined;
+    const listener = await listenFirst(opts, tls);
+    server = listener.server;
+    opened.push(() => {
+      server.close();
+      server.closeAllConnections();
+    });
+    backend = await createBackend(opts.backend, { stateDir: opts.stateDir, logger, sim: { group: opts.simGroup, node: opts.nodeName } });
+    opened.push(() => backend.close());
+    service = new CarpService({ store, backend, logger });
+    sync = await SyncManager.start({ service, identity, logger, node: opts.nodeName, listen: opts.syncListen, paused: true }).catch((e: unknown) => {
+      const err = e as NodeJS.ErrnoException;
+      throw opts.syncListen && typeof err.code === 'string' ? new StartError(listenError(opts.syncListen.host, opts.syncListen.port, err, '--sync-listen')) : e;
+    });
+    opened.push(() => sync.close());
+    if (opts.syncListen) {
+      logger.info({ event: 'sync.listening', address: `${opts.syncListen.host}:${sync.port}`, fingerprint: identity.fingerprint }, `config sync listening on https://${opts.syncListen.host}:${sync.port} (mutual TLS; this node's fingerprint ${identity.fingerprint})`);
+    }
+    // A bootstrap file that would be refused is found before anything is applied.
+    if (opts.configFile) await applyBootstrapFile(service, opts.configFile, opts.stateDir, { dryRun: true });
+    await ensureAdminToken(service, opts.stateDir, logger);
+    if (opts.configFile) {
+      const r = await applyBootstrapFile(service, opts.configFile, opts.stateDir);
+      logger.info({ event: 'bootstrap', file: opts.configFile, result: r }, `bootstrap file ${opts.configFile}: ${r}`);
+    }
+    reconcile = await service.start();
+    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog });
+    listener.serve(app);
+    sync.resume();
+  } catch (e) {
+    await undo();
+    throw e;
   }
-  const reconcile = await service.start();
-  const identity = await loadOrCreateIdentity(opts.stateDir, opts.nodeName);
-  const sync = await SyncManager.start({ service, identity, logger, node: opts.nodeName, listen: opts.syncListen });
-  if (opts.syncListen) {
-    logger.info({ event: 'sync.listening', address: `${opts.syncListen.host}:${sync.port}`, fingerprint: identity.fingerprint }, `config sync listening on https://${opts.syncListen.host}:${sync.port} (mutual TLS; this node's fingerprint ${identity.fingerprint})`);
-  }
-  const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync });
-  const server: Server = tls ? createHttpsServer({ cert: tls.certPem, key: tls.keyPem }, app) : createServer(app);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.listenPort, opts.listenHost, () => resolve());
-  });
   const addr = server.address();
   const where = typeof addr === 'object' && addr ? `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : String(addr);
   const scheme = tls ? 'https' : 'http';
@@ -81,12 +176,18 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
       await sync.close();
       await service.close();
       server.closeIdleConnections();
-      await Promise.race([closed, new Promise((r) => setTimeout(r, 2000).unref())]);
+      await Promise.race([closed, new Promise((r) => setTimeout(r, STOP_DRAIN_MS).unref())]);
       server.closeAllConnections();
       await backend.close();
       logger.info({ event: 'stopped' }, 'stopped');
     })());
   return { server, stop, reload };
+}
+
+/** Why the state dir cannot be used, in words. */
+function stateDirError(dir: string, e: NodeJS.ErrnoException): string {
+  const why = e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.code === 'ENOTDIR' ? 'a part of the path is not a directory' : e.code === 'EROFS' ? 'the file system is read-only' : e.message;
+  return `cannot use the state dir ${dir} (--state-dir): ${why}`;
 }
 
 async function main(): Promise<void> {
@@ -126,12 +227,14 @@ async function main(): Promise<void> {
   try {
     daemon = await startDaemon(opts, logger);
   } catch (e) {
-    const known = e instanceof ConfigFileError || e instanceof BootstrapError || e instanceof BackendUnavailableError || e instanceof ApiTlsError;
-    const err = e as NodeJS.ErrnoException;
-    const message = known ? e.message : err.code === 'EADDRINUSE' ? `cannot listen on ${opts.listenHost}:${opts.listenPort}: the address is in use (--listen)` : err.stack ?? String(e);
+    const known = e instanceof StartError || e instanceof ConfigFileError || e instanceof BootstrapError || e instanceof BackendUnavailableError || e instanceof ApiTlsError;
+    const message = known ? e.message : ((e as Error).stack ?? String(e));
     logger.fatal({ event: 'start.failed', err: message }, `carpd cannot start: ${message}`);
-    logger.flush?.();
     process.exitCode = 1;
+    // startDaemon closed what it had opened, so the process ends by itself; should anything
+    // still hold it, it ends anyway, well within the time a supervisor such as daemon(8) allows.
+    setTimeout(() => process.exit(1), FAILED_START_EXIT_MS).unref();
+    logger.flush?.();
     return;
   }
   if (stopAsked) stopDaemon(daemon);

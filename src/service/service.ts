@@ -114,6 +114,11 @@ export class CarpService {
   private flushDue = false;
   /** Set from the moment a group could not be stored until it and the changes staged on top are undone: no change runs meanwhile. */
   private storeFailure?: Error;
+  /**
+   * CARP disabled on this node until re-enabled or restarted (net.inet.carp.allow=0, never
+   * stored): while set, every plan takes `carp.enabled` as false, whatever the desired state says.
+   */
+  private temporaryDisable?: { since: Date; actor: string };
 
   constructor(deps: ServiceDeps) {
     this.store = deps.store;
@@ -148,7 +153,7 @@ export class CarpService {
       try {
         const live = new LiveCache(await this.snapshot(), performance.now());
         this.live = live;
-        const steps = plan(targetOf(desired), live.snapshot());
+        const steps = plan(targetOf(this.effective(desired)), live.snapshot());
         const failedVhids = new Set<string>();
         for (const step of steps) {
           const vhidKey = 'vhid' in step ? `${step.interface}/${step.vhid}` : '';
@@ -225,7 +230,7 @@ export class CarpService {
       if (problems.length > 0) throw fromProblems(problems);
       checkCapabilities(this.backend, diff.added, diff.sections.has('pfsync') ? draft.pfsync : undefined);
       const live = await this.liveState();
-      const scope = changeScope(head, draft, diff, live);
+      const scope = changeScope(this.effective(head), this.effective(draft), diff, live);
       const steps = plan(scope.target, scope.live);
       if (opts.dryRun) {
         return { wait: Promise.resolve({ kind: 'plan', plan: { dryRun: true, fromRevision: head.revision, changes: describeChanges(head, draft), steps: steps.map(describeStep) } } as const) };
@@ -416,6 +421,50 @@ export class CarpService {
     return () => this.commitListeners.delete(listener);
   }
 
+  /** A desired state as the backend is to follow it: CARP off while it is temporarily disabled. */
+  private effective(s: DesiredState): DesiredState {
+    return this.temporaryDisable && s.carp.enabled ? { ...s, carp: { ...s.carp, enabled: false } } : s;
+  }
+
+  /** Since when, and by whom, CARP is temporarily disabled on this node; undefined when it is not. */
+  temporarilyDisabled(): { since: Date; actor: string } | undefined {
+    return this.temporaryDisable && { ...this.temporaryDisable };
+  }
+
+  /**
+   * Disables CARP on this node until it is re-enabled here or carpd restarts, like pfSense's
+   * "Temporarily Disable CARP": net.inet.carp.allow=0, through the same queue, not stored (the
+   * reconcile at the next start applies the stored `enabled` again). Re-enabling applies the
+   * stored `enabled`. Changes to the desired state meanwhile are stored and applied, except that
+   * CARP stays off.
+   */
+  setTemporaryDisable(disabled: boolean, opts: MutationOptions): Promise<MutationOutcome<undefined>> {
+    if (this.closing) return Promise.reject(new CarpdError('CARPD_ERR_SHUTTING_DOWN', 'carpd is shutting down; retry once it is back'));
+    return this.run(async () => {
+      const head = this.store.head();
+      this.refuseWhileUndoing();
+      checkIfMatch(opts.ifMatch, head.revision);
+      const live = await this.liveState();
+      const allow = disabled ? false : head.carp.enabled;
+      const current = live.carp;
+      const steps: Step[] = current.allow === allow ? [] : [{ op: 'carp.set', globals: { allow, preempt: current.preempt } }];
+      if (opts.dryRun) {
+        const change = disabled ? 'disable CARP on this node until re-enabled or restarted (not stored)' : 're-enable CARP on this node (the stored setting applies)';
+        return { kind: 'plan', plan: { dryRun: true, fromRevision: head.revision, changes: [change], steps: steps.map(describeStep) } } as const;
+      }
+      await this.applySteps(steps, live);
+      const was = this.temporaryDisable !== undefined;
+      this.temporaryDisable = disabled ? (this.temporaryDisable ?? { since: this.now(), actor: opts.actor }) : undefined;
+      if (was !== disabled) {
+        this.logger.info(
+          { event: disabled ? 'carp.disabled.temporarily' : 'carp.reenabled', actor: opts.actor, allow },
+          disabled ? `CARP temporarily disabled on this node by ${opts.actor} (until re-enabled or restarted)` : `CARP re-enabled on this node by ${opts.actor} (stored setting: ${head.carp.enabled ? 'enabled' : 'disabled'})`,
+        );
+      }
+      return { kind: 'done', state: head, result: undefined, changed: false } as const;
+    });
+  }
+
   /** Forces a vhid's state, through the same queue (it is not stored). */
   forceState(iface: string, vhid: number, state: 'BACKUP' | 'MASTER', opts: MutationOptions): Promise<MutationOutcome<LiveVhid>> {
     if (this.closing) return Promise.reject(new CarpdError('CARPD_ERR_SHUTTING_DOWN', 'carpd is shutting down; retry once it is back'));
@@ -451,9 +500,9 @@ export class CarpService {
     return (await this.backend.listVhids({ vhids: [{ interface: iface, vhid }] })).find((v) => v.interface === iface && v.vhid === vhid);
   }
 
-  async liveCarp(): Promise<{ allow: boolean; preempt: boolean; demotion: number; maintenance: boolean }> {
+  async liveCarp(): Promise<{ allow: boolean; preempt: boolean; demotion: number; maintenance: boolean; temporarilyDisabled: boolean }> {
     const [g, maintenance] = await Promise.all([this.backend.getCarpGlobals(), this.backend.getMaintenance()]);
-    return { ...g, maintenance };
+    return { ...g, maintenance, temporarilyDisabled: this.temporaryDisable !== undefined };
   }
 
   async livePfsync(): Promise<PfsyncLive> {

@@ -20,7 +20,7 @@ export interface StatusSource {
   readonly backend: KernelBackend;
   readonly startedAt: Date;
   readonly lastReconcile: ReconcileStatus;
-  liveCarp(): Promise<{ allow: boolean; preempt: boolean; demotion: number; maintenance: boolean }>;
+  liveCarp(): Promise<{ allow: boolean; preempt: boolean; demotion: number; maintenance: boolean; temporarilyDisabled: boolean }>;
 }
 
 export async function assembleStatus(src: StatusSource) {

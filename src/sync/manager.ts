@@ -64,6 +64,12 @@ export interface SyncManagerOptions {
   idleMs?: number;
   /** Retry timers, request timeouts, message times and the times in status() (default: the system clock). */
   clock?: Clock;
+  /**
+   * Bind the listener but neither push nor take messages until resume(): the daemon binds it
+   * before it changes the backend, so that a listener that cannot bind stops the start while
+   * nothing has changed. A message that arrives meanwhile waits.
+   */
+  paused?: boolean;
 }
 
 export interface PushOutcome {
@@ -91,6 +97,8 @@ export class SyncManager {
   private client?: { key: string; client: SyncClient };
   private unsubscribe?: () => void;
   private closed = false;
+  /** Set while paused (SyncManagerOptions.paused): settles at resume() or close(). */
+  private gate?: { open: Promise<void>; release: () => void };
 
   // The push loop (primary).
   private inFlight?: Promise<void>;
@@ -120,6 +128,11 @@ export class SyncManager {
 
   static async start(opts: SyncManagerOptions): Promise<SyncManager> {
     const m = new SyncManager(opts);
+    if (opts.paused) {
+      let release!: () => void;
+      const open = new Promise<void>((resolve) => (release = resolve));
+      m.gate = { open, release };
+    }
     if (opts.listen) {
       m.server = await SyncServer.start({
         identity: opts.identity,
@@ -145,19 +158,32 @@ export class SyncManager {
     return m;
   }
 
+  /** Starts pushing and taking messages after start({ paused: true }). */
+  resume(): void {
+    const gate = this.gate;
+    this.gate = undefined;
+    gate?.release();
+    this.schedule();
+  }
+
   /** The port the sync listener got (for --sync-listen with port 0). */
   get port(): number | undefined {
     return this.server?.port;
   }
 
+  /**
+   * Stops at once: a push in flight is aborted rather than waited for (a peer that does not
+   * answer would hold the stop for the whole request timeout). Nothing is lost by that: pushes
+   * derive from revisions, and the next start asks the peer what it applied and pushes again.
+   */
   async close(): Promise<void> {
     this.closed = true;
+    this.gate?.release();
     this.unsubscribe?.();
     if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    await this.inFlight?.catch(() => undefined);
     this.client?.client.close();
-    await this.server?.close();
+    await Promise.all([this.inFlight?.catch(() => undefined), this.server?.close()]);
   }
 
   // --- the primary's side --------------------------------------------------------------------
@@ -198,7 +224,7 @@ export class SyncManager {
 
   /** Starts a push if this node is a primary whose peer is behind; coalesces with one in flight. */
   schedule(): void {
-    if (this.closed) return;
+    if (this.closed || this.gate) return;
     const s = this.service.desired().sync;
     if (s.role !== 'primary' || !s.peer) return;
     if (this.inFlight) {
@@ -222,6 +248,7 @@ export class SyncManager {
         continue;
       }
       if (!out.ok) {
+        if (this.closed) return;
         this.retryTimer = this.clock.setTimeout(() => {
           this.retryTimer = undefined;
           this.schedule();
@@ -256,6 +283,11 @@ export class SyncManager {
         // Not a failure of the peer now configured: the push goes to it next, without backoff.
         this.superseded = true;
         return { ok: false, reached: false, revision: snap.revision, detail: `the sync peer was changed while revision ${snap.revision} was being pushed; it is pushed to the new peer` };
+      }
+      // Aborted by close(), not failed: a timeout that came first is a failure like any other.
+      if (this.closed && !(e instanceof SyncTransportError && e.kind === 'timeout')) {
+        this.logger.info({ event: 'sync.push.aborted', revision: snap.revision }, `sync: the push of revision ${snap.revision} was aborted by the stop; the next start pushes again`);
+        return { ok: false, reached: false, revision: snap.revision, detail: `the push of revision ${snap.revision} was aborted: carpd is stopping` };
       }
       const why = e instanceof SyncTransportError || e instanceof CarpdError ? e.message : `unexpected: ${(e as Error).message}`;
       return this.failed(snap.revision, why, false);
@@ -387,6 +419,8 @@ export class SyncManager {
 
   /** A message the listener has verified and read as one of the kinds (SYNC_KINDS). */
   private async handle(msg: InboundMessage): Promise<{ status: number; body: unknown }> {
+    if (this.gate) await this.gate.open;
+    if (this.closed) return problem(new CarpdError('CARPD_ERR_SHUTTING_DOWN', 'carpd is shutting down; the message was not taken'));
     switch (msg.type) {
       case 'push':
       case 'plan':

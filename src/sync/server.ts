@@ -26,7 +26,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { CarpdError, problemOf } from '../errors.js';
@@ -82,6 +82,8 @@ export class SyncServer<M extends SyncMessage = VerifiedMessage> {
   private readonly peerOf = new WeakMap<TLSSocket, string>();
   /** Requests being answered on a connection right now, and taken on it in all. */
   private readonly busy = new WeakMap<TLSSocket, number>();
+  /** Every TCP connection open now, in its handshake or after. */
+  readonly raw = new Set<Socket>();
   private readonly served = new WeakMap<TLSSocket, number>();
   private accepted = 0;
 
@@ -123,6 +125,12 @@ export class SyncServer<M extends SyncMessage = VerifiedMessage> {
       });
     });
     server.on('secureConnection', (socket: TLSSocket) => s.onConnection(socket));
+    // Every TCP connection, handshake or not, so that close() ends them all at once: a peer that
+    // connected but never finishes its handshake would otherwise hold a stop for handshakeTimeout.
+    server.on('connection', (socket: Socket) => {
+      s.raw.add(socket);
+      socket.once('close', () => s.raw.delete(socket));
+    });
     server.on('tlsClientError', (err, socket) => {
       opts.logger?.debug({ event: 'sync.tls.error', address: socket.remoteAddress, err: err.message }, `sync listener: TLS handshake failed: ${err.message}`);
     });
@@ -145,6 +153,7 @@ export class SyncServer<M extends SyncMessage = VerifiedMessage> {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
+      for (const socket of this.raw) socket.destroy();
     });
   }
 

@@ -140,7 +140,8 @@ type Json = Record<string, any>;
 /**
  * The codes the app answers for an operation before or around its handler (src/api/app.ts):
  * the error handler's CARPD_ERR_INTERNAL everywhere; on every route behind authentication
- * (every operation with security) a missing or refused token, the read role on a change, a
+ * (every operation with security) a missing or refused token, a source refused for too many
+ * invalid tokens (src/api/auth-limit.ts), the read role on a change, a
  * body express.json cannot read (not JSON, too large, an unsupported charset or encoding:
  * parsed before the operation is known, so on any route), and the request validator's
  * refusals (an unknown query parameter is refused on every operation; a Content-Type the
@@ -150,7 +151,7 @@ export function globalCodes(method: string, op: Json, spec: Json): ErrorCode[] {
   const codes: ErrorCode[] = ['CARPD_ERR_INTERNAL'];
   const security = (op.security ?? spec.security) as unknown[] | undefined;
   if (!security || security.length === 0 || security.every((s) => Object.keys(s as object).length === 0)) return codes;
-  codes.push('CARPD_ERR_UNAUTHORIZED', 'CARPD_ERR_MALFORMED_JSON', 'CARPD_ERR_BODY_TOO_LARGE', 'CARPD_ERR_UNSUPPORTED_MEDIA_TYPE', 'CARPD_ERR_VALIDATION');
+  codes.push('CARPD_ERR_UNAUTHORIZED', 'CARPD_ERR_TOO_MANY_FAILURES', 'CARPD_ERR_MALFORMED_JSON', 'CARPD_ERR_BODY_TOO_LARGE', 'CARPD_ERR_UNSUPPORTED_MEDIA_TYPE', 'CARPD_ERR_VALIDATION');
   if (method !== 'get' && method !== 'head') codes.push('CARPD_ERR_FORBIDDEN');
   return codes;
 }

@@ -58,7 +58,8 @@ export interface paths {
          * @description Read from the backend at every request: `net.inet.carp.stats`, `net.pfsync.stats`,
          *     `net.inet.carp.log` and the demotion factors on FreeBSD. Counters count from boot (or
          *     from the last write to the sysctl) and are exact up to 2^53. `pfsync` is absent when
-         *     pfsync is not available (pfsync.ko not loaded).
+         *     pfsync is not available (pfsync.ko not loaded). `api` counts the management API's failed
+         *     authentications and 429 refusals since carpd started.
          */
         get: operations["getStats"];
         put?: never;
@@ -208,6 +209,33 @@ export interface paths {
          * @description With `enabled` true this node adds 240 to its demotion, so the peer takes every vhid it can; the setting is stored and survives restarts. `enabled` false takes the demotion back.
          */
         put: operations["setMaintenance"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/carp/temporary-disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Disable CARP on this node until re-enabled or restarted (not stored).
+         * @description With `disabled` true this node sets net.inet.carp.allow=0 (every vhid goes to INIT and the
+         *     peer takes over) without storing it, like pfSense's "Temporarily Disable CARP": the
+         *     desired state and its revision stay as they are, config sync sends nothing, and the
+         *     next start of carpd applies the stored `enabled` again. `disabled` false re-enables CARP
+         *     as the stored `enabled` says. Changes to the desired state meanwhile are stored and
+         *     applied, but CARP stays off. `GET /v1/carp` and `GET /v1/status` show it as
+         *     `temporarilyDisabled`, apart from the persistent `enabled`. `If-Match` is checked
+         *     against the revision in force; `dryRun=true` answers the plan.
+         */
+        put: operations["setTemporaryDisable"];
         post?: never;
         delete?: never;
         options?: never;
@@ -731,6 +759,12 @@ export interface components {
             maintenance: boolean;
             /** @description Live global demotion (net.inet.carp.demotion), from every source. */
             demotion: number;
+            /** @description CARP is disabled on this node until re-enabled or carpd restarts (`PUT /v1/carp/temporary-disable`): net.inet.carp.allow=0, not stored, apart from the persistent `enabled`. */
+            temporarilyDisabled: boolean;
+        };
+        TemporaryDisable: {
+            /** @description true: disable CARP on this node until re-enabled or restarted; false: re-enable it (the stored `enabled` applies). */
+            disabled: boolean;
         };
         CarpPatch: {
             enabled?: boolean;
@@ -873,12 +907,26 @@ export interface components {
             /** @description net.inet.carp.ifdown_demotion_factor: demotion added while a parent interface is down. */
             ifdownDemotionFactor?: number;
         };
+        /** @description The management API since carpd started: failed authentications (each also logged as `auth.failed`), requests refused with 429 `CARPD_ERR_TOO_MANY_FAILURES`, and the sources refused now. */
+        ApiStats: {
+            authFailures: {
+                /** @description Requests without an `Authorization` Bearer token (not counted towards the limit). */
+                missingToken: number;
+                /** @description Requests with a token carpd does not know (counted towards the limit of their source). */
+                invalidToken: number;
+            };
+            /** @description Requests answered 429 because their source presented too many invalid tokens. */
+            throttled: number;
+            /** @description Sources (IPv4 addresses, IPv6 /64 prefixes) answered 429 now. */
+            blockedSources: number;
+        };
         Stats: {
             /** @enum {string} */
             backend: "memory" | "sim" | "linux" | "freebsd";
             carp: components["schemas"]["CarpCounters"];
             pfsync?: components["schemas"]["PfsyncStats"];
             sysctls: components["schemas"]["StatsSysctls"];
+            api: components["schemas"]["ApiStats"];
         };
         Config: {
             /** @constant */
@@ -1009,7 +1057,7 @@ export interface components {
          *     new minor versions of the API: act on the HTTP status of a code you do not know.
          * @enum {string}
          */
-        ErrorCode: "CARPD_ERR_VALIDATION" | "CARPD_ERR_MALFORMED_JSON" | "CARPD_ERR_BODY_TOO_LARGE" | "CARPD_ERR_UNSUPPORTED_MEDIA_TYPE" | "CARPD_ERR_UNAUTHORIZED" | "CARPD_ERR_FORBIDDEN" | "CARPD_ERR_ROUTE_NOT_FOUND" | "CARPD_ERR_METHOD_NOT_ALLOWED" | "CARPD_ERR_PRECONDITION_FAILED" | "CARPD_ERR_VIP_NOT_FOUND" | "CARPD_ERR_VHID_EXISTS" | "CARPD_ERR_NO_FREE_VHID" | "CARPD_ERR_ADDRESS_IN_USE" | "CARPD_ERR_ADDRESS_DUPLICATE" | "CARPD_ERR_INVALID_ADDRESS" | "CARPD_ERR_PEER_REQUIRED" | "CARPD_ERR_PEER_NOT_ALLOWED" | "CARPD_ERR_PEER_FAMILY" | "CARPD_ERR_PASSWORD_TOO_LONG" | "CARPD_ERR_INVALID_VALUE" | "CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED" | "CARPD_ERR_INTERFACE_NOT_FOUND" | "CARPD_ERR_UNSUPPORTED" | "CARPD_ERR_VHID_NOT_RUNNING" | "CARPD_ERR_REVISION_NOT_FOUND" | "CARPD_ERR_TOKEN_EXISTS" | "CARPD_ERR_TOKEN_NOT_FOUND" | "CARPD_ERR_LAST_ADMIN_TOKEN" | "CARPD_ERR_KERNEL" | "CARPD_ERR_STORE" | "CARPD_ERR_SYNC_MANAGED" | "CARPD_ERR_SYNC_NOT_CONFIGURED" | "CARPD_ERR_SYNC_PEER_UNREACHABLE" | "CARPD_ERR_SYNC_UNTRUSTED" | "CARPD_ERR_SYNC_REPLAY" | "CARPD_ERR_SYNC_BAD_MESSAGE" | "CARPD_ERR_SYNC_SCHEMA" | "CARPD_ERR_SYNC_OLDER_REVISION" | "CARPD_ERR_SYNC_ROLE" | "CARPD_ERR_SHUTTING_DOWN" | "CARPD_ERR_INTERNAL";
+        ErrorCode: "CARPD_ERR_VALIDATION" | "CARPD_ERR_MALFORMED_JSON" | "CARPD_ERR_BODY_TOO_LARGE" | "CARPD_ERR_UNSUPPORTED_MEDIA_TYPE" | "CARPD_ERR_UNAUTHORIZED" | "CARPD_ERR_FORBIDDEN" | "CARPD_ERR_ROUTE_NOT_FOUND" | "CARPD_ERR_METHOD_NOT_ALLOWED" | "CARPD_ERR_PRECONDITION_FAILED" | "CARPD_ERR_VIP_NOT_FOUND" | "CARPD_ERR_VHID_EXISTS" | "CARPD_ERR_NO_FREE_VHID" | "CARPD_ERR_ADDRESS_IN_USE" | "CARPD_ERR_ADDRESS_DUPLICATE" | "CARPD_ERR_INVALID_ADDRESS" | "CARPD_ERR_PEER_REQUIRED" | "CARPD_ERR_PEER_NOT_ALLOWED" | "CARPD_ERR_PEER_FAMILY" | "CARPD_ERR_PASSWORD_TOO_LONG" | "CARPD_ERR_INVALID_VALUE" | "CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED" | "CARPD_ERR_INTERFACE_NOT_FOUND" | "CARPD_ERR_UNSUPPORTED" | "CARPD_ERR_VHID_NOT_RUNNING" | "CARPD_ERR_REVISION_NOT_FOUND" | "CARPD_ERR_TOKEN_EXISTS" | "CARPD_ERR_TOKEN_NOT_FOUND" | "CARPD_ERR_LAST_ADMIN_TOKEN" | "CARPD_ERR_KERNEL" | "CARPD_ERR_STORE" | "CARPD_ERR_SYNC_MANAGED" | "CARPD_ERR_SYNC_NOT_CONFIGURED" | "CARPD_ERR_SYNC_PEER_UNREACHABLE" | "CARPD_ERR_SYNC_UNTRUSTED" | "CARPD_ERR_SYNC_REPLAY" | "CARPD_ERR_SYNC_BAD_MESSAGE" | "CARPD_ERR_SYNC_SCHEMA" | "CARPD_ERR_SYNC_OLDER_REVISION" | "CARPD_ERR_SYNC_ROLE" | "CARPD_ERR_SHUTTING_DOWN" | "CARPD_ERR_INTERNAL" | "CARPD_ERR_TOO_MANY_FAILURES";
         /** @description RFC 9457 problem details with carpd's stable `code`. */
         Problem: {
             /** @description A URI naming the error class (`urn:carpd:error:<code>`). */
@@ -1059,6 +1107,16 @@ export interface components {
         /** @description `CARPD_ERR_UNAUTHORIZED`: no `Authorization: Bearer` token, or one carpd does not know (revoked or mistyped); the answer carries `WWW-Authenticate: Bearer`. */
         Unauthorized: {
             headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `CARPD_ERR_TOO_MANY_FAILURES`: this source address (an IPv6 source by its /64) presented too many invalid tokens; every authenticated request from it is refused, whatever its token, until `Retry-After` seconds have passed. */
+        TooManyFailures: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
                 [name: string]: unknown;
             };
             content: {
@@ -1168,6 +1226,8 @@ export interface components {
     };
     requestBodies: never;
     headers: {
+        /** @description Seconds until this source is answered again (RFC 9110 §10.2.3). */
+        RetryAfter: number;
         /** @description The desired-state revision, quoted (`"42"`). */
         ETag: string;
         /** @description A strong entity tag of this body, the quoted hash of its bytes; it changes whenever the body does. */
@@ -1232,6 +1292,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
@@ -1267,6 +1328,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["KernelError"];
             default: components["responses"]["Problem"];
@@ -1298,6 +1360,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
@@ -1352,6 +1415,7 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
             503: components["responses"]["ShuttingDown"];
@@ -1393,6 +1457,7 @@ export interface operations {
             };
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
@@ -1459,6 +1524,7 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
             503: components["responses"]["ShuttingDown"];
@@ -1519,6 +1585,7 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
             503: components["responses"]["ShuttingDown"];
@@ -1585,6 +1652,7 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
             503: components["responses"]["ShuttingDown"];
@@ -1657,6 +1725,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["KernelError"];
             503: components["responses"]["ShuttingDown"];
@@ -1696,6 +1765,7 @@ export interface operations {
             };
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
@@ -1723,6 +1793,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
@@ -1775,6 +1846,7 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
             503: components["responses"]["ShuttingDown"];
@@ -1828,6 +1900,58 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    setTemporaryDisable: {
+        parameters: {
+            query?: {
+                /** @description Compute and return the plan; apply and store nothing. */
+                dryRun?: components["parameters"]["DryRun"];
+            };
+            header?: {
+                /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemporaryDisable"];
+            };
+        };
+        responses: {
+            /** @description CARP globals after the change (the desired revision's `ETag`), or the plan with `dryRun=true`. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Carp"] | components["schemas"]["Plan"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description `CARPD_ERR_INTERFACE_NOT_FOUND`, `CARPD_ERR_UNSUPPORTED`: the kernel refused to set net.inet.carp.allow in these terms; nothing was changed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
             503: components["responses"]["ShuttingDown"];
@@ -1857,6 +1981,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
@@ -1908,6 +2033,7 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
             503: components["responses"]["ShuttingDown"];
@@ -1948,6 +2074,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
@@ -2007,6 +2134,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             /** @description `CARPD_ERR_KERNEL`: the kernel refused a step; the whole batch was taken back and nothing stored. */
             502: {
@@ -2043,6 +2171,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
@@ -2103,6 +2232,7 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
             503: components["responses"]["ShuttingDown"];
@@ -2131,6 +2261,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
@@ -2177,6 +2308,7 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
             503: components["responses"]["ShuttingDown"];
@@ -2230,6 +2362,7 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
             503: components["responses"]["ShuttingDown"];
@@ -2268,6 +2401,7 @@ export interface operations {
             };
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
@@ -2318,6 +2452,7 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
             503: components["responses"]["ShuttingDown"];
@@ -2358,6 +2493,7 @@ export interface operations {
             };
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["InternalError"];
             /** @description `CARPD_ERR_SYNC_PEER_UNREACHABLE`: the sync peer could not be reached. */
             502: {
@@ -2409,6 +2545,7 @@ export interface operations {
             };
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["InternalError"];
             /** @description `CARPD_ERR_SYNC_PEER_UNREACHABLE`: the sync peer could not be reached. */
             502: {
@@ -2453,6 +2590,7 @@ export interface operations {
             };
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
             500: components["responses"]["InternalError"];
             /** @description `CARPD_ERR_SYNC_PEER_UNREACHABLE`: the sync peer could not be reached. */
             502: {

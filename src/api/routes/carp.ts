@@ -8,7 +8,8 @@ export function carpRouter(service: CarpService): Router {
   const r = Router();
   const view = async (): Promise<Schema<'Carp'>> => {
     const c = service.desired().carp;
-    return { enabled: c.enabled, preempt: c.preempt, maintenance: c.maintenance, demotion: (await service.liveCarp()).demotion };
+    const live = await service.liveCarp();
+    return { enabled: c.enabled, preempt: c.preempt, maintenance: c.maintenance, demotion: live.demotion, temporarilyDisabled: live.temporarilyDisabled };
   };
 
   route(r, 'get', '/v1/carp', async (_req, res) => {
@@ -31,6 +32,12 @@ export function carpRouter(service: CarpService): Router {
     const outcome = await service.mutate(mutationOptions(req), enabled ? 'enter maintenance mode' : 'leave maintenance mode', (draft) => {
       draft.carp.maintenance = enabled;
     });
+    await answer(res, outcome, async () => res.json(await view()));
+  });
+
+  // Not stored: the ETag stays the revision in force.
+  route(r, 'put', '/v1/carp/temporary-disable', async (req, res) => {
+    const outcome = await service.setTemporaryDisable(req.body.disabled, mutationOptions(req));
     await answer(res, outcome, async () => res.json(await view()));
   });
 

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { KernelStats } from '../../service/live.js';
 import type { CarpService } from '../../service/service.js';
+import type { AuthLimiter } from '../auth-limit.js';
 import { route, type Assert, type SameFields, type Schema } from '../typed.js';
 
 // The backend's tunables are answered as they come, so they must be the ones the spec names.
@@ -13,12 +14,12 @@ function sysctlsView(s: KernelStats['sysctls']): Schema<'StatsSysctls'> {
   return out;
 }
 
-export function statsRouter(service: CarpService): Router {
+export function statsRouter(service: CarpService, limiter: AuthLimiter): Router {
   const r = Router();
   route(r, 'get', '/v1/stats', async (_req, res) => {
     const s = await service.stats();
     const pfsync: Schema<'Stats'>['pfsync'] = s.pfsync && { counters: s.pfsync.counters, actMax: s.pfsync.actMax };
-    res.json({ backend: service.backend.name, carp: s.carp, ...(pfsync && { pfsync }), sysctls: sysctlsView(s.sysctls) });
+    res.json({ backend: service.backend.name, carp: s.carp, ...(pfsync && { pfsync }), sysctls: sysctlsView(s.sysctls), api: limiter.stats() });
   });
   return r;
 }

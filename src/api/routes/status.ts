@@ -10,7 +10,7 @@ import { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { CarpdError, type FieldProblem } from '../../errors.js';
 import { bearerToken } from '../auth.js';
-import type { CarpService } from '../../service/service.js';
+import type { AuthContext, CarpService } from '../../service/service.js';
 import { PrebuiltBodies, sendPrebuilt } from '../prebuilt.js';
 import { sendProblem } from '../problem.js';
 import { route, type Schema } from '../typed.js';
@@ -31,7 +31,7 @@ export function statusView(s: Status, node: string, version: string): Schema<'St
     startedAt: s.startedAt.toISOString(),
     reconcile,
     backend: s.backend,
-    carp: { enabled: s.carp.allow, preempt: s.carp.preempt, maintenance: s.carp.maintenance, demotion: s.carp.demotion },
+    carp: { enabled: s.carp.allow, preempt: s.carp.preempt, maintenance: s.carp.maintenance, demotion: s.carp.demotion, temporarilyDisabled: s.carp.temporarilyDisabled },
     vhids: s.vhids.map((v) => vhidStatusView(v, s.carp.demotion)),
     pfsync: pfsyncStatusView(s.pfsync),
   };
@@ -48,13 +48,17 @@ export interface StatusEndpointDeps {
   check: (body: unknown) => FieldProblem[] | undefined;
   /** The body of a status; statusView unless a test hands in another. */
   view?: (s: Status, node: string, version: string) => unknown;
+  /** Whether the request's source is refused (too many failed authentications): the app answers it. */
+  blocked?: (req: IncomingMessage) => boolean;
 }
 
 export class StatusEndpoint {
   private readonly service: StatusService;
   private readonly bodies: PrebuiltBodies<Status>;
+  private readonly blocked?: (req: IncomingMessage) => boolean;
 
   constructor(deps: StatusEndpointDeps) {
+    this.blocked = deps.blocked;
     const node = deps.node ?? hostname();
     const view = deps.view ?? statusView;
     this.service = deps.service;
@@ -80,8 +84,12 @@ export class StatusEndpoint {
    */
   tryPoll(req: IncomingMessage, res: ServerResponse): boolean {
     if (!StatusEndpoint.isPlainGet(req)) return false;
+    if (this.blocked?.(req)) return false;
     const token = bearerToken(req.headers.authorization);
-    if (token === undefined || !this.service.authenticate(token)) return false;
+    const auth = token === undefined ? undefined : this.service.authenticate(token);
+    if (!auth) return false;
+    // For the access log, as the app's authentication records it.
+    (req as IncomingMessage & { auth?: AuthContext }).auth = auth;
     const status = this.service.freshStatus();
     if (!status) return false;
     const body = this.bodies.get(status);
