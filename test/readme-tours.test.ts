@@ -23,6 +23,10 @@
  * (`curl -D`) and runs the real curl, so the output is what a reader sees; after each command
  * line its exit status is recorded. Whatever a tour needs (the password file, desired.json)
  * it makes itself.
+ *
+ * Only the first block of each section is a tour: the CLI tour section's HTTPS example starts a
+ * second carpd "in another terminal" and is not run here (test/api-tls.test.ts covers carpctl
+ * against carpd --tls).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
