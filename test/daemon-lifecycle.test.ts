@@ -81,7 +81,7 @@ test('an address not on this host, a state dir under a file, a damaged config.js
     ['a backend that cannot start', ['--listen', '127.0.0.1:0', '--state-dir', path.join(dir, 'c'), '--backend', 'freebsd'], /the freebsd backend cannot start/, { CARPD_FREEBSD_LIBC: path.join(dir, 'no-such-libc.so') }],
     ['--listen on a documentation address', ['--listen', '192.0.2.1:0', '--insecure-http', '--state-dir', path.join(dir, 'a'), '--backend', 'memory'], /cannot listen on 192\.0\.2\.1:0: the address is not one of this host's \(--listen\)/],
     ['--state-dir under a file', daemonArgs(path.join(file, 'state')), /cannot use the state dir .*not-a-dir\/state \(--state-dir\): a part of the path is not a directory/],
-    // The sync listener is bound after the sim backend has opened its socket: it is closed again.
+    // The sync listener is bound before the backend is opened, after the API listener: that is closed again.
     [
       '--sync-listen on a port in use',
       ['--listen', '127.0.0.1:0', '--state-dir', path.join(dir, 'b'), '--backend', 'sim', '--sim-group', group, '--sync-listen', `127.0.0.1:${taken.port}`],

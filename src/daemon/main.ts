@@ -87,9 +87,9 @@ export function listenError(host: string, port: number, e: NodeJS.ErrnoException
 
 /**
  * Starts carpd. Everything that can fail without touching the kernel is done first: the state
- * dir and the stored configuration, the sync identity, the management API listener, the
- * backend (opened, not changed), the sync listener, and a dry run of a changed bootstrap file.
- * Only then is the backend reconciled. A failure on the way closes whatever was opened and
+ * dir and the stored configuration, the sync identity, the management API listener and the
+ * sync listener (both bound before the backend is opened), the backend (opened, not changed),
+ * and a dry run of a changed bootstrap file. Only then is the backend reconciled. A failure on the way closes whatever was opened and
  * rejects, so the process exits holding no socket, having changed nothing in the kernel.
  */
 export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<{ server: Server; stop: () => Promise<void>; reload: () => Promise<void> }> {
@@ -117,13 +117,28 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
       server.close();
       server.closeAllConnections();
     });
+    // The sync listener too is bound before the backend is opened; its TLS handshake takes the
+    // stored peer, and a message waits until the sync manager exists and is resumed.
+    const syncListen = opts.syncListen;
+    const bound = syncListen
+      ? await SyncManager.bind({
+          identity,
+          listen: syncListen,
+          logger,
+          pinned: () => {
+            const p = store.current().sync.peer;
+            return p ? [p.fingerprint] : [];
+          },
+        }).catch((e: unknown) => {
+          const err = e as NodeJS.ErrnoException;
+          throw typeof err.code === 'string' ? new StartError(listenError(syncListen.host, syncListen.port, err, '--sync-listen')) : e;
+        })
+      : undefined;
+    if (bound) opened.push(() => bound.server.close());
     backend = await createBackend(opts.backend, { stateDir: opts.stateDir, logger, sim: { group: opts.simGroup, node: opts.nodeName } });
     opened.push(() => backend.close());
     service = new CarpService({ store, backend, logger });
-    sync = await SyncManager.start({ service, identity, logger, node: opts.nodeName, listen: opts.syncListen, paused: true }).catch((e: unknown) => {
-      const err = e as NodeJS.ErrnoException;
-      throw opts.syncListen && typeof err.code === 'string' ? new StartError(listenError(opts.syncListen.host, opts.syncListen.port, err, '--sync-listen')) : e;
-    });
+    sync = await SyncManager.start({ service, identity, logger, node: opts.nodeName, bound, paused: true });
     opened.push(() => sync.close());
     if (opts.syncListen) {
       logger.info({ event: 'sync.listening', address: `${opts.syncListen.host}:${sync.port}`, fingerprint: identity.fingerprint }, `config sync listening on https://${opts.syncListen.host}:${sync.port} (mutual TLS; this node's fingerprint ${identity.fingerprint})`);

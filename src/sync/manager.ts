@@ -70,6 +70,16 @@ export interface SyncManagerOptions {
    * nothing has changed. A message that arrives meanwhile waits.
    */
   paused?: boolean;
+  /** The listener, bound already (SyncManager.bind) before the rest of carpd was made; instead of `listen`. */
+  bound?: BoundSyncListener;
+}
+
+/** A sync listener bound before its manager exists (SyncManager.bind): messages wait for the manager. */
+export interface BoundSyncListener {
+  readonly server: SyncServer<InboundMessage>;
+  readonly address: string;
+  /** Hands the listener's messages to `m`, those waiting first. */
+  attach(m: SyncManager): void;
 }
 
 export interface PushOutcome {
@@ -126,6 +136,30 @@ export class SyncManager {
     this.clock = opts.clock ?? systemClock;
   }
 
+  /**
+   * Binds the sync listener before anything else of carpd is made: the daemon binds every
+   * listener before it opens the backend. `pinned` names the peer fingerprints the TLS handshake
+   * accepts (the stored configuration's peer); messages wait until a manager is attached.
+   */
+  static async bind(opts: { identity: SyncIdentity; listen: SyncListen; logger: Logger; pinned: () => string[]; clock?: Clock }): Promise<BoundSyncListener> {
+    let attach!: (m: SyncManager) => void;
+    const manager = new Promise<SyncManager>((resolve) => (attach = resolve));
+    const clock = opts.clock ?? systemClock;
+    const server = await SyncServer.start<InboundMessage>({
+      identity: opts.identity,
+      host: opts.listen.host,
+      port: opts.listen.port,
+      pinned: opts.pinned,
+      schemaVersion: SCHEMA_VERSION,
+      kinds: SYNC_KINDS,
+      handle: async (msg) => (await manager).handle(msg),
+      logger: opts.logger,
+      clock: () => clock.now(),
+    });
+    const address = `${opts.listen.host.includes(':') ? `[${opts.listen.host}]` : opts.listen.host}:${server.port}`;
+    return { server, address, attach };
+  }
+
   static async start(opts: SyncManagerOptions): Promise<SyncManager> {
     const m = new SyncManager(opts);
     if (opts.paused) {
@@ -133,7 +167,11 @@ export class SyncManager {
       const open = new Promise<void>((resolve) => (release = resolve));
       m.gate = { open, release };
     }
-    if (opts.listen) {
+    if (opts.bound) {
+      m.server = opts.bound.server;
+      m.listenAddress = opts.bound.address;
+      opts.bound.attach(m);
+    } else if (opts.listen) {
       m.server = await SyncServer.start({
         identity: opts.identity,
         host: opts.listen.host,
