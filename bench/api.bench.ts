@@ -15,7 +15,7 @@
  * Besides req/s and latency, each scenario reports this process's CPU time per request, which
  * a busy machine distorts far less. Results go to stdout and to bench/results/api-latest.md.
  */
-import { execFileSync, fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import http, { type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -35,11 +35,10 @@ import { ConfigStore } from '../src/config/store.js';
 import { createLogger } from '../src/daemon/logger.js';
 import { MemoryBackend } from '../src/kernel/memory.js';
 import { CarpService, hashToken } from '../src/service/service.js';
-import { FS_TYPES, gitRevision, percentile } from './common.js';
+import { FS_TYPES, LOAD_PROCESS_FLAG, gitRevision, markMeasuring, percentile, runLoadProcess, sendResult } from './common.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
-const CLIENT_FLAG = '--client';
 
 const DURATION_S = positive('BENCH_DURATION', 10);
 const WARMUP_S = positive('BENCH_WARMUP', 2, true);
@@ -92,10 +91,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * CPU time over exactly that phase: CPU per request holds up better than req/s when other
  * work shares the machine.
  */
-function mark(phase: 'start' | 'end'): Promise<void> {
-  return new Promise((resolve, reject) => process.send!({ mark: phase }, (e: Error | null) => (e ? reject(e) : resolve())));
-}
-
 function stats(latencies: number[], seconds: number, failures: number, firstFailure?: string): Stats {
   const sorted = Float64Array.from(latencies).sort();
   return { count: sorted.length, rps: sorted.length / seconds, p50: percentile(sorted, 50), p99: percentile(sorted, 99), failures, firstFailure };
@@ -124,7 +119,7 @@ async function runGet(job: Extract<Job, { kind: 'get' }>): Promise<JobResult> {
   const ok: number[] = [];
   let bad = 0;
   let firstBad: string | undefined;
-  await mark('start');
+  await markMeasuring('start');
   const inst = autocannon({ ...opts, duration: job.durationS });
   const good = job.expect === undefined ? (status: number) => status >= 200 && status < 300 : (status: number) => status === job.expect;
   inst.on('response', (_c, status, _b, ms) => {
@@ -132,7 +127,7 @@ async function runGet(job: Extract<Job, { kind: 'get' }>): Promise<JobResult> {
     else if (bad++ === 0) firstBad = `HTTP ${status}`;
   });
   const r = await inst;
-  await mark('end');
+  await markMeasuring('end');
   const failures = bad + r.errors + r.timeouts;
   return { kind: 'get', get: stats(ok, r.duration, failures, firstBad ?? (failures > 0 ? `${r.errors} socket errors, ${r.timeouts} timeouts` : undefined)) };
 }
@@ -173,7 +168,7 @@ async function runPaced(job: Extract<Job, { kind: 'paced' }>): Promise<JobResult
     const ok: number[] = [];
     let failures = 0;
     let firstFailure: string | undefined;
-    if (record) await mark('start');
+    if (record) await markMeasuring('start');
     const start = performance.now();
     const end = start + seconds * 1000;
     const loop = async () => {
@@ -197,7 +192,7 @@ async function runPaced(job: Extract<Job, { kind: 'paced' }>): Promise<JobResult
       }
     };
     await Promise.all(Array.from({ length: job.connections }, loop));
-    if (record) await mark('end');
+    if (record) await markMeasuring('end');
     return stats(ok, (performance.now() - start) / 1000, failures, firstFailure);
   };
   if (job.warmupS > 0) await phase(job.warmupS, false);
@@ -250,12 +245,12 @@ async function runVipPairs(job: Extract<Job, { kind: 'vip-pairs' }>): Promise<Jo
         agent.destroy();
       }
     };
-    if (record) await mark('start');
+    if (record) await markMeasuring('start');
     const t = performance.now();
     end = t + seconds * 1000;
     await Promise.all(Array.from({ length: job.connections }, (_, w) => loop(w)));
     const elapsed = (performance.now() - t) / 1000;
-    if (record) await mark('end');
+    if (record) await markMeasuring('end');
     return { post: stats(post, elapsed, failed.post, firstFailure), del: stats(del, elapsed, failed.del, firstFailure), pairsPerS: del.length / elapsed };
   };
   if (job.warmupS > 0) await phase(job.warmupS, false);
@@ -265,30 +260,7 @@ async function runVipPairs(job: Extract<Job, { kind: 'vip-pairs' }>): Promise<Jo
 async function clientMain(): Promise<void> {
   const job = JSON.parse(process.argv[3]) as Job;
   const result = job.kind === 'get' ? await runGet(job) : job.kind === 'paced' ? await runPaced(job) : await runVipPairs(job);
-  await new Promise<void>((resolve, reject) => process.send!(result, (e: Error | null) => (e ? reject(e) : resolve())));
-  process.disconnect();
-}
-
-/** Runs a job in a child process; `cpuMs` is this (the servers') process's CPU time while it measured. */
-function runInChild(job: Job): Promise<{ result: JobResult; cpuMs: number }> {
-  return new Promise((resolve, reject) => {
-    // fork() reuses this process's execArgv, so the child gets the same TypeScript loader.
-    const child = fork(fileURLToPath(import.meta.url), [CLIENT_FLAG, JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    let result: JobResult | undefined;
-    let cpuStart: NodeJS.CpuUsage | undefined;
-    let cpuMs = NaN;
-    child.on('message', (m: { mark: 'start' | 'end' } | JobResult) => {
-      if ('mark' in m) {
-        if (m.mark === 'start') cpuStart = process.cpuUsage();
-        else if (cpuStart) {
-          const d = process.cpuUsage(cpuStart);
-          cpuMs = (d.user + d.system) / 1000;
-        }
-      } else result = m;
-    });
-    child.on('error', reject);
-    child.on('exit', (code, signal) => (result ? resolve({ result, cpuMs }) : reject(new Error(`load generator exited (${signal ?? code}) without a result`))));
-  });
+  await sendResult(result);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -426,7 +398,7 @@ async function main(): Promise<void> {
     const get = async (scenario: string, url: string, headers: Record<string, string> = auth, opts: { perConnectionRate?: number; expect?: number } = {}): Promise<Row> => {
       process.stderr.write(`bench: ${scenario} (${STATUS_CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s)\n`);
       const common = { url, connections: STATUS_CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S };
-      const { result: r, cpuMs } = await runInChild(opts.perConnectionRate === undefined ? { kind: 'get', headers, expect: opts.expect, ...common } : { kind: 'paced', token: readToken, perConnectionRate: opts.perConnectionRate, ...common });
+      const { result: r, cpuMs } = await runLoadProcess<JobResult>(import.meta.url, opts.perConnectionRate === undefined ? { kind: 'get', headers, expect: opts.expect, ...common } : { kind: 'paced', token: readToken, perConnectionRate: opts.perConnectionRate, ...common });
       if (r.kind !== 'get') throw new Error('unexpected result');
       if (r.get.failures > 0) process.stderr.write(`bench: ${scenario}: ${r.get.failures} failed, first: ${r.get.firstFailure}\n`);
       return { scenario, connections: STATUS_CONNECTIONS, stats: r.get, cpuUs: (cpuMs * 1000) / r.get.count };
@@ -462,7 +434,7 @@ async function main(): Promise<void> {
     const writes: { connections: number; post: Stats; del: Stats; pairsPerS: number }[] = [];
     for (const [i, connections] of WRITE_CONNECTIONS.entries()) {
       process.stderr.write(`bench: carpd POST+DELETE /v1/vips (${connections} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s)\n`);
-      const { result: r, cpuMs } = await runInChild({ kind: 'vip-pairs', base: carpdUrl, token: adminToken, connections, durationS: DURATION_S, warmupS: WARMUP_S, tag: i });
+      const { result: r, cpuMs } = await runLoadProcess<JobResult>(import.meta.url, { kind: 'vip-pairs', base: carpdUrl, token: adminToken, connections, durationS: DURATION_S, warmupS: WARMUP_S, tag: i });
       if (r.kind !== 'vip-pairs') throw new Error('unexpected result');
       if (r.post.failures + r.del.failures > 0) process.stderr.write(`bench: POST+DELETE: ${r.post.failures + r.del.failures} failed, first: ${r.post.firstFailure}\n`);
       writes.push({ connections, post: r.post, del: r.del, pairsPerS: r.pairsPerS });
@@ -516,5 +488,5 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === CLIENT_FLAG) await clientMain();
+if (process.argv[2] === LOAD_PROCESS_FLAG) await clientMain();
 else await main();

@@ -17,7 +17,6 @@
  * scenarios are interleaved round by round, so a burst of other work on the machine skews
  * them alike. Each round's latencies are pooled; throughput is pairs over total time.
  */
-import { fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import http, { type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,7 +28,7 @@ import pino from 'pino';
 import type { VipConfig } from '../src/config/model.js';
 import type { MemoryBackend } from '../src/kernel/memory.js';
 import type { CarpService } from '../src/service/service.js';
-import { FS_TYPES, gitRevision, percentile } from './common.js';
+import { FS_TYPES, LOAD_PROCESS_FLAG, gitRevision, markMeasuring, percentile, runLoadProcess, sendResult } from './common.js';
 
 // carpd as operators run it: the compiled dist/ (the npm script builds it first). BENCH_SOURCE=1
 // runs the TypeScript sources through tsx instead, whose transform adds work of its own.
@@ -43,7 +42,6 @@ const { CarpService: Service, hashToken } = (await import(`${FROM}/service/servi
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
-const CLIENT_FLAG = '--client';
 
 const DURATION_S = positive('BENCH_DURATION', 5);
 const WARMUP_S = positive('BENCH_WARMUP', 1, true);
@@ -112,10 +110,6 @@ function request(agent: http.Agent, base: URL, method: string, pathname: string,
   });
 }
 
-function mark(phase: 'start' | 'end'): Promise<void> {
-  return new Promise((resolve, reject) => process.send!({ mark: phase }, (e: Error | null) => (e ? reject(e) : resolve())));
-}
-
 async function runPairs(job: Job): Promise<JobResult> {
   const base = new URL(job.base);
   let seq = 0;
@@ -154,36 +148,15 @@ async function runPairs(job: Job): Promise<JobResult> {
     return { pairs, seconds: (performance.now() - t) / 1000, failures, firstFailure };
   };
   if (job.warmupS > 0) await phase(job.warmupS, false);
-  await mark('start');
+  await markMeasuring('start');
   const r = await phase(job.durationS, true);
-  await mark('end');
+  await markMeasuring('end');
   return r;
 }
 
 async function clientMain(): Promise<void> {
   const result = await runPairs(JSON.parse(process.argv[3]) as Job);
-  await new Promise<void>((resolve, reject) => process.send!(result, (e: Error | null) => (e ? reject(e) : resolve())));
-  process.disconnect();
-}
-
-function runInChild(job: Job): Promise<{ result: JobResult; cpuMs: number }> {
-  return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), [CLIENT_FLAG, JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    let result: JobResult | undefined;
-    let cpuStart: NodeJS.CpuUsage | undefined;
-    let cpuMs = NaN;
-    child.on('message', (m: { mark: 'start' | 'end' } | JobResult) => {
-      if ('mark' in m) {
-        if (m.mark === 'start') cpuStart = process.cpuUsage();
-        else if (cpuStart) {
-          const d = process.cpuUsage(cpuStart);
-          cpuMs = (d.user + d.system) / 1000;
-        }
-      } else result = m;
-    });
-    child.on('error', reject);
-    child.on('exit', (code, signal) => (result ? resolve({ result, cpuMs }) : reject(new Error(`load generator exited (${signal ?? code}) without a result`))));
-  });
+  await sendResult(result);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -270,7 +243,7 @@ async function main(): Promise<void> {
       for (const inst of instances) {
         for (const writers of WRITERS) {
           process.stderr.write(`bench: round ${round}/${ROUNDS}: ${inst.size} VIPs, ${writers} writer${writers === 1 ? '' : 's'} (${WARMUP_S} s warm-up + ${DURATION_S} s)\n`);
-          const { result, cpuMs } = await runInChild({ base: inst.url, token: inst.token, writers, durationS: DURATION_S, warmupS: WARMUP_S, tag: tag++ });
+          const { result, cpuMs } = await runLoadProcess<JobResult>(import.meta.url, { base: inst.url, token: inst.token, writers, durationS: DURATION_S, warmupS: WARMUP_S, tag: tag++ });
           if (result.failures > 0) process.stderr.write(`bench: ${result.failures} failed, first: ${result.firstFailure}\n`);
           const key = `${inst.size}/${writers}`;
           const c = cells.get(key) ?? { size: inst.size, writers, pairs: [], seconds: 0, cpuMs: 0, failures: 0 };
@@ -335,5 +308,5 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === CLIENT_FLAG) await clientMain();
+if (process.argv[2] === LOAD_PROCESS_FLAG) await clientMain();
 else await main();

@@ -6,14 +6,13 @@
  * `http.request` line per request when the access log is on.
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import pino from 'pino';
 import request from 'supertest';
 import { buildApp } from '../src/api/app.js';
 import { AuthLimiter, sourceKey } from '../src/api/auth-limit.js';
 import { ADMIN_TOKEN, makeHarness, ManualClock, READ_TOKEN } from './helpers/harness.js';
 import { assertMatchesSpec } from './helpers/spec.js';
+import { capturingLogger } from './helpers/log-capture.js';
 
 test('sourceKey: IPv4 as it is, IPv4-mapped IPv6 as IPv4, IPv6 by its /64', () => {
   assert.equal(sourceKey('192.0.2.7'), '192.0.2.7');
@@ -69,16 +68,10 @@ test('the limiter keeps at most maxSources sources, dropping the one used least 
 async function auditedApp(t: test.TestContext) {
   const h = await makeHarness();
   t.after(() => h.close());
-  const lines: Record<string, any>[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of String(chunk).split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l) as Record<string, any>);
-      cb();
-    },
-  });
+  const { logger, lines } = capturingLogger();
   const clock = new ManualClock();
   const limiter = new AuthLimiter({ maxFailures: 3, windowMs: 60_000, blockMs: 60_000 }, clock);
-  const app = buildApp({ service: h.service, logger: pino({ level: 'info' }, sink), version: '0.0.0-test', node: 'test-node', authLimiter: limiter, accessLog: true });
+  const app = buildApp({ service: h.service, logger, version: '0.0.0-test', node: 'test-node', authLimiter: limiter, accessLog: true });
   const call = async (method: 'get' | 'post', url: string, token?: string) => {
     let r = request(app)[method](url);
     if (token !== undefined) r = r.set('Authorization', `Bearer ${token}`);
@@ -166,9 +159,8 @@ test('the access log: one http.request line per request with method, route templ
 test('the access log is off unless asked for', async (t) => {
   const h = await makeHarness();
   t.after(() => h.close());
-  const lines: string[] = [];
-  const sink = new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) });
-  const app = buildApp({ service: h.service, logger: pino({ level: 'info' }, sink), version: '0.0.0-test' });
+  const { logger, lines } = capturingLogger();
+  const app = buildApp({ service: h.service, logger, version: '0.0.0-test' });
   await request(app).get('/v1/status').set('Authorization', `Bearer ${ADMIN_TOKEN}`);
-  assert.ok(!lines.some((l) => l.includes('http.request')));
+  assert.ok(!lines.some((l) => JSON.stringify(l).includes('http.request')));
 });

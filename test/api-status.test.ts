@@ -5,10 +5,8 @@
  * /v1/config answers If-None-Match by its revision.
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import express from 'express';
-import pino from 'pino';
 import request from 'supertest';
 import { ifNoneMatchHits, PrebuiltBodies } from '../src/api/prebuilt.js';
 import { errorHandler } from '../src/api/problem.js';
@@ -16,6 +14,7 @@ import { STATUS_SCHEMA, StatusEndpoint, statusView, type Status } from '../src/a
 import { loadSpec } from '../src/api/spec.js';
 import { SpecValidator } from '../src/api/validator.js';
 import { makeHarness, READ_TOKEN, type Harness } from './helpers/harness.js';
+import { capturingLogger } from './helpers/log-capture.js';
 
 const STRONG_TAG = /^"[A-Za-z0-9_-]+"$/;
 
@@ -102,17 +101,6 @@ test('a status request with a query string goes through request validation and a
   assert.equal(unknown.body.code, 'CARPD_ERR_VALIDATION');
   assert.equal(unknown.body.errors[0].path, '/query/verbose');
 });
-
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'info' }, stream), lines };
-}
 
 test('a status body that does not match the spec is refused when built: 500 CARPD_ERR_INTERNAL, logged once, checked once', async (t) => {
   const h = await makeHarness();

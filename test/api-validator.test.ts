@@ -3,25 +3,13 @@
  * schema never reaches the client, and each schema is compiled once and shared.
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import express from 'express';
-import pino from 'pino';
 import request from 'supertest';
 import { errorHandler } from '../src/api/problem.js';
 import { loadSpec } from '../src/api/spec.js';
 import { SpecValidator } from '../src/api/validator.js';
-
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'info' }, stream), lines };
-}
+import { capturingLogger } from './helpers/log-capture.js';
 
 /** An app whose GET /v1/status answers `body`, behind the validator. */
 function appAnswering(body: unknown, responses = true) {

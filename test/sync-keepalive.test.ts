@@ -107,6 +107,20 @@ function watch(t: test.TestContext, port: number) {
 const change = (n: SyncNode, i: number) => n.h.api.post('/v1/vips', { interface: 'em0', vhid: i, addresses: [`192.0.2.${100 + i}/24`] });
 const fromPrimary = (b: SyncNode, a: SyncNode, event: string) => b.logs.filter((l) => l.event === event && l.peer?.fingerprint === a.identity.fingerprint);
 
+
+/** Makes `node` take every push and never answer it: its applies wait forever. Answers how many it has taken. */
+function holdSyncApplies(node: { h: Harness }): () => number {
+  const service = node.h.service;
+  const mutate = service.mutate.bind(service);
+  let held = 0;
+  service.mutate = ((opts, summary, fn) => {
+    if (opts.origin !== 'sync') return mutate(opts, summary, fn);
+    held++;
+    return new Promise(() => undefined);
+  }) as typeof service.mutate;
+  return () => held;
+}
+
 test('keep-alive: pushes, plans and cluster reads go over one kept connection', async (t) => {
   const { nodes } = await pair(t);
   const { a, b } = nodes;
@@ -184,15 +198,9 @@ test('keep-alive: a push in flight when the connection dies is retried; the seco
   // The secondary takes the next push and never answers it: its apply waits on a gate that is
   // never opened, and the node stops under it.
   const b = nodes.b;
-  const mutate = b.h.service.mutate.bind(b.h.service);
-  let held = 0;
-  b.h.service.mutate = ((opts, summary, fn) => {
-    if (opts.origin !== 'sync') return mutate(opts, summary, fn);
-    held++;
-    return new Promise(() => undefined);
-  }) as typeof b.h.service.mutate;
+  const held = holdSyncApplies(b);
   assert.equal((await change(a, 2)).status, 201);
-  await pollUntil('the push to be in flight', async () => held, (n) => n === 1);
+  await pollUntil('the push to be in flight', async () => held(), (n) => n === 1);
   const port = b.port;
   await stop(b);
   await pollUntil('the push to fail', async () => a.sync.status().lastError, (e) => e !== null);
@@ -215,15 +223,9 @@ test('keep-alive: the peer changed while a push to the old one is in flight: the
   const { a, b } = nodes;
   assert.equal((await change(a, 1)).status, 201);
   await synced(a, b);
-  const mutate = b.h.service.mutate.bind(b.h.service);
-  let held = 0;
-  b.h.service.mutate = ((opts, summary, fn) => {
-    if (opts.origin !== 'sync') return mutate(opts, summary, fn);
-    held++;
-    return new Promise(() => undefined);
-  }) as typeof b.h.service.mutate;
+  const held = holdSyncApplies(b);
   assert.equal((await change(a, 2)).status, 201);
-  await pollUntil('the push to be in flight', async () => held, (n) => n === 1);
+  await pollUntil('the push to be in flight', async () => held(), (n) => n === 1);
 
   const dir = mkdtempSync(path.join(tmpdir(), 'carpd-keepalive-c-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
