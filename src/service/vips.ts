@@ -23,12 +23,8 @@ export interface VipInput {
 // Canonical forms make "2001:DB8::1" and "2001:db8::1" the same address; text that does not
 // parse is kept so that validation reports it as given.
 const cidr = (a: string) => {
-  // Parsed once here; validation and planning find it again in the cache, as canonical text.
   const c = cidrOf(a);
-  if (!c) return a;
-  const text = formatCidr(c);
-  if (text !== a) cidrOf(text);
-  return text;
+  return c ? formatCidr(c) : a;
 };
 const ip = (a: string) => canonicalIp(a)?.address ?? a;
 

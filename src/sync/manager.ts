@@ -167,26 +167,23 @@ export class SyncManager {
       const open = new Promise<void>((resolve) => (release = resolve));
       m.gate = { open, release };
     }
-    if (opts.bound) {
-      m.server = opts.bound.server;
-      m.listenAddress = opts.bound.address;
-      opts.bound.attach(m);
-    } else if (opts.listen) {
-      m.server = await SyncServer.start({
-        identity: opts.identity,
-        host: opts.listen.host,
-        port: opts.listen.port,
-        pinned: () => {
-          const p = m.service.desired().sync.peer;
-          return p ? [p.fingerprint] : [];
-        },
-        schemaVersion: SCHEMA_VERSION,
-        kinds: SYNC_KINDS,
-        handle: (msg) => m.handle(msg),
-        logger: opts.logger,
-        clock: () => m.clock.now(),
-      });
-      m.listenAddress = `${opts.listen.host.includes(':') ? `[${opts.listen.host}]` : opts.listen.host}:${m.server.port}`;
+    const bound =
+      opts.bound ??
+      (opts.listen &&
+        (await SyncManager.bind({
+          identity: opts.identity,
+          listen: opts.listen,
+          logger: opts.logger,
+          pinned: () => {
+            const p = m.service.desired().sync.peer;
+            return p ? [p.fingerprint] : [];
+          },
+          clock: m.clock,
+        })));
+    if (bound) {
+      m.server = bound.server;
+      m.listenAddress = bound.address;
+      bound.attach(m);
     }
     m.unsubscribe = m.service.onCommit(() => {
       m.dropStalePeer();
