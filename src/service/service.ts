@@ -31,6 +31,7 @@ import { vipNotFound } from './vips.js';
 import { checkIfMatch, TokenIndex, type AuthContext } from './tokens.js';
 import { assembleStatus, StatusCache, type ReconcileStatus } from './status.js';
 import { guardSynced } from './guard.js';
+import { StagedCommits, type PendingCommit } from './commits.js';
 import { applyStep, checkCapabilities, readSnapshot } from './backend-ops.js';
 
 export { vipNotFound };
@@ -62,22 +63,6 @@ export type MutationOutcome<T> =
   | { kind: 'plan'; plan: PlanView }
   | { kind: 'done'; state: DesiredState; result: T; changed: boolean };
 
-/** A change staged in the store, answered when its group is durable (or undone with it). */
-interface PendingCommit {
-  next: DesiredState;
-  words: string;
-  actor: string;
-  origin: 'api' | 'sync';
-  steps: number;
-  /** The live state of the vhids the change touched, before it: what undoing it plans back to. */
-  before: Snapshot;
-  keys: string[];
-  /** Settles when the change has been answered: durable, or failed (and undone). */
-  answered: Promise<void>;
-  resolve: () => void;
-  reject: (e: Error) => void;
-}
-
 export interface ServiceDeps {
   store: ConfigStore;
   backend: KernelBackend;
@@ -108,12 +93,8 @@ export class CarpService {
   private live?: LiveCache;
   /** Indexes of the head revision's VIPs, for validating a change. */
   private vipIndex?: { revision: number; index: VipIndex };
-  /** Staged changes not yet durable, in the order they were staged: the groups being written and the one being gathered. */
-  private unsettled: PendingCommit[] = [];
-  /** A flush of the store is due on the next turn of the event loop (the changes staged until then form its group). */
-  private flushDue = false;
-  /** Set from the moment a group could not be stored until it and the changes staged on top are undone: no change runs meanwhile. */
-  private storeFailure?: Error;
+  /** Changes staged in the store and not yet durable (group commit). */
+  private readonly commits: StagedCommits;
   /**
    * CARP disabled on this node until re-enabled or restarted (net.inet.carp.allow=0, never
    * stored): while set, every plan takes `carp.enabled` as false, whatever the desired state says.
@@ -127,6 +108,20 @@ export class CarpService {
     this.now = deps.now ?? (() => new Date());
     this.startedAt = this.now();
     this.lastReconcile = { ok: false, at: this.startedAt, error: 'not reconciled yet' };
+    this.commits = new StagedCommits({
+      store: this.store,
+      committed: (p) => {
+        this.logger.info({ event: 'config.commit', revision: p.next.revision, actor: p.actor, steps: p.steps }, `revision ${p.next.revision}: ${p.words}`);
+        for (const l of this.commitListeners) l(p.next, p.origin);
+      },
+      undo: async (dropped, cause) => {
+        const what = dropped.length === 1 ? `revision ${dropped[0].next.revision}` : `revisions ${dropped[0].next.revision}..${dropped[dropped.length - 1].next.revision}`;
+        this.logger.error({ event: 'store.failed', err: String(cause), revisions: dropped.map((p) => p.next.revision) }, `could not store ${what}; undoing ${dropped.length === 1 ? 'the change' : `its ${dropped.length} changes, newest first`}`);
+        this.vipIndex = undefined;
+        await this.undo(dropped);
+      },
+      exclusive: (job) => this.run(job),
+    });
   }
 
   /** Subscribes to state changes and makes the backend match the stored desired state. */
@@ -189,12 +184,8 @@ export class CarpService {
    */
   async close(): Promise<void> {
     this.closing = true;
-    for (;;) {
-      await this.queue.drain();
-      if (this.unsettled.length === 0) break;
-      if (this.flushDue) await new Promise((r) => setImmediate(r));
-      await Promise.allSettled(this.unsettled.map((p) => p.answered));
-    }
+    do await this.queue.drain();
+    while (!(await this.commits.settled()));
     await this.store.close();
     this.unsubscribe?.();
   }
@@ -216,7 +207,7 @@ export class CarpService {
     // The job hands back a promise to wait for outside the queue, in a box: the queue would wait for a bare one.
     return this.run(async (): Promise<{ wait: Promise<MutationOutcome<T>> }> => {
       const head = this.store.head();
-      this.refuseWhileUndoing();
+      this.commits.refuseWhileUndoing();
       checkIfMatch(opts.ifMatch, head.revision);
       const edited = draftOf(head);
       const result = await change(edited);
@@ -236,99 +227,20 @@ export class CarpService {
         return { wait: Promise.resolve({ kind: 'plan', plan: { dryRun: true, fromRevision: head.revision, changes: describeChanges(head, draft), steps: steps.map(describeStep) } } as const) };
       }
       const unchanged = diff.ops.length === 0;
-      if (unchanged && steps.length === 0) return { wait: this.afterGroup({ kind: 'done', state: head, result, changed: false }) };
+      if (unchanged && steps.length === 0) return { wait: this.commits.afterLast({ kind: 'done', state: head, result, changed: false }) };
       const refusal = this.store.refusal();
       if (refusal && !unchanged) throw new CarpdError('CARPD_ERR_STORE', `the configuration cannot be stored (${refusal.message}); nothing was changed`);
       await this.applySteps(steps, live);
       // Only the backend drifted; it has been repaired, nothing to store.
-      if (unchanged) return { wait: this.afterGroup({ kind: 'done', state: head, result, changed: false }) };
+      if (unchanged) return { wait: this.commits.afterLast({ kind: 'done', state: head, result, changed: false }) };
       const next: DesiredState = { ...draft, revision: head.revision + 1, updatedAt: this.now().toISOString() };
       const words = (typeof summary === 'string' ? summary : summary(result)) + (detachedNow ? ` (detached from sync: ${detachedNow})` : '');
       const durable = this.store.stage(next, { actor: opts.actor, summary: words }, diff);
       this.indexOf(head).apply(diff);
       this.vipIndex = { revision: next.revision, index: this.indexOf(head) };
-      let resolve!: () => void;
-      let reject!: (e: Error) => void;
-      const answered = new Promise<void>((ok, fail) => ((resolve = ok), (reject = fail)));
-      const pending: PendingCommit = { next, words, actor: opts.actor, origin: opts.origin ?? 'api', steps: steps.length, before: scope.live, keys: scope.keys, answered, resolve, reject };
-      this.unsettled.push(pending);
-      durable.then(
-        () => this.committed(pending),
-        (e: unknown) => this.notStored(e),
-      );
-      this.scheduleFlush();
+      const answered = this.commits.track({ next, words, actor: opts.actor, origin: opts.origin ?? 'api', steps: steps.length, before: scope.live, keys: scope.keys }, durable);
       return { wait: answered.then(() => ({ kind: 'done', state: next, result, changed: true }) as const) };
     }).then((r) => r.wait);
-  }
-
-  /** An answer that needs no commit, given once the changes it was checked against are durable. */
-  private afterGroup<T>(outcome: MutationOutcome<T>): Promise<MutationOutcome<T>> {
-    const last = this.unsettled.at(-1);
-    if (!last) return Promise.resolve(outcome);
-    return new Promise<void>((resolve, reject) => {
-      const { resolve: r0, reject: j0 } = last;
-      last.resolve = () => (r0(), resolve());
-      last.reject = (e) => (j0(e), reject(e));
-    }).then(() => outcome);
-  }
-
-  /**
-   * Flushes the store on the next turn of the event loop: the changes staged until then (those
-   * the requests already read have made) form one group, one append and one fsync. It runs
-   * beside the queue, so the next changes are made while it is written.
-   */
-  private scheduleFlush(): void {
-    if (this.flushDue) return;
-    this.flushDue = true;
-    setImmediate(() => {
-      this.flushDue = false;
-      this.store.flush().catch(() => undefined);
-    });
-  }
-
-  /** A staged change is durable (the store settles them in the order they were staged): it is answered. */
-  private committed(p: PendingCommit): void {
-    const i = this.unsettled.indexOf(p);
-    if (i >= 0) this.unsettled.splice(i, 1);
-    this.logger.info({ event: 'config.commit', revision: p.next.revision, actor: p.actor, steps: p.steps }, `revision ${p.next.revision}: ${p.words}`);
-    for (const l of this.commitListeners) l(p.next, p.origin);
-    p.resolve();
-  }
-
-  /**
-   * The store could not write a group, and dropped it with everything staged on top: the head
-   * went back to the last durable revision. Every change not yet durable is undone, as one job
-   * of the queue; until then no change is made (refuseWhileUndoing).
-   */
-  private notStored(e: unknown): void {
-    if (this.storeFailure) return;
-    this.storeFailure = e instanceof Error ? e : new Error(String(e));
-    this.run(() => this.undoUnsettled()).catch(() => undefined);
-  }
-
-  private async undoUnsettled(): Promise<void> {
-    const group = this.unsettled;
-    this.unsettled = [];
-    const cause = this.storeFailure ?? new Error('the store dropped the change');
-    if (group.length > 0) {
-      const what = group.length === 1 ? `revision ${group[0].next.revision}` : `revisions ${group[0].next.revision}..${group[group.length - 1].next.revision}`;
-      this.logger.error({ event: 'store.failed', err: String(cause), revisions: group.map((p) => p.next.revision) }, `could not store ${what}; undoing ${group.length === 1 ? 'the change' : `its ${group.length} changes, newest first`}`);
-      this.vipIndex = undefined;
-      await this.undo(group);
-    }
-    this.storeFailure = undefined;
-    const err = new CarpdError('CARPD_ERR_STORE', `the change was applied but could not be stored (${cause.message}), so it was undone; check the state directory`);
-    for (const p of group) p.reject(err);
-  }
-
-  /**
-   * No change is made while changes the store dropped are not undone yet: from the moment the
-   * store went back (its head is then older than a staged change) until the undo has run.
-   */
-  private refuseWhileUndoing(): void {
-    const last = this.unsettled.at(-1);
-    const dropped = this.storeFailure ?? (last && this.store.head().revision < last.next.revision ? new Error('an earlier change could not be stored') : undefined);
-    if (dropped) throw new CarpdError('CARPD_ERR_STORE', `an earlier change could not be stored and is being undone (${dropped.message}); nothing was changed: retry`);
   }
 
   /** Plans each change of a group that could not be stored back to its live state before it, newest first. */
@@ -442,7 +354,7 @@ export class CarpService {
     if (this.closing) return Promise.reject(new CarpdError('CARPD_ERR_SHUTTING_DOWN', 'carpd is shutting down; retry once it is back'));
     return this.run(async () => {
       const head = this.store.head();
-      this.refuseWhileUndoing();
+      this.commits.refuseWhileUndoing();
       checkIfMatch(opts.ifMatch, head.revision);
       const live = await this.liveState();
       const allow = disabled ? false : head.carp.enabled;
