@@ -67,7 +67,7 @@ export function buildApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const audit: AuthAudit = { limiter: deps.authLimiter ?? new AuthLimiter(), logger: deps.logger, routeOf: (path) => validator.templateOf(path) };
+  const audit: AuthAudit = { limiter: deps.authLimiter ?? new AuthLimiter(), logger: deps.logger, events: deps.service.events, routeOf: (path) => validator.templateOf(path) };
   const status = new StatusEndpoint({
     service: deps.service,
     logger: deps.logger,

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { sourceKey, type AuthFailure, type AuthLimiter } from './auth-limit.js';
 import { CarpdError } from '../errors.js';
 import type { AuthContext, CarpService } from '../service/service.js';
+import type { EventBus } from '../service/events.js';
 import { sendProblem } from './problem.js';
 
 declare module 'express-serve-static-core' {
@@ -23,6 +24,8 @@ export function bearerToken(header: string | undefined): string | undefined {
 export interface AuthAudit {
   limiter: AuthLimiter;
   logger: Logger;
+  /** Where a failed authentication is published (and logged); without it, only logged. */
+  events?: EventBus;
   /** The spec's path template of a request path (`/v1/vips/{interface}/{vhid}`), when it is one. */
   routeOf: (path: string) => string | undefined;
 }
@@ -52,7 +55,10 @@ function failed(audit: AuthAudit, req: Request, why: AuthFailure): void {
   const source = sourceKey(address);
   const route = routeName(audit, req.originalUrl);
   const { blockedForSec } = audit.limiter.fail(source, why);
-  audit.logger.warn({ event: 'auth.failed', source: address, method: req.method, route, reason: why }, `authentication failed: ${why} from ${address} (${req.method} ${route})`);
+  const body = { source: address, method: req.method, route, reason: why };
+  const msg = `authentication failed: ${why} from ${address} (${req.method} ${route})`;
+  const e = audit.events?.publish('auth.failed', body, { level: false });
+  audit.logger.warn({ event: 'auth.failed', ...(e ? { eventId: e.id } : {}), ...body }, msg);
   if (blockedForSec !== undefined) {
     audit.logger.warn({ event: 'auth.blocked', source, seconds: blockedForSec }, `too many invalid tokens from ${source}: its requests are answered 429 for ${blockedForSec} s`);
   }

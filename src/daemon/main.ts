@@ -28,6 +28,8 @@ export const VERSION = (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package
 const STOP_TIMEOUT_MS = 10_000;
 /** How long a stop waits for API requests still being answered before it closes their connections. */
 const STOP_DRAIN_MS = 500;
+/** How often demotion, maintenance and pfsync's bulk update are read for events. */
+const KERNEL_WATCH_MS = 2000;
 /** A failed start ends the process by this time even if something still holds it open. */
 const FAILED_START_EXIT_MS = 1000;
 
@@ -104,6 +106,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
   let sync: SyncManager;
   let reconcile: Awaited<ReturnType<CarpService['start']>>;
   let tls: Awaited<ReturnType<typeof loadApiTls>> | undefined;
+  let watch: NodeJS.Timeout | undefined;
   try {
     store = await ConfigStore.open(opts.stateDir, () => initialState(new Date()), { log: logger }).catch((e: unknown) => {
       throw e instanceof ConfigFileError ? e : new StartError(stateDirError(opts.stateDir, e as NodeJS.ErrnoException));
@@ -151,6 +154,11 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
       logger.info({ event: 'bootstrap', file: opts.configFile, result: r }, `bootstrap file ${opts.configFile}: ${r}`);
     }
     reconcile = await service.start();
+    // Demotion, maintenance and pfsync's bulk update change without a callback (an interface
+    // down, another program): read every KERNEL_WATCH_MS, each difference an event.
+    watch = setInterval(() => void service.checkKernel(), KERNEL_WATCH_MS);
+    watch.unref();
+    opened.push(() => clearInterval(watch));
     const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog });
     listener.serve(app);
     sync.resume();
@@ -188,6 +196,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
       logger.info({ event: 'stopping' }, 'stopping: finishing in-flight changes');
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      clearInterval(watch);
       await sync.close();
       await service.close();
       server.closeIdleConnections();

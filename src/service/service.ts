@@ -33,6 +33,9 @@ import { assembleStatus, StatusCache, type ReconcileStatus } from './status.js';
 import { guardSynced } from './guard.js';
 import { StagedCommits, type PendingCommit } from './commits.js';
 import { applyStep, checkCapabilities, readSnapshot } from './backend-ops.js';
+import { EventBus } from './events.js';
+import { KernelWatch } from './watch.js';
+import { effectiveSkew } from '../engine/timing.js';
 
 export { vipNotFound };
 export { hashToken, ifMatchAccepts, newTokenSecret, type AuthContext } from './tokens.js';
@@ -68,6 +71,8 @@ export interface ServiceDeps {
   backend: KernelBackend;
   logger: Logger;
   now?: () => Date;
+  /** Where events go (default: a bus of its own, logging to `logger`). */
+  events?: EventBus;
 }
 
 export class CarpService {
@@ -77,9 +82,16 @@ export class CarpService {
   private readonly logger: Logger;
   private readonly now: () => Date;
   private readonly queue = new SerialQueue();
-  /** Every job may change live state: the status cache is dropped when it ends. */
+  /** carpd's events: vhid states, commits, demotion and maintenance from here; the other layers publish theirs. */
+  readonly events: EventBus;
+  /** Demotion, maintenance and pfsync's bulk update, compared with their last reading after each change. */
+  private readonly watch: KernelWatch;
+  /** Every job may change live state: the status cache is dropped when it ends, and the kernel's counters are read again. */
   private run<T>(job: () => Promise<T>): Promise<T> {
-    return this.queue.run(job).finally(() => void this.generation++);
+    return this.queue.run(job).finally(() => {
+      this.generation++;
+      if (!this.closing) void this.watch.check();
+    });
   }
   private closing = false;
   private unsubscribe?: () => void;
@@ -108,10 +120,15 @@ export class CarpService {
     this.now = deps.now ?? (() => new Date());
     this.startedAt = this.now();
     this.lastReconcile = { ok: false, at: this.startedAt, error: 'not reconciled yet' };
+    this.events = deps.events ?? new EventBus({ logger: deps.logger });
+    this.watch = new KernelWatch(async () => {
+      const [g, maintenance, pfsync] = await Promise.all([this.backend.getCarpGlobals(), this.backend.getMaintenance(), this.backend.getPfsync().catch(() => undefined)]);
+      return { demotion: g.demotion, maintenance, pfsync };
+    }, this.events);
     this.commits = new StagedCommits({
       store: this.store,
       committed: (p) => {
-        this.logger.info({ event: 'config.commit', revision: p.next.revision, actor: p.actor, steps: p.steps }, `revision ${p.next.revision}: ${p.words}`);
+        this.events.publish('config.committed', { revision: p.next.revision, actor: p.actor, origin: p.origin, summary: p.words, steps: p.steps }, { msg: `revision ${p.next.revision}: ${p.words}` });
         for (const l of this.commitListeners) l(p.next, p.origin);
       },
       undo: async (dropped, cause) => {
@@ -124,14 +141,30 @@ export class CarpService {
     });
   }
 
+  /**
+   * Reads demotion, maintenance and pfsync's bulk update now and tells what changed since the
+   * last reading (the daemon calls it every few seconds for changes made outside carpd).
+   */
+  checkKernel(): Promise<void> {
+    return this.closing ? Promise.resolve() : this.watch.check();
+  }
+
   /** Subscribes to state changes and makes the backend match the stored desired state. */
   async start(): Promise<ReconcileStatus> {
     this.unsubscribe = this.backend.onStateChange((c: StateChange) => {
       this.generation++;
       // An interface down or gone: its vhids may be gone too.
       if (c.state === 'INIT') this.live = undefined;
-      this.logger.info({ event: 'carp.state', interface: c.interface, vhid: c.vhid, state: c.state, previous: c.previous, reason: c.reason }, `${c.interface} vhid ${c.vhid}: ${c.previous} -> ${c.state} (${c.reason})`);
+      const vip = this.store.head().vips.find((v) => v.interface === c.interface && v.vhid === c.vhid);
+      const skew = vip && (vip.protocol ?? 'carp') === 'carp' ? effectiveSkew(vip.advskew, this.watch.demotion) : null;
+      this.events.publish(
+        'vhid.state',
+        { interface: c.interface, vhid: c.vhid, from: c.previous, to: c.state, reason: c.reason, effectiveSkew: skew },
+        { level: c.state === 'MASTER' || c.previous === 'MASTER' ? 'warn' : 'info', msg: `${c.interface} vhid ${c.vhid}: ${c.previous} -> ${c.state} (${c.reason})` },
+      );
+      if (!this.closing) void this.watch.check();
     });
+    await this.watch.check();
     return this.reconcile();
   }
 

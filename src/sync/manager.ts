@@ -143,7 +143,8 @@ export class SyncManager {
    */
   static async bind(opts: { identity: SyncIdentity; listen: SyncListen; logger: Logger; pinned: () => string[]; clock?: Clock }): Promise<BoundSyncListener> {
     let attach!: (m: SyncManager) => void;
-    const manager = new Promise<SyncManager>((resolve) => (attach = resolve));
+    let attached: SyncManager | undefined;
+    const manager = new Promise<SyncManager>((resolve) => (attach = (m) => resolve((attached = m))));
     const clock = opts.clock ?? systemClock;
     const server = await SyncServer.start<InboundMessage>({
       identity: opts.identity,
@@ -154,6 +155,8 @@ export class SyncManager {
       kinds: SYNC_KINDS,
       handle: async (msg) => (await manager).handle(msg),
       logger: opts.logger,
+      // Logged by the listener; an event once carpd is up (a refusal during the start is only logged).
+      onRejected: (r) => attached?.service.events.publish('sync.rejected', { reason: r.reason, source: r.address, fingerprint: r.fingerprint, detail: r.detail }, { level: false }),
       clock: () => clock.now(),
     });
     const address = `${opts.listen.host.includes(':') ? `[${opts.listen.host}]` : opts.listen.host}:${server.port}`;
@@ -257,6 +260,12 @@ export class SyncManager {
     this.peerRevision = undefined;
   }
 
+  /** The configured peer as `address:port`, for events. */
+  private peerName(): string {
+    const p = this.service.desired().sync.peer;
+    return p ? `${p.address.includes(':') ? `[${p.address}]` : p.address}:${p.port}` : 'none';
+  }
+
   /** Starts a push if this node is a primary whose peer is behind; coalesces with one in flight. */
   schedule(): void {
     if (this.closed || this.gate) return;
@@ -308,7 +317,7 @@ export class SyncManager {
         this.lastSuccess = this.clock.now();
         this.lastError = undefined;
         const detail = r.body.detail;
-        this.logger.info({ event: 'sync.pushed', revision: snap.revision, detail }, `sync: revision ${snap.revision} pushed to the secondary: ${detail}`);
+        this.service.events.publish('sync.pushed', { revision: snap.revision, peer: this.peerName(), detail }, { msg: `sync: revision ${snap.revision} pushed to the secondary: ${detail}` });
         return { ok: true, reached: true, revision: snap.revision, detail };
       }
       if (r.problem.appliedRevision !== undefined) this.peerRevision = r.problem.appliedRevision;
@@ -332,7 +341,8 @@ export class SyncManager {
   private failed(revision: number, why: string, reached: boolean): PushOutcome {
     const first = this.lastError !== why;
     this.lastError = why;
-    this.logger[first ? 'warn' : 'debug']({ event: 'sync.push.failed', revision, err: why, retryInMs: this.delayMs }, `sync: ${why}; retrying in ${(this.delayMs / 1000).toFixed(0)} s`);
+    const e = this.service.events.publish('sync.failed', { revision, peer: this.peerName(), error: why, reached, retryInMs: this.delayMs }, { level: false });
+    this.logger[first ? 'warn' : 'debug']({ event: 'sync.push.failed', eventId: e.id, revision, err: why, retryInMs: this.delayMs }, `sync: ${why}; retrying in ${(this.delayMs / 1000).toFixed(0)} s`);
     return { ok: false, reached, revision, detail: why };
   }
 
@@ -497,7 +507,11 @@ export class SyncManager {
       });
       if (outcome.kind === 'plan') return { status: 200, body: { plan: outcome.plan } satisfies PlanAnswer };
       if (!outcome.changed) return { status: 200, body: { detail: `revision ${snap.revision} was already applied`, appliedRevision: snap.revision } satisfies PushAck };
-      this.logger.info({ event: 'sync.applied', primaryRevision: snap.revision, revision: outcome.state.revision }, `sync: applied the primary's revision ${snap.revision} as revision ${outcome.state.revision}`);
+      this.service.events.publish(
+        'sync.applied',
+        { primaryRevision: snap.revision, revision: outcome.state.revision, peer: local.sync.peer?.address ?? 'peer' },
+        { msg: `sync: applied the primary's revision ${snap.revision} as revision ${outcome.state.revision}` },
+      );
       return { status: 200, body: { detail: `applied as revision ${outcome.state.revision}`, appliedRevision: snap.revision } satisfies PushAck };
     } catch (e) {
       const err = e instanceof CarpdError ? e : new CarpdError('CARPD_ERR_INTERNAL', (e as Error).message);

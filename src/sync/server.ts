@@ -65,6 +65,8 @@ export interface SyncServerOptions<M extends SyncMessage = VerifiedMessage> {
   clock?: () => number;
   /** How long a connection stays open with no request after an answer (default LISTENER_IDLE_MS). */
   idleMs?: number;
+  /** Told of every message refused (after it is counted and logged). */
+  onRejected?: (r: { reason: RejectReason; address: string; fingerprint: string | null; detail: string }) => void;
 }
 
 interface PeerCert {
@@ -280,6 +282,7 @@ export class SyncServer<M extends SyncMessage = VerifiedMessage> {
   private count(reason: RejectReason, address: string, fingerprint: string | undefined, detail: string): void {
     this.counts[reason]++;
     this.opts.logger?.warn({ event: 'sync.rejected', reason, peer: { address, fingerprint: fingerprint ?? null }, detail }, `sync message rejected (${reason}) from ${address}: ${detail}`);
+    this.opts.onRejected?.({ reason, address, fingerprint: fingerprint ?? null, detail });
   }
 
   private reject(res: http.ServerResponse, e: SyncRejection, address: string, fingerprint: string | undefined): void {
