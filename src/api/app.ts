@@ -20,6 +20,7 @@ import { pfsyncRouter } from './routes/pfsync.js';
 import { statsRouter } from './routes/stats.js';
 import { STATUS_SCHEMA, StatusEndpoint, statusRouter } from './routes/status.js';
 import { tokensRouter } from './routes/tokens.js';
+import { hooksRouter } from './routes/hooks.js';
 import { syncRouter } from './routes/sync.js';
 import { vipsRouter } from './routes/vips.js';
 import type { SyncManager } from '../sync/manager.js';
@@ -96,6 +97,7 @@ export function buildApp(deps: AppDeps): Express {
   app.use(pfsyncRouter(deps.service));
   app.use(configRouter(deps.service));
   app.use(tokensRouter(deps.service));
+  app.use(hooksRouter(deps.service));
   app.use(syncRouter(deps.service, deps.sync));
 
   app.use((req, res) => sendProblem(res, new CarpdError('CARPD_ERR_ROUTE_NOT_FOUND', 'no such resource; the API is described at /openapi.json and /docs'), req));

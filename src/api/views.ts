@@ -2,7 +2,7 @@
  * Internal records in the API's shapes, typed by the spec's response schemas. Nothing secret
  * is ever copied into a view.
  */
-import { VIP_DEFAULTS, sortVips, type DesiredState, type VipConfig } from '../config/model.js';
+import { VIP_DEFAULTS, sortVips, type DesiredState, type HookConfig, type VipConfig, type WebhookConfig } from '../config/model.js';
 import { effectiveSkew, type LiveVhid, type PfsyncLive } from '../service/live.js';
 import type { Assert, SameFields, Schema } from './typed.js';
 
@@ -58,12 +58,24 @@ export function tokenView(t: DesiredState['api']['tokens'][number]): Schema<'Tok
   return { name: t.name, role: t.role, createdAt: t.createdAt };
 }
 
+/** A hook as the API shows it. */
+export function hookView(h: HookConfig): Schema<'Hook'> {
+  return { name: h.name, events: h.events.map((f) => ({ ...f })), command: [...h.command], timeoutSec: h.timeoutSec, env: { ...h.env }, nosync: h.nosync };
+}
+
+/** A webhook as the API shows it: the secret is never copied, only that there is one. */
+export function webhookView(w: WebhookConfig): Schema<'Webhook'> {
+  return { name: w.name, url: w.url, events: w.events.map((f) => ({ ...f })), timeoutSec: w.timeoutSec, nosync: w.nosync, hasSecret: w.secret !== '' };
+}
+
 export function configView(s: DesiredState): Schema<'Config'> {
   return {
     schemaVersion: s.schemaVersion,
     revision: s.revision,
     updatedAt: s.updatedAt,
     vips: sortVips(s.vips).map((v) => vipView(v)),
+    hooks: (s.hooks ?? []).map(hookView),
+    webhooks: (s.webhooks ?? []).map(webhookView),
     carp: { ...s.carp },
     pfsync: pfsyncConfigView(s.pfsync),
     api: { tokens: s.api.tokens.map(tokenView) },

@@ -4,7 +4,7 @@
  * bad file is refused with the field and the reason, never half-loaded.
  */
 import { canonicalCidr, canonicalIp } from '../wire/address.js';
-import { PFSYNC_VERSIONS, SCHEMA_VERSION, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, initialState, initialSync, type DesiredState, type PfsyncConfig, type PfsyncVersion, type SyncConfig, type TokenRecord, type VipConfig } from './model.js';
+import { HOOK_DEFAULTS, PFSYNC_VERSIONS, SCHEMA_VERSION, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, WEBHOOK_DEFAULTS, initialState, initialSync, type DesiredState, type EventFilter, type HookConfig, type PfsyncConfig, type PfsyncVersion, type SyncConfig, type TokenRecord, type VipConfig, type WebhookConfig } from './model.js';
 import { carpTimingRefused, checkState } from './validate.js';
 
 export class DocumentError extends Error {
@@ -176,9 +176,55 @@ function readSync(v: unknown, p: string): SyncConfig {
   };
 }
 
+function readFilter(v: unknown, p: string): EventFilter {
+  const o = obj(v, p, ['type', 'interface', 'vhid', 'state']);
+  const f: EventFilter = { type: req(o, 'type', p, str) };
+  const iface = opt(o, 'interface', p, str);
+  const vhid = opt(o, 'vhid', p, int);
+  const state = opt(o, 'state', p, oneOf(['INIT', 'BACKUP', 'MASTER'] as const));
+  if (iface !== undefined) f.interface = iface;
+  if (vhid !== undefined) f.vhid = vhid;
+  if (state !== undefined) f.state = state;
+  return f;
+}
+
+const strings = (v: unknown, p: string): string[] => arr(v, p).map((x, i) => str(x, `${p}/${i}`));
+
+/**
+ * A hook as stored, synced or given in a bootstrap file (one form: the API's names). The
+ * semantic rules (an absolute command, known event types, environment names) are the
+ * service's (service/notify.ts), which checks every change.
+ */
+export function readHook(v: unknown, p: string): HookConfig {
+  const o = obj(v, p, ['name', 'events', 'command', 'timeoutSec', 'env', 'nosync']);
+  if (typeof o.command === 'string') throw new DocumentError(`${p}/command`, 'a hook\'s command is an argv array (["/usr/local/sbin/notify", "arg"]), never a shell string');
+  const env = opt(o, 'env', p, (x, q) => obj(x, q, Object.keys(x && typeof x === 'object' ? x : {}))) ?? {};
+  return {
+    name: req(o, 'name', p, str),
+    events: req(o, 'events', p, arr).map((f, i) => readFilter(f, `${p}/events/${i}`)),
+    command: req(o, 'command', p, strings),
+    timeoutSec: opt(o, 'timeoutSec', p, int) ?? HOOK_DEFAULTS.timeoutSec,
+    env: Object.fromEntries(Object.entries(env).map(([k, x]) => [k, str(x, `${p}/env/${k}`)])),
+    nosync: opt(o, 'nosync', p, bool) ?? HOOK_DEFAULTS.nosync,
+  };
+}
+
+/** A webhook as stored, synced or given in a bootstrap file; the secret is required. */
+export function readWebhook(v: unknown, p: string): WebhookConfig {
+  const o = obj(v, p, ['name', 'url', 'secret', 'events', 'timeoutSec', 'nosync']);
+  return {
+    name: req(o, 'name', p, str),
+    url: req(o, 'url', p, str),
+    secret: req(o, 'secret', p, str),
+    events: req(o, 'events', p, arr).map((f, i) => readFilter(f, `${p}/events/${i}`)),
+    timeoutSec: opt(o, 'timeoutSec', p, int) ?? WEBHOOK_DEFAULTS.timeoutSec,
+    nosync: opt(o, 'nosync', p, bool) ?? WEBHOOK_DEFAULTS.nosync,
+  };
+}
+
 /** The stored document, exactly as carpd writes it. */
 export function readStoredState(raw: unknown): DesiredState {
-  const o = obj(raw, '', ['schemaVersion', 'revision', 'updatedAt', 'vips', 'carp', 'pfsync', 'api', 'sync']);
+  const o = obj(raw, '', ['schemaVersion', 'revision', 'updatedAt', 'vips', 'hooks', 'webhooks', 'carp', 'pfsync', 'api', 'sync']);
   const version = req(o, 'schemaVersion', '', int);
   if (version !== SCHEMA_VERSION) throw new DocumentError('/schemaVersion', `schema version ${version} is not ${SCHEMA_VERSION}, the one this carpd understands`);
   const base = initialState(new Date(0));
@@ -190,6 +236,9 @@ export function readStoredState(raw: unknown): DesiredState {
     revision,
     updatedAt: req(o, 'updatedAt', '', date),
     vips: req(o, 'vips', '', arr).map((v, i) => readVip(v, `/vips/${i}`, false)),
+    // Hooks and webhooks came later: a document stored before them has none.
+    hooks: (opt(o, 'hooks', '', arr) ?? []).map((h, i) => readHook(h, `/hooks/${i}`)),
+    webhooks: (opt(o, 'webhooks', '', arr) ?? []).map((w, i) => readWebhook(w, `/webhooks/${i}`)),
     carp: req(o, 'carp', '', (v, p) => readCarp(v, p, base.carp)),
     pfsync: req(o, 'pfsync', '', (v, p) => readPfsync(v, p, base.pfsync)),
     api: { tokens: req(api, 'tokens', '/api', arr).map((t, i) => readToken(t, `/api/tokens/${i}`)) },
@@ -200,15 +249,19 @@ export function readStoredState(raw: unknown): DesiredState {
 /** The sections a bootstrap file may set; absent sections are left as they are. */
 export interface Bootstrap {
   vips?: VipConfig[];
+  hooks?: HookConfig[];
+  webhooks?: WebhookConfig[];
   carp?: DesiredState['carp'];
   pfsync?: PfsyncConfig;
 }
 
 /** A bootstrap file uses the API's names (advbase, not advbaseSec) and may carry passwords. */
 export function readBootstrap(raw: unknown, current: DesiredState): Bootstrap {
-  const o = obj(raw, '', ['vips', 'carp', 'pfsync']);
+  const o = obj(raw, '', ['vips', 'hooks', 'webhooks', 'carp', 'pfsync']);
   const b: Bootstrap = {
     vips: opt(o, 'vips', '', arr)?.map((v, i) => readVip(v, `/vips/${i}`, true)),
+    hooks: opt(o, 'hooks', '', arr)?.map((h, i) => readHook(h, `/hooks/${i}`)),
+    webhooks: opt(o, 'webhooks', '', arr)?.map((w, i) => readWebhook(w, `/webhooks/${i}`)),
     carp: opt(o, 'carp', '', (v, p) => readCarp(v, p, current.carp)),
     pfsync: opt(o, 'pfsync', '', (v, p) => readPfsync(v, p, current.pfsync)),
   };
@@ -217,5 +270,5 @@ export function readBootstrap(raw: unknown, current: DesiredState): Bootstrap {
 }
 
 export function applyBootstrap(s: DesiredState, b: Bootstrap): DesiredState {
-  return { ...s, vips: b.vips ?? s.vips, carp: b.carp ?? s.carp, pfsync: b.pfsync ?? s.pfsync };
+  return { ...s, vips: b.vips ?? s.vips, hooks: b.hooks ?? s.hooks, webhooks: b.webhooks ?? s.webhooks, carp: b.carp ?? s.carp, pfsync: b.pfsync ?? s.pfsync };
 }

@@ -1,10 +1,33 @@
 /**
- * Which objects of a document a sync primary manages on its secondary: every VIP without
- * `nosync` and CARP's enabled/preempt, minus what was detached here by a forced local edit.
+ * Which objects of a document a sync primary manages on its secondary: every VIP, hook and
+ * webhook without `nosync` and CARP's enabled/preempt, minus what was detached here by a forced local edit.
  * The service's guard on a secondary asks this before it commits a local change; sync/derive.ts
  * moves the same objects.
  */
 import { vipKey, type DesiredState, type VipConfig } from './model.js';
+
+/**
+ * The key of a hook or webhook among the detached objects (sync.detached.vips, beside the VIPs'
+ * `interface/vhid` keys, which never hold a colon).
+ */
+export const hookKey = (name: string) => `hook:${name}`;
+export const webhookKey = (name: string) => `webhook:${name}`;
+
+/** The synced hooks and webhooks two documents hold differently, as detached-object keys. */
+export function managedNotifyChanges(before: DesiredState, after: DesiredState): string[] {
+  const detached = new Set(before.sync.detached.vips);
+  const out: string[] = [];
+  const compare = <T extends { name: string; nosync: boolean }>(a: readonly T[], b: readonly T[], key: (n: string) => string) => {
+    if (a === b) return;
+    const managed = (list: readonly T[]) => new Map(list.filter((x) => !x.nosync && !detached.has(key(x.name))).map((x) => [x.name, JSON.stringify(x)]));
+    const was = managed(a ?? []);
+    const is = managed(b ?? []);
+    for (const n of new Set([...was.keys(), ...is.keys()])) if (was.get(n) !== is.get(n)) out.push(key(n));
+  };
+  compare(before.hooks, after.hooks, hookKey);
+  compare(before.webhooks, after.webhooks, webhookKey);
+  return out.sort();
+}
 
 /** Whether two documents differ in anything a secondary takes from its primary (for the 409 guard). */
 export function managedChanges(before: DesiredState, after: DesiredState): { vips: string[]; carp: boolean } {
@@ -18,7 +41,7 @@ export function managedChanges(before: DesiredState, after: DesiredState): { vip
   // A VIP turned nosync locally leaves sync too: that is a change of a managed object.
   for (const k of a.keys()) if (!b.has(k) && after.vips.some((v) => vipKey(v.interface, v.vhid) === k)) vips.add(k);
   const carp = !before.sync.detached.carp && (before.carp.enabled !== after.carp.enabled || before.carp.preempt !== after.carp.preempt);
-  return { vips: [...vips].sort(), carp };
+  return { vips: [...[...vips].sort(), ...managedNotifyChanges(before, after)], carp };
 }
 
 /**
@@ -34,5 +57,5 @@ export function managedChangesOf(before: DesiredState, after: DesiredState, chan
   const vips = new Set<string>();
   for (const k of new Set([...was.keys(), ...is.keys()])) if (managed(was.get(k)) !== managed(is.get(k))) vips.add(k);
   const carp = !before.sync.detached.carp && (before.carp.enabled !== after.carp.enabled || before.carp.preempt !== after.carp.preempt);
-  return { vips: [...vips].sort(), carp };
+  return { vips: [...[...vips].sort(), ...managedNotifyChanges(before, after)], carp };
 }

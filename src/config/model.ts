@@ -100,11 +100,53 @@ export interface SyncConfig {
   appliedRevision: number;
 }
 
+/**
+ * Which events a hook or webhook hears: a type of src/service/events.ts's EVENT_TYPES or a
+ * family's shorthand (`splitbrain`), narrowed by interface, vhid and (vhid.state only) the
+ * state entered. A field not given matches anything.
+ */
+export interface EventFilter {
+  type: string;
+  interface?: string;
+  vhid?: number;
+  /** vhid.state only: the state entered (MASTER, BACKUP, INIT). */
+  state?: 'INIT' | 'BACKUP' | 'MASTER';
+}
+
+/** A program run on events (keepalived's notify scripts, ucarp's up/down scripts). */
+export interface HookConfig {
+  name: string;
+  events: EventFilter[];
+  /** argv: command[0] an absolute path; never a shell string. */
+  command: string[];
+  timeoutSec: number;
+  /** Extra environment (names not starting with CARPD_). */
+  env: Record<string, string>;
+  nosync: boolean;
+}
+
+/** A JSON POST of events, signed with HMAC-SHA256 (X-Carpd-Signature). */
+export interface WebhookConfig {
+  name: string;
+  url: string;
+  /** The HMAC key. Write-only: never leaves carpd but to sign (and to its sync peer). */
+  secret: string;
+  events: EventFilter[];
+  timeoutSec: number;
+  nosync: boolean;
+}
+
+export const HOOK_DEFAULTS = { timeoutSec: 30, nosync: false };
+export const WEBHOOK_DEFAULTS = { timeoutSec: 10, nosync: false };
+
 export interface DesiredState {
   schemaVersion: typeof SCHEMA_VERSION;
   revision: number;
   updatedAt: string;
   vips: VipConfig[];
+  /** Programs run on events; stored documents without them have none. */
+  hooks: HookConfig[];
+  webhooks: WebhookConfig[];
   carp: CarpConfig;
   pfsync: PfsyncConfig;
   api: { tokens: TokenRecord[] };
@@ -124,6 +166,8 @@ export function initialState(now: Date): DesiredState {
     revision: 0,
     updatedAt: now.toISOString(),
     vips: [],
+    hooks: [],
+    webhooks: [],
     // preempt on: with several vhids, a node that takes one over takes them all (pfSense does the same).
     carp: { enabled: true, preempt: true, maintenance: false },
     pfsync: { enabled: false, maxupd: 128, defer: false, version: 1400 },

@@ -1,5 +1,5 @@
 /**
- * The optional bootstrap file (--config): the sections it names (vips, carp, pfsync) replace
+ * The optional bootstrap file (--config): the sections it names (vips, hooks, webhooks, carp, pfsync) replace
  * those of the desired state when the file changes, at start and on SIGHUP. An unchanged file
  * is not applied again, so edits made through the API since are kept.
  */
@@ -48,6 +48,8 @@ export async function applyBootstrapFile(service: CarpService, file: string, sta
     const b = readBootstrap(raw, service.desired());
     await service.mutate({ actor: 'bootstrap', dryRun: opts.dryRun }, `apply bootstrap file ${path.basename(file)}`, (draft) => {
       if (b.vips) draft.vips = b.vips;
+      if (b.hooks) draft.hooks = b.hooks;
+      if (b.webhooks) draft.webhooks = b.webhooks;
       if (b.carp) draft.carp = b.carp;
       if (b.pfsync) draft.pfsync = b.pfsync;
     });

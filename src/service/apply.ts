@@ -10,6 +10,9 @@
  *                absent (`null` removes it). `hasPassword`, as GET shows it, is checked against
  *                the outcome, never acted on: a document copied from another node cannot drop or
  *                invent a password silently.
+ *  hooks,        when given, the complete lists (a hook not listed is removed); when absent, they
+ *  webhooks      stay as they are. A webhook's `secret` is write-only: absent, the stored one of
+ *                that name stays; `hasSecret`, as GET shows it, is accepted and ignored.
  *  carp, pfsync  a section not given stays as it is; a section given is replaced, its fields not
  *                given taking their defaults, except `carp.maintenance`, which stays as it is
  *                when absent (an operator's switch of this node that a declared state need not own)
@@ -26,9 +29,20 @@
  */
 import { fromProblems } from '../errors.js';
 import { canonicalIp } from '../wire/address.js';
-import type { DesiredState, PfsyncVersion, VipConfig } from '../config/model.js';
+import { HOOK_DEFAULTS, WEBHOOK_DEFAULTS, type DesiredState, type PfsyncVersion, type VipConfig } from '../config/model.js';
 import { carpTimingRefused, checkState, type Problem } from '../config/validate.js';
 import { assembleVip, type VipInput } from './vips.js';
+import { checkNotify, type HookInput, type WebhookInput } from './notify.js';
+
+export interface DeclaredHook extends HookInput {
+  name: string;
+}
+
+export interface DeclaredWebhook extends WebhookInput {
+  name: string;
+  /** As GET shows it (always true): accepted and ignored. */
+  hasSecret?: boolean;
+}
 
 export interface DeclaredVip extends VipInput {
   interface: string;
@@ -46,6 +60,8 @@ export interface DeclaredConfig {
   carp?: { enabled?: boolean; preempt?: boolean; maintenance?: boolean };
   pfsync?: { enabled: boolean; syncdev?: string; syncpeer?: string | null; maxupd?: number; defer?: boolean; version?: PfsyncVersion };
   api?: unknown;
+  hooks?: DeclaredHook[];
+  webhooks?: DeclaredWebhook[];
 }
 
 /** The defaults a section takes for what it does not give (those of a new node, initialState). */
@@ -102,7 +118,32 @@ export function declaredState(current: DesiredState, doc: DeclaredConfig): Desir
     if (p.syncpeer != null) next.pfsync.syncpeer = canonicalIp(p.syncpeer)?.address ?? p.syncpeer;
   }
 
+  if (doc.hooks) {
+    doc.hooks.forEach((h, i) => {
+      if (doc.hooks!.findIndex((x) => x.name === h.name) !== i) problems.push({ path: `/hooks/${i}/name`, code: 'CARPD_ERR_INVALID_VALUE', message: `hook "${h.name}" is declared twice` });
+    });
+    next.hooks = doc.hooks.map(({ name, ...h }) => ({ name, events: h.events.map((f) => ({ ...f })), command: h.command as string[], timeoutSec: h.timeoutSec ?? HOOK_DEFAULTS.timeoutSec, env: { ...(h.env ?? {}) }, nosync: h.nosync ?? HOOK_DEFAULTS.nosync }));
+  }
+  if (doc.webhooks) {
+    const secrets = new Map(current.webhooks.map((w) => [w.name, w.secret]));
+    doc.webhooks.forEach((w, i) => {
+      if (doc.webhooks!.findIndex((x) => x.name === w.name) !== i) problems.push({ path: `/webhooks/${i}/name`, code: 'CARPD_ERR_INVALID_VALUE', message: `webhook "${w.name}" is declared twice` });
+      if (w.secret === undefined && !secrets.has(w.name)) problems.push({ path: `/webhooks/${i}/secret`, code: 'CARPD_ERR_INVALID_VALUE', message: `webhook "${w.name}" is new here and needs a secret (write-only: a document read with GET never carries it)` });
+    });
+    next.webhooks = doc.webhooks.map((w) => ({ name: w.name, url: w.url, secret: w.secret ?? secrets.get(w.name) ?? '', events: w.events.map((f) => ({ ...f })), timeoutSec: w.timeoutSec ?? WEBHOOK_DEFAULTS.timeoutSec, nosync: w.nosync ?? WEBHOOK_DEFAULTS.nosync }));
+  }
+
   problems.push(...checkState(next));
+  // Rules of hooks and webhooks, with /hooks/{name} made a pointer into the document.
+  const hookAt = new Map((doc.hooks ?? []).map((h, i) => [h.name, i]));
+  const webhookAt = new Map((doc.webhooks ?? []).map((w, i) => [w.name, i]));
+  for (const p of checkNotify(next)) {
+    // A secret left empty above was reported already.
+    if (/^\/webhooks\/[^/]+\/secret$/.test(p.path) && next.webhooks.find((w) => `/webhooks/${w.name}/secret` === p.path)?.secret === '') continue;
+    const m = /^\/(hooks|webhooks)\/([^/]+)(\/.*)?$/.exec(p.path);
+    const i = m ? (m[1] === 'hooks' ? hookAt : webhookAt).get(m[2]) : undefined;
+    problems.push(m && i !== undefined ? { ...p, path: `/${m[1]}/${i}${m[3] ?? ''}` } : p);
+  }
   const seen = new Set<string>();
   const found = problems
     .map((p) => ({ ...p, path: pointerOf(p.path, index) }))

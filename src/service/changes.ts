@@ -46,4 +46,25 @@ function eachChange(from: DesiredState, to: DesiredState, sorted: boolean, emit:
   const ta = names(to);
   for (const [n] of tb) if (!ta.has(n)) emit(() => `remove token ${n}`);
   for (const [n, r] of ta) if (!tb.has(n)) emit(() => `add token ${n} (${r})`);
+  eachNamed('hook', from.hooks ?? [], to.hooks ?? [], (h) => h.command.join(' '), emit);
+  eachNamed('webhook', from.webhooks ?? [], to.webhooks ?? [], (w) => w.url, emit);
+}
+
+/** Hooks or webhooks added, removed or changed (a webhook's secret named, never shown). */
+function eachNamed<T extends { name: string }>(what: string, from: readonly T[], to: readonly T[], label: (x: T) => string, emit: (words: () => string) => void): void {
+  if (from === to) return;
+  const before = new Map(from.map((x) => [x.name, x]));
+  const after = new Map(to.map((x) => [x.name, x]));
+  for (const x of from) if (!after.has(x.name)) emit(() => `remove ${what} ${x.name}`);
+  for (const x of to) {
+    const old = before.get(x.name);
+    if (!old) emit(() => `add ${what} ${x.name} (${label(x)})`);
+    else if (old !== x) {
+      const rec = (o: T) => o as unknown as Record<string, unknown>;
+      for (const f of Object.keys({ ...rec(old), ...rec(x) })) {
+        if (f === 'name' || JSON.stringify(rec(old)[f]) === JSON.stringify(rec(x)[f])) continue;
+        emit(() => (f === 'secret' ? `${what} ${x.name}: secret changed` : `${what} ${x.name}: ${f} ${JSON.stringify(rec(old)[f])} -> ${JSON.stringify(rec(x)[f])}`));
+      }
+    }
+  }
 }

@@ -36,6 +36,7 @@ import { applyStep, checkCapabilities, readSnapshot } from './backend-ops.js';
 import { EventBus } from './events.js';
 import { KernelWatch } from './watch.js';
 import { effectiveSkew } from '../engine/timing.js';
+import { checkNotify } from './notify.js';
 
 export { vipNotFound };
 export { hashToken, ifMatchAccepts, newTokenSecret, type AuthContext } from './tokens.js';
@@ -251,6 +252,7 @@ export class CarpService {
       const detachedNow = opts.origin === 'sync' ? undefined : guardSynced(head, draft, diff, opts.force === true);
       if (detachedNow !== undefined) diff = diffStates(head, draft, { adopt: true });
       const problems = checkChange(draft, diff, this.indexOf(head));
+      if (diff.sections.has('hooks') || diff.sections.has('webhooks')) problems.push(...checkNotify(draft));
       if (problems.length > 0) throw fromProblems(problems);
       checkCapabilities(this.backend, diff.added, diff.sections.has('pfsync') ? draft.pfsync : undefined);
       const live = await this.liveState();
@@ -350,6 +352,8 @@ export class CarpService {
           draft.vips = next.vips;
           draft.carp = next.carp;
           draft.pfsync = next.pfsync;
+          draft.hooks = next.hooks;
+          draft.webhooks = next.webhooks;
           return { changes };
         },
       );

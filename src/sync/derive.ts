@@ -6,7 +6,7 @@
  *   secondary: applySnapshot(local, snap)   -> the local document with the synced parts
  *                                              replaced and this node's values derived
  *
- * Synced: every VIP without `nosync` (passwords included: the link is mutually authenticated
+ * Synced: every VIP, hook and webhook without `nosync` (passwords and webhook secrets included: the link is mutually authenticated
  * TLS with pinned certificates), and CARP's enabled/preempt. Never synced: maintenance, pfsync
  * (syncdev and syncpeer are per node by nature), API tokens, the sync section itself.
  *
@@ -22,7 +22,8 @@
  */
 import { CarpdError } from '../errors.js';
 import { canonicalIp, ipBytes, parseCidr } from '../wire/address.js';
-import { sortVips, vipKey, type CarpConfig, type DesiredState, type VipConfig } from '../config/model.js';
+import { sortVips, vipKey, type CarpConfig, type DesiredState, type HookConfig, type VipConfig, type WebhookConfig } from '../config/model.js';
+import { hookKey, webhookKey } from '../config/managed.js';
 
 export interface Snapshot {
   /** The primary's revision this snapshot is. */
@@ -31,6 +32,9 @@ export interface Snapshot {
   carp: Pick<CarpConfig, 'enabled' | 'preempt'>;
   /** The primary's own addresses with prefixes (sync.localAddresses), for unicast peers. */
   localAddresses: string[];
+  /** Hooks and webhooks without nosync; absent from an older primary (the secondary's are then kept). */
+  hooks?: HookConfig[];
+  webhooks?: WebhookConfig[];
 }
 
 export function snapshotOf(s: DesiredState): Snapshot {
@@ -39,7 +43,16 @@ export function snapshotOf(s: DesiredState): Snapshot {
     vips: sortVips(s.vips.filter((v) => !v.nosync)).map((v) => structuredClone(v)),
     carp: { enabled: s.carp.enabled, preempt: s.carp.preempt },
     localAddresses: [...s.sync.localAddresses],
+    hooks: (s.hooks ?? []).filter((h) => !h.nosync).map((h) => structuredClone(h)),
+    webhooks: (s.webhooks ?? []).filter((w) => !w.nosync).map((w) => structuredClone(w)),
   };
+}
+
+/** The secondary's list after the primary's: its own (nosync) and detached ones kept, by name, the rest the primary's. */
+function mergeNamed<T extends { name: string; nosync: boolean }>(local: readonly T[], incoming: readonly T[], detached: ReadonlySet<string>, key: (n: string) => string): T[] {
+  const kept = local.filter((x) => x.nosync || detached.has(key(x.name)));
+  const names = new Set(kept.map((x) => x.name));
+  return [...kept, ...incoming.filter((x) => !names.has(x.name) && !detached.has(key(x.name))).map((x) => structuredClone(x))];
 }
 
 /** The address in `addresses` (CIDRs) whose subnet contains `target`, of target's family. */
@@ -110,6 +123,8 @@ export function applySnapshot(local: DesiredState, snap: Snapshot): DesiredState
     next.carp.enabled = snap.carp.enabled;
     next.carp.preempt = snap.carp.preempt;
   }
+  if (snap.hooks) next.hooks = mergeNamed(local.hooks ?? [], snap.hooks, detached, hookKey);
+  if (snap.webhooks) next.webhooks = mergeNamed(local.webhooks ?? [], snap.webhooks, detached, webhookKey);
   next.sync.appliedRevision = snap.revision;
   return next;
 }

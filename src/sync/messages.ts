@@ -17,7 +17,7 @@
  * snapshot like any other change and names the field with its own error code.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { readVip } from '../config/document.js';
+import { readHook, readVip, readWebhook } from '../config/document.js';
 import { SYNC_ROLES, VIP_PROTOCOLS, type DesiredState, type VipConfig } from '../config/model.js';
 import { CarpdError } from '../errors.js';
 import type { PlanView } from '../service/service.js';
@@ -143,6 +143,9 @@ const snapshotSchema = {
       properties: { enabled: { type: 'boolean' }, preempt: { type: 'boolean' } },
     },
     localAddresses: { type: 'array', items: { type: 'string', format: 'cidr' } },
+    // Read field by field by config/document.ts (readSnapshot); the service checks their rules.
+    hooks: { type: 'array', items: { type: 'object' } },
+    webhooks: { type: 'array', items: { type: 'object' } },
   },
 };
 
@@ -307,7 +310,14 @@ export function readSnapshot(body: SnapshotBody): Snapshot {
   } catch (e) {
     throw new CarpdError('CARPD_ERR_SYNC_BAD_MESSAGE', `the snapshot has a malformed VIP: ${(e as Error).message}`);
   }
-  return { revision: body.revision, vips, carp: { enabled: body.carp.enabled, preempt: body.carp.preempt }, localAddresses: [...body.localAddresses] };
+  const snap: Snapshot = { revision: body.revision, vips, carp: { enabled: body.carp.enabled, preempt: body.carp.preempt }, localAddresses: [...body.localAddresses] };
+  try {
+    if (body.hooks) snap.hooks = body.hooks.map((h, i) => readHook(h, `/hooks/${i}`));
+    if (body.webhooks) snap.webhooks = body.webhooks.map((w, i) => readWebhook(w, `/webhooks/${i}`));
+  } catch (e) {
+    throw new CarpdError('CARPD_ERR_SYNC_BAD_MESSAGE', `the snapshot has a malformed hook or webhook: ${(e as Error).message}`);
+  }
+  return snap;
 }
 
 // --- the client's side -------------------------------------------------------------------------

@@ -276,7 +276,7 @@ export interface paths {
         };
         /**
          * The whole desired state, secrets redacted.
-         * @description The whole desired state (VIPs, CARP globals, pfsync, token names and roles) with every secret left out: passwords appear as `hasPassword`. `ETag` is the revision; `If-None-Match` with it answers 304 while nothing changed. The body can be edited and sent back with `PUT /v1/config`.
+         * @description The whole desired state (VIPs, hooks, webhooks, CARP globals, pfsync, token names and roles) with every secret left out: passwords appear as `hasPassword`, webhook secrets as `hasSecret`. `ETag` is the revision; `If-None-Match` with it answers 304 while nothing changed. The body can be edited and sent back with `PUT /v1/config`.
          */
         get: operations["getConfig"];
         /**
@@ -293,6 +293,9 @@ export interface paths {
          *       removes it. `hasPassword` (as GET shows it) is checked against the outcome and refused
          *       with 422 when it disagrees, so that a document copied from another node cannot drop or
          *       invent a password silently.
+         *     * `hooks` and `webhooks`: not given, they stay as they are; given, each is the complete
+         *       list (one not listed is removed). A webhook's `secret` is write-only: absent, the stored
+         *       one of that name stays; `hasSecret` is accepted and ignored.
          *     * `carp` and `pfsync`: a section not given stays as it is; a section given is replaced,
          *       its fields not given taking their defaults (`enabled`/`preempt` true; `maxupd` 128,
          *       `defer` false, `version` 1400), except `carp.maintenance`, which stays as it is when
@@ -397,6 +400,114 @@ export interface paths {
          * @description Revokes the token at once. 404 `CARPD_ERR_TOKEN_NOT_FOUND` when there is none of that name; 409 `CARPD_ERR_LAST_ADMIN_TOKEN` for the last admin token, which would leave no way to make changes.
          */
         delete: operations["deleteToken"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/hooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The hooks of the desired state.
+         * @description Every hook: its event filters, command, timeout, extra environment and `nosync`.
+         */
+        get: operations["listHooks"];
+        put?: never;
+        /**
+         * Add a hook.
+         * @description Adds a program run on the events its filters name: `command` is an argv array (never a shell string) whose first element is an absolute path. Each run gets the event in `CARPD_*` environment variables and as JSON on stdin, runs in its own process group, killed at `timeoutSec`; runs of one hook follow the order of the events, one at a time, and never hold up carpd. Each result is a `hook.succeeded` or `hook.failed` event. Synced to the sync secondary unless `nosync`. 409 `CARPD_ERR_HOOK_EXISTS` when the name is taken.
+         */
+        post: operations["createHook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/hooks/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["schemas"]["TokenName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * One hook.
+         * @description The hook of that name. 404 `CARPD_ERR_HOOK_NOT_FOUND` when there is none.
+         */
+        get: operations["getHook"];
+        /**
+         * Create or replace a hook.
+         * @description Replaces the hook of that name, or creates it; fields not given take their defaults.
+         */
+        put: operations["replaceHook"];
+        post?: never;
+        /**
+         * Remove a hook.
+         * @description Removes the hook; a run under way finishes, queued runs are dropped. 404 `CARPD_ERR_HOOK_NOT_FOUND` when there is none.
+         */
+        delete: operations["deleteHook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The webhooks of the desired state (secrets never shown).
+         * @description Every webhook: its URL, event filters, timeout and `nosync`; the secret is never shown (`hasSecret`).
+         */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Add a webhook.
+         * @description Adds a receiver of events: a JSON POST of `{id, type, time, data, node}` signed with `X-Carpd-Signature: sha256=<hex HMAC-SHA256 of the body with the secret>`, retried with backoff from a bounded queue. The secret is write-only. Each result is a `webhook.delivered` or `webhook.failed` event. Synced to the sync secondary unless `nosync`. 409 `CARPD_ERR_WEBHOOK_EXISTS` when the name is taken.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["schemas"]["TokenName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * One webhook.
+         * @description The webhook of that name. 404 `CARPD_ERR_WEBHOOK_NOT_FOUND` when there is none.
+         */
+        get: operations["getWebhook"];
+        /**
+         * Create or replace a webhook.
+         * @description Replaces the webhook of that name, or creates it; fields not given take their defaults, except `secret`: absent, the stored one stays (a new webhook needs one).
+         */
+        put: operations["replaceWebhook"];
+        post?: never;
+        /**
+         * Remove a webhook.
+         * @description Removes the webhook; deliveries queued for it are dropped. 404 `CARPD_ERR_WEBHOOK_NOT_FOUND` when there is none.
+         */
+        delete: operations["deleteWebhook"];
         options?: never;
         head?: never;
         patch?: never;
@@ -663,6 +774,106 @@ export interface components {
         };
         Description: string;
         TokenName: string;
+        /** @description Which events: `type` is an event type (`vhid.state`, `splitbrain.detected`, ...) or a family (`splitbrain`, `sync`, `webhook`); `interface`, `vhid` and (vhid.state only) `state`, the state entered, narrow it. A hook may not hear `hook.*` events. */
+        EventFilter: {
+            type: string;
+            interface?: components["schemas"]["InterfaceName"];
+            vhid?: components["schemas"]["Vhid"];
+            state?: components["schemas"]["CarpState"];
+        };
+        EventFilters: components["schemas"]["EventFilter"][];
+        /** @description The program and its arguments (argv), the first an absolute path; no shell runs it. A string (a shell command line) is refused with 422 `CARPD_ERR_INVALID_VALUE`. */
+        HookCommand: string[] | string;
+        /** @description Extra environment: names of upper-case letters, digits and `_`, not starting with `CARPD_`. */
+        HookEnv: {
+            [key: string]: string;
+        };
+        Hook: {
+            name: components["schemas"]["TokenName"];
+            events: components["schemas"]["EventFilters"];
+            command: string[];
+            timeoutSec: number;
+            env: components["schemas"]["HookEnv"];
+            nosync: boolean;
+        };
+        HookList: {
+            revision: number;
+            items: components["schemas"]["Hook"][];
+        };
+        HookReplace: {
+            events: components["schemas"]["EventFilters"];
+            command: components["schemas"]["HookCommand"];
+            /** @default 30 */
+            timeoutSec?: number;
+            env?: components["schemas"]["HookEnv"];
+            /** @default false */
+            nosync?: boolean;
+        };
+        HookCreate: {
+            name: components["schemas"]["TokenName"];
+            events: components["schemas"]["EventFilters"];
+            command: components["schemas"]["HookCommand"];
+            /** @default 30 */
+            timeoutSec?: number;
+            env?: components["schemas"]["HookEnv"];
+            /** @default false */
+            nosync?: boolean;
+        };
+        /** @description An http: or https: URL without credentials; any other scheme is refused with 422 `CARPD_ERR_INVALID_VALUE`. */
+        WebhookUrl: string;
+        /** @description The key of the HMAC-SHA256 in `X-Carpd-Signature`. Write-only. */
+        WebhookSecret: string;
+        Webhook: {
+            name: components["schemas"]["TokenName"];
+            url: string;
+            events: components["schemas"]["EventFilters"];
+            timeoutSec: number;
+            nosync: boolean;
+            /** @description Always true: the secret is write-only. */
+            hasSecret: boolean;
+        };
+        WebhookList: {
+            revision: number;
+            items: components["schemas"]["Webhook"][];
+        };
+        WebhookReplace: {
+            url: components["schemas"]["WebhookUrl"];
+            secret?: components["schemas"]["WebhookSecret"];
+            events: components["schemas"]["EventFilters"];
+            /** @default 10 */
+            timeoutSec?: number;
+            /** @default false */
+            nosync?: boolean;
+        };
+        WebhookCreate: {
+            name: components["schemas"]["TokenName"];
+            url: components["schemas"]["WebhookUrl"];
+            secret: components["schemas"]["WebhookSecret"];
+            events: components["schemas"]["EventFilters"];
+            /** @default 10 */
+            timeoutSec?: number;
+            /** @default false */
+            nosync?: boolean;
+        };
+        /** @description One hook of a declared desired state; fields not given take their defaults. */
+        DeclaredHook: {
+            name: components["schemas"]["TokenName"];
+            events: components["schemas"]["EventFilters"];
+            command: components["schemas"]["HookCommand"];
+            timeoutSec?: number;
+            env?: components["schemas"]["HookEnv"];
+            nosync?: boolean;
+        };
+        /** @description One webhook of a declared desired state; `secret` absent keeps the stored one (a new webhook needs one); `hasSecret` is accepted and ignored. */
+        DeclaredWebhook: {
+            name: components["schemas"]["TokenName"];
+            url: components["schemas"]["WebhookUrl"];
+            secret?: components["schemas"]["WebhookSecret"];
+            hasSecret?: boolean;
+            events: components["schemas"]["EventFilters"];
+            timeoutSec?: number;
+            nosync?: boolean;
+        };
         /** @enum {string} */
         Role: "read" | "admin";
         /** @enum {string} */
@@ -935,6 +1146,8 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
             vips: components["schemas"]["Vip"][];
+            hooks: components["schemas"]["Hook"][];
+            webhooks: components["schemas"]["Webhook"][];
             carp: {
                 enabled: boolean;
                 preempt: boolean;
@@ -968,6 +1181,10 @@ export interface components {
             updatedAt?: string;
             /** @description Every VIP of the node; one not listed is removed. */
             vips: components["schemas"]["DeclaredVip"][];
+            /** @description Not given: stay as they are. Given: every hook; one not listed is removed. */
+            hooks?: components["schemas"]["DeclaredHook"][];
+            /** @description Not given: stay as they are. Given: every webhook; one not listed is removed. A secret not given stays as stored. */
+            webhooks?: components["schemas"]["DeclaredWebhook"][];
             /** @description Not given: stays as it is. Given: `enabled` and `preempt` default to true; `maintenance` not given stays as it is. */
             carp?: {
                 enabled?: boolean;
@@ -1057,7 +1274,7 @@ export interface components {
          *     new minor versions of the API: act on the HTTP status of a code you do not know.
          * @enum {string}
          */
-        ErrorCode: "CARPD_ERR_VALIDATION" | "CARPD_ERR_MALFORMED_JSON" | "CARPD_ERR_BODY_TOO_LARGE" | "CARPD_ERR_UNSUPPORTED_MEDIA_TYPE" | "CARPD_ERR_UNAUTHORIZED" | "CARPD_ERR_FORBIDDEN" | "CARPD_ERR_ROUTE_NOT_FOUND" | "CARPD_ERR_METHOD_NOT_ALLOWED" | "CARPD_ERR_PRECONDITION_FAILED" | "CARPD_ERR_VIP_NOT_FOUND" | "CARPD_ERR_VHID_EXISTS" | "CARPD_ERR_NO_FREE_VHID" | "CARPD_ERR_ADDRESS_IN_USE" | "CARPD_ERR_ADDRESS_DUPLICATE" | "CARPD_ERR_INVALID_ADDRESS" | "CARPD_ERR_PEER_REQUIRED" | "CARPD_ERR_PEER_NOT_ALLOWED" | "CARPD_ERR_PEER_FAMILY" | "CARPD_ERR_PASSWORD_TOO_LONG" | "CARPD_ERR_INVALID_VALUE" | "CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED" | "CARPD_ERR_INTERFACE_NOT_FOUND" | "CARPD_ERR_UNSUPPORTED" | "CARPD_ERR_VHID_NOT_RUNNING" | "CARPD_ERR_REVISION_NOT_FOUND" | "CARPD_ERR_TOKEN_EXISTS" | "CARPD_ERR_TOKEN_NOT_FOUND" | "CARPD_ERR_LAST_ADMIN_TOKEN" | "CARPD_ERR_KERNEL" | "CARPD_ERR_STORE" | "CARPD_ERR_SYNC_MANAGED" | "CARPD_ERR_SYNC_NOT_CONFIGURED" | "CARPD_ERR_SYNC_PEER_UNREACHABLE" | "CARPD_ERR_SYNC_UNTRUSTED" | "CARPD_ERR_SYNC_REPLAY" | "CARPD_ERR_SYNC_BAD_MESSAGE" | "CARPD_ERR_SYNC_SCHEMA" | "CARPD_ERR_SYNC_OLDER_REVISION" | "CARPD_ERR_SYNC_ROLE" | "CARPD_ERR_SHUTTING_DOWN" | "CARPD_ERR_INTERNAL" | "CARPD_ERR_TOO_MANY_FAILURES";
+        ErrorCode: "CARPD_ERR_VALIDATION" | "CARPD_ERR_MALFORMED_JSON" | "CARPD_ERR_BODY_TOO_LARGE" | "CARPD_ERR_UNSUPPORTED_MEDIA_TYPE" | "CARPD_ERR_UNAUTHORIZED" | "CARPD_ERR_FORBIDDEN" | "CARPD_ERR_ROUTE_NOT_FOUND" | "CARPD_ERR_METHOD_NOT_ALLOWED" | "CARPD_ERR_PRECONDITION_FAILED" | "CARPD_ERR_VIP_NOT_FOUND" | "CARPD_ERR_VHID_EXISTS" | "CARPD_ERR_NO_FREE_VHID" | "CARPD_ERR_ADDRESS_IN_USE" | "CARPD_ERR_ADDRESS_DUPLICATE" | "CARPD_ERR_INVALID_ADDRESS" | "CARPD_ERR_PEER_REQUIRED" | "CARPD_ERR_PEER_NOT_ALLOWED" | "CARPD_ERR_PEER_FAMILY" | "CARPD_ERR_PASSWORD_TOO_LONG" | "CARPD_ERR_INVALID_VALUE" | "CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED" | "CARPD_ERR_INTERFACE_NOT_FOUND" | "CARPD_ERR_UNSUPPORTED" | "CARPD_ERR_VHID_NOT_RUNNING" | "CARPD_ERR_REVISION_NOT_FOUND" | "CARPD_ERR_TOKEN_EXISTS" | "CARPD_ERR_TOKEN_NOT_FOUND" | "CARPD_ERR_LAST_ADMIN_TOKEN" | "CARPD_ERR_HOOK_EXISTS" | "CARPD_ERR_HOOK_NOT_FOUND" | "CARPD_ERR_WEBHOOK_EXISTS" | "CARPD_ERR_WEBHOOK_NOT_FOUND" | "CARPD_ERR_KERNEL" | "CARPD_ERR_STORE" | "CARPD_ERR_SYNC_MANAGED" | "CARPD_ERR_SYNC_NOT_CONFIGURED" | "CARPD_ERR_SYNC_PEER_UNREACHABLE" | "CARPD_ERR_SYNC_UNTRUSTED" | "CARPD_ERR_SYNC_REPLAY" | "CARPD_ERR_SYNC_BAD_MESSAGE" | "CARPD_ERR_SYNC_SCHEMA" | "CARPD_ERR_SYNC_OLDER_REVISION" | "CARPD_ERR_SYNC_ROLE" | "CARPD_ERR_SHUTTING_DOWN" | "CARPD_ERR_INTERNAL" | "CARPD_ERR_TOO_MANY_FAILURES";
         /** @description RFC 9457 problem details with carpd's stable `code`. */
         Problem: {
             /** @description A URI naming the error class (`urn:carpd:error:<code>`). */
@@ -2350,6 +2567,510 @@ export interface operations {
                 };
             };
             /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_LAST_ADMIN_TOKEN`: the last admin token cannot be removed. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listHooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Hooks, by name. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    createHook: {
+        parameters: {
+            query?: {
+                /** @description Compute and return the plan; apply and store nothing. */
+                dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
+            };
+            header?: {
+                /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HookCreate"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Plan"];
+            /** @description Created; `Location` names the new hook. */
+            201: {
+                headers: {
+                    /** @description URL of the new hook. */
+                    Location?: string;
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Hook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_HOOK_EXISTS`: a hook with that name exists. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary (repeat with `force=true` to detach it here). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getHook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["schemas"]["TokenName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The hook. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Hook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `CARPD_ERR_HOOK_NOT_FOUND`: no such hook. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    replaceHook: {
+        parameters: {
+            query?: {
+                /** @description Compute and return the plan; apply and store nothing. */
+                dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
+            };
+            header?: {
+                /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                name: components["schemas"]["TokenName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HookReplace"];
+            };
+        };
+        responses: {
+            /** @description The hook as replaced, or the plan with `dryRun=true`. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Hook"] | components["schemas"]["Plan"];
+                };
+            };
+            /** @description Created. */
+            201: {
+                headers: {
+                    /** @description URL of the new hook. */
+                    Location?: string;
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Hook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary (repeat with `force=true` to detach it here). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    deleteHook: {
+        parameters: {
+            query?: {
+                /** @description Compute and return the plan; apply and store nothing. */
+                dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
+            };
+            header?: {
+                /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                name: components["schemas"]["TokenName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Plan"];
+            /** @description Removed. */
+            204: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_HOOK_NOT_FOUND`: no such hook. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary (repeat with `force=true` to detach it here). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Webhooks, by name. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: {
+                /** @description Compute and return the plan; apply and store nothing. */
+                dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
+            };
+            header?: {
+                /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Plan"];
+            /** @description Created; `Location` names the new webhook. */
+            201: {
+                headers: {
+                    /** @description URL of the new webhook. */
+                    Location?: string;
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_WEBHOOK_EXISTS`: a webhook with that name exists. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary (repeat with `force=true` to detach it here). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["schemas"]["TokenName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The webhook. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `CARPD_ERR_WEBHOOK_NOT_FOUND`: no such webhook. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    replaceWebhook: {
+        parameters: {
+            query?: {
+                /** @description Compute and return the plan; apply and store nothing. */
+                dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
+            };
+            header?: {
+                /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                name: components["schemas"]["TokenName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookReplace"];
+            };
+        };
+        responses: {
+            /** @description The webhook as replaced, or the plan with `dryRun=true`. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"] | components["schemas"]["Plan"];
+                };
+            };
+            /** @description Created. */
+            201: {
+                headers: {
+                    /** @description URL of the new webhook. */
+                    Location?: string;
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary (repeat with `force=true` to detach it here). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDown"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: {
+                /** @description Compute and return the plan; apply and store nothing. */
+                dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
+            };
+            header?: {
+                /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                name: components["schemas"]["TokenName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Plan"];
+            /** @description Removed. */
+            204: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_WEBHOOK_NOT_FOUND`: no such webhook. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary (repeat with `force=true` to detach it here). */
             409: {
                 headers: {
                     [name: string]: unknown;
