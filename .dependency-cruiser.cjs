@@ -5,6 +5,7 @@
  *   daemon/, demo/     composition roots: may import anything below
  *   cli/               carpctl: only the generated API types (api/generated/) and paths.ts
  *   api/               HTTP: service/, sync/, config/, wire/ — never kernel/, engine/, runtime/
+ *   notify/            hooks and webhooks run on events: service/, config/, wire/
  *   sync/              node-to-node config sync: service/, config/, wire/
  *   service/           the serialized change queue: kernel/, config/, engine/, wire/
  *   kernel/            backends: runtime/, engine/, config/, wire/ (koffi only here)
@@ -29,6 +30,7 @@ const LAYERS = {
   service: ['kernel', 'engine', 'config', 'wire'],
   sync: ['service', 'config', 'wire'],
   api: ['service', 'sync', 'config', 'wire'],
+  notify: ['service', 'config', 'wire'],
 };
 
 /** A rule: files under `from` may import, of src/, only their own folder, `allowed` and VOCAB. */

@@ -106,7 +106,7 @@ test('every request example of a change is accepted by carpd as a dry run', asyn
     // Config sync needs a peer (test/sync-cluster.test.ts); a token is created for real below.
     if (!dryRun || e.path.startsWith('/v1/sync')) continue;
     const type = e.schema.includes('merge-patch') ? 'application/merge-patch+json' : 'application/json';
-    const url = e.path.replace('{interface}', 'em0').replace('{vhid}', '1') + '?dryRun=true';
+    const url = e.path.replace('{interface}', 'em0').replace('{vhid}', '1').replace('{name}', 'example') + '?dryRun=true';
     const res = await h.api.call(e.method as (typeof METHODS)[number], url, { body: e.value, contentType: type });
     assert.equal(res.status, 200, `${e.where}: ${res.text}`);
     assert.equal(res.body.dryRun, true, e.where);

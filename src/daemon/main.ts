@@ -15,6 +15,8 @@ import { SyncManager } from '../sync/manager.js';
 import { ConfigFileError, ConfigStore } from '../config/store.js';
 import { initialState } from '../config/model.js';
 import { CarpService } from '../service/service.js';
+import { HookRunner } from '../notify/hooks.js';
+import { WebhookRunner } from '../notify/webhooks.js';
 import type { KernelBackend } from '../kernel/backend.js';
 import { ensureAdminToken } from './admin-token.js';
 import { ApiTlsError, loadApiTls } from './api-tls.js';
@@ -107,6 +109,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
   let reconcile: Awaited<ReturnType<CarpService['start']>>;
   let tls: Awaited<ReturnType<typeof loadApiTls>> | undefined;
   let watch: NodeJS.Timeout | undefined;
+  let notify: { close(): void }[] = [];
   try {
     store = await ConfigStore.open(opts.stateDir, () => initialState(new Date()), { log: logger }).catch((e: unknown) => {
       throw e instanceof ConfigFileError ? e : new StartError(stateDirError(opts.stateDir, e as NodeJS.ErrnoException));
@@ -141,6 +144,10 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
     backend = await createBackend(opts.backend, { stateDir: opts.stateDir, logger, sim: { group: opts.simGroup, node: opts.nodeName } });
     opened.push(() => backend.close());
     service = new CarpService({ store, backend, logger });
+    // Hooks and webhooks hear the events from the first (the vhid states of the start included).
+    const desired = () => service.desired();
+    notify = [new HookRunner({ events: service.events, desired, logger, node: opts.nodeName }), new WebhookRunner({ events: service.events, desired, logger, node: opts.nodeName, version: VERSION })];
+    opened.push(() => notify.forEach((n) => n.close()));
     sync = await SyncManager.start({ service, identity, logger, node: opts.nodeName, bound, paused: true });
     opened.push(() => sync.close());
     if (opts.syncListen) {
@@ -199,6 +206,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
       clearInterval(watch);
       await sync.close();
       await service.close();
+      for (const n of notify) n.close();
       server.closeIdleConnections();
       await Promise.race([closed, new Promise((r) => setTimeout(r, STOP_DRAIN_MS).unref())]);
       server.closeAllConnections();
