@@ -309,3 +309,50 @@ test('event environment: every body field as CARPD_<UPPER_SNAKE>', () => {
   const e = bus.publish('config.committed', { revision: 3, actor: 'admin', origin: 'api', summary: 'x', steps: 2 });
   assert.deepEqual(eventEnv(e, 'n'), { CARPD_REVISION: '3', CARPD_ACTOR: 'admin', CARPD_ORIGIN: 'api', CARPD_SUMMARY: 'x', CARPD_STEPS: '2', CARPD_EVENT: 'config.committed', CARPD_EVENT_ID: String(e.id), CARPD_EVENT_TIME: e.time, CARPD_NODE: 'n' });
 });
+
+test('carpctl hook and webhook: add, list, show, rm against carpd', async (t) => {
+  const { createServer } = await import('node:http');
+  const { run } = await import('../src/cli/run.js');
+  const { ADMIN_TOKEN } = await import('./helpers/harness.js');
+  const h = await makeHarness();
+  const server = createServer(h.app);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(async () => {
+    server.closeAllConnections();
+    server.close();
+    await h.close();
+  });
+  const url = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
+  const carpctl = async (args: string[], env: Record<string, string> = {}) => {
+    let stdout = '';
+    let stderr = '';
+    const code = await run(['--url', url, ...args], { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), env: { CARPD_TOKEN: ADMIN_TOKEN, ...env } });
+    return { code, stdout, stderr };
+  };
+  let r = await carpctl(['hook', 'add', 'wan-up', '--on', 'vhid.state:interface=em0,vhid=1,state=master', '--timeout', '5', '--env', 'SITE=a=b', '--', '/usr/local/sbin/wan-up', '--quiet', '-v']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(h.service.desired().hooks[0], { name: 'wan-up', events: [{ type: 'vhid.state', interface: 'em0', vhid: 1, state: 'MASTER' }], command: ['/usr/local/sbin/wan-up', '--quiet', '-v'], timeoutSec: 5, env: { SITE: 'a=b' }, nosync: false });
+  r = await carpctl(['hook', 'list']);
+  assert.match(r.stdout, /wan-up\s+vhid\.state:interface=em0,vhid=1,state=MASTER\s+\/usr\/local\/sbin\/wan-up --quiet -v/);
+  r = await carpctl(['hook', 'add', 'bad', '--on', 'splitbrain', '--', 'relative/path']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /not an absolute path/);
+  r = await carpctl(['hook', 'add', 'bad', '--', '/bin/true']);
+  assert.equal(r.code, 2, 'no --on: a usage error');
+  const dir = tempDir(t);
+  writeFileSync(path.join(dir, 'secret'), 'file-secret-0123456789\n');
+  r = await carpctl(['webhook', 'add', 'chat', 'https://198.51.100.20/carpd', '--secret-file', path.join(dir, 'secret'), '--on', 'splitbrain']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(h.service.desired().webhooks[0].secret, 'file-secret-0123456789');
+  assert.ok(!r.stdout.includes('file-secret'));
+  r = await carpctl(['webhook', 'add', 'env', 'http://127.0.0.1:9/x', '--secret-env', 'MY_SECRET', '--on', 'vhid.state'], { MY_SECRET: 'env-secret' });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(h.service.desired().webhooks[1].secret, 'env-secret');
+  r = await carpctl(['webhook', 'show', 'chat']);
+  assert.match(r.stdout, /secret:\s+set/);
+  r = await carpctl(['hook', 'rm', 'wan-up']);
+  assert.equal(r.code, 0, r.stderr);
+  r = await carpctl(['webhook', 'rm', 'chat']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual([h.service.desired().hooks.length, h.service.desired().webhooks.map((w) => w.name)], [0, ['env']]);
+});

@@ -18,6 +18,7 @@ import { statusCommands } from "./status.js";
 import { syncCommands } from "./sync.js";
 import { tlsCommands } from "./tls.js";
 import { tokenCommands } from "./token.js";
+import { hookCommands } from "./hook.js";
 import { parseFingerprint, trustedFetch, type TlsTrust } from "./transport.js";
 import { vipCommands } from "./vip.js";
 import { defaultStateDir, PACKAGE_ROOT } from "../paths.js";
@@ -39,6 +40,7 @@ export const commands: Command[] = [
   ...configCommands,
   ...applyCommands,
   ...tokenCommands,
+  ...hookCommands,
   ...tlsCommands,
   completionCommand(() => commands),
 ];
