@@ -356,3 +356,26 @@ test('carpctl hook and webhook: add, list, show, rm against carpd', async (t) =>
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual([h.service.desired().hooks.length, h.service.desired().webhooks.map((w) => w.name)], [0, ['env']]);
 });
+
+test('the bootstrap file sets hooks and webhooks; a bad one is refused with the field and changes nothing', async (t) => {
+  const { applyBootstrapFile, BootstrapError } = await import('../src/daemon/bootstrap.js');
+  const h = await makeHarness();
+  t.after(() => h.close());
+  const dir = tempDir(t);
+  const file = path.join(dir, 'carpd.yaml');
+  writeFileSync(file, `hooks:\n  - name: wan-up\n    events: [{type: vhid.state, state: MASTER}]\n    command: [/usr/local/sbin/wan-up]\nwebhooks:\n  - name: chat\n    url: https://198.51.100.20/carpd\n    secret: s3cret-0123\n    events: [{type: splitbrain}]\n`);
+  assert.equal(await applyBootstrapFile(h.service, file, h.dir), 'applied');
+  assert.deepEqual(h.service.desired().hooks, [{ name: 'wan-up', events: [{ type: 'vhid.state', state: 'MASTER' }], command: ['/usr/local/sbin/wan-up'], timeoutSec: 30, env: {}, nosync: false }]);
+  assert.equal(h.service.desired().webhooks[0].secret, 's3cret-0123');
+  const revision = h.service.desired().revision;
+  for (const [text, why] of [
+    ['hooks:\n  - name: x\n    events: [{type: splitbrain}]\n    command: "/bin/echo hi"\n', /argv array/],
+    ['hooks:\n  - name: x\n    events: [{type: nope}]\n    command: [/bin/true]\n', /not an event type/],
+    ['hooks:\n  - name: x\n    events: [{type: splitbrain}]\n    command: [bin/true]\n', /absolute path/],
+    ['webhooks:\n  - name: x\n    url: "ftp://198.51.100.20/"\n    secret: s\n    events: [{type: splitbrain}]\n', /ftp: URLs are not allowed/],
+  ] as const) {
+    writeFileSync(file, text);
+    await assert.rejects(applyBootstrapFile(h.service, file, h.dir), (e: unknown) => e instanceof BootstrapError && why.test(e.message));
+    assert.equal(h.service.desired().revision, revision);
+  }
+});
