@@ -168,6 +168,19 @@ test('sync: hooks and webhooks go from primary to secondary unless nosync; the s
   assert.deepEqual(managedChanges(next, own).vips, []);
 });
 
+test('sync messages: a snapshot carries hooks and webhooks, read field by field; a malformed one is refused', async () => {
+  const { SYNC_KINDS, readSnapshot } = await import('../src/sync/messages.js');
+  const primary = initialState(new Date(0));
+  primary.hooks = [{ name: 'h', events: [{ type: 'splitbrain' }], command: ['/bin/true'], timeoutSec: 30, env: { A: 'b' }, nosync: false }];
+  primary.webhooks = [{ name: 'w', url: 'https://198.51.100.20/', secret: 's', events: [{ type: 'vhid.state', state: 'MASTER' }], timeoutSec: 10, nosync: false }];
+  const body = JSON.parse(JSON.stringify(snapshotOf(primary)));
+  const read = SYNC_KINDS.read({ type: 'push', body } as never);
+  assert.ok(read.ok, JSON.stringify(read));
+  const snap = readSnapshot(body);
+  assert.deepEqual([snap.hooks, snap.webhooks], [primary.hooks, primary.webhooks]);
+  assert.throws(() => readSnapshot({ ...body, hooks: [{ name: 'h', events: [], command: '/bin/sh -c x' }] }), (e: unknown) => (e as { code?: string }).code === 'CARPD_ERR_SYNC_BAD_MESSAGE');
+});
+
 test('on a sync secondary, a synced hook is changed only with force (then detached)', async (t) => {
   const h = await makeHarness();
   t.after(() => h.close());
