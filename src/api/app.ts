@@ -22,6 +22,7 @@ import { STATUS_SCHEMA, StatusEndpoint, statusRouter } from './routes/status.js'
 import { tokensRouter } from './routes/tokens.js';
 import { syncRouter } from './routes/sync.js';
 import { vipsRouter } from './routes/vips.js';
+import { EventStreams, eventsRouter, type EventStreamOptions } from './routes/events.js';
 import type { SyncManager } from '../sync/manager.js';
 import { loadSpec } from './spec.js';
 import { route } from './typed.js';
@@ -41,6 +42,9 @@ export interface AppDeps {
   sync?: SyncManager;
   /** Failed authentications per source (default: a limiter with AUTH_LIMIT_DEFAULTS on the system clock). */
   authLimiter?: AuthLimiter;
+  /** The event streams of GET /v1/events (default: made here with `eventStreams` options). */
+  streams?: EventStreams;
+  eventStreams?: EventStreamOptions;
   /** One `http.request` log line (info) per request: method, route, status, ms, token name, source (default off). */
   accessLog?: boolean;
 }
@@ -97,6 +101,7 @@ export function buildApp(deps: AppDeps): Express {
   app.use(configRouter(deps.service));
   app.use(tokensRouter(deps.service));
   app.use(syncRouter(deps.service, deps.sync));
+  app.use(eventsRouter(deps.service.events, deps.streams ?? new EventStreams(deps.service.events, deps.eventStreams)));
 
   app.use((req, res) => sendProblem(res, new CarpdError('CARPD_ERR_ROUTE_NOT_FOUND', 'no such resource; the API is described at /openapi.json and /docs'), req));
   app.use(errorHandler(deps.logger));

@@ -10,6 +10,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { buildApp } from '../api/app.js';
+import { EventStreams } from '../api/routes/events.js';
 import { loadOrCreateIdentity } from '../sync/identity.js';
 import { SyncManager } from '../sync/manager.js';
 import { ConfigFileError, ConfigStore } from '../config/store.js';
@@ -107,6 +108,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
   let reconcile: Awaited<ReturnType<CarpService['start']>>;
   let tls: Awaited<ReturnType<typeof loadApiTls>> | undefined;
   let watch: NodeJS.Timeout | undefined;
+  let streams: EventStreams | undefined;
   try {
     store = await ConfigStore.open(opts.stateDir, () => initialState(new Date()), { log: logger }).catch((e: unknown) => {
       throw e instanceof ConfigFileError ? e : new StartError(stateDirError(opts.stateDir, e as NodeJS.ErrnoException));
@@ -159,7 +161,8 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
     watch = setInterval(() => void service.checkKernel(), KERNEL_WATCH_MS);
     watch.unref();
     opened.push(() => clearInterval(watch));
-    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog });
+    streams = new EventStreams(service.events);
+    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog, streams });
     listener.serve(app);
     sync.resume();
   } catch (e) {
@@ -197,6 +200,8 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       clearInterval(watch);
+      // Event streams never end by themselves: they are closed first, so the listener can drain.
+      streams?.close();
       await sync.close();
       await service.close();
       server.closeIdleConnections();
