@@ -2949,7 +2949,7 @@ export interface operations {
                 types?: components["parameters"]["EventTypes"];
             };
             header?: {
-                /** @description The id of the last event the client saw; the events after it are sent first. */
+                /** @description The id of the last event the client saw; the events after it are sent first. `0`: every kept event. */
                 "Last-Event-ID"?: string;
             };
             path?: never;
@@ -2990,7 +2990,7 @@ export interface operations {
                  * @example vhid.state,splitbrain
                  */
                 types?: components["parameters"]["EventTypes"];
-                /** @description The id of the last event already seen. */
+                /** @description The id of the last event already seen; 0 (the default): every kept event. */
                 after?: number;
                 /** @description At most this many events (default 100). */
                 limit?: number;
