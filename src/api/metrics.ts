@@ -425,7 +425,9 @@ export class CarpdMetrics {
   metrics(): Promise<string> {
     this.scrape ??= (async () => {
       try {
-        const [status, stats] = await Promise.all([this.opts.service.status().catch(() => undefined), this.opts.service.stats().catch(() => undefined)]);
+        // The backend's counters as they are (GET /v1/stats answers a failed read in API terms;
+        // here it is carpd_up{read="stats"} 0, and the rest of the scrape still answers).
+        const [status, stats] = await Promise.all([this.opts.service.status().catch(() => undefined), this.opts.service.backend.stats().catch(() => undefined)]);
         this.reading = { status, stats, sync: this.opts.sync?.status() };
         return await this.registry.metrics();
       } finally {
