@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -21,7 +21,7 @@ import { parseFlags, UsageError, type DaemonOptions } from '../src/daemon/flags.
 import type { KernelStats } from '../src/kernel/backend.js';
 import { MemoryBackend } from '../src/kernel/memory.js';
 import type { SyncManager } from '../src/sync/manager.js';
-import { call, daemonArgs, startDaemon } from './helpers/daemon.js';
+import { call, daemonArgs, spawnDaemon, startDaemon } from './helpers/daemon.js';
 import { ADMIN_TOKEN, makeHarness, ManualClock, READ_TOKEN, type Harness } from './helpers/harness.js';
 import { parsePrometheusText, sampleValue, type Family } from './helpers/prom-text.js';
 import pino from 'pino';
@@ -328,6 +328,19 @@ test('a running carpd with --metrics-listen: /metrics there without a token, wit
   d.kill('SIGTERM');
   assert.equal((await d.waitForExit()).code, 0, d.output);
   await assert.rejects(get(port, '/metrics'));
+});
+
+test('carpd refuses to start when --metrics-listen cannot be bound, naming the flag', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'carpd-metrics-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  t.after(() => taken.close());
+  const port = (taken.address() as AddressInfo).port;
+  const d = spawnDaemon(t, daemonArgs(dir, '--metrics-listen', `127.0.0.1:${port}`));
+  const failed = await d.waitForEvent('start.failed');
+  assert.match(String(failed.err), new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use \\(--metrics-listen\\)`));
+  assert.equal((await d.waitForExit()).code, 1, d.output);
 });
 
 /** The metric names a PromQL expression uses (not its functions, keywords, label names or Grafana variables). */

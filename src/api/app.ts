@@ -95,6 +95,8 @@ export function buildApp(deps: AppDeps): Express {
 
   route(app, 'get', '/metrics', async (_req, res) => {
     const text = await metrics.metrics();
+    // Text, not JSON: the typed response takes only the spec's JSON bodies, and the response
+    // validator checks only what res.json sends.
     res.set({ 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' }).send(text as never);
   });
   app.use(statusRouter(status));
