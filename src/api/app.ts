@@ -13,6 +13,7 @@ import { CarpdError } from '../errors.js';
 import type { CarpService } from '../service/service.js';
 import { authenticate, routeName, type AuthAudit } from './auth.js';
 import { AuthLimiter, sourceKey } from './auth-limit.js';
+import { CarpdMetrics } from './metrics.js';
 import { errorHandler, sendProblem } from './problem.js';
 import { carpRouter } from './routes/carp.js';
 import { configRouter } from './routes/config.js';
@@ -47,6 +48,8 @@ export interface AppDeps {
   eventStreams?: EventStreamOptions;
   /** One `http.request` log line (info) per request: method, route, status, ms, token name, source (default off). */
   accessLog?: boolean;
+  /** GET /metrics and the HTTP request counters (default: metrics of this app's own, without process metrics). */
+  metrics?: CarpdMetrics;
 }
 
 /**
@@ -72,6 +75,7 @@ export function buildApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   const audit: AuthAudit = { limiter: deps.authLimiter ?? new AuthLimiter(), logger: deps.logger, events: deps.service.events, routeOf: (path) => validator.templateOf(path) };
+  const metrics = deps.metrics ?? new CarpdMetrics({ service: deps.service, sync: deps.sync, version: deps.version, node: deps.node });
   const status = new StatusEndpoint({
     service: deps.service,
     logger: deps.logger,
@@ -93,6 +97,12 @@ export function buildApp(deps: AppDeps): Express {
   app.use(express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/merge-patch+json'] }));
   app.use(validator.middleware({ responses: deps.validateResponses !== false, logger: deps.logger }));
 
+  route(app, 'get', '/metrics', async (_req, res) => {
+    const text = await metrics.metrics();
+    // Text, not JSON: the typed response takes only the spec's JSON bodies, and the response
+    // validator checks only what res.json sends.
+    res.set({ 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' }).send(text as never);
+  });
   app.use(statusRouter(status));
   app.use(statsRouter(deps.service, audit.limiter));
   app.use(vipsRouter(deps.service));
@@ -113,6 +123,7 @@ export function buildApp(deps: AppDeps): Express {
   const dispatch = (app as unknown as { handle: ExpressHandle }).handle.bind(app);
   (app as unknown as { handle: ExpressHandle }).handle = (req, res, done) => {
     if (deps.accessLog) logAccess(audit, req, res);
+    metrics.track(req, res, audit.routeOf);
     if (!status.tryPoll(req, res)) dispatch(req, res, done);
   };
   return app;

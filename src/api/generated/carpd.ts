@@ -24,6 +24,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Metrics in the Prometheus text format.
+         * @description Every vhid's state, transitions and effective skew, the demotion and what contributes to it, maintenance, the CARP and pfsync kernel counters, config sync's lag, pushes and refusals, the config revision, hook runs and webhook deliveries, the API's requests and their durations, and the events published, in the Prometheus text exposition format 0.0.4 (`text/plain; version=0.0.4`). Any token may read it: give Prometheus a read token (`authorization: { type: Bearer, credentials_file: ... }`). One scrape reads the live state and the kernel counters once. `carpd --metrics-listen HOST:PORT` serves the same text without a token on a plain-HTTP listener of its own. The series are listed in docs/prometheus/README.md.
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/status": {
         parameters: {
             query?: never;
@@ -1591,6 +1611,43 @@ export interface operations {
                 };
             };
             500: components["responses"]["InternalError"];
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics, `Content-Type: text/plain; version=0.0.4; charset=utf-8`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example # HELP carpd_vhid_state The live CARP state of each vhid: 1 for its current state, 0 for the other two (INIT, BACKUP, MASTER).
+                     *     # TYPE carpd_vhid_state gauge
+                     *     carpd_vhid_state{interface="em0",vhid="1",state="INIT"} 0
+                     *     carpd_vhid_state{interface="em0",vhid="1",state="BACKUP"} 0
+                     *     carpd_vhid_state{interface="em0",vhid="1",state="MASTER"} 1
+                     *     # HELP carpd_demotion The node's demotion counter (net.inet.carp.demotion): added to every vhid's advskew.
+                     *     # TYPE carpd_demotion gauge
+                     *     carpd_demotion 0
+                     */
+                    "text/plain": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["Problem"];
         };
     };
     getStatus: {
