@@ -21,6 +21,7 @@ test('ids increase from the first, subscribers get every event in order, a faili
 test('since(): what a reconnecting client missed, and when it fell too far behind or is from an earlier run', () => {
   const bus = new EventBus({ firstId: 1000, capacity: 1000, now: () => 0 });
   assert.deepEqual(bus.since(999), { events: [], lost: undefined });
+  assert.deepEqual(bus.since(0), { events: [] });
   for (let i = 0; i < 1500; i++) bus.publish('config.committed', body(i));
   const near = bus.since(2400);
   assert.deepEqual(near.events.map((e) => e.id), [2401, 2402, 2403, 2404, 2405, ...Array.from({ length: 94 }, (_, i) => 2406 + i)]);
@@ -70,4 +71,12 @@ test('the kernel watch publishes what changed since its last reading', async () 
   assert.deepEqual(events[1].data, { total: 240, previous: 0, contributors: [{ name: 'maintenance', value: 240 }] });
   assert.equal((events[2].data as { phase: string }).phase, 'bulk.start');
   assert.equal(watch.demotion, 240);
+});
+
+test('since(0) is every kept event, with nothing lost', () => {
+  const bus = new EventBus({ firstId: 5000, now: () => 0 });
+  for (let i = 0; i < 3; i++) bus.publish('config.committed', body(i));
+  const all = bus.since(0);
+  assert.deepEqual(all.events.map((e) => e.id), [5000, 5001, 5002]);
+  assert.equal(all.lost, undefined);
 });

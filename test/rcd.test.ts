@@ -93,6 +93,7 @@ test('rc.d/carpd has the rc.subr header and variables rcorder and rc.subr expect
     carpd_enable: 'NO',
     carpd_flags: '',
     carpd_listen: '127.0.0.1:8080',
+    carpd_metrics_listen: '',
     carpd_state_dir: '/var/db/carpd',
     carpd_config: '/usr/local/etc/carpd.yaml',
     carpd_log: '/var/log/carpd.log',
@@ -284,7 +285,7 @@ test('start is refused unless carpd_enable is YES', (t) => {
   assert.doesNotMatch(r.stdout, /^run: /m);
 });
 
-test('carpd_listen, carpd_config and carpd_flags go to carpd, after its entry point', (t) => {
+test('carpd_listen, carpd_metrics_listen, carpd_config and carpd_flags go to carpd, after its entry point', (t) => {
   const s = sandbox(t);
   const config = path.join(s.dir, 'carpd.yaml');
   writeFileSync(config, 'carp:\n  preempt: true\n');
@@ -295,6 +296,7 @@ test('carpd_listen, carpd_config and carpd_flags go to carpd, after its entry po
     carpd_main: s.main,
     carpd_state_dir: s.stateDir,
     carpd_listen: '[::1]:9090',
+    carpd_metrics_listen: '192.0.2.1:9109',
     carpd_config: config,
     carpd_flags: '--log-level debug --backend memory',
     carpd_log: log,
@@ -312,7 +314,7 @@ test('carpd_listen, carpd_config and carpd_flags go to carpd, after its entry po
   ]);
   assert.deepEqual(words.slice(nodeAt + 1), [
     s.main,
-    ...['--listen', '[::1]:9090', '--state-dir', s.stateDir, '--config', config],
+    ...['--listen', '[::1]:9090', '--state-dir', s.stateDir, '--metrics-listen', '192.0.2.1:9109', '--config', config],
     ...['--log-level', 'debug', '--backend', 'memory'],
   ]);
 });

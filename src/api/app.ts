@@ -13,6 +13,7 @@ import { CarpdError } from '../errors.js';
 import type { CarpService } from '../service/service.js';
 import { authenticate, routeName, type AuthAudit } from './auth.js';
 import { AuthLimiter, sourceKey } from './auth-limit.js';
+import { CarpdMetrics } from './metrics.js';
 import { errorHandler, sendProblem } from './problem.js';
 import { carpRouter } from './routes/carp.js';
 import { configRouter } from './routes/config.js';
@@ -23,6 +24,7 @@ import { tokensRouter } from './routes/tokens.js';
 import { hooksRouter } from './routes/hooks.js';
 import { syncRouter } from './routes/sync.js';
 import { vipsRouter } from './routes/vips.js';
+import { EventStreams, eventsRouter, type EventStreamOptions } from './routes/events.js';
 import type { SyncManager } from '../sync/manager.js';
 import { loadSpec } from './spec.js';
 import { route } from './typed.js';
@@ -42,8 +44,13 @@ export interface AppDeps {
   sync?: SyncManager;
   /** Failed authentications per source (default: a limiter with AUTH_LIMIT_DEFAULTS on the system clock). */
   authLimiter?: AuthLimiter;
+  /** The event streams of GET /v1/events (default: made here with `eventStreams` options). */
+  streams?: EventStreams;
+  eventStreams?: EventStreamOptions;
   /** One `http.request` log line (info) per request: method, route, status, ms, token name, source (default off). */
   accessLog?: boolean;
+  /** GET /metrics and the HTTP request counters (default: metrics of this app's own, without process metrics). */
+  metrics?: CarpdMetrics;
 }
 
 /**
@@ -69,6 +76,7 @@ export function buildApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   const audit: AuthAudit = { limiter: deps.authLimiter ?? new AuthLimiter(), logger: deps.logger, events: deps.service.events, routeOf: (path) => validator.templateOf(path) };
+  const metrics = deps.metrics ?? new CarpdMetrics({ service: deps.service, sync: deps.sync, version: deps.version, node: deps.node });
   const status = new StatusEndpoint({
     service: deps.service,
     logger: deps.logger,
@@ -90,6 +98,12 @@ export function buildApp(deps: AppDeps): Express {
   app.use(express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/merge-patch+json'] }));
   app.use(validator.middleware({ responses: deps.validateResponses !== false, logger: deps.logger }));
 
+  route(app, 'get', '/metrics', async (_req, res) => {
+    const text = await metrics.metrics();
+    // Text, not JSON: the typed response takes only the spec's JSON bodies, and the response
+    // validator checks only what res.json sends.
+    res.set({ 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' }).send(text as never);
+  });
   app.use(statusRouter(status));
   app.use(statsRouter(deps.service, audit.limiter));
   app.use(vipsRouter(deps.service));
@@ -99,6 +113,7 @@ export function buildApp(deps: AppDeps): Express {
   app.use(tokensRouter(deps.service));
   app.use(hooksRouter(deps.service));
   app.use(syncRouter(deps.service, deps.sync));
+  app.use(eventsRouter(deps.service.events, deps.streams ?? new EventStreams(deps.service.events, deps.eventStreams)));
 
   app.use((req, res) => sendProblem(res, new CarpdError('CARPD_ERR_ROUTE_NOT_FOUND', 'no such resource; the API is described at /openapi.json and /docs'), req));
   app.use(errorHandler(deps.logger));
@@ -110,6 +125,7 @@ export function buildApp(deps: AppDeps): Express {
   const dispatch = (app as unknown as { handle: ExpressHandle }).handle.bind(app);
   (app as unknown as { handle: ExpressHandle }).handle = (req, res, done) => {
     if (deps.accessLog) logAccess(audit, req, res);
+    metrics.track(req, res, audit.routeOf);
     if (!status.tryPoll(req, res)) dispatch(req, res, done);
   };
   return app;

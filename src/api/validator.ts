@@ -45,6 +45,8 @@ interface Parameter {
   ref: string;
   /** That schema, with a $ref followed: its `type` and `default` apply to query and path values. */
   schema: Json;
+  /** OpenAPI's allowReserved: the value may carry reserved characters unencoded (a comma-separated list). */
+  allowReserved: boolean;
 }
 
 interface Operation {
@@ -229,7 +231,7 @@ export class SpecValidator {
         }
         const name = loc === 'headers' ? (param.name as string).toLowerCase() : (param.name as string);
         const at = parameters.findIndex((x) => x.in === loc && x.name === name);
-        const entry = { name, in: loc, required: param.required === true, ref: schemaRef, schema };
+        const entry = { name, in: loc, required: param.required === true, ref: schemaRef, schema, allowReserved: param.allowReserved === true };
         // An operation's parameter replaces the path's of the same name and location.
         if (at >= 0) parameters[at] = entry;
         else parameters.push(entry);
@@ -289,8 +291,8 @@ export class SpecValidator {
 
     const declared = new Map(operation.parameters.filter((p) => p.in === 'query').map((p) => [p.name, p]));
     const raw = rawQuery(req.originalUrl);
-    for (const name of declared.keys()) {
-      if ((raw.get(name) ?? []).some((v) => RESERVED.test(v))) {
+    for (const [name, p] of declared) {
+      if (!p.allowReserved && (raw.get(name) ?? []).some((v) => RESERVED.test(v))) {
         return invalidRequest([{ path: `/query/${name}`, message: `Parameter '${name}' must be url encoded. Its value may not contain reserved characters.` }]);
       }
     }

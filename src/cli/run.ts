@@ -14,6 +14,7 @@ import { CliError, UsageError, type CliIO, type Ctx, type Values } from "./io.js
 import { maintenanceCommands } from "./maintenance.js";
 import { pfsyncCommands } from "./pfsync.js";
 import { statsCommands } from "./stats.js";
+import { eventsCommands } from "./events.js";
 import { statusCommands } from "./status.js";
 import { syncCommands } from "./sync.js";
 import { tlsCommands } from "./tls.js";
@@ -32,6 +33,7 @@ export const commands: Command[] = [
   ...statusCommands,
   ...clusterCommands,
   ...statsCommands,
+  ...eventsCommands,
   ...vipCommands,
   ...maintenanceCommands,
   ...carpCommands,

@@ -22,6 +22,8 @@ export interface DaemonOptions {
   nodeName: string;
   /** The config sync listener (mutual TLS), on the sync interface's address; none when absent. */
   syncListen?: { host: string; port: number };
+  /** A plain-HTTP listener serving only GET /metrics, without a token; none when absent. */
+  metricsListen?: { host: string; port: number };
   /**
    * TLS for the management API: the operator's certificate and key files, or a self-signed
    * certificate carpd makes on first start in `<stateDir>/api/`. None: plain HTTP, allowed only
@@ -40,7 +42,7 @@ export class UsageError extends Error {}
 export const USAGE = `usage: carpd [--listen HOST:PORT] [--state-dir DIR] [--config FILE] [--backend memory|sim|linux|freebsd]
              [--sim-group ADDR:PORT] [--node-name NAME] [--sync-listen HOST:PORT] [--log-level LEVEL]
              [--tls | --tls-cert FILE --tls-key FILE | --insecure-http]
-             [--access-log on|off]
+             [--access-log on|off] [--metrics-listen HOST:PORT]
 
   --listen HOST:PORT   management API address (CARPD_LISTEN, default 127.0.0.1:8080)
   --state-dir DIR      desired state, revisions and admin.token (CARPD_STATE_DIR,
@@ -64,6 +66,9 @@ export const USAGE = `usage: carpd [--listen HOST:PORT] [--state-dir DIR] [--con
                        without it, carpd refuses to start there without TLS
   --access-log on|off  one line per API request at level info: method, route, status, ms,
                        token name, source (CARPD_ACCESS_LOG, default on)
+  --metrics-listen HOST:PORT  Prometheus metrics at http://HOST:PORT/metrics, plain HTTP without
+                       a token, nothing else there (CARPD_METRICS_LISTEN; default none: GET /metrics
+                       on the API with any token)
 `;
 
 const BACKENDS: BackendName[] = ['memory', 'sim', 'linux', 'freebsd'];
@@ -121,6 +126,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
         'tls-key': { type: 'string' },
         'insecure-http': { type: 'boolean' },
         'access-log': { type: 'string' },
+        'metrics-listen': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -152,6 +158,13 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
   if (syncListen && syncListen.host === listen.host && syncListen.port === listen.port) {
     throw new UsageError(`--sync-listen ${syncText} is the management address (--listen): the sync listener needs its own, on the sync interface`);
   }
+  const metricsText = values['metrics-listen'] ?? env.CARPD_METRICS_LISTEN;
+  const metricsListen = metricsText === undefined || metricsText === '' ? undefined : parseListen(metricsText, '--metrics-listen');
+  if (metricsListen && metricsListen.port !== 0) {
+    const same = (a: { host: string; port: number } | undefined) => a !== undefined && a.host === metricsListen.host && a.port === metricsListen.port;
+    if (same(listen)) throw new UsageError(`--metrics-listen ${metricsText} is the management address (--listen): the metrics listener needs its own port`);
+    if (same(syncListen)) throw new UsageError(`--metrics-listen ${metricsText} is the sync address (--sync-listen): the metrics listener needs its own port`);
+  }
   const tlsCert = values['tls-cert'] ?? (env.CARPD_TLS_CERT || undefined);
   const tlsKey = values['tls-key'] ?? (env.CARPD_TLS_KEY || undefined);
   const selfSigned = values.tls ?? envFlag(env, 'CARPD_TLS');
@@ -172,6 +185,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
   if (accessLogText !== 'on' && accessLogText !== 'off') throw new UsageError(`--access-log "${accessLogText}" is not on or off`);
   return {
     ...(syncListen ? { syncListen } : {}),
+    ...(metricsListen ? { metricsListen } : {}),
     ...(apiTls ? { apiTls } : {}),
     ...(insecureHttp ? { insecureHttp } : {}),
     accessLog: accessLogText === 'on',

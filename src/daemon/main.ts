@@ -10,6 +10,8 @@ import { createServer as createHttpsServer } from 'node:https';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { buildApp } from '../api/app.js';
+import { EventStreams } from '../api/routes/events.js';
+import { CarpdMetrics, metricsListener } from '../api/metrics.js';
 import { loadOrCreateIdentity } from '../sync/identity.js';
 import { SyncManager } from '../sync/manager.js';
 import { ConfigFileError, ConfigStore } from '../config/store.js';
@@ -110,6 +112,8 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
   let tls: Awaited<ReturnType<typeof loadApiTls>> | undefined;
   let watch: NodeJS.Timeout | undefined;
   let notify: { close(): void }[] = [];
+  let streams: EventStreams | undefined;
+  let metricsServer: Awaited<ReturnType<typeof metricsListener>> | undefined;
   try {
     store = await ConfigStore.open(opts.stateDir, () => initialState(new Date()), { log: logger }).catch((e: unknown) => {
       throw e instanceof ConfigFileError ? e : new StartError(stateDirError(opts.stateDir, e as NodeJS.ErrnoException));
@@ -141,6 +145,21 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
         })
       : undefined;
     if (bound) opened.push(() => bound.server.close());
+    // --metrics-listen: bound before the backend too; scrapes are answered 503 until carpd is up.
+    const metricsListen = opts.metricsListen;
+    metricsServer = metricsListen
+      ? await metricsListener(metricsListen.host, metricsListen.port).catch((e: unknown) => {
+          const err = e as NodeJS.ErrnoException;
+          throw typeof err.code === 'string' ? new StartError(listenError(metricsListen.host, metricsListen.port, err, '--metrics-listen')) : e;
+        })
+      : undefined;
+    const metricsHttp = metricsServer?.server;
+    if (metricsHttp) {
+      opened.push(() => {
+        metricsHttp.close();
+        metricsHttp.closeAllConnections();
+      });
+    }
     backend = await createBackend(opts.backend, { stateDir: opts.stateDir, logger, sim: { group: opts.simGroup, node: opts.nodeName } });
     opened.push(() => backend.close());
     service = new CarpService({ store, backend, logger });
@@ -166,8 +185,24 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
     watch = setInterval(() => void service.checkKernel(), KERNEL_WATCH_MS);
     watch.unref();
     opened.push(() => clearInterval(watch));
-    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog });
+    const eventStreams = new EventStreams(service.events);
+    streams = eventStreams;
+    const metrics = new CarpdMetrics({
+      service,
+      sync,
+      version: VERSION,
+      node: opts.nodeName,
+      processMetrics: true,
+      streams: { clients: () => eventStreams.clientCount(), dropped: () => eventStreams.dropped() },
+    });
+    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog, metrics, streams });
     listener.serve(app);
+    if (metricsServer && metricsHttp) {
+      metricsServer.serve(metrics);
+      const a = metricsHttp.address();
+      const at = typeof a === 'object' && a ? `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` : String(a);
+      logger.info({ event: 'metrics.listening', address: at, url: `http://${at}/metrics` }, `metrics on http://${at}/metrics (plain HTTP, no token)`);
+    }
     sync.resume();
   } catch (e) {
     await undo();
@@ -203,7 +238,11 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
       logger.info({ event: 'stopping' }, 'stopping: finishing in-flight changes');
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      metricsServer?.server.close();
+      metricsServer?.server.closeAllConnections();
       clearInterval(watch);
+      // Event streams never end by themselves: they are closed first, so the listener can drain.
+      streams?.close();
       await sync.close();
       await service.close();
       for (const n of notify) n.close();

@@ -173,10 +173,12 @@ export class EventBus {
   /**
    * The kept events after `lastId`, oldest first. `lost` says when some of them are no longer
    * kept: `buffer` when the client fell more than the capacity behind, `restart` when its id is
-   * from before this process started.
+   * from before this process started. 0 asks for every kept event.
    */
   since(lastId: number): { events: AnyEvent[]; lost?: EventBodies['events.lost'] } {
     const events: AnyEvent[] = [];
+    // 0: every kept event, from a client that has seen none (nothing of it can be lost).
+    if (lastId === 0) return { events: this.kept() };
     const oldest = this.size > 0 ? this.ring[this.start]!.id : null;
     let lost: EventBodies['events.lost'] | undefined;
     // An id from before this process's first, or one it never gave (a clock set back since):

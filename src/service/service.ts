@@ -87,11 +87,14 @@ export class CarpService {
   readonly events: EventBus;
   /** Demotion, maintenance and pfsync's bulk update, compared with their last reading after each change. */
   private readonly watch: KernelWatch;
-  /** Every job may change live state: the status cache is dropped when it ends, and the kernel's counters are read again. */
+  /** A step of the job just run may have moved the demotion (maintenance, CARP globals, pfsync): read it again when it ends. */
+  private kernelTouched = false;
+  /** Every job may change live state: the status cache is dropped when it ends. */
   private run<T>(job: () => Promise<T>): Promise<T> {
     return this.queue.run(job).finally(() => {
       this.generation++;
-      if (!this.closing) void this.watch.check();
+      if (this.kernelTouched && !this.closing) void this.watch.check();
+      this.kernelTouched = false;
     });
   }
   private closing = false;
@@ -179,6 +182,7 @@ export class CarpService {
       const desired = this.store.head();
       const failures: string[] = [];
       let applied = 0;
+      this.kernelTouched = true;
       try {
         const live = new LiveCache(await this.snapshot(), performance.now());
         this.live = live;
@@ -507,6 +511,8 @@ export class CarpService {
    */
   private async applyWithUndo(steps: Step[], before?: Snapshot): Promise<void> {
     if (steps.length === 0) return;
+    // A VIP's steps leave the demotion alone; these may move it (the periodic check sees the rest).
+    if (steps.some((s) => s.op === 'maintenance.set' || s.op === 'carp.set' || s.op === 'pfsync.set')) this.kernelTouched = true;
     try {
       await this.backend.apply(steps);
     } catch (e) {

@@ -93,3 +93,8 @@ function validate(ref: string, body: unknown, what: string): void {
   const ok = fn(body);
   assert.ok(ok, `${what}: body does not match the spec: ${ajv.errorsText(fn.errors)}\n${JSON.stringify(body)}`);
 }
+
+/** Asserts that `value` matches the spec's schema `name` (components.schemas). */
+export function assertMatchesSchema(name: string, value: unknown): void {
+  validate(`#/components/schemas/${name}`, value, name);
+}

@@ -24,6 +24,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Metrics in the Prometheus text format.
+         * @description Every vhid's state, transitions and effective skew, the demotion and what contributes to it, maintenance, the CARP and pfsync kernel counters, config sync's lag, pushes and refusals, the config revision, hook runs and webhook deliveries, the API's requests and their durations, and the events published, in the Prometheus text exposition format 0.0.4 (`text/plain; version=0.0.4`). Any token may read it: give Prometheus a read token (`authorization: { type: Bearer, credentials_file: ... }`). One scrape reads the live state and the kernel counters once. `carpd --metrics-listen HOST:PORT` serves the same text without a token on a plain-HTTP listener of its own. The series are listed in docs/prometheus/README.md.
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/status": {
         parameters: {
             query?: never;
@@ -591,6 +611,54 @@ export interface paths {
          * @description This node's view and the peer's, fetched over the sync link: role, revision, CARP globals, demotion, maintenance, pfsync and every vhid's state. A peer that cannot be read is listed with the reason; vhids both nodes hold as MASTER are listed in `splitBrain`.
          */
         get: operations["getCluster"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every event as it happens, as Server-Sent Events.
+         * @description A stream of Server-Sent Events (`text/event-stream`) that stays open: each event has
+         *     `id:` (increasing, also across restarts), `event:` (its type) and `data:`, one line of
+         *     JSON, the `Event` schema. A client that reconnects sends the last id it saw in
+         *     `Last-Event-ID` and first gets every kept event after it (the last 1000 at least); when
+         *     some are no longer kept, an `events.lost` event comes first and says so. A comment line
+         *     (`: keepalive`) is sent every 15 seconds so proxies keep an idle stream open. `types`
+         *     filters by type or family. A client that does not read is dropped once 1 MiB waits for
+         *     it (counted in `carpd_sse_clients_dropped_total`): it never slows carpd down. A read token
+         *     is enough. `curl -N -H "Authorization: Bearer $TOKEN" .../v1/events` or `carpctl events`.
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events/recent": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The kept events after an id, as one JSON page.
+         * @description The same events as the stream, for clients that poll: those kept after `after` (all kept ones without it), oldest first, at most `limit`. Ask again with `after` set to `lastId`. `lost` says when events after `after` are no longer kept.
+         */
+        get: operations["listEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1301,6 +1369,288 @@ export interface components {
             /** @description For 412, the revision in force. */
             currentRevision?: number;
         };
+        /**
+         * @description The type of an event.
+         * @enum {string}
+         */
+        EventType: "vhid.state" | "demotion" | "maintenance" | "config.committed" | "sync.pushed" | "sync.applied" | "sync.failed" | "sync.rejected" | "splitbrain.detected" | "splitbrain.cleared" | "pfsync" | "auth.failed" | "hook.succeeded" | "hook.failed" | "webhook.delivered" | "webhook.failed" | "events.lost";
+        /** @description One event: its id (increasing, also across restarts of carpd), its type, when it happened and its body, which depends on the type. */
+        Event: components["schemas"]["VhidStateEvent"] | components["schemas"]["DemotionEvent"] | components["schemas"]["MaintenanceEvent"] | components["schemas"]["ConfigCommittedEvent"] | components["schemas"]["SyncPushedEvent"] | components["schemas"]["SyncAppliedEvent"] | components["schemas"]["SyncFailedEvent"] | components["schemas"]["SyncRejectedEvent"] | components["schemas"]["SplitBrainDetectedEvent"] | components["schemas"]["SplitBrainClearedEvent"] | components["schemas"]["PfsyncEvent"] | components["schemas"]["AuthFailedEvent"] | components["schemas"]["HookSucceededEvent"] | components["schemas"]["HookFailedEvent"] | components["schemas"]["WebhookDeliveredEvent"] | components["schemas"]["WebhookFailedEvent"] | components["schemas"]["EventsLostEvent"];
+        /** @description `vhid.state`: A vhid changed state: the takeover or the loss of a VIP. */
+        VhidStateEvent: {
+            id: number;
+            /** @constant */
+            type: "vhid.state";
+            /** Format: date-time */
+            time: string;
+            data: {
+                interface: string;
+                vhid: number;
+                from: components["schemas"]["CarpState"];
+                to: components["schemas"]["CarpState"];
+                /** @description Why, in words (master-down timer expired, preempted by a higher priority, forced by the API...). */
+                reason: string;
+                /** @description advskew plus the demotion at that moment (capped at 240); null for a VRRPv3 vhid or one carpd does not manage. */
+                effectiveSkew: number | null;
+            };
+        };
+        /** @description `demotion`: The demotion counter (net.inet.carp.demotion) changed. */
+        DemotionEvent: {
+            id: number;
+            /** @constant */
+            type: "demotion";
+            /** Format: date-time */
+            time: string;
+            data: {
+                total: number;
+                previous: number;
+                /** @description What the total is made of as far as carpd can tell: `maintenance`, named demotions carpd holds (such as `splitbrain`), and `other` for the rest of the kernel's counter. */
+                contributors: {
+                    name: string;
+                    value: number;
+                }[];
+            };
+        };
+        /** @description `maintenance`: carpds maintenance demotion was applied or taken back. */
+        MaintenanceEvent: {
+            id: number;
+            /** @constant */
+            type: "maintenance";
+            /** Format: date-time */
+            time: string;
+            data: {
+                enabled: boolean;
+            };
+        };
+        /** @description `config.committed`: A change of the desired state was stored. */
+        ConfigCommittedEvent: {
+            id: number;
+            /** @constant */
+            type: "config.committed";
+            /** Format: date-time */
+            time: string;
+            data: {
+                revision: number;
+                /** @description Who made it: `token:<name>`, `sync:<peer>`, `bootstrap`. */
+                actor: string;
+                /** @enum {string} */
+                origin: "api" | "sync";
+                summary: string;
+                /** @description Backend steps the change took. */
+                steps: number;
+            };
+        };
+        /** @description `sync.pushed`: A revision reached the sync secondary. */
+        SyncPushedEvent: {
+            id: number;
+            /** @constant */
+            type: "sync.pushed";
+            /** Format: date-time */
+            time: string;
+            data: {
+                revision: number;
+                peer: string;
+                detail: string;
+            };
+        };
+        /** @description `sync.applied`: This secondary applied a revision of its primary. */
+        SyncAppliedEvent: {
+            id: number;
+            /** @constant */
+            type: "sync.applied";
+            /** Format: date-time */
+            time: string;
+            data: {
+                primaryRevision: number;
+                /** @description This node's revision that holds it. */
+                revision: number;
+                peer: string;
+            };
+        };
+        /** @description `sync.failed`: A push to the secondary failed; it is retried. */
+        SyncFailedEvent: {
+            id: number;
+            /** @constant */
+            type: "sync.failed";
+            /** Format: date-time */
+            time: string;
+            data: {
+                revision: number;
+                peer: string;
+                error: string;
+                /** @description The secondary answered (and refused); false when it could not be reached. */
+                reached: boolean;
+                retryInMs: number;
+            };
+        };
+        /** @description `sync.rejected`: The sync listener refused a message. */
+        SyncRejectedEvent: {
+            id: number;
+            /** @constant */
+            type: "sync.rejected";
+            /** Format: date-time */
+            time: string;
+            data: {
+                /** @description As counted in `GET /v1/sync` `rejected`. */
+                reason: string;
+                source: string;
+                fingerprint: string | null;
+                detail: string;
+            };
+        };
+        /** @description `splitbrain.detected`: Both nodes are MASTER of one vhid. */
+        SplitBrainDetectedEvent: {
+            id: number;
+            /** @constant */
+            type: "splitbrain.detected";
+            /** Format: date-time */
+            time: string;
+            data: {
+                interface: string;
+                vhid: number;
+                peer: string;
+                /** @enum {string} */
+                policy: "alert" | "demote";
+            };
+        };
+        /** @description `splitbrain.cleared`: A split brain ended. */
+        SplitBrainClearedEvent: {
+            id: number;
+            /** @constant */
+            type: "splitbrain.cleared";
+            /** Format: date-time */
+            time: string;
+            data: {
+                interface: string;
+                vhid: number;
+                peer: string;
+                /** @description How long it lasted. */
+                seconds: number;
+            };
+        };
+        /** @description `pfsync`: pfsyncs bulk update started or completed. */
+        PfsyncEvent: {
+            id: number;
+            /** @constant */
+            type: "pfsync";
+            /** Format: date-time */
+            time: string;
+            data: {
+                /** @enum {string} */
+                phase: "bulk.start" | "bulk.done" | "bulk.failed";
+                syncdev: string | null;
+                detail: string;
+            };
+        };
+        /** @description `auth.failed`: A request to the API was refused for its token (never the token itself). */
+        AuthFailedEvent: {
+            id: number;
+            /** @constant */
+            type: "auth.failed";
+            /** Format: date-time */
+            time: string;
+            data: {
+                source: string;
+                method: string;
+                route: string;
+                reason: string;
+            };
+        };
+        /** @description `hook.succeeded`: A hook ran and exited 0. */
+        HookSucceededEvent: {
+            id: number;
+            /** @constant */
+            type: "hook.succeeded";
+            /** Format: date-time */
+            time: string;
+            data: {
+                hook: string;
+                eventId: number;
+                eventType: components["schemas"]["EventType"];
+                exitCode: number;
+                ms: number;
+            };
+        };
+        /** @description `hook.failed`: A hook could not be run, exited non-zero, or was killed at its timeout. */
+        HookFailedEvent: {
+            id: number;
+            /** @constant */
+            type: "hook.failed";
+            /** Format: date-time */
+            time: string;
+            data: {
+                hook: string;
+                eventId: number;
+                eventType: components["schemas"]["EventType"];
+                reason: string;
+                exitCode: number | null;
+                signal: string | null;
+                ms: number;
+            };
+        };
+        /** @description `webhook.delivered`: A webhooks receiver accepted an event. */
+        WebhookDeliveredEvent: {
+            id: number;
+            /** @constant */
+            type: "webhook.delivered";
+            /** Format: date-time */
+            time: string;
+            data: {
+                webhook: string;
+                eventId: number;
+                eventType: components["schemas"]["EventType"];
+                status: number;
+                attempts: number;
+                ms: number;
+            };
+        };
+        /** @description `webhook.failed`: A webhook delivery failed for good, or was dropped from a full queue. */
+        WebhookFailedEvent: {
+            id: number;
+            /** @constant */
+            type: "webhook.failed";
+            /** Format: date-time */
+            time: string;
+            data: {
+                webhook: string;
+                eventId: number | null;
+                eventType: components["schemas"]["EventType"] | null;
+                reason: string;
+                attempts: number;
+                dropped: boolean;
+            };
+        };
+        /** @description `events.lost`: Sent first on a stream whose Last-Event-ID is older than the oldest event kept: the events between were lost. */
+        EventsLostEvent: {
+            id: number;
+            /** @constant */
+            type: "events.lost";
+            /** Format: date-time */
+            time: string;
+            data: {
+                /** @description The Last-Event-ID the client sent. */
+                after: number;
+                /** @description The oldest event kept. */
+                oldest: number | null;
+                /**
+                 * @description `buffer`: more than the kept events happened since; `restart`: the id is from an earlier run of carpd; `slow-client`: the stream fell too far behind.
+                 * @enum {string}
+                 */
+                reason: "buffer" | "restart" | "slow-client";
+            };
+        };
+        /** @description The kept events after `after`, oldest first; `lastId` is the id to ask after next time (or to send as Last-Event-ID when switching to the stream). */
+        EventPage: {
+            events: components["schemas"]["Event"][];
+            lastId: number;
+            /** @description Set when events after `after` are no longer kept (the body of an `events.lost` event). */
+            lost: null | {
+                after: number;
+                oldest: number | null;
+                /** @enum {string} */
+                reason: "buffer" | "restart" | "slow-client";
+            };
+        };
     };
     responses: {
         /** @description Any other error (RFC 9457); `code` is one of `ErrorCode`. */
@@ -1438,6 +1788,11 @@ export interface components {
         IfMatch: string;
         /** @description Compute and return the plan; apply and store nothing. */
         DryRun: boolean;
+        /**
+         * @description Only these types, comma-separated: a type (`vhid.state`) or a family (`splitbrain`, `sync`, `hook`, `webhook`). `events.lost` is always sent.
+         * @example vhid.state,splitbrain
+         */
+        EventTypes: string;
         /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
         Force: boolean;
     };
@@ -1473,6 +1828,43 @@ export interface operations {
                 };
             };
             500: components["responses"]["InternalError"];
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics, `Content-Type: text/plain; version=0.0.4; charset=utf-8`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example # HELP carpd_vhid_state The live CARP state of each vhid: 1 for its current state, 0 for the other two (INIT, BACKUP, MASTER).
+                     *     # TYPE carpd_vhid_state gauge
+                     *     carpd_vhid_state{interface="em0",vhid="1",state="INIT"} 0
+                     *     carpd_vhid_state{interface="em0",vhid="1",state="BACKUP"} 0
+                     *     carpd_vhid_state{interface="em0",vhid="1",state="MASTER"} 1
+                     *     # HELP carpd_demotion The node's demotion counter (net.inet.carp.demotion): added to every vhid's advskew.
+                     *     # TYPE carpd_demotion gauge
+                     *     carpd_demotion 0
+                     */
+                    "text/plain": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["Problem"];
         };
     };
     getStatus: {
@@ -3322,6 +3714,86 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            default: components["responses"]["Problem"];
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only these types, comma-separated: a type (`vhid.state`) or a family (`splitbrain`, `sync`, `hook`, `webhook`). `events.lost` is always sent.
+                 * @example vhid.state,splitbrain
+                 */
+                types?: components["parameters"]["EventTypes"];
+            };
+            header?: {
+                /** @description The id of the last event the client saw; the events after it are sent first. `0`: every kept event. */
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stream: events as they happen, each `id:`, `event:` and `data:` (one line of JSON, an `Event`), and a keepalive comment every 15 s. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example id: 1796076000000004
+                     *     event: vhid.state
+                     *     data: {"id":1796076000000004,"type":"vhid.state","time":"2026-12-07T10:00:03.120Z","data":{"interface":"em0","vhid":1,"from":"BACKUP","to":"MASTER","reason":"master-down timer expired: no advertisement for 3.609 s","effectiveSkew":100}}
+                     *
+                     *     : keepalive
+                     */
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only these types, comma-separated: a type (`vhid.state`) or a family (`splitbrain`, `sync`, `hook`, `webhook`). `events.lost` is always sent.
+                 * @example vhid.state,splitbrain
+                 */
+                types?: components["parameters"]["EventTypes"];
+                /** @description The id of the last event already seen; 0 (the default): every kept event. */
+                after?: number;
+                /** @description At most this many events (default 100). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The events, the id to ask after next, and whether some were lost. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
     };
