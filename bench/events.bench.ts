@@ -28,6 +28,7 @@ import { initialState } from '../src/config/model.js';
 import { ConfigStore } from '../src/config/store.js';
 import { MemoryBackend } from '../src/kernel/memory.js';
 import { CarpService, hashToken } from '../src/service/service.js';
+import { WebhookRunner } from '../src/notify/webhooks.js';
 import { SseParser } from '../src/cli/sse.js';
 import { LOAD_PROCESS_FLAG, ROOT, gitRevision, percentile } from './common.js';
 
@@ -197,6 +198,8 @@ async function main(): Promise<void> {
 
   let webhookRow = '| state change → webhook receiver | – | not measured: this carpd has no webhooks | |';
   if ('webhooks' in store.current()) {
+    // As the daemon does (src/daemon/main.ts): the runner hears the service's events.
+    const runner = new WebhookRunner({ events: service.events, desired: () => service.desired(), logger, node: 'bench', version: 'bench' });
     published.clear();
     const r = await runChild<{ got: [number, number][]; bad: number }>({ kind: 'webhook', expect: EVENTS }, async ({ port }) => {
       await api('POST', '/v1/webhooks', { name: 'bench', url: `http://127.0.0.1:${port}/hook`, secret: WEBHOOK_SECRET, events: [{ type: 'vhid.state' }] });
@@ -205,6 +208,7 @@ async function main(): Promise<void> {
     const w = latency(r.got);
     webhookRow = `| state change → webhook receiver (signature checked: ${r.bad} bad) | ${w.n} | ${w.p50.toFixed(2)} | ${w.p99.toFixed(2)} |`;
     await api('DELETE', '/v1/webhooks/bench');
+    runner.close();
   }
   console.log(webhookRow);
 
