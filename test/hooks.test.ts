@@ -363,6 +363,9 @@ test('carpctl hook and webhook: add, list, show, rm against carpd', async (t) =>
   assert.equal(h.service.desired().webhooks[1].secret, 'env-secret');
   r = await carpctl(['webhook', 'show', 'chat']);
   assert.match(r.stdout, /secret:\s+set/);
+  r = await carpctl(['hook', 'test', 'wan-up']);
+  assert.equal(r.code, 1, 'no hook runner in this process');
+  assert.match(r.stderr, /runs no hooks/);
   r = await carpctl(['hook', 'rm', 'wan-up']);
   assert.equal(r.code, 0, r.stderr);
   r = await carpctl(['webhook', 'rm', 'chat']);
@@ -391,4 +394,42 @@ test('the bootstrap file sets hooks and webhooks; a bad one is refused with the 
     await assert.rejects(applyBootstrapFile(h.service, file, h.dir), (e: unknown) => e instanceof BootstrapError && why.test(e.message));
     assert.equal(h.service.desired().revision, revision);
   }
+});
+
+test('POST /v1/hooks/{name}/test runs the hook once on a made-up event and answers its result', async (t) => {
+  const { default: request } = await import('supertest');
+  const { buildApp } = await import('../src/api/app.js');
+  const { assertMatchesSpec } = await import('./helpers/spec.js');
+  const { ADMIN_TOKEN } = await import('./helpers/harness.js');
+  const h = await makeHarness();
+  t.after(() => h.close());
+  const seen: AnyEvent[] = [];
+  h.service.events.subscribe((e) => seen.push(e));
+  const runner = new HookRunner({ events: h.service.events, desired: () => h.service.desired(), logger: pino({ level: 'silent' }), node: 'node-a' });
+  t.after(() => runner.close());
+  const app = buildApp({ service: h.service, logger: pino({ level: 'silent' }), version: '0.0.0-test', hookTester: runner });
+  const post = async (url: string) => {
+    const res = await request(app).post(url).set('Authorization', `Bearer ${ADMIN_TOKEN}`);
+    assertMatchesSpec('post', url, res);
+    return res;
+  };
+  const dir = tempDir(t);
+  const sh = script(dir, 'hook.sh', 'echo "$CARPD_EVENT $CARPD_INTERFACE $CARPD_VHID $CARPD_STATE $CARPD_REASON"; echo oops >&2; exit "${CODE:-0}"');
+  assert.equal((await h.api.post('/v1/hooks', { name: 'up', events: [{ type: 'vhid.state', interface: 'em1', vhid: 7, state: 'BACKUP' }], command: ['/bin/sh', sh] })).status, 201);
+  const ran = await post('/v1/hooks/up/test');
+  assert.equal(ran.status, 200, ran.text);
+  assert.deepEqual({ ...ran.body, ms: 0 }, { hook: 'up', ok: true, exitCode: 0, signal: null, ms: 0, stdout: 'vhid.state em1 7 BACKUP test run of hook up\n', stderr: 'oops\n', truncated: false });
+  assert.ok(seen.some((e) => e.type === 'hook.succeeded' && e.data.eventId === 0));
+  assert.ok(!seen.some((e) => e.type === 'vhid.state'), 'the made-up event is not published');
+  assert.equal((await h.api.put('/v1/hooks/up', { events: [{ type: 'splitbrain' }], command: ['/bin/sh', sh], env: { CODE: '3' } })).status, 200);
+  const failed = await post('/v1/hooks/up/test');
+  assert.equal(failed.body.ok, false);
+  assert.equal(failed.body.reason, 'exit code 3');
+  assert.match(failed.body.stdout, /^splitbrain\.detected /);
+  const missing = await post('/v1/hooks/nope/test');
+  assert.equal(missing.status, 404);
+  assert.equal(missing.body.code, 'CARPD_ERR_HOOK_NOT_FOUND');
+  const none = await h.api.post('/v1/hooks/up/test');
+  assert.equal(none.status, 503);
+  assert.equal(none.body.code, 'CARPD_ERR_HOOKS_NOT_RUNNING');
 });

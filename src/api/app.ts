@@ -22,6 +22,7 @@ import { statsRouter } from './routes/stats.js';
 import { STATUS_SCHEMA, StatusEndpoint, statusRouter } from './routes/status.js';
 import { tokensRouter } from './routes/tokens.js';
 import { hooksRouter } from './routes/hooks.js';
+import type { HookTester } from '../service/notify.js';
 import { syncRouter } from './routes/sync.js';
 import { vipsRouter } from './routes/vips.js';
 import { EventStreams, eventsRouter, type EventStreamOptions } from './routes/events.js';
@@ -47,6 +48,8 @@ export interface AppDeps {
   /** The event streams of GET /v1/events (default: made here with `eventStreams` options). */
   streams?: EventStreams;
   eventStreams?: EventStreamOptions;
+  /** Runs a hook once for POST /v1/hooks/{name}/test (the daemon's hook runner). */
+  hookTester?: HookTester;
   /** One `http.request` log line (info) per request: method, route, status, ms, token name, source (default off). */
   accessLog?: boolean;
   /** GET /metrics and the HTTP request counters (default: metrics of this app's own, without process metrics). */
@@ -111,7 +114,7 @@ export function buildApp(deps: AppDeps): Express {
   app.use(pfsyncRouter(deps.service));
   app.use(configRouter(deps.service));
   app.use(tokensRouter(deps.service));
-  app.use(hooksRouter(deps.service));
+  app.use(hooksRouter(deps.service, deps.hookTester));
   app.use(syncRouter(deps.service, deps.sync));
   app.use(eventsRouter(deps.service.events, deps.streams ?? new EventStreams(deps.service.events, deps.eventStreams)));
 

@@ -180,6 +180,25 @@ export const hookCommands: Command[] = [
     },
   },
   {
+    words: ["hook", "test"],
+    synopsis: "NAME",
+    summary: "run a hook once now on a made-up event; exit 1 when it fails",
+    async run(ctx, args) {
+      expectArgs("hook test", args, ["NAME"]);
+      const { data } = await ok(ctx, ctx.api.POST("/v1/hooks/{name}/test", { params: { path: { name: args[0] } } }));
+      if (ctx.json) printJson(ctx, data);
+      else {
+        ctx.out(fields([
+          ["hook", data.hook],
+          ["result", data.ok ? `ok (exit 0, ${data.ms} ms)` : `failed: ${data.reason ?? "?"} (${data.ms} ms)`],
+          ["stdout", data.stdout.trimEnd() || "-"],
+          ["stderr", data.stderr.trimEnd() || "-"],
+        ]));
+      }
+      return data.ok ? undefined : 1;
+    },
+  },
+  {
     words: ["webhook", "list"],
     synopsis: "",
     summary: "receivers of signed JSON POSTs of events (webhooks)",

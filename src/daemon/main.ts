@@ -165,7 +165,8 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
     service = new CarpService({ store, backend, logger });
     // Hooks and webhooks hear the events from the first (the vhid states of the start included).
     const desired = () => service.desired();
-    notify = [new HookRunner({ events: service.events, desired, logger, node: opts.nodeName }), new WebhookRunner({ events: service.events, desired, logger, node: opts.nodeName, version: VERSION })];
+    const hookRunner = new HookRunner({ events: service.events, desired, logger, node: opts.nodeName });
+    notify = [hookRunner, new WebhookRunner({ events: service.events, desired, logger, node: opts.nodeName, version: VERSION })];
     opened.push(() => notify.forEach((n) => n.close()));
     sync = await SyncManager.start({ service, identity, logger, node: opts.nodeName, bound, paused: true });
     opened.push(() => sync.close());
@@ -195,7 +196,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
       processMetrics: true,
       streams: { clients: () => eventStreams.clientCount(), dropped: () => eventStreams.dropped() },
     });
-    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog, metrics, streams });
+    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog, metrics, streams, hookTester: hookRunner });
     listener.serve(app);
     if (metricsServer && metricsHttp) {
       metricsServer.serve(metrics);

@@ -18,7 +18,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import type { DesiredState, HookConfig } from '../config/model.js';
 import type { AnyEvent, EventBus } from '../service/events.js';
-import { matches } from '../service/notify.js';
+import { hookNotFound, matches, testEventOf, type HookRunResult, type HookTester } from '../service/notify.js';
 import { eventEnv, payloadOf } from './event-env.js';
 
 export const HOOK_PATH = '/usr/bin:/bin:/usr/sbin:/sbin';
@@ -47,8 +47,14 @@ export interface HookStats {
   running: boolean;
 }
 
+/** A queued run: an event, or a test run (POST /v1/hooks/{name}/test) waiting for its result. */
+interface Run {
+  event: AnyEvent;
+  answer?: (r: HookRunResult) => void;
+}
+
 interface Lane {
-  queue: AnyEvent[];
+  queue: Run[];
   running?: { child?: ChildProcess; event: AnyEvent };
   stats: HookStats;
 }
@@ -58,7 +64,7 @@ interface Captured {
   bytes: number;
 }
 
-export class HookRunner {
+export class HookRunner implements HookTester {
   private readonly lanes = new Map<string, Lane>();
   private readonly unsubscribe: () => void;
   private closed = false;
@@ -85,16 +91,32 @@ export class HookRunner {
     this.prune(hooks);
     for (const h of hooks) {
       if (!matches(h.events, e)) continue;
-      let lane = this.lanes.get(h.name);
-      if (!lane) this.lanes.set(h.name, (lane = { queue: [], stats: { runs: 0, succeeded: 0, failed: 0, timedOut: 0, dropped: 0, queued: 0, running: false } }));
-      if (lane.queue.length >= this.queueLimit) {
-        const lost = lane.queue.shift()!;
-        lane.stats.dropped++;
-        this.later(() => this.report(h.name, lost, { reason: `dropped: ${this.queueLimit} runs were already queued`, exitCode: null, signal: null, ms: 0 }));
-      }
-      lane.queue.push(e);
-      if (!lane.running) this.later(() => this.pump(h.name));
+      this.enqueue(h.name, { event: e });
     }
+  }
+
+  private enqueue(name: string, run: Run): void {
+    let lane = this.lanes.get(name);
+    if (!lane) this.lanes.set(name, (lane = { queue: [], stats: { runs: 0, succeeded: 0, failed: 0, timedOut: 0, dropped: 0, queued: 0, running: false } }));
+    if (lane.queue.length >= this.queueLimit) {
+      const lost = lane.queue.shift()!;
+      lane.stats.dropped++;
+      const reason = `dropped: ${this.queueLimit} runs were already queued`;
+      lost.answer?.({ hook: name, ok: false, reason, exitCode: null, signal: null, ms: 0, stdout: '', stderr: '', truncated: false });
+      this.later(() => this.report(name, lost.event, { reason, exitCode: null, signal: null, ms: 0 }));
+    }
+    lane.queue.push(run);
+    if (!lane.running) this.later(() => this.pump(name));
+  }
+
+  /**
+   * Runs a hook once on a made-up event (testEventOf), in its queue like any run, and answers
+   * its result; published as hook.succeeded or hook.failed like any run, with event id 0.
+   */
+  test(name: string): Promise<HookRunResult> {
+    const hook = (this.opts.desired().hooks ?? []).find((h) => h.name === name);
+    if (!hook) return Promise.reject(hookNotFound(name));
+    return new Promise((answer) => this.enqueue(name, { event: testEventOf(hook, 0, new Date().toISOString()), answer }));
   }
 
   /** Drops the queues of hooks no longer in the desired state (a run under way finishes). */
@@ -118,14 +140,16 @@ export class HookRunner {
   private pump(name: string): void {
     const lane = this.lanes.get(name);
     if (!lane || lane.running || this.closed) return;
-    const e = lane.queue.shift();
-    if (!e) {
+    const next = lane.queue.shift();
+    if (!next) {
       this.checkIdle();
       return;
     }
+    const e = next.event;
     // The hook as it is now: a change made since the event applies.
     const hook = (this.opts.desired().hooks ?? []).find((h) => h.name === name);
     if (!hook) {
+      for (const r of [next, ...lane.queue]) r.answer?.({ hook: name, ok: false, reason: 'the hook was removed', exitCode: null, signal: null, ms: 0, stdout: '', stderr: '', truncated: false });
       lane.queue = [];
       this.lanes.delete(name);
       this.checkIdle();
@@ -133,7 +157,8 @@ export class HookRunner {
     }
     lane.running = { event: e };
     lane.stats.runs++;
-    void this.run(hook, e, lane).then(() => {
+    void this.run(hook, e, lane).then((result) => {
+      next.answer?.(result);
       lane.running = undefined;
       if (this.lanes.get(name) !== lane) return this.checkIdle();
       if (lane.queue.length === 0 && !(this.opts.desired().hooks ?? []).some((h) => h.name === name)) this.lanes.delete(name);
@@ -141,16 +166,15 @@ export class HookRunner {
     });
   }
 
-  private run(hook: HookConfig, e: AnyEvent, lane: Lane): Promise<void> {
+  private run(hook: HookConfig, e: AnyEvent, lane: Lane): Promise<HookRunResult> {
     const started = performance.now();
     const env = { PATH: HOOK_PATH, ...hook.env, ...eventEnv(e, this.opts.node) };
-    return new Promise<void>((resolve) => {
+    return new Promise<HookRunResult>((resolve) => {
       let child: ChildProcess;
       try {
         child = spawn(hook.command[0], hook.command.slice(1), { detached: true, stdio: ['pipe', 'pipe', 'pipe'], env, cwd: '/' });
       } catch (err) {
-        this.finish(hook, e, lane, { reason: `cannot start ${hook.command[0]}: ${String((err as Error).message)}`, exitCode: null, signal: null, ms: performance.now() - started }, undefined);
-        resolve();
+        resolve(this.finish(hook, e, lane, { reason: `cannot start ${hook.command[0]}: ${String((err as Error).message)}`, exitCode: null, signal: null, ms: performance.now() - started }, undefined));
         return;
       }
       lane.running!.child = child;
@@ -199,16 +223,15 @@ export class HookRunner {
         const output = { stdout: out.text, stderr: err.text, truncated: out.bytes > this.outputLimit || err.bytes > this.outputLimit };
         if (spawnError) {
           const code = (spawnError as NodeJS.ErrnoException).code;
-          this.finish(hook, e, lane, { reason: `cannot start ${hook.command[0]}: ${code ?? spawnError.message}`, exitCode: null, signal: null, ms }, undefined);
+          resolve(this.finish(hook, e, lane, { reason: `cannot start ${hook.command[0]}: ${code ?? spawnError.message}`, exitCode: null, signal: null, ms }, undefined));
         } else if (timedOut) {
           lane.stats.timedOut++;
-          this.finish(hook, e, lane, { reason: `timeout: killed after ${hook.timeoutSec} s`, exitCode: exit?.code ?? null, signal: exit?.signal ?? null, ms }, output);
+          resolve(this.finish(hook, e, lane, { reason: `timeout: killed after ${hook.timeoutSec} s`, exitCode: exit?.code ?? null, signal: exit?.signal ?? null, ms }, output));
         } else if (exit?.code === 0) {
-          this.finish(hook, e, lane, { exitCode: 0, ms }, output);
+          resolve(this.finish(hook, e, lane, { exitCode: 0, ms }, output));
         } else {
-          this.finish(hook, e, lane, { reason: exit?.signal ? `killed by ${exit.signal}` : `exit code ${exit?.code}`, exitCode: exit?.code ?? null, signal: exit?.signal ?? null, ms }, output);
+          resolve(this.finish(hook, e, lane, { reason: exit?.signal ? `killed by ${exit.signal}` : `exit code ${exit?.code}`, exitCode: exit?.code ?? null, signal: exit?.signal ?? null, ms }, output));
         }
-        resolve();
       };
       child.once('error', (x) => settle(x));
       child.once('exit', (code, signal) => {
@@ -222,18 +245,21 @@ export class HookRunner {
     });
   }
 
-  private finish(hook: HookConfig, e: AnyEvent, lane: Lane, r: { reason?: string; exitCode: number | null; signal?: string | null; ms: number }, output: { stdout: string; stderr: string; truncated: boolean } | undefined): void {
+  private finish(hook: HookConfig, e: AnyEvent, lane: Lane, r: { reason?: string; exitCode: number | null; signal?: string | null; ms: number }, output: { stdout: string; stderr: string; truncated: boolean } | undefined): HookRunResult {
     const ms = Math.round(r.ms);
+    const result: HookRunResult = { hook: hook.name, ok: r.reason === undefined, exitCode: r.exitCode, signal: r.signal ?? null, ms, stdout: output?.stdout ?? '', stderr: output?.stderr ?? '', truncated: output?.truncated ?? false };
+    if (r.reason !== undefined) result.reason = r.reason;
     if (output && (output.stdout !== '' || output.stderr !== '')) {
       this.opts.logger.info({ event: 'hook.output', hook: hook.name, eventId: e.id, stdout: output.stdout, stderr: output.stderr, truncated: output.truncated }, `hook ${hook.name} wrote output`);
     }
     if (r.reason === undefined) {
       lane.stats.succeeded++;
       this.opts.events.publish('hook.succeeded', { hook: hook.name, eventId: e.id, eventType: e.type, exitCode: r.exitCode ?? 0, ms }, { msg: `hook ${hook.name} ran on ${e.type} ${e.id} (${ms} ms)` });
-      return;
+      return result;
     }
     lane.stats.failed++;
     this.report(hook.name, e, { reason: r.reason, exitCode: r.exitCode, signal: r.signal ?? null, ms });
+    return result;
   }
 
   private report(name: string, e: AnyEvent, r: { reason: string; exitCode: number | null; signal: string | null; ms: number }): void {
@@ -257,7 +283,8 @@ export class HookRunner {
     if (this.closed) return;
     this.closed = true;
     this.unsubscribe();
-    for (const lane of this.lanes.values()) {
+    for (const [name, lane] of this.lanes) {
+      for (const r of lane.queue) r.answer?.({ hook: name, ok: false, reason: 'carpd is stopping', exitCode: null, signal: null, ms: 0, stdout: '', stderr: '', truncated: false });
       lane.queue = [];
       const pid = lane.running?.child?.pid;
       if (pid !== undefined) {

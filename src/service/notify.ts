@@ -210,6 +210,42 @@ export function deleteWebhook(draft: DesiredState, name: string): void {
   draft.webhooks = draft.webhooks.filter((w) => w.name !== name);
 }
 
+/** The outcome of one run of a hook, as POST /v1/hooks/{name}/test answers it. */
+export interface HookRunResult {
+  hook: string;
+  ok: boolean;
+  /** Why it failed (timeout, exit code, signal, cannot start); absent when ok. */
+  reason?: string;
+  exitCode: number | null;
+  signal: string | null;
+  ms: number;
+  /** The first bytes of each stream (the runner's bound). */
+  stdout: string;
+  stderr: string;
+  truncated: boolean;
+}
+
+/** Runs a hook once, now, on a made-up event (the hook runner, src/notify/hooks.ts). */
+export interface HookTester {
+  test(name: string): Promise<HookRunResult>;
+}
+
+/**
+ * The made-up event of a test run: for a hook on vhid.state, the state change its first such
+ * filter names (em0 vhid 1 to MASTER where it names none); else an event of the first type its
+ * first filter names, with a body that says it is a test. Never published.
+ */
+export function testEventOf(h: HookConfig, id: number, time: string): AnyEvent {
+  const f = h.events.find((x) => x.type === 'vhid.state') ?? h.events[0];
+  const type = eventTypesOf(f.type)?.[0] ?? 'vhid.state';
+  const reason = `test run of hook ${h.name}`;
+  if (type === 'vhid.state') {
+    const to = f.state ?? 'MASTER';
+    return { id, type, time, data: { interface: f.interface ?? 'em0', vhid: f.vhid ?? 1, from: to === 'MASTER' ? 'BACKUP' : 'MASTER', to, reason, effectiveSkew: null } };
+  }
+  return { id, type, time, data: { test: true, reason } } as unknown as AnyEvent;
+}
+
 /** Whether an event matches one of the filters. */
 export function matches(filters: readonly EventFilter[], e: AnyEvent): boolean {
   return filters.some((f) => {

@@ -1,7 +1,8 @@
 /** Hooks and webhooks in the desired state (service/notify.ts); the runners are in src/notify/. */
 import { Router } from 'express';
+import { CarpdError } from '../../errors.js';
 import type { CarpService } from '../../service/service.js';
-import { createHook, createWebhook, deleteHook, deleteWebhook, hookNotFound, replaceHook, replaceWebhook, webhookNotFound, type HookInput, type WebhookInput } from '../../service/notify.js';
+import { createHook, createWebhook, deleteHook, deleteWebhook, hookNotFound, replaceHook, replaceWebhook, webhookNotFound, type HookInput, type HookTester, type WebhookInput } from '../../service/notify.js';
 import { route, type Assert, type Body, type SameFields } from '../typed.js';
 import { etagOf, hookView, webhookView } from '../views.js';
 import { answer, mutationOptions } from './common.js';
@@ -17,7 +18,8 @@ type BodiesAreInputs = [
 const hookLocation = (name: string) => `/v1/hooks/${encodeURIComponent(name)}`;
 const webhookLocation = (name: string) => `/v1/webhooks/${encodeURIComponent(name)}`;
 
-export function hooksRouter(service: CarpService): Router {
+/** `tester`: the daemon's hook runner; without it POST /v1/hooks/{name}/test answers CARPD_ERR_HOOKS_NOT_RUNNING. */
+export function hooksRouter(service: CarpService, tester?: HookTester): Router {
   const r = Router();
 
   route(r, 'get', '/v1/hooks', (_req, res) => {
@@ -53,6 +55,13 @@ export function hooksRouter(service: CarpService): Router {
     const name = req.params.name;
     const outcome = await service.mutate(mutationOptions(req), `remove hook ${name}`, (draft) => deleteHook(draft, name));
     await answer(res, outcome, () => res.status(204).end());
+  });
+
+  route(r, 'post', '/v1/hooks/{name}/test', async (req, res) => {
+    const name = req.params.name;
+    if (!service.desired().hooks.some((h) => h.name === name)) throw hookNotFound(name);
+    if (!tester) throw new CarpdError('CARPD_ERR_HOOKS_NOT_RUNNING', 'this carpd process runs no hooks (an embedded API without the hook runner)');
+    res.json(await tester.test(name));
   });
 
   route(r, 'get', '/v1/webhooks', (_req, res) => {
