@@ -64,6 +64,13 @@ interface Captured {
   bytes: number;
 }
 
+const notRun = (hook: string, reason: string): HookRunResult => ({ hook, ok: false, reason, exitCode: null, signal: null, ms: 0, stdout: '', stderr: '', truncated: false });
+
+/** Answers the test runs among `runs`, which will not run. */
+function abandon(hook: string, runs: readonly Run[], reason: string): void {
+  for (const r of runs) r.answer?.(notRun(hook, reason));
+}
+
 export class HookRunner implements HookTester {
   private readonly lanes = new Map<string, Lane>();
   private readonly unsubscribe: () => void;
@@ -102,7 +109,7 @@ export class HookRunner implements HookTester {
       const lost = lane.queue.shift()!;
       lane.stats.dropped++;
       const reason = `dropped: ${this.queueLimit} runs were already queued`;
-      lost.answer?.({ hook: name, ok: false, reason, exitCode: null, signal: null, ms: 0, stdout: '', stderr: '', truncated: false });
+      abandon(name, [lost], reason);
       this.later(() => this.report(name, lost.event, { reason, exitCode: null, signal: null, ms: 0 }));
     }
     lane.queue.push(run);
@@ -116,6 +123,7 @@ export class HookRunner implements HookTester {
   test(name: string): Promise<HookRunResult> {
     const hook = (this.opts.desired().hooks ?? []).find((h) => h.name === name);
     if (!hook) return Promise.reject(hookNotFound(name));
+    if (this.closed) return Promise.resolve(notRun(name, 'carpd is stopping'));
     return new Promise((answer) => this.enqueue(name, { event: testEventOf(hook, 0, new Date().toISOString()), answer }));
   }
 
@@ -125,6 +133,7 @@ export class HookRunner implements HookTester {
     const names = new Set(hooks.map((h) => h.name));
     for (const [n, lane] of this.lanes) {
       if (names.has(n)) continue;
+      abandon(n, lane.queue, 'the hook was removed');
       lane.queue = [];
       if (!lane.running) this.lanes.delete(n);
     }
@@ -149,7 +158,7 @@ export class HookRunner implements HookTester {
     // The hook as it is now: a change made since the event applies.
     const hook = (this.opts.desired().hooks ?? []).find((h) => h.name === name);
     if (!hook) {
-      for (const r of [next, ...lane.queue]) r.answer?.({ hook: name, ok: false, reason: 'the hook was removed', exitCode: null, signal: null, ms: 0, stdout: '', stderr: '', truncated: false });
+      abandon(name, [next, ...lane.queue], 'the hook was removed');
       lane.queue = [];
       this.lanes.delete(name);
       this.checkIdle();
@@ -284,7 +293,7 @@ export class HookRunner implements HookTester {
     this.closed = true;
     this.unsubscribe();
     for (const [name, lane] of this.lanes) {
-      for (const r of lane.queue) r.answer?.({ hook: name, ok: false, reason: 'carpd is stopping', exitCode: null, signal: null, ms: 0, stdout: '', stderr: '', truncated: false });
+      abandon(name, lane.queue, 'carpd is stopping');
       lane.queue = [];
       const pid = lane.running?.child?.pid;
       if (pid !== undefined) {
