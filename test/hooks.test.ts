@@ -433,3 +433,29 @@ test('POST /v1/hooks/{name}/test runs the hook once on a made-up event and answe
   assert.equal(none.status, 503);
   assert.equal(none.body.code, 'CARPD_ERR_HOOKS_NOT_RUNNING');
 });
+
+test('config sync carries hooks and webhooks from primary to secondary over the wire; nosync ones stay home', async (t) => {
+  const { startSyncNodeInProcess } = await import('./helpers/sync-inprocess.js');
+  const a = await startSyncNodeInProcess('node-a', 'carpd-hooks-sync');
+  const b = await startSyncNodeInProcess('node-b', 'carpd-hooks-sync');
+  t.after(async () => {
+    await a.stop();
+    await b.stop();
+  });
+  const patch = (h: Harness, body: unknown) => h.api.patch('/v1/sync', body, { contentType: 'application/merge-patch+json' });
+  let r = await patch(b.h, { role: 'secondary', peer: { address: '127.0.0.1', port: a.syncPort, fingerprint: a.identity.fingerprint } });
+  assert.equal(r.status, 200, r.text);
+  r = await patch(a.h, { role: 'primary', peer: { address: '127.0.0.1', port: b.syncPort, fingerprint: b.identity.fingerprint } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal((await b.h.api.post('/v1/hooks', { ...HOOK, name: 'b-own', nosync: true })).status, 201);
+  assert.equal((await a.h.api.post('/v1/hooks', HOOK)).status, 201);
+  assert.equal((await a.h.api.post('/v1/hooks', { ...HOOK, name: 'a-own', nosync: true })).status, 201);
+  assert.equal((await a.h.api.post('/v1/webhooks', WEBHOOK)).status, 201);
+  await pollUntil('secondary caught up', async () => b.h.service.desired().sync.appliedRevision, (x) => x === a.h.service.desired().revision);
+  assert.deepEqual(b.h.service.desired().hooks.map((x) => x.name).sort(), ['b-own', 'wan-up']);
+  assert.equal(b.h.service.desired().webhooks[0].secret, WEBHOOK.secret);
+  // Removed on the primary, removed on the secondary.
+  assert.equal((await a.h.api.delete('/v1/hooks/wan-up')).status, 204);
+  await pollUntil('secondary caught up again', async () => b.h.service.desired().sync.appliedRevision, (x) => x === a.h.service.desired().revision);
+  assert.deepEqual(b.h.service.desired().hooks.map((x) => x.name), ['b-own']);
+});
