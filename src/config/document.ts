@@ -198,7 +198,9 @@ const strings = (v: unknown, p: string): string[] => arr(v, p).map((x, i) => str
 export function readHook(v: unknown, p: string): HookConfig {
   const o = obj(v, p, ['name', 'events', 'command', 'timeoutSec', 'env', 'nosync']);
   if (typeof o.command === 'string') throw new DocumentError(`${p}/command`, 'a hook\'s command is an argv array (["/usr/local/sbin/notify", "arg"]), never a shell string');
-  const env = opt(o, 'env', p, (x, q) => obj(x, q, Object.keys(x && typeof x === 'object' ? x : {}))) ?? {};
+  // Any names: the service's rules check them (service/notify.ts).
+  const anyKeys = (x: unknown, q: string) => obj(x, q, typeof x === 'object' && x !== null ? Object.keys(x) : []);
+  const env = opt(o, 'env', p, anyKeys) ?? {};
   return {
     name: req(o, 'name', p, str),
     events: req(o, 'events', p, arr).map((f, i) => readFilter(f, `${p}/events/${i}`)),
