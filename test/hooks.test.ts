@@ -459,3 +459,20 @@ test('config sync carries hooks and webhooks from primary to secondary over the 
   await pollUntil('secondary caught up again', async () => b.h.service.desired().sync.appliedRevision, (x) => x === a.h.service.desired().revision);
   assert.deepEqual(b.h.service.desired().hooks.map((x) => x.name), ['b-own']);
 });
+
+test('PUT /v1/config: hooks declared twice, or a new webhook without its secret, are refused with pointers', async (t) => {
+  const h = await makeHarness();
+  t.after(() => h.close());
+  await refused(h, 'put', '/v1/config', { vips: [], hooks: [HOOK, HOOK] }, 422, 'CARPD_ERR_INVALID_VALUE', /\/hooks\/1\/name.*used twice/);
+  const { secret: _s, ...noSecret } = WEBHOOK;
+  await refused(h, 'put', '/v1/config', { vips: [], webhooks: [noSecret] }, 422, 'CARPD_ERR_INVALID_VALUE', /\/webhooks\/0\/secret.*needs a secret/);
+  await refused(h, 'put', '/v1/config', { vips: [], hooks: [{ ...HOOK, command: '/bin/echo hi' }] }, 422, 'CARPD_ERR_INVALID_VALUE', /\/hooks\/0\/command.*never a shell string/);
+  const ok = await h.api.put('/v1/config', { vips: [], hooks: [HOOK], webhooks: [WEBHOOK] });
+  assert.equal(ok.status, 200, ok.text);
+  assert.deepEqual([h.service.desired().hooks.length, h.service.desired().webhooks.length], [1, 1]);
+  // Absent lists stay; an empty list removes them all.
+  assert.equal((await h.api.put('/v1/config', { vips: [] })).status, 200);
+  assert.equal(h.service.desired().hooks.length, 1);
+  assert.equal((await h.api.put('/v1/config', { vips: [], hooks: [], webhooks: [] })).status, 200);
+  assert.deepEqual([h.service.desired().hooks.length, h.service.desired().webhooks.length], [0, 0]);
+});

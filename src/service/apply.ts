@@ -118,16 +118,13 @@ export function declaredState(current: DesiredState, doc: DeclaredConfig): Desir
     if (p.syncpeer != null) next.pfsync.syncpeer = canonicalIp(p.syncpeer)?.address ?? p.syncpeer;
   }
 
+  // A name declared twice is reported by checkNotify below.
   if (doc.hooks) {
-    doc.hooks.forEach((h, i) => {
-      if (doc.hooks!.findIndex((x) => x.name === h.name) !== i) problems.push({ path: `/hooks/${i}/name`, code: 'CARPD_ERR_INVALID_VALUE', message: `hook "${h.name}" is declared twice` });
-    });
     next.hooks = doc.hooks.map(({ name, ...h }) => ({ name, events: h.events.map((f) => ({ ...f })), command: h.command as string[], timeoutSec: h.timeoutSec ?? HOOK_DEFAULTS.timeoutSec, env: { ...(h.env ?? {}) }, nosync: h.nosync ?? HOOK_DEFAULTS.nosync }));
   }
   if (doc.webhooks) {
     const secrets = new Map(current.webhooks.map((w) => [w.name, w.secret]));
     doc.webhooks.forEach((w, i) => {
-      if (doc.webhooks!.findIndex((x) => x.name === w.name) !== i) problems.push({ path: `/webhooks/${i}/name`, code: 'CARPD_ERR_INVALID_VALUE', message: `webhook "${w.name}" is declared twice` });
       if (w.secret === undefined && !secrets.has(w.name)) problems.push({ path: `/webhooks/${i}/secret`, code: 'CARPD_ERR_INVALID_VALUE', message: `webhook "${w.name}" is new here and needs a secret (write-only: a document read with GET never carries it)` });
     });
     next.webhooks = doc.webhooks.map((w) => ({ name: w.name, url: w.url, secret: w.secret ?? secrets.get(w.name) ?? '', events: w.events.map((f) => ({ ...f })), timeoutSec: w.timeoutSec ?? WEBHOOK_DEFAULTS.timeoutSec, nosync: w.nosync ?? WEBHOOK_DEFAULTS.nosync }));
