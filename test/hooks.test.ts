@@ -476,3 +476,19 @@ test('PUT /v1/config: hooks declared twice, or a new webhook without its secret,
   assert.equal((await h.api.put('/v1/config', { vips: [], hooks: [], webhooks: [] })).status, 200);
   assert.deepEqual([h.service.desired().hooks.length, h.service.desired().webhooks.length], [0, 0]);
 });
+
+test('a rollback makes an older revision hooks and webhooks current again, secret included', async (t) => {
+  const h = await makeHarness();
+  t.after(() => h.close());
+  assert.equal((await h.api.post('/v1/hooks', HOOK)).status, 201);
+  assert.equal((await h.api.post('/v1/webhooks', WEBHOOK)).status, 201);
+  const with2 = h.service.desired().revision;
+  assert.equal((await h.api.delete('/v1/hooks/wan-up')).status, 204);
+  assert.equal((await h.api.delete('/v1/webhooks/chat')).status, 204);
+  assert.deepEqual([h.service.desired().hooks.length, h.service.desired().webhooks.length], [0, 0]);
+  const back = await h.api.post('/v1/config/rollback', { revision: with2 });
+  assert.equal(back.status, 200, back.text);
+  assert.deepEqual(h.service.desired().hooks.map((x) => x.name), ['wan-up']);
+  assert.deepEqual(h.service.desired().webhooks.map((x) => [x.name, x.secret]), [['chat', WEBHOOK.secret]]);
+  assert.ok(!back.text.includes(WEBHOOK.secret), 'the answer never shows the secret');
+});

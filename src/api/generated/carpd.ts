@@ -369,7 +369,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Make a stored revision's VIPs, CARP globals and pfsync settings current again, as a new revision.
+         * Make a stored revision's VIPs, CARP globals, pfsync settings, hooks and webhooks current again, as a new revision.
          * @description API tokens are not rolled back (a rollback must not revive a revoked token).
          */
         post: operations["rollback"];

@@ -47,6 +47,8 @@ export function configRouter(service: CarpService): Router {
       draft.vips = old.vips;
       draft.carp = old.carp;
       draft.pfsync = old.pfsync;
+      draft.hooks = old.hooks;
+      draft.webhooks = old.webhooks;
     });
     await answer(res, outcome, () => res.json(configView(outcome.kind === 'done' ? outcome.state : service.desired())));
   });
