@@ -577,6 +577,8 @@ const syncPrimary: S["SyncStatus"] = {
   localAddresses: ["192.0.2.10/24"],
   detached: { vips: [], carp: false },
   rejected: { "no-client-cert": 0, "unknown-peer": 3, stale: 1, replay: 0 },
+  splitBrainPolicy: "alert",
+  splitBrain: [],
 };
 
 const syncSecondary: S["SyncStatus"] = {
@@ -838,7 +840,7 @@ test("cluster shows both nodes side by side, every vhid on each, and a loud SPLI
         ],
       }),
     ],
-    splitBrain: [{ interface: "em0", vhid: 1 }],
+    splitBrain: [{ interface: "em0", vhid: 1, since: "2025-01-01T00:00:05Z" }],
   };
   const srv = await fakeCarpd(t, { "GET /v1/cluster": { status: 200, body: cluster } });
   const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };

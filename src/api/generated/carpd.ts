@@ -527,6 +527,11 @@ export interface components {
             overrides?: components["schemas"]["SyncOverride"][];
             localAddresses?: string[];
             reattach?: string[];
+            /**
+             * @description What this node does while a vhid is MASTER on both nodes: `alert` only publishes splitbrain.detected/cleared (the default); `demote` also has a secondary demote itself by 240 until it ends. Node-local, never synced. `demote` needs a backend with named demotions (not the freebsd backend yet: 422 CARPD_ERR_UNSUPPORTED).
+             * @enum {string}
+             */
+            splitBrainPolicy?: "alert" | "demote";
         };
         SyncStatus: {
             node: string;
@@ -565,6 +570,13 @@ export interface components {
             rejected: null | {
                 [key: string]: number;
             };
+            /**
+             * @description This node's split-brain policy (see SyncPatch).
+             * @enum {string}
+             */
+            splitBrainPolicy: "alert" | "demote";
+            /** @description The vhids the split-brain watch sees MASTER on both nodes now. The nodes compare their vhid states over the sync link every 3 s; while the peer cannot be reached the list stays as it was last known. */
+            splitBrain: components["schemas"]["SplitBrainVhid"][];
         };
         ClusterNode: {
             self: boolean;
@@ -600,11 +612,17 @@ export interface components {
         };
         Cluster: {
             nodes: components["schemas"]["ClusterNode"][];
-            /** @description vhids that both nodes report as MASTER. */
-            splitBrain: {
-                interface: string;
-                vhid: number;
-            }[];
+            /** @description vhids that both nodes report as MASTER: the split-brain watch's list, as in GET /v1/sync (this request's reading of the peer included). */
+            splitBrain: components["schemas"]["SplitBrainVhid"][];
+        };
+        SplitBrainVhid: {
+            interface: string;
+            vhid: number;
+            /**
+             * Format: date-time
+             * @description When this node saw the vhid MASTER on both nodes.
+             */
+            since: string;
         };
         /**
          * @description Parent interface of the vhid (FreeBSD names are at most 15 characters).

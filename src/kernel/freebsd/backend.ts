@@ -29,6 +29,7 @@ import type {
   StateChange,
   VhidParams,
 } from '../backend.js';
+import { checkedDemotion } from '../backend.js';
 import { KernelError } from '../errno.js';
 import { AddressBinder, AddressControl } from './addresses.js';
 import { FreebsdBatch } from './batch.js';
@@ -241,6 +242,21 @@ export class FreebsdBackend implements KernelBackend {
 
   setMaintenance(on: boolean): Promise<void> {
     return this.locked(() => this.settings.setMaintenance(on));
+  }
+
+  /** Named demotions are not implemented on FreeBSD yet: none is ever held. */
+  async demotions(): Promise<Map<string, number>> {
+    return new Map();
+  }
+
+  /**
+   * Not implemented on FreeBSD yet: only carpd's maintenance demotion is recorded crash-safely
+   * (maintenance.ts). Taking back (0) holds nothing, so it succeeds; anything else is EOPNOTSUPP.
+   */
+  async setDemotion(name: string, amount: number): Promise<void> {
+    checkedDemotion(name, amount);
+    if (amount === 0) return;
+    throw KernelError.of('EOPNOTSUPP', `set the ${name} demotion`, undefined, 'named demotions (the split-brain policy demote) are not supported by the freebsd backend yet; only maintenance demotes');
   }
 
   getPfsync(): Promise<PfsyncLive> {
