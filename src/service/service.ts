@@ -462,9 +462,16 @@ export class CarpService {
     return { ...g, maintenance, temporarilyDisabled: this.temporaryDisable !== undefined };
   }
 
-  /** carpd's named demotions held now (name -> amount), besides maintenance. */
+  /**
+   * carpd's named demotions held now (name -> amount), besides maintenance. A backend without
+   * named demotions answers CARPD_ERR_UNSUPPORTED.
+   */
   async demotions(): Promise<Map<string, number>> {
-    return this.backend.demotions();
+    try {
+      return await this.backend.demotions();
+    } catch (e) {
+      throw e instanceof KernelError ? fromKernelError(e, 'read') : e;
+    }
   }
 
   /**

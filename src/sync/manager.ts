@@ -114,6 +114,7 @@ export class SyncManager {
   private server?: SyncServer<InboundMessage>;
   private client?: { key: string; client: SyncClient };
   private unsubscribe?: () => void;
+  private unsubscribeStates?: () => void;
   private closed = false;
   /** Set while paused (SyncManagerOptions.paused): settles at resume() or close(). */
   private gate?: { open: Promise<void>; release: () => void };
@@ -228,6 +229,10 @@ export class SyncManager {
     m.followPeer();
     m.schedule();
     m.splitWatch.start();
+    // A vhid changing state here: the split-brain watch asks the peer at once.
+    m.unsubscribeStates = m.service.events.subscribe((e) => {
+      if (e.type === 'vhid.state') m.splitWatch.poke();
+    });
     // Takes back a split-brain demotion a previous run left held (the split it was for is not known now).
     void m.applyPolicy();
     return m;
@@ -255,6 +260,7 @@ export class SyncManager {
     this.closed = true;
     this.gate?.release();
     this.unsubscribe?.();
+    this.unsubscribeStates?.();
     if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.client?.client.close();

@@ -11,9 +11,12 @@
  * MASTER on at most one of them (or gone). Each start and end is one event:
  * `splitbrain.detected` (logged at warn) and `splitbrain.cleared` with how long it lasted.
  *
- * Stale data. The set changes only on a reading of the peer at most `staleAfterMs` old (default
- * 3 intervals): the last heard from a peer that no longer answers says nothing about now, so while
- * the peer is unreachable the set stays as it was, neither detected nor cleared. A peer whose
+ * Stale data. The set changes only on a reading of the peer just received (its answer, or its
+ * own states message), compared with this node's states read at that moment; what was heard
+ * before is never compared with anything later. So while the peer does not answer, the set stays
+ * as it was, neither detected nor cleared, however long that lasts: the last heard from a peer
+ * that no longer answers says nothing about now. A vhid changing state here triggers an exchange
+ * at once (poke()), rather than a comparison with the peer's last reading. A peer whose
  * carpd predates the `states` message refuses it as an unknown type: the peer cannot tell, which
  * is logged once; the watch asks it again only every UNSUPPORTED_RETRY_MS (it may be upgraded),
  * so that its listener does not log a refusal every few seconds.
@@ -51,8 +54,6 @@ export interface SplitBrainWatchOptions {
   node: string;
   intervalMs?: number;
   timeoutMs?: number;
-  /** Data about the peer older than this decides nothing (default 3 × intervalMs). */
-  staleAfterMs?: number;
   /** Whether to exchange now: a peer configured and sync running (not paused, not closed). */
   active(): boolean;
   /** This node's vhid states now. */
@@ -74,10 +75,9 @@ const keyOf = (v: { interface: string; vhid: number }) => `${v.interface}/${v.vh
 export class SplitBrainWatch {
   readonly intervalMs: number;
   readonly timeoutMs: number;
-  readonly staleAfterMs: number;
   private readonly split = new Map<string, { interface: string; vhid: number; sinceMs: number }>();
-  /** The peer's states as last heard, and when. */
-  private peer?: { node: string; vhids: VhidStateEntry[]; at: number };
+  /** When the peer's states were last heard (ms). */
+  private lastHeard?: number;
   private timer?: unknown;
   private inFlight?: Promise<void>;
   private stopped = true;
@@ -89,7 +89,6 @@ export class SplitBrainWatch {
   constructor(private readonly opts: SplitBrainWatchOptions) {
     this.intervalMs = opts.intervalMs ?? SPLIT_BRAIN_INTERVAL_MS;
     this.timeoutMs = opts.timeoutMs ?? Math.min(SPLIT_BRAIN_TIMEOUT_MS, this.intervalMs);
-    this.staleAfterMs = opts.staleAfterMs ?? 3 * this.intervalMs;
   }
 
   /** Starts the exchanges, the first one interval from now. */
@@ -113,8 +112,14 @@ export class SplitBrainWatch {
       this.timer = undefined;
       // At a fixed rate: the next one is armed now; one still in flight makes this one skip.
       this.arm();
-      if (!this.inFlight) this.inFlight = this.tick().finally(() => (this.inFlight = undefined));
+      this.poke();
     }, this.intervalMs);
+  }
+
+  /** An exchange now unless one is in flight (a vhid changed state here: the peer's side is wanted fresh). */
+  poke(): void {
+    if (this.stopped || this.inFlight) return;
+    this.inFlight = this.tick().finally(() => (this.inFlight = undefined));
   }
 
   /** One exchange now (the timer's, or a test's); resolves when its outcome is applied. */
@@ -155,14 +160,13 @@ export class SplitBrainWatch {
 
   /** The peer's states, from its answer or its own exchange, beside this node's own read now. */
   heard(peer: VhidStates, mine: readonly VhidStateEntry[]): void {
-    this.peer = { node: peer.node, vhids: peer.vhids, at: this.opts.clock.now() };
-    this.evaluate(mine);
+    this.lastHeard = this.opts.clock.now();
+    this.evaluate(peer, mine);
   }
 
-  /** Forgets the peer's states (another peer configured): nothing is decided on them any more. */
-  forgetPeer(): void {
-    this.peer = undefined;
-    this.unsupportedUntil = undefined;
+  /** When the peer's states were last heard (ISO 8601), or null. */
+  get lastHeardAt(): string | null {
+    return this.lastHeard === undefined ? null : new Date(this.lastHeard).toISOString();
   }
 
   /**
@@ -170,7 +174,8 @@ export class SplitBrainWatch {
    * removed), so nobody can tell that it ended.
    */
   reset(why: string): void {
-    this.forgetPeer();
+    this.lastHeard = undefined;
+    this.unsupportedUntil = undefined;
     if (this.split.size === 0) return;
     const list = [...this.split.keys()].join(', ');
     this.split.clear();
@@ -185,16 +190,9 @@ export class SplitBrainWatch {
       .map((s) => ({ interface: s.interface, vhid: s.vhid, since: new Date(s.sinceMs).toISOString() }));
   }
 
-  /** Whether the peer's states are recent enough to decide on. */
-  get fresh(): boolean {
-    return this.peer !== undefined && this.opts.clock.now() - this.peer.at <= this.staleAfterMs;
-  }
-
-  private evaluate(mine: readonly VhidStateEntry[]): void {
-    if (!this.fresh) return;
+  private evaluate(peerStates: VhidStates, mine: readonly VhidStateEntry[]): void {
     const now = this.opts.clock.now();
-    const masters = (l: readonly VhidStateEntry[]) => new Set(l.filter((v) => v.state === 'MASTER').map(keyOf));
-    const theirs = masters(this.peer!.vhids);
+    const theirs = new Set(peerStates.vhids.filter((v) => v.state === 'MASTER').map(keyOf));
     const both = mine.filter((v) => v.state === 'MASTER' && theirs.has(keyOf(v)));
     let changed = false;
     const peer = this.opts.peerName();
@@ -207,7 +205,7 @@ export class SplitBrainWatch {
       this.opts.events.publish(
         'splitbrain.detected',
         { interface: v.interface, vhid: v.vhid, peer, policy, since: new Date(now).toISOString() },
-        { level: 'warn', msg: `split brain: ${v.interface} vhid ${v.vhid} is MASTER on this node and on its peer ${this.peer!.node} (${peer})${policy === 'demote' ? '; policy demote' : ''}` },
+        { level: 'warn', msg: `split brain: ${v.interface} vhid ${v.vhid} is MASTER on this node and on its peer ${peerStates.node} (${peer})${policy === 'demote' ? '; policy demote' : ''}` },
       );
     }
     const still = new Set(both.map(keyOf));
