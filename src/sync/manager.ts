@@ -76,7 +76,7 @@ export interface SyncManagerOptions {
   paused?: boolean;
   /** The listener, bound already (SyncManager.bind) before the rest of carpd was made; instead of `listen`. */
   bound?: BoundSyncListener;
-  /** How often the split-brain watch exchanges vhid states with the peer (default 3 s; splitbrain.ts). */
+  /** How often the split-brain watch exchanges vhid states with the peer (default 3 s; splitbrain.ts); 0: no watch (tests that count the clock's timers). */
   splitBrainIntervalMs?: number;
   /** The timeout of that exchange (default min(2.5 s, the interval)). */
   splitBrainTimeoutMs?: number;
@@ -157,7 +157,7 @@ export class SyncManager {
       events: this.service.events,
       logger: this.logger,
       node: this.node,
-      intervalMs: opts.splitBrainIntervalMs,
+      intervalMs: opts.splitBrainIntervalMs || undefined,
       timeoutMs: opts.splitBrainTimeoutMs,
       active: () => !this.closed && !this.gate && this.service.desired().sync.peer !== undefined,
       local: () => this.localStates(),
@@ -228,7 +228,7 @@ export class SyncManager {
     });
     m.followPeer();
     m.schedule();
-    m.splitWatch.start();
+    if (opts.splitBrainIntervalMs !== 0) m.splitWatch.start();
     // A vhid changing state here: the split-brain watch asks the peer at once.
     m.unsubscribeStates = m.service.events.subscribe((e) => {
       if (e.type === 'vhid.state') m.splitWatch.poke();

@@ -244,19 +244,14 @@ export class FreebsdBackend implements KernelBackend {
     return this.locked(() => this.settings.setMaintenance(on));
   }
 
-  /** Named demotions are not implemented on FreeBSD yet: none is ever held. */
-  async demotions(): Promise<Map<string, number>> {
-    return new Map();
+  demotions(): Promise<Map<string, number>> {
+    return this.locked(() => this.settings.demotions());
   }
 
-  /**
-   * Not implemented on FreeBSD yet: only carpd's maintenance demotion is recorded crash-safely
-   * (maintenance.ts). Taking back (0) holds nothing, so it succeeds; anything else is EOPNOTSUPP.
-   */
+  /** Recorded crash-safely beside maintenance (maintenance.ts): the sum moves by exactly the difference. */
   async setDemotion(name: string, amount: number): Promise<void> {
     checkedDemotion(name, amount);
-    if (amount === 0) return;
-    throw KernelError.of('EOPNOTSUPP', `set the ${name} demotion`, undefined, 'named demotions (the split-brain policy demote) are not supported by the freebsd backend yet; only maintenance demotes');
+    return this.locked(() => this.settings.setDemotion(name, amount));
   }
 
   getPfsync(): Promise<PfsyncLive> {
