@@ -191,7 +191,8 @@ export interface KernelBackend {
   setMaintenance(on: boolean): Promise<void>;
   /**
    * carpd's named demotions held now, besides maintenance (`splitbrain`, later health tracks):
-   * name -> amount, only those above 0.
+   * name -> amount, only those above 0. EOPNOTSUPP from a backend that cannot hold them (every
+   * backend here can; callers ask this before relying on setDemotion).
    */
   demotions(): Promise<Map<string, number>>;
   /**

@@ -530,7 +530,7 @@ export class SyncManager {
 
   /**
    * Before PATCH /v1/sync stores a policy: `demote` needs a backend that holds named demotions
-   * (the freebsd backend does not yet: 422 CARPD_ERR_UNSUPPORTED, nothing changed).
+   * (one whose demotions() answers EOPNOTSUPP: 422 CARPD_ERR_UNSUPPORTED, nothing changed).
    */
   async checkPolicy(policy: SplitBrainPolicy): Promise<void> {
     if (policy === 'demote') await this.service.demotions();

@@ -528,7 +528,7 @@ export interface components {
             localAddresses?: string[];
             reattach?: string[];
             /**
-             * @description What this node does while a vhid is MASTER on both nodes: `alert` only publishes splitbrain.detected/cleared (the default); `demote` also has a secondary demote itself by 240 until it ends. Node-local, never synced. `demote` needs a backend with named demotions (not the freebsd backend yet: 422 CARPD_ERR_UNSUPPORTED).
+             * @description What this node does while a vhid is MASTER on both nodes: `alert` only publishes splitbrain.detected/cleared (the default); `demote` also has a secondary demote itself by 240 until it ends. Node-local, never synced. A backend that cannot hold named demotions refuses `demote` (422 CARPD_ERR_UNSUPPORTED).
              * @enum {string}
              */
             splitBrainPolicy?: "alert" | "demote";
