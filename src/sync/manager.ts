@@ -134,7 +134,8 @@ export class SyncManager {
   private listenAddress?: string;
 
   // The split-brain watch (both roles) and the demotion its policy holds.
-  private readonly splitWatch: SplitBrainWatch;
+  /** Made in start(): its callbacks (the demote policy) are the running manager's, not the constructor's. */
+  private splitWatch!: SplitBrainWatch;
   /** The peer the watch's data is about (peerKey), to forget it when another is configured. */
   private watchedPeer?: string;
   /** What this manager holds of the splitbrain demotion (undefined: not known yet). */
@@ -152,20 +153,6 @@ export class SyncManager {
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.idleMs = opts.idleMs;
     this.clock = opts.clock ?? systemClock;
-    this.splitWatch = new SplitBrainWatch({
-      clock: this.clock,
-      events: this.service.events,
-      logger: this.logger,
-      node: this.node,
-      intervalMs: opts.splitBrainIntervalMs || undefined,
-      timeoutMs: opts.splitBrainTimeoutMs,
-      active: () => !this.closed && !this.gate && this.service.desired().sync.peer !== undefined,
-      local: () => this.localStates(),
-      ask: (mine, timeoutMs) => this.askStates(mine, timeoutMs),
-      peerName: () => this.peerName(),
-      policy: () => this.policy(),
-      onChange: () => void this.applyPolicy(),
-    });
   }
 
   /**
@@ -197,6 +184,20 @@ export class SyncManager {
 
   static async start(opts: SyncManagerOptions): Promise<SyncManager> {
     const m = new SyncManager(opts);
+    m.splitWatch = new SplitBrainWatch({
+      clock: m.clock,
+      events: m.service.events,
+      logger: m.logger,
+      node: m.node,
+      intervalMs: opts.splitBrainIntervalMs || undefined,
+      timeoutMs: opts.splitBrainTimeoutMs,
+      active: () => !m.closed && !m.gate && m.service.desired().sync.peer !== undefined,
+      local: () => m.localStates(),
+      ask: (mine, timeoutMs) => m.askStates(mine, timeoutMs),
+      peerName: () => m.peerName(),
+      policy: () => m.policy(),
+      onChange: () => void m.applyPolicy(),
+    });
     if (opts.paused) {
       let release!: () => void;
       const open = new Promise<void>((resolve) => (release = resolve));
