@@ -234,8 +234,9 @@ export class SyncManager {
     m.unsubscribeStates = m.service.events.subscribe((e) => {
       if (e.type === 'vhid.state') m.splitWatch.poke();
     });
-    // Takes back a split-brain demotion a previous run left held (the split it was for is not known now).
-    void m.applyPolicy();
+    // Takes back a split-brain demotion a previous run left held (the split it was for is not
+    // known now); when paused, at resume(), once the service has started.
+    if (!m.gate) void m.applyPolicy();
     return m;
   }
 
@@ -245,6 +246,7 @@ export class SyncManager {
     this.gate = undefined;
     gate?.release();
     this.schedule();
+    void this.applyPolicy();
   }
 
   /** The port the sync listener got (for --sync-listen with port 0). */
@@ -566,6 +568,7 @@ export class SyncManager {
    */
   private applyPolicy(): Promise<void> {
     this.policyChain = this.policyChain.then(async () => {
+      if (this.gate && !this.closed) return; // paused: the backend is not ours to change yet
       const y = this.service.desired().sync;
       const want = !this.closed && this.policy() === 'demote' && y.role === 'secondary' && this.splitWatch.now().length > 0 ? SPLIT_BRAIN_DEMOTION : 0;
       if (this.heldDemotion === want) return;
