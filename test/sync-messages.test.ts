@@ -104,12 +104,14 @@ const badStatus: [string, unknown][] = [
   ['an unknown field', { revision: 3 }],
 ];
 
-const goodStates = { node: 'fw-p', vhids: [{ interface: 'em0', vhid: 1, state: 'MASTER' }, { interface: 'em1', vhid: 3, state: 'BACKUP' }] };
+const goodStates = { node: 'fw-p', at: '2026-01-01T00:00:00.000Z', vhids: [{ interface: 'em0', vhid: 1, state: 'MASTER' }, { interface: 'em1', vhid: 3, state: 'BACKUP' }] };
 const badStates: [string, unknown][] = [
   ['the body is null', null],
   ['the body is an array', [goodStates]],
-  ['node is missing', { vhids: goodStates.vhids }],
-  ['vhids is missing', { node: 'fw-p' }],
+  ['node is missing', { at: goodStates.at, vhids: goodStates.vhids }],
+  ['vhids is missing', { node: 'fw-p', at: goodStates.at }],
+  ['at is missing', { node: 'fw-p', vhids: [] }],
+  ['at is not a time', { ...goodStates, at: 'yesterday' }],
   ['an unknown field', { ...goodStates, revision: 3 }],
   ['a vhid whose state is unknown', { ...goodStates, vhids: [{ interface: 'em0', vhid: 1, state: 'LEADER' }] }],
   ['a vhid out of range', { ...goodStates, vhids: [{ interface: 'em0', vhid: 256, state: 'MASTER' }] }],
@@ -190,7 +192,7 @@ test('the listener refuses every malformed push, plan and status body, and unkno
     ['plan', good],
     ['status', {}],
     ['states', goodStates],
-    ['states', { node: 'fw-p', vhids: [] }],
+    ['states', { node: 'fw-p', at: goodStates.at, vhids: [] }],
   ] as const) {
     assert.equal((await c.request(type, body)).status, 200, type);
   }

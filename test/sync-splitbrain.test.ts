@@ -55,6 +55,8 @@ function fakeWatch(opts: { policy?: SplitBrainPolicy } = {}) {
     active: true,
     asked: [] as VhidStates[],
     changes: 0,
+    /** Replaces the read of this node's states (default: `mine`). */
+    local: undefined as (() => VhidStateEntry[]) | undefined,
   };
   const watch = new SplitBrainWatch({
     clock,
@@ -62,12 +64,12 @@ function fakeWatch(opts: { policy?: SplitBrainPolicy } = {}) {
     logger,
     node: 'fw1',
     active: () => f.active,
-    local: async () => f.mine.map((v) => ({ ...v })),
+    local: async () => (f.local ? f.local() : f.mine.map((v) => ({ ...v }))),
     ask: async (mine) => {
       f.asked.push(mine);
       if (!f.reachable) throw new Error('connect ECONNREFUSED');
       if (f.unsupported) return 'unsupported';
-      return { node: 'fw2', vhids: f.theirs.map((v) => ({ ...v })) };
+      return { node: 'fw2', at: new Date(clock.now()).toISOString(), vhids: f.theirs.map((v) => ({ ...v })) };
     },
     peerName: () => '198.51.100.2:8443',
     policy: () => opts.policy ?? 'alert',
@@ -99,7 +101,7 @@ test('watch: a vhid MASTER on both is detected once, at the next exchange; clear
   f.clock.advance(1);
   await settle();
   assert.equal(f.asked.length, 1);
-  assert.deepEqual(f.asked[0], { node: 'fw1', vhids: f.mine }, 'this node sends its name and states');
+  assert.deepEqual(f.asked[0], { node: 'fw1', at: new Date(start).toISOString(), vhids: f.mine }, 'this node sends its name, when it read its states, and them');
   assert.deepEqual(types(f.published), ['splitbrain.detected']);
   assert.deepEqual(f.published[0].data, { interface: 'em0', vhid: 1, peer: '198.51.100.2:8443', policy: 'alert', since: new Date(start).toISOString() });
   assert.deepEqual(watch.now(), [{ interface: 'em0', vhid: 1, since: new Date(start).toISOString() }]);
@@ -195,6 +197,28 @@ test("watch: the peer's own states message decides like an answer, even when thi
   assert.equal(f.published.length, 1);
   watch.heard({ node: 'fw2', vhids: [] }, f.mine);
   assert.deepEqual(types(f.published), ['splitbrain.detected', 'splitbrain.cleared']);
+
+  // The two ways cross: a reading the peer took before one already used is dropped.
+  watch.heard({ node: 'fw2', at: '2026-01-01T00:01:00.000Z', vhids: [] }, f.mine);
+  watch.heard({ node: 'fw2', at: '2026-01-01T00:00:59.000Z', vhids: [v('em0', 1, 'MASTER')] }, f.mine);
+  assert.equal(f.published.length, 2, 'the older reading claims nothing');
+  watch.heard({ node: 'fw2', at: '2026-01-01T00:01:01.000Z', vhids: [v('em0', 1, 'MASTER')] }, f.mine);
+  assert.deepEqual(types(f.published), ['splitbrain.detected', 'splitbrain.cleared', 'splitbrain.detected']);
+});
+
+test('watch: the answer is compared with this node\'s states read when it arrives, not with those it sent', async (t) => {
+  const { f, watch, intervals } = fakeWatch();
+  t.after(() => watch.stop());
+  f.theirs = [v('em0', 1, 'MASTER')];
+  f.mine = [v('em0', 1, 'MASTER')];
+  let reads = 0;
+  // This node leaves MASTER while its request is out: the first read (sent) says MASTER, the next BACKUP.
+  f.local = () => (++reads === 1 ? [v('em0', 1, 'MASTER')] : [v('em0', 1, 'BACKUP')]);
+  watch.start();
+  await intervals(1);
+  assert.equal(f.asked[0].vhids[0].state, 'MASTER');
+  assert.equal(reads, 2);
+  assert.deepEqual(f.published, [], 'no split claimed on what this node no longer is');
 });
 
 test('watch: an older peer that does not know the message is logged once, claims nothing, and is asked again only after minutes', async (t) => {
@@ -365,7 +389,10 @@ test('sim pair, policy demote: the secondary demotes itself by 240 while the spl
   await healSplit(c);
   await pollUntil('node-b: demotion taken back', async () => (await b.h.backend.getCarpGlobals()).demotion, (x) => x === 0, DETECT_MS);
   assert.deepEqual([...(await b.h.backend.demotions())], []);
-  assert.ok(ofType(b, 'splitbrain.cleared').length === 1);
+  assert.deepEqual(
+    b.events.filter((e) => e.type.startsWith('splitbrain.')).map((e) => e.type),
+    ['splitbrain.detected', 'splitbrain.cleared'],
+  );
   await pollUntil('node-b: the demotion event back to 0', async () => ofType(b, 'demotion').map((e) => e.data.total), (l) => l.includes(0), DETECT_MS);
 
   // Demoted again, then the policy set back to alert: taken back at once, though the split lasts.

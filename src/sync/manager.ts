@@ -604,7 +604,7 @@ export class SyncManager {
       case 'states': {
         const mine = await this.localStates();
         this.splitWatch.heard(msg.body, mine);
-        return { status: 200, body: { node: this.node, vhids: mine } satisfies VhidStates };
+        return { status: 200, body: { node: this.node, at: new Date(this.clock.now()).toISOString(), vhids: mine } satisfies VhidStates };
       }
     }
   }

@@ -89,9 +89,13 @@ export interface PeerProblem {
   reason?: string;
 }
 
-/** The body of states, both ways: a node's name and the state of each of its vhids. */
+/**
+ * The body of states, both ways: a node's name, when it read its vhids (its own clock: the
+ * receiver only orders one node's readings by it) and the state of each.
+ */
 export interface VhidStates {
   node: string;
+  at: string;
   vhids: { interface: string; vhid: number; state: (typeof VHID_STATES)[number] }[];
 }
 
@@ -255,9 +259,10 @@ const nodeReportSchema = {
 const vhidStatesSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['node', 'vhids'],
+  required: ['node', 'at', 'vhids'],
   properties: {
     node: { type: 'string', maxLength: 255 },
+    at: { type: 'string', format: 'date-time' },
     vhids: {
       type: 'array',
       maxItems: MAX_STATES_VHIDS,

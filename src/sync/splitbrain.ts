@@ -13,7 +13,9 @@
  *
  * Stale data. The set changes only on a reading of the peer just received (its answer, or its
  * own states message), compared with this node's states read at that moment; what was heard
- * before is never compared with anything later. So while the peer does not answer, the set stays
+ * before is never compared with anything later. The two ways can cross (the peer's message,
+ * read before its answer to this node, arriving after it): a reading of the peer older, by the
+ * peer's own `at`, than one already used is dropped. So while the peer does not answer, the set stays
  * as it was, neither detected nor cleared, however long that lasts: the last heard from a peer
  * that no longer answers says nothing about now. A vhid changing state here triggers an exchange
  * at once (poke()), rather than a comparison with the peer's last reading. A peer whose
@@ -76,8 +78,10 @@ export class SplitBrainWatch {
   readonly intervalMs: number;
   readonly timeoutMs: number;
   private readonly split = new Map<string, { interface: string; vhid: number; sinceMs: number }>();
-  /** When the peer's states were last heard (ms). */
+  /** When the peer's states were last heard (ms, this node's clock). */
   private lastHeard?: number;
+  /** The peer's `at` of the newest reading used (ms, the peer's clock). */
+  private lastPeerAt?: number;
   private timer?: unknown;
   private inFlight?: Promise<void>;
   private stopped = true;
@@ -135,7 +139,7 @@ export class SplitBrainWatch {
     }
     let answer: VhidStates | 'unsupported';
     try {
-      answer = await this.opts.ask({ node: this.opts.node, vhids: mine }, this.timeoutMs);
+      answer = await this.opts.ask({ node: this.opts.node, at: new Date(this.opts.clock.now()).toISOString(), vhids: mine }, this.timeoutMs);
     } catch (e) {
       const why = (e as Error).message;
       if (this.lastFailure !== why) this.opts.logger.debug({ event: 'splitbrain.exchange.failed', err: why }, `split-brain watch: no states from the sync peer: ${why}`);
@@ -155,11 +159,25 @@ export class SplitBrainWatch {
     }
     this.unsupportedUntil = undefined;
     this.exchanges++;
+    // Compared with this node's states now, not those sent: they may have changed meanwhile.
+    try {
+      mine = await this.opts.local();
+    } catch {
+      return;
+    }
     this.heard(answer, mine);
   }
 
-  /** The peer's states, from its answer or its own exchange, beside this node's own read now. */
-  heard(peer: VhidStates, mine: readonly VhidStateEntry[]): void {
+  /**
+   * The peer's states, from its answer or its own exchange, beside this node's own read now.
+   * Without `at` (its report in GET /v1/cluster) the reading is used as it comes.
+   */
+  heard(peer: Omit<VhidStates, 'at'> & { at?: string }, mine: readonly VhidStateEntry[]): void {
+    if (peer.at !== undefined) {
+      const at = Date.parse(peer.at);
+      if (this.lastPeerAt !== undefined && at < this.lastPeerAt) return; // overtaken by a newer reading
+      this.lastPeerAt = at;
+    }
     this.lastHeard = this.opts.clock.now();
     this.evaluate(peer, mine);
   }
@@ -175,6 +193,7 @@ export class SplitBrainWatch {
    */
   reset(why: string): void {
     this.lastHeard = undefined;
+    this.lastPeerAt = undefined;
     this.unsupportedUntil = undefined;
     if (this.split.size === 0) return;
     const list = [...this.split.keys()].join(', ');
@@ -190,7 +209,7 @@ export class SplitBrainWatch {
       .map((s) => ({ interface: s.interface, vhid: s.vhid, since: new Date(s.sinceMs).toISOString() }));
   }
 
-  private evaluate(peerStates: VhidStates, mine: readonly VhidStateEntry[]): void {
+  private evaluate(peerStates: Omit<VhidStates, 'at'>, mine: readonly VhidStateEntry[]): void {
     const now = this.opts.clock.now();
     const theirs = new Set(peerStates.vhids.filter((v) => v.state === 'MASTER').map(keyOf));
     const both = mine.filter((v) => v.state === 'MASTER' && theirs.has(keyOf(v)));
