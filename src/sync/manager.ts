@@ -22,6 +22,10 @@
  * push costs no handshake. A commit that changes the peer or its fingerprint closes it at once:
  * nothing more is sent over a connection checked against a pin the configuration no longer has.
  *
+ * Split brain (splitbrain.ts): both roles exchange their vhid states with the peer every few
+ * seconds over the same connection; a vhid MASTER on both is an event, listed in /v1/sync and
+ * /v1/cluster, and under the `demote` policy a secondary holds a named demotion while it lasts.
+ *
  * Every message and answer is one of the kinds in messages.ts, checked on arrival on both
  * sides. Retry timers, request timeouts and the times shown in /v1/sync come from the injected
  * Clock, so the backoff can be followed on a manual one.
@@ -138,8 +142,6 @@ export class SyncManager {
   private splitWatch!: SplitBrainWatch;
   /** The peer the watch's data is about (peerKey), to forget it when another is configured. */
   private watchedPeer?: string;
-  /** What this manager holds of the splitbrain demotion (undefined: not known yet). */
-  private heldDemotion?: number;
   private policyChain: Promise<void> = Promise.resolve();
   private policyError?: string;
 
@@ -571,7 +573,15 @@ export class SyncManager {
       if (this.gate && !this.closed) return; // paused: the backend is not ours to change yet
       const y = this.service.desired().sync;
       const want = !this.closed && this.policy() === 'demote' && y.role === 'secondary' && this.splitWatch.now().length > 0 ? SPLIT_BRAIN_DEMOTION : 0;
-      if (this.heldDemotion === want) return;
+      // What the backend holds, read each time rather than remembered: it may have dropped it
+      // (FreeBSD: carp.ko reloaded, a reboot), or a previous run left it.
+      let held = 0;
+      try {
+        held = (await this.service.demotions()).get(SPLIT_BRAIN_DEMOTION_NAME) ?? 0;
+      } catch {
+        // A backend without named demotions holds none.
+      }
+      if (held === want) return;
       try {
         await this.service.setDemotion(SPLIT_BRAIN_DEMOTION_NAME, want);
         this.policyError = undefined;
@@ -581,10 +591,8 @@ export class SyncManager {
         this.policyError = why;
         return;
       }
-      const before = this.heldDemotion;
-      this.heldDemotion = want;
       if (want > 0) this.logger.warn({ event: 'splitbrain.demoted', demotion: want }, `split brain: this secondary demotes itself by ${want} while it lasts (policy demote)`);
-      else if (before !== undefined) this.logger.info({ event: 'splitbrain.undemoted' }, 'split brain: the split-brain demotion is taken back');
+      else this.logger.info({ event: 'splitbrain.undemoted', demotion: held }, `split brain: the split-brain demotion (${held}) is taken back`);
     });
     return this.policyChain;
   }
