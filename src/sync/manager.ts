@@ -18,8 +18,8 @@
  *
  * The push never runs inside the API call that caused it: commit listeners only schedule.
  *
- * Pushes, plans and status reads share one kept connection to the peer (transport.ts), so a
- * push costs no handshake. A commit that changes the peer or its fingerprint closes it at once:
+ * Pushes, plans, status reads and the split-brain watch's states share one kept connection to
+ * the peer (transport.ts), so a push costs no handshake. A commit that changes the peer or its fingerprint closes it at once:
  * nothing more is sent over a connection checked against a pin the configuration no longer has.
  *
  * Split brain (splitbrain.ts): both roles exchange their vhid states with the peer every few
