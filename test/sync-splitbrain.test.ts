@@ -11,6 +11,7 @@
  *    GET /v1/sync and /v1/cluster list it; the same password again: splitbrain.cleared on both.
  *  - The demote policy: the secondary's demotion rises by 240 (a `demotion` event names
  *    splitbrain) while the split lasts and is taken back after; the primary never demotes.
+ *  - A peer whose carpd predates the states message: its refusal is logged once, nothing claimed.
  *  - PATCH /v1/sync with an unknown policy, or demote on a backend without named demotions:
  *    a problem, nothing stored.
  */
@@ -20,7 +21,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
-import type { SplitBrainPolicy } from '../src/config/model.js';
+import { SCHEMA_VERSION, type SplitBrainPolicy } from '../src/config/model.js';
 import { KernelError } from '../src/kernel/errno.js';
 import { MemoryBackend } from '../src/kernel/memory.js';
 import { SimBackend } from '../src/kernel/sim.js';
@@ -28,6 +29,7 @@ import { MemoryNetwork } from '../src/runtime/transport.js';
 import { EventBus, type AnyEvent, type CarpdEvent, type EventType } from '../src/service/events.js';
 import { loadOrCreateIdentity, type SyncIdentity } from '../src/sync/identity.js';
 import { SyncManager } from '../src/sync/manager.js';
+import { SyncServer } from '../src/sync/transport.js';
 import type { VhidStates } from '../src/sync/messages.js';
 import { SplitBrainWatch, UNSUPPORTED_RETRY_MS, type VhidStateEntry } from '../src/sync/splitbrain.js';
 import { ManualClock, makeHarness, storedBytes, type Harness } from './helpers/harness.js';
@@ -348,6 +350,7 @@ test('sim pair: different CARP passwords make both MASTER: splitbrain.detected o
     assert.deepEqual({ ...e.data, since: typeof e.data.since }, { interface: 'em0', vhid: 1, peer: `127.0.0.1:${(n === a ? b : a).port}`, policy: 'alert', since: 'string' });
     const s = await n.h.api.get('/v1/sync');
     assert.equal(s.status, 200, s.text);
+    assert.deepEqual(n.sync.splitBrainNow(), s.body.splitBrain, 'what the metrics read');
     assert.equal(s.body.splitBrainPolicy, 'alert');
     assert.deepEqual(s.body.splitBrain, [{ interface: 'em0', vhid: 1, since: e.data.since }]);
     const cl = await n.h.api.get('/v1/cluster');
@@ -407,6 +410,43 @@ test('sim pair, policy demote: the secondary demotes itself by 240 while the spl
   await pollUntil('node-b demoted by the policy', async () => (await b.h.backend.getCarpGlobals()).demotion, (x) => x === 240, DETECT_MS);
   await b.sync.close();
   assert.equal((await b.h.backend.getCarpGlobals()).demotion, 0, 'the stop takes it back');
+});
+
+test('a peer whose carpd predates the states message refuses it as unknown: logged once, nothing claimed', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'carpd-splitbrain-old-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const h = await makeHarness({ backend: new MemoryBackend({ interfaces: ['em0'] }) });
+  const identity = await loadOrCreateIdentity(dir, 'fw1');
+  const old = await loadOrCreateIdentity(mkdtempSync(path.join(dir, 'old-')), 'fw-old');
+  // The listener of an older carpd: its kinds are push, plan and status, and it refuses any
+  // other type with the words every version's SYNC_KINDS uses.
+  const server = await SyncServer.start({
+    identity: old,
+    host: '127.0.0.1',
+    port: 0,
+    pinned: () => [identity.fingerprint],
+    schemaVersion: SCHEMA_VERSION,
+    kinds: {
+      read: (m) => (['push', 'plan', 'status'].includes(m.type) ? { ok: true, message: m } : { ok: false, detail: `unknown sync message type "${m.type}"; this node takes push, plan, status` }),
+    },
+    handle: async () => ({ status: 200, body: {} }),
+  });
+  const { logger, lines } = capturingLogger('debug');
+  const sync = await SyncManager.start({ service: h.service, identity, logger, node: 'fw1', splitBrainIntervalMs: 50 });
+  h.attachSync(sync);
+  t.after(async () => {
+    await sync.close();
+    await server.close();
+    await h.close();
+  });
+  assert.equal((await h.api.patch('/v1/sync', { role: 'primary', peer: { address: '127.0.0.1', port: server.port, fingerprint: old.fingerprint } })).status, 200);
+  assert.equal((await h.api.post('/v1/vips', { interface: 'em0', vhid: 1, addresses: ['192.0.2.50/24'] })).status, 201);
+  h.clock.advance(10_000); // MASTER here
+  await pollUntil('the refusal heard', async () => lines.filter((l) => l.event === 'splitbrain.unsupported').length, (n) => n === 1);
+  assert.match(lines.find((l) => l.event === 'splitbrain.unsupported')!.msg, /does not know the states message \(an older carpd\)/);
+  assert.equal(server.rejected().malformed, 1, 'the old peer counted it');
+  assert.deepEqual(sync.splitBrainNow(), []);
+  assert.deepEqual((await h.api.get('/v1/sync')).body.splitBrain, []);
 });
 
 // ---- bad input -----------------------------------------------------------------------------------
