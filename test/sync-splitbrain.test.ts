@@ -12,6 +12,7 @@
  *  - The demote policy: the secondary's demotion rises by 240 (a `demotion` event names
  *    splitbrain) while the split lasts and is taken back after; the primary never demotes.
  *  - A peer whose carpd predates the states message: its refusal is logged once, nothing claimed.
+ *  - The policy is stored and survives a restart.
  *  - PATCH /v1/sync with an unknown policy, or demote on a backend without named demotions:
  *    a problem, nothing stored.
  */
@@ -490,4 +491,29 @@ test('PATCH /v1/sync: an unknown policy is a 400 problem; demote where the backe
       assert.equal(h.service.desired().sync.splitBrainPolicy, 'demote');
     }
   }
+});
+
+test('the policy is stored with the node\'s sync section: a restart keeps it; alert is stored as no field', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'carpd-splitbrain-store-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  let h = await makeHarness({ dir, backend: new MemoryBackend({ interfaces: ['em0'] }) });
+  const identity = await loadOrCreateIdentity(dir, 'fw1');
+  let sync = await SyncManager.start({ service: h.service, identity, logger: pino({ level: 'silent' }), node: 'fw1' });
+  h.attachSync(sync);
+  assert.equal((await h.api.patch('/v1/sync', { splitBrainPolicy: 'demote' })).status, 200);
+  await sync.close();
+  await h.close();
+
+  h = await makeHarness({ dir, backend: new MemoryBackend({ interfaces: ['em0'] }) });
+  sync = await SyncManager.start({ service: h.service, identity, logger: pino({ level: 'silent' }), node: 'fw1' });
+  h.attachSync(sync);
+  t.after(async () => {
+    await sync.close();
+    await h.close();
+  });
+  assert.equal(h.service.desired().sync.splitBrainPolicy, 'demote');
+  assert.equal((await h.api.get('/v1/sync')).body.splitBrainPolicy, 'demote');
+  assert.equal((await h.api.patch('/v1/sync', { splitBrainPolicy: 'alert' })).status, 200);
+  assert.equal('splitBrainPolicy' in h.service.desired().sync, false);
+  assert.equal((await h.api.get('/v1/sync')).body.splitBrainPolicy, 'alert');
 });
