@@ -11,17 +11,19 @@
  * MASTER on at most one of them (or gone). Each start and end is one event:
  * `splitbrain.detected` (logged at warn) and `splitbrain.cleared` with how long it lasted.
  *
- * Stale data. The set changes only on a reading of the peer just received (its answer, or its
- * own states message), compared with this node's states read at that moment; what was heard
- * before is never compared with anything later. The two ways can cross (the peer's message,
- * read before its answer to this node, arriving after it): a reading of the peer older, by the
- * peer's own `at`, than one already used is dropped. So while the peer does not answer, the set stays
- * as it was, neither detected nor cleared, however long that lasts: the last heard from a peer
- * that no longer answers says nothing about now. A vhid changing state here triggers an exchange
- * at once (poke()), rather than a comparison with the peer's last reading. A peer whose
- * carpd predates the `states` message refuses it as an unknown type: the peer cannot tell, which
- * is logged once; the watch asks it again only every UNSUPPORTED_RETRY_MS (it may be upgraded),
- * so that its listener does not log a refusal every few seconds.
+ * Stale data (the rule). The set changes only on a reading of the peer just received (its
+ * answer, or its own states message), compared with this node's states read at that moment;
+ * what was heard before is never compared with anything later, so no decision rests on data
+ * older than one exchange. While the peer does not answer, the set stays as it was, neither
+ * detected nor cleared, however long that lasts: the last heard from a peer that no longer
+ * answers says nothing about now. The two ways can cross (the peer's message, read before its
+ * answer to this node, arriving after it): a reading older, by the peer's own `at`, than one
+ * already used is dropped. A vhid changing state here triggers an exchange at once (poke()),
+ * rather than a comparison with the peer's last reading.
+ *
+ * A peer whose carpd predates the `states` message refuses it as an unknown type: the peer
+ * cannot tell, which is logged once; the watch asks it again only every UNSUPPORTED_RETRY_MS
+ * (it may be upgraded), so that its listener does not log a refusal every few seconds.
  *
  * The request has a short timeout (default min(2.5 s, the interval)), so that one exchange that
  * hangs does not hold the next: a split brain is seen within interval + timeout (5.5 s by
