@@ -151,6 +151,12 @@ class FaultyBackend implements KernelBackend {
   setMaintenance(on: boolean): Promise<void> {
     return this.inner.setMaintenance(on);
   }
+  demotions(): Promise<Map<string, number>> {
+    return this.inner.demotions();
+  }
+  setDemotion(name: string, amount: number): Promise<void> {
+    return this.inner.setDemotion(name, amount);
+  }
   getPfsync(): Promise<PfsyncLive> {
     return this.inner.getPfsync();
   }

@@ -491,6 +491,60 @@ test('a crash between recording and applying maintenance is settled at the next 
   assert.equal(await env.backend.getMaintenance(), false);
 });
 
+test("named demotions: only carpd's amount moves the shared sum, kept across restarts beside maintenance; a reboot resets them", { skip }, async (t) => {
+  const stateDir = mkdtempSync(path.join(WORK, 'state-'));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  let env = await open(undefined, { stateDir });
+  fake.pfsyncBulk(true); // pfsync's own 240, which carpd never touches
+  await env.backend.setDemotion('splitbrain', 240);
+  await env.backend.setMaintenance(true);
+  assert.equal(fake.dump().sysctl['net.inet.carp.demotion'], 720);
+  const rec = JSON.parse(readFileSync(path.join(stateDir, DEMOTION_FILE), 'utf8'));
+  assert.deepEqual([rec.added, rec.named, rec.pending], [240, { splitbrain: 240 }, undefined]);
+  await env.close();
+
+  env = await open(undefined, { stateDir, keepKernel: true });
+  assert.deepEqual([...(await env.backend.demotions())], [['splitbrain', 240]]);
+  await env.backend.setDemotion('splitbrain', 240);
+  assert.equal(fake.dump().sysctl['net.inet.carp.demotion'], 720, 'not applied twice');
+  await env.backend.setDemotion('splitbrain', 0);
+  assert.equal(fake.dump().sysctl['net.inet.carp.demotion'], 480);
+  assert.equal(await env.backend.getMaintenance(), true);
+  await env.backend.setDemotion('splitbrain', 100);
+  fake.reboot();
+  assert.deepEqual([...(await env.backend.demotions())], [], 'a reboot reset the sum, and what carpd held');
+  assert.equal(await env.backend.getMaintenance(), false);
+  await env.close();
+});
+
+test('a crash while moving a named demotion is settled at the next start: applied, not applied, or the smaller amount', { skip }, async (t) => {
+  const stateDir = mkdtempSync(path.join(WORK, 'state-'));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  fake.reset();
+  const { boottime } = fake.dump();
+  const record = (named: Record<string, number>, from: number, to: number, demotionBefore: number) =>
+    writeFileSync(path.join(stateDir, DEMOTION_FILE), JSON.stringify({ version: 1, boottime, added: 0, named, pending: { op: 'set', name: 'splitbrain', from, to, demotionBefore, at: new Date().toISOString() } }));
+  const named = async () => {
+    const env = await open(undefined, { stateDir, keepKernel: true });
+    const m = [...(await env.backend.demotions())];
+    await env.close();
+    return m;
+  };
+
+  record({}, 0, 240, 0); // recorded, killed before the sysctl
+  assert.deepEqual(await named(), []);
+  assert.equal(JSON.parse(readFileSync(path.join(stateDir, DEMOTION_FILE), 'utf8')).pending, undefined);
+
+  record({}, 0, 240, 0); // applied, killed before the outcome was written
+  fake.addDemotion(240);
+  assert.deepEqual(await named(), [['splitbrain', 240]]);
+
+  record({ splitbrain: 240 }, 240, 0, 240); // taking back, and the sum moved for another reason too
+  fake.pfsyncBulk(true);
+  assert.deepEqual(await named(), [], 'cannot tell: the smaller amount, nothing');
+  assert.equal(fake.dump().sysctl['net.inet.carp.demotion'], 480);
+});
+
 // ---- pfsync ----------------------------------------------------------------------------------------
 
 test('pfsync on 14 uses the nvlist ioctls (every key), refuses version 1500, reports the bulk update', { skip }, async (t) => {

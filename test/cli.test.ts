@@ -577,12 +577,16 @@ const syncPrimary: S["SyncStatus"] = {
   localAddresses: ["192.0.2.10/24"],
   detached: { vips: [], carp: false },
   rejected: { "no-client-cert": 0, "unknown-peer": 3, stale: 1, replay: 0 },
+  splitBrainPolicy: "alert",
+  splitBrain: [],
 };
 
 const syncSecondary: S["SyncStatus"] = {
   ...syncPrimary,
   node: "fw2",
   role: "secondary",
+  splitBrainPolicy: "demote",
+  splitBrain: [{ interface: "em0", vhid: 1, since: "2025-01-05T00:00:03Z" }],
   identity: { fingerprint: FP_PEER },
   listen: "198.51.100.2:8443",
   peer: { address: "198.51.100.1", port: 8443, fingerprint: FP },
@@ -640,6 +644,7 @@ test("sync status on a primary: revisions on both sides, lag, last error in word
   assert.match(r.out, /^last error:\s+the sync peer 198\.51\.100\.2:8443 is unreachable: connection refused/m);
   assert.match(r.out, /^detached:\s+none$/m);
   assert.match(r.out, /^rejected:\s+unknown-peer 3, stale 1$/m);
+  assert.match(r.out, /^split brain:\s+none \(policy alert\)$/m);
   const json = await carpctl(["--json", "sync", "status"], env);
   assert.deepEqual(JSON.parse(json.out), syncPrimary);
 });
@@ -657,6 +662,7 @@ test("sync status on a secondary: the primary's revision applied, rule, override
   assert.match(r.out, /^local addresses: 192\.0\.2\.11\/24$/m);
   assert.match(r.out, /^detached:\s+em0\/1, carp \(changed here with --force; 'carpctl sync set --reattach KEY'/m);
   assert.match(r.out, /^rejected:\s+none$/m);
+  assert.match(r.out, /^split brain:\s+em0 vhid 1 since 2025-01-05T00:00:03Z \(policy demote\)$/m);
 });
 
 test("sync plan prints the secondary's changes and steps for the primary's revision", async (t) => {
@@ -749,6 +755,9 @@ test("sync set patches only what is given: role, peer with port, rule, local add
   assert.deepEqual(srv.requests[2].body, { peer: { address: "2001:db8::1", port: 8443, fingerprint: FP } });
   await carpctl(["sync", "set", "--role", "standalone", "--no-peer", "--local-address", "none"], env);
   assert.deepEqual(srv.requests[3].body, { role: "standalone", peer: null, localAddresses: [] });
+  const policy = await carpctl(["sync", "set", "--split-brain-policy", "demote"], env);
+  assert.equal(policy.code, 0, policy.err);
+  assert.deepEqual(srv.requests[4].body, { splitBrainPolicy: "demote" });
 });
 
 test("sync set with half a peer completes it from the current one, guarded by the revision read", async (t) => {
@@ -783,6 +792,7 @@ test("sync set: --dry-run prints the plan; bad flags are usage errors and send n
   const cases: [string[], RegExp][] = [
     [["sync", "set"], /sync set: nothing to change/],
     [["sync", "set", "--role", "master"], /--role must be one of standalone, primary, secondary, got 'master'/],
+    [["sync", "set", "--split-brain-policy", "panic"], /--split-brain-policy must be one of alert, demote, got 'panic'/],
     [["sync", "set", "--no-peer", "--fingerprint", FP], /--no-peer conflicts with --peer and --fingerprint/],
     [["sync", "set", "--peer", "fw2.example:8443", "--fingerprint", FP], /--peer must be the peer's sync address/],
     [["sync", "set", "--peer", "198.51.100.1:70000", "--fingerprint", FP], /the --peer port must be an integer from 1 to 65535/],
@@ -838,7 +848,7 @@ test("cluster shows both nodes side by side, every vhid on each, and a loud SPLI
         ],
       }),
     ],
-    splitBrain: [{ interface: "em0", vhid: 1 }],
+    splitBrain: [{ interface: "em0", vhid: 1, since: "2025-01-01T00:00:05Z" }],
   };
   const srv = await fakeCarpd(t, { "GET /v1/cluster": { status: 200, body: cluster } });
   const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };

@@ -311,7 +311,7 @@ test('runs of one hook follow the order of the events; a full queue drops the ol
 
   const missing = runnerOf([{ name: 'missing', events: [{ type: 'splitbrain' }], command: ['/nonexistent/carpd-hook'], timeoutSec: 10, env: {}, nosync: false }]);
   t.after(() => missing.runner.close());
-  missing.bus.publish('splitbrain.detected', { interface: 'em0', vhid: 1, peer: '192.0.2.2', policy: 'alert' });
+  missing.bus.publish('splitbrain.detected', { interface: 'em0', vhid: 1, peer: '192.0.2.2', policy: 'alert', since: '2026-12-07T10:00:00.000Z' });
   const [failed] = await pollUntil('the failure', async () => missing.results(), (x) => x.length >= 1, 10_000);
   assert.equal(failed.type, 'hook.failed');
   assert.match((failed.data as { reason: string }).reason, /ENOENT/);

@@ -228,5 +228,11 @@ test('sync: plan shows what a push would change on the secondary without applyin
   assert.equal(c.body.nodes[0].node, 'node-a');
   assert.equal(c.body.nodes[1].node, 'node-b');
   assert.equal(c.body.nodes[1].reachable, true);
-  assert.deepEqual(c.body.splitBrain, [{ interface: 'em0', vhid: 1 }]);
+  assert.deepEqual(
+    c.body.splitBrain.map((v: { interface: string; vhid: number }) => ({ interface: v.interface, vhid: v.vhid })),
+    [{ interface: 'em0', vhid: 1 }],
+  );
+  assert.ok(!Number.isNaN(Date.parse(c.body.splitBrain[0].since)));
+  // The same list as the split-brain watch's in GET /v1/sync.
+  assert.deepEqual((await a.h.api.get('/v1/sync')).body.splitBrain, c.body.splitBrain);
 });

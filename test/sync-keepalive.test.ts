@@ -44,7 +44,7 @@ async function startNode(name: string, dir: string, port = 0, syncClock?: Manual
   const identity = await loadOrCreateIdentity(dir, name);
   const logs: LogLine[] = [];
   const logger = createLogger('debug', { write: (s: string) => void logs.push(JSON.parse(s) as LogLine) });
-  const sync = await SyncManager.start({ service: h.service, identity, logger, node: name, listen: { host: '127.0.0.1', port }, retry: { firstMs: 20, maxMs: 200 }, timeoutMs: 2000, clock: syncClock });
+  const sync = await SyncManager.start({ service: h.service, identity, logger, node: name, listen: { host: '127.0.0.1', port }, retry: { firstMs: 20, maxMs: 200 }, timeoutMs: 2000, clock: syncClock, ...(syncClock ? { splitBrainIntervalMs: 0 } : {}) });
   h.attachSync(sync);
   return { name, dir, h, identity, sync, port: sync.port!, logs };
 }

@@ -2,7 +2,7 @@
  * The kinds of sync message (src/sync/messages.ts), on both sides of the link.
  *
  *  - The listener reads every verified message as one of its kinds before any handler runs: for
- *    push, plan and status, a body of the wrong type, with a field missing, with an unknown
+ *    push, plan, status and states, a body of the wrong type, with a field missing, with an unknown
  *    field, or with a malformed VIP inside, and a message of an unknown type, are each refused
  *    with 400 CARPD_ERR_SYNC_BAD_MESSAGE, counted as `malformed`, logged at warn, and the handler
  *    is not called. On a real secondary the configuration is unchanged and /v1/sync counts them.
@@ -104,6 +104,24 @@ const badStatus: [string, unknown][] = [
   ['an unknown field', { revision: 3 }],
 ];
 
+const goodStates = { node: 'fw-p', at: '2026-01-01T00:00:00.000Z', vhids: [{ interface: 'em0', vhid: 1, state: 'MASTER' }, { interface: 'em1', vhid: 3, state: 'BACKUP' }] };
+const badStates: [string, unknown][] = [
+  ['the body is null', null],
+  ['the body is an array', [goodStates]],
+  ['node is missing', { at: goodStates.at, vhids: goodStates.vhids }],
+  ['vhids is missing', { node: 'fw-p', at: goodStates.at }],
+  ['at is missing', { node: 'fw-p', vhids: [] }],
+  ['at is not a time', { ...goodStates, at: 'yesterday' }],
+  ['an unknown field', { ...goodStates, revision: 3 }],
+  ['a vhid whose state is unknown', { ...goodStates, vhids: [{ interface: 'em0', vhid: 1, state: 'LEADER' }] }],
+  ['a vhid out of range', { ...goodStates, vhids: [{ interface: 'em0', vhid: 256, state: 'MASTER' }] }],
+  ['a vhid that is a string', { ...goodStates, vhids: [{ interface: 'em0', vhid: '1', state: 'MASTER' }] }],
+  ['a vhid without interface', { ...goodStates, vhids: [{ vhid: 1, state: 'MASTER' }] }],
+  ['an empty interface', { ...goodStates, vhids: [{ interface: '', vhid: 1, state: 'MASTER' }] }],
+  ['an unknown field in a vhid', { ...goodStates, vhids: [{ interface: 'em0', vhid: 1, state: 'MASTER', since: 'now' }] }],
+  ['too many vhids', { ...goodStates, vhids: Array.from({ length: 4097 }, (_, i) => ({ interface: `em${i >> 8}`, vhid: (i % 255) + 1, state: 'BACKUP' })) }],
+];
+
 interface LogLine {
   level: number;
   event?: string;
@@ -151,6 +169,7 @@ test('the listener refuses every malformed push, plan and status body, and unkno
       ['plan', what, body],
     ]),
     ...badStatus.map(([what, body]): [string, string, unknown] => ['status', what, body]),
+    ...badStates.map(([what, body]): [string, string, unknown] => ['states', what, body]),
     ['restore', 'an unknown type', {}],
   ];
   let n = 0;
@@ -172,12 +191,14 @@ test('the listener refuses every malformed push, plan and status body, and unkno
     ['push', good],
     ['plan', good],
     ['status', {}],
+    ['states', goodStates],
+    ['states', { node: 'fw-p', at: goodStates.at, vhids: [] }],
   ] as const) {
     assert.equal((await c.request(type, body)).status, 200, type);
   }
   assert.deepEqual(
     calls.map((m) => m.type),
-    ['push', 'plan', 'status'],
+    ['push', 'plan', 'status', 'states', 'states'],
   );
   assert.deepEqual(calls[0].body, JSON.parse(JSON.stringify(good)));
   assert.deepEqual(server.rejected(), { ...zero(), malformed: n });

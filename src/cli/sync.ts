@@ -9,6 +9,7 @@ type SyncStatus = components["schemas"]["SyncStatus"];
 type SyncPatch = components["schemas"]["SyncPatch"];
 
 const ROLES = ["standalone", "primary", "secondary"] as const;
+const SPLIT_BRAIN_POLICIES = ["alert", "demote"] as const;
 
 /** "host:port" or "[v6]:port" as GET /v1/sync reports the listener. */
 function splitListen(listen: string): { host: string; port: string } {
@@ -102,6 +103,12 @@ function rejectedLine(s: SyncStatus): string {
   return moved.length ? moved.map(([reason, n]) => `${reason} ${n}`).join(", ") : "none";
 }
 
+/** The vhids MASTER on both nodes now, with the policy. */
+function splitBrainLine(s: SyncStatus): string {
+  const list = s.splitBrain.map((v) => `${v.interface} vhid ${v.vhid} since ${v.since}`).join(", ");
+  return `${list || "none"} (policy ${s.splitBrainPolicy})`;
+}
+
 const primaryOnly = (s: SyncStatus, v: string | null): string => (s.role !== "primary" ? "-" : (v ?? "never"));
 
 export function renderSyncStatus(s: SyncStatus): string {
@@ -120,6 +127,7 @@ export function renderSyncStatus(s: SyncStatus): string {
     ["local addresses", s.localAddresses.length ? s.localAddresses.join(", ") : "none"],
     ["detached", detachedLine(s)],
     ["rejected", rejectedLine(s)],
+    ["split brain", splitBrainLine(s)],
   ]);
 }
 
@@ -174,6 +182,8 @@ function syncPatch(values: Values): { body: SyncPatch; peer?: { address?: string
   }
   const reattach = list(values, "reattach");
   if (reattach) body.reattach = reattach.map(reattachArg);
+  const policy = str(values, "split-brain-policy");
+  if (policy !== undefined) body.splitBrainPolicy = oneOf("--split-brain-policy", policy, SPLIT_BRAIN_POLICIES);
   if (Object.keys(body).length === 0 && !peer) {
     throw new UsageError("sync set: nothing to change (see carpctl sync --help)");
   }
@@ -238,8 +248,9 @@ export const syncCommands: Command[] = [
     words: ["sync", "set"],
     synopsis:
       "[--role standalone|primary|secondary] [--peer ADDR[:PORT]] [--fingerprint FP]\n" +
-      "        [--no-peer] [--add N] [--cap N] [--local-address CIDR...|none] [--reattach IF/VHID|carp...]",
-    summary: "change this node's sync role, peer and per-node rules; the rest stay as they are",
+      "        [--no-peer] [--add N] [--cap N] [--local-address CIDR...|none] [--reattach IF/VHID|carp...]\n" +
+      "        [--split-brain-policy alert|demote]",
+    summary: "change this node's sync role, peer, per-node rules and split-brain policy; the rest stay as they are",
     options: {
       role: { type: "string" },
       peer: { type: "string" },
@@ -249,6 +260,7 @@ export const syncCommands: Command[] = [
       cap: { type: "string" },
       "local-address": { type: "string", multiple: true },
       reattach: { type: "string", multiple: true },
+      "split-brain-policy": { type: "string" },
     },
     dryRun: true,
     ifMatch: true,

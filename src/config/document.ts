@@ -4,7 +4,7 @@
  * bad file is refused with the field and the reason, never half-loaded.
  */
 import { canonicalCidr, canonicalIp } from '../wire/address.js';
-import { HOOK_DEFAULTS, PFSYNC_VERSIONS, SCHEMA_VERSION, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, WEBHOOK_DEFAULTS, initialState, initialSync, type DesiredState, type EventFilter, type HookConfig, type PfsyncConfig, type PfsyncVersion, type SyncConfig, type TokenRecord, type VipConfig, type WebhookConfig } from './model.js';
+import { HOOK_DEFAULTS, PFSYNC_VERSIONS, SCHEMA_VERSION, SPLIT_BRAIN_POLICIES, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, WEBHOOK_DEFAULTS, initialState, initialSync, type DesiredState, type EventFilter, type HookConfig, type PfsyncConfig, type PfsyncVersion, type SyncConfig, type TokenRecord, type VipConfig, type WebhookConfig } from './model.js';
 import { carpTimingRefused, checkState } from './validate.js';
 
 export class DocumentError extends Error {
@@ -146,7 +146,8 @@ function readToken(v: unknown, p: string): TokenRecord {
 /** The sync section as stored (internal names). Absent in documents written before sync existed. */
 function readSync(v: unknown, p: string): SyncConfig {
   const base = initialSync();
-  const o = obj(v, p, ['role', 'peer', 'advskewRule', 'overrides', 'localAddresses', 'detached', 'appliedRevision']);
+  const o = obj(v, p, ['role', 'peer', 'advskewRule', 'overrides', 'localAddresses', 'detached', 'appliedRevision', 'splitBrainPolicy']);
+  const policy = opt(o, 'splitBrainPolicy', p, oneOf(SPLIT_BRAIN_POLICIES));
   const peer = opt(o, 'peer', p, (x, pp) => {
     const q = obj(x, pp, ['address', 'port', 'fingerprint']);
     return { address: req(q, 'address', pp, ip), port: req(q, 'port', pp, int), fingerprint: req(q, 'fingerprint', pp, str) };
@@ -173,6 +174,7 @@ function readSync(v: unknown, p: string): SyncConfig {
     localAddresses: req(o, 'localAddresses', p, arr).map((x, i) => cidr(x, `${p}/localAddresses/${i}`)),
     detached,
     appliedRevision: req(o, 'appliedRevision', p, int),
+    ...(policy !== undefined && policy !== 'alert' ? { splitBrainPolicy: policy } : {}),
   };
 }
 

@@ -72,6 +72,18 @@ export const SYNC_ROLES: readonly SyncRole[] = ['standalone', 'primary', 'second
 export const SYNC_DEFAULT_PORT = 8443;
 
 /**
+ * What this node does while a vhid is MASTER on both nodes (sync/splitbrain.ts): `alert` only
+ * publishes the events; `demote` also has the secondary hold SPLIT_BRAIN_DEMOTION until it ends.
+ */
+export type SplitBrainPolicy = 'alert' | 'demote';
+export const SPLIT_BRAIN_POLICIES: readonly SplitBrainPolicy[] = ['alert', 'demote'];
+/**
+ * The demotion a secondary holds under the `demote` policy: the most that counts (effectiveSkew
+ * caps advskew + demotion at 240), so its advertisements lose to any undemoted node's.
+ */
+export const SPLIT_BRAIN_DEMOTION = 240;
+
+/**
  * This node's side of config sync. Never synced itself: each node has its own role, peer and
  * per-node values. The primary pushes the synced sections — every VIP without `nosync`, and
  * CARP's enabled/preempt (maintenance stays per node) — and the secondary derives its own
@@ -98,6 +110,8 @@ export interface SyncConfig {
   detached: { vips: string[]; carp: boolean };
   /** Secondary: the primary's revision applied last (0: none); stored with what it applied. */
   appliedRevision: number;
+  /** This node's split-brain policy; absent: `alert`. */
+  splitBrainPolicy?: SplitBrainPolicy;
 }
 
 /**

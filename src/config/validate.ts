@@ -8,7 +8,7 @@
 import type { ErrorCode, FieldProblem } from '../errors.js';
 import { canonicalIp, cidrOf, isMulticast, isUnspecified } from '../wire/address.js';
 import { ADVBASE_SEC, ADVSKEW, PASSWORD_MAX_BYTES, PFSYNC_MAXUPD, VHID, VRRP_INTERVAL_CS, VRRP_PRIORITY, inRange, isPfsyncVersion, rangeText } from '../wire/limits.js';
-import { PFSYNC_VERSIONS, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, type DesiredState, type VipConfig } from './model.js';
+import { PFSYNC_VERSIONS, SPLIT_BRAIN_POLICIES, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, type DesiredState, type VipConfig } from './model.js';
 
 export type Problem = FieldProblem & { code: ErrorCode };
 
@@ -336,4 +336,7 @@ function checkSync(s: DesiredState, out: Problem[]): void {
     if (!cidrOf(a)) out.push({ path: `/sync/localAddresses/${i}`, code: 'CARPD_ERR_INVALID_ADDRESS', message: `"${a}" is not an address with a prefix length` });
   });
   if (!inRange(y.appliedRevision, range(0, Number.MAX_SAFE_INTEGER))) out.push({ path: '/sync/appliedRevision', code: 'CARPD_ERR_INVALID_VALUE', message: 'must be a revision number' });
+  if (y.splitBrainPolicy !== undefined && !SPLIT_BRAIN_POLICIES.includes(y.splitBrainPolicy)) {
+    out.push({ path: '/sync/splitBrainPolicy', code: 'CARPD_ERR_INVALID_VALUE', message: `splitBrainPolicy must be one of ${SPLIT_BRAIN_POLICIES.join(', ')}` });
+  }
 }

@@ -25,6 +25,7 @@ import { carpParamsFault, vrrpParamsFault } from '../wire/limits.js';
 import { VRRP_DEFAULT_INTERVAL_CS, VRRP_DEFAULT_PRIORITY } from '../wire/vrrp.js';
 import { KernelError } from './errno.js';
 import type { CarpState } from '../engine/types.js';
+import { CARP_MAXSKEW } from '../engine/timing.js';
 
 export type { CarpState };
 
@@ -188,6 +189,20 @@ export interface KernelBackend {
    * already has changes nothing, across carpd restarts too.
    */
   setMaintenance(on: boolean): Promise<void>;
+  /**
+   * carpd's named demotions held now, besides maintenance (`splitbrain`, later health tracks):
+   * name -> amount, only those above 0. EOPNOTSUPP from a backend that cannot hold them (every
+   * backend here can; callers ask this before relying on setDemotion).
+   */
+  demotions(): Promise<Map<string, number>>;
+  /**
+   * Holds `amount` of demotion under `name`, 0 taking it back: the node's demotion moves by
+   * exactly the difference from what that name held, and nothing else of it (the kernel's own
+   * demotion, maintenance, other names) is touched. Idempotent, across carpd restarts too where
+   * the backend's demotion outlives carpd. EINVAL for a name that is not checkedDemotion's or
+   * an amount outside 0..CARP_MAXSKEW.
+   */
+  setDemotion(name: string, amount: number): Promise<void>;
 
   getPfsync(): Promise<PfsyncLive>;
   setPfsync(s: PfsyncSettings): Promise<void>;
@@ -242,6 +257,22 @@ export class BatchError extends KernelError {
     this.message = failure.message;
     this.name = 'BatchError';
   }
+}
+
+/** A named demotion's name: lower case, digits, `.`, `_`, `-`; not `maintenance` or `other` (the events name those). */
+export const DEMOTION_NAME = /^[a-z][a-z0-9._-]{0,31}$/;
+
+/** setDemotion's argument checks as the contract states them (EINVAL), for every backend. */
+export function checkedDemotion(name: string, amount: number): void {
+  const op = `set the ${name} demotion`;
+  if (!DEMOTION_NAME.test(name) || name === 'maintenance' || name === 'other') throw KernelError.of('EINVAL', op, undefined, `"${name}" is not a demotion name (lower case letters, digits, . _ -; not maintenance or other)`);
+  if (!Number.isInteger(amount) || amount < 0 || amount > CARP_MAXSKEW) throw KernelError.of('EINVAL', op, undefined, `demotion ${amount} is outside 0..${CARP_MAXSKEW}`);
+}
+
+/** The sum of named demotions held, and the map without zeros, as demotions() answers it. */
+export function heldDemotions(named: ReadonlyMap<string, number>): { total: number; map: Map<string, number> } {
+  const map = new Map([...named].filter(([, v]) => v > 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return { total: [...map.values()].reduce((a, b) => a + b, 0), map };
 }
 
 /** RFC 5798's defaults, used when a vrrpv3 vhid is set without them. */

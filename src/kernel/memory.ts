@@ -9,7 +9,9 @@ import { EventEmitter } from 'node:events';
 import { canonicalCidr, parseCidr } from '../wire/address.js';
 import {
   CARP_COUNTERS,
+  checkedDemotion,
   checkedVhidParams,
+  heldDemotions,
   VRRP_DEFAULTS,
   type CarpGlobals,
   type CarpState,
@@ -68,6 +70,8 @@ export class MemoryBackend implements KernelBackend {
   private readonly events = new EventEmitter();
   private globals: CarpGlobals = { allow: true, preempt: false };
   private maintenance = false;
+  /** carpd's named demotions (setDemotion). */
+  private readonly named = new Map<string, number>();
   private readonly pfsync: PfsyncModel;
   /** State changes go to the listeners through this: held during a batch, told once it has ended. */
   private readonly changes = new HeldStateChanges((c) => this.events.emit('state', c));
@@ -197,7 +201,7 @@ export class MemoryBackend implements KernelBackend {
   }
 
   async getCarpGlobals(): Promise<CarpGlobals & { demotion: number }> {
-    return { ...this.globals, demotion: this.maintenance ? MAINTENANCE : 0 };
+    return { ...this.globals, demotion: this.demotion() };
   }
 
   async setCarpGlobals(g: CarpGlobals): Promise<void> {
@@ -219,6 +223,20 @@ export class MemoryBackend implements KernelBackend {
 
   async setMaintenance(on: boolean): Promise<void> {
     this.maintenance = on;
+  }
+
+  private demotion(): number {
+    return (this.maintenance ? MAINTENANCE : 0) + heldDemotions(this.named).total;
+  }
+
+  async demotions(): Promise<Map<string, number>> {
+    return heldDemotions(this.named).map;
+  }
+
+  async setDemotion(name: string, amount: number): Promise<void> {
+    checkedDemotion(name, amount);
+    if (amount === 0) this.named.delete(name);
+    else this.named.set(name, amount);
   }
 
   async getPfsync(): Promise<PfsyncLive> {
@@ -267,7 +285,7 @@ export class MemoryBackend implements KernelBackend {
     const ms =
       v.protocol === 'vrrpv3'
         ? vrrpMasterDownIntervalMs(v.vrrpPriority ?? VRRP_DEFAULTS.priority, v.vrrpIntervalCs ?? VRRP_DEFAULTS.intervalCs)
-        : masterDownMs(v.advbaseSec, effectiveSkew(v.advskew, this.maintenance ? MAINTENANCE : 0));
+        : masterDownMs(v.advbaseSec, effectiveSkew(v.advskew, this.demotion()));
     v.timer = this.clock.setTimeout(() => {
       v.timer = undefined;
       if (this.vhids.get(`${v.interface}/${v.vhid}`) === v && v.state === 'BACKUP') {

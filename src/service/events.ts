@@ -11,6 +11,7 @@
  * type and `eventId` to its id.
  */
 import type { Logger } from 'pino';
+import type { SplitBrainPolicy } from '../config/model.js';
 import type { CarpState } from '../engine/types.js';
 
 /** The types of event, each with its body (EventBodies). */
@@ -64,8 +65,10 @@ export interface EventBodies {
   'sync.applied': { primaryRevision: number; revision: number; peer: string };
   'sync.failed': { revision: number; peer: string; error: string; reached: boolean; retryInMs: number };
   'sync.rejected': { reason: string; source: string; fingerprint: string | null; detail: string };
-  'splitbrain.detected': { interface: string; vhid: number; peer: string; policy: 'alert' | 'demote' };
-  'splitbrain.cleared': { interface: string; vhid: number; peer: string; seconds: number };
+  /** `since`: when this node saw the vhid MASTER on both nodes (ISO 8601). */
+  'splitbrain.detected': { interface: string; vhid: number; peer: string; policy: SplitBrainPolicy; since: string };
+  /** `since`: when it was detected; `seconds`: how long it lasted. */
+  'splitbrain.cleared': { interface: string; vhid: number; peer: string; seconds: number; since: string };
   pfsync: { phase: 'bulk.start' | 'bulk.done' | 'bulk.failed'; syncdev: string | null; detail: string };
   'auth.failed': { source: string; method: string; route: string; reason: string };
   'hook.succeeded': { hook: string; eventId: number; eventType: EventType; exitCode: number; ms: number };

@@ -98,6 +98,8 @@ export class CarpService {
     });
   }
   private closing = false;
+  /** carpd's named demotions as last read (KernelWatch names them in `demotion` events). */
+  private named: ReadonlyMap<string, number> = new Map();
   private unsubscribe?: () => void;
   private readonly tokens = new TokenIndex();
   lastReconcile: ReconcileStatus;
@@ -125,10 +127,20 @@ export class CarpService {
     this.startedAt = this.now();
     this.lastReconcile = { ok: false, at: this.startedAt, error: 'not reconciled yet' };
     this.events = deps.events ?? new EventBus({ logger: deps.logger });
-    this.watch = new KernelWatch(async () => {
-      const [g, maintenance, pfsync] = await Promise.all([this.backend.getCarpGlobals(), this.backend.getMaintenance(), this.backend.getPfsync().catch(() => undefined)]);
-      return { demotion: g.demotion, maintenance, pfsync };
-    }, this.events);
+    this.watch = new KernelWatch(
+      async () => {
+        const [g, maintenance, pfsync, named] = await Promise.all([
+          this.backend.getCarpGlobals(),
+          this.backend.getMaintenance(),
+          this.backend.getPfsync().catch(() => undefined),
+          this.backend.demotions().catch(() => this.named),
+        ]);
+        this.named = named;
+        return { demotion: g.demotion, maintenance, pfsync };
+      },
+      this.events,
+      () => this.named,
+    );
     this.commits = new StagedCommits({
       store: this.store,
       committed: (p) => {
@@ -456,6 +468,34 @@ export class CarpService {
   async liveCarp(): Promise<{ allow: boolean; preempt: boolean; demotion: number; maintenance: boolean; temporarilyDisabled: boolean }> {
     const [g, maintenance] = await Promise.all([this.backend.getCarpGlobals(), this.backend.getMaintenance()]);
     return { ...g, maintenance, temporarilyDisabled: this.temporaryDisable !== undefined };
+  }
+
+  /**
+   * carpd's named demotions held now (name -> amount), besides maintenance. A backend without
+   * named demotions answers CARPD_ERR_UNSUPPORTED.
+   */
+  async demotions(): Promise<Map<string, number>> {
+    try {
+      return await this.backend.demotions();
+    } catch (e) {
+      throw e instanceof KernelError ? fromKernelError(e, 'read') : e;
+    }
+  }
+
+  /**
+   * Holds `amount` of demotion under `name` (0 takes it back): the split-brain policy, later
+   * health tracks. Not a change of the desired state: nothing is stored, no revision. The
+   * `demotion` event that follows names it among the contributors. A kernel refusal is answered
+   * in API terms (EOPNOTSUPP: CARPD_ERR_UNSUPPORTED).
+   */
+  async setDemotion(name: string, amount: number): Promise<void> {
+    try {
+      await this.backend.setDemotion(name, amount);
+    } catch (e) {
+      throw e instanceof KernelError ? fromKernelError(e) : e;
+    }
+    this.generation++;
+    if (!this.closing) await this.watch.check();
   }
 
   async livePfsync(): Promise<PfsyncLive> {

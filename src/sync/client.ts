@@ -142,23 +142,24 @@ export class SyncClient {
   /**
    * Seals and POSTs one message. Resolves with the peer's HTTP status and parsed JSON body for
    * 2xx and for 4xx/5xx problem answers alike (the caller decides); rejects with
-   * SyncTransportError for transport failures. The timeout counts from this call: the wait for
-   * the requests made before it is part of it.
+   * SyncTransportError for transport failures. The timeout (opts.timeoutMs, else the client's)
+   * counts from this call: the wait for the requests made before it is part of it.
    */
-  async request(type: string, body: unknown): Promise<RawAnswer> {
+  async request(type: string, body: unknown, opts?: { timeoutMs?: number }): Promise<RawAnswer> {
     if (this.closed) throw closedError();
+    const timeoutMs = opts?.timeoutMs ?? this.timeoutMs;
     const where = this.address;
     let current: http.ClientRequest | undefined;
     let timer: unknown;
     const timeout = new Promise<never>((_, reject) => {
       timer = this.clock.setTimeout(() => {
-        const e = new SyncTransportError('timeout', `the sync peer ${where} did not answer within ${this.timeoutMs} ms`);
+        const e = new SyncTransportError('timeout', `the sync peer ${where} did not answer within ${timeoutMs} ms`);
         // Its connection is not used again (a late answer would be read as the next request's),
         // and a handshake that hangs is not left behind.
         current?.destroy(e);
         for (const s of this.connecting) s.destroy();
         reject(e);
-      }, this.timeoutMs);
+      }, timeoutMs);
     });
     const before = this.tail;
     let done!: () => void;

@@ -18,9 +18,13 @@
  *
  * The push never runs inside the API call that caused it: commit listeners only schedule.
  *
- * Pushes, plans and status reads share one kept connection to the peer (transport.ts), so a
- * push costs no handshake. A commit that changes the peer or its fingerprint closes it at once:
+ * Pushes, plans, status reads and the split-brain watch's states share one kept connection to
+ * the peer (transport.ts), so a push costs no handshake. A commit that changes the peer or its fingerprint closes it at once:
  * nothing more is sent over a connection checked against a pin the configuration no longer has.
+ *
+ * Split brain (splitbrain.ts): both roles exchange their vhid states with the peer every few
+ * seconds over the same connection; a vhid MASTER on both is an event, listed in /v1/sync and
+ * /v1/cluster, and under the `demote` policy a secondary holds a named demotion while it lasts.
  *
  * Every message and answer is one of the kinds in messages.ts, checked on arrival on both
  * sides. Retry timers, request timeouts and the times shown in /v1/sync come from the injected
@@ -28,15 +32,19 @@
  */
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../clock.js';
-import { SCHEMA_VERSION, type DesiredState } from '../config/model.js';
+import { SCHEMA_VERSION, SPLIT_BRAIN_DEMOTION, type DesiredState, type SplitBrainPolicy } from '../config/model.js';
 import { CarpdError, problemOf } from '../errors.js';
 import type { CarpService, PlanView } from '../service/service.js';
 import { applySnapshot, snapshotOf } from './derive.js';
 import type { SyncIdentity } from './identity.js';
-import { SYNC_KINDS, exchange, readSnapshot, type InboundMessage, type NodeReport, type PlanAnswer, type PushAck, type SyncAnswer, type SyncAnswers, type SyncMessageType, type SyncRequests } from './messages.js';
+import { SYNC_KINDS, exchange, isUnknownKindRefusal, readSnapshot, type InboundMessage, type NodeReport, type PlanAnswer, type PushAck, type SyncAnswer, type SyncAnswers, type SyncMessageType, type SyncRequests, type VhidStates } from './messages.js';
+import { SplitBrainWatch, type SplitVhid, type VhidStateEntry } from './splitbrain.js';
 import { SyncClient, SyncServer, SyncTransportError } from './transport.js';
 
-export type { NodeReport };
+export type { NodeReport, SplitVhid };
+
+/** The name of the split-brain policy's demotion (KernelBackend.setDemotion; `demotion` events list it). */
+export const SPLIT_BRAIN_DEMOTION_NAME = 'splitbrain';
 
 /** A node of /v1/cluster: its report when it answered, and whether and how it was reached. */
 export type ClusterNode =
@@ -72,6 +80,10 @@ export interface SyncManagerOptions {
   paused?: boolean;
   /** The listener, bound already (SyncManager.bind) before the rest of carpd was made; instead of `listen`. */
   bound?: BoundSyncListener;
+  /** How often the split-brain watch exchanges vhid states with the peer (default 3 s; splitbrain.ts); 0: no watch (tests that count the clock's timers). */
+  splitBrainIntervalMs?: number;
+  /** The timeout of that exchange (default min(2.5 s, the interval)). */
+  splitBrainTimeoutMs?: number;
 }
 
 /** A sync listener bound before its manager exists (SyncManager.bind): messages wait for the manager. */
@@ -106,6 +118,7 @@ export class SyncManager {
   private server?: SyncServer<InboundMessage>;
   private client?: { key: string; client: SyncClient };
   private unsubscribe?: () => void;
+  private unsubscribeStates?: () => void;
   private closed = false;
   /** Set while paused (SyncManagerOptions.paused): settles at resume() or close(). */
   private gate?: { open: Promise<void>; release: () => void };
@@ -123,6 +136,14 @@ export class SyncManager {
   private lastSuccess?: number;
   private lastError?: string;
   private listenAddress?: string;
+
+  // The split-brain watch (both roles) and the demotion its policy holds.
+  /** Made in start(): its callbacks (the demote policy) are the running manager's, not the constructor's. */
+  private splitWatch!: SplitBrainWatch;
+  /** The peer the watch's data is about (peerKey), to forget it when another is configured. */
+  private watchedPeer?: string;
+  private policyChain: Promise<void> = Promise.resolve();
+  private policyError?: string;
 
   private constructor(opts: SyncManagerOptions) {
     this.service = opts.service;
@@ -165,6 +186,20 @@ export class SyncManager {
 
   static async start(opts: SyncManagerOptions): Promise<SyncManager> {
     const m = new SyncManager(opts);
+    m.splitWatch = new SplitBrainWatch({
+      clock: m.clock,
+      events: m.service.events,
+      logger: m.logger,
+      node: m.node,
+      intervalMs: opts.splitBrainIntervalMs || undefined,
+      timeoutMs: opts.splitBrainTimeoutMs,
+      active: () => !m.closed && !m.gate && m.service.desired().sync.peer !== undefined,
+      local: () => m.localStates(),
+      ask: (mine, timeoutMs) => m.askStates(mine, timeoutMs),
+      peerName: () => m.peerName(),
+      policy: () => m.policy(),
+      onChange: () => void m.applyPolicy(),
+    });
     if (opts.paused) {
       let release!: () => void;
       const open = new Promise<void>((resolve) => (release = resolve));
@@ -190,9 +225,20 @@ export class SyncManager {
     }
     m.unsubscribe = m.service.onCommit(() => {
       m.dropStalePeer();
+      m.followPeer();
       m.schedule();
+      void m.applyPolicy();
     });
+    m.followPeer();
     m.schedule();
+    if (opts.splitBrainIntervalMs !== 0) m.splitWatch.start();
+    // A vhid changing state here: the split-brain watch asks the peer at once.
+    m.unsubscribeStates = m.service.events.subscribe((e) => {
+      if (e.type === 'vhid.state') m.splitWatch.poke();
+    });
+    // Takes back a split-brain demotion a previous run left held (the split it was for is not
+    // known now); when paused, at resume(), once the service has started.
+    if (!m.gate) void m.applyPolicy();
     return m;
   }
 
@@ -202,6 +248,7 @@ export class SyncManager {
     this.gate = undefined;
     gate?.release();
     this.schedule();
+    void this.applyPolicy();
   }
 
   /** The port the sync listener got (for --sync-listen with port 0). */
@@ -218,10 +265,13 @@ export class SyncManager {
     this.closed = true;
     this.gate?.release();
     this.unsubscribe?.();
+    this.unsubscribeStates?.();
     if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.client?.client.close();
-    await Promise.all([this.inFlight?.catch(() => undefined), this.server?.close()]);
+    await Promise.all([this.inFlight?.catch(() => undefined), this.server?.close(), this.splitWatch.stop()]);
+    // A split-brain demotion is held only while this carpd watches: it is taken back at the stop.
+    await this.applyPolicy();
   }
 
   // --- the primary's side --------------------------------------------------------------------
@@ -422,6 +472,8 @@ export class SyncManager {
       localAddresses: [...y.localAddresses],
       detached: { vips: [...y.detached.vips], carp: y.detached.carp },
       rejected: this.server?.rejected() ?? null,
+      splitBrainPolicy: this.policy(),
+      splitBrain: this.splitBrainNow(),
     };
   }
 
@@ -440,8 +492,12 @@ export class SyncManager {
     };
   }
 
-  /** GET /v1/cluster: both nodes, the peer's part fetched over the sync link; vhids MASTER on both. */
-  async cluster(): Promise<{ nodes: ClusterNode[]; splitBrain: { interface: string; vhid: number }[] }> {
+  /**
+   * GET /v1/cluster: both nodes, the peer's part fetched over the sync link. `splitBrain` is the
+   * split-brain watch's set, the same as GET /v1/sync's; the peer's report read here is one more
+   * reading for the watch, so a split seen here is an event too.
+   */
+  async cluster(): Promise<{ nodes: ClusterNode[]; splitBrain: SplitVhid[] }> {
     const self: ClusterNode = { ...(await this.report()), self: true, reachable: true, error: null };
     const nodes: ClusterNode[] = [self];
     let peer: NodeReport | undefined;
@@ -453,11 +509,92 @@ export class SyncManager {
         nodes.push({ node: null, self: false, reachable: false, error: (e as Error).message });
       }
     }
-    const masters = (r: NodeReport) => new Set(r.vhids.filter((v) => v.state === 'MASTER').map((v) => `${v.interface}/${v.vhid}`));
-    const splitBrain = peer
-      ? [...masters(self)].filter((k) => masters(peer!).has(k)).sort().map((k) => ({ interface: k.split('/')[0], vhid: Number(k.split('/')[1]) }))
-      : [];
-    return { nodes, splitBrain };
+    if (peer) {
+      const states = (r: NodeReport): VhidStateEntry[] => r.vhids.map((v) => ({ interface: v.interface, vhid: v.vhid, state: v.state }));
+      this.splitWatch.heard({ node: peer.node, vhids: states(peer) }, states(self));
+    }
+    return { nodes, splitBrain: this.splitBrainNow() };
+  }
+
+  // --- the split-brain watch -------------------------------------------------------------------
+
+  /** The vhids MASTER on both nodes as the split-brain watch knows them now (splitbrain.ts), each with since when. */
+  splitBrainNow(): { interface: string; vhid: number; since: string }[] {
+    return this.splitWatch.now();
+  }
+
+  /** The split-brain watch itself (tests, diagnostics). */
+  get splitBrainWatch(): SplitBrainWatch {
+    return this.splitWatch;
+  }
+
+  /** This node's split-brain policy. */
+  policy(): SplitBrainPolicy {
+    return this.service.desired().sync.splitBrainPolicy ?? 'alert';
+  }
+
+  /**
+   * Before PATCH /v1/sync stores a policy: `demote` needs a backend that holds named demotions
+   * (one whose demotions() answers EOPNOTSUPP: 422 CARPD_ERR_UNSUPPORTED, nothing changed).
+   */
+  async checkPolicy(policy: SplitBrainPolicy): Promise<void> {
+    if (policy === 'demote') await this.service.demotions();
+  }
+
+  private async localStates(): Promise<VhidStateEntry[]> {
+    return (await this.service.liveVhids()).map((v) => ({ interface: v.interface, vhid: v.vhid, state: v.state }));
+  }
+
+  private async askStates(mine: VhidStates, timeoutMs: number): Promise<VhidStates | 'unsupported'> {
+    const r = await exchange(this.peerClient(), 'states', mine, { timeoutMs });
+    if (r.ok) return r.body;
+    if (isUnknownKindRefusal(r.problem)) return 'unsupported';
+    throw new Error(`the sync peer refused the states request (HTTP ${r.status}): ${r.problem.detail}`);
+  }
+
+  /** After a commit: the watch's data about another peer (or none) is dropped, with its split set. */
+  private followPeer(): void {
+    const peer = this.service.desired().sync.peer;
+    const key = peer ? peerKey(peer) : undefined;
+    if (key === this.watchedPeer) return;
+    const had = this.watchedPeer !== undefined;
+    this.watchedPeer = key;
+    if (had) this.splitWatch.reset(key ? 'another sync peer is configured' : 'no sync peer is configured');
+  }
+
+  /**
+   * The `demote` policy: a secondary holds SPLIT_BRAIN_DEMOTION while a split brain lasts, and
+   * takes it back when it ends, when the policy or the role changes and when carpd stops.
+   * One change at a time, in order; a failure is logged (once per reason) and tried again at
+   * the next change.
+   */
+  private applyPolicy(): Promise<void> {
+    this.policyChain = this.policyChain.then(async () => {
+      if (this.gate && !this.closed) return; // paused: the backend is not ours to change yet
+      const y = this.service.desired().sync;
+      const want = !this.closed && this.policy() === 'demote' && y.role === 'secondary' && this.splitWatch.now().length > 0 ? SPLIT_BRAIN_DEMOTION : 0;
+      // What the backend holds, read each time rather than remembered: it may have dropped it
+      // (FreeBSD: carp.ko reloaded, a reboot), or a previous run left it.
+      let held = 0;
+      try {
+        held = (await this.service.demotions()).get(SPLIT_BRAIN_DEMOTION_NAME) ?? 0;
+      } catch {
+        // A backend without named demotions holds none.
+      }
+      if (held === want) return;
+      try {
+        await this.service.setDemotion(SPLIT_BRAIN_DEMOTION_NAME, want);
+        this.policyError = undefined;
+      } catch (e) {
+        const why = (e as Error).message;
+        if (this.policyError !== why) this.logger.warn({ event: 'splitbrain.demotion.failed', demotion: want, err: why }, `split brain: could not ${want ? 'demote this node' : 'take back the split-brain demotion'}: ${why}`);
+        this.policyError = why;
+        return;
+      }
+      if (want > 0) this.logger.warn({ event: 'splitbrain.demoted', demotion: want }, `split brain: this secondary demotes itself by ${want} while it lasts (policy demote)`);
+      else this.logger.info({ event: 'splitbrain.undemoted', demotion: held }, `split brain: the split-brain demotion (${held}) is taken back`);
+    });
+    return this.policyChain;
   }
 
   // --- the receiving side ----------------------------------------------------------------------
@@ -472,6 +609,11 @@ export class SyncManager {
         return this.receive(msg);
       case 'status':
         return { status: 200, body: (await this.report()) satisfies NodeReport };
+      case 'states': {
+        const mine = await this.localStates();
+        this.splitWatch.heard(msg.body, mine);
+        return { status: 200, body: { node: this.node, at: new Date(this.clock.now()).toISOString(), vhids: mine } satisfies VhidStates };
+      }
     }
   }
 

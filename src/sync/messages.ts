@@ -11,6 +11,12 @@
  *   push     Snapshot          { detail, appliedRevision }      problem (+ appliedRevision)
  *   plan     Snapshot          { plan: PlanView }               problem (+ appliedRevision)
  *   status   {}                NodeReport                       problem
+ *   states   VhidStates        VhidStates                       problem
+ *
+ * `states` is the split-brain watch's exchange (splitbrain.ts): each side sends its vhid states
+ * and gets the other's back, so one exchange tells both nodes. A carpd that predates it refuses
+ * it as an unknown type (400 CARPD_ERR_SYNC_BAD_MESSAGE), which the watch reads as "the peer
+ * cannot tell" (isUnknownKindRefusal).
  *
  * The schemas check form: types, required and unknown fields, addresses that parse. Rules about
  * values (ranges, unicast peers, duplicates) are the service's validation, which applies a
@@ -83,16 +89,31 @@ export interface PeerProblem {
   reason?: string;
 }
 
+/**
+ * The body of states, both ways: a node's name, when it read its vhids (its own clock: the
+ * receiver only orders one node's readings by it) and the state of each.
+ */
+export interface VhidStates {
+  node: string;
+  at: string;
+  vhids: { interface: string; vhid: number; state: (typeof VHID_STATES)[number] }[];
+}
+
+/** At most this many vhids in one states message (255 vhids on each of 16 interfaces). */
+export const MAX_STATES_VHIDS = 4096;
+
 export interface SyncRequests {
   push: SnapshotBody;
   plan: SnapshotBody;
   status: StatusRequest;
+  states: VhidStates;
 }
 
 export interface SyncAnswers {
   push: PushAck;
   plan: PlanAnswer;
   status: NodeReport;
+  states: VhidStates;
 }
 
 export type SyncMessageType = keyof SyncRequests;
@@ -238,6 +259,30 @@ const nodeReportSchema = {
   },
 };
 
+const vhidStatesSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['node', 'at', 'vhids'],
+  properties: {
+    node: { type: 'string', maxLength: 255 },
+    at: { type: 'string', format: 'date-time' },
+    vhids: {
+      type: 'array',
+      maxItems: MAX_STATES_VHIDS,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['interface', 'vhid', 'state'],
+        properties: {
+          interface: { type: 'string', minLength: 1, maxLength: 64 },
+          vhid: { type: 'integer', minimum: 1, maximum: 255 },
+          state: { type: 'string', enum: [...VHID_STATES] },
+        },
+      },
+    },
+  },
+};
+
 const problemSchema = {
   type: 'object',
   required: ['type', 'title', 'status', 'code', 'detail'],
@@ -266,10 +311,12 @@ interface Kind<Req, Ans> {
 }
 
 const snapshotValidator = ajv.compile<SnapshotBody>(snapshotSchema);
+const vhidStatesValidator = ajv.compile<VhidStates>(vhidStatesSchema);
 const KINDS: { [K in SyncMessageType]: Kind<SyncRequests[K], SyncAnswers[K]> } = {
   push: { request: snapshotValidator, answer: ajv.compile<PushAck>(pushAckSchema), requestIs: 'a snapshot', answerIs: 'an acknowledgement of a push' },
   plan: { request: snapshotValidator, answer: ajv.compile<PlanAnswer>(planAnswerSchema), requestIs: 'a snapshot', answerIs: 'a plan' },
   status: { request: ajv.compile<StatusRequest>(statusRequestSchema), answer: ajv.compile<NodeReport>(nodeReportSchema), requestIs: 'an empty object', answerIs: 'a node report' },
+  states: { request: vhidStatesValidator, answer: vhidStatesValidator, requestIs: "a node's vhid states", answerIs: "a node's vhid states" },
 };
 const problemValidator = ajv.compile<PeerProblem>(problemSchema);
 
@@ -327,8 +374,8 @@ export function readSnapshot(body: SnapshotBody): Snapshot {
  * for transport failures (SyncClient.request), and ('protocol', with the HTTP status) when the
  * answer is not what the kind answers, or not a problem.
  */
-export async function exchange<K extends SyncMessageType>(client: SyncClient, type: K, body: SyncRequests[K]): Promise<SyncAnswer<K>> {
-  const r = await client.request(type, body);
+export async function exchange<K extends SyncMessageType>(client: SyncClient, type: K, body: SyncRequests[K], opts?: { timeoutMs?: number }): Promise<SyncAnswer<K>> {
+  const r = await client.request(type, body, opts);
   const kind: Kind<SyncRequests[K], SyncAnswers[K]> = KINDS[type];
   if (r.status === 200) {
     if (kind.answer(r.body)) return { ok: true, status: 200, body: r.body };
@@ -336,4 +383,12 @@ export async function exchange<K extends SyncMessageType>(client: SyncClient, ty
   }
   if (problemValidator(r.body)) return { ok: false, status: r.status, problem: r.body };
   throw new SyncTransportError('protocol', `the sync peer ${client.address} answered the ${type} request with HTTP ${r.status} and no problem body (${firstError(problemValidator.errors)}); is that port carpd's sync listener?`, { status: r.status });
+}
+
+/**
+ * Whether a refusal is an older carpd's answer to a message type it does not know: its listener
+ * refuses those as malformed, naming the type (SYNC_KINDS.read above, in every version).
+ */
+export function isUnknownKindRefusal(p: PeerProblem): boolean {
+  return p.code === 'CARPD_ERR_SYNC_BAD_MESSAGE' && /unknown sync message type/.test(p.detail);
 }

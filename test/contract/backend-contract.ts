@@ -189,6 +189,32 @@ export function backendContract(name: string, make: () => Promise<ContractEnv>):
     assert.equal((await b.getCarpGlobals()).demotion, base);
   });
 
+  withEnv('named demotions add exactly their amount beside maintenance, change by the difference, and are taken back exactly', async ({ backend: b }) => {
+    const base = (await b.getCarpGlobals()).demotion;
+    assert.deepEqual([...(await b.demotions())], []);
+    await b.setDemotion('splitbrain', 240);
+    await b.setDemotion('splitbrain', 240);
+    assert.equal((await b.getCarpGlobals()).demotion, base + 240, 'idempotent');
+    await b.setMaintenance(true);
+    await b.setDemotion('track.wan', 50);
+    assert.equal((await b.getCarpGlobals()).demotion, base + 530);
+    assert.deepEqual([...(await b.demotions())], [['splitbrain', 240], ['track.wan', 50]]);
+    await b.setDemotion('track.wan', 20);
+    assert.equal((await b.getCarpGlobals()).demotion, base + 500);
+    await b.setDemotion('splitbrain', 0);
+    await b.setDemotion('splitbrain', 0);
+    assert.equal((await b.getCarpGlobals()).demotion, base + 260);
+    assert.equal(await b.getMaintenance(), true, 'maintenance is its own');
+    await b.setMaintenance(false);
+    await b.setDemotion('track.wan', 0);
+    assert.equal((await b.getCarpGlobals()).demotion, base);
+    assert.deepEqual([...(await b.demotions())], []);
+    for (const [name, amount] of [['maintenance', 10], ['other', 10], ['Split Brain', 10], ['', 10], ['splitbrain', -1], ['splitbrain', 241], ['splitbrain', 1.5]] as const) {
+      await rejectsWith(b.setDemotion(name, amount), 'EINVAL');
+    }
+    assert.equal((await b.getCarpGlobals()).demotion, base);
+  });
+
   withEnv('allow=0 puts every vhid in INIT; allow=1 brings them back', async ({ backend: b, elapse }) => {
     await b.setVhid('em0', 9, P);
     await b.addAddress('em0', 9, '192.0.2.9/24');

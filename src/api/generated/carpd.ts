@@ -728,6 +728,11 @@ export interface components {
             overrides?: components["schemas"]["SyncOverride"][];
             localAddresses?: string[];
             reattach?: string[];
+            /**
+             * @description What this node does while a vhid is MASTER on both nodes: `alert` only publishes splitbrain.detected/cleared (the default); `demote` also has a secondary demote itself by 240 until it ends. Node-local, never synced. A backend that cannot hold named demotions refuses `demote` (422 CARPD_ERR_UNSUPPORTED).
+             * @enum {string}
+             */
+            splitBrainPolicy?: "alert" | "demote";
         };
         SyncStatus: {
             node: string;
@@ -766,6 +771,13 @@ export interface components {
             rejected: null | {
                 [key: string]: number;
             };
+            /**
+             * @description This node's split-brain policy (see SyncPatch).
+             * @enum {string}
+             */
+            splitBrainPolicy: "alert" | "demote";
+            /** @description The vhids the split-brain watch sees MASTER on both nodes now. The nodes compare their vhid states over the sync link every 3 s; while the peer cannot be reached the list stays as it was last known. */
+            splitBrain: components["schemas"]["SplitBrainVhid"][];
         };
         ClusterNode: {
             self: boolean;
@@ -801,11 +813,17 @@ export interface components {
         };
         Cluster: {
             nodes: components["schemas"]["ClusterNode"][];
-            /** @description vhids that both nodes report as MASTER. */
-            splitBrain: {
-                interface: string;
-                vhid: number;
-            }[];
+            /** @description vhids that both nodes report as MASTER: the split-brain watch's list, as in GET /v1/sync (this request's reading of the peer included). */
+            splitBrain: components["schemas"]["SplitBrainVhid"][];
+        };
+        SplitBrainVhid: {
+            interface: string;
+            vhid: number;
+            /**
+             * Format: date-time
+             * @description When this node saw the vhid MASTER on both nodes.
+             */
+            since: string;
         };
         /**
          * @description Parent interface of the vhid (FreeBSD names are at most 15 characters).
@@ -1546,8 +1564,16 @@ export interface components {
                 interface: string;
                 vhid: number;
                 peer: string;
-                /** @enum {string} */
+                /**
+                 * @description This node's policy: `demote` demotes a sync secondary while the split brain lasts.
+                 * @enum {string}
+                 */
                 policy: "alert" | "demote";
+                /**
+                 * Format: date-time
+                 * @description When both nodes were first seen MASTER.
+                 */
+                since: string;
             };
         };
         /** @description `splitbrain.cleared`: A split brain ended. */
@@ -1563,6 +1589,11 @@ export interface components {
                 peer: string;
                 /** @description How long it lasted. */
                 seconds: number;
+                /**
+                 * Format: date-time
+                 * @description When it was detected.
+                 */
+                since: string;
             };
         };
         /** @description `pfsync`: pfsyncs bulk update started or completed. */

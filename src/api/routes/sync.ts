@@ -49,6 +49,7 @@ export function syncRouter(service: CarpService, sync: SyncManager | undefined):
         });
       }
     }
+    if (body.splitBrainPolicy !== undefined) await m.checkPolicy(body.splitBrainPolicy);
     const words = Object.keys(body).join(', ');
     const outcome = await service.mutate(mutationOptions(req), `set sync ${words}`, (draft) => {
       const y = draft.sync;
@@ -59,6 +60,9 @@ export function syncRouter(service: CarpService, sync: SyncManager | undefined):
       if (body.advskewRule) y.advskewRule = { add: body.advskewRule.add ?? y.advskewRule.add, cap: body.advskewRule.cap ?? y.advskewRule.cap };
       if (body.overrides) y.overrides = body.overrides.map((o) => ({ ...o }));
       if (body.localAddresses) y.localAddresses = [...body.localAddresses];
+      // Node-local like the rest of this section; absent means alert.
+      if (body.splitBrainPolicy === 'alert') delete y.splitBrainPolicy;
+      else if (body.splitBrainPolicy !== undefined) y.splitBrainPolicy = body.splitBrainPolicy;
       if (body.reattach) {
         y.detached = { vips: y.detached.vips.filter((k) => !body.reattach!.includes(k)), carp: y.detached.carp && !body.reattach.includes('carp') };
       }

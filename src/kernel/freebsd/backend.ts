@@ -29,6 +29,7 @@ import type {
   StateChange,
   VhidParams,
 } from '../backend.js';
+import { checkedDemotion } from '../backend.js';
 import { KernelError } from '../errno.js';
 import { AddressBinder, AddressControl } from './addresses.js';
 import { FreebsdBatch } from './batch.js';
@@ -241,6 +242,16 @@ export class FreebsdBackend implements KernelBackend {
 
   setMaintenance(on: boolean): Promise<void> {
     return this.locked(() => this.settings.setMaintenance(on));
+  }
+
+  demotions(): Promise<Map<string, number>> {
+    return this.locked(() => this.settings.demotions());
+  }
+
+  /** Recorded crash-safely beside maintenance (maintenance.ts): the sum moves by exactly the difference. */
+  async setDemotion(name: string, amount: number): Promise<void> {
+    checkedDemotion(name, amount);
+    return this.locked(() => this.settings.setDemotion(name, amount));
   }
 
   getPfsync(): Promise<PfsyncLive> {

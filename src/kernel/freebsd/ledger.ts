@@ -6,8 +6,9 @@
  *                          (SIOCGVH and the netlink GET carry parameters and state only), so this
  *                          is where listVhids takes addresses from; vhids themselves, their
  *                          parameters and states are always read from the kernel.
- *  freebsd-demotion.json   how much carpd itself added to net.inet.carp.demotion, and in which
- *                          boot (kern.boottime), because the sysctl is a shared delta (T9).
+ *  freebsd-demotion.json   how much carpd itself added to net.inet.carp.demotion (maintenance,
+ *                          and its named demotions such as splitbrain), and in which boot
+ *                          (kern.boottime), because the sysctl is a shared delta (T9).
  *
  * Both files are replaced atomically (writeFileAtomic: temp file, fsync, rename) and are 0600.
  * A write that fails is a KernelError (EIO), like any other failed backend step.
@@ -20,7 +21,7 @@
  * the kernel no longer has (tracker.ts readAll). The file fsync stays, so that the ledger is
  * never found empty or torn after a power loss, which would stop carpd at start. A change the
  * service commits is durable anyway: its commit fsyncs the state directory, which holds both.
- * The demotion record keeps the directory fsync; it is written only on maintenance toggles.
+ * The demotion record keeps the directory fsync; it is written only when carpd's demotion moves.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -174,11 +175,18 @@ export interface BootTime {
 export interface DemotionRecord {
   version: 1;
   boottime: BootTime;
-  /** What carpd has added to net.inet.carp.demotion in this boot: 0 or 240. */
+  /** What carpd has added to net.inet.carp.demotion in this boot for maintenance: 0 or 240. */
   added: number;
-  /** Written before the sysctl, removed after it: lets the next start settle a crash in between. */
-  pending?: { op: 'enter' | 'leave'; demotionBefore: number; at: string };
+  /** carpd's named demotions (setDemotion) added in this boot: name -> amount, only those above 0. */
+  named?: Record<string, number>;
+  /**
+   * Written before the sysctl, removed after it: lets the next start settle a crash in between.
+   * enter/leave: maintenance; set: the named demotion `name` from `from` to `to`.
+   */
+  pending?: { op: 'enter' | 'leave'; demotionBefore: number; at: string } | { op: 'set'; name: string; from: number; to: number; demotionBefore: number; at: string };
 }
+
+const isAmount = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0;
 
 export async function readDemotionRecord(stateDir: string): Promise<DemotionRecord | undefined> {
   const file = path.join(stateDir, DEMOTION_FILE);
@@ -188,9 +196,20 @@ export async function readDemotionRecord(stateDir: string): Promise<DemotionReco
   if (raw.version !== 1 || typeof raw.added !== 'number' || typeof bt?.sec !== 'number' || typeof bt.usec !== 'number') {
     throw new Error(`${file} has an unknown layout; check net.inet.carp.demotion by hand, then move the file away`);
   }
-  const p = raw.pending;
-  const pending = p && (p.op === 'enter' || p.op === 'leave') && typeof p.demotionBefore === 'number' ? { op: p.op, demotionBefore: p.demotionBefore, at: String(p.at) } : undefined;
-  return { version: 1, boottime: { sec: bt.sec, usec: bt.usec }, added: raw.added, ...(pending ? { pending } : {}) };
+  const named: Record<string, number> = {};
+  if (raw.named !== undefined) {
+    if (typeof raw.named !== 'object' || raw.named === null || Array.isArray(raw.named) || !Object.values(raw.named).every(isAmount)) {
+      throw new Error(`${file} has an unknown layout; check net.inet.carp.demotion by hand, then move the file away`);
+    }
+    for (const [k, v] of Object.entries(raw.named)) if (v > 0) named[k] = v;
+  }
+  const p = raw.pending as Record<string, unknown> | undefined;
+  let pending: DemotionRecord['pending'];
+  if (p && (p.op === 'enter' || p.op === 'leave') && typeof p.demotionBefore === 'number') pending = { op: p.op, demotionBefore: p.demotionBefore, at: String(p.at) };
+  else if (p && p.op === 'set' && typeof p.name === 'string' && isAmount(p.from) && isAmount(p.to) && typeof p.demotionBefore === 'number') {
+    pending = { op: 'set', name: p.name, from: p.from, to: p.to, demotionBefore: p.demotionBefore, at: String(p.at) };
+  }
+  return { version: 1, boottime: { sec: bt.sec, usec: bt.usec }, added: raw.added, ...(Object.keys(named).length ? { named } : {}), ...(pending ? { pending } : {}) };
 }
 
 export async function writeDemotionRecord(stateDir: string, r: DemotionRecord, operation: string): Promise<void> {

@@ -19,6 +19,13 @@
  * takes over when no MASTER is heard. The same rule applies at every read: if the sum is below
  * what carpd believes it added (carp.ko reloaded, someone subtracted by hand), carpd stops
  * claiming it.
+ *
+ * Named demotions (KernelBackend.setDemotion: `splitbrain`, later health tracks) are kept the
+ * same way in the same record, each under its name: a change from `from` to `to` adds exactly
+ * to − from, recorded as pending first. A pending change settles as applied when the sum moved
+ * by exactly that, as not applied when it did not move, and otherwise on the smaller of the two
+ * amounts (the same rule: never claim more than carpd surely added). A sum below everything
+ * carpd claims drops every claim, maintenance and names alike.
  */
 import type { Logger } from 'pino';
 import { MAINTENANCE_DEMOTION } from '../../config/model.js';
@@ -33,6 +40,17 @@ export interface DemotionKernel {
 }
 
 const sameBoot = (a: BootTime, b: BootTime) => a.sec === b.sec && a.usec === b.usec;
+
+/** Everything carpd holds in the kernel's sum by this record. */
+const held = (r: DemotionRecord) => r.added + Object.values(r.named ?? {}).reduce((a, b) => a + b, 0);
+
+/** The record with `name` holding `amount` (0: not at all), and no pending step. */
+function withNamed(r: DemotionRecord, name: string, amount: number): DemotionRecord {
+  const named = { ...(r.named ?? {}) };
+  if (amount > 0) named[name] = amount;
+  else delete named[name];
+  return { version: 1, boottime: r.boottime, added: r.added, ...(Object.keys(named).length ? { named } : {}) };
+}
 
 export class Maintenance {
   private rec!: DemotionRecord;
@@ -66,7 +84,7 @@ export class Maintenance {
     const r = this.rec;
     let next: DemotionRecord = r;
     if (!sameBoot(r.boottime, boottime)) {
-      if (r.added !== 0 || r.pending) {
+      if (held(r) !== 0 || r.pending) {
         this.logger.info(
           { event: 'maintenance.reboot', was: r.boottime, now: boottime },
           `kern.boottime changed since carpd recorded its maintenance demotion: the kernel was rebooted and its demotion sum reset, so carpd holds none of it now (a clock step moves kern.boottime too; if net.inet.carp.demotion still includes carpd's ${MAINTENANCE_DEMOTION}, take it back by hand)`,
@@ -75,7 +93,18 @@ export class Maintenance {
       next = { version: 1, boottime, added: 0 };
     } else {
       const now = this.tryDemotion();
-      if (r.pending) {
+      if (r.pending?.op === 'set') {
+        const { name, from, to, demotionBefore: before } = r.pending;
+        const applied = now === before + (to - from);
+        const notApplied = now === before;
+        if (now === undefined || (!applied && !notApplied)) {
+          this.logger.warn(
+            { event: 'demotion.uncertain', name, from, to, demotionBefore: before, demotionNow: now },
+            `carpd stopped while moving its ${name} demotion from ${from} to ${to} and net.inet.carp.demotion moved from ${before} to ${now ?? '(carp not loaded)'} since: it cannot tell which applies, so it assumes it holds ${Math.min(from, to)} (check the sysctl)`,
+          );
+        }
+        next = withNamed(r, name, now !== undefined && applied ? to : now !== undefined && notApplied ? from : Math.min(from, to));
+      } else if (r.pending) {
         const { op, demotionBefore: before } = r.pending;
         const entered = op === 'enter' ? now === before + MAINTENANCE_DEMOTION : now === before;
         const notEntered = op === 'enter' ? now === before : now === before - MAINTENANCE_DEMOTION;
@@ -86,11 +115,11 @@ export class Maintenance {
             `carpd stopped while ${op === 'enter' ? 'entering' : 'leaving'} maintenance and net.inet.carp.demotion moved from ${before} to ${now ?? '(carp not loaded)'} since: it cannot tell whether its ${MAINTENANCE_DEMOTION} is applied, so it assumes it holds none (check the sysctl if this node should not be demoted)`,
           );
         }
-        next = { version: 1, boottime, added };
-      } else if (r.added > 0 && (now === undefined || now < r.added)) {
+        next = { version: 1, boottime, added, ...(r.named ? { named: r.named } : {}) };
+      } else if (held(r) > 0 && (now === undefined || now < held(r))) {
         this.logger.warn(
-          { event: 'maintenance.lost', added: r.added, demotionNow: now },
-          `net.inet.carp.demotion is ${now ?? '(carp not loaded)'}, below the ${r.added} carpd added: carp.ko was reloaded or someone took it back; carpd no longer counts it as applied`,
+          { event: 'maintenance.lost', added: held(r), demotionNow: now },
+          `net.inet.carp.demotion is ${now ?? '(carp not loaded)'}, below the ${held(r)} carpd added: carp.ko was reloaded or someone took it back; carpd no longer counts it as applied`,
         );
         next = { version: 1, boottime, added: 0 };
       }
@@ -106,29 +135,57 @@ export class Maintenance {
     return this.rec.added > 0;
   }
 
-  /** What carpd holds in the kernel's sum right now. */
+  /** What carpd holds in the kernel's sum right now (maintenance and named demotions). */
   get added(): number {
-    return this.rec.added;
+    return held(this.rec);
+  }
+
+  /** carpd's named demotions held now (KernelBackend.demotions). */
+  async named(): Promise<Map<string, number>> {
+    await this.settle();
+    return new Map(Object.entries(this.rec.named ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  }
+
+  /** Holds `amount` under `name` (0: takes it back): adds exactly the difference to the sum (KernelBackend.setDemotion). */
+  async setNamed(name: string, amount: number): Promise<void> {
+    await this.settle();
+    const base = this.rec;
+    const from = base.named?.[name] ?? 0;
+    if (from === amount) return;
+    const what = `set the ${name} demotion to ${amount}`;
+    const before = this.kernel.demotion();
+    await writeDemotionRecord(this.stateDir, { ...base, pending: { op: 'set', name, from, to: amount, demotionBefore: before, at: new Date().toISOString() } }, what);
+    try {
+      this.kernel.addDemotion(amount - from);
+    } catch (e) {
+      // The sysctl refused: nothing changed in the kernel.
+      this.rec = base;
+      await writeDemotionRecord(this.stateDir, base, what).catch(() => undefined);
+      throw e;
+    }
+    this.rec = withNamed(base, name, amount);
+    await writeDemotionRecord(this.stateDir, this.rec, what);
   }
 
   async set(on: boolean): Promise<void> {
     await this.settle();
     const want = on ? MAINTENANCE_DEMOTION : 0;
-    const { added, boottime } = this.rec;
+    const { added, boottime, named } = this.rec;
+    const keep = named ? { named } : {};
     if (added === want) return;
     const before = this.kernel.demotion();
     const op = on ? 'enter' : 'leave';
     const what = on ? 'enter maintenance' : 'leave maintenance';
-    await writeDemotionRecord(this.stateDir, { version: 1, boottime, added, pending: { op, demotionBefore: before, at: new Date().toISOString() } }, what);
+    await writeDemotionRecord(this.stateDir, { version: 1, boottime, added, ...keep, pending: { op, demotionBefore: before, at: new Date().toISOString() } }, what);
     try {
       this.kernel.addDemotion(want - added);
     } catch (e) {
       // The sysctl refused: nothing changed in the kernel.
-      this.rec = { version: 1, boottime, added };
+      this.rec = { version: 1, boottime, added, ...keep };
       await writeDemotionRecord(this.stateDir, this.rec, what).catch(() => undefined);
       throw e;
     }
-    this.rec = { version: 1, boottime, added: want };
+    this.rec = { version: 1, boottime, added: want, ...keep };
     await writeDemotionRecord(this.stateDir, this.rec, what);
   }
 }

@@ -94,6 +94,22 @@ export class KernelSettings {
     }
   }
 
+  async demotions(): Promise<Map<string, number>> {
+    try {
+      return await this.maintenance.named();
+    } catch (e) {
+      return fail(e, 'read the named demotions');
+    }
+  }
+
+  async setDemotion(name: string, amount: number): Promise<void> {
+    try {
+      await this.maintenance.setNamed(name, amount);
+    } catch (e) {
+      fail(e, `set the ${name} demotion to ${amount} (net.inet.carp.demotion)`);
+    }
+  }
+
   getPfsync(): PfsyncLive {
     let live: PfsyncLive | undefined;
     try {
