@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { EventEmitter } from 'node:events';
 import type { Request, Response } from 'express';
-import { EventBus } from '../src/service/events.js';
+import { EVENT_TYPES, EventBus, type EventBodies, type EventType } from '../src/service/events.js';
 import { EventStreams, parseTypes } from '../src/api/routes/events.js';
 import { run } from '../src/cli/run.js';
 import { SseParser } from '../src/cli/sse.js';
@@ -230,4 +230,34 @@ test('the SSE parser: CRLF and CR line ends, split chunks, multi-line data, comm
   ]);
   assert.equal(p.lastEventId, '4');
   assert.equal(p.retryMs, 1500);
+});
+
+test('every event type, as carpd publishes it, matches its schema in the spec', async (t) => {
+  const { h } = await serve(t);
+  const at = '2026-12-07T10:00:00.000Z';
+  const samples: { [T in EventType]: EventBodies[T] } = {
+    'vhid.state': { interface: 'em0', vhid: 1, from: 'BACKUP', to: 'MASTER', reason: 'master-down timer expired', effectiveSkew: null },
+    demotion: { total: 480, previous: 0, contributors: [{ name: 'maintenance', value: 240 }, { name: 'splitbrain', value: 240 }] },
+    maintenance: { enabled: true },
+    'config.committed': { revision: 3, actor: 'token:admin', origin: 'api', summary: 'add VIP em0 vhid 1', steps: 2 },
+    'sync.pushed': { revision: 3, peer: '192.0.2.2:8444', detail: 'applied as revision 5' },
+    'sync.applied': { primaryRevision: 3, revision: 5, peer: '192.0.2.1' },
+    'sync.failed': { revision: 3, peer: '192.0.2.2:8444', error: 'ECONNREFUSED', reached: false, retryInMs: 2000 },
+    'sync.rejected': { reason: 'unknown-peer', source: '192.0.2.9', fingerprint: null, detail: 'not pinned' },
+    'splitbrain.detected': { interface: 'em0', vhid: 1, peer: 'node-b', policy: 'demote', since: at },
+    'splitbrain.cleared': { interface: 'em0', vhid: 1, peer: 'node-b', seconds: 12.5, since: at },
+    pfsync: { phase: 'bulk.done', syncdev: 'em1', detail: 'the bulk update from the peer completed' },
+    'auth.failed': { source: '192.0.2.9', method: 'GET', route: '/v1/status', reason: 'unknown token' },
+    'hook.succeeded': { hook: 'wan-up', eventId: 1, eventType: 'vhid.state', exitCode: 0, ms: 12 },
+    'hook.failed': { hook: 'wan-up', eventId: 1, eventType: 'vhid.state', reason: 'timeout', exitCode: null, signal: 'SIGKILL', ms: 30000 },
+    'webhook.delivered': { webhook: 'chat', eventId: 1, eventType: 'splitbrain.detected', status: 204, attempts: 1, ms: 3 },
+    'webhook.failed': { webhook: 'chat', eventId: null, eventType: null, reason: 'queue full', attempts: 0, dropped: true },
+    'events.lost': { after: 1, oldest: 5, reason: 'buffer' },
+  };
+  const before = h.service.events.lastId;
+  for (const type of EVENT_TYPES) h.service.events.publish(type, samples[type] as never, { level: false });
+  // The harness checks the page, every event in it, against EventPage and Event.
+  const page = await h.api.get(`/v1/events/recent?after=${before}&limit=1000`, { token: READ_TOKEN });
+  assert.equal(page.status, 200);
+  assert.deepEqual(page.body.events.map((e: { type: string }) => e.type), [...EVENT_TYPES]);
 });

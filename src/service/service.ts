@@ -470,6 +470,11 @@ export class CarpService {
     return { ...g, maintenance, temporarilyDisabled: this.temporaryDisable !== undefined };
   }
 
+  /** carpd's named demotions as last read (after each change that may move them, and every few seconds). */
+  namedDemotions(): ReadonlyMap<string, number> {
+    return this.named;
+  }
+
   /**
    * carpd's named demotions held now (name -> amount), besides maintenance. A backend without
    * named demotions answers CARPD_ERR_UNSUPPORTED.
