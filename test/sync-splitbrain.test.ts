@@ -33,7 +33,8 @@ import { SyncManager } from '../src/sync/manager.js';
 import { SyncServer } from '../src/sync/transport.js';
 import type { VhidStates } from '../src/sync/messages.js';
 import { SplitBrainWatch, UNSUPPORTED_RETRY_MS, type VhidStateEntry } from '../src/sync/splitbrain.js';
-import { ManualClock, makeHarness, storedBytes, type Harness } from './helpers/harness.js';
+import { ManualClock, READ_TOKEN, makeHarness, storedBytes, type Harness } from './helpers/harness.js';
+import { parsePrometheusText, sampleValue } from './helpers/prom-text.js';
 import { capturingLogger } from './helpers/log-capture.js';
 import { pollUntil } from './helpers/poll.js';
 
@@ -356,6 +357,8 @@ test('sim pair: different CARP passwords make both MASTER: splitbrain.detected o
     assert.deepEqual(s.body.splitBrain, [{ interface: 'em0', vhid: 1, since: e.data.since }]);
     const cl = await n.h.api.get('/v1/cluster');
     assert.deepEqual(cl.body.splitBrain, s.body.splitBrain, '/v1/cluster says the same');
+    const scrape = parsePrometheusText((await n.h.api.get('/metrics', { token: READ_TOKEN })).text);
+    assert.equal(sampleValue(scrape, 'carpd_splitbrain', { interface: 'em0', vhid: '1' }), 1, 'the metric');
   }
   // Policy alert: nobody demotes.
   assert.deepEqual([(await a.h.backend.getCarpGlobals()).demotion, (await b.h.backend.getCarpGlobals()).demotion], [0, 0]);
@@ -368,6 +371,8 @@ test('sim pair: different CARP passwords make both MASTER: splitbrain.detected o
     assert.equal(e.data.vhid, 1);
     assert.ok(e.data.seconds >= 0);
     assert.deepEqual((await n.h.api.get('/v1/sync')).body.splitBrain, []);
+    const scrape = parsePrometheusText((await n.h.api.get('/metrics', { token: READ_TOKEN })).text);
+    assert.notEqual(sampleValue(scrape, 'carpd_splitbrain', { interface: 'em0', vhid: '1' }), 1, 'the metric no longer says so');
     assert.equal(ofType(n, 'splitbrain.detected').length, 1, 'detected once');
   }
 });

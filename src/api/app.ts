@@ -79,7 +79,10 @@ export function buildApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   const audit: AuthAudit = { limiter: deps.authLimiter ?? new AuthLimiter(), logger: deps.logger, events: deps.service.events, routeOf: (path) => validator.templateOf(path) };
-  const metrics = deps.metrics ?? new CarpdMetrics({ service: deps.service, sync: deps.sync, version: deps.version, node: deps.node });
+  const streams = deps.streams ?? new EventStreams(deps.service.events, deps.eventStreams);
+  const metrics =
+    deps.metrics ??
+    new CarpdMetrics({ service: deps.service, sync: deps.sync, version: deps.version, node: deps.node, streams: { clients: () => streams.clientCount(), dropped: () => streams.dropped() } });
   const status = new StatusEndpoint({
     service: deps.service,
     logger: deps.logger,
@@ -116,7 +119,7 @@ export function buildApp(deps: AppDeps): Express {
   app.use(tokensRouter(deps.service));
   app.use(hooksRouter(deps.service, deps.hookTester));
   app.use(syncRouter(deps.service, deps.sync));
-  app.use(eventsRouter(deps.service.events, deps.streams ?? new EventStreams(deps.service.events, deps.eventStreams)));
+  app.use(eventsRouter(deps.service.events, streams));
 
   app.use((req, res) => sendProblem(res, new CarpdError('CARPD_ERR_ROUTE_NOT_FOUND', 'no such resource; the API is described at /openapi.json and /docs'), req));
   app.use(errorHandler(deps.logger));

@@ -86,11 +86,11 @@ export interface MetricsOptions {
   sync?: SyncManager;
   version?: string;
   node?: string;
-  /** The vhids both nodes hold as MASTER now (`carpd_splitbrain`); without it the series is left out. */
+  /** The vhids both nodes hold as MASTER now (`carpd_splitbrain`); default: `sync`'s watch; without either the series is left out. */
   splitBrain?: () => SplitBrainVhid[];
   /** The event stream's clients (`carpd_sse_clients`, `carpd_sse_clients_dropped_total`); without it they are left out. */
   streams?: { clients(): number; dropped(): number };
-  /** Demotions carpd holds by name, besides maintenance (the contributors' names); default none. */
+  /** Demotions carpd holds by name, besides maintenance (the contributors' names); default: the service's. */
   demotionExtra?: () => ReadonlyMap<string, number>;
   /** prom-client's process and Node.js metrics (`process_*`, `nodejs_*`), default off. The daemon turns them on. */
   processMetrics?: boolean;
@@ -181,8 +181,10 @@ export class CarpdMetrics {
         for (const v of self.reading.status?.vhids ?? []) this.set({ interface: v.interface, vhid: String(v.vhid) }, v.advbaseSec);
       },
     });
-    if (opts.splitBrain) {
-      const splitBrain = opts.splitBrain;
+    // Config sync's split-brain watch, unless another source is given.
+    const splitBrainOf = opts.splitBrain ?? (sync ? () => sync.splitBrainNow() : undefined);
+    if (splitBrainOf) {
+      const splitBrain = splitBrainOf;
       new Gauge({
         name: 'carpd_splitbrain',
         help: 'Split brain per vhid: 1 while this node and its peer both hold the vhid as MASTER, else 0.',
@@ -222,7 +224,7 @@ export class CarpdMetrics {
         this.reset();
         const c = self.reading.status?.carp;
         if (!c) return;
-        for (const d of demotionContributors(c.demotion, c.maintenance, opts.demotionExtra?.())) this.set({ name: d.name }, d.value);
+        for (const d of demotionContributors(c.demotion, c.maintenance, (opts.demotionExtra ?? (() => service.namedDemotions()))())) this.set({ name: d.name }, d.value);
       },
     });
 

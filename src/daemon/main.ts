@@ -195,8 +195,6 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
       node: opts.nodeName,
       processMetrics: true,
       streams: { clients: () => eventStreams.clientCount(), dropped: () => eventStreams.dropped() },
-      splitBrain: () => sync.splitBrainNow().map((v) => ({ interface: v.interface, vhid: v.vhid })),
-      demotionExtra: () => service.namedDemotions(),
     });
     const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog, metrics, streams, hookTester: hookRunner });
     listener.serve(app);
