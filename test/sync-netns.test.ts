@@ -187,8 +187,13 @@ test('sync in namespaces: GET /v1/cluster with the link cut reports the peer unr
   await deafToCarp(lan, 1); // removed with the namespace if the test fails before hearCarp
   for (const self of [a, b]) {
     c = await pollUntil(`split brain on ${self.name}`, () => self.get('/v1/cluster'), (x) => x.splitBrain.length > 0);
-    assert.deepEqual(c.splitBrain, [{ interface: 'lan0', vhid: 1 }]);
+    assert.deepEqual(c.splitBrain.map((x: any) => ({ interface: x.interface, vhid: x.vhid })), [{ interface: 'lan0', vhid: 1 }]);
+    assert.equal(typeof c.splitBrain[0].since, 'string');
     assert.ok(c.nodes.every((n: any) => n.reachable && vhidState(n) === 'MASTER'), JSON.stringify(c.nodes));
+    // The watch over the sync link said so as an event too.
+    const events = await self.get('/v1/events/recent?types=splitbrain');
+    const last = events.events[events.events.length - 1];
+    assert.deepEqual([last?.type, last?.data.interface, last?.data.vhid], ['splitbrain.detected', 'lan0', 1], JSON.stringify(events.events));
   }
   await hearCarp(lan, 1);
   await steadyCluster(a, true);
