@@ -275,6 +275,26 @@ export function heldDemotions(named: ReadonlyMap<string, number>): { total: numb
   return { total: [...map.values()].reduce((a, b) => a + b, 0), map };
 }
 
+/** The named demotions a userspace backend holds (memory, sim, linux): setDemotion's checks, demotions()'s answer, their sum. */
+export class NamedDemotions {
+  private readonly held = new Map<string, number>();
+
+  /** EINVAL for a bad name or amount; 0 takes the name's demotion back. */
+  set(name: string, amount: number): void {
+    checkedDemotion(name, amount);
+    if (amount === 0) this.held.delete(name);
+    else this.held.set(name, amount);
+  }
+
+  get total(): number {
+    return heldDemotions(this.held).total;
+  }
+
+  map(): Map<string, number> {
+    return heldDemotions(this.held).map;
+  }
+}
+
 /** RFC 5798's defaults, used when a vrrpv3 vhid is set without them. */
 export const VRRP_DEFAULTS = { priority: VRRP_DEFAULT_PRIORITY, intervalCs: VRRP_DEFAULT_INTERVAL_CS } as const;
 

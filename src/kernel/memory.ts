@@ -9,9 +9,8 @@ import { EventEmitter } from 'node:events';
 import { canonicalCidr, parseCidr } from '../wire/address.js';
 import {
   CARP_COUNTERS,
-  checkedDemotion,
+  NamedDemotions,
   checkedVhidParams,
-  heldDemotions,
   VRRP_DEFAULTS,
   type CarpGlobals,
   type CarpState,
@@ -71,7 +70,7 @@ export class MemoryBackend implements KernelBackend {
   private globals: CarpGlobals = { allow: true, preempt: false };
   private maintenance = false;
   /** carpd's named demotions (setDemotion). */
-  private readonly named = new Map<string, number>();
+  private readonly named = new NamedDemotions();
   private readonly pfsync: PfsyncModel;
   /** State changes go to the listeners through this: held during a batch, told once it has ended. */
   private readonly changes = new HeldStateChanges((c) => this.events.emit('state', c));
@@ -226,17 +225,15 @@ export class MemoryBackend implements KernelBackend {
   }
 
   private demotion(): number {
-    return (this.maintenance ? MAINTENANCE : 0) + heldDemotions(this.named).total;
+    return (this.maintenance ? MAINTENANCE : 0) + this.named.total;
   }
 
   async demotions(): Promise<Map<string, number>> {
-    return heldDemotions(this.named).map;
+    return this.named.map();
   }
 
   async setDemotion(name: string, amount: number): Promise<void> {
-    checkedDemotion(name, amount);
-    if (amount === 0) this.named.delete(name);
-    else this.named.set(name, amount);
+    this.named.set(name, amount);
   }
 
   async getPfsync(): Promise<PfsyncLive> {

@@ -17,9 +17,8 @@ import { canonicalCidr, canonicalCidrHas, parseCidr } from '../wire/address.js';
 import { CarpRuntime, vhidKey, type CarpRuntimeOptions, type DropEvent, type TransitionEvent, type VipEvent } from '../runtime/driver.js';
 import {
   CARP_COUNTERS,
-  checkedDemotion,
+  NamedDemotions,
   checkedVhidParams,
-  heldDemotions,
   type CarpGlobals,
   type Capabilities,
   type KernelBackend,
@@ -79,7 +78,7 @@ export abstract class UserspaceBackend implements KernelBackend {
   protected globals: CarpGlobals = { allow: true, preempt: false };
   private maintenance = false;
   /** carpd's named demotions (setDemotion). */
-  private readonly named = new Map<string, number>();
+  private readonly named = new NamedDemotions();
   private readonly pfsync: PfsyncModel;
   /** State changes go to the listeners through this: held during a batch, told once it has ended. */
   private readonly changes = new HeldStateChanges((c) => this.events.emit('state', c));
@@ -265,7 +264,7 @@ export abstract class UserspaceBackend implements KernelBackend {
   }
 
   private demotion(): number {
-    return (this.maintenance ? MAINTENANCE : 0) + heldDemotions(this.named).total + this.automaticDemotion();
+    return (this.maintenance ? MAINTENANCE : 0) + this.named.total + this.automaticDemotion();
   }
 
   /** Hands a changed demotion (maintenance, automaticDemotion()) to every vhid. */
@@ -294,13 +293,11 @@ export abstract class UserspaceBackend implements KernelBackend {
   }
 
   async demotions(): Promise<Map<string, number>> {
-    return heldDemotions(this.named).map;
+    return this.named.map();
   }
 
   async setDemotion(name: string, amount: number): Promise<void> {
-    checkedDemotion(name, amount);
-    if (amount === 0) this.named.delete(name);
-    else this.named.set(name, amount);
+    this.named.set(name, amount);
     this.refreshDemotion();
   }
 
