@@ -178,7 +178,9 @@ export class CarpService {
         { interface: c.interface, vhid: c.vhid, from: c.previous, to: c.state, reason: c.reason, effectiveSkew: skew },
         { level: c.state === 'MASTER' || c.previous === 'MASTER' ? 'warn' : 'info', msg: `${c.interface} vhid ${c.vhid}: ${c.previous} -> ${c.state} (${c.reason})` },
       );
-      if (!this.closing) void this.watch.check();
+      // A vhid going to or from INIT (its interface down or up) moves the kernel's ifdown
+      // demotion; a BACKUP/MASTER change does not, and a burst of them reads nothing.
+      if ((c.state === 'INIT' || c.previous === 'INIT') && !this.closing) void this.watch.check();
     });
     await this.watch.check();
     return this.reconcile();
