@@ -1,8 +1,9 @@
 /**
  * Events from two real carpd processes on a sim group of their own: a client of the backup's
  * event stream sees the takeover (BACKUP -> MASTER, with its reason) when the master is
- * SIGKILLed, the same event is in the backup's log, and a client that reconnects with
- * Last-Event-ID gets every event it missed, no more, no fewer. Only outcomes are asserted.
+ * SIGKILLed, the same event is in the backup's log, its /metrics agrees with its /v1/status and
+ * /v1/stats, and a client that reconnects with Last-Event-ID gets every event it missed, no
+ * more, no fewer. Only outcomes are asserted.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { test } from 'node:test';
 import { call, startDaemon, type RunningDaemon } from './helpers/daemon.js';
 import { pollUntil } from './helpers/poll.js';
 import { SseClient } from './helpers/sse.js';
+import { parsePrometheusText, sampleValue } from './helpers/prom-text.js';
 import { freeUdpPort } from './helpers/sync-node.js';
 
 async function node(t: test.TestContext, root: string, name: string, group: string): Promise<{ d: RunningDaemon; token: string }> {
@@ -53,6 +55,33 @@ test('sim processes: the backup streams its takeover when the master is SIGKILLe
   const logged = await b.d.waitForEvent('vhid.state', (l) => l.eventId === takeover.id);
   assert.equal(logged.to, 'MASTER');
   assert.equal(logged.level, 40, 'a takeover is logged at warn');
+
+  // The backup's /metrics, parsed, says what its /v1/status and /v1/stats say: the takeover, the
+  // revision, the demotion, and packet counters between two reads of /v1/stats around the scrape.
+  const statsBefore = (await call(b.d.port, 'GET', '/v1/stats', { token: b.token })).body;
+  const scrape = await call(b.d.port, 'GET', '/metrics', { token: b.token });
+  const statsAfter = (await call(b.d.port, 'GET', '/v1/stats', { token: b.token })).body;
+  const status = (await call(b.d.port, 'GET', '/v1/status', { token: b.token })).body;
+  assert.equal(scrape.status, 200);
+  const m = parsePrometheusText(scrape.text);
+  for (const v of status.vhids as { interface: string; vhid: number; state: string }[]) {
+    for (const state of ['INIT', 'BACKUP', 'MASTER']) {
+      assert.equal(sampleValue(m, 'carpd_vhid_state', { interface: v.interface, vhid: String(v.vhid), state }), v.state === state ? 1 : 0, `${v.interface}/${v.vhid} ${state}`);
+    }
+  }
+  const takeovers = (await call(b.d.port, 'GET', '/v1/events/recent?types=vhid.state&limit=1000', { token: b.token })).body.events.filter((e: { data: { vhid: number; to: string } }) => e.data.vhid === 1 && e.data.to === 'MASTER').length;
+  assert.ok(takeovers >= 1);
+  assert.equal(sampleValue(m, 'carpd_vhid_transitions_total', { interface: 'em0', vhid: '1', state: 'MASTER' }), takeovers, 'transitions to MASTER, as the events count them');
+  assert.equal(sampleValue(m, 'carpd_config_revision'), status.revision);
+  assert.equal(sampleValue(m, 'carpd_demotion'), status.carp.demotion);
+  for (const [metric, counter] of [
+    ['carpd_carp_received_packets_total', 'ipackets'],
+    ['carpd_carp_sent_packets_total', 'opackets'],
+  ] as const) {
+    const value = sampleValue(m, metric, { family: 'inet' })!;
+    assert.ok(statsBefore.carp[counter] <= value && value <= statsAfter.carp[counter], `${metric} ${value} within ${statsBefore.carp[counter]}..${statsAfter.carp[counter]}`);
+  }
+  assert.ok(statsAfter.carp.opackets > 0, 'the new master advertises');
 
   // Disconnected while more happens: a new VIP is committed and comes up.
   first.close();
