@@ -199,18 +199,20 @@ export class CarpdMetrics {
     }
 
     // --- CARP globals and demotion ----------------------------------------------------------
-    const carpGauge = (name: string, help: string, value: (c: ServiceStatus['carp']) => number) =>
+    /** A gauge of one value of the status read for this scrape: absent while the status cannot be read. */
+    const statusGauge = <K extends 'carp' | 'pfsync'>(part: K, name: string, help: string, value: (v: ServiceStatus[K]) => number) =>
       new Gauge({
         name,
         help,
         registers,
         collect() {
           this.reset();
-          const c = self.reading.status?.carp;
-          if (c) this.set(value(c));
+          const v = self.reading.status?.[part];
+          if (v) this.set(value(v));
           else this.remove();
         },
       });
+    const carpGauge = (name: string, help: string, value: (c: ServiceStatus['carp']) => number) => statusGauge('carp', name, help, value);
     carpGauge('carpd_demotion', 'The node\'s demotion counter (net.inet.carp.demotion): added to every vhid\'s advskew.', (c) => c.demotion);
     carpGauge('carpd_maintenance', 'Whether carpd\'s maintenance demotion is applied (1) or not (0).', (c) => (c.maintenance ? 1 : 0));
     carpGauge('carpd_carp_allowed', 'Whether CARP runs on this node (net.inet.carp.allow): 1 yes, 0 no.', (c) => (c.allow ? 1 : 0));
@@ -274,18 +276,7 @@ export class CarpdMetrics {
     pfsyncCounter('carpd_pfsync_dropped_packets_total', 'Received pfsync packets dropped, by reason: the pfsyncstats counter (badif, badttl, hdrops, badver, badact, badlen, badauth, stale, badval, badstate).', 'dropped', 'reason');
     pfsyncCounter('carpd_pfsync_send_errors_total', 'pfsync packets not sent, by reason (pfsyncstats onomem, oerrors).', 'send_errors', 'reason');
     if (service.backend.capabilities().pfsync) {
-      const pfsyncGauge = (name: string, help: string, value: (p: ServiceStatus['pfsync']) => number) =>
-        new Gauge({
-          name,
-          help,
-          registers,
-          collect() {
-            this.reset();
-            const p = self.reading.status?.pfsync;
-            if (p) this.set(value(p));
-            else this.remove();
-          },
-        });
+      const pfsyncGauge = (name: string, help: string, value: (p: ServiceStatus['pfsync']) => number) => statusGauge('pfsync', name, help, value);
       pfsyncGauge('carpd_pfsync_running', 'Whether pfsync runs (a sync interface is set): 1 yes, 0 no.', (p) => (p.running ? 1 : 0));
       pfsyncGauge('carpd_pfsync_bulk_update_done', 'Whether pfsync\'s bulk update from the peer has completed (1) or is still awaited (0).', (p) => (p.bulkUpdateDone ? 1 : 0));
     }
