@@ -18,7 +18,7 @@ import { errorHandler, sendProblem } from './problem.js';
 import { carpRouter } from './routes/carp.js';
 import { configRouter } from './routes/config.js';
 import { pfsyncRouter } from './routes/pfsync.js';
-import { statsRouter } from './routes/stats.js';
+import { statsRouter, type LogStatsSource } from './routes/stats.js';
 import { STATUS_SCHEMA, StatusEndpoint, statusRouter } from './routes/status.js';
 import { tokensRouter } from './routes/tokens.js';
 import { hooksRouter } from './routes/hooks.js';
@@ -52,6 +52,8 @@ export interface AppDeps {
   hookTester?: HookTester;
   /** One `http.request` log line (info) per request: method, route, status, ms, token name, source (default off). */
   accessLog?: boolean;
+  /** carpd's log destination: `log` in GET /v1/stats (without it `log` is left out). */
+  log?: LogStatsSource;
   /** GET /metrics and the HTTP request counters (default: metrics of this app's own, without process metrics). */
   metrics?: CarpdMetrics;
 }
@@ -82,7 +84,7 @@ export function buildApp(deps: AppDeps): Express {
   const streams = deps.streams ?? new EventStreams(deps.service.events, deps.eventStreams);
   const metrics =
     deps.metrics ??
-    new CarpdMetrics({ service: deps.service, sync: deps.sync, version: deps.version, node: deps.node, streams: { clients: () => streams.clientCount(), dropped: () => streams.dropped() } });
+    new CarpdMetrics({ service: deps.service, sync: deps.sync, version: deps.version, node: deps.node, streams: { clients: () => streams.clientCount(), dropped: () => streams.dropped() }, log: deps.log });
   const status = new StatusEndpoint({
     service: deps.service,
     logger: deps.logger,
@@ -111,7 +113,7 @@ export function buildApp(deps: AppDeps): Express {
     res.set({ 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' }).send(text as never);
   });
   app.use(statusRouter(status));
-  app.use(statsRouter(deps.service, audit.limiter));
+  app.use(statsRouter(deps.service, audit.limiter, deps.log));
   app.use(vipsRouter(deps.service));
   app.use(carpRouter(deps.service));
   app.use(pfsyncRouter(deps.service));

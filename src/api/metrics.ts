@@ -90,6 +90,8 @@ export interface MetricsOptions {
   splitBrain?: () => SplitBrainVhid[];
   /** The event stream's clients (`carpd_sse_clients`, `carpd_sse_clients_dropped_total`); without it they are left out. */
   streams?: { clients(): number; dropped(): number };
+  /** carpd's log destination (`carpd_log_lines_dropped_total`); without it the series is left out. */
+  log?: { stats(): { linesDropped: number } };
   /** Demotions carpd holds by name, besides maintenance (the contributors' names); default: the service's. */
   demotionExtra?: () => ReadonlyMap<string, number>;
   /** prom-client's process and Node.js metrics (`process_*`, `nodejs_*`), default off. The daemon turns them on. */
@@ -350,6 +352,18 @@ export class CarpdMetrics {
         collect() {
           this.reset();
           this.inc(streams.dropped());
+        },
+      });
+    }
+    if (opts.log) {
+      const log = opts.log;
+      new Counter({
+        name: 'carpd_log_lines_dropped_total',
+        help: 'Log lines carpd dropped since it started: its log destination was full, failing or not taking lines (stalled), and the queue was full.',
+        registers,
+        collect() {
+          this.reset();
+          this.inc(log.stats().linesDropped);
         },
       });
     }

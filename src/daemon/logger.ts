@@ -4,7 +4,9 @@
  * redacted wherever they appear.
  */
 import { createRequire } from 'node:module';
+import tty from 'node:tty';
 import pino, { type Logger } from 'pino';
+import { LogSink } from './log-sink.js';
 
 /**
  * Property names whose values never reach a log: at the top of a line's object, or one or two
@@ -48,9 +50,22 @@ export function prettyAvailable(resolve: (id: string) => string = createRequire(
   }
 }
 
-export function createLogger(level: string, destination?: pino.DestinationStream, pretty = process.stdout.isTTY === true && prettyAvailable()): Logger {
+// fd 1 is looked at with isatty, never through process.stdout: that stream, once made, would
+// hold fd 1 beside the log sink's own stream.
+export function createLogger(level: string, destination?: pino.DestinationStream, pretty = tty.isatty(1) && prettyAvailable()): Logger {
   const options: pino.LoggerOptions = { level, base: { name: 'carpd' }, formatters: { log: (o) => redacted(o) as Record<string, unknown> } };
   if (destination) return pino(options, destination);
   if (pretty) return pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:standard', ignore: 'pid,hostname,name' } } });
   return pino(options);
+}
+
+/**
+ * carpd's logger: its lines go through a LogSink on fd 1 (bounded, never blocking; see
+ * log-sink.ts), except on a terminal with pino-pretty installed (development), where they are
+ * shown pretty and there is no sink.
+ */
+export function daemonLogger(level: string, pretty = tty.isatty(1) && prettyAvailable()): { logger: Logger; sink?: LogSink } {
+  if (pretty) return { logger: createLogger(level, undefined, true) };
+  const sink = LogSink.stdout();
+  return { logger: createLogger(level, sink, false), sink };
 }

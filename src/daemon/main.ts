@@ -25,7 +25,8 @@ import { ApiTlsError, loadApiTls } from './api-tls.js';
 import { BackendUnavailableError, createBackend } from './backends.js';
 import { applyBootstrapFile, BootstrapError } from './bootstrap.js';
 import { PACKAGE_ROOT, USAGE, UsageError, parseFlags, type DaemonOptions } from './flags.js';
-import { createLogger } from './logger.js';
+import type { LogSink } from './log-sink.js';
+import { daemonLogger } from './logger.js';
 
 export const VERSION = (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -98,7 +99,7 @@ export function listenError(host: string, port: number, e: NodeJS.ErrnoException
  * and a dry run of a changed bootstrap file. Only then is the backend reconciled. A failure on the way closes whatever was opened and
  * rejects, so the process exits holding no socket, having changed nothing in the kernel.
  */
-export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<{ server: Server; stop: () => Promise<void>; reload: () => Promise<void> }> {
+export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?: LogSink): Promise<{ server: Server; stop: () => Promise<void>; reload: () => Promise<void> }> {
   const opened: (() => unknown)[] = [];
   const undo = async () => {
     for (const close of opened.reverse()) await Promise.resolve(close()).catch(() => undefined);
@@ -195,8 +196,9 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
       node: opts.nodeName,
       processMetrics: true,
       streams: { clients: () => eventStreams.clientCount(), dropped: () => eventStreams.dropped() },
+      log: logSink,
     });
-    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog, metrics, streams, hookTester: hookRunner });
+    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog, metrics, streams, hookTester: hookRunner, log: logSink });
     listener.serve(app);
     if (metricsServer && metricsHttp) {
       metricsServer.serve(metrics);
@@ -278,13 +280,15 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
-  const logger = createLogger(opts.logLevel);
+  const { logger, sink } = daemonLogger(opts.logLevel);
   // The signal handlers go in before start-up: the "listening" line tells scripts that carpd
   // is up, and a SIGTERM sent as soon as it appears must stop carpd gracefully, not kill it.
   // A stop asked for during start-up is carried out once carpd is up.
   let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
   let stopAsked = false;
-  const stopDaemon = (d: NonNullable<typeof daemon>) => void d.stop().then(() => logger.flush?.());
+  // The log gets a short, bounded drain (LOG_FLUSH_MS): a full disk or a stalled reader of
+  // stdout never holds up the stop.
+  const stopDaemon = (d: NonNullable<typeof daemon>) => void d.stop().then(() => (sink ? sink.end() : logger.flush?.()));
   process.on('SIGHUP', () => void daemon?.reload());
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {
@@ -297,7 +301,7 @@ async function main(): Promise<void> {
     });
   }
   try {
-    daemon = await startDaemon(opts, logger);
+    daemon = await startDaemon(opts, logger, sink);
   } catch (e) {
     const known = e instanceof StartError || e instanceof ConfigFileError || e instanceof BootstrapError || e instanceof BackendUnavailableError || e instanceof ApiTlsError;
     const message = known ? e.message : ((e as Error).stack ?? String(e));

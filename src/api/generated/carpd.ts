@@ -79,7 +79,8 @@ export interface paths {
          *     `net.inet.carp.log` and the demotion factors on FreeBSD. Counters count from boot (or
          *     from the last write to the sysctl) and are exact up to 2^53. `pfsync` is absent when
          *     pfsync is not available (pfsync.ko not loaded). `api` counts the management API's failed
-         *     authentications and 429 refusals since carpd started.
+         *     authentications and 429 refusals since carpd started. `log` counts carpd's log lines
+         *     written and dropped (a full or stalled log destination never stops carpd).
          */
         get: operations["getStats"];
         put?: never;
@@ -1261,6 +1262,7 @@ export interface components {
             pfsync?: components["schemas"]["PfsyncStats"];
             sysctls: components["schemas"]["StatsSysctls"];
             api: components["schemas"]["ApiStats"];
+            log?: components["schemas"]["LogStats"];
         };
         Config: {
             /** @constant */
@@ -1718,6 +1720,17 @@ export interface components {
                 /** @enum {string} */
                 reason: "buffer" | "restart" | "slow-client";
             };
+        };
+        /** @description carpd's log destination (its stdout) since carpd started. Lines wait in a bounded queue (1 MiB); while the destination is full (ENOSPC), failing or not taking lines (stalled), new lines are dropped once the queue is full, and a `log.dropped` line says how many once writing works again. Absent when carpd's log does not go through this queue (on a terminal with pino-pretty). */
+        LogStats: {
+            /** @description Lines written since carpd started (the `log.dropped` summaries included). */
+            linesWritten: number;
+            /** @description Lines never written: the queue was full, or the destination is gone (a closed pipe). Also `carpd_log_lines_dropped_total` in the metrics. */
+            linesDropped: number;
+            /** @description Bytes waiting to be written now. */
+            bytesQueued: number;
+            /** @description Why the last write failed or the last line was dropped: an errno code (ENOSPC, EDQUOT, EIO, EPIPE, ...) or `stalled` (the destination took no lines while the queue filled). Absent if never. */
+            lastError?: string;
         };
     };
     responses: {

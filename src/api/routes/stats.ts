@@ -14,12 +14,17 @@ function sysctlsView(s: KernelStats['sysctls']): Schema<'StatsSysctls'> {
   return out;
 }
 
-export function statsRouter(service: CarpService, limiter: AuthLimiter): Router {
+/** Where carpd's log lines go (the daemon's log sink): its counters. */
+export interface LogStatsSource {
+  stats(): Schema<'LogStats'>;
+}
+
+export function statsRouter(service: CarpService, limiter: AuthLimiter, log?: LogStatsSource): Router {
   const r = Router();
   route(r, 'get', '/v1/stats', async (_req, res) => {
     const s = await service.stats();
     const pfsync: Schema<'Stats'>['pfsync'] = s.pfsync && { counters: s.pfsync.counters, actMax: s.pfsync.actMax };
-    res.json({ backend: service.backend.name, carp: s.carp, ...(pfsync && { pfsync }), sysctls: sysctlsView(s.sysctls), api: limiter.stats() });
+    res.json({ backend: service.backend.name, carp: s.carp, ...(pfsync && { pfsync }), sysctls: sysctlsView(s.sysctls), api: limiter.stats(), ...(log && { log: log.stats() }) });
   });
   return r;
 }
