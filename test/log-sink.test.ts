@@ -13,6 +13,8 @@ import { test } from 'node:test';
 import request from 'supertest';
 import { CarpdMetrics } from '../src/api/metrics.js';
 import { buildApp } from '../src/api/app.js';
+import { renderStats } from '../src/cli/stats.js';
+import { CARP_COUNTERS } from '../src/kernel/backend.js';
 import { LogSink, writerFor, type LogWriter } from '../src/daemon/log-sink.js';
 import { createLogger } from '../src/daemon/logger.js';
 import { ADMIN_TOKEN, makeHarness, ManualClock } from './helpers/harness.js';
@@ -117,7 +119,7 @@ test('ENOSPC: retried on the timer with backoff, never at once; the queue is bou
   sink.write(line(101));
   w.fail('ENOSPC');
   clock.advance(100);
-  assert.equal(w.pending?.data.toString(), line(101));
+  assert.equal((w.pending as { data: Buffer } | undefined)?.data.toString(), line(101));
 });
 
 test('a stalled destination: lines are dropped as "stalled" once the queue is full, and summarized once it moves again', () => {
@@ -266,4 +268,11 @@ test('GET /v1/stats shows the sink\'s counters as `log`, and /metrics carpd_log_
   assert.equal(sampleValue(parsePrometheusText(text), 'carpd_log_lines_dropped_total'), 3);
   // Without a sink (carpd embedded, or pretty output on a terminal) `log` is left out.
   assert.equal((await h.api.get('/v1/stats')).body.log, undefined);
+});
+
+test('carpctl stats shows the log line when carpd reports `log`, and nothing of it otherwise', () => {
+  const base = { backend: 'memory' as const, carp: Object.fromEntries(CARP_COUNTERS.map((n) => [n, 0])) as Record<(typeof CARP_COUNTERS)[number], number>, sysctls: { carpLog: 1 }, api: { authFailures: { missingToken: 0, invalidToken: 0 }, throttled: 0, blockedSources: 0 } };
+  const text = renderStats({ ...base, log: { linesWritten: 10, linesDropped: 3, bytesQueued: 512, lastError: 'ENOSPC' } });
+  assert.match(text, /^log: 10 lines written, 3 dropped, 512 bytes queued; last error ENOSPC$/m);
+  assert.doesNotMatch(renderStats(base), /^log:/m);
 });

@@ -26,6 +26,12 @@ function counterTable(title: string, counters: Record<string, number>): string {
   return `${title}, non-zero only:\n${table(["COUNTER", "VALUE"], moved.map((n) => [n, String(counters[n])]))}`;
 }
 
+/** carpd's own log: what it wrote and what it had to drop (a full or stalled destination). */
+function logLine(l: NonNullable<Stats["log"]>): string {
+  const last = l.lastError !== undefined ? `; last error ${l.lastError}` : "";
+  return `log: ${l.linesWritten} lines written, ${l.linesDropped} dropped, ${l.bytesQueued} bytes queued${last}`;
+}
+
 export function renderStats(s: Stats): string {
   const sysctls = SYSCTL_NAMES.filter(([k]) => s.sysctls[k] !== undefined).map(([k, name]) => [name, String(s.sysctls[k])]);
   const parts = [
@@ -36,6 +42,7 @@ export function renderStats(s: Stats): string {
       ? counterTable(`pfsync (net.pfsync.stats, PFSYNC_ACT_MAX ${s.pfsync.actMax})`, s.pfsync.counters)
       : "pfsync: not available (pfsync(4) is not loaded)",
   ];
+  if (s.log) parts.push(logLine(s.log));
   return parts.join("\n\n");
 }
 
@@ -43,7 +50,7 @@ export const statsCommands: Command[] = [
   {
     words: ["stats"],
     synopsis: "",
-    summary: "CARP and pfsync kernel counters (non-zero ones; --json for all) and the demotion sysctls",
+    summary: "CARP and pfsync kernel counters (non-zero ones; --json for all), the demotion sysctls, and carpd's log lines dropped",
     async run(ctx, args) {
       expectArgs("stats", args, []);
       const { data } = await ok(ctx, ctx.api.GET("/v1/stats"));
