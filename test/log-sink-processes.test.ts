@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, get as httpGet } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -77,17 +78,33 @@ async function logStats(c: Carpd): Promise<{ linesWritten: number; linesDropped:
   return r.body.log;
 }
 
-/** Requests (each an access-log line) until carpd reports dropped log lines. */
+/** GET /v1/status on a kept-alive connection: one access-log line. */
+function status(c: Carpd, agent: Agent): Promise<void> {
+  return new Promise((resolve, reject) => {
+    httpGet({ host: '127.0.0.1', port: c.port, path: '/v1/status', agent, headers: { authorization: `Bearer ${c.token}` } }, (res) => {
+      res.resume();
+      res.on('end', resolve);
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
+
+/** Requests (each an access-log line, about 250 bytes) until carpd reports dropped log lines. */
 async function floodUntilDropped(c: Carpd): Promise<void> {
-  await pollUntil(
-    'log lines dropped',
-    async () => {
-      await Promise.all(Array.from({ length: 200 }, () => call(c.port, 'GET', '/v1/status', { token: c.token })));
-      return logStats(c);
-    },
-    (s) => s.linesDropped > 0,
-    30_000,
-  );
+  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  try {
+    await pollUntil(
+      'log lines dropped',
+      async () => {
+        await Promise.all(Array.from({ length: 500 }, () => status(c, agent)));
+        return logStats(c);
+      },
+      (s) => s.linesDropped > 0,
+      30_000,
+    );
+  } finally {
+    agent.destroy();
+  }
 }
 
 /** /healthz and a write answer within the bound. */
