@@ -108,7 +108,7 @@ test('ENOSPC: retried on the timer with backoff, never at once; the queue is bou
   assert.deepEqual(out.slice(0, 10).map((l) => l.i), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   const summaries = out.filter((l) => l.event === 'log.dropped');
   assert.equal(summaries.length, 1);
-  assert.deepEqual({ ...summaries[0], time: 0 }, { level: 40, time: 0, name: 'carpd', event: 'log.dropped', dropped: 15, reason: 'ENOSPC', msg: '15 log lines dropped: the log destination was failing (ENOSPC)' });
+  assert.deepEqual({ ...summaries[0], time: 0 }, { level: 40, time: 0, name: 'carpd', event: 'log.dropped', dropped: 15, reason: 'ENOSPC', msg: '15 log lines dropped: the log destination was full (ENOSPC)' });
   assert.equal(out[10].event, 'log.dropped', 'the summary stands where the gap is');
   // Later lines are not lost.
   sink.write(line(100));
@@ -275,4 +275,38 @@ test('carpctl stats shows the log line when carpd reports `log`, and nothing of 
   const text = renderStats({ ...base, log: { linesWritten: 10, linesDropped: 3, bytesQueued: 512, lastError: 'ENOSPC' } });
   assert.match(text, /^log: 10 lines written, 3 dropped, 512 bytes queued; last error ENOSPC$/m);
   assert.doesNotMatch(renderStats(base), /^log:/m);
+});
+
+test('at exit, queued lines are written synchronously where that cannot block, never cutting into a line in flight', () => {
+  // A file: what waits for a retry (the rest of a short write) first, then the queue, then the summary of a gap.
+  const clock = new ManualClock();
+  const file = Object.assign(new FakeWriter(), { syncBesideInFlight: true, synced: '', writeSync(d: Buffer) {
+    this.synced += d.toString();
+    return d.length;
+  } });
+  const sink = new LogSink(file, { clock, limitBytes: 3 * line(0).length });
+  sink.write(line(0));
+  file.fail('ENOSPC', 10);
+  for (let i = 1; i < 5; i++) sink.write(line(i));
+  sink.exitFlush();
+  const whole = file.out + file.synced;
+  assert.deepEqual(parsed(whole).map((l) => l.i ?? l.event), [0, 1, 2, 'log.dropped']);
+  // A pipe with a write in flight: nothing, since part of it may be written already.
+  const pipe = Object.assign(new FakeWriter(true), { syncBesideInFlight: false, synced: '', writeSync(d: Buffer) {
+    this.synced += d.toString();
+    return d.length;
+  } });
+  const p = new LogSink(pipe, { clock });
+  p.write(line(0));
+  p.write(line(1));
+  p.exitFlush();
+  assert.equal(pipe.synced, '');
+  pipe.ok();
+  p.exitFlush(); // line 1 is in flight now
+  assert.equal(pipe.synced, '');
+  // A writer that cannot write synchronously (a terminal): nothing either, and no throw.
+  const term = new LogSink(new FakeWriter(true), { clock });
+  term.write(line(0));
+  term.write(line(1));
+  assert.doesNotThrow(() => term.exitFlush());
 });

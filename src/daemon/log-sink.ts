@@ -21,6 +21,8 @@
  *   gone) is closed for good; every later line is counted as dropped.
  * - Nothing here throws: every stream 'error' is handled, every write is caught.
  * - At stop, `end()` gives the queue a bounded time (LOG_FLUSH_MS) to drain, then closes.
+ * - At a sudden exit (process.exit after the stop timeout, an uncaught exception) the lines
+ *   still queued for a regular file are written synchronously, once (`exitFlush`).
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -58,6 +60,14 @@ export interface LogWriter {
   readonly fatal: boolean;
   /** Releases the destination (never closes fd 1 itself for a file). */
   close(): void;
+  /**
+   * A synchronous write that cannot block for long (a regular file), for the lines still queued
+   * when the process exits; absent where it could block (a stalled pipe or terminal). A pipe's
+   * lines are handed to libuv at once, which writes what the pipe takes.
+   */
+  writeSync?(data: Buffer): number;
+  /** Whether writeSync may be used while a write is in flight (it keeps whole lines apart). */
+  readonly syncBesideInFlight?: boolean;
 }
 
 export interface LogSinkOptions {
@@ -70,10 +80,11 @@ export interface LogSinkOptions {
   retryMaxMs?: number;
 }
 
-/** fs.write, asynchronous: a regular file, /dev/null. */
-export function fileWriter(fd: number): LogWriter {
+/** fs.write, asynchronous: a regular file, /dev/null; `exitSync`: a regular file (never blocks for long). */
+export function fileWriter(fd: number, exitSync = false): LogWriter {
   return {
     fatal: false,
+    ...(exitSync && { writeSync: (data: Buffer) => fs.writeSync(fd, data), syncBesideInFlight: true }),
     write(data, done) {
       try {
         fs.write(fd, data, 0, data.length, null, (err, n) => done(err, n ?? 0));
@@ -146,7 +157,7 @@ export function writerFor(fd: number): LogWriter {
   } catch {
     // Not a stream Node can open on this fd (a datagram socket, say): written as a file is.
   }
-  return fileWriter(fd);
+  return fileWriter(fd, st.isFile());
 }
 
 export class LogSink {
@@ -191,7 +202,41 @@ export class LogSink {
 
   /** carpd's stdout (fd 1), written the way its kind needs. */
   static stdout(opts?: LogSinkOptions): LogSink {
-    return new LogSink(writerFor(1), opts);
+    const sink = new LogSink(writerFor(1), opts);
+    // A line logged just before process.exit() (the stop timeout's) or an uncaught exception
+    // is still written, where that cannot block.
+    process.on('exit', () => sink.exitFlush());
+    return sink;
+  }
+
+  /**
+   * At exit: what is queued, written synchronously, where the writer can do that without
+   * blocking (a regular file) and without cutting into a line in flight. (A write in flight to
+   * a file is finished by libuv's threadpool before the process ends.)
+   * One attempt: a full or stalled destination just keeps the rest.
+   */
+  exitFlush(): void {
+    try {
+      const w = this.writer;
+      if (!w.writeSync || this.dead || this.closed) return;
+      const parts: Buffer[] = [];
+      if (this.writing) {
+        // A chunk waiting for its retry is the sink's own (the writer has let go of it).
+        if (this.retryTimer !== undefined && this.inFlight) parts.push(this.inFlight);
+        else if (!w.syncBesideInFlight) return;
+      }
+      if (this.gap > 0) this.summarize();
+      if (this.queueHead < this.queue.length) parts.push(Buffer.from(this.queue.slice(this.queueHead).join('')));
+      const data = Buffer.concat(parts);
+      let off = 0;
+      while (off < data.length) {
+        const n = w.writeSync(data.subarray(off));
+        if (n <= 0) break;
+        off += n;
+      }
+    } catch {
+      // at exit, nothing more can be done
+    }
   }
 
   /** pino's DestinationStream: one line, ending in a newline. Never throws, never blocks. */
@@ -298,7 +343,7 @@ export class LogSink {
         event: 'log.dropped',
         dropped: n,
         reason: why,
-        msg: `${n} log line${n === 1 ? '' : 's'} dropped: the log destination was ${why === 'stalled' ? 'not taking lines (stalled)' : `failing (${why})`}`,
+        msg: `${n} log line${n === 1 ? '' : 's'} dropped: the log destination was ${why === 'stalled' ? 'not taking lines (stalled)' : why === 'ENOSPC' || why === 'EDQUOT' ? `full (${why})` : `failing (${why})`}`,
       }) + '\n';
     this.enqueue(line, Buffer.byteLength(line));
   }
@@ -315,7 +360,10 @@ export class LogSink {
     }
     const lines = this.queue.slice(this.queueHead, end);
     this.queueHead = end;
-    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+    if (this.queueHead === this.queue.length) {
+      this.queue.length = 0;
+      this.queueHead = 0;
+    } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
       this.queue.splice(0, this.queueHead);
       this.queueHead = 0;
     }
