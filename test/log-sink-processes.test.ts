@@ -219,3 +219,27 @@ test('stdout a pipe whose reader never reads: the API answers, drops are counted
   assert.equal(s.lastError, 'stalled');
   await sigtermStops(c);
 });
+
+test('stdout a pipe whose reader is gone (EPIPE): carpd goes on, counting the lines it cannot write', { timeout: 60_000 }, async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'carpd-logsink-fifo-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const fifo = path.join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const rfd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  const wfd = openSync(fifo, constants.O_WRONLY);
+  const c = await startCarpd(t, wfd);
+  closeSync(wfd);
+  closeSync(rfd);
+  const s = await pollUntil(
+    'a log write failing with EPIPE',
+    async () => {
+      await call(c.port, 'GET', '/v1/status', { token: c.token });
+      return logStats(c);
+    },
+    (x) => x.lastError === 'EPIPE',
+  );
+  assert.ok(s.linesDropped > 0);
+  await apiAnswers(c, 1);
+  assert.ok((await logStats(c)).linesDropped > s.linesDropped, 'later lines are counted too');
+  await sigtermStops(c);
+});
