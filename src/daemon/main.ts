@@ -17,6 +17,7 @@ import { SyncManager } from '../sync/manager.js';
 import { ConfigFileError, ConfigStore } from '../config/store.js';
 import { initialState } from '../config/model.js';
 import { CarpService } from '../service/service.js';
+import { LoopWatch, advertisementIntervals } from '../service/loop-watch.js';
 import { HookRunner } from '../notify/hooks.js';
 import { WebhookRunner } from '../notify/webhooks.js';
 import type { KernelBackend } from '../kernel/backend.js';
@@ -114,6 +115,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
   let notify: { close(): void }[] = [];
   let streams: EventStreams | undefined;
   let metricsServer: Awaited<ReturnType<typeof metricsListener>> | undefined;
+  let loopWatch: LoopWatch | undefined;
   try {
     store = await ConfigStore.open(opts.stateDir, () => initialState(new Date()), { log: logger }).catch((e: unknown) => {
       throw e instanceof ConfigFileError ? e : new StartError(stateDirError(opts.stateDir, e as NodeJS.ErrnoException));
@@ -186,6 +188,11 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
     watch = setInterval(() => void service.checkKernel(), KERNEL_WATCH_MS);
     watch.unref();
     opened.push(() => clearInterval(watch));
+    // The event loop's delay and stalls (a stall: published as loop.stalled, logged at warn).
+    const svc = service;
+    const loop = new LoopWatch({ vhids: () => advertisementIntervals(svc.desired()), events: service.events, logger }).start();
+    loopWatch = loop;
+    opened.push(() => loop.stop());
     const eventStreams = new EventStreams(service.events);
     streams = eventStreams;
     const metrics = new CarpdMetrics({
@@ -194,9 +201,10 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
       version: VERSION,
       node: opts.nodeName,
       processMetrics: true,
+      loop,
       streams: { clients: () => eventStreams.clientCount(), dropped: () => eventStreams.dropped() },
     });
-    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog, metrics, streams, hookTester: hookRunner });
+    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog, metrics, streams, hookTester: hookRunner, loop });
     listener.serve(app);
     if (metricsServer && metricsHttp) {
       metricsServer.serve(metrics);
@@ -242,6 +250,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
       metricsServer?.server.close();
       metricsServer?.server.closeAllConnections();
       clearInterval(watch);
+      loopWatch?.stop();
       // Event streams never end by themselves: they are closed first, so the listener can drain.
       streams?.close();
       await sync.close();

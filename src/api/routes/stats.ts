@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { KernelStats } from '../../service/live.js';
+import type { LoopWatch } from '../../service/loop-watch.js';
 import type { CarpService } from '../../service/service.js';
 import type { AuthLimiter } from '../auth-limit.js';
 import { route, type Assert, type SameFields, type Schema } from '../typed.js';
@@ -14,12 +15,13 @@ function sysctlsView(s: KernelStats['sysctls']): Schema<'StatsSysctls'> {
   return out;
 }
 
-export function statsRouter(service: CarpService, limiter: AuthLimiter): Router {
+/** `loop`: the event loop's watch (`eventLoop`; left out without it). */
+export function statsRouter(service: CarpService, limiter: AuthLimiter, loop?: LoopWatch): Router {
   const r = Router();
   route(r, 'get', '/v1/stats', async (_req, res) => {
     const s = await service.stats();
     const pfsync: Schema<'Stats'>['pfsync'] = s.pfsync && { counters: s.pfsync.counters, actMax: s.pfsync.actMax };
-    res.json({ backend: service.backend.name, carp: s.carp, ...(pfsync && { pfsync }), sysctls: sysctlsView(s.sysctls), api: limiter.stats() });
+    res.json({ backend: service.backend.name, carp: s.carp, ...(pfsync && { pfsync }), sysctls: sysctlsView(s.sysctls), api: limiter.stats(), ...(loop && { eventLoop: loop.stats() }) });
   });
   return r;
 }
