@@ -2,7 +2,8 @@
  * Out of file descriptors: a real carpd started with `ulimit -n 100` is held at its limit by
  * 200 idle TCP connections to its API. It stays up while they are held (it says so in its log
  * and keeps running), and once they close it answers again: /healthz and an authenticated GET.
- * Only outcomes are asserted.
+ * Only outcomes are asserted. And a listener whose accept(2) fails (Node's 'error' on the
+ * server) keeps listening and says so, once per 10 s.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -10,7 +11,11 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { keepListening } from '../src/daemon/listen-guard.js';
 import { call, daemonArgs, startDaemon } from './helpers/daemon.js';
+import { capturingLogger } from './helpers/log-capture.js';
 import { pollUntil } from './helpers/poll.js';
 
 // Not lower: Node's ES module loader reads the module files concurrently at start-up, and under
@@ -81,4 +86,30 @@ test('descriptors exhausted: carpd under ulimit -n 100 stays up while 200 idle A
   assert.equal((await call(d.port, 'GET', '/v1/status', { token: 'carpd_wrong_token_0123456789abcdef' })).status, 401, 'and still checks tokens');
   assert.ok(openFds(pid) < LIMIT - 10, 'the descriptors of the closed connections are given back');
   assert.equal(d.logs.filter((l) => (l.level ?? 0) >= 60).length, 0, 'nothing fatal');
+});
+
+test('keepListening: an accept error is logged (once per 10 s, counting the rest) and the listener keeps answering', async (t) => {
+  const { logger, lines } = capturingLogger();
+  const server = createServer((_req, res) => res.end('ok'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  let now = 1_000_000;
+  keepListening(server, logger, '--listen', () => now);
+  const fail = (code: string) => server.emit('error', Object.assign(new Error(`accept ${code}`), { code, syscall: 'accept' }));
+  fail('ENOBUFS');
+  now += 5000;
+  fail('EMFILE');
+  fail('EMFILE');
+  now += 5001;
+  fail('EMFILE');
+  assert.deepEqual(
+    lines.map((l) => [l.level, l.event, l.code, l.suppressed]),
+    [
+      [50, 'listen.accept.failed', 'ENOBUFS', 0],
+      [50, 'listen.accept.failed', 'EMFILE', 2],
+    ],
+  );
+  assert.match(lines[1]!.msg, /^cannot accept a connection on --listen: out of file descriptors \(EMFILE\); still listening \(2 more since the last such line\)$/);
+  const r = await call((server.address() as AddressInfo).port, 'GET', '/');
+  assert.equal(r.text, 'ok');
 });

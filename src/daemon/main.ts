@@ -26,6 +26,7 @@ import { ApiTlsError, loadApiTls } from './api-tls.js';
 import { BackendUnavailableError, createBackend } from './backends.js';
 import { applyBootstrapFile, BootstrapError } from './bootstrap.js';
 import { PACKAGE_ROOT, USAGE, UsageError, parseFlags, type DaemonOptions } from './flags.js';
+import { keepListening } from './listen-guard.js';
 import { createLogger } from './logger.js';
 
 export const VERSION = (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -125,6 +126,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
     tls = opts.apiTls ? await loadApiTls({ apiTls: opts.apiTls, stateDir: opts.stateDir, nodeName: opts.nodeName }) : undefined;
     const listener = await listenFirst(opts, tls);
     server = listener.server;
+    keepListening(server, logger, '--listen');
     opened.push(() => {
       server.close();
       server.closeAllConnections();
@@ -157,6 +159,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger): Promise<
       : undefined;
     const metricsHttp = metricsServer?.server;
     if (metricsHttp) {
+      keepListening(metricsHttp, logger, '--metrics-listen');
       opened.push(() => {
         metricsHttp.close();
         metricsHttp.closeAllConnections();
