@@ -150,6 +150,8 @@ test('countsAtMost: exact counts of samples at most each bound, from percentiles
     countsAtMost(fakeHistogram(samples), bounds),
     bounds.map((b) => samples.filter((s) => s <= b).length),
   );
+  const down = [...bounds].reverse();
+  assert.deepEqual(countsAtMost(fakeHistogram(samples), down), down.map((b) => samples.filter((s) => s <= b).length), 'bounds in any order');
   assert.deepEqual(countsAtMost(fakeHistogram([]), bounds), bounds.map(() => 0));
   const many = Array.from({ length: 5000 }, (_, i) => (i * 7919) % 1013);
   assert.deepEqual(

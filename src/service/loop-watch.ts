@@ -122,17 +122,20 @@ export interface SampleHistogram {
  */
 export function countsAtMost(h: SampleHistogram, bounds: readonly number[]): number[] {
   const n = h.count;
+  // Ascending bounds: the search for one starts from the count of the one before.
+  let prev = { bound: -Infinity, count: 0 };
   return bounds.map((b) => {
     if (n === 0 || h.min > b) return 0;
     if (h.max <= b) return n;
     // percentile((r / n) × 100) is the r-th smallest sample (1-based). Invariant: rank lo ≤ b, rank hi > b.
-    let lo = 0;
+    let lo = b >= prev.bound ? prev.count : 0;
     let hi = n;
     while (hi - lo > 1) {
       const mid = Math.floor((lo + hi) / 2);
       if (h.percentile(Math.min(100, (mid / n) * 100)) <= b) lo = mid;
       else hi = mid;
     }
+    prev = { bound: b, count: lo };
     return lo;
   });
 }
