@@ -253,6 +253,7 @@ test('every event type, as carpd publishes it, matches its schema in the spec', 
     'webhook.delivered': { webhook: 'chat', eventId: 1, eventType: 'splitbrain.detected', status: 204, attempts: 1, ms: 3 },
     'webhook.failed': { webhook: 'chat', eventId: null, eventType: null, reason: 'queue full', attempts: 0, dropped: true },
     'events.lost': { after: 1, oldest: 5, reason: 'buffer' },
+    'loop.stalled': { at, ms: 4012, thresholdMs: 1000, vhids: [{ interface: 'em0', vhid: 1, protocol: 'carp', intervalMs: 1000 }] },
   };
   const before = h.service.events.lastId;
   for (const type of EVENT_TYPES) h.service.events.publish(type, samples[type] as never, { level: false });

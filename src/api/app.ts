@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { CarpdError } from '../errors.js';
+import type { LoopWatch } from '../service/loop-watch.js';
 import type { CarpService } from '../service/service.js';
 import { authenticate, routeName, type AuthAudit } from './auth.js';
 import { AuthLimiter, sourceKey } from './auth-limit.js';
@@ -56,6 +57,8 @@ export interface AppDeps {
   log?: LogStatsSource;
   /** GET /metrics and the HTTP request counters (default: metrics of this app's own, without process metrics). */
   metrics?: CarpdMetrics;
+  /** The event loop's watch: `eventLoop` in GET /v1/stats (left out without it). */
+  loop?: LoopWatch;
 }
 
 /**
@@ -84,7 +87,7 @@ export function buildApp(deps: AppDeps): Express {
   const streams = deps.streams ?? new EventStreams(deps.service.events, deps.eventStreams);
   const metrics =
     deps.metrics ??
-    new CarpdMetrics({ service: deps.service, sync: deps.sync, version: deps.version, node: deps.node, streams: { clients: () => streams.clientCount(), dropped: () => streams.dropped() }, log: deps.log });
+    new CarpdMetrics({ service: deps.service, sync: deps.sync, version: deps.version, node: deps.node, streams: { clients: () => streams.clientCount(), dropped: () => streams.dropped() }, log: deps.log, loop: deps.loop });
   const status = new StatusEndpoint({
     service: deps.service,
     logger: deps.logger,
@@ -113,7 +116,7 @@ export function buildApp(deps: AppDeps): Express {
     res.set({ 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' }).send(text as never);
   });
   app.use(statusRouter(status));
-  app.use(statsRouter(deps.service, audit.limiter, deps.log));
+  app.use(statsRouter(deps.service, audit.limiter, deps.log, deps.loop));
   app.use(vipsRouter(deps.service));
   app.use(carpRouter(deps.service));
   app.use(pfsyncRouter(deps.service));

@@ -21,6 +21,7 @@ import { createServer } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { EVENT_TYPES, type AnyEvent } from '../service/events.js';
 import type { CarpCounter, KernelStats } from '../service/live.js';
+import { DELAY_BUCKETS_SECONDS, type LoopWatch } from '../service/loop-watch.js';
 import type { CarpService } from '../service/service.js';
 import type { ServiceStatus } from '../service/status.js';
 import { demotionContributors } from '../service/watch.js';
@@ -96,6 +97,8 @@ export interface MetricsOptions {
   demotionExtra?: () => ReadonlyMap<string, number>;
   /** prom-client's process and Node.js metrics (`process_*`, `nodejs_*`), default off. The daemon turns them on. */
   processMetrics?: boolean;
+  /** The event loop's watch (`carpd_event_loop_*`); without it those series are left out. */
+  loop?: LoopWatch;
 }
 
 interface Reading {
@@ -412,6 +415,54 @@ export class CarpdMetrics {
           break;
       }
     });
+
+    // --- the event loop ---------------------------------------------------------------------
+    // Unlike nodejs_eventloop_lag_* (process metrics: gauges over the time since the previous
+    // scrape, which each scrape resets, a second scraper included, and which include the
+    // sampler's 10 ms), a histogram since carpd started, of the delay alone: quantiles over any
+    // window with rate(), and the same answer to every scraper.
+    if (opts.loop) {
+      const loop = opts.loop;
+      const name = 'carpd_event_loop_delay_seconds';
+      const help = 'How late a timer due now runs on carpd\'s event loop (Node\'s monitorEventLoopDelay, sampled every 10 ms, less those 10 ms), since carpd started.';
+      this.registry.registerMetric({
+        name,
+        help,
+        type: 'histogram',
+        get() {
+          const d = loop.delayHistogram();
+          const values = DELAY_BUCKETS_SECONDS.map((le, i) => ({ metricName: `${name}_bucket`, labels: { le }, value: d.buckets[i]! }));
+          values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf' as never }, value: d.count });
+          return { name, help, type: 'histogram', aggregator: 'sum', values: [...values, { metricName: `${name}_sum`, labels: {} as never, value: d.sum }, { metricName: `${name}_count`, labels: {} as never, value: d.count }] };
+        },
+      } as never);
+      new Counter({
+        name: 'carpd_event_loop_stalls_total',
+        help: 'Times carpd\'s event loop did not run for longer than the shortest advertisement interval configured (each logged at warn as loop.stalled), since carpd started.',
+        registers,
+        collect() {
+          this.reset();
+          this.inc(loop.detector.stalls);
+        },
+      });
+      new Counter({
+        name: 'carpd_event_loop_stalled_seconds_total',
+        help: 'The total length of those stalls, in seconds.',
+        registers,
+        collect() {
+          this.reset();
+          this.inc(loop.detector.stalledMs / 1000);
+        },
+      });
+      new Gauge({
+        name: 'carpd_event_loop_stall_threshold_seconds',
+        help: 'The stall threshold: the shortest advertisement interval configured (at least 0.05 s; 1 s without any vhid).',
+        registers,
+        collect() {
+          this.set(loop.stats().stallThresholdMs / 1000);
+        },
+      });
+    }
 
     // --- HTTP -------------------------------------------------------------------------------
     this.httpRequests = new Counter({ name: 'carpd_http_requests_total', help: 'API requests answered, by route template, method and status (aborted: the connection closed first).', labelNames: ['route', 'method', 'status'], registers });

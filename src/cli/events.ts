@@ -52,6 +52,8 @@ export function describeEvent(e: Event): string {
       return `webhook ${e.data.webhook} failed${e.data.eventId === null ? "" : ` for event ${e.data.eventId}`}: ${e.data.reason}${e.data.dropped ? " (dropped)" : ""}`;
     case "events.lost":
       return `events after ${e.data.after} were lost (${e.data.reason})${e.data.oldest === null ? "" : `; the oldest kept is ${e.data.oldest}`}`;
+    case "loop.stalled":
+      return `event loop stalled for ${e.data.ms} ms${e.data.vhids.length ? `; timers delayed for ${e.data.vhids.map((v) => `${v.interface} vhid ${v.vhid}`).join(", ")}` : ""}`;
   }
 }
 

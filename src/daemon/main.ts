@@ -17,6 +17,7 @@ import { SyncManager } from '../sync/manager.js';
 import { ConfigFileError, ConfigStore } from '../config/store.js';
 import { initialState } from '../config/model.js';
 import { CarpService } from '../service/service.js';
+import { LoopWatch, advertisementIntervals } from '../service/loop-watch.js';
 import { HookRunner } from '../notify/hooks.js';
 import { WebhookRunner } from '../notify/webhooks.js';
 import type { KernelBackend } from '../kernel/backend.js';
@@ -25,6 +26,7 @@ import { ApiTlsError, loadApiTls } from './api-tls.js';
 import { BackendUnavailableError, createBackend } from './backends.js';
 import { applyBootstrapFile, BootstrapError } from './bootstrap.js';
 import { PACKAGE_ROOT, USAGE, UsageError, parseFlags, type DaemonOptions } from './flags.js';
+import { keepListening } from './listen-guard.js';
 import type { LogSink } from './log-sink.js';
 import { daemonLogger } from './logger.js';
 
@@ -115,6 +117,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?:
   let notify: { close(): void }[] = [];
   let streams: EventStreams | undefined;
   let metricsServer: Awaited<ReturnType<typeof metricsListener>> | undefined;
+  let loopWatch: LoopWatch | undefined;
   try {
     store = await ConfigStore.open(opts.stateDir, () => initialState(new Date()), { log: logger }).catch((e: unknown) => {
       throw e instanceof ConfigFileError ? e : new StartError(stateDirError(opts.stateDir, e as NodeJS.ErrnoException));
@@ -124,6 +127,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?:
     tls = opts.apiTls ? await loadApiTls({ apiTls: opts.apiTls, stateDir: opts.stateDir, nodeName: opts.nodeName }) : undefined;
     const listener = await listenFirst(opts, tls);
     server = listener.server;
+    keepListening(server, logger, '--listen');
     opened.push(() => {
       server.close();
       server.closeAllConnections();
@@ -156,6 +160,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?:
       : undefined;
     const metricsHttp = metricsServer?.server;
     if (metricsHttp) {
+      keepListening(metricsHttp, logger, '--metrics-listen');
       opened.push(() => {
         metricsHttp.close();
         metricsHttp.closeAllConnections();
@@ -187,6 +192,11 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?:
     watch = setInterval(() => void service.checkKernel(), KERNEL_WATCH_MS);
     watch.unref();
     opened.push(() => clearInterval(watch));
+    // The event loop's delay and stalls (a stall: published as loop.stalled, logged at warn).
+    const svc = service;
+    const loop = new LoopWatch({ vhids: () => advertisementIntervals(svc.desired()), events: service.events, logger }).start();
+    loopWatch = loop;
+    opened.push(() => loop.stop());
     const eventStreams = new EventStreams(service.events);
     streams = eventStreams;
     const metrics = new CarpdMetrics({
@@ -195,10 +205,11 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?:
       version: VERSION,
       node: opts.nodeName,
       processMetrics: true,
+      loop,
       streams: { clients: () => eventStreams.clientCount(), dropped: () => eventStreams.dropped() },
       log: logSink,
     });
-    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog, metrics, streams, hookTester: hookRunner, log: logSink });
+    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog, metrics, streams, hookTester: hookRunner, log: logSink, loop });
     listener.serve(app);
     if (metricsServer && metricsHttp) {
       metricsServer.serve(metrics);
@@ -244,6 +255,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?:
       metricsServer?.server.close();
       metricsServer?.server.closeAllConnections();
       clearInterval(watch);
+      loopWatch?.stop();
       // Event streams never end by themselves: they are closed first, so the listener can drain.
       streams?.close();
       await sync.close();

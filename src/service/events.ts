@@ -11,7 +11,7 @@
  * type and `eventId` to its id.
  */
 import type { Logger } from 'pino';
-import type { SplitBrainPolicy } from '../config/model.js';
+import type { SplitBrainPolicy, VipProtocol } from '../config/model.js';
 import type { CarpState } from '../engine/types.js';
 
 /** The types of event, each with its body (EventBodies). */
@@ -33,6 +33,7 @@ export const EVENT_TYPES = [
   'webhook.delivered',
   'webhook.failed',
   'events.lost',
+  'loop.stalled',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -76,6 +77,8 @@ export interface EventBodies {
   'webhook.delivered': { webhook: string; eventId: number; eventType: EventType; status: number; attempts: number; ms: number };
   'webhook.failed': { webhook: string; eventId: number | null; eventType: EventType | null; reason: string; attempts: number; dropped: boolean };
   'events.lost': { after: number; oldest: number | null; reason: 'buffer' | 'restart' | 'slow-client' };
+  /** `at`: when the loop ran again (ISO 8601); `ms`: how long it did not; `vhids`: those whose advertisement interval is shorter. */
+  'loop.stalled': { at: string; ms: number; thresholdMs: number; vhids: { interface: string; vhid: number; protocol: VipProtocol; intervalMs: number }[] };
 }
 
 export interface CarpdEvent<T extends EventType = EventType> {

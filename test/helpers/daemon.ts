@@ -48,9 +48,13 @@ export class DaemonProcess {
   private waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   private exitInfo?: Exit;
 
-  /** `netns`: run inside that network namespace (`ip netns exec` replaces itself with node, so the pid is carpd's). */
-  constructor(args: string[], env: NodeJS.ProcessEnv, netns?: string) {
-    const argv = [process.execPath, ...ENTRY, ...args];
+  /**
+   * `netns`: run inside that network namespace (`ip netns exec` replaces itself with node, so the
+   * pid is carpd's). `shell`: a shell line run first, which then execs node (e.g. `ulimit -n 60`).
+   */
+  constructor(args: string[], env: NodeJS.ProcessEnv, netns?: string, shell?: string) {
+    const node = [process.execPath, ...ENTRY, ...args];
+    const argv = shell === undefined ? node : ['sh', '-c', `${shell}; exec "$0" "$@"`, ...node];
     const [cmd, ...rest] = netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv;
     this.child = spawn(cmd, rest, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(this.child);
@@ -159,8 +163,8 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 }
 
 /** Spawns carpd without waiting for anything (for runs expected to fail). */
-export function spawnDaemon(t: TestContextLike, args: string[], opts: { env?: Record<string, string>; netns?: string } = {}): DaemonProcess {
-  const d = new DaemonProcess(args, cleanEnv(opts.env), opts.netns);
+export function spawnDaemon(t: TestContextLike, args: string[], opts: { env?: Record<string, string>; netns?: string; shell?: string } = {}): DaemonProcess {
+  const d = new DaemonProcess(args, cleanEnv(opts.env), opts.netns, opts.shell);
   t.after(async () => {
     d.kill('SIGKILL');
     await d.exited;
@@ -174,7 +178,7 @@ export interface RunningDaemon extends DaemonProcess {
 }
 
 /** Spawns carpd and resolves once it logs that it is listening, with the port it chose. */
-export async function startDaemon(t: TestContextLike, args: string[], opts: { env?: Record<string, string>; netns?: string } = {}): Promise<RunningDaemon> {
+export async function startDaemon(t: TestContextLike, args: string[], opts: { env?: Record<string, string>; netns?: string; shell?: string } = {}): Promise<RunningDaemon> {
   const d = spawnDaemon(t, args, opts);
   const listening = await d.waitForEvent('listening');
   const m = /:(\d+)$/.exec(String(listening.address));

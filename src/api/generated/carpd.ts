@@ -80,7 +80,9 @@ export interface paths {
          *     from the last write to the sysctl) and are exact up to 2^53. `pfsync` is absent when
          *     pfsync is not available (pfsync.ko not loaded). `api` counts the management API's failed
          *     authentications and 429 refusals since carpd started. `log` counts carpd's log lines
-         *     written and dropped (a full or stalled log destination never stops carpd).
+         *     written and dropped (a full or stalled log destination never stops carpd). `eventLoop` is
+         *     how late carpd's own timers run (its event loop's delay) and the stalls long enough to
+         *     delay a vhid's advertisements.
          */
         get: operations["getStats"];
         put?: never;
@@ -1263,6 +1265,7 @@ export interface components {
             sysctls: components["schemas"]["StatsSysctls"];
             api: components["schemas"]["ApiStats"];
             log?: components["schemas"]["LogStats"];
+            eventLoop?: components["schemas"]["EventLoopStats"];
         };
         Config: {
             /** @constant */
@@ -1430,9 +1433,9 @@ export interface components {
          * @description The type of an event.
          * @enum {string}
          */
-        EventType: "vhid.state" | "demotion" | "maintenance" | "config.committed" | "sync.pushed" | "sync.applied" | "sync.failed" | "sync.rejected" | "splitbrain.detected" | "splitbrain.cleared" | "pfsync" | "auth.failed" | "hook.succeeded" | "hook.failed" | "webhook.delivered" | "webhook.failed" | "events.lost";
+        EventType: "vhid.state" | "demotion" | "maintenance" | "config.committed" | "sync.pushed" | "sync.applied" | "sync.failed" | "sync.rejected" | "splitbrain.detected" | "splitbrain.cleared" | "pfsync" | "auth.failed" | "hook.succeeded" | "hook.failed" | "webhook.delivered" | "webhook.failed" | "events.lost" | "loop.stalled";
         /** @description One event: its id (increasing, also across restarts of carpd), its type, when it happened and its body, which depends on the type. */
-        Event: components["schemas"]["VhidStateEvent"] | components["schemas"]["DemotionEvent"] | components["schemas"]["MaintenanceEvent"] | components["schemas"]["ConfigCommittedEvent"] | components["schemas"]["SyncPushedEvent"] | components["schemas"]["SyncAppliedEvent"] | components["schemas"]["SyncFailedEvent"] | components["schemas"]["SyncRejectedEvent"] | components["schemas"]["SplitBrainDetectedEvent"] | components["schemas"]["SplitBrainClearedEvent"] | components["schemas"]["PfsyncEvent"] | components["schemas"]["AuthFailedEvent"] | components["schemas"]["HookSucceededEvent"] | components["schemas"]["HookFailedEvent"] | components["schemas"]["WebhookDeliveredEvent"] | components["schemas"]["WebhookFailedEvent"] | components["schemas"]["EventsLostEvent"];
+        Event: components["schemas"]["VhidStateEvent"] | components["schemas"]["DemotionEvent"] | components["schemas"]["MaintenanceEvent"] | components["schemas"]["ConfigCommittedEvent"] | components["schemas"]["SyncPushedEvent"] | components["schemas"]["SyncAppliedEvent"] | components["schemas"]["SyncFailedEvent"] | components["schemas"]["SyncRejectedEvent"] | components["schemas"]["SplitBrainDetectedEvent"] | components["schemas"]["SplitBrainClearedEvent"] | components["schemas"]["PfsyncEvent"] | components["schemas"]["AuthFailedEvent"] | components["schemas"]["HookSucceededEvent"] | components["schemas"]["HookFailedEvent"] | components["schemas"]["WebhookDeliveredEvent"] | components["schemas"]["WebhookFailedEvent"] | components["schemas"]["EventsLostEvent"] | components["schemas"]["LoopStalledEvent"];
         /** @description `vhid.state`: A vhid changed state: the takeover or the loss of a VIP. */
         VhidStateEvent: {
             id: number;
@@ -1731,6 +1734,57 @@ export interface components {
             bytesQueued: number;
             /** @description Why the last write failed or the last line was dropped: an errno code (ENOSPC, EDQUOT, EIO, EPIPE, ...) or `stalled` (the destination took no lines while the queue filled). Absent if never. */
             lastError?: string;
+        };
+        /** @description A vhid whose advertisement interval is shorter than a stall: its timers (advertisements, master-down) ran late by up to the stall. */
+        DelayedVhid: {
+            interface: string;
+            vhid: number;
+            /** @enum {string} */
+            protocol: "carp" | "vrrpv3";
+            /** @description Its advertisement interval in milliseconds: advbase + advskew/256 s for CARP, the interval in centiseconds × 10 for VRRPv3. */
+            intervalMs: number;
+        };
+        /** @description A time carpd's event loop did not run (a long computation, swapping, the process stopped) for longer than the shortest advertisement interval configured, noticed when it ran again. */
+        LoopStall: {
+            /**
+             * Format: date-time
+             * @description When the stall ended (carpd ran again).
+             */
+            at: string;
+            /** @description How long the loop did not run, beyond the watch's own period (ms). */
+            ms: number;
+            /** @description The stall threshold then: the shortest advertisement interval configured (1000 ms without any vhid). */
+            thresholdMs: number;
+            /** @description The vhids whose advertisement interval is shorter than the stall, by interface and vhid. */
+            vhids: components["schemas"]["DelayedVhid"][];
+        };
+        /**
+         * @description carpd's event loop since it started. `delayMs`: how late a timer due now runs (Node's
+         *     monitorEventLoopDelay, sampled every 10 ms, less those 10 ms), median, 99th percentile and
+         *     longest. `stalls`: the times the loop did not run for longer than the stall threshold
+         *     (the shortest advertisement interval configured), each also logged at warn and published
+         *     as a `loop.stalled` event; `stalledMs` their total length; `lastStall` the newest.
+         */
+        EventLoopStats: {
+            delayMs: {
+                p50: number;
+                p99: number;
+                max: number;
+            };
+            stalls: number;
+            stalledMs: number;
+            /** @description The stall threshold now: the shortest advertisement interval configured (1000 ms without any vhid). */
+            stallThresholdMs: number;
+            lastStall: null | components["schemas"]["LoopStall"];
+        };
+        /** @description `loop.stalled`: carpd's event loop did not run for longer than the shortest advertisement interval configured (published, and logged at warn, when it runs again): the vhids named may have lost their MASTER state to a peer meanwhile, or taken it. */
+        LoopStalledEvent: {
+            id: number;
+            /** @constant */
+            type: "loop.stalled";
+            /** Format: date-time */
+            time: string;
+            data: components["schemas"]["LoopStall"];
         };
     };
     responses: {

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { KernelStats } from '../../service/live.js';
+import type { LoopWatch } from '../../service/loop-watch.js';
 import type { CarpService } from '../../service/service.js';
 import type { AuthLimiter } from '../auth-limit.js';
 import { route, type Assert, type SameFields, type Schema } from '../typed.js';
@@ -19,12 +20,21 @@ export interface LogStatsSource {
   stats(): Schema<'LogStats'>;
 }
 
-export function statsRouter(service: CarpService, limiter: AuthLimiter, log?: LogStatsSource): Router {
+/** `log`: the daemon's log sink (`log`), `loop`: the event loop's watch (`eventLoop`); each left out without it. */
+export function statsRouter(service: CarpService, limiter: AuthLimiter, log?: LogStatsSource, loop?: LoopWatch): Router {
   const r = Router();
   route(r, 'get', '/v1/stats', async (_req, res) => {
     const s = await service.stats();
     const pfsync: Schema<'Stats'>['pfsync'] = s.pfsync && { counters: s.pfsync.counters, actMax: s.pfsync.actMax };
-    res.json({ backend: service.backend.name, carp: s.carp, ...(pfsync && { pfsync }), sysctls: sysctlsView(s.sysctls), api: limiter.stats(), ...(log && { log: log.stats() }) });
+    res.json({
+      backend: service.backend.name,
+      carp: s.carp,
+      ...(pfsync && { pfsync }),
+      sysctls: sysctlsView(s.sysctls),
+      api: limiter.stats(),
+      ...(log && { log: log.stats() }),
+      ...(loop && { eventLoop: loop.stats() }),
+    });
   });
   return r;
 }
