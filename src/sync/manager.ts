@@ -226,6 +226,7 @@ export class SyncManager {
     m.unsubscribe = m.service.onCommit((state) => {
       // When the revision was made, on the monotonic clock: its lag never jumps with the wall clock.
       if (!m.revisionMono.has(state.revision)) m.revisionMono.set(state.revision, m.clock.now());
+      if (m.revisionMono.size > 1000) m.revisionMono.delete(m.revisionMono.keys().next().value!);
       m.dropStalePeer();
       m.followPeer();
       m.schedule();

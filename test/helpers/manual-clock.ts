@@ -40,6 +40,13 @@ export class ManualClock implements Clock {
   runDeferred(): void {
     while (this.deferred.length > 0) this.deferred.shift()!();
   }
+  /**
+   * Time passes with the event loop blocked: no timer fires now; those that fell due fire,
+   * late, at the next advance (advance(0) included).
+   */
+  stall(ms: number): void {
+    this.t += ms;
+  }
   /** Moves time forward, firing due timers in order (deferred jobs after each instant's timers). */
   advance(ms: number): void {
     const end = this.t + ms;
