@@ -42,7 +42,22 @@ export const systemClock: Clock = {
   },
 };
 
-/** The wall time of a monotonic instant of this clock, for showing it: wall − (now − mono). */
+/** Offsets wall − now per clock, kept while they agree within WALL_STEP_MS (Date.now is whole ms). */
+const offsets = new WeakMap<object, number>();
+/** A change of the offset larger than this is a step of the wall clock, taken at once. */
+const WALL_STEP_MS = 2;
+
+/**
+ * The wall time of a monotonic instant of this clock, for showing it: wall − (now − mono). The
+ * offset is kept from one call to the next unless the wall clock was set, so that the same
+ * instant shows as the same millisecond every time it is read.
+ */
 export function wallDate(clock: Pick<Clock, 'now' | 'wall'>, monoMs: number): Date {
-  return new Date(clock.wall() - (clock.now() - monoMs));
+  const live = clock.wall() - clock.now();
+  let off = offsets.get(clock);
+  if (off === undefined || Math.abs(live - off) > WALL_STEP_MS) {
+    off = live;
+    offsets.set(clock, off);
+  }
+  return new Date(Math.round(monoMs + off));
 }
