@@ -635,7 +635,7 @@ export class SyncManager {
       case 'states': {
         const mine = await this.localStates();
         this.splitWatch.heard(msg.body, mine);
-        return { status: 200, body: { node: this.node, at: new Date(this.clock.now()).toISOString(), vhids: mine } satisfies VhidStates };
+        return { status: 200, body: { node: this.node, at: new Date(this.clock.wall()).toISOString(), vhids: mine } satisfies VhidStates };
       }
     }
   }
