@@ -9,6 +9,9 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { FREEBSD_ERRNO } from '../src/kernel/errno.js';
 import { internetChecksum, pseudoHeaderSum } from '../src/wire/checksum.js';
@@ -185,4 +188,21 @@ test('attach errors, detach and re-attach while the poller runs, close lets the 
     const exit = await p.close();
     assert.deepEqual(exit, { code: 0, signal: null }, `${p.label} ends by itself after closing\n${p.diagnostics()}`);
   }
+});
+
+test('drainAll: with the event loop blocked, a packet queued on the socket is read synchronously (what a master-down timer asks for)', { skip }, async (t) => {
+  const { lan, a, b } = await setup(t);
+  const dir = mkdtempSync(path.join(tmpdir(), 'carpd-drain-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const flag = path.join(dir, 'sent');
+  const m = carpSized();
+  // a blocks its event loop: its poller cannot hand it anything until it returns.
+  const stalled = a.call('stallThenDrain', { flag, timeoutMs: 10_000 });
+  await a.waitEvent((e) => e.event === 'stalling', 'a stalling');
+  await b.call('send', { iface: 'lan0', family: 4, destination: '224.0.0.18', payloadHex: m });
+  writeFileSync(flag, '');
+  assert.deepEqual(await stalled, { drained: 1 });
+  const got = await a.waitPacket(m, 'the packet read by drainAll');
+  assert.equal((got as PacketEvent & { viaDrain?: boolean }).viaDrain, true);
+  assert.equal(got.source, lan.nodes[1].address);
 });

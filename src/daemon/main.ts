@@ -186,17 +186,13 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?:
       const r = await applyBootstrapFile(service, opts.configFile, opts.stateDir);
       logger.info({ event: 'bootstrap', file: opts.configFile, result: r }, `bootstrap file ${opts.configFile}: ${r}`);
     }
-    reconcile = await service.start();
-    // Demotion, maintenance and pfsync's bulk update change without a callback (an interface
-    // down, another program): read every KERNEL_WATCH_MS, each difference an event.
-    watch = setInterval(() => void service.checkKernel(), KERNEL_WATCH_MS);
-    watch.unref();
-    opened.push(() => clearInterval(watch));
     // The event loop's delay and stalls (a stall: published as loop.stalled, logged at warn).
     const svc = service;
     const loop = new LoopWatch({ vhids: () => advertisementIntervals(svc.desired()), events: service.events, logger }).start();
     loopWatch = loop;
     opened.push(() => loop.stop());
+    // The app (routes, spec, metrics) is built before the engines start: a start-up stall after
+    // the first vhid is up would delay reading a live master's advertisements.
     const eventStreams = new EventStreams(service.events);
     streams = eventStreams;
     const metrics = new CarpdMetrics({
@@ -210,6 +206,12 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?:
       log: logSink,
     });
     const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog, metrics, streams, hookTester: hookRunner, log: logSink, loop });
+    reconcile = await service.start();
+    // Demotion, maintenance and pfsync's bulk update change without a callback (an interface
+    // down, another program): read every KERNEL_WATCH_MS, each difference an event.
+    watch = setInterval(() => void service.checkKernel(), KERNEL_WATCH_MS);
+    watch.unref();
+    opened.push(() => clearInterval(watch));
     listener.serve(app);
     if (metricsServer && metricsHttp) {
       metricsServer.serve(metrics);

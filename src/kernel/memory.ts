@@ -131,7 +131,7 @@ export class MemoryBackend implements KernelBackend {
       vhid,
       ...params,
       state: 'INIT',
-      since: new Date(this.clock.now()),
+      since: new Date(this.clock.wall()),
       reason: 'vhid created; waiting for an address',
       addresses: [],
     });
@@ -299,7 +299,7 @@ export class MemoryBackend implements KernelBackend {
   private transition(v: Vhid, state: CarpState, reason: string): void {
     const previous = v.state;
     if (previous === state) return;
-    const at = new Date(this.clock.now());
+    const at = new Date(this.clock.wall());
     v.state = state;
     v.since = at;
     v.reason = reason;

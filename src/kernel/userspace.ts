@@ -32,7 +32,7 @@ import {
   type VhidQuery,
 } from './backend.js';
 import { HeldStateChanges, applyStepwise } from './batch.js';
-import { systemClock, type Clock } from '../clock.js';
+import { systemClock, wallDate, type Clock } from '../clock.js';
 import { KernelError } from './errno.js';
 import { PfsyncModel } from './pfsync-model.js';
 
@@ -169,7 +169,8 @@ export abstract class UserspaceBackend implements KernelBackend {
       peer6: r.params.peer6,
       ...(r.params.protocol === 'vrrpv3' ? { protocol: 'vrrpv3' as const, vrrpPriority: r.params.vrrpPriority, vrrpIntervalCs: r.params.vrrpIntervalCs } : {}),
       state: live.state,
-      since: new Date(live.sinceMs),
+      // The engine's since is monotonic; shown as the wall time it corresponds to now.
+      since: wallDate(this.clock, live.sinceMs),
       reason: live.cause === 'created' ? 'vhid created; waiting for an address' : live.reason,
       addresses: [...r.addresses],
     };
@@ -342,7 +343,7 @@ export abstract class UserspaceBackend implements KernelBackend {
   }
 
   private onTransition(e: TransitionEvent): void {
-    const c: StateChange = { interface: e.iface, vhid: e.vhid, state: e.to, previous: e.from, reason: e.reason, at: new Date(e.atMs) };
+    const c: StateChange = { interface: e.iface, vhid: e.vhid, state: e.to, previous: e.from, reason: e.reason, at: wallDate(this.clock, e.atMs) };
     this.changes.report(c);
   }
 

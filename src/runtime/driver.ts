@@ -6,6 +6,16 @@
  *   timer    ───────────────────────────────────────────────────────────────────────> step()
  *   step() ─> actions: arm/cancel timer │ send advertisement │ transition │ install/remove VIPs
  *
+ * Time: timers are deadlines on the monotonic clock (timers.ts). The advertisement timer is
+ * periodic: when it fires less than one interval late, the engine is stepped with the deadline as
+ * its time, so the next deadline is the previous one plus the interval and the period does not
+ * drift with load; later than that (a stall), with the real time, so it resynchronises instead of
+ * sending a burst. A master-down timer never acts on a silence that is only apparent: when it
+ * fires, the link first delivers what is already queued on its sockets (drainNow, where the link
+ * can read synchronously), and the takeover itself waits for the clock's `defer` (setImmediate,
+ * after the poll phase has read every ready socket); it happens only if that timer is still the
+ * current one — an advertisement heard meanwhile re-armed it.
+ *
  * Inputs are processed one at a time in arrival order: an action that causes another input
  * (a listener reacting to a transition, a datagram delivered synchronously) queues it behind
  * the current one instead of re-entering the engine mid-step. Bad datagrams are counted under
@@ -22,7 +32,7 @@ import { carpBytes, decodeCarp, type CarpVhidConfig } from '../wire/carp.js';
 import { carpGroup } from '../wire/ip.js';
 import { CarpCounters, type CarpStatName, type CarpStats } from '../wire/counters.js';
 import { SimLink, type AdvertLink, type IncomingAdvert, type LinkDrop } from './link.js';
-import { TimerTable } from './timers.js';
+import { TimerTable, type TimerFire } from './timers.js';
 import type { PacketTransport } from './transport.js';
 
 /** One vhid as the runtime runs it. */
@@ -59,6 +69,7 @@ export interface TransitionEvent {
   to: CarpState;
   cause: TransitionCause | VrrpTransitionCause;
   reason: string;
+  /** When, on the runtime's monotonic clock (Clock.now; shown with wallDate). */
   atMs: number;
 }
 
@@ -109,6 +120,8 @@ interface Instance {
   cfg: RuntimeVhidConfig;
   engine: Engine;
   vipsInstalled: boolean;
+  /** The time the engine was last stepped with (monotonic ms). */
+  lastStepMs?: number;
 }
 
 export interface RuntimeVhidView {
@@ -309,9 +322,11 @@ export class CarpRuntime {
     }
   }
 
-  private step(inst: Instance, input: EngineInput | VrrpInput): void {
+  private step(inst: Instance, input: EngineInput | VrrpInput, at?: number): void {
     if (this.closing && input.kind !== 'leave') return;
-    const now = this.clock.now();
+    // An engine's time never goes back: a timer's deadline may precede an input already stepped.
+    const now = Math.max(at ?? this.clock.now(), inst.lastStepMs ?? -Infinity);
+    inst.lastStepMs = now;
     let actions: (Action | VrrpAction)[];
     if (inst.engine.protocol === 'vrrpv3') {
       // Inputs built for one protocol never reach the other engine (settle() and receive() pick).
@@ -323,19 +338,17 @@ export class CarpRuntime {
       inst.engine = { protocol: 'carp', state: r.state };
       actions = r.actions;
     }
-    for (const a of actions) this.act(inst, a);
+    for (const a of actions) this.act(inst, a, now);
   }
 
-  private act(inst: Instance, a: Action | VrrpAction): void {
+  /** `now`: the time the engine was stepped with; a timer it arms counts from it. */
+  private act(inst: Instance, a: Action | VrrpAction, now: number): void {
     switch (a.kind) {
       case 'arm': {
         const key = inst.key;
-        this.timers.arm(`${key}#${a.timer}`, a.afterMs, () =>
-          this.run(() => {
-            const current = this.vhids.get(key);
-            if (current) this.step(current, { kind: 'timer', timer: a.timer });
-          }),
-        );
+        const timer = a.timer;
+        const tkey = `${key}#${timer}`;
+        this.timers.arm(tkey, a.afterMs, (f) => (timer === 'master-down' ? this.masterDownFired(key, tkey) : this.advertFired(key, f)), now);
         return;
       }
       case 'cancel':
@@ -347,7 +360,7 @@ export class CarpRuntime {
         return;
       case 'transition':
         if (a.cause === 'preempt') this.counters.add('preempt');
-        this.opts.onTransition?.({ iface: inst.cfg.iface, vhid: inst.cfg.vhid, from: a.from, to: a.to, cause: a.cause, reason: a.reason, atMs: this.clock.now() });
+        this.opts.onTransition?.({ iface: inst.cfg.iface, vhid: inst.cfg.vhid, from: a.from, to: a.to, cause: a.cause, reason: a.reason, atMs: now });
         return;
       case 'install-vips':
       case 'remove-vips': {
@@ -416,6 +429,44 @@ export class CarpRuntime {
     );
     const tracked = p.finally(() => this.pendingSends.delete(tracked));
     this.pendingSends.add(tracked);
+  }
+
+  /**
+   * The advertisement timer: stepped at its deadline when it is less than one interval late (the
+   * next one then counts from that deadline), at the real time after a longer stall.
+   */
+  private advertFired(key: string, f: TimerFire): void {
+    this.run(() => {
+      const current = this.vhids.get(key);
+      if (!current) return;
+      const late = f.now - f.deadline;
+      this.step(current, { kind: 'timer', timer: 'advert' }, late < f.intervalMs ? f.deadline : f.now);
+    });
+  }
+
+  /**
+   * The master-down timer: what the link already holds is read first (synchronously where the
+   * link can, then through the clock's defer, after the poll phase); the takeover happens only if
+   * no advertisement re-armed (or anything cancelled) the timer meanwhile.
+   */
+  private masterDownFired(key: string, tkey: string): void {
+    const generation = this.timers.generation(tkey);
+    const stillCurrent = () => this.timers.generation(tkey) === generation && this.vhids.has(key) && !this.closing;
+    if (this.link.drainNow) {
+      try {
+        this.run(() => this.link.drainNow!());
+      } catch {
+        // A link that cannot read now is read by its own loop; the deferred check still applies.
+      }
+    }
+    if (!stillCurrent()) return;
+    this.clock.defer(() => {
+      if (!stillCurrent()) return;
+      this.run(() => {
+        const current = this.vhids.get(key);
+        if (current && stillCurrent()) this.step(current, { kind: 'timer', timer: 'master-down' });
+      });
+    });
   }
 
   private dropped(d: LinkDrop): void {

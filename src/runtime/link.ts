@@ -70,6 +70,12 @@ export interface AdvertLink {
   primaryAddress(iface: string, family: 4 | 6): string | undefined;
   /** Stops receiving; advertisements already handed to send() are on the wire first. */
   close(): Promise<void>;
+  /**
+   * Optional: delivers now, synchronously, every datagram already queued on the link's sockets
+   * (non-blocking reads until there is none). The runtime calls it before a master-down timer
+   * acts, so that a stall of the event loop never passes for a silent master.
+   */
+  drainNow?(): void;
 }
 
 export interface SimLinkOptions {

@@ -527,7 +527,8 @@ export class CarpService {
    * events) are visible at once; others (someone running ifconfig) within a second.
    */
   async status() {
-    const now = Date.now();
+    // Monotonic: a wall clock set back must not make a cached status look fresh for hours.
+    const now = performance.now();
     const fresh = this.freshStatus(now);
     if (fresh) return fresh;
     // Callers that find the cache stale together share one assembly (and so one object, whose
@@ -536,7 +537,7 @@ export class CarpService {
   }
 
   /** The status status() would hand out now, when that needs no assembly; otherwise undefined. */
-  freshStatus(now = Date.now()) {
+  freshStatus(now = performance.now()) {
     return this.statusCache.fresh(this.generation, now);
   }
 

@@ -194,7 +194,7 @@ export class SyncClient {
    */
   private async exchange(type: string, body: unknown, where: string, started: (req: http.ClientRequest) => void): Promise<RawAnswer> {
     for (let attempt = 1; ; attempt++) {
-      const payload = seal(this.identity, this.pinned, type, body, this.schemaVersion, this.clock.now());
+      const payload = seal(this.identity, this.pinned, type, body, this.schemaVersion, this.clock.wall());
       try {
         return await this.post(payload, where, started);
       } catch (e) {

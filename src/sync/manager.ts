@@ -31,7 +31,7 @@
  * Clock, so the backoff can be followed on a manual one.
  */
 import type { Logger } from 'pino';
-import { systemClock, type Clock } from '../clock.js';
+import { systemClock, wallDate, type Clock } from '../clock.js';
 import { SCHEMA_VERSION, SPLIT_BRAIN_DEMOTION, type DesiredState, type SplitBrainPolicy } from '../config/model.js';
 import { CarpdError, problemOf } from '../errors.js';
 import type { CarpService, PlanView } from '../service/service.js';
@@ -104,8 +104,6 @@ export interface PushOutcome {
   detail: string;
 }
 
-const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
-
 export class SyncManager {
   private readonly service: CarpService;
   private readonly identity: SyncIdentity;
@@ -134,6 +132,8 @@ export class SyncManager {
   private peerRevision?: number;
   private lastAttempt?: number;
   private lastSuccess?: number;
+  /** monoOf(): revision → its creation on the monotonic clock. */
+  private readonly revisionMono = new Map<number, number>();
   private lastError?: string;
   private listenAddress?: string;
 
@@ -178,7 +178,7 @@ export class SyncManager {
       logger: opts.logger,
       // Logged by the listener; an event once carpd is up (a refusal during the start is only logged).
       onRejected: (r) => attached?.service.events.publish('sync.rejected', { reason: r.reason, source: r.address, fingerprint: r.fingerprint, detail: r.detail }, { level: false }),
-      clock: () => clock.now(),
+      clock: () => clock.wall(),
     });
     const address = `${opts.listen.host.includes(':') ? `[${opts.listen.host}]` : opts.listen.host}:${server.port}`;
     return { server, address, attach };
@@ -223,7 +223,10 @@ export class SyncManager {
       m.listenAddress = bound.address;
       bound.attach(m);
     }
-    m.unsubscribe = m.service.onCommit(() => {
+    m.unsubscribe = m.service.onCommit((state) => {
+      // When the revision was made, on the monotonic clock: its lag never jumps with the wall clock.
+      if (!m.revisionMono.has(state.revision)) m.revisionMono.set(state.revision, m.clock.now());
+      if (m.revisionMono.size > 1000) m.revisionMono.delete(m.revisionMono.keys().next().value!);
       m.dropStalePeer();
       m.followPeer();
       m.schedule();
@@ -443,6 +446,26 @@ export class SyncManager {
 
   // --- what both sides answer ------------------------------------------------------------------
 
+  /** A monotonic instant of this manager's clock as an ISO 8601 wall time, or null. */
+  private shown(monoMs: number | undefined): string | null {
+    return monoMs === undefined ? null : wallDate(this.clock, monoMs).toISOString();
+  }
+
+  /**
+   * A revision's creation on the monotonic clock: placed once, from its stored wall time and the
+   * clock's offset the first time it is asked for, then kept, so that the lag in seconds does not
+   * jump when the wall clock is set. Revisions the peer has reached are forgotten.
+   */
+  private monoOf(revision: number, createdAt: string): number {
+    let at = this.revisionMono.get(revision);
+    if (at === undefined) {
+      at = this.clock.now() - Math.max(0, this.clock.wall() - Date.parse(createdAt));
+      this.revisionMono.set(revision, at);
+    }
+    for (const r of this.revisionMono.keys()) if (r < revision) this.revisionMono.delete(r);
+    return at;
+  }
+
   /** GET /v1/sync */
   status() {
     const s = this.service.desired();
@@ -452,7 +475,7 @@ export class SyncManager {
     if (y.role === 'primary' && peerRevision !== null) {
       const behind = s.revision - peerRevision;
       const oldest = this.service.revisions().find((r) => r.revision === peerRevision + 1);
-      lag = { revisions: Math.max(0, behind), seconds: behind > 0 && oldest ? Math.max(0, (this.clock.now() - Date.parse(oldest.createdAt)) / 1000) : 0 };
+      lag = { revisions: Math.max(0, behind), seconds: behind > 0 && oldest ? Math.max(0, (this.clock.now() - this.monoOf(oldest.revision, oldest.createdAt)) / 1000) : 0 };
     }
     return {
       node: this.node,
@@ -464,8 +487,8 @@ export class SyncManager {
       peerRevision,
       lag,
       pending: y.role === 'primary' && (peerRevision === null || peerRevision < s.revision),
-      lastAttempt: iso(this.lastAttempt),
-      lastSuccess: iso(this.lastSuccess),
+      lastAttempt: this.shown(this.lastAttempt),
+      lastSuccess: this.shown(this.lastSuccess),
       lastError: this.lastError ?? null,
       advskewRule: { ...y.advskewRule },
       overrides: y.overrides.map((o) => ({ ...o })),
@@ -612,7 +635,7 @@ export class SyncManager {
       case 'states': {
         const mine = await this.localStates();
         this.splitWatch.heard(msg.body, mine);
-        return { status: 200, body: { node: this.node, at: new Date(this.clock.now()).toISOString(), vhids: mine } satisfies VhidStates };
+        return { status: 200, body: { node: this.node, at: new Date(this.clock.wall()).toISOString(), vhids: mine } satisfies VhidStates };
       }
     }
   }

@@ -30,7 +30,7 @@
  * default) of both nodes becoming MASTER, well inside 10 s. Time comes from the injected Clock.
  */
 import type { Logger } from 'pino';
-import type { Clock } from '../clock.js';
+import { wallDate, type Clock } from '../clock.js';
 import type { SplitBrainPolicy } from '../config/model.js';
 import type { EventBus } from '../service/events.js';
 import type { VhidStates } from './messages.js';
@@ -141,7 +141,7 @@ export class SplitBrainWatch {
     }
     let answer: VhidStates | 'unsupported';
     try {
-      answer = await this.opts.ask({ node: this.opts.node, at: new Date(this.opts.clock.now()).toISOString(), vhids: mine }, this.timeoutMs);
+      answer = await this.opts.ask({ node: this.opts.node, at: new Date(this.opts.clock.wall()).toISOString(), vhids: mine }, this.timeoutMs);
     } catch (e) {
       const why = (e as Error).message;
       if (this.lastFailure !== why) this.opts.logger.debug({ event: 'splitbrain.exchange.failed', err: why }, `split-brain watch: no states from the sync peer: ${why}`);
@@ -186,7 +186,7 @@ export class SplitBrainWatch {
 
   /** When the peer's states were last heard (ISO 8601), or null. */
   get lastHeardAt(): string | null {
-    return this.lastHeard === undefined ? null : new Date(this.lastHeard).toISOString();
+    return this.lastHeard === undefined ? null : wallDate(this.opts.clock, this.lastHeard).toISOString();
   }
 
   /**
@@ -208,7 +208,7 @@ export class SplitBrainWatch {
   now(): SplitVhid[] {
     return [...this.split.values()]
       .sort((a, b) => (a.interface === b.interface ? a.vhid - b.vhid : a.interface < b.interface ? -1 : 1))
-      .map((s) => ({ interface: s.interface, vhid: s.vhid, since: new Date(s.sinceMs).toISOString() }));
+      .map((s) => ({ interface: s.interface, vhid: s.vhid, since: wallDate(this.opts.clock, s.sinceMs).toISOString() }));
   }
 
   private evaluate(peerStates: Omit<VhidStates, 'at'>, mine: readonly VhidStateEntry[]): void {
@@ -225,7 +225,7 @@ export class SplitBrainWatch {
       const policy = this.opts.policy();
       this.opts.events.publish(
         'splitbrain.detected',
-        { interface: v.interface, vhid: v.vhid, peer, policy, since: new Date(now).toISOString() },
+        { interface: v.interface, vhid: v.vhid, peer, policy, since: wallDate(this.opts.clock, now).toISOString() },
         { level: 'warn', msg: `split brain: ${v.interface} vhid ${v.vhid} is MASTER on this node and on its peer ${peerStates.node} (${peer})${policy === 'demote' ? '; policy demote' : ''}` },
       );
     }
@@ -237,7 +237,7 @@ export class SplitBrainWatch {
       const seconds = Math.max(0, Math.round((now - s.sinceMs) / 100) / 10);
       this.opts.events.publish(
         'splitbrain.cleared',
-        { interface: s.interface, vhid: s.vhid, peer, seconds, since: new Date(s.sinceMs).toISOString() },
+        { interface: s.interface, vhid: s.vhid, peer, seconds, since: wallDate(this.opts.clock, s.sinceMs).toISOString() },
         { level: 'warn', msg: `split brain over: ${s.interface} vhid ${s.vhid} is no longer MASTER on both nodes (it lasted ${seconds} s)` },
       );
     }

@@ -47,15 +47,15 @@ export async function makeHarness(opts: { backend?: KernelBackend; interfaces?: 
   const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'carpd-test-'));
   const clock = opts.clock ?? new ManualClock();
   const backend = opts.backend ?? new MemoryBackend({ clock, interfaces: opts.interfaces ?? ['em0', 'em1', 'vlan10', 'igb0.20'] });
-  const created = new Date(clock.now()).toISOString();
+  const created = new Date(clock.wall()).toISOString();
   const store = await ConfigStore.open(dir, () => {
-    const s = initialState(new Date(clock.now()));
+    const s = initialState(new Date(clock.wall()));
     s.api.tokens.push({ name: 'admin', role: 'admin', sha256: hashToken(ADMIN_TOKEN), createdAt: created });
     s.api.tokens.push({ name: 'reader', role: 'read', sha256: hashToken(READ_TOKEN), createdAt: created });
     return s;
   });
   const logger = pino({ level: 'silent' });
-  const service = new CarpService({ store, backend, logger, now: () => new Date(clock.now()) });
+  const service = new CarpService({ store, backend, logger, now: () => new Date(clock.wall()) });
   await service.start();
   const app = buildApp({ service, logger, version: '0.0.0-test', node: 'test-node' });
   const h: Harness = {

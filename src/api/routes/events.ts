@@ -100,7 +100,7 @@ export class EventStreams {
     let head = `retry: ${this.retryMs}\n\n`;
     if (lastId !== undefined) {
       const { events, lost } = this.bus.since(lastId);
-      if (lost) head += sseFrame({ id: lost.oldest === null ? undefined : lost.oldest - 1, type: 'events.lost', time: new Date(this.clock.now()).toISOString(), data: lost });
+      if (lost) head += sseFrame({ id: lost.oldest === null ? undefined : lost.oldest - 1, type: 'events.lost', time: new Date(this.clock.wall()).toISOString(), data: lost });
       for (const e of events) if (!types || types.has(e.type)) head += sseFrame(e);
     }
     res.write(head);

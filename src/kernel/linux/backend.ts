@@ -84,6 +84,11 @@ class RawAdvertLink implements AdvertLink {
   async close(): Promise<void> {
     await this.raw?.close();
   }
+
+  /** Reads what the raw sockets already hold (non-blocking recv until EAGAIN). */
+  drainNow(): void {
+    this.raw?.drainAll();
+  }
 }
 
 export class LinuxBackend extends UserspaceBackend {

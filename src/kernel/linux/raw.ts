@@ -253,7 +253,7 @@ export class RawIpLink {
    * the excluded set (a VIP added) takes effect at once.
    */
   ipv4Source(iface: string, operation = `choose an IPv4 source`): string {
-    const now = Date.now();
+    const now = performance.now();
     const cached = this.sources.get(iface);
     if (cached && now - cached.atMs < SOURCE_TTL_MS) return cached.address;
     const excluded = this.excluded.get(iface);
@@ -417,6 +417,18 @@ export class RawIpLink {
   }
 
   // ---- receiving ---------------------------------------------------------------------------------
+
+  /**
+   * Reads every socket now, non-blocking until EAGAIN (or a batch per socket), delivering what
+   * was queued: the runtime asks before it trusts a silence (a master-down timer).
+   */
+  drainAll(): void {
+    if (this.closed) return;
+    for (const [iface, a] of [...this.attached]) {
+      if (a.v4) this.drain(iface, a.v4);
+      if (a.v6) this.drain(iface, a.v6);
+    }
+  }
 
   private drain(iface: string, s: Sock): void {
     for (let i = 0; i < DRAIN_BATCH; i++) {
