@@ -502,6 +502,7 @@ export class ConfigStore {
     this.snapshots.set(this.snapshotRevision, kept);
     this.snapshotRevision = r;
     this.snapshotSums.set(r, sum);
+    this.wrote();
     await this.prune();
   }
 
