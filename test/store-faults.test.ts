@@ -9,8 +9,7 @@
  * real file system run full.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -23,20 +22,7 @@ import { createVip } from '../src/service/vips.js';
 import { faultyIo, fsError } from './helpers/faulty-io.js';
 import { makeHarness } from './helpers/harness.js';
 import { pollUntil } from './helpers/poll.js';
-
-/** Every file under `dir` with its size and content hash: what "exactly as before" is compared by. */
-export function listing(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out[path.relative(dir, p)] = `${statSync(p).size} ${createHash('sha256').update(readFileSync(p)).digest('hex').slice(0, 16)}`;
-    }
-  };
-  walk(dir);
-  return out;
-}
+import { listing } from './helpers/state-listing.js';
 
 test('errno to code: ENOSPC and EDQUOT are 507, EROFS, EIO, EACCES and EPERM 503, others 500', () => {
   const cases: [string | undefined, string, number][] = [
