@@ -13,14 +13,18 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ConfigStore, StoreWriteError } from '../src/config/store.js';
+import pino from 'pino';
+import { ConfigStore, StoreWriteError, type StoreOptions } from '../src/config/store.js';
+import { MemoryBackend } from '../src/kernel/memory.js';
+import { loadOrCreateIdentity } from '../src/sync/identity.js';
+import { SyncManager } from '../src/sync/manager.js';
 import { storeWriteError } from '../src/config/store-error.js';
 import { CarpdError, ERROR_CODES, problemOf } from '../src/errors.js';
 import { STORE_RETRY_AFTER_SEC, storeErrorCode, storeFailure } from '../src/service/store-errors.js';
 import { storeLine } from '../src/cli/status.js';
 import { createVip } from '../src/service/vips.js';
 import { faultyIo, fsError } from './helpers/faulty-io.js';
-import { makeHarness } from './helpers/harness.js';
+import { ManualClock, makeHarness } from './helpers/harness.js';
 import { pollUntil } from './helpers/poll.js';
 import { listing } from './helpers/state-listing.js';
 
@@ -183,4 +187,43 @@ test('a journal that cannot be cut back refuses further changes with the errno o
   assert.equal(r2.body.store.errno, 'EIO');
   assert.match(r2.body.detail, /restart carpd/);
   assert.ok(h2.store.refusal() instanceof StoreWriteError);
+});
+
+test('sync: a secondary that cannot store a pushed revision refuses it with the store problem (ENOSPC, the file); it keeps its state, and the primary pushes again until it is stored', async (t) => {
+  const dirs = [mkdtempSync(path.join(tmpdir(), 'carpd-faults-a-')), mkdtempSync(path.join(tmpdir(), 'carpd-faults-b-'))];
+  t.after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  const io = faultyIo();
+  const node = async (name: string, dir: string, storeOptions?: StoreOptions) => {
+    const clock = new ManualClock();
+    const h = await makeHarness({ dir, clock, backend: new MemoryBackend({ clock, interfaces: ['em0', 'em1'] }), storeOptions });
+    const identity = await loadOrCreateIdentity(dir, name);
+    const sync = await SyncManager.start({ service: h.service, identity, logger: pino({ level: 'silent' }), node: name, listen: { host: '127.0.0.1', port: 0 }, retry: { firstMs: 20, maxMs: 200 }, timeoutMs: 2000 });
+    h.attachSync(sync);
+    t.after(async () => {
+      await sync.close();
+      await h.close();
+    });
+    return { h, identity, sync, port: sync.port! };
+  };
+  const a = await node('node-a', dirs[0]);
+  const b = await node('node-b', dirs[1], { io });
+  assert.equal((await b.h.api.patch('/v1/sync', { role: 'secondary', peer: { address: '127.0.0.1', port: a.port, fingerprint: a.identity.fingerprint }, localAddresses: ['192.0.2.11/24'] })).status, 200);
+  assert.equal((await a.h.api.patch('/v1/sync', { role: 'primary', peer: { address: '127.0.0.1', port: b.port, fingerprint: b.identity.fingerprint }, localAddresses: ['192.0.2.10/24'] })).status, 200);
+  const synced = () => pollUntil('secondary caught up', async () => b.h.service.desired().sync.appliedRevision, (r) => r === a.h.service.desired().revision);
+  assert.equal((await a.h.api.post('/v1/vips', { interface: 'em0', vhid: 1, addresses: ['192.0.2.50/24'] })).status, 201);
+  await synced();
+  const kept = b.h.service.desired();
+
+  const failures: string[] = [];
+  t.after(a.h.service.events.subscribe((e) => void (e.type === 'sync.failed' && failures.push((e.data as { error: string }).error))));
+  io.failNextAppend('ENOSPC');
+  assert.equal((await a.h.api.post('/v1/vips', { interface: 'em0', vhid: 2, addresses: ['192.0.2.51/24'] })).status, 201);
+  // The first push is refused with the secondary's problem; the next one (the fault was once) is stored.
+  await synced();
+  assert.equal(failures.length, 1, failures.join('\n'));
+  assert.match(failures[0], new RegExp(`the secondary refused revision ${a.h.service.desired().revision}: .*could not be stored.*ENOSPC`));
+  assert.ok(failures[0].includes(path.join(dirs[1], 'revisions', '0000000000.journal')), failures[0]);
+  assert.deepEqual(b.h.service.desired().vips.map((v) => v.vhid), [1, 2]);
+  assert.equal(b.h.service.desired().revision, kept.revision + 1, 'the refused push left no revision behind');
+  assert.equal((await b.h.api.get('/v1/status')).body.store.writable, true);
 });
