@@ -21,7 +21,7 @@ import { SyncManager } from '../src/sync/manager.js';
 import { storeWriteError } from '../src/config/store-error.js';
 import { CarpdError, ERROR_CODES, problemOf } from '../src/errors.js';
 import { STORE_RETRY_AFTER_SEC, storeErrorCode, storeFailure } from '../src/service/store-errors.js';
-import { storeLine } from '../src/cli/status.js';
+import { renderStatus, storeLine } from '../src/cli/status.js';
 import { createVip } from '../src/service/vips.js';
 import { faultyIo, fsError } from './helpers/faulty-io.js';
 import { ManualClock, makeHarness } from './helpers/harness.js';
@@ -95,7 +95,9 @@ for (const [errno, code, status] of [
     assert.equal(down.store.lastError.errno, errno);
     assert.equal(down.store.lastError.path, journal);
     assert.equal(typeof down.store.lastError.at, 'string');
-    assert.match(storeLine(down.store), new RegExp(`NOT WRITABLE since .*: ${errno} on ${journal.replace(/[.]/g, '\\.')}`));
+    assert.match(renderStatus(down), /^store: +state dir NOT WRITABLE/m);
+    assert.doesNotMatch(renderStatus(statusBefore), /^store:/m);
+    assert.match(storeLine(down.store), new RegExp(`^state dir NOT WRITABLE since .*: ${errno} on ${journal.replace(/[.]/g, '\\.')}`));
 
     // Space is back: the next write goes through and status says so.
     const ok = await h.api.post('/v1/vips', { interface: 'em0', vhid: 3, addresses: ['192.0.2.3/24'] });

@@ -20,8 +20,8 @@ export function pfsyncLine(p: PfsyncStatus): string {
 
 export function storeLine(h: Status["store"]): string {
   const e = h.lastError;
-  if (!e) return "NOT WRITABLE: changes are refused";
-  return `NOT WRITABLE since ${e.at}: ${e.errno ?? "error"} on ${e.path}; changes are refused until a write succeeds (${e.detail})`;
+  if (!e) return "state dir NOT WRITABLE: changes fail until it takes a write again";
+  return `state dir NOT WRITABLE since ${e.at}: ${e.errno ?? e.detail} on ${e.path}; changes fail until it takes a write again`;
 }
 
 export function renderStatus(s: Status): string {
@@ -31,7 +31,7 @@ export function renderStatus(s: Status): string {
     ["backend", `${s.backend.name}${s.backend.description ? ` (${s.backend.description})` : ""}`],
     ["revision", String(s.revision)],
     // Only when the state directory refused the last write (an older carpd sends no `store`).
-    ...(s.store && !s.store.writable ? [["state dir", storeLine(s.store)] as [string, string]] : []),
+    ...(s.store && !s.store.writable ? [["store", storeLine(s.store)] as [string, string]] : []),
     [
       "carp",
       `enabled ${yesNo(c.enabled)}, preempt ${yesNo(c.preempt)}, ` +
