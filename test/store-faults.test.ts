@@ -179,16 +179,25 @@ test('a journal that cannot be cut back refuses further changes with the errno o
   };
   await h.store.close();
   const h2 = await makeHarness({ dir: h.dir, storeOptions: { io } });
-  t.after(() => h2.close());
+  let open = true;
+  t.after(() => (open ? h2.close() : undefined));
   io.failNextAppend('ENOSPC');
   const r1 = await h2.api.post('/v1/vips', { interface: 'em0', vhid: 1, addresses: ['192.0.2.1/24'] });
   assert.equal(r1.status, 507, r1.text);
+  assert.match(r1.body.detail, /part of its record stays at the end of the journal until carpd is restarted/);
   const r2 = await h2.api.post('/v1/vips', { interface: 'em0', vhid: 2, addresses: ['192.0.2.2/24'] });
   assert.equal(r2.status, 503, r2.text);
   assert.equal(r2.body.code, 'CARPD_ERR_STORE_UNWRITABLE');
   assert.equal(r2.body.store.errno, 'EIO');
   assert.match(r2.body.detail, /restart carpd/);
   assert.ok(h2.store.refusal() instanceof StoreWriteError);
+  // The restart drops the half-written record and loads the state as it was.
+  await h2.close();
+  open = false;
+  const again = await ConfigStore.open(h.dir, () => assert.fail('must not re-initialise'));
+  t.after(() => again.close());
+  assert.deepEqual(again.current().vips, []);
+  assert.equal(again.current().revision, 0);
 });
 
 test('sync: a secondary that cannot store a pushed revision refuses it with the store problem (ENOSPC, the file); it keeps its state, and the primary pushes again until it is stored', async (t) => {

@@ -122,7 +122,9 @@ export class StagedCommits {
     const cause = this.failure ?? new Error('the store dropped the change');
     if (group.length > 0) await this.deps.undo(group, cause);
     this.failure = undefined;
-    const err = storeFailure(cause, (why) => `the change was applied but could not be stored (${why}), so it was undone; nothing of it is left in the state directory`);
+    // A journal that could not be cut back (the store refuses from then on) still holds part of the record; the next start drops it.
+    const left = this.deps.store.refusal() ? 'part of its record stays at the end of the journal until carpd is restarted, which drops it' : 'nothing of it is left in the state directory';
+    const err = storeFailure(cause, (why) => `the change was applied but could not be stored (${why}), so it was undone; ${left}`);
     for (const p of group) p.reject(err);
   }
 }
