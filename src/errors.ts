@@ -51,6 +51,8 @@ export const ERROR_CODES = {
   CARPD_ERR_SHUTTING_DOWN: { status: 503, title: 'carpd is shutting down' },
   CARPD_ERR_INTERNAL: { status: 500, title: 'Internal error' },
   CARPD_ERR_TOO_MANY_FAILURES: { status: 429, title: 'Too many failed authentications from this address' },
+  CARPD_ERR_STORE_FULL: { status: 507, title: 'The state directory is out of space' },
+  CARPD_ERR_STORE_UNWRITABLE: { status: 503, title: 'The state directory cannot be written' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -59,6 +61,12 @@ export interface FieldProblem {
   path: string;
   message: string;
   code?: string;
+}
+
+/** A write to the state directory that failed: the file and the errno name (ENOSPC, EROFS, …). */
+export interface StoreDetail {
+  path: string;
+  errno: string;
 }
 
 export interface KernelDetail {
@@ -74,11 +82,14 @@ export class CarpdError extends Error {
   readonly errors?: FieldProblem[];
   readonly kernel?: KernelDetail;
   readonly currentRevision?: number;
+  readonly store?: StoreDetail;
+  /** Seconds after which a retry may succeed (sent as Retry-After by the API). */
+  readonly retryAfterSec?: number;
 
   constructor(
     code: ErrorCode,
     detail: string,
-    extra: { errors?: FieldProblem[]; kernel?: KernelDetail; currentRevision?: number; cause?: unknown } = {},
+    extra: { errors?: FieldProblem[]; kernel?: KernelDetail; currentRevision?: number; store?: StoreDetail; retryAfterSec?: number; cause?: unknown } = {},
   ) {
     super(detail, extra.cause === undefined ? undefined : { cause: extra.cause });
     this.name = 'CarpdError';
@@ -86,6 +97,8 @@ export class CarpdError extends Error {
     this.errors = extra.errors;
     this.kernel = extra.kernel;
     this.currentRevision = extra.currentRevision;
+    this.store = extra.store;
+    this.retryAfterSec = extra.retryAfterSec;
   }
 
   get status(): number {
@@ -114,6 +127,7 @@ export interface ProblemBody {
   errors?: FieldProblem[];
   kernel?: CarpdError['kernel'];
   currentRevision?: number;
+  store?: StoreDetail;
 }
 
 export function problemOf(e: CarpdError, instance?: string): ProblemBody {
@@ -122,5 +136,6 @@ export function problemOf(e: CarpdError, instance?: string): ProblemBody {
   if (e.errors) body.errors = e.errors;
   if (e.kernel) body.kernel = Object.fromEntries(Object.entries(e.kernel).filter(([, v]) => v !== undefined)) as CarpdError['kernel'];
   if (e.currentRevision !== undefined) body.currentRevision = e.currentRevision;
+  if (e.store) body.store = { path: e.store.path, errno: e.store.errno };
   return body;
 }

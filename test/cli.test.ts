@@ -114,6 +114,7 @@ const status: S["Status"] = {
     capabilities: { unicast: true, ipv6: true, pfsync: true, pfsyncVersions: [1400], forceState: true, vrrpv3: false },
   },
   carp: { enabled: true, preempt: false, maintenance: true, demotion: 240, temporarilyDisabled: false },
+  store: { writable: true, lastError: null },
   vhids: [
     {
       interface: "em0",

@@ -115,7 +115,7 @@ test('writes go on while a group is written; a group whose fsync fails fails wit
   assert.deepEqual((await backend.listVhids()).map((v) => v.vhid), [1, 2, 3, 4]);
   assert.equal(store.current().revision, 1, 'nothing is in force before its fsync');
   io.release();
-  for (const e of await Promise.all([f2, ...f34])) assert.ok(e instanceof CarpdError && e.code === 'CARPD_ERR_STORE', String(e));
+  for (const e of await Promise.all([f2, ...f34])) assert.ok(e instanceof CarpdError && e.code === 'CARPD_ERR_STORE_UNWRITABLE' && e.store?.errno === 'EIO', String(e));
   // Applied 2, 3, 4; undone 4, 3, 2 (3 and 4 were planned on 2).
   assert.deepEqual(
     backend.calls.filter((c) => c.startsWith('remove')),
@@ -144,7 +144,7 @@ test('a failed group of several writes: each fails, and the backend is undone ne
       (e: unknown) => e,
     ),
   );
-  for (const e of await Promise.all(group)) assert.ok(e instanceof CarpdError && e.code === 'CARPD_ERR_STORE', String(e));
+  for (const e of await Promise.all(group)) assert.ok(e instanceof CarpdError && e.code === 'CARPD_ERR_STORE_UNWRITABLE' && e.store?.errno === 'EIO', String(e));
   // Writer 1's fsync, then (the group's having failed) the one that made the cut-back durable.
   assert.deepEqual(io.synced.map((x) => x.size), [size, size]);
   // Applied in order 2, 3, 4; undone 4, 3, 2.

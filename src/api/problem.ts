@@ -11,10 +11,12 @@ type ProblemMatches = [
   Assert<SameFields<Problem, ProblemBody>>,
   Assert<SameFields<NonNullable<Problem['errors']>[number], NonNullable<ProblemBody['errors']>[number]>>,
   Assert<SameFields<NonNullable<Problem['kernel']>, NonNullable<ProblemBody['kernel']>>>,
+  Assert<SameFields<NonNullable<Problem['store']>, NonNullable<ProblemBody['store']>>>,
 ];
 
 export function sendProblem(res: Response, e: CarpdError, req?: Request): void {
   if (e.code === 'CARPD_ERR_UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer realm="carpd"');
+  if (e.retryAfterSec !== undefined) res.setHeader('Retry-After', String(e.retryAfterSec));
   const body: Problem = problemOf(e, req?.originalUrl);
   res.status(e.status).type('application/problem+json').json(body);
 }

@@ -18,12 +18,20 @@ export function pfsyncLine(p: PfsyncStatus): string {
   return parts.join(", ");
 }
 
+export function storeLine(h: Status["store"]): string {
+  const e = h.lastError;
+  if (!e) return "state dir NOT WRITABLE: changes fail until it takes a write again";
+  return `state dir NOT WRITABLE since ${e.at}: ${e.errno ?? e.detail} on ${e.path}; changes fail until it takes a write again`;
+}
+
 export function renderStatus(s: Status): string {
   const c = s.carp;
   const head = fields([
     ["node", `${s.node} (carpd ${s.version}, started ${s.startedAt})`],
     ["backend", `${s.backend.name}${s.backend.description ? ` (${s.backend.description})` : ""}`],
     ["revision", String(s.revision)],
+    // Only when the state directory refused the last write (an older carpd sends no `store`).
+    ...(s.store && !s.store.writable ? [["store", storeLine(s.store)] as [string, string]] : []),
     [
       "carp",
       `enabled ${yesNo(c.enabled)}, preempt ${yesNo(c.preempt)}, ` +

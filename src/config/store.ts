@@ -36,7 +36,8 @@ import path from 'node:path';
 import { readStoredState } from './document.js';
 import type { DesiredState } from './model.js';
 import { checkState } from './validate.js';
-import { fsyncDir, removeStaleTemps, writeFileAtomic } from './atomic.js';
+import { fsyncDir, removeStaleTemps, wasRenamed, writeFileAtomic } from './atomic.js';
+import { errnoOf, storeWriteError, StoreWriteError, type StoreHealth } from './store-error.js';
 import { diffStates, freezeState, type StateDiff } from './change.js';
 import { encodeLine, nodeJournalIo, readLines, recordProblem, type JournalHandle, type JournalIo, type JournalRecord, type RevisionMeta } from './journal.js';
 import { applyRecord, ConfigFileError, isEmptyJournal, journalName, KEEP_REVISIONS, listRevisions, metaOf, pad, parseStateText, plain, readChecked, readJournal, sha256, snapshotName, type Listing, type ParsedJournal, type StoreLog } from './store-files.js';
@@ -44,6 +45,7 @@ import { startJournal } from './store-upgrade.js';
 
 export type { RevisionMeta } from './journal.js';
 export { ConfigFileError, KEEP_REVISIONS, type StoreLog } from './store-files.js';
+export { StoreWriteError, type StoreFault, type StoreHealth } from './store-error.js';
 
 export const SNAPSHOT_EVERY_REVISIONS = 1000;
 export const SNAPSHOT_EVERY_BYTES = 1024 * 1024;
@@ -56,6 +58,8 @@ export interface StoreOptions {
   /** The journal's file operations (default: node:fs). */
   io?: JournalIo;
   log?: StoreLog;
+  /** The time a failed write is stamped with (default: the system clock). */
+  now?: () => Date;
 }
 
 const silent: StoreLog = { warn: () => undefined, info: () => undefined };
@@ -92,12 +96,14 @@ export class ConfigStore {
   private active: { base: number; file: string; handle: JournalHandle; records: number };
   private pending: Staged[] = [];
   private flushing: Promise<void> = Promise.resolve();
-  private broken?: Error;
+  private broken?: StoreWriteError;
   private closed = false;
   private readonly io: JournalIo;
   private readonly log: StoreLog;
   private readonly everyRevisions: number;
   private readonly everyBytes: number;
+  private readonly now: () => Date;
+  private healthNow: StoreHealth = { writable: true };
 
   private constructor(
     readonly dir: string,
@@ -113,6 +119,37 @@ export class ConfigStore {
     this.log = opts.log ?? silent;
     this.everyRevisions = opts.snapshotEveryRevisions ?? SNAPSHOT_EVERY_REVISIONS;
     this.everyBytes = opts.snapshotEveryBytes ?? SNAPSHOT_EVERY_BYTES;
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  /**
+   * Whether the state directory took the last write: false from a failed write (a commit, a
+   * snapshot, or the probe at open) until the next commit is durable. A new object on each change.
+   */
+  health(): StoreHealth {
+    return this.healthNow;
+  }
+
+  private wrote(): void {
+    if (!this.healthNow.writable) this.healthNow = { writable: true };
+  }
+
+  private failed(e: StoreWriteError): void {
+    this.healthNow = { writable: false, lastError: { errno: e.errno, path: e.path, at: this.now(), message: e.message } };
+  }
+
+  /** At open: a state directory that cannot be written at all (read-only, no permission) shows so at once. */
+  private async probe(): Promise<void> {
+    for (const d of [this.dir, this.revisionsDir]) {
+      try {
+        await fs.access(d, fs.constants.W_OK);
+      } catch (e) {
+        if (errnoOf(e) === undefined) continue;
+        this.failed(storeWriteError('cannot write to', d, e));
+        this.log.warn({ event: 'store.unwritable', path: d, errno: errnoOf(e) }, `the state directory cannot be written: ${this.healthNow.lastError?.message}; changes are refused until it can`);
+        return;
+      }
+    }
   }
 
   get configFile(): string {
@@ -242,6 +279,7 @@ export class ConfigStore {
       }
       store.history = store.reachable(head.revision, metas);
       await store.prune();
+      await store.probe();
       return store;
     } catch (e) {
       await handle.close();
@@ -272,6 +310,7 @@ export class ConfigStore {
     const handle = await (opts.io ?? nodeJournalIo).open(jfile);
     const store = new ConfigStore(dir, { state: readStoredState(JSON.parse(text)), history: [meta], snapshotRevision: state.revision, active: { base: state.revision, file: jfile, handle, records: 0 } }, opts);
     store.snapshotSums.set(state.revision, sha256(text));
+    await store.probe();
     return store;
   }
 
@@ -367,11 +406,15 @@ export class ConfigStore {
         const dropped = [...group, ...this.pending];
         this.pending = [];
         this.headState = this.durableState;
-        if (!this.broken) await this.takeBack(start);
-        const err = e instanceof Error ? e : new Error(String(e));
+        const err = storeWriteError(`could not append ${group.length === 1 ? `revision ${group[0].meta.revision}` : `revisions ${group[0].meta.revision}..${group[group.length - 1].meta.revision}`} to`, j.file, e);
+        if (!this.broken) {
+          this.failed(err);
+          await this.takeBack(start);
+        }
         for (const g of dropped) g.reject(err);
         throw err;
       }
+      this.wrote();
       let offset = start;
       for (const g of group) {
         this.records.set(g.meta.revision, { file: j.file, offset, end: offset + g.line.length });
@@ -398,7 +441,9 @@ export class ConfigStore {
       await this.active.handle.truncate(size);
       await this.active.handle.sync();
     } catch (e) {
-      this.broken = new Error(`the journal ${this.active.file} could not be cut back after a failed write (${(e as Error).message}); no further change is accepted: restart carpd`);
+      const why = storeWriteError('could not truncate', this.active.file, e);
+      this.broken = new StoreWriteError(`the journal ${this.active.file} could not be cut back after a failed write (${why.message}); no further change is accepted: restart carpd`, this.active.file, why.errno, { cause: e });
+      this.failed(this.broken);
       this.log.warn({ event: 'journal.broken', file: this.active.file, err: (e as Error).message }, this.broken.message);
     }
   }
@@ -419,23 +464,36 @@ export class ConfigStore {
     const text = JSON.stringify(state, null, 2) + '\n';
     const sum = sha256(text);
     const kept = path.join(this.revisionsDir, snapshotName(this.snapshotRevision));
-    await fs.rm(kept, { force: true });
-    try {
-      await fs.link(this.configFile, kept);
-    } catch {
-      await writeFileAtomic(kept, await fs.readFile(this.configFile), { syncDir: false });
-    }
     const jfile = path.join(this.revisionsDir, journalName(r));
     const meta = this.history.find((m) => m.revision === r)!;
-    await writeFileAtomic(jfile, encodeLine({ journal: 1, base: r, meta, snapshotSha256: sum }));
     let handle: JournalHandle | undefined;
+    let writing = kept;
     try {
+      await fs.rm(kept, { force: true });
+      try {
+        await fs.link(this.configFile, kept);
+      } catch {
+        await writeFileAtomic(kept, await fs.readFile(this.configFile), { syncDir: false });
+      }
+      writing = jfile;
+      await writeFileAtomic(jfile, encodeLine({ journal: 1, base: r, meta, snapshotSha256: sum }));
       handle = await this.io.open(jfile);
-      await writeFileAtomic(this.configFile, text);
+      writing = this.configFile;
+      try {
+        await writeFileAtomic(this.configFile, text);
+      } catch (e) {
+        // config.json holds revision R already; only its directory entry may not be durable yet.
+        if (!wasRenamed(e)) throw e;
+        this.log.warn({ event: 'journal.snapshot.unsynced', file: this.configFile, err: (e as Error).message }, `${this.configFile} was replaced, but its directory could not be synced (${(e as Error).message})`);
+      }
     } catch (e) {
+      // Nothing of a snapshot that was not made stays behind: the state dir is as before.
       await handle?.close().catch(() => undefined);
       await fs.rm(jfile, { force: true }).catch(() => undefined);
-      throw e;
+      await fs.rm(kept, { force: true }).catch(() => undefined);
+      const err = storeWriteError(`could not write the snapshot of revision ${r} to`, writing, e);
+      this.failed(err);
+      throw err;
     }
     const old = this.active;
     this.active = { base: r, file: jfile, handle, records: 0 };
@@ -444,6 +502,7 @@ export class ConfigStore {
     this.snapshots.set(this.snapshotRevision, kept);
     this.snapshotRevision = r;
     this.snapshotSums.set(r, sum);
+    this.wrote();
     await this.prune();
   }
 

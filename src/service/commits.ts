@@ -5,7 +5,7 @@
  * written. When the store cannot write a group it drops it with everything staged on top (each
  * was planned on it); from then until the undo has run, no change is made.
  */
-import { CarpdError } from '../errors.js';
+import { storeFailure } from './store-errors.js';
 import type { DesiredState } from '../config/model.js';
 import type { ConfigStore } from '../config/store.js';
 import type { Snapshot } from './plan.js';
@@ -82,7 +82,7 @@ export class StagedCommits {
   refuseWhileUndoing(): void {
     const last = this.unsettled.at(-1);
     const dropped = this.failure ?? (last && this.deps.store.head().revision < last.next.revision ? new Error('an earlier change could not be stored') : undefined);
-    if (dropped) throw new CarpdError('CARPD_ERR_STORE', `an earlier change could not be stored and is being undone (${dropped.message}); nothing was changed: retry`);
+    if (dropped) throw storeFailure(dropped, (why) => `an earlier change could not be stored and is being undone (${why}); nothing was changed`);
   }
 
   /** Resolves when every change staged so far has been answered (the caller drains its queue first). */
@@ -122,7 +122,9 @@ export class StagedCommits {
     const cause = this.failure ?? new Error('the store dropped the change');
     if (group.length > 0) await this.deps.undo(group, cause);
     this.failure = undefined;
-    const err = new CarpdError('CARPD_ERR_STORE', `the change was applied but could not be stored (${cause.message}), so it was undone; check the state directory`);
+    // A journal that could not be cut back (the store refuses from then on) still holds part of the record; the next start drops it.
+    const left = this.deps.store.refusal() ? 'part of its record stays at the end of the journal until carpd is restarted, which drops it' : 'nothing of it is left in the state directory';
+    const err = storeFailure(cause, (why) => `the change was applied but could not be stored (${why}), so it was undone; ${left}`);
     for (const p of group) p.reject(err);
   }
 }

@@ -37,6 +37,7 @@ import { EventBus } from './events.js';
 import { KernelWatch } from './watch.js';
 import { effectiveSkew } from '../engine/timing.js';
 import { checkNotify } from './notify.js';
+import { storeFailure } from './store-errors.js';
 
 export { vipNotFound };
 export { hashToken, ifMatchAccepts, newTokenSecret, type AuthContext } from './tokens.js';
@@ -107,6 +108,8 @@ export class CarpService {
   /** Bumped on every live change carpd knows of; a cached status older than that is stale. */
   private generation = 0;
   private readonly statusCache = new StatusCache();
+  /** The store's health the cached status was assembled after (an object the store replaces on each change). */
+  private storeHealthSeen: ReturnType<ConfigStore['health']>;
   /** The live state as planning sees it; undefined: read the backend at the next change. */
   private live?: LiveCache;
   /** Indexes of the head revision's VIPs, for validating a change. */
@@ -121,6 +124,7 @@ export class CarpService {
 
   constructor(deps: ServiceDeps) {
     this.store = deps.store;
+    this.storeHealthSeen = deps.store.health();
     this.backend = deps.backend;
     this.logger = deps.logger;
     this.now = deps.now ?? (() => new Date());
@@ -282,7 +286,7 @@ export class CarpService {
       const unchanged = diff.ops.length === 0;
       if (unchanged && steps.length === 0) return { wait: this.commits.afterLast({ kind: 'done', state: head, result, changed: false }) };
       const refusal = this.store.refusal();
-      if (refusal && !unchanged) throw new CarpdError('CARPD_ERR_STORE', `the configuration cannot be stored (${refusal.message}); nothing was changed`);
+      if (refusal && !unchanged) throw storeFailure(refusal, (why) => `the configuration cannot be stored (${why}); nothing was changed`);
       await this.applySteps(steps, live);
       // Only the backend drifted; it has been repaired, nothing to store.
       if (unchanged) return { wait: this.commits.afterLast({ kind: 'done', state: head, result, changed: false }) };
@@ -538,6 +542,12 @@ export class CarpService {
 
   /** The status status() would hand out now, when that needs no assembly; otherwise undefined. */
   freshStatus(now = performance.now()) {
+    // A write that failed or went through again changes the status (store.writable) at once.
+    const health = this.store.health();
+    if (health !== this.storeHealthSeen) {
+      this.storeHealthSeen = health;
+      this.generation++;
+    }
     return this.statusCache.fresh(this.generation, now);
   }
 

@@ -24,6 +24,7 @@ export interface StatusSource {
 }
 
 export async function assembleStatus(src: StatusSource) {
+  const store = src.store.health();
   const [vhids, carp, pfsync] = await Promise.all([src.backend.listVhids(), src.liveCarp(), src.backend.getPfsync()]);
   return {
     revision: src.store.current().revision,
@@ -33,6 +34,7 @@ export async function assembleStatus(src: StatusSource) {
     carp,
     vhids: vhids.map((v) => ({ ...v, effectiveSkew: effectiveSkew(v.advskew, carp.demotion) })),
     pfsync,
+    store,
   };
 }
 

@@ -11,7 +11,7 @@ import request from 'supertest';
 import type { Express } from 'express';
 import { buildApp } from '../../src/api/app.js';
 import { initialState } from '../../src/config/model.js';
-import { ConfigStore } from '../../src/config/store.js';
+import { ConfigStore, type StoreOptions } from '../../src/config/store.js';
 import type { KernelBackend } from '../../src/kernel/backend.js';
 import { MemoryBackend } from '../../src/kernel/memory.js';
 import { CarpService, hashToken } from '../../src/service/service.js';
@@ -42,7 +42,7 @@ export interface Harness {
  * `dir` reopens an existing state dir (a restart); the harness then leaves the dir in place on
  * close, for its creator to remove.
  */
-export async function makeHarness(opts: { backend?: KernelBackend; interfaces?: string[]; clock?: ManualClock; dir?: string } = {}): Promise<Harness> {
+export async function makeHarness(opts: { backend?: KernelBackend; interfaces?: string[]; clock?: ManualClock; dir?: string; storeOptions?: StoreOptions } = {}): Promise<Harness> {
   const ownsDir = opts.dir === undefined;
   const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'carpd-test-'));
   const clock = opts.clock ?? new ManualClock();
@@ -53,7 +53,7 @@ export async function makeHarness(opts: { backend?: KernelBackend; interfaces?: 
     s.api.tokens.push({ name: 'admin', role: 'admin', sha256: hashToken(ADMIN_TOKEN), createdAt: created });
     s.api.tokens.push({ name: 'reader', role: 'read', sha256: hashToken(READ_TOKEN), createdAt: created });
     return s;
-  });
+  }, opts.storeOptions);
   const logger = pino({ level: 'silent' });
   const service = new CarpService({ store, backend, logger, now: () => new Date(clock.wall()) });
   await service.start();

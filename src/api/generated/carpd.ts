@@ -1188,6 +1188,7 @@ export interface components {
             carp: components["schemas"]["Carp"];
             vhids: components["schemas"]["VhidStatus"][];
             pfsync: components["schemas"]["PfsyncStatus"];
+            store: components["schemas"]["StoreHealth"];
         };
         /** @description struct carpstats (`net.inet.carp.stats`), by FreeBSD name without the `carps_` prefix. */
         CarpCounters: {
@@ -1402,7 +1403,7 @@ export interface components {
          *     new minor versions of the API: act on the HTTP status of a code you do not know.
          * @enum {string}
          */
-        ErrorCode: "CARPD_ERR_VALIDATION" | "CARPD_ERR_MALFORMED_JSON" | "CARPD_ERR_BODY_TOO_LARGE" | "CARPD_ERR_UNSUPPORTED_MEDIA_TYPE" | "CARPD_ERR_UNAUTHORIZED" | "CARPD_ERR_FORBIDDEN" | "CARPD_ERR_ROUTE_NOT_FOUND" | "CARPD_ERR_METHOD_NOT_ALLOWED" | "CARPD_ERR_PRECONDITION_FAILED" | "CARPD_ERR_VIP_NOT_FOUND" | "CARPD_ERR_VHID_EXISTS" | "CARPD_ERR_NO_FREE_VHID" | "CARPD_ERR_ADDRESS_IN_USE" | "CARPD_ERR_ADDRESS_DUPLICATE" | "CARPD_ERR_INVALID_ADDRESS" | "CARPD_ERR_PEER_REQUIRED" | "CARPD_ERR_PEER_NOT_ALLOWED" | "CARPD_ERR_PEER_FAMILY" | "CARPD_ERR_PASSWORD_TOO_LONG" | "CARPD_ERR_INVALID_VALUE" | "CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED" | "CARPD_ERR_INTERFACE_NOT_FOUND" | "CARPD_ERR_UNSUPPORTED" | "CARPD_ERR_VHID_NOT_RUNNING" | "CARPD_ERR_REVISION_NOT_FOUND" | "CARPD_ERR_TOKEN_EXISTS" | "CARPD_ERR_TOKEN_NOT_FOUND" | "CARPD_ERR_LAST_ADMIN_TOKEN" | "CARPD_ERR_HOOK_EXISTS" | "CARPD_ERR_HOOK_NOT_FOUND" | "CARPD_ERR_WEBHOOK_EXISTS" | "CARPD_ERR_WEBHOOK_NOT_FOUND" | "CARPD_ERR_HOOKS_NOT_RUNNING" | "CARPD_ERR_KERNEL" | "CARPD_ERR_STORE" | "CARPD_ERR_SYNC_MANAGED" | "CARPD_ERR_SYNC_NOT_CONFIGURED" | "CARPD_ERR_SYNC_PEER_UNREACHABLE" | "CARPD_ERR_SYNC_UNTRUSTED" | "CARPD_ERR_SYNC_REPLAY" | "CARPD_ERR_SYNC_BAD_MESSAGE" | "CARPD_ERR_SYNC_SCHEMA" | "CARPD_ERR_SYNC_OLDER_REVISION" | "CARPD_ERR_SYNC_ROLE" | "CARPD_ERR_SHUTTING_DOWN" | "CARPD_ERR_INTERNAL" | "CARPD_ERR_TOO_MANY_FAILURES";
+        ErrorCode: "CARPD_ERR_VALIDATION" | "CARPD_ERR_MALFORMED_JSON" | "CARPD_ERR_BODY_TOO_LARGE" | "CARPD_ERR_UNSUPPORTED_MEDIA_TYPE" | "CARPD_ERR_UNAUTHORIZED" | "CARPD_ERR_FORBIDDEN" | "CARPD_ERR_ROUTE_NOT_FOUND" | "CARPD_ERR_METHOD_NOT_ALLOWED" | "CARPD_ERR_PRECONDITION_FAILED" | "CARPD_ERR_VIP_NOT_FOUND" | "CARPD_ERR_VHID_EXISTS" | "CARPD_ERR_NO_FREE_VHID" | "CARPD_ERR_ADDRESS_IN_USE" | "CARPD_ERR_ADDRESS_DUPLICATE" | "CARPD_ERR_INVALID_ADDRESS" | "CARPD_ERR_PEER_REQUIRED" | "CARPD_ERR_PEER_NOT_ALLOWED" | "CARPD_ERR_PEER_FAMILY" | "CARPD_ERR_PASSWORD_TOO_LONG" | "CARPD_ERR_INVALID_VALUE" | "CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED" | "CARPD_ERR_INTERFACE_NOT_FOUND" | "CARPD_ERR_UNSUPPORTED" | "CARPD_ERR_VHID_NOT_RUNNING" | "CARPD_ERR_REVISION_NOT_FOUND" | "CARPD_ERR_TOKEN_EXISTS" | "CARPD_ERR_TOKEN_NOT_FOUND" | "CARPD_ERR_LAST_ADMIN_TOKEN" | "CARPD_ERR_HOOK_EXISTS" | "CARPD_ERR_HOOK_NOT_FOUND" | "CARPD_ERR_WEBHOOK_EXISTS" | "CARPD_ERR_WEBHOOK_NOT_FOUND" | "CARPD_ERR_HOOKS_NOT_RUNNING" | "CARPD_ERR_KERNEL" | "CARPD_ERR_STORE" | "CARPD_ERR_SYNC_MANAGED" | "CARPD_ERR_SYNC_NOT_CONFIGURED" | "CARPD_ERR_SYNC_PEER_UNREACHABLE" | "CARPD_ERR_SYNC_UNTRUSTED" | "CARPD_ERR_SYNC_REPLAY" | "CARPD_ERR_SYNC_BAD_MESSAGE" | "CARPD_ERR_SYNC_SCHEMA" | "CARPD_ERR_SYNC_OLDER_REVISION" | "CARPD_ERR_SYNC_ROLE" | "CARPD_ERR_SHUTTING_DOWN" | "CARPD_ERR_INTERNAL" | "CARPD_ERR_TOO_MANY_FAILURES" | "CARPD_ERR_STORE_FULL" | "CARPD_ERR_STORE_UNWRITABLE";
         /** @description RFC 9457 problem details with carpd's stable `code`. */
         Problem: {
             /** @description A URI naming the error class (`urn:carpd:error:<code>`). */
@@ -1428,6 +1429,12 @@ export interface components {
             };
             /** @description For 412, the revision in force. */
             currentRevision?: number;
+            /** @description For CARPD_ERR_STORE_FULL, CARPD_ERR_STORE_UNWRITABLE and CARPD_ERR_STORE (when the file system refused a write), the file carpd was writing in the state directory and the errno name. */
+            store?: {
+                path: string;
+                /** @description The errno name: ENOSPC, EDQUOT, EROFS, EIO, … */
+                errno: string;
+            };
         };
         /**
          * @description The type of an event.
@@ -1786,6 +1793,21 @@ export interface components {
             time: string;
             data: components["schemas"]["LoopStall"];
         };
+        /** @description Whether the state directory took carpd's last write. `writable` turns false when a write fails (a change that could not be stored, a snapshot, or the check at start finds the directory read-only) and true again with the next change stored. While it is false, changes fail with `CARPD_ERR_STORE_FULL` (507), `CARPD_ERR_STORE_UNWRITABLE` (503) or `CARPD_ERR_STORE` and are undone; reads go on. */
+        StoreHealth: {
+            writable: boolean;
+            /** @description The failed write, while `writable` is false; null otherwise. */
+            lastError: null | {
+                /** @description The errno name (ENOSPC, EDQUOT, EROFS, EIO, …); null when the file system reported none. */
+                errno: string | null;
+                /** @description The file or directory carpd was writing. */
+                path: string;
+                /** Format: date-time */
+                at: string;
+                /** @description What failed, in plain words. */
+                detail: string;
+            };
+        };
     };
     responses: {
         /** @description Any other error (RFC 9457); `code` is one of `ErrorCode`. */
@@ -1882,6 +1904,26 @@ export interface components {
         /** @description `CARPD_ERR_STORE`: the desired state could not be stored; the change was not made, or was undone. `CARPD_ERR_INTERNAL`: carpd failed to answer this request; the error is in its log. */
         StoreOrInternalError: {
             headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `CARPD_ERR_STORE_FULL`: the state directory is out of space (ENOSPC) or over its quota (EDQUOT); the file and the errno are in `store`. The change was not made, or was undone, and nothing of it was left in the state directory. Free space there and retry. */
+        StoreFull: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `CARPD_ERR_SHUTTING_DOWN`: carpd is shutting down; retry once it is back. `CARPD_ERR_STORE_UNWRITABLE`: the state directory cannot be written (EROFS: a read-only file system; EIO: the disk failed; EACCES or EPERM: permissions or file flags refuse it); the file and the errno are in `store`, `Retry-After` says when to try again. The change was not made, or was undone. */
+        ShuttingDownOrStoreUnwritable: {
+            headers: {
+                /** @description With `CARPD_ERR_STORE_UNWRITABLE`: seconds after which to try again (RFC 9110 §10.2.3). */
+                "Retry-After"?: number;
                 [name: string]: unknown;
             };
             content: {
@@ -2162,7 +2204,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -2271,7 +2314,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -2332,7 +2376,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -2399,7 +2444,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -2593,7 +2639,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -2647,7 +2694,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -2698,7 +2746,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -2780,7 +2829,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -2889,7 +2939,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -2979,7 +3030,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -3055,7 +3107,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -3109,7 +3162,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -3194,7 +3248,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -3301,7 +3356,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -3361,7 +3417,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -3494,7 +3551,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -3601,7 +3659,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -3661,7 +3720,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };
@@ -3751,7 +3811,8 @@ export interface operations {
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["StoreOrInternalError"];
             502: components["responses"]["KernelError"];
-            503: components["responses"]["ShuttingDown"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
             default: components["responses"]["Problem"];
         };
     };

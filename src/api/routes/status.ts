@@ -34,7 +34,13 @@ export function statusView(s: Status, node: string, version: string): Schema<'St
     carp: { enabled: s.carp.allow, preempt: s.carp.preempt, maintenance: s.carp.maintenance, demotion: s.carp.demotion, temporarilyDisabled: s.carp.temporarilyDisabled },
     vhids: s.vhids.map((v) => vhidStatusView(v, s.carp.demotion)),
     pfsync: pfsyncStatusView(s.pfsync),
+    store: storeHealthView(s.store),
   };
+}
+
+export function storeHealthView(h: Status['store']): Schema<'StoreHealth'> {
+  const e = h.lastError;
+  return { writable: h.writable, lastError: h.writable || !e ? null : { errno: e.errno ?? null, path: e.path, at: e.at.toISOString(), detail: e.message } };
 }
 
 type StatusService = Pick<CarpService, 'status' | 'freshStatus' | 'authenticate'>;
