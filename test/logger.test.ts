@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLogger, prettyAvailable } from '../src/daemon/logger.js';
+import { createLogger, prettyAvailable, prettyInto } from '../src/daemon/logger.js';
+import type { LogSink } from '../src/daemon/log-sink.js';
 
 const logged = (obj: object) => {
   const lines: Record<string, unknown>[] = [];
@@ -51,5 +52,25 @@ test('pretty output only where pino-pretty can be loaded: without it a terminal 
       throw Object.assign(new Error("Cannot find module 'pino-pretty'"), { code: 'MODULE_NOT_FOUND' });
     }),
     false,
+  );
+});
+
+test('a terminal in a checkout: lines shown pretty go through the log sink, secrets still redacted; without pino-pretty no pretty destination', () => {
+  const written: string[] = [];
+  const sink = { write: (s: string) => (written.push(s), true) } as unknown as LogSink;
+  const destination = prettyInto(sink);
+  assert.ok(destination, 'pino-pretty is a development dependency, installed here');
+  const logger = createLogger('info', destination, false);
+  logger.info({ vip: { vhid: 7, password: 'hunter2' } }, 'vip created');
+  assert.equal(written.length, 1);
+  assert.match(written[0], /vip created/);
+  assert.ok(!written[0].startsWith('{'), `not JSON: ${written[0]}`);
+  assert.ok(!written[0].includes('hunter2'));
+  assert.ok(written[0].endsWith('\n'));
+  assert.equal(
+    prettyInto(sink, () => {
+      throw new Error('Cannot find module pino-pretty');
+    }),
+    undefined,
   );
 });

@@ -50,22 +50,50 @@ export function prettyAvailable(resolve: (id: string) => string = createRequire(
   }
 }
 
+/** pino-pretty's options for a terminal. */
+const PRETTY_OPTIONS = { colorize: true, translateTime: 'SYS:standard', ignore: 'pid,hostname,name' };
+
 // fd 1 is looked at with isatty, never through process.stdout: that stream, once made, would
 // hold fd 1 beside the log sink's own stream.
 export function createLogger(level: string, destination?: pino.DestinationStream, pretty = tty.isatty(1) && prettyAvailable()): Logger {
   const options: pino.LoggerOptions = { level, base: { name: 'carpd' }, formatters: { log: (o) => redacted(o) as Record<string, unknown> } };
   if (destination) return pino(options, destination);
-  if (pretty) return pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:standard', ignore: 'pid,hostname,name' } } });
+  if (pretty) return pino({ ...options, transport: { target: 'pino-pretty', options: PRETTY_OPTIONS } });
   return pino(options);
 }
 
 /**
- * carpd's logger: its lines go through a LogSink on fd 1 (bounded, never blocking; see
- * log-sink.ts), except on a terminal with pino-pretty installed (development), where they are
- * shown pretty and there is no sink.
+ * A destination that shows each JSON line pretty (pino-pretty's prettyFactory, in this thread)
+ * and hands it to `sink`: a terminal in a checkout gets the same bounded, never-blocking queue
+ * as a file or a pipe. undefined when pino-pretty cannot be loaded.
  */
-export function daemonLogger(level: string, pretty = tty.isatty(1) && prettyAvailable()): { logger: Logger; sink?: LogSink } {
-  if (pretty) return { logger: createLogger(level, undefined, true) };
+export function prettyInto(sink: LogSink, load: (id: string) => unknown = createRequire(import.meta.url)): pino.DestinationStream | undefined {
+  let prettify: (line: string) => string;
+  try {
+    const { prettyFactory } = load('pino-pretty') as { prettyFactory: (o: object) => (line: string) => string };
+    prettify = prettyFactory(PRETTY_OPTIONS);
+  } catch {
+    return undefined;
+  }
+  return {
+    write: (line: string) => {
+      let shown: string;
+      try {
+        shown = prettify(line);
+      } catch {
+        shown = line;
+      }
+      sink.write(shown.endsWith('\n') ? shown : `${shown}\n`);
+    },
+  };
+}
+
+/**
+ * carpd's logger: its lines go through a LogSink on fd 1 (bounded, never blocking; see
+ * log-sink.ts); on a terminal with pino-pretty installed (development), shown pretty on the way.
+ */
+export function daemonLogger(level: string, pretty = tty.isatty(1) && prettyAvailable()): { logger: Logger; sink: LogSink } {
   const sink = LogSink.stdout();
-  return { logger: createLogger(level, sink, false), sink };
+  const destination = (pretty && prettyInto(sink)) || sink;
+  return { logger: createLogger(level, destination, false), sink };
 }

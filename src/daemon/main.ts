@@ -302,7 +302,7 @@ async function main(): Promise<void> {
   let stopAsked = false;
   // The log gets a short, bounded drain (LOG_FLUSH_MS): a full disk or a stalled reader of
   // stdout never holds up the stop.
-  const stopDaemon = (d: NonNullable<typeof daemon>) => void d.stop().then(() => (sink ? sink.end() : logger.flush?.()));
+  const stopDaemon = (d: NonNullable<typeof daemon>) => void d.stop().then(() => sink.end());
   process.on('SIGHUP', () => void daemon?.reload());
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {

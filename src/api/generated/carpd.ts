@@ -1731,7 +1731,7 @@ export interface components {
                 reason: "buffer" | "restart" | "slow-client";
             };
         };
-        /** @description carpd's log destination (its stdout) since carpd started. Lines wait in a bounded queue (1 MiB); while the destination is full (ENOSPC), failing or not taking lines (stalled), new lines are dropped once the queue is full, and a `log.dropped` line says how many once writing works again. Absent when carpd's log does not go through this queue (on a terminal with pino-pretty). */
+        /** @description carpd's log destination (its stdout) since carpd started. Lines wait in a bounded queue (1 MiB); while the destination is full (ENOSPC), failing or not taking lines (stalled), new lines are dropped once the queue is full, and a `log.dropped` line says how many once writing works again. Absent only from an API built without carpd's daemon (embedded in tests). */
         LogStats: {
             /** @description Lines written since carpd started (the `log.dropped` summaries included). */
             linesWritten: number;
