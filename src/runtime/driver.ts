@@ -338,7 +338,15 @@ export class CarpRuntime {
       inst.engine = { protocol: 'carp', state: r.state };
       actions = r.actions;
     }
-    for (const a of actions) this.act(inst, a, now);
+    // The packets and the VIPs first, then the listeners of the transition: what they do (events,
+    // logs, hooks, status) never delays an advertisement or a takeover's addresses, as carp(4)
+    // sends and announces before devd hears of the change.
+    const told: Extract<Action | VrrpAction, { kind: 'transition' }>[] = [];
+    for (const a of actions) {
+      if (a.kind === 'transition') told.push(a);
+      else this.act(inst, a, now);
+    }
+    for (const a of told) this.act(inst, a, now);
   }
 
   /** `now`: the time the engine was stepped with; a timer it arms counts from it. */
