@@ -270,6 +270,13 @@ test('GET /v1/stats shows the sink\'s counters as `log`, and /metrics carpd_log_
   assert.equal((await h.api.get('/v1/stats')).body.log, undefined);
 });
 
+test('carpctl stats shows the event loop line when carpd reports `eventLoop`', () => {
+  const base = { backend: 'memory', carp: {}, sysctls: {}, api: { authFailures: 0, rateLimited: 0, blockedSources: 0 } } as unknown as Parameters<typeof renderStats>[0];
+  const text = renderStats({ ...base, eventLoop: { delayMs: { p50: 0.2, p99: 1.25, max: 40 }, stalls: 1, stalledMs: 1500, stallThresholdMs: 1000, lastStall: { at: '2026-12-08T00:00:00.000Z', ms: 1500, thresholdMs: 1000, vhids: [] } } });
+  assert.match(text, /^event loop: delay p50 0\.2 ms, p99 1\.3 ms, max 40\.0 ms; 1 stall\(s\) over 1000 ms; last 1500 ms at 2026-12-08T00:00:00\.000Z$/m);
+  assert.doesNotMatch(renderStats(base), /event loop/);
+});
+
 test('carpctl stats shows the log line when carpd reports `log`, and nothing of it otherwise', () => {
   const base = { backend: 'memory' as const, carp: Object.fromEntries(CARP_COUNTERS.map((n) => [n, 0])) as Record<(typeof CARP_COUNTERS)[number], number>, sysctls: { carpLog: 1 }, api: { authFailures: { missingToken: 0, invalidToken: 0 }, throttled: 0, blockedSources: 0 } };
   const text = renderStats({ ...base, log: { linesWritten: 10, linesDropped: 3, bytesQueued: 512, lastError: 'ENOSPC' } });

@@ -96,6 +96,7 @@ for (const [errno, code, status] of [
     assert.equal(down.store.lastError.path, journal);
     assert.equal(typeof down.store.lastError.at, 'string');
     assert.match(renderStatus(down), /^store: +state dir NOT WRITABLE/m);
+    assert.match((await h.api.get('/metrics')).text, /^carpd_state_dir_writable 0$/m);
     assert.doesNotMatch(renderStatus(statusBefore), /^store:/m);
     assert.match(storeLine(down.store), new RegExp(`^state dir NOT WRITABLE since .*: ${errno} on ${journal.replace(/[.]/g, '\\.')}`));
 
@@ -103,6 +104,7 @@ for (const [errno, code, status] of [
     const ok = await h.api.post('/v1/vips', { interface: 'em0', vhid: 3, addresses: ['192.0.2.3/24'] });
     assert.equal(ok.status, 201, ok.text);
     assert.deepEqual((await h.api.get('/v1/status')).body.store, { writable: true, lastError: null });
+    assert.match((await h.api.get('/metrics')).text, /^carpd_state_dir_writable 1$/m);
 
     await h.close();
     open = false;

@@ -358,6 +358,14 @@ export class CarpdMetrics {
         },
       });
     }
+    new Gauge({
+      name: 'carpd_state_dir_writable',
+      help: 'Whether carpd\'s state directory took its last write (1) or not (0: out of space or quota, read-only, failing); see store in GET /v1/status.',
+      registers,
+      collect() {
+        this.set(service.store.health().writable ? 1 : 0);
+      },
+    });
     if (opts.log) {
       const log = opts.log;
       new Counter({

@@ -32,6 +32,13 @@ function logLine(l: NonNullable<Stats["log"]>): string {
   return `log: ${l.linesWritten} lines written, ${l.linesDropped} dropped, ${l.bytesQueued} bytes queued${last}`;
 }
 
+/** carpd's event loop: how late its timers run, and the stalls long enough to delay a vhid. */
+function loopLine(l: NonNullable<Stats["eventLoop"]>): string {
+  const last = l.lastStall ? `; last ${Math.round(l.lastStall.ms)} ms at ${l.lastStall.at}` : "";
+  const d = l.delayMs;
+  return `event loop: delay p50 ${d.p50.toFixed(1)} ms, p99 ${d.p99.toFixed(1)} ms, max ${d.max.toFixed(1)} ms; ${l.stalls} stall(s) over ${l.stallThresholdMs} ms${last}`;
+}
+
 export function renderStats(s: Stats): string {
   const sysctls = SYSCTL_NAMES.filter(([k]) => s.sysctls[k] !== undefined).map(([k, name]) => [name, String(s.sysctls[k])]);
   const parts = [
@@ -43,6 +50,7 @@ export function renderStats(s: Stats): string {
       : "pfsync: not available (pfsync(4) is not loaded)",
   ];
   if (s.log) parts.push(logLine(s.log));
+  if (s.eventLoop) parts.push(loopLine(s.eventLoop));
   return parts.join("\n\n");
 }
 
@@ -50,7 +58,7 @@ export const statsCommands: Command[] = [
   {
     words: ["stats"],
     synopsis: "",
-    summary: "CARP and pfsync kernel counters (non-zero ones; --json for all), the demotion sysctls, and carpd's log lines dropped",
+    summary: "CARP and pfsync kernel counters (non-zero ones; --json for all), the demotion sysctls, carpd's log lines dropped and its event loop's delay and stalls",
     async run(ctx, args) {
       expectArgs("stats", args, []);
       const { data } = await ok(ctx, ctx.api.GET("/v1/stats"));
