@@ -25,49 +25,22 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { setUpLan, startLinuxNode, type LinuxNode } from '../test/helpers/linux-node.js';
-import { netnsUnavailable, type Lan } from '../test/helpers/netns.js';
+import { netnsUnavailable } from '../test/helpers/netns.js';
 import { pollUntil } from '../test/helpers/poll.js';
+import { Cleanups, monitorTime, observe, tcpdumpStamps } from './observe.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
 const SKEWS = (process.env.BENCH_SKEWS ?? '0,100').split(',').map(Number);
 const VHID_SECONDS = Number(process.env.BENCH_VHID_SECONDS ?? 60);
 const VIP = '192.0.2.50';
 
-const t = { after: (fn: () => unknown) => cleanups.push(fn) };
-const cleanups: (() => unknown)[] = [];
-
-async function cleanup(): Promise<void> {
-  for (const fn of cleanups.reverse()) await fn();
-  cleanups.length = 0;
-}
+const cleanups = new Cleanups();
+const t = cleanups.t;
+const cleanup = () => cleanups.run();
 
 /** How many of the node's vhids are in that state. */
 async function countIn(n: LinuxNode, state: string): Promise<number> {
   return (await n.vhids()).filter((v) => v.state === state).length;
-}
-
-/** A long-running observer whose stdout lines are collected with the time they carry. */
-function observe(lan: Lan, ns: string, argv: string[]) {
-  const lines: string[] = [];
-  const proc = lan.spawn(ns, argv);
-  let buf = '';
-  proc.stdout!.setEncoding('utf8').on('data', (s: string) => {
-    buf += s;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-    }
-  });
-  proc.stderr!.resume();
-  t.after(() => proc.kill('SIGKILL'));
-  return { lines, stop: () => proc.kill('SIGKILL') };
-}
-
-/** `ip -ts monitor` prints "[2026-11-26T00:12:34.123456] ..." in local time. */
-function monitorTime(line: string): number | undefined {
-  const m = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{6})\]/.exec(line);
-  return m ? new Date(m[1]).getTime() / 1000 + Number(m[2]) / 1e6 : undefined;
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -99,8 +72,8 @@ async function failover(advskew: number): Promise<{ advskew: number; bound: numb
     const survivor = 1 - master;
     const ns = lan.nodes[survivor].ns;
     const masterAddr = lan.nodes[master].address;
-    const dump = observe(lan, ns, ['tcpdump', '-tt', '-n', '-l', '-i', 'lan0', `ip proto 112 and src host ${masterAddr}`]);
-    const mon = observe(lan, ns, ['ip', '-ts', 'monitor', 'address', 'dev', 'lan0']);
+    const dump = observe(lan, ns, ['tcpdump', '-tt', '-n', '-l', '-i', 'lan0', `ip proto 112 and src host ${masterAddr}`], cleanups);
+    const mon = observe(lan, ns, ['ip', '-ts', 'monitor', 'address', 'dev', 'lan0'], cleanups);
     // Let both observers start and see a few advertisements before the kill.
     await pollUntil('observers running', async () => dump.lines.length, (n) => n >= 2);
     nodes[master].d.kill('SIGKILL');
@@ -108,7 +81,7 @@ async function failover(advskew: number): Promise<{ advskew: number; bound: numb
     await pollUntil('takeover', async () => mon.lines.find((l) => l.includes(` ${VIP}/`) && !l.includes('Deleted')), (l) => l !== undefined);
     dump.stop();
     mon.stop();
-    const lastAdvert = Math.max(...dump.lines.map((l) => Number(l.split(' ')[0])).filter((x) => Number.isFinite(x)));
+    const lastAdvert = Math.max(...tcpdumpStamps(dump.lines));
     const installedAt = monitorTime(mon.lines.find((l) => l.includes(` ${VIP}/`) && !l.includes('Deleted'))!)!;
     samples.push(installedAt - lastAdvert);
     process.stderr.write(`advskew ${advskew} run ${run + 1}/${RUNS}: ${((installedAt - lastAdvert) * 1000).toFixed(1)} ms\n`);

@@ -23,8 +23,9 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { setUpLan, startLinuxNode, type LinuxNode } from '../test/helpers/linux-node.js';
-import { netnsUnavailable, type Lan } from '../test/helpers/netns.js';
+import { netnsUnavailable } from '../test/helpers/netns.js';
 import { pollUntil } from '../test/helpers/poll.js';
+import { Cleanups, monitorTime, observe, tcpdumpStamps } from './observe.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
 const PERIOD_SECONDS = Number(process.env.BENCH_PERIOD_SECONDS ?? 10);
@@ -50,38 +51,9 @@ const vrrp = (cs: number): Config => ({
 const ALL: Config[] = [vrrp(1), vrrp(10), vrrp(100), { id: 'carp1', label: 'CARP, advbase 1', fields: { advbase: 1, advskew: 0, password: 'bench' }, intervalMs: 1000, boundMs: 3000 }];
 const CONFIGS = process.env.BENCH_CONFIGS ? ALL.filter((c) => process.env.BENCH_CONFIGS!.split(',').includes(c.id)) : ALL;
 
-const cleanups: (() => unknown)[] = [];
-const t = { after: (fn: () => unknown) => cleanups.push(fn) };
-async function cleanup(): Promise<void> {
-  for (const fn of cleanups.reverse()) await fn();
-  cleanups.length = 0;
-}
-
-/** A long-running observer whose stdout lines are collected as they come. */
-function observe(lan: Lan, ns: string, argv: string[]) {
-  const lines: string[] = [];
-  const proc = lan.spawn(ns, argv);
-  let buf = '';
-  proc.stdout!.setEncoding('utf8').on('data', (s: string) => {
-    buf += s;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-    }
-  });
-  proc.stderr!.resume();
-  t.after(() => proc.kill('SIGKILL'));
-  return { lines, stop: () => proc.kill('SIGKILL') };
-}
-
-/** `ip -ts monitor` prints "[2026-11-26T00:12:34.123456] ..." in local time. */
-function monitorTime(line: string): number | undefined {
-  const m = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{6})\]/.exec(line);
-  return m ? new Date(m[1]).getTime() / 1000 + Number(m[2]) / 1e6 : undefined;
-}
-
-const stamps = (lines: string[]) => lines.map((l) => Number(l.split(' ')[0])).filter((x) => Number.isFinite(x));
+const cleanups = new Cleanups();
+const t = cleanups.t;
+const cleanup = () => cleanups.run();
 
 interface Result {
   cfg: Config;
@@ -105,11 +77,11 @@ async function measure(cfg: Config): Promise<Result> {
   await pollUntil('backup', () => nodes[1].state(1), (s) => s === 'BACKUP');
 
   // The period, on the backup's interface.
-  const dump = observe(lan, lan.nodes[1].ns, ['tcpdump', '-tt', '-n', '-l', '-i', 'lan0', `ip proto 112 and src host ${lan.nodes[0].address}`]);
+  const dump = observe(lan, lan.nodes[1].ns, ['tcpdump', '-tt', '-n', '-l', '-i', 'lan0', `ip proto 112 and src host ${lan.nodes[0].address}`], cleanups);
   await pollUntil('tcpdump running', async () => dump.lines.length, (n) => n >= 2);
   await new Promise((r) => setTimeout(r, PERIOD_SECONDS * 1000));
   dump.stop();
-  const s = stamps(dump.lines);
+  const s = tcpdumpStamps(dump.lines);
   const periods = s.slice(1).map((x, i) => (x - s[i]) * 1000);
   process.stderr.write(`${cfg.label}: ${periods.length} periods\n`);
 
@@ -118,15 +90,15 @@ async function measure(cfg: Config): Promise<Result> {
   for (let run = 0; run < RUNS; run++) {
     const survivor = 1 - master;
     const ns = lan.nodes[survivor].ns;
-    const d = observe(lan, ns, ['tcpdump', '-tt', '-n', '-l', '-i', 'lan0', `ip proto 112 and src host ${lan.nodes[master].address}`]);
-    const mon = observe(lan, ns, ['ip', '-ts', 'monitor', 'address', 'dev', 'lan0']);
+    const d = observe(lan, ns, ['tcpdump', '-tt', '-n', '-l', '-i', 'lan0', `ip proto 112 and src host ${lan.nodes[master].address}`], cleanups);
+    const mon = observe(lan, ns, ['ip', '-ts', 'monitor', 'address', 'dev', 'lan0'], cleanups);
     await pollUntil('observers running', async () => d.lines.length, (n) => n >= 2);
     nodes[master].d.kill('SIGKILL');
     await nodes[master].d.exited;
     const installed = await pollUntil('takeover', async () => mon.lines.find((l) => l.includes(` ${VIP}/`) && !l.includes('Deleted')), (l) => l !== undefined);
     d.stop();
     mon.stop();
-    const ms = (monitorTime(installed!)! - Math.max(...stamps(d.lines))) * 1000;
+    const ms = (monitorTime(installed!)! - Math.max(...tcpdumpStamps(d.lines))) * 1000;
     failovers.push(ms);
     process.stderr.write(`${cfg.label} run ${run + 1}/${RUNS}: ${ms.toFixed(1)} ms (bound ${cfg.boundMs.toFixed(1)} ms)\n`);
     nodes[master] = await startLinuxNode(t, lan, root, master);
