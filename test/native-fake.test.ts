@@ -140,7 +140,7 @@ describe('fake FreeBSD libc and libnv (native/)', { skip: haveCompiler ? false :
       .split('\n')
       .map((l) => l.trim().split(/\s+/)[2])
       .filter((s): s is string => Boolean(s));
-    const libc = ['close', 'free', 'if_nametoindex', 'ioctl', 'recv', 'send', 'socket', 'sysctlbyname'];
+    const libc = ['close', 'free', 'if_nametoindex', 'ioctl', 'open', 'recv', 'send', 'socket', 'sysctlbyname'];
     assert.deepEqual(names.filter((s) => !s.startsWith('fakebsd_')).sort(), libc);
     const nv = spawnSync('nm', ['-D', '--defined-only', path.join(buildDir, 'libfakenv.so')], { encoding: 'utf8' });
     const nvNames = nv.stdout.split('\n').map((l) => l.trim().split(/\s+/)[2]).filter(Boolean);

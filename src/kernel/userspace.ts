@@ -310,6 +310,11 @@ export abstract class UserspaceBackend implements KernelBackend {
     this.pfsync.set(s);
   }
 
+  /** No pf here: null says so rather than showing a state table of zeros. */
+  async pfStatus(): Promise<PfStatus | null> {
+    return null;
+  }
+
   /**
    * carpstats as the runtime counted them since this backend started: advertisements really
    * sent and received, and every dropped one under its reason (badauth for a wrong password or
