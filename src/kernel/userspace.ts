@@ -24,6 +24,7 @@ import {
   type KernelBackend,
   type KernelStats,
   type LiveVhid,
+  type PfStatus,
   type PfsyncLive,
   type PfsyncSettings,
   type BackendStep,
