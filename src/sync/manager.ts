@@ -527,21 +527,21 @@ export class SyncManager {
     const self: ClusterNode = { ...mine, self: true, reachable: true, error: null, ...(myPf.error === undefined ? { pf: myPf.pf } : {}) };
     const nodes: ClusterNode[] = [self];
     let peer: NodeReport | undefined;
-    let peerPf: PfReport | 'unsupported' | undefined;
+    let peerPf: PfReport | undefined;
     if (this.service.desired().sync.peer) {
       // The pf exchange goes beside the status read; its failure leaves the peer's pf unknown, nothing more.
       const [status, pf] = await Promise.allSettled([this.ask('status', {}), this.exchangePf(myPf)]);
       if (status.status === 'fulfilled') {
         peer = status.value;
-        peerPf = pf.status === 'fulfilled' ? pf.value : undefined;
-        const known = peerPf !== undefined && peerPf !== 'unsupported' && peerPf.error === undefined;
-        nodes.push({ ...peer, self: false, reachable: true, error: null, ...(known ? { pf: (peerPf as PfReport).pf } : {}) });
+        // A refusal (a carpd without the exchange, one shutting down) leaves the peer's pf unknown.
+        peerPf = pf.status === 'fulfilled' && pf.value.ok && pf.value.body.error === undefined ? pf.value.body : undefined;
+        nodes.push({ ...peer, self: false, reachable: true, error: null, ...(peerPf ? { pf: peerPf.pf } : {}) });
       } else {
         nodes.push({ node: null, self: false, reachable: false, error: (status.reason as Error).message });
       }
     }
-    const theirs = peerPf !== undefined && peerPf !== 'unsupported' && peerPf.error === undefined ? peerPf.pf : undefined;
-    const pfStateDifference = myPf.pf && myPf.error === undefined && theirs ? myPf.pf.states - theirs.states : null;
+    const theirs = peerPf?.pf;
+    const pfStateDifference = myPf.pf && theirs ? myPf.pf.states - theirs.states : null;
     if (peer) {
       const states = (r: NodeReport): VhidStateEntry[] => r.vhids.map((v) => ({ interface: v.interface, vhid: v.vhid, state: v.state }));
       this.splitWatch.heard({ node: peer.node, vhids: states(peer) }, states(self));
@@ -555,7 +555,8 @@ export class SyncManager {
   async pfReport(): Promise<PfReport> {
     const at = new Date(this.clock.wall()).toISOString();
     try {
-      const pf = await this.service.pfStatus();
+      // The backend's own answer: its KernelError's words (errno and request) are what the peer is told.
+      const pf = await this.service.backend.pfStatus();
       return { node: this.node, at, pf: pf ? { ...pf } : null };
     } catch (e) {
       return { node: this.node, at, pf: null, error: (e as Error).message };
@@ -570,7 +571,10 @@ export class SyncManager {
    * `error` means the peer has pf but could not read it; `pf: null` that it has none.
    */
   async peerPf(opts: { timeoutMs?: number } = {}): Promise<PfReport | 'unsupported'> {
-    return this.exchangePf(await this.pfReport(), opts);
+    const r = await this.exchangePf(await this.pfReport(), opts);
+    if (r.ok) return r.body;
+    if (isUnknownKindRefusal(r.problem)) return 'unsupported';
+    throw new CarpdError('CARPD_ERR_SYNC_PEER_UNREACHABLE', `the sync peer refused the pf request (HTTP ${r.status}): ${r.problem.detail}`);
   }
 
   /** The peer's last pf report heard over either side's exchange, with its age in ms on this clock; undefined before any. */
@@ -579,7 +583,8 @@ export class SyncManager {
     return h ? { report: h.report, ageMs: this.clock.now() - h.atMs } : undefined;
   }
 
-  private async exchangePf(mine: PfReport, opts: { timeoutMs?: number } = {}): Promise<PfReport | 'unsupported'> {
+  /** One pf exchange; the peer's report is remembered (lastPeerPf). A refusal is returned as it came. */
+  private async exchangePf(mine: PfReport, opts: { timeoutMs?: number } = {}): Promise<SyncAnswer<'pf'>> {
     let r: SyncAnswer<'pf'>;
     try {
       r = await exchange(this.peerClient(), 'pf', mine, opts);
@@ -587,12 +592,8 @@ export class SyncManager {
       if (e instanceof CarpdError) throw e;
       throw new CarpdError('CARPD_ERR_SYNC_PEER_UNREACHABLE', e instanceof SyncTransportError && e.kind === 'protocol' ? e.message : `the sync peer did not answer: ${(e as Error).message}`);
     }
-    if (!r.ok) {
-      if (isUnknownKindRefusal(r.problem)) return 'unsupported';
-      throw new CarpdError('CARPD_ERR_SYNC_PEER_UNREACHABLE', `the sync peer refused the pf request (HTTP ${r.status}): ${r.problem.detail}`);
-    }
-    this.peerPfHeard = { report: r.body, atMs: this.clock.now() };
-    return r.body;
+    if (r.ok) this.peerPfHeard = { report: r.body, atMs: this.clock.now() };
+    return r;
   }
 
   // --- the split-brain watch -------------------------------------------------------------------
