@@ -121,6 +121,11 @@ describe('fake FreeBSD libc and libnv (native/)', { skip: haveCompiler ? false :
     'adding an existing key latches EEXIST',
     'CTRL_CMD_GETFAMILY "carp" -> CTRL_ATTR_FAMILY_ID 0x20',
     'recv with nothing queued, MSG_DONTWAIT -> EAGAIN',
+    'DIOCGETSTATUS: running 1, states 77',
+    'the nvlist reply: running true, states 77',
+    'DIOCGETSTATUSNV with size < len',
+    'DIOCGETSTATUS on 15 (removed)',
+    'open /dev/pf without pf.ko',
   ];
   for (const name of required) {
     test(`self-test: ${name}`, () => {
