@@ -190,3 +190,18 @@ test('GET /v1/cluster with a peer that predates the pf exchange: its report is s
   assert.equal(c.body.pfStateDifference, null);
   assert.equal(await a.sync.peerPf(), 'unsupported');
 });
+
+test('the pf sync message: read as its kind, a malformed one refused with the field named', async () => {
+  const { SYNC_KINDS } = await import('../src/sync/messages.js');
+  const msg = (body: unknown) => ({ protocol: 1 as const, type: 'pf', from: 'a', to: 'b', nonce: '0'.repeat(32), issuedAt: '2025-01-01T00:00:00.000Z', schemaVersion: 1, body });
+  const good = { node: 'fw1', at: '2025-01-01T00:00:00.000Z', pf: pf(4) };
+  assert.equal(SYNC_KINDS.read(msg(good)).ok, true);
+  assert.equal(SYNC_KINDS.read(msg({ ...good, pf: null })).ok, true);
+  assert.equal(SYNC_KINDS.read(msg({ ...good, pf: null, error: 'ioctl DIOCGETSTATUSNV failed: EPERM' })).ok, true);
+  const bad = SYNC_KINDS.read(msg({ ...good, pf: { ...pf(4), states: -1 } }));
+  assert.equal(bad.ok, false);
+  assert.match((bad as { detail: string }).detail, /pf message.*\/pf/);
+  const extra = SYNC_KINDS.read(msg({ ...good, secret: 'x' }));
+  assert.equal(extra.ok, false);
+  assert.match((extra as { detail: string }).detail, /unknown field "secret"/);
+});
