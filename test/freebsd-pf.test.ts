@@ -89,6 +89,17 @@ test('the pf layouts and request numbers match the manifest for 13, 14 and 15 (D
   assert.equal(ioctlName(DIOCGETSTATUSNV), 'DIOCGETSTATUSNV');
 });
 
+test('the fake libc of native/ answers the same request numbers and struct size as the manifest', () => {
+  const h = readFileSync(fileURLToPath(new URL('../native/fakebsd/fbsd_abi.h', import.meta.url)), 'utf8');
+  const def = (name: string) => Number(new RegExp(`#define FBSD_${name} (0x[0-9a-f]+)u`).exec(h)?.[1]);
+  assert.equal(def('DIOCGETSTATUS'), manifest.abi['14']!.ioctls.DIOCGETSTATUS!.value);
+  assert.equal(def('DIOCGETSTATUSNV'), manifest.abi['15']!.ioctls.DIOCGETSTATUSNV!.value);
+  assert.match(h, new RegExp(`FBSD_CHECK_SIZE\\(fbsd_pf_status, ${manifest.abi['13']!.structs.pf_status!.size}\\)`));
+  for (const f of ['fcounters', 'running', 'states', 'src_nodes']) {
+    assert.match(h, new RegExp(`FBSD_CHECK_OFF\\(fbsd_pf_status, ${f}, ${manifest.abi['13']!.structs.pf_status!.fields[f]!.offset}\\)`), f);
+  }
+});
+
 test('14/15: the nvlist reply is read by key, fcounters by their ids; a missing key is an error, not a zero', () => {
   const nv = { running: true, states: 12, src_nodes: 0, fcounters: { counters: [100, 20, 8], ids: [0, 1, 2] } };
   assert.deepEqual(pfStatusFromNv(nv), { running: true, states: 12, srcNodes: 0, stateSearches: 100, stateInserts: 20, stateRemovals: 8 });
