@@ -163,6 +163,9 @@ class FaultyBackend implements KernelBackend {
   setPfsync(s: PfsyncSettings): Promise<void> {
     return this.inner.setPfsync(s);
   }
+  pfStatus(): ReturnType<KernelBackend['pfStatus']> {
+    return this.inner.pfStatus();
+  }
   stats(): Promise<KernelStats> {
     return this.inner.stats();
   }

@@ -115,6 +115,7 @@ const status: S["Status"] = {
   },
   carp: { enabled: true, preempt: false, maintenance: true, demotion: 240, temporarilyDisabled: false },
   store: { writable: true, lastError: null },
+  pf: { running: true, states: 1234, srcNodes: 0, stateSearches: 99000, stateInserts: 5000, stateRemovals: 3766, via: "nvlist", pfsyncBulkUpdateDone: false },
   vhids: [
     {
       interface: "em0",
@@ -167,6 +168,7 @@ test("status renders the globals, an aligned vhid table and the pfsync line", as
   assert.match(r.out, /revision:\s+42/);
   assert.match(r.out, /enabled yes, preempt no, maintenance yes, demotion 240/);
   assert.match(r.out, /pfsync: running, syncdev em2, syncpeer 10\.0\.0\.2, bulk update done/);
+  assert.match(r.out, /^pf: enabled, 1234 states \(inserts 5000, removals 3766, searches 99000\), pfsync bulk update PENDING$/m);
   const lines = r.out.split("\n");
   const header = lines.find((l) => l.startsWith("INTERFACE"));
   const row = lines.find((l) => l.startsWith("vlan100"));
@@ -833,10 +835,11 @@ const clusterNode = (over: Partial<S["ClusterNode"]>): S["ClusterNode"] => ({
 test("cluster shows both nodes side by side, every vhid on each, and a loud SPLIT BRAIN line", async (t) => {
   const cluster: S["Cluster"] = {
     nodes: [
-      clusterNode({}),
+      clusterNode({ pf: { running: true, states: 1200, srcNodes: 0, stateSearches: 9, stateInserts: 8, stateRemovals: 7, via: "nvlist", pfsyncBulkUpdateDone: true } }),
       clusterNode({
         self: false,
         node: "fw2",
+        pf: { running: true, states: 1150, srcNodes: 0, stateSearches: 9, stateInserts: 8, stateRemovals: 7, via: "ioctl", pfsyncBulkUpdateDone: false },
         role: "secondary",
         revision: 17,
         appliedRevision: 42,
@@ -850,6 +853,7 @@ test("cluster shows both nodes side by side, every vhid on each, and a loud SPLI
       }),
     ],
     splitBrain: [{ interface: "em0", vhid: 1, since: "2025-01-01T00:00:05Z" }],
+    pfStateDifference: 50,
   };
   const srv = await fakeCarpd(t, { "GET /v1/cluster": { status: 200, body: cluster } });
   const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };
@@ -862,6 +866,8 @@ test("cluster shows both nodes side by side, every vhid on each, and a loud SPLI
   assert.match(r.out, /^demotion\s+0\s+240$/m);
   assert.match(r.out, /^maintenance\s+no\s+yes$/m);
   assert.match(r.out, /^pfsync\s+running\s+NOT running$/m);
+  assert.match(r.out, /^pf\s+1200 states\s+1150 states, bulk update pending$/m);
+  assert.match(r.out, /^pf states: this node has 50 more than the peer \(\+50\)$/m);
   assert.match(r.out, /^INTERFACE\s+VHID\s+fw1\s+fw2$/m);
   assert.match(r.out, /^em0\s+1\s+MASTER\s+MASTER\s+<- MASTER ON BOTH$/m);
   assert.match(r.out, /^em0\s+2\s+MASTER\s+BACKUP$/m);

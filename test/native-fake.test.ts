@@ -121,6 +121,11 @@ describe('fake FreeBSD libc and libnv (native/)', { skip: haveCompiler ? false :
     'adding an existing key latches EEXIST',
     'CTRL_CMD_GETFAMILY "carp" -> CTRL_ATTR_FAMILY_ID 0x20',
     'recv with nothing queued, MSG_DONTWAIT -> EAGAIN',
+    'DIOCGETSTATUS: running 1, states 77',
+    'the nvlist reply: running true, states 77',
+    'DIOCGETSTATUSNV with size < len',
+    'DIOCGETSTATUS on 15 (removed)',
+    'open /dev/pf without pf.ko',
   ];
   for (const name of required) {
     test(`self-test: ${name}`, () => {
@@ -140,7 +145,7 @@ describe('fake FreeBSD libc and libnv (native/)', { skip: haveCompiler ? false :
       .split('\n')
       .map((l) => l.trim().split(/\s+/)[2])
       .filter((s): s is string => Boolean(s));
-    const libc = ['close', 'free', 'if_nametoindex', 'ioctl', 'recv', 'send', 'socket', 'sysctlbyname'];
+    const libc = ['close', 'free', 'if_nametoindex', 'ioctl', 'open', 'recv', 'send', 'socket', 'sysctlbyname'];
     assert.deepEqual(names.filter((s) => !s.startsWith('fakebsd_')).sort(), libc);
     const nv = spawnSync('nm', ['-D', '--defined-only', path.join(buildDir, 'libfakenv.so')], { encoding: 'utf8' });
     const nvNames = nv.stdout.split('\n').map((l) => l.trim().split(/\s+/)[2]).filter(Boolean);

@@ -24,7 +24,7 @@
 #define FK_EVENT_LEN 80
 
 #define FK_STATE_MAGIC 0x534b4246u /* "FBKS" */
-#define FK_STATE_LAYOUT 3
+#define FK_STATE_LAYOUT 4
 
 /* Interface kinds: carp(4) accepts only Ethernet-like parents. */
 #define FK_IF_ETHER 0
@@ -120,6 +120,13 @@ struct fk_state {
 	uint32_t pf_version; /* 0 = default for the running osreldate */
 	int32_t pf_bulk_manual;
 
+	/* pf(4): /dev/pf exists while pf_loaded */
+	int32_t pf_loaded;
+	int32_t pf_running;
+	uint64_t pf_states;
+	uint64_t pf_src_nodes;
+	uint64_t pf_fcounters[3]; /* searches, inserts, removals */
+
 	/* kern.boottime */
 	int64_t boot_sec;
 	int64_t boot_usec;
@@ -175,6 +182,11 @@ FK_HIDDEN int fk_fd_valid(int fd);
 
 /* ioctl.c */
 FK_HIDDEN int fk_ioctl(struct fk_state *st, const struct fk_sockinfo *so, uint32_t req, void *arg);
+/* A /dev/pf descriptor is a fake socket of this domain, its type holding the access mode. */
+#define FK_DOMAIN_DEVPF (-1)
+
+/* pf.c */
+FK_HIDDEN int fk_pf_ioctl(struct fk_state *st, int accmode, uint32_t req, void *arg);
 
 /* netlink.c */
 struct fk_buf {

@@ -24,6 +24,7 @@ long fakebsd_ioctl_count(unsigned long request);
 long fakebsd_netlink_count(int cmd);
 long fakebsd_sysctl_count(void);
 int fakebsd_pfsync_bulk(int pending);
+int fakebsd_pf_set(int loaded, int running, long states, long searches, long inserts, long removals);
 long fakebsd_events(unsigned long after, char *buf, size_t len);
 int fakebsd_dump(char *buf, size_t len);
 

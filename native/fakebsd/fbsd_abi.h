@@ -104,6 +104,13 @@
 #define FBSD_SIOCSETPFSYNCNV 0x802069f9u
 #define FBSD_SIOCGETPFSYNCNV 0xc02069fau
 #define FBSD_SIOCGIFFLAGS 0xc0206911u
+/* pf(4) on /dev/pf (reference/pf-status.md): _IOWR('D', 21, struct pf_status) and
+ * _IOWR('D', 21, struct pfioc_nv); same number 21, different sizes. */
+#define FBSD_DIOCGETSTATUS 0xc1a04415u
+#define FBSD_DIOCGETSTATUSNV 0xc0184415u
+#define FBSD_OSREL_13_1 1301000
+#define FBSD_O_ACCMODE 0x0003
+#define FBSD_O_CLOEXEC 0x00100000
 #define FBSD_SIOCSIFFLAGS 0x80206910u
 #define FBSD_SIOCGIFINDEX 0xc0206920u
 #define FBSD_SIOCIFCREATE 0xc020697au
@@ -262,6 +269,30 @@ struct fbsd_pfsyncreq {
 	int32_t pfsyncr_defer;
 };
 
+/* sys/net/pfvar.h, 13.x/14.x: PFRES_MAX 16, LCNT_MAX 7, FCNT_MAX 3, SCNT_MAX 3. */
+struct fbsd_pf_status {
+	uint64_t counters[16];
+	uint64_t lcounters[7];
+	uint64_t fcounters[3]; /* FCNT_STATE_SEARCH, FCNT_STATE_INSERT, FCNT_STATE_REMOVALS */
+	uint64_t scounters[3];
+	uint64_t pcounters[2][2][3];
+	uint64_t bcounters[2][2];
+	uint32_t running;
+	uint32_t states;
+	uint32_t src_nodes;
+	uint32_t since;
+	uint32_t debug;
+	uint32_t hostid; /* network order */
+	char ifname[FBSD_IFNAMSIZ];
+	uint8_t pf_chksum[16];
+};
+
+struct fbsd_pfioc_nv {
+	uint64_t data; /* void * */
+	uint64_t len;  /* size_t */
+	uint64_t size; /* size_t */
+};
+
 struct fbsd_timeval {
 	int64_t tv_sec;
 	int64_t tv_usec;
@@ -322,6 +353,19 @@ FBSD_CHECK_SIZE(fbsd_in6_ifreq, 288);
 FBSD_CHECK_SIZE(fbsd_pfsyncreq, 28);
 FBSD_CHECK_OFF(fbsd_pfsyncreq, pfsyncr_maxupdates, 20);
 FBSD_CHECK_SIZE(fbsd_timeval, 16);
+FBSD_CHECK_SIZE(fbsd_pf_status, 416);
+FBSD_CHECK_OFF(fbsd_pf_status, lcounters, 128);
+FBSD_CHECK_OFF(fbsd_pf_status, fcounters, 184);
+FBSD_CHECK_OFF(fbsd_pf_status, scounters, 208);
+FBSD_CHECK_OFF(fbsd_pf_status, pcounters, 232);
+FBSD_CHECK_OFF(fbsd_pf_status, bcounters, 328);
+FBSD_CHECK_OFF(fbsd_pf_status, running, 360);
+FBSD_CHECK_OFF(fbsd_pf_status, states, 364);
+FBSD_CHECK_OFF(fbsd_pf_status, src_nodes, 368);
+FBSD_CHECK_OFF(fbsd_pf_status, hostid, 380);
+FBSD_CHECK_OFF(fbsd_pf_status, ifname, 384);
+FBSD_CHECK_OFF(fbsd_pf_status, pf_chksum, 400);
+FBSD_CHECK_SIZE(fbsd_pfioc_nv, 24);
 FBSD_CHECK_SIZE(fbsd_nlmsghdr, 16);
 FBSD_CHECK_SIZE(fbsd_genlmsghdr, 4);
 FBSD_CHECK_SIZE(fbsd_nlattr, 4);
@@ -335,5 +379,7 @@ _Static_assert(FBSD_IOC_LEN(FBSD_SIOCAIFADDR_IN6) == sizeof(struct fbsd_in6_alia
 _Static_assert(FBSD_IOC_LEN(FBSD_SIOCDIFADDR_IN6) == sizeof(struct fbsd_in6_ifreq), "SIOCDIFADDR_IN6");
 _Static_assert(FBSD_IOC_LEN(FBSD_OSIOCAIFADDR) == 64, "OSIOCAIFADDR (oifaliasreq)");
 _Static_assert(FBSD_IOC_LEN(FBSD_OSIOCAIFADDR_IN6) == 128, "OSIOCAIFADDR_IN6 (oin6_aliasreq)");
+_Static_assert(FBSD_IOC_LEN(FBSD_DIOCGETSTATUS) == sizeof(struct fbsd_pf_status), "DIOCGETSTATUS");
+_Static_assert(FBSD_IOC_LEN(FBSD_DIOCGETSTATUSNV) == sizeof(struct fbsd_pfioc_nv), "DIOCGETSTATUSNV");
 
 #endif

@@ -741,6 +741,8 @@ int fk_ioctl(struct fk_state *st, const struct fk_sockinfo *so, uint32_t req, vo
 		st->fail_ioctl_armed = 0;
 		return st->fail_ioctl_errno;
 	}
+	if (so->domain == FK_DOMAIN_DEVPF)
+		return fk_pf_ioctl(st, so->type, req, arg);
 	if (arg == NULL)
 		return FBSD_EFAULT;
 

@@ -9,7 +9,8 @@
  *   header: "FKNV" | u8 version (1) | u8 flags | u16 0 | u32 pair count
  *   pair:   u8 type | u8 0 | u16 name length incl. NUL | u32 data length | name | data
  *   data:   NUMBER u64, STRING bytes incl. NUL, BINARY raw bytes,
- *           NVLIST a complete nested packed nvlist.
+ *           NVLIST a complete nested packed nvlist, BOOL one byte 0/1,
+ *           NUMBER_ARRAY n x u64 (n may be 0).
  */
 #define _GNU_SOURCE
 #include "nv.h"
@@ -60,6 +61,8 @@ static const char *nv_type_name(int type)
 	case NV_TYPE_STRING: return "string";
 	case NV_TYPE_NVLIST: return "nvlist";
 	case NV_TYPE_BINARY: return "binary";
+	case NV_TYPE_BOOL: return "bool";
+	case NV_TYPE_NUMBER_ARRAY: return "number array";
 	default: return "unknown";
 	}
 }
@@ -95,7 +98,7 @@ static void nv_pair_release(struct nvpair *p)
 	NV_FREE(p->name);
 	if (p->type == NV_TYPE_STRING)
 		NV_FREE(p->str);
-	else if (p->type == NV_TYPE_BINARY)
+	else if (p->type == NV_TYPE_BINARY || p->type == NV_TYPE_NUMBER_ARRAY)
 		NV_FREE(p->bin);
 	else if (p->type == NV_TYPE_NVLIST)
 		nvlist_destroy(p->nvl);
@@ -233,6 +236,31 @@ void nvlist_add_binary(nvlist_t *nvl, const char *name, const void *value, size_
 	nv_insert(nvl, name, &p);
 }
 
+void nvlist_add_bool(nvlist_t *nvl, const char *name, bool value)
+{
+	struct nvpair p = {.type = NV_TYPE_BOOL, .num = value ? 1 : 0};
+	nv_insert(nvl, name, &p);
+}
+
+void nvlist_add_number_array(nvlist_t *nvl, const char *name, const uint64_t *value, size_t nitems)
+{
+	struct nvpair p = {.type = NV_TYPE_NUMBER_ARRAY, .binsize = nitems * sizeof(uint64_t)};
+	if (value == NULL && nitems != 0) {
+		if (nvl != NULL && nvl->error == 0)
+			nv_latch(nvl, EINVAL);
+		return;
+	}
+	if (nitems != 0) {
+		p.bin = malloc(p.binsize);
+		if (p.bin == NULL) {
+			nv_latch(nvl, ENOMEM);
+			return;
+		}
+		memcpy(p.bin, value, p.binsize);
+	}
+	nv_insert(nvl, name, &p);
+}
+
 static nvlist_t *nv_clone(const nvlist_t *src);
 
 void nvlist_add_nvlist(nvlist_t *nvl, const char *name, const nvlist_t *value)
@@ -291,6 +319,8 @@ static nvlist_t *nv_clone(const nvlist_t *src)
 		case NV_TYPE_STRING: nvlist_add_string(dst, p->name, p->str); break;
 		case NV_TYPE_BINARY: nvlist_add_binary(dst, p->name, p->bin, p->binsize); break;
 		case NV_TYPE_NVLIST: nvlist_add_nvlist(dst, p->name, p->nvl); break;
+		case NV_TYPE_BOOL: nvlist_add_bool(dst, p->name, p->num != 0); break;
+		case NV_TYPE_NUMBER_ARRAY: nvlist_add_number_array(dst, p->name, p->bin, p->binsize / 8); break;
 		default: break;
 		}
 	}
@@ -319,6 +349,16 @@ bool nvlist_exists_nvlist(const nvlist_t *nvl, const char *name)
 bool nvlist_exists_binary(const nvlist_t *nvl, const char *name)
 {
 	return nv_find(nvl, NV_TYPE_BINARY, name) != NULL;
+}
+
+bool nvlist_exists_bool(const nvlist_t *nvl, const char *name)
+{
+	return nv_find(nvl, NV_TYPE_BOOL, name) != NULL;
+}
+
+bool nvlist_exists_number_array(const nvlist_t *nvl, const char *name)
+{
+	return nv_find(nvl, NV_TYPE_NUMBER_ARRAY, name) != NULL;
 }
 
 static void nv_free_type(nvlist_t *nvl, int type, const char *name, const char *fn)
@@ -386,6 +426,24 @@ const void *nvlist_get_binary(const nvlist_t *nvl, const char *name, size_t *siz
 	return p->bin;
 }
 
+bool nvlist_get_bool(const nvlist_t *nvl, const char *name)
+{
+	struct nvpair *p = nv_find(nvl, NV_TYPE_BOOL, name);
+	if (p == NULL)
+		nv_report_missing("nvlist_get_bool", NV_TYPE_BOOL, name);
+	return p->num != 0;
+}
+
+const uint64_t *nvlist_get_number_array(const nvlist_t *nvl, const char *name, size_t *nitemsp)
+{
+	struct nvpair *p = nv_find(nvl, NV_TYPE_NUMBER_ARRAY, name);
+	if (p == NULL)
+		nv_report_missing("nvlist_get_number_array", NV_TYPE_NUMBER_ARRAY, name);
+	if (nitemsp != NULL)
+		*nitemsp = p->binsize / sizeof(uint64_t);
+	return p->bin;
+}
+
 /* ---- pack / unpack ---- */
 
 static void put_u16(uint8_t *b, uint16_t v)
@@ -433,6 +491,8 @@ static size_t nv_data_len(const struct nvpair *p)
 	case NV_TYPE_NUMBER: return 8;
 	case NV_TYPE_STRING: return strlen(p->str) + 1;
 	case NV_TYPE_BINARY: return p->binsize;
+	case NV_TYPE_BOOL: return 1;
+	case NV_TYPE_NUMBER_ARRAY: return p->binsize;
 	default: return 0;
 	}
 }
@@ -471,6 +531,12 @@ static uint8_t *nv_pack_into(const nvlist_t *nvl, uint8_t *out)
 		case NV_TYPE_NUMBER: put_u64(out, p->num); out += 8; break;
 		case NV_TYPE_STRING: memcpy(out, p->str, dlen); out += dlen; break;
 		case NV_TYPE_BINARY: memcpy(out, p->bin, dlen); out += dlen; break;
+		case NV_TYPE_BOOL: out[0] = (uint8_t)(p->num != 0); out += 1; break;
+		case NV_TYPE_NUMBER_ARRAY:
+			for (size_t k = 0; k < dlen / 8; k++)
+				put_u64(out + 8 * k, ((const uint64_t *)p->bin)[k]);
+			out += dlen;
+			break;
 		case NV_TYPE_NVLIST: out = nv_pack_into(p->nvl, out); break;
 		default: break;
 		}
@@ -542,6 +608,24 @@ static size_t nv_unpack_from(const uint8_t *buf, size_t size, int flags, int dep
 				goto bad;
 			nvlist_add_binary(nvl, name, data, dlen);
 			break;
+		case NV_TYPE_BOOL:
+			if (dlen != 1 || data[0] > 1)
+				goto bad;
+			nvlist_add_bool(nvl, name, data[0] != 0);
+			break;
+		case NV_TYPE_NUMBER_ARRAY: {
+			if (dlen % 8 != 0)
+				goto bad;
+			size_t n = dlen / 8;
+			uint64_t *arr = n ? malloc(dlen) : NULL;
+			if (n && arr == NULL)
+				goto bad;
+			for (size_t k = 0; k < n; k++)
+				arr[k] = get_u64(data + 8 * k);
+			nvlist_add_number_array(nvl, name, arr, n);
+			NV_FREE(arr);
+			break;
+		}
 		case NV_TYPE_NVLIST: {
 			nvlist_t *child = NULL;
 			size_t used = nv_unpack_from(data, dlen, flags, depth + 1, &child);
@@ -608,4 +692,10 @@ NV_ALIAS(nvlist_get_nvlist);
 NV_ALIAS(nvlist_get_binary);
 NV_ALIAS(nvlist_pack);
 NV_ALIAS(nvlist_unpack);
+NV_ALIAS(nvlist_add_bool);
+NV_ALIAS(nvlist_add_number_array);
+NV_ALIAS(nvlist_exists_bool);
+NV_ALIAS(nvlist_exists_number_array);
+NV_ALIAS(nvlist_get_bool);
+NV_ALIAS(nvlist_get_number_array);
 #endif

@@ -22,6 +22,7 @@
 #define NV_TYPE_STRING 4
 #define NV_TYPE_NVLIST 5
 #define NV_TYPE_BINARY 7
+#define NV_TYPE_NUMBER_ARRAY 9
 
 #define NV_FLAG_IGNORE_CASE 0x01
 #define NV_FLAG_NO_UNIQUE 0x02
@@ -46,6 +47,14 @@ NV_API bool nvlist_exists_string(const nvlist_t *nvl, const char *name);
 NV_API bool nvlist_exists_number(const nvlist_t *nvl, const char *name);
 NV_API bool nvlist_exists_nvlist(const nvlist_t *nvl, const char *name);
 NV_API bool nvlist_exists_binary(const nvlist_t *nvl, const char *name);
+
+/* pf's DIOCGETSTATUSNV reply carries a bool and number arrays. */
+NV_API void nvlist_add_bool(nvlist_t *nvl, const char *name, bool value);
+NV_API void nvlist_add_number_array(nvlist_t *nvl, const char *name, const uint64_t *value, size_t nitems);
+NV_API bool nvlist_exists_bool(const nvlist_t *nvl, const char *name);
+NV_API bool nvlist_exists_number_array(const nvlist_t *nvl, const char *name);
+NV_API bool nvlist_get_bool(const nvlist_t *nvl, const char *name);
+NV_API const uint64_t *nvlist_get_number_array(const nvlist_t *nvl, const char *name, size_t *nitemsp);
 
 NV_API void nvlist_free_string(nvlist_t *nvl, const char *name);
 NV_API void nvlist_free_number(nvlist_t *nvl, const char *name);

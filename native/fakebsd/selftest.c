@@ -50,6 +50,8 @@ static int (*c_fail_next_netlink)(int, int);
 static long (*c_ioctl_count)(unsigned long);
 static long (*c_netlink_count)(int);
 static int (*c_pfsync_bulk)(int);
+static int (*x_open)(const char *, int, ...);
+static int (*c_pf_set)(int, int, long, long, long, long);
 static long (*c_events)(unsigned long, char *, size_t);
 static int (*c_dump)(char *, size_t);
 
@@ -74,6 +76,10 @@ static const nvlist_t *(*nv_get_nvlist)(const nvlist_t *, const char *);
 static const void *(*nv_get_binary)(const nvlist_t *, const char *, size_t *);
 static void *(*nv_pack)(const nvlist_t *, size_t *);
 static nvlist_t *(*nv_unpack)(const void *, size_t, int);
+static bool (*nv_exists_bool)(const nvlist_t *, const char *);
+static bool (*nv_get_bool)(const nvlist_t *, const char *);
+static bool (*nv_exists_number_array)(const nvlist_t *, const char *);
+static const uint64_t *(*nv_get_number_array)(const nvlist_t *, const char *, size_t *);
 
 static void *sym(void *h, const char *name)
 {
@@ -125,6 +131,8 @@ static void load(const char *dir)
 	BIND(k, c_ioctl_count, "fakebsd_ioctl_count");
 	BIND(k, c_netlink_count, "fakebsd_netlink_count");
 	BIND(k, c_pfsync_bulk, "fakebsd_pfsync_bulk");
+	BIND(k, x_open, "open");
+	BIND(k, c_pf_set, "fakebsd_pf_set");
 	BIND(k, c_events, "fakebsd_events");
 	BIND(k, c_dump, "fakebsd_dump");
 	/* 14+ names; the plain 13 names are checked to be the same functions below. */
@@ -148,6 +156,10 @@ static void load(const char *dir)
 	BIND(n, nv_get_binary, "FreeBSD_nvlist_get_binary");
 	BIND(n, nv_pack, "FreeBSD_nvlist_pack");
 	BIND(n, nv_unpack, "FreeBSD_nvlist_unpack");
+	BIND(n, nv_exists_bool, "FreeBSD_nvlist_exists_bool");
+	BIND(n, nv_get_bool, "FreeBSD_nvlist_get_bool");
+	BIND(n, nv_exists_number_array, "FreeBSD_nvlist_exists_number_array");
+	BIND(n, nv_get_number_array, "FreeBSD_nvlist_get_number_array");
 	static const char *plain[] = {"nvlist_create", "nvlist_destroy", "nvlist_error", "nvlist_add_string",
 	                              "nvlist_add_number", "nvlist_add_binary", "nvlist_add_nvlist",
 	                              "nvlist_move_nvlist", "nvlist_exists_string", "nvlist_exists_number",
@@ -1420,6 +1432,57 @@ static void t_threads(void)
 	      "%d threads x 300 netlink SET + SIOCGVH rounds stay consistent (%d errors)", NT, errors);
 }
 
+/* pf's status requests on /dev/pf (reference/pf-status.md). */
+static void t_pf(void)
+{
+	reset_all();
+	c_pf_set(1, 1, 77, 1000, 300, 223);
+	int fd = x_open("/dev/pf", 0 /* O_RDONLY */);
+	check(fd >= 0, "open /dev/pf O_RDONLY while pf is loaded (fd %d)", fd);
+
+	struct fbsd_pf_status ps;
+	memset(&ps, 0xee, sizeof(ps));
+	EXPECT_OK(x_ioctl(fd, (unsigned long)FBSD_DIOCGETSTATUS, &ps), "DIOCGETSTATUS on 14");
+	check(ps.running == 1 && ps.states == 77 && ps.fcounters[0] == 1000 && ps.fcounters[1] == 300 &&
+	          ps.fcounters[2] == 223 && ps.counters[0] == 0,
+	      "DIOCGETSTATUS: running 1, states 77, fcounters 1000/300/223 (got %u %u)", ps.running, ps.states);
+
+	struct fbsd_pfioc_nv nv = {0, 0, 0};
+	EXPECT_OK(x_ioctl(fd, (unsigned long)FBSD_DIOCGETSTATUSNV, &nv), "DIOCGETSTATUSNV size probe (size 0)");
+	size_t len = nv.len;
+	check(len > 0, "the size probe sets len (%zu)", len);
+	uint8_t *buf = malloc(len);
+	nv = (struct fbsd_pfioc_nv){(uint64_t)(uintptr_t)buf, 0, len - 1};
+	EXPECT_ERR(x_ioctl(fd, (unsigned long)FBSD_DIOCGETSTATUSNV, &nv), FBSD_ENOSPC, "DIOCGETSTATUSNV with size < len");
+	check(nv.len == 0, "ENOSPC copies nothing back (len %lu)", (unsigned long)nv.len);
+	nv.size = len;
+	EXPECT_OK(x_ioctl(fd, (unsigned long)FBSD_DIOCGETSTATUSNV, &nv), "DIOCGETSTATUSNV with the probed size");
+	nvlist_t *l = nv_unpack(buf, nv.len, 0);
+	bool good = l != NULL && nv_exists_bool(l, "running") && nv_get_bool(l, "running") && nv_exists_number(l, "states") &&
+	            nv_get_number(l, "states") == 77 && nv_exists_nvlist(l, "fcounters") && nv_exists_number_array(l, "pcounters");
+	if (good) {
+		size_t n = 0;
+		const uint64_t *fc = nv_get_number_array(nv_get_nvlist(l, "fcounters"), "counters", &n);
+		good = n == 3 && fc[0] == 1000 && fc[1] == 300 && fc[2] == 223;
+	}
+	check(good, "the nvlist reply: running true, states 77, fcounters.counters [1000, 300, 223]");
+	if (l != NULL)
+		nv_destroy(l);
+	free(buf);
+	EXPECT_ERR(x_ioctl(fd, 0xc0044400UL, &ps), FBSD_EACCES, "another pf request on a read-only descriptor");
+
+	c_set_osreldate(1500045);
+	EXPECT_ERR(x_ioctl(fd, (unsigned long)FBSD_DIOCGETSTATUS, &ps), FBSD_EACCES, "DIOCGETSTATUS on 15 (removed)");
+	c_set_osreldate(1300139);
+	nv = (struct fbsd_pfioc_nv){0, 0, 0};
+	EXPECT_ERR(x_ioctl(fd, (unsigned long)FBSD_DIOCGETSTATUSNV, &nv), FBSD_EACCES, "DIOCGETSTATUSNV on 13.0 (not yet)");
+	x_close(fd);
+
+	c_pf_set(0, 1, -1, -1, -1, -1);
+	EXPECT_ERR(x_open("/dev/pf", 0), FBSD_ENOENT, "open /dev/pf without pf.ko");
+	reset_all();
+}
+
 int main(int argc, char **argv)
 {
 	char dir[PATH_MAX];
@@ -1449,6 +1512,7 @@ int main(int argc, char **argv)
 	t_pfsync();
 	t_netlink();
 	t_libnv();
+	t_pf();
 	t_threads();
 	printf("1..%d\n# %d checks, %d failed\n", n_checks, n_checks, n_failed);
 	return n_failed == 0 ? 0 : 1;

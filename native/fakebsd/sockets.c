@@ -297,6 +297,55 @@ FK_EXPORT unsigned int if_nametoindex(const char *name)
 	return idx;
 }
 
+/*
+ * open(2) with FreeBSD flags for "/dev/pf" (a fake descriptor while pf is loaded, ENOENT
+ * otherwise: no pf.ko, no /dev/pf). Every other path is opened for real with the flags as
+ * given (the fake's own state file).
+ */
+FK_EXPORT int open(const char *path, int flags, ...)
+{
+	if (strcmp(path, "/dev/pf") != 0) {
+		int mode = 0;
+		if (flags & O_CREAT) {
+			__builtin_va_list ap;
+			__builtin_va_start(ap, flags);
+			mode = __builtin_va_arg(ap, int);
+			__builtin_va_end(ap);
+		}
+		long rc = syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+		return (int)rc;
+	}
+	int saved = errno;
+	struct fk_state *st = fk_lock();
+	int loaded = st->pf_loaded;
+	fk_unlock();
+	if (!loaded)
+		return fk_fail(FBSD_ENOENT);
+	long fd = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDWR | ((flags & FBSD_O_CLOEXEC) ? O_CLOEXEC : 0));
+	if (fd < 0)
+		return fk_fail(errno == EMFILE ? FBSD_EMFILE : FBSD_ENFILE);
+	pthread_mutex_lock(&fk_sock_mu);
+	fk_socks_init();
+	struct fk_sock *s = NULL;
+	for (int i = 0; i < FK_MAX_SOCKS; i++)
+		if (fk_socks[i].fd < 0) {
+			s = &fk_socks[i];
+			break;
+		}
+	if (s == NULL) {
+		pthread_mutex_unlock(&fk_sock_mu);
+		syscall(SYS_close, (int)fd);
+		return fk_fail(FBSD_EMFILE);
+	}
+	memset(s, 0, sizeof(*s));
+	s->fd = (int)fd;
+	s->domain = FK_DOMAIN_DEVPF;
+	s->type = flags & FBSD_O_ACCMODE;
+	pthread_mutex_unlock(&fk_sock_mu);
+	errno = saved;
+	return (int)fd;
+}
+
 FK_EXPORT int ioctl(int fd, unsigned long request, ...)
 {
 	__builtin_va_list ap;

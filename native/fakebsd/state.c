@@ -127,6 +127,10 @@ static void fk_kernel_defaults(struct fk_state *st)
 	st->pf_flags = FBSD_PFSYNCF_OK; /* set at clone creation */
 	st->pf_version = 0;
 	st->pf_bulk_manual = 0;
+	st->pf_running = 1;
+	st->pf_states = 0;
+	st->pf_src_nodes = 0;
+	memset(st->pf_fcounters, 0, sizeof(st->pf_fcounters));
 	st->ev_seq = 0;
 	memset(st->events, 0, sizeof(st->events));
 }
@@ -140,6 +144,7 @@ static void fk_full_defaults(struct fk_state *st)
 	st->osreldate = 1400097;
 	st->carp_loaded = 1;
 	st->pfsync_loaded = 1;
+	st->pf_loaded = 1;
 	st->uid = 0;
 	int ether = FBSD_IFF_UP | FBSD_IFF_BROADCAST | FBSD_IFF_RUNNING | FBSD_IFF_MULTICAST;
 	fk_add_if(st, "em0", ether);
@@ -652,6 +657,24 @@ FK_EXPORT int fakebsd_pfsync_bulk(int pending)
 		st->pf_flags |= FBSD_PFSYNCF_OK;
 		st->pf_bulk_manual = 0;
 	}
+	fk_unlock();
+	return 0;
+}
+
+/* pf's module and status as DIOCGETSTATUS[NV] report them; a negative count keeps the current one. */
+FK_EXPORT int fakebsd_pf_set(int loaded, int running, long states, long searches, long inserts, long removals)
+{
+	struct fk_state *st = fk_lock();
+	st->pf_loaded = loaded ? 1 : 0;
+	st->pf_running = running ? 1 : 0;
+	if (states >= 0)
+		st->pf_states = (uint64_t)states;
+	if (searches >= 0)
+		st->pf_fcounters[0] = (uint64_t)searches;
+	if (inserts >= 0)
+		st->pf_fcounters[1] = (uint64_t)inserts;
+	if (removals >= 0)
+		st->pf_fcounters[2] = (uint64_t)removals;
 	fk_unlock();
 	return 0;
 }

@@ -205,7 +205,7 @@ export class CarpdMetrics {
 
     // --- CARP globals and demotion ----------------------------------------------------------
     /** A gauge of one value of the status read for this scrape: absent while the status cannot be read. */
-    const statusGauge = <K extends 'carp' | 'pfsync'>(part: K, name: string, help: string, value: (v: ServiceStatus[K]) => number) =>
+    const statusGauge = <K extends 'carp' | 'pfsync' | 'pf'>(part: K, name: string, help: string, value: (v: ServiceStatus[K]) => number) =>
       new Gauge({
         name,
         help,
@@ -285,6 +285,26 @@ export class CarpdMetrics {
       pfsyncGauge('carpd_pfsync_running', 'Whether pfsync runs (a sync interface is set): 1 yes, 0 no.', (p) => (p.running ? 1 : 0));
       pfsyncGauge('carpd_pfsync_bulk_update_done', 'Whether pfsync\'s bulk update from the peer has completed (1) or is still awaited (0).', (p) => (p.bulkUpdateDone ? 1 : 0));
     }
+
+    // --- pf's state table (read with the status of this scrape; absent on a node without pf) ---
+    const pfGauge = (name: string, help: string, value: (p: NonNullable<ServiceStatus['pf']>) => number) => statusGauge('pf', name, help, (p) => value(p!));
+    pfGauge('carpd_pf_running', 'Whether pf is enabled (pfctl -e): 1 yes, 0 no; absent on a node without pf.', (p) => (p.running ? 1 : 0));
+    pfGauge('carpd_pf_states', 'Entries in pf\'s state table now (the states pfsync keeps in step with the peer).', (p) => p.states);
+    const pfCounter = (name: string, help: string, value: (p: NonNullable<ServiceStatus['pf']>) => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          const p = self.reading.status?.pf;
+          if (p) this.inc(value(p));
+          else this.remove();
+        },
+      });
+    pfCounter('carpd_pf_state_inserts_total', 'States inserted into pf\'s state table since pf was loaded (pfctl -si "inserts").', (p) => p.stateInserts);
+    pfCounter('carpd_pf_state_removals_total', 'States removed from pf\'s state table since pf was loaded (pfctl -si "removals").', (p) => p.stateRemovals);
+    pfCounter('carpd_pf_state_searches_total', 'Lookups in pf\'s state table since pf was loaded (pfctl -si "searches").', (p) => p.stateSearches);
 
     // --- desired state and sync -------------------------------------------------------------
     new Gauge({

@@ -25,6 +25,14 @@ function pfsyncCell(n: ClusterNode): string {
   return n.pfsync.bulkUpdateDone ? "running" : "running, bulk update pending";
 }
 
+/** pf's state count on a node: "?" unknown (absent: not reached, not read, an older carpd), "-" no pf there. */
+function pfCell(n: ClusterNode): string {
+  if (n.pf === undefined) return "?";
+  if (n.pf === null) return "-";
+  const bulk = n.pf.pfsyncBulkUpdateDone === false ? ", bulk update pending" : "";
+  return `${n.pf.states} states${n.pf.running ? "" : " (pf DISABLED)"}${bulk}`;
+}
+
 function nodeRows(nodes: ClusterNode[]): string {
   const cell = (f: (n: ClusterNode) => string) => nodes.map((n) => (n.reachable ? f(n) : "?"));
   return table(
@@ -36,6 +44,7 @@ function nodeRows(nodes: ClusterNode[]): string {
       ["demotion", ...cell((n) => (n.carp ? String(n.carp.demotion) : "?"))],
       ["maintenance", ...cell((n) => (n.carp ? yesNo(n.carp.maintenance) : "?"))],
       ["pfsync", ...cell(pfsyncCell)],
+      ["pf", ...cell(pfCell)],
     ],
   );
 }
@@ -68,6 +77,11 @@ export function renderCluster(c: Cluster): string {
   }
   parts.push(nodeRows(nodes), vhidRows(nodes, split));
   const notes: string[] = [];
+  // An older carpd sends no pfStateDifference.
+  const diff = c.pfStateDifference;
+  if (typeof diff === "number" && nodes.length > 1) {
+    notes.push(diff === 0 ? "pf states: the same count on both nodes" : `pf states: this node has ${Math.abs(diff)} ${diff > 0 ? "more" : "fewer"} than the peer (${diff > 0 ? "+" : ""}${diff})`);
+  }
   for (const n of nodes) if (!n.reachable) notes.push(`peer not reached: ${n.error ?? "no reason given"}`);
   if (nodes.length === 1) notes.push("no sync peer configured: this node only ('carpctl sync set --peer ... --fingerprint ...' pairs it)");
   if (notes.length) parts.push(notes.join("\n"));
@@ -78,7 +92,7 @@ export const clusterCommands: Command[] = [
   {
     words: ["cluster"],
     synopsis: "",
-    summary: "both sync nodes side by side: role, revision, demotion, pfsync, every vhid's state, split brain",
+    summary: "both sync nodes side by side: role, revision, demotion, pfsync, pf states and their difference, every vhid's state, split brain",
     async run(ctx, args) {
       expectArgs("cluster", args, []);
       const { data } = await ok(ctx, ctx.api.GET("/v1/cluster"));

@@ -18,6 +18,16 @@ export function pfsyncLine(p: PfsyncStatus): string {
   return parts.join(", ");
 }
 
+type PfStatus = components["schemas"]["PfStatus"];
+
+/** pf's state table in one line; an older carpd sends no `pf` (undefined), a node without pf null. */
+export function pfLine(p: PfStatus | null | undefined): string {
+  if (p === undefined) return "not reported (an older carpd)";
+  if (p === null) return "none on this node (no pf: backend without pf, or pf.ko not loaded)";
+  const bulk = p.pfsyncBulkUpdateDone === null ? "" : p.pfsyncBulkUpdateDone ? ", pfsync bulk update done" : ", pfsync bulk update PENDING";
+  return `${p.running ? "enabled" : "DISABLED"}, ${p.states} states (inserts ${p.stateInserts}, removals ${p.stateRemovals}, searches ${p.stateSearches})${bulk}`;
+}
+
 export function storeLine(h: Status["store"]): string {
   const e = h.lastError;
   if (!e) return "state dir NOT WRITABLE: changes fail until it takes a write again";
@@ -58,14 +68,14 @@ export function renderStatus(s: Status): string {
         ]),
       )
     : "no vhids configured";
-  return `${head}\n\n${vhids}\n\npfsync: ${pfsyncLine(s.pfsync)}`;
+  return `${head}\n\n${vhids}\n\npfsync: ${pfsyncLine(s.pfsync)}\npf: ${pfLine(s.pf)}`;
 }
 
 export const statusCommands: Command[] = [
   {
     words: ["status"],
     synopsis: "",
-    summary: "live state of this node: carp globals, every vhid, pfsync",
+    summary: "live state of this node: carp globals, every vhid, pfsync, pf's state table",
     async run(ctx, args) {
       expectArgs("status", args, []);
       const { data } = await ok(ctx, ctx.api.GET("/v1/status"));

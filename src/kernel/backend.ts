@@ -148,6 +148,31 @@ export interface KernelStats {
   };
 }
 
+/**
+ * pf's status as `pfctl -si` shows it, and pfsync's bulk update (KernelBackend.pfStatus). The
+ * state-table counters (pf's FCNT_STATE_*) count from when pf.ko was loaded; u64 in the kernel,
+ * numbers here (exact up to 2^53, as KernelStats's).
+ */
+export interface PfStatus {
+  /** pf is enabled (`pfctl -e`). */
+  running: boolean;
+  /** Entries in the state table now. */
+  states: number;
+  /** Source-tracking nodes now. */
+  srcNodes: number;
+  /** State table lookups, inserts and removals ("searches", "inserts", "removals" of pfctl -si). */
+  stateSearches: number;
+  stateInserts: number;
+  stateRemovals: number;
+  /** How the status was read: the binary DIOCGETSTATUS (13), the nvlist DIOCGETSTATUSNV (13.1+, 14, 15), or netlink. */
+  via: 'ioctl' | 'nvlist' | 'netlink';
+  /**
+   * pfsync's bulk update (PFSYNCF_OK): null when pfsync is not running (not loaded, or no
+   * syncdev), else whether the state table received from the peer is complete.
+   */
+  pfsyncBulkUpdateDone: boolean | null;
+}
+
 /** The vhids a caller needs (KernelBackend.listVhids): those named, and the holders of these addresses on their interface (compared without prefix length). */
 export interface VhidQuery {
   vhids?: readonly { interface: string; vhid: number }[];
@@ -212,6 +237,13 @@ export interface KernelBackend {
    * when carp(4) is not loaded. A missing pfsync is not an error: `pfsync` is then absent.
    */
   stats(): Promise<KernelStats>;
+
+  /**
+   * pf's status (PfStatus), read, never changed. null when this node has no pf: a backend
+   * without pf (memory, sim, linux) or a FreeBSD without pf.ko (no /dev/pf). Kernel errors
+   * reject with KernelError (EACCES, EPERM, ...).
+   */
+  pfStatus(): Promise<PfStatus | null>;
 
   /**
    * The steps, in order, as one batch: each step means what its method above means and fails

@@ -18,6 +18,7 @@ import {
   type KernelBackend,
   type KernelStats,
   type LiveVhid,
+  type PfStatus,
   type PfsyncLive,
   type PfsyncSettings,
   type BackendStep,
@@ -242,6 +243,11 @@ export class MemoryBackend implements KernelBackend {
 
   async setPfsync(s: PfsyncSettings): Promise<void> {
     this.pfsync.set(s);
+  }
+
+  /** No pf here: null says so rather than showing a state table of zeros. */
+  async pfStatus(): Promise<PfStatus | null> {
+    return null;
   }
 
   /**

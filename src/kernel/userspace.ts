@@ -24,6 +24,7 @@ import {
   type KernelBackend,
   type KernelStats,
   type LiveVhid,
+  type PfStatus,
   type PfsyncLive,
   type PfsyncSettings,
   type BackendStep,
@@ -308,6 +309,11 @@ export abstract class UserspaceBackend implements KernelBackend {
 
   async setPfsync(s: PfsyncSettings): Promise<void> {
     this.pfsync.set(s);
+  }
+
+  /** No pf here: null says so rather than showing a state table of zeros. */
+  async pfStatus(): Promise<PfStatus | null> {
+    return null;
   }
 
   /**

@@ -19,7 +19,7 @@ import { sameContent, type DesiredState } from '../config/model.js';
 import type { ConfigStore, RevisionMeta } from '../config/store.js';
 import { checkChange, VipIndex } from '../config/validate.js';
 import { diffStates, draftOf, settle } from '../config/change.js';
-import { BatchError, type KernelBackend, type KernelStats, type LiveVhid, type PfsyncLive, type StateChange } from '../kernel/backend.js';
+import { BatchError, type KernelBackend, type KernelStats, type LiveVhid, type PfStatus, type PfsyncLive, type StateChange } from '../kernel/backend.js';
 import { KernelError } from '../kernel/errno.js';
 import { changeScope, describeStep, plan, targetOf, type Snapshot, type Step } from './plan.js';
 import { fromKernelError } from './kernel-errors.js';
@@ -511,6 +511,19 @@ export class CarpService {
 
   async livePfsync(): Promise<PfsyncLive> {
     return this.backend.getPfsync();
+  }
+
+  /**
+   * pf's state table and pfsync's bulk update, read now (no cache): null on a node without pf.
+   * A kernel refusal is answered in API terms. The sync link's `pf` exchange and a switchover
+   * read it here.
+   */
+  async pfStatus(): Promise<PfStatus | null> {
+    try {
+      return await this.backend.pfStatus();
+    } catch (e) {
+      throw e instanceof KernelError ? fromKernelError(e) : e;
+    }
   }
 
   /**

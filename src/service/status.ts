@@ -25,7 +25,8 @@ export interface StatusSource {
 
 export async function assembleStatus(src: StatusSource) {
   const store = src.store.health();
-  const [vhids, carp, pfsync] = await Promise.all([src.backend.listVhids(), src.liveCarp(), src.backend.getPfsync()]);
+  // pf is shown when it can be read: a kernel refusing pf's status does not take the rest away.
+  const [vhids, carp, pfsync, pf] = await Promise.all([src.backend.listVhids(), src.liveCarp(), src.backend.getPfsync(), src.backend.pfStatus().catch(() => null)]);
   return {
     revision: src.store.current().revision,
     startedAt: src.startedAt,
@@ -34,6 +35,7 @@ export async function assembleStatus(src: StatusSource) {
     carp,
     vhids: vhids.map((v) => ({ ...v, effectiveSkew: effectiveSkew(v.advskew, carp.demotion) })),
     pfsync,
+    pf,
     store,
   };
 }

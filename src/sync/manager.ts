@@ -37,18 +37,18 @@ import { CarpdError, problemOf } from '../errors.js';
 import type { CarpService, PlanView } from '../service/service.js';
 import { applySnapshot, snapshotOf } from './derive.js';
 import type { SyncIdentity } from './identity.js';
-import { SYNC_KINDS, exchange, isUnknownKindRefusal, readSnapshot, type InboundMessage, type NodeReport, type PlanAnswer, type PushAck, type SyncAnswer, type SyncAnswers, type SyncMessageType, type SyncRequests, type VhidStates } from './messages.js';
+import { SYNC_KINDS, exchange, isUnknownKindRefusal, readSnapshot, type InboundMessage, type NodeReport, type PfReport, type PfReportStatus, type PlanAnswer, type PushAck, type SyncAnswer, type SyncAnswers, type SyncMessageType, type SyncRequests, type VhidStates } from './messages.js';
 import { SplitBrainWatch, type SplitVhid, type VhidStateEntry } from './splitbrain.js';
 import { SyncClient, SyncServer, SyncTransportError } from './transport.js';
 
-export type { NodeReport, SplitVhid };
+export type { NodeReport, PfReport, PfReportStatus, SplitVhid };
 
 /** The name of the split-brain policy's demotion (KernelBackend.setDemotion; `demotion` events list it). */
 export const SPLIT_BRAIN_DEMOTION_NAME = 'splitbrain';
 
 /** A node of /v1/cluster: its report when it answered, and whether and how it was reached. */
 export type ClusterNode =
-  | (NodeReport & { self: boolean; reachable: true; error: null })
+  | (NodeReport & { self: boolean; reachable: true; error: null; pf?: PfReportStatus | null })
   | { node: null; self: false; reachable: false; error: string };
 
 export interface SyncListen {
@@ -144,6 +144,8 @@ export class SyncManager {
   private watchedPeer?: string;
   private policyChain: Promise<void> = Promise.resolve();
   private policyError?: string;
+  /** The peer's last pf report, from either side's exchange, and when (this clock's monotonic time) it arrived. */
+  private peerPfHeard?: { report: PfReport; atMs: number };
 
   private constructor(opts: SyncManagerOptions) {
     this.service = opts.service;
@@ -520,23 +522,78 @@ export class SyncManager {
    * split-brain watch's set, the same as GET /v1/sync's; the peer's report read here is one more
    * reading for the watch, so a split seen here is an event too.
    */
-  async cluster(): Promise<{ nodes: ClusterNode[]; splitBrain: SplitVhid[] }> {
-    const self: ClusterNode = { ...(await this.report()), self: true, reachable: true, error: null };
+  async cluster(): Promise<{ nodes: ClusterNode[]; splitBrain: SplitVhid[]; pfStateDifference: number | null }> {
+    const [mine, myPf] = await Promise.all([this.report(), this.pfReport()]);
+    const self: ClusterNode = { ...mine, self: true, reachable: true, error: null, ...(myPf.error === undefined ? { pf: myPf.pf } : {}) };
     const nodes: ClusterNode[] = [self];
     let peer: NodeReport | undefined;
+    let peerPf: PfReport | undefined;
     if (this.service.desired().sync.peer) {
-      try {
-        peer = await this.ask('status', {});
-        nodes.push({ ...peer, self: false, reachable: true, error: null });
-      } catch (e) {
-        nodes.push({ node: null, self: false, reachable: false, error: (e as Error).message });
+      // The pf exchange goes beside the status read; its failure leaves the peer's pf unknown, nothing more.
+      const [status, pf] = await Promise.allSettled([this.ask('status', {}), this.exchangePf(myPf)]);
+      if (status.status === 'fulfilled') {
+        peer = status.value;
+        // A refusal (a carpd without the exchange, one shutting down) leaves the peer's pf unknown.
+        peerPf = pf.status === 'fulfilled' && pf.value.ok && pf.value.body.error === undefined ? pf.value.body : undefined;
+        nodes.push({ ...peer, self: false, reachable: true, error: null, ...(peerPf ? { pf: peerPf.pf } : {}) });
+      } else {
+        nodes.push({ node: null, self: false, reachable: false, error: (status.reason as Error).message });
       }
     }
+    const theirs = peerPf?.pf;
+    const pfStateDifference = myPf.pf && theirs ? myPf.pf.states - theirs.states : null;
     if (peer) {
       const states = (r: NodeReport): VhidStateEntry[] => r.vhids.map((v) => ({ interface: v.interface, vhid: v.vhid, state: v.state }));
       this.splitWatch.heard({ node: peer.node, vhids: states(peer) }, states(self));
     }
-    return { nodes, splitBrain: this.splitBrainNow() };
+    return { nodes, splitBrain: this.splitBrainNow(), pfStateDifference };
+  }
+
+  // --- pf's state table on both nodes -----------------------------------------------------------
+
+  /** What this node tells about its pf (the `pf` exchange): read now; a kernel refusal is told as `error`. */
+  async pfReport(): Promise<PfReport> {
+    const at = new Date(this.clock.wall()).toISOString();
+    try {
+      // The backend's own answer: its KernelError's words (errno and request) are what the peer is told.
+      const pf = await this.service.backend.pfStatus();
+      return { node: this.node, at, pf: pf ? { ...pf } : null };
+    } catch (e) {
+      return { node: this.node, at, pf: null, error: (e as Error).message };
+    }
+  }
+
+  /**
+   * The peer's pf state table and pfsync bulk update, asked now over the sync link (the `pf`
+   * exchange: this node's own goes with the question, so the peer learns it too). 'unsupported'
+   * when the peer runs a carpd without the exchange. Rejects with CARPD_ERR_SYNC_NOT_CONFIGURED
+   * without a peer and CARPD_ERR_SYNC_PEER_UNREACHABLE when it cannot be asked. A report with
+   * `error` means the peer has pf but could not read it; `pf: null` that it has none.
+   */
+  async peerPf(opts: { timeoutMs?: number } = {}): Promise<PfReport | 'unsupported'> {
+    const r = await this.exchangePf(await this.pfReport(), opts);
+    if (r.ok) return r.body;
+    if (isUnknownKindRefusal(r.problem)) return 'unsupported';
+    throw new CarpdError('CARPD_ERR_SYNC_PEER_UNREACHABLE', `the sync peer refused the pf request (HTTP ${r.status}): ${r.problem.detail}`);
+  }
+
+  /** The peer's last pf report heard over either side's exchange, with its age in ms on this clock; undefined before any. */
+  lastPeerPf(): { report: PfReport; ageMs: number } | undefined {
+    const h = this.peerPfHeard;
+    return h ? { report: h.report, ageMs: this.clock.now() - h.atMs } : undefined;
+  }
+
+  /** One pf exchange; the peer's report is remembered (lastPeerPf). A refusal is returned as it came. */
+  private async exchangePf(mine: PfReport, opts: { timeoutMs?: number } = {}): Promise<SyncAnswer<'pf'>> {
+    let r: SyncAnswer<'pf'>;
+    try {
+      r = await exchange(this.peerClient(), 'pf', mine, opts);
+    } catch (e) {
+      if (e instanceof CarpdError) throw e;
+      throw new CarpdError('CARPD_ERR_SYNC_PEER_UNREACHABLE', e instanceof SyncTransportError && e.kind === 'protocol' ? e.message : `the sync peer did not answer: ${(e as Error).message}`);
+    }
+    if (r.ok) this.peerPfHeard = { report: r.body, atMs: this.clock.now() };
+    return r;
   }
 
   // --- the split-brain watch -------------------------------------------------------------------
@@ -637,6 +694,9 @@ export class SyncManager {
         this.splitWatch.heard(msg.body, mine);
         return { status: 200, body: { node: this.node, at: new Date(this.clock.wall()).toISOString(), vhids: mine } satisfies VhidStates };
       }
+      case 'pf':
+        this.peerPfHeard = { report: msg.body, atMs: this.clock.now() };
+        return { status: 200, body: (await this.pfReport()) satisfies PfReport };
     }
   }
 

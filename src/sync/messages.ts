@@ -12,11 +12,17 @@
  *   plan     Snapshot          { plan: PlanView }               problem (+ appliedRevision)
  *   status   {}                NodeReport                       problem
  *   states   VhidStates        VhidStates                       problem
+ *   pf       PfReport          PfReport                         problem
  *
  * `states` is the split-brain watch's exchange (splitbrain.ts): each side sends its vhid states
  * and gets the other's back, so one exchange tells both nodes. A carpd that predates it refuses
  * it as an unknown type (400 CARPD_ERR_SYNC_BAD_MESSAGE), which the watch reads as "the peer
  * cannot tell" (isUnknownKindRefusal).
+ *
+ * `pf` is the same exchange for pf's state table and pfsync's bulk update (SyncManager.peerPf):
+ * each side sends its own and gets the other's back. It is a kind of its own, not a field of the
+ * status report, so a carpd that predates it (whose report schema has no room for it) refuses
+ * the kind rather than every report.
  *
  * The schemas check form: types, required and unknown fields, addresses that parse. Rules about
  * values (ranges, unicast peers, duplicates) are the service's validation, which applies a
@@ -99,6 +105,29 @@ export interface VhidStates {
   vhids: { interface: string; vhid: number; state: (typeof VHID_STATES)[number] }[];
 }
 
+/** pf's status as one node tells it to the other (KernelBackend.pfStatus's PfStatus). */
+export interface PfReportStatus {
+  running: boolean;
+  states: number;
+  srcNodes: number;
+  stateSearches: number;
+  stateInserts: number;
+  stateRemovals: number;
+  via: 'ioctl' | 'nvlist' | 'netlink';
+  pfsyncBulkUpdateDone: boolean | null;
+}
+
+/**
+ * The body of pf, both ways: a node's name, when it read pf (its own clock), and what it read:
+ * null when the node has no pf; `error` instead when pf could not be read.
+ */
+export interface PfReport {
+  node: string;
+  at: string;
+  pf: PfReportStatus | null;
+  error?: string;
+}
+
 /** At most this many vhids in one states message (255 vhids on each of 16 interfaces). */
 export const MAX_STATES_VHIDS = 4096;
 
@@ -107,6 +136,7 @@ export interface SyncRequests {
   plan: SnapshotBody;
   status: StatusRequest;
   states: VhidStates;
+  pf: PfReport;
 }
 
 export interface SyncAnswers {
@@ -114,6 +144,7 @@ export interface SyncAnswers {
   plan: PlanAnswer;
   status: NodeReport;
   states: VhidStates;
+  pf: PfReport;
 }
 
 export type SyncMessageType = keyof SyncRequests;
@@ -259,6 +290,38 @@ const nodeReportSchema = {
   },
 };
 
+const count = { type: 'integer', minimum: 0 };
+const pfReportSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['node', 'at', 'pf'],
+  properties: {
+    node: { type: 'string' },
+    at: { type: 'string', format: 'date-time' },
+    error: { type: 'string' },
+    pf: {
+      oneOf: [
+        { type: 'null' },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['running', 'states', 'srcNodes', 'stateSearches', 'stateInserts', 'stateRemovals', 'via', 'pfsyncBulkUpdateDone'],
+          properties: {
+            running: { type: 'boolean' },
+            states: count,
+            srcNodes: count,
+            stateSearches: count,
+            stateInserts: count,
+            stateRemovals: count,
+            via: { type: 'string', enum: ['ioctl', 'nvlist', 'netlink'] },
+            pfsyncBulkUpdateDone: { type: ['boolean', 'null'] },
+          },
+        },
+      ],
+    },
+  },
+};
+
 const vhidStatesSchema = {
   type: 'object',
   additionalProperties: false,
@@ -312,11 +375,13 @@ interface Kind<Req, Ans> {
 
 const snapshotValidator = ajv.compile<SnapshotBody>(snapshotSchema);
 const vhidStatesValidator = ajv.compile<VhidStates>(vhidStatesSchema);
+const pfReportValidator = ajv.compile<PfReport>(pfReportSchema);
 const KINDS: { [K in SyncMessageType]: Kind<SyncRequests[K], SyncAnswers[K]> } = {
   push: { request: snapshotValidator, answer: ajv.compile<PushAck>(pushAckSchema), requestIs: 'a snapshot', answerIs: 'an acknowledgement of a push' },
   plan: { request: snapshotValidator, answer: ajv.compile<PlanAnswer>(planAnswerSchema), requestIs: 'a snapshot', answerIs: 'a plan' },
   status: { request: ajv.compile<StatusRequest>(statusRequestSchema), answer: ajv.compile<NodeReport>(nodeReportSchema), requestIs: 'an empty object', answerIs: 'a node report' },
   states: { request: vhidStatesValidator, answer: vhidStatesValidator, requestIs: "a node's vhid states", answerIs: "a node's vhid states" },
+  pf: { request: pfReportValidator, answer: pfReportValidator, requestIs: "a node's pf status", answerIs: "a node's pf status" },
 };
 const problemValidator = ajv.compile<PeerProblem>(problemSchema);
 

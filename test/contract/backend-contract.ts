@@ -349,4 +349,18 @@ export function backendContract(name: string, make: () => Promise<ContractEnv>):
     await b.setPfsync({ maxupd: 128, defer: false, version: 1400 });
     assert.equal((await b.getPfsync()).running, false);
   });
+
+  withEnv('pfStatus: null without pf, else counts that are whole numbers, and it changes nothing', async ({ backend: b }) => {
+    const before = await configured(b);
+    const s = await b.pfStatus();
+    if (b.name === 'freebsd') assert.notEqual(s, undefined);
+    else assert.equal(s, null, 'a backend without pf says so rather than showing zeros');
+    if (s !== null) {
+      assert.equal(typeof s.running, 'boolean');
+      for (const n of [s.states, s.srcNodes, s.stateSearches, s.stateInserts, s.stateRemovals]) assert.ok(Number.isSafeInteger(n) && n >= 0, String(n));
+      assert.ok(['ioctl', 'nvlist', 'netlink'].includes(s.via));
+      assert.ok(s.pfsyncBulkUpdateDone === null || typeof s.pfsyncBulkUpdateDone === 'boolean');
+    }
+    assert.deepEqual(await configured(b), before);
+  });
 }

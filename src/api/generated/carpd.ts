@@ -53,7 +53,7 @@ export interface paths {
         };
         /**
          * Live state of this node.
-         * @description Node, backend and its capabilities, CARP globals, demotion, every vhid's live state with the time and reason of its last change, pfsync, maintenance.
+         * @description Node, backend and its capabilities, CARP globals, demotion, every vhid's live state with the time and reason of its last change, pfsync, maintenance, and pf's state table (`pf`: the state count, state inserts, removals and searches, and pfsync's bulk update; null on a node without pf).
          *
          *     The body is built once per change of the live or desired state (live state carpd does not hear of, such as an `ifconfig` by hand, within a second). Its `ETag` is a hash of its bytes: send it back in `If-None-Match` and the answer is 304 without a body until something changes.
          */
@@ -633,7 +633,7 @@ export interface paths {
         };
         /**
          * Both nodes' vhid states, demotion, maintenance, pfsync and revision, the peer's fetched over the sync link.
-         * @description This node's view and the peer's, fetched over the sync link: role, revision, CARP globals, demotion, maintenance, pfsync and every vhid's state. A peer that cannot be read is listed with the reason; vhids both nodes hold as MASTER are listed in `splitBrain`.
+         * @description This node's view and the peer's, fetched over the sync link: role, revision, CARP globals, demotion, maintenance, pfsync, pf's state table (`pf`) and every vhid's state. A peer that cannot be read is listed with the reason; vhids both nodes hold as MASTER are listed in `splitBrain`; `pfStateDifference` is this node's pf state count minus the peer's.
          */
         get: operations["getCluster"];
         put?: never;
@@ -813,9 +813,13 @@ export interface components {
                 since: string;
                 reason: string;
             }[];
+            /** @description The node's pf state table and pfsync bulk update (as in GET /v1/status); null when the node has no pf. Absent when it is not known: the peer could not be reached, its pf could not be read, or it runs a carpd that does not tell. */
+            pf?: null | components["schemas"]["PfStatus"];
         };
         Cluster: {
             nodes: components["schemas"]["ClusterNode"][];
+            /** @description This node's pf state count minus the peer's: how far pfsync is from having the same state table on both (it moves while connections open and close). Null unless both counts are known. */
+            pfStateDifference: number | null;
             /** @description vhids that both nodes report as MASTER: the split-brain watch's list, as in GET /v1/sync (this request's reading of the peer included). */
             splitBrain: components["schemas"]["SplitBrainVhid"][];
         };
@@ -1188,6 +1192,8 @@ export interface components {
             carp: components["schemas"]["Carp"];
             vhids: components["schemas"]["VhidStatus"][];
             pfsync: components["schemas"]["PfsyncStatus"];
+            /** @description pf's state table (what `pfctl -si` shows) and pfsync's bulk update; null on a node without pf: the memory, sim and linux backends, a FreeBSD without pf.ko, or a kernel that refused the read (its log says why). */
+            pf: null | components["schemas"]["PfStatus"];
             store: components["schemas"]["StoreHealth"];
         };
         /** @description struct carpstats (`net.inet.carp.stats`), by FreeBSD name without the `carps_` prefix. */
@@ -1807,6 +1813,28 @@ export interface components {
                 /** @description What failed, in plain words. */
                 detail: string;
             };
+        };
+        /** @description pf's status as `pfctl -si` shows it, read in-process from /dev/pf (DIOCGETSTATUS on FreeBSD 13, DIOCGETSTATUSNV on 13.1 and later), with pfsync's bulk update. The counters count from when pf was loaded. */
+        PfStatus: {
+            /** @description pf is enabled (pfctl -e). */
+            running: boolean;
+            /** @description Entries in the state table now. */
+            states: number;
+            /** @description Source-tracking nodes now. */
+            srcNodes: number;
+            /** @description State table lookups ("searches" of pfctl -si). */
+            stateSearches: number;
+            /** @description States inserted. */
+            stateInserts: number;
+            /** @description States removed. */
+            stateRemovals: number;
+            /**
+             * @description How the status was read: the binary DIOCGETSTATUS, the nvlist DIOCGETSTATUSNV, or netlink.
+             * @enum {string}
+             */
+            via: "ioctl" | "nvlist" | "netlink";
+            /** @description pfsync's bulk update (PFSYNCF_OK): true when the state table received from the peer is complete, false while it is pending, null when pfsync is not running. */
+            pfsyncBulkUpdateDone: boolean | null;
         };
     };
     responses: {

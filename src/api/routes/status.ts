@@ -34,6 +34,7 @@ export function statusView(s: Status, node: string, version: string): Schema<'St
     carp: { enabled: s.carp.allow, preempt: s.carp.preempt, maintenance: s.carp.maintenance, demotion: s.carp.demotion, temporarilyDisabled: s.carp.temporarilyDisabled },
     vhids: s.vhids.map((v) => vhidStatusView(v, s.carp.demotion)),
     pfsync: pfsyncStatusView(s.pfsync),
+    pf: s.pf ? { ...s.pf } : null,
     store: storeHealthView(s.store),
   };
 }

@@ -9,7 +9,7 @@ import { SYNC_DEFAULT_PORT, type SyncConfig } from '../../config/model.js';
 import { CarpdError } from '../../errors.js';
 import type { CarpService } from '../../service/service.js';
 import { parseFingerprint } from '../../sync/identity.js';
-import type { NodeReport, SyncManager } from '../../sync/manager.js';
+import type { NodeReport, PfReportStatus, SyncManager } from '../../sync/manager.js';
 import { route, type Assert, type SameFields, type Schema } from '../typed.js';
 import { etagOf } from '../views.js';
 import { answer, mutationOptions } from './common.js';
@@ -19,7 +19,8 @@ import { answer, mutationOptions } from './common.js';
 type ClusterNode = Schema<'ClusterNode'>;
 type SyncShapes = [
   Assert<SameFields<Schema<'SyncOverride'>, SyncConfig['overrides'][number]>>,
-  Assert<SameFields<Omit<ClusterNode, 'self' | 'reachable' | 'error'>, NodeReport>>,
+  Assert<SameFields<Omit<ClusterNode, 'self' | 'reachable' | 'error' | 'pf'>, NodeReport>>,
+  Assert<SameFields<NonNullable<ClusterNode['pf']>, PfReportStatus>>,
   Assert<SameFields<NonNullable<ClusterNode['carp']>, NodeReport['carp']>>,
   Assert<SameFields<NonNullable<ClusterNode['pfsync']>, NodeReport['pfsync']>>,
   Assert<SameFields<NonNullable<ClusterNode['vhids']>[number], NodeReport['vhids'][number]>>,

@@ -10,6 +10,7 @@
  *  tracker.ts    what carpd saw of each vhid's state (since when, why) and reading them all
  *  batch.ts      many changes at once: read once, written together, the ledger written once
  *  settings.ts   net.inet.carp.* globals, maintenance demotion, pfsync0, statistics
+ *  pf.ts         pf's status on /dev/pf (state count and state-table counters)
  *  devd.ts       devd's CARP notifications
  *
  * Events. devd's CARP notifications are hints: each one makes the backend read that vhid again,
@@ -24,6 +25,7 @@ import type {
   KernelBackend,
   KernelStats,
   LiveVhid,
+  PfStatus,
   PfsyncLive,
   PfsyncSettings,
   StateChange,
@@ -149,6 +151,7 @@ export class FreebsdBackend implements KernelBackend {
     this.devd?.close();
     await this.tail.catch(() => undefined);
     closeAll(this.k.libc, [this.k.inetFd]);
+    this.k.pf.close();
     this.binder.close();
     try {
       this.carp.close();
@@ -264,6 +267,16 @@ export class FreebsdBackend implements KernelBackend {
 
   stats(): Promise<KernelStats> {
     return this.locked(async () => this.settings.stats());
+  }
+
+  /** pf's status (pf.ts) and pfsync's bulk update, read under the lock; null without /dev/pf. */
+  pfStatus(): Promise<PfStatus | null> {
+    return this.locked(async () => {
+      const pf = this.k.pf.read();
+      if (!pf) return null;
+      const pfsync = this.k.pfsync.get();
+      return { ...pf, pfsyncBulkUpdateDone: pfsync?.running ? pfsync.bulkUpdateDone : null };
+    });
   }
 
   /** One batch under the lock: read once, vhid SETs in one netlink send, ioctls back to back, the ledger written once (batch.ts). */

@@ -126,7 +126,12 @@ export const IOCTLS: Readonly<Record<string, { request: number; versions: readon
 export function ioctlName(request: number | bigint): string | undefined {
   return IOCTL_NAMES.get(Number(request));
 }
-const IOCTL_NAMES = new Map(Object.entries(IOCTLS).map(([name, v]) => [v.request, name]));
+/** pf's status requests on /dev/pf (layout-pf.ts), named in errors; held to reference/pf-status-abi.json, not to freebsd-abi.json. */
+const PF_IOCTL_NAMES: Readonly<Record<string, number>> = {
+  DIOCGETSTATUS: ioc(IOC_INOUT, 'D', 21, 416),
+  DIOCGETSTATUSNV: ioc(IOC_INOUT, 'D', 21, 24),
+};
+const IOCTL_NAMES = new Map([...Object.entries(IOCTLS), ...Object.entries(PF_IOCTL_NAMES).map(([n, r]) => [n, { request: r }] as const)].map(([name, v]) => [v.request, name]));
 
 export function ioctlsFor(version: AbiVersion): Record<string, number> {
   const out: Record<string, number> = {};

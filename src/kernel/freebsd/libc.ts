@@ -6,6 +6,7 @@
  * Prototypes (FreeBSD, LP64, freebsd-kernel-abi.md §1, §3.3, §5.4):
  *   int     socket(int domain, int type, int protocol)
  *   int     close(int fd)
+ *   int     open(const char *path, int flags, ...)           FreeBSD flags (O_CLOEXEC 0x00100000); /dev/pf
  *   int     ioctl(int fd, unsigned long request, ...)       variadic; request never sign-extended (T4)
  *   int     sysctlbyname(const char *name, void *oldp, size_t *oldlenp, const void *newp, size_t newlen)
  *   u_int   if_nametoindex(const char *ifname)               0 on failure
@@ -27,6 +28,8 @@ export interface Libc {
   readonly path: string;
   socket(domain: number, type: number, protocol: number): number;
   close(fd: number): void;
+  /** open(2) without O_CREAT (no mode): FreeBSD flag values. */
+  open(path: string, flags: number): number;
   /**
    * ioctl(fd, request, arg). arg must hold at least the size encoded in the request (the kernel
    * copies that many bytes both ways). iface names the interface in errors; by default it is
@@ -70,6 +73,7 @@ export function loadLibc(path: string = process.env.CARPD_FREEBSD_LIBC ?? 'libc.
   const c = {
     socket: fn('int socket(int domain, int type, int protocol)'),
     close: fn('int close(int fd)'),
+    open: fn('int open(const char *path, int flags, ...)'),
     ioctl: fn('int ioctl(int fd, unsigned long request, ...)'),
     sysctlbyname: fn('int sysctlbyname(const char *name, void *oldp, void *oldlenp, const void *newp, size_t newlen)'),
     if_nametoindex: fn('unsigned int if_nametoindex(const char *ifname)'),
@@ -99,6 +103,7 @@ export function loadLibc(path: string = process.env.CARPD_FREEBSD_LIBC ?? 'libc.
       // close(2) is not retried: after EINTR the descriptor state is unspecified.
       if (Number(c.close(fd)) < 0) throw new KernelError('close', koffi.errno());
     },
+    open: (p, flags) => sys(`open ${p}`, undefined, () => c.open(p, flags)),
     ioctl: (fd, request, arg, iface) => {
       const req = typeof request === 'bigint' ? request : BigInt(request);
       if (req < 0n || req > 0xffffffffn) throw new RangeError(`ioctl request ${request} is not an unsigned 32-bit value (T4)`);

@@ -16,13 +16,16 @@ import { FREEBSD_ERRNO, KernelError } from '../errno.js';
 import { bind, type Koffi, loadKoffi } from '../koffi.js';
 import type { Libc } from './libc.js';
 
-export type NvValue = string | number | bigint | Buffer | NvObject;
+export type NvValue = string | number | bigint | boolean | number[] | Buffer | NvObject;
 export interface NvObject {
   [key: string]: NvValue;
 }
 
-/** 'number' reads as a JS number (throws above 2^53 - 1), 'bigint' as a bigint. */
-export type NvType = 'string' | 'number' | 'bigint' | 'binary';
+/**
+ * 'number' reads as a JS number (throws above 2^53 - 1), 'bigint' as a bigint; 'bool' and
+ * 'number[]' (read only: pf's status reply) as a boolean and numbers (clamped at 2^53 - 1).
+ */
+export type NvType = 'string' | 'number' | 'bigint' | 'binary' | 'bool' | 'number[]';
 export interface NvSchema {
   [key: string]: NvType | NvSchema;
 }
@@ -60,6 +63,10 @@ const SYMBOLS = {
   get_number: 'uint64_t nvlist_get_number(const void *nvl, const char *name)',
   get_binary: 'const void *nvlist_get_binary(const void *nvl, const char *name, void *sizep)',
   get_nvlist: 'const void *nvlist_get_nvlist(const void *nvl, const char *name)',
+  exists_bool: 'bool nvlist_exists_bool(const void *nvl, const char *name)',
+  get_bool: 'bool nvlist_get_bool(const void *nvl, const char *name)',
+  exists_number_array: 'bool nvlist_exists_number_array(const void *nvl, const char *name)',
+  get_number_array: 'const void *nvlist_get_number_array(const void *nvl, const char *name, void *nitemsp)',
   pack: 'void *nvlist_pack(const void *nvl, void *sizep)',
   unpack: 'void *nvlist_unpack(const void *buf, size_t size, int flags)',
 } as const;
@@ -123,6 +130,7 @@ function makeLibnv(koffi: Koffi, f: Record<Sym, Fn>, libc: Pick<Libc, 'free'>, p
 
   const fill = (nvl: Handle, obj: NvObject): void => {
     for (const [key, v] of Object.entries(obj)) {
+      if (typeof v === 'boolean' || Array.isArray(v)) throw new TypeError(`nvlist "${key}": bools and arrays are read, never written, by carpd`);
       if (typeof v === 'string') f.add_string(nvl, key, v);
       else if (typeof v === 'number' || typeof v === 'bigint') {
         if (typeof v === 'number' && !Number.isSafeInteger(v)) throw new RangeError(`nvlist number "${key}" must be a safe integer, got ${v}`);
@@ -157,6 +165,19 @@ function makeLibnv(koffi: Koffi, f: Record<Sym, Fn>, libc: Pick<Libc, 'free'>, p
         if (f.exists_nvlist(nvl, key)) out[key] = walk(f.get_nvlist(nvl, key) as Handle, type);
       } else if (type === 'string') {
         if (f.exists_string(nvl, key)) out[key] = f.get_string(nvl, key) as string;
+      } else if (type === 'bool') {
+        if (f.exists_bool(nvl, key)) out[key] = Boolean(f.get_bool(nvl, key));
+      } else if (type === 'number[]') {
+        if (f.exists_number_array(nvl, key)) {
+          const nitemsp = Buffer.alloc(8);
+          const ptr = f.get_number_array(nvl, key, nitemsp);
+          const n = Number(nitemsp.readBigUInt64LE(0));
+          const bytes = bytesAt(ptr, n * 8);
+          out[key] = Array.from({ length: n }, (_, i) => {
+            const v = bytes.readBigUInt64LE(i * 8);
+            return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+          });
+        }
       } else if (type === 'binary') {
         if (f.exists_binary(nvl, key)) {
           const sizep = Buffer.alloc(8);

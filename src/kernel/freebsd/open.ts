@@ -19,6 +19,7 @@ import { AddressLedger } from './ledger.js';
 import { type Libc, loadLibc } from './libc.js';
 import { type Libnv, loadLibnv } from './libnv.js';
 import { Maintenance } from './maintenance.js';
+import { PfControl } from './pf.js';
 import { PfsyncControl } from './pfsync.js';
 import { carpSysctl, readBoottime, readInt, writeInt } from './sysctl.js';
 
@@ -37,6 +38,8 @@ export interface OpenKernel {
   inetFd: number;
   nlSock?: NetlinkSocket;
   pfsync: PfsyncControl;
+  /** pf's status on /dev/pf, opened on first use (pf.ts). */
+  pf: PfControl;
   ledger: AddressLedger;
   maintenance: Maintenance;
 }
@@ -80,7 +83,15 @@ export async function openKernel(opts: KernelOpenOptions, logger: Logger): Promi
       logger,
     );
     const pfsync = new PfsyncControl(libc, inetFd, major, libnv);
-    return { libc, osreldate, major, inetFd, ...(nlSock ? { nlSock } : {}), pfsync, ledger, maintenance };
+    // pf's nvlist status request exists from 13.1 on: on 13, libnv (.so.0) is loaded for it alone.
+    let pfLibnv = libnv;
+    if (major === 13) {
+      try {
+        pfLibnv = loadLibnv(libc, opts.libnvPath ?? process.env.CARPD_FREEBSD_LIBNV);
+      } catch { /* DIOCGETSTATUS alone, as 13.0 offers */ }
+    }
+    const pf = new PfControl(libc, major, pfLibnv);
+    return { libc, osreldate, major, inetFd, ...(nlSock ? { nlSock } : {}), pfsync, pf, ledger, maintenance };
   } catch (e) {
     closeAll(libc, fds);
     throw e;

@@ -159,7 +159,7 @@ export class PfsyncControl {
     const syncdev = typeof o.syncdev === 'string' && o.syncdev !== '' ? o.syncdev : undefined;
     let syncpeer: string | undefined;
     const sp = o.syncpeer;
-    if (sp && typeof sp === 'object' && !Buffer.isBuffer(sp) && Buffer.isBuffer(sp.address)) {
+    if (sp && typeof sp === 'object' && !Buffer.isBuffer(sp) && !Array.isArray(sp) && Buffer.isBuffer(sp.address)) {
       const addr = sp.address;
       if (sp.af === AF_INET && addr.length === SIZEOF.sockaddr_in) syncpeer = peerText(decodeSockaddrIn(addr, 0)?.address);
       else if (sp.af === AF_INET6 && addr.length === SIZEOF.sockaddr_in6) syncpeer = peerText(decodeSockaddrIn6(addr, 0)?.address);
