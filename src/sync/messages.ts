@@ -12,6 +12,12 @@
  *   plan     Snapshot          { plan: PlanView }               problem (+ appliedRevision)
  *   status   {}                NodeReport                       problem
  *   states   VhidStates        VhidStates                       problem
+ *   health   HealthRequest     PeerHealth                       problem
+ *
+ * `health` is the switchover's question (switchover.ts): is the peer ready to take over. Its
+ * answer carries the fields every carpd has (maintenance, demotion, CARP on, vhid states,
+ * revisions) and two a node may leave out: `tracksDown` (its health tracks that are down) and
+ * `pf` (its pf state count and pfsync bulk update). Absent means "not reported", never "fine".
  *
  * `states` is the split-brain watch's exchange (splitbrain.ts): each side sends its vhid states
  * and gets the other's back, so one exchange tells both nodes. A carpd that predates it refuses
@@ -99,6 +105,28 @@ export interface VhidStates {
   vhids: { interface: string; vhid: number; state: (typeof VHID_STATES)[number] }[];
 }
 
+/** The body of health: who asks. */
+export interface HealthRequest {
+  node: string;
+}
+
+/**
+ * The answer to health: what a node that is to take over (or hand back) says of itself. `at`
+ * is its own clock. `switchover` is the demotion it holds under the name `switchover` (0: none).
+ * `tracksDown` and `pf` are left out by a node that has no such source (HealthSources).
+ */
+export interface PeerHealth {
+  node: string;
+  at: string;
+  role: DesiredState['sync']['role'];
+  revision: number;
+  appliedRevision: number;
+  carp: { enabled: boolean; preempt: boolean; maintenance: boolean; demotion: number; switchover: number };
+  vhids: VhidStates['vhids'];
+  tracksDown?: string[];
+  pf?: { stateCount: number; bulkUpdateDone: boolean };
+}
+
 /** At most this many vhids in one states message (255 vhids on each of 16 interfaces). */
 export const MAX_STATES_VHIDS = 4096;
 
@@ -107,6 +135,7 @@ export interface SyncRequests {
   plan: SnapshotBody;
   status: StatusRequest;
   states: VhidStates;
+  health: HealthRequest;
 }
 
 export interface SyncAnswers {
@@ -114,6 +143,7 @@ export interface SyncAnswers {
   plan: PlanAnswer;
   status: NodeReport;
   states: VhidStates;
+  health: PeerHealth;
 }
 
 export type SyncMessageType = keyof SyncRequests;
@@ -283,6 +313,40 @@ const vhidStatesSchema = {
   },
 };
 
+const healthRequestSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['node'],
+  properties: { node: { type: 'string', maxLength: 255 } },
+};
+
+const peerHealthSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['node', 'at', 'role', 'revision', 'appliedRevision', 'carp', 'vhids'],
+  properties: {
+    node: { type: 'string', maxLength: 255 },
+    at: { type: 'string', format: 'date-time' },
+    role: { type: 'string', enum: [...SYNC_ROLES] },
+    revision: { type: 'integer', minimum: 0 },
+    appliedRevision: { type: 'integer', minimum: 0 },
+    carp: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['enabled', 'preempt', 'maintenance', 'demotion', 'switchover'],
+      properties: { enabled: { type: 'boolean' }, preempt: { type: 'boolean' }, maintenance: { type: 'boolean' }, demotion: { type: 'integer' }, switchover: { type: 'integer', minimum: 0 } },
+    },
+    vhids: vhidStatesSchema.properties.vhids,
+    tracksDown: { type: 'array', maxItems: 1024, items: { type: 'string', maxLength: 255 } },
+    pf: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['stateCount', 'bulkUpdateDone'],
+      properties: { stateCount: { type: 'integer', minimum: 0 }, bulkUpdateDone: { type: 'boolean' } },
+    },
+  },
+};
+
 const problemSchema = {
   type: 'object',
   required: ['type', 'title', 'status', 'code', 'detail'],
@@ -317,6 +381,7 @@ const KINDS: { [K in SyncMessageType]: Kind<SyncRequests[K], SyncAnswers[K]> } =
   plan: { request: snapshotValidator, answer: ajv.compile<PlanAnswer>(planAnswerSchema), requestIs: 'a snapshot', answerIs: 'a plan' },
   status: { request: ajv.compile<StatusRequest>(statusRequestSchema), answer: ajv.compile<NodeReport>(nodeReportSchema), requestIs: 'an empty object', answerIs: 'a node report' },
   states: { request: vhidStatesValidator, answer: vhidStatesValidator, requestIs: "a node's vhid states", answerIs: "a node's vhid states" },
+  health: { request: ajv.compile<HealthRequest>(healthRequestSchema), answer: ajv.compile<PeerHealth>(peerHealthSchema), requestIs: "the asking node's name", answerIs: "a node's health" },
 };
 const problemValidator = ajv.compile<PeerProblem>(problemSchema);
 
