@@ -195,3 +195,42 @@ test('a node without a sync peer, or without config sync: 409 CARPD_ERR_SWITCHOV
   }
   assert.deepEqual((await n.h.api.get('/v1/jobs')).body, { jobs: [] });
 });
+
+test('health sources: the peer reports its tracks down and pf status when it has them; absent is "not reported"; pf states compared within a tolerance', async (t) => {
+  const a = await startSyncNodeInProcess('node-a', 'carpd-switchover');
+  t.after(() => a.stop());
+  const b = await startSyncNodeInProcess('node-b', 'carpd-switchover');
+  t.after(() => b.stop());
+  assert.equal((await b.h.api.patch('/v1/sync', { role: 'secondary', peer: { address: '127.0.0.1', port: a.syncPort, fingerprint: a.identity.fingerprint } })).status, 200);
+  assert.equal((await a.h.api.patch('/v1/sync', { role: 'primary', peer: { address: '127.0.0.1', port: b.syncPort, fingerprint: b.identity.fingerprint } })).status, 200);
+
+  const plain = await a.sync.peerHealth();
+  assert.equal(plain.node, 'node-b');
+  assert.equal('tracksDown' in plain, false);
+  assert.equal('pf' in plain, false);
+  const check = async (name: string) => {
+    const r = await a.h.api.post('/v1/cluster/switchover', { dryRun: true });
+    assert.equal(r.status, 200, r.text);
+    return r.body.checks.find((c: { name: string }) => c.name === name) as { status: string; evidence: string };
+  };
+  assert.deepEqual(await check('pf.states'), { name: 'pf.states', status: 'skipped', evidence: 'no pf on this backend' });
+
+  a.sync.setHealthSources({ pfStatus: () => ({ stateCount: 1000, bulkUpdateDone: true }) });
+  assert.match((await check('pf.states')).evidence, /not reported: the peer \(node-b\) did not send its pf status/);
+
+  b.sync.setHealthSources({ pfStatus: async () => ({ stateCount: 1500, bulkUpdateDone: true }), tracksDown: () => ['wan-gw'] });
+  const health = await a.sync.peerHealth();
+  assert.deepEqual([health.tracksDown, health.pf], [['wan-gw'], { stateCount: 1500, bulkUpdateDone: true }]);
+  const pf = await check('pf.states');
+  assert.equal(pf.status, 'fail');
+  assert.match(pf.evidence, /the peer has 1500 states, the other node 1000 \(difference 500, tolerance 100\)/);
+  const tracks = await check('taker.tracks');
+  assert.equal(tracks.status, 'fail');
+  assert.match(tracks.evidence, /wan-gw/);
+
+  b.sync.setHealthSources({ pfStatus: () => ({ stateCount: 1050, bulkUpdateDone: false }), tracksDown: () => [] });
+  assert.match((await check('pf.states')).evidence, /bulk update has not completed on the peer/);
+  b.sync.setHealthSources({ pfStatus: () => ({ stateCount: 1050, bulkUpdateDone: true }), tracksDown: () => [] });
+  assert.equal((await check('pf.states')).status, 'pass');
+  assert.deepEqual(await check('taker.tracks'), { name: 'taker.tracks', status: 'pass', evidence: 'no health track is down on the peer (node-b)' });
+});
