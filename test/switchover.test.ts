@@ -281,4 +281,16 @@ test('health sources: the peer reports its tracks down and pf status when it has
   b.sync.setHealthSources({ pfStatus: () => ({ stateCount: 1050, bulkUpdateDone: true }), tracksDown: () => [] });
   assert.equal((await check('pf.states')).status, 'pass');
   assert.deepEqual(await check('taker.tracks'), { name: 'taker.tracks', status: 'pass', evidence: 'no health track is down on the peer (node-b)' });
+
+  // A vhid MASTER on both, read on both at the check: split brain, named.
+  assert.equal((await a.h.api.post('/v1/vips', { interface: 'em0', vhid: 7, addresses: ['192.0.2.70/24'] })).status, 201);
+  await pollUntil('node-b has the VIP', async () => (await b.h.service.liveVhids()).length, (k) => k === 1, 10_000);
+  await a.h.backend.forceState('em0', 7, 'MASTER');
+  await b.h.backend.forceState('em0', 7, 'MASTER');
+  const split = await check('splitbrain');
+  assert.equal(split.status, 'fail');
+  assert.match(split.evidence, /split brain: em0 vhid 7 MASTER on both nodes/);
+  await b.h.backend.forceState('em0', 7, 'BACKUP');
+  assert.equal((await check('splitbrain')).status, 'pass', 'a fresh reading, not the watch\'s last one');
+  assert.deepEqual(a.sync.splitBrainNow(), [], 'and the watch was told');
 });

@@ -323,8 +323,18 @@ export class Switchover {
         : `${who} has ${takerPf.stateCount} states, the other node ${giverPf.stateCount} (difference ${diff}, tolerance ${tolerance})${ok ? '' : ': the states are not in step'}`;
       this.addCheck(job, 'pf.states', ok ? 'pass' : 'fail', ev, live);
     }
-    const split = sync.splitBrainNow();
-    this.addCheck(job, 'splitbrain', split.length === 0 ? 'pass' : 'fail', split.length === 0 ? 'no vhid is MASTER on both nodes' : `split brain: ${split.map(nameOf).join(', ')} MASTER on both nodes`, live);
+    // Split brain on a fresh reading of both nodes (the peer's answer and this node's states just
+    // read), handed to the split-brain watch as one more reading: what the watch listed from a
+    // moment of a previous handover is not held against this one.
+    const listed = sync.splitBrainNow();
+    if (!peer) {
+      this.addCheck(job, 'splitbrain', listed.length === 0 ? 'pass' : 'fail', listed.length === 0 ? 'the split-brain watch lists no vhid MASTER on both nodes (the peer could not be asked now)' : `split brain: ${listed.map(nameOf).join(', ')} MASTER on both nodes`, live);
+    } else {
+      sync.splitBrainWatch.heard({ node: peer.node, at: peer.at, vhids: peer.vhids }, self.vhids);
+      const theirs = new Set(peer.vhids.filter((v) => v.state === 'MASTER').map(keyOf));
+      const both = self.vhids.filter((v) => v.state === 'MASTER' && theirs.has(keyOf(v)));
+      this.addCheck(job, 'splitbrain', both.length === 0 ? 'pass' : 'fail', both.length === 0 ? 'no vhid is MASTER on both nodes (read on both just now)' : `split brain: ${both.map(nameOf).join(', ')} MASTER on both nodes`, live);
+    }
     // What moves: the giver's MASTER vhids that the taker has.
     const giverVhids = job.back ? (peer?.vhids ?? []) : self.vhids;
     const takerVhids = new Set((job.back ? self.vhids : (peer?.vhids ?? [])).map(keyOf));
