@@ -68,17 +68,20 @@ const s = dgram.createSocket('udp4');
 const sent = vips.map(() => 0);
 const answered = vips.map(() => new Set());
 const by = vips.map(() => '');
+const at = vips.map(() => []);
 let timer;
-let started = 0;
 s.on('message', (m) => {
   const [i, seq, node] = m.toString().split(' ');
   answered[Number(i)].add(Number(seq));
   by[Number(i)] = node;
 });
 s.bind(0, () => {
-  started = Date.now();
   timer = setInterval(() => {
-    for (let i = 0; i < vips.length; i++) s.send(i + ' ' + sent[i]++, Number(port), vips[i]);
+    const now = Date.now();
+    for (let i = 0; i < vips.length; i++) {
+      at[i].push(now);
+      s.send(i + ' ' + sent[i]++, Number(port), vips[i]);
+    }
   }, 1000 / Number(rate));
   process.stdout.write('ready\\n');
 });
@@ -87,8 +90,8 @@ process.stdin.setEncoding('utf8').on('data', (d) => {
   clearInterval(timer);
   setTimeout(() => {
     const lost = vips.map((_, i) => sent[i] - answered[i].size);
-    const missing = vips.map((_, i) => { const m = []; for (let q = 0; q < sent[i] && m.length < 5; q++) if (!answered[i].has(q)) m.push(q); return m; });
-    process.stdout.write(JSON.stringify({ sent: sent.reduce((a, b) => a + b, 0), lost, by, missing, t0: started }) + '\\n');
+    const missing = vips.map((_, i) => { const m = []; for (let q = 0; q < sent[i] && m.length < 5; q++) if (!answered[i].has(q)) m.push(at[i][q]); return m; });
+    process.stdout.write(JSON.stringify({ sent: sent.reduce((a, b) => a + b, 0), lost, by, missing }) + '\\n');
     process.exit(0);
   }, 1000);
 });
@@ -125,10 +128,10 @@ async function countLoss(lan: Lan, n: number, action: () => Promise<{ handover: 
   await new Promise((r) => setTimeout(r, 2000));
   client.proc.stdin!.write('stop\n');
   const line = await pollUntil('client result', async () => client.output().split('\n').find((l) => l.startsWith('{')), (l) => l !== undefined, 10_000);
-  const r = JSON.parse(line!) as { sent: number; lost: number[]; by: string[]; missing: number[][]; t0: number };
+  const r = JSON.parse(line!) as { sent: number; lost: number[]; by: string[]; missing: number[][] };
   client.proc.kill('SIGKILL');
-  // Which datagrams were lost, as ms after the change began (each VIP's seq q was sent about q × period after t0).
-  const when = r.missing.flatMap((m, i) => m.map((q) => `${vipOf(i + 1)}@${Math.round(r.t0 + (q * 1000) / RATE - start)}ms`));
+  // Which datagrams were lost: sent how many ms after the change began (the first five per VIP).
+  const when = r.missing.flatMap((m, i) => m.map((sentAt) => `${vipOf(i + 1)}@${sentAt - start}ms`));
   if (when.length) process.stderr.write(`lost: ${when.join(' ')}\n`);
   return { lost: r.lost.reduce((a, b) => a + b, 0), sent: r.sent, handover, totalMs };
 }
