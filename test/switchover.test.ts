@@ -174,6 +174,7 @@ test('sim pair: dry run, a peer in maintenance, the switchover with a handover t
   assert.equal(back.status, 200, back.text);
   assert.equal(back.body.state, 'succeeded', JSON.stringify(back.body));
   assert.equal(back.body.vhids[0].status, 'moved');
+  assert.deepEqual([back.body.from, back.body.to, back.body.back], ['node-a', 'node-a', true]);
   assert.deepEqual(await roles(a, b), ['MASTER', 'BACKUP']);
   assert.equal(await held(a), 0);
 

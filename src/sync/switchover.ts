@@ -253,13 +253,17 @@ export class Switchover {
       peerError = (e as Error).message;
     }
     const took = Math.round(this.clock.now() - asked);
+    if (job.back) {
+      if (job.to !== null && job.to !== job.from) this.addCheck(job, 'peer.name', 'fail', `handing back goes to this node, ${job.from}, not ${job.to}`, live);
+      job.to = job.from;
+    }
     if (peer) {
       job.to ??= peer.node;
       this.addCheck(job, 'peer.reachable', 'pass', `${peer.node} answered over the sync link in ${took} ms`, live);
     } else {
       this.addCheck(job, 'peer.reachable', 'fail', peerError, live);
     }
-    if (job.to !== null && peer && job.to !== peer.node) {
+    if (!job.back && job.to !== null && peer && job.to !== peer.node) {
       this.addCheck(job, 'peer.name', 'fail', `the sync peer is ${peer.node}, not ${job.to}; a switchover hands over to the sync peer only`, live);
     }
     const self = await sync.localHealth();

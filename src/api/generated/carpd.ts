@@ -1930,7 +1930,7 @@ export interface components {
             back: boolean;
             /** @description This node. */
             from: string;
-            /** @description The node asked for, or the peer once it answered. */
+            /** @description The node the vhids go to: the one asked for, or the peer once it answered (this node when handing back). */
             to: string | null;
             marginMs: number;
             /** Format: date-time */
