@@ -232,9 +232,10 @@ test('sim pair: dry run, a peer in maintenance, the switchover with a handover t
 test('a node without a sync peer, or without config sync: 409 CARPD_ERR_SWITCHOVER_STANDALONE, nothing started', async (t) => {
   const h = await makeHarness();
   t.after(() => h.close());
-  const r = await h.api.post('/v1/cluster/switchover', {});
-  assert.equal(r.status, 409, r.text);
-  assert.equal(r.body.code, 'CARPD_ERR_SWITCHOVER_STANDALONE');
+  for (const r of [await h.api.post('/v1/cluster/switchover', {}), await h.api.post('/v1/cluster/switchover?wait=true')]) {
+    assert.equal(r.status, 409, r.text);
+    assert.equal(r.body.code, 'CARPD_ERR_SWITCHOVER_STANDALONE');
+  }
   const n = await startSyncNodeInProcess('lonely', 'carpd-switchover');
   t.after(() => n.stop());
   for (const body of [{}, { dryRun: true }, { back: true }]) {
