@@ -53,6 +53,9 @@ export const ERROR_CODES = {
   CARPD_ERR_TOO_MANY_FAILURES: { status: 429, title: 'Too many failed authentications from this address' },
   CARPD_ERR_STORE_FULL: { status: 507, title: 'The state directory is out of space' },
   CARPD_ERR_STORE_UNWRITABLE: { status: 503, title: 'The state directory cannot be written' },
+  CARPD_ERR_SWITCHOVER_STANDALONE: { status: 409, title: 'This node has no sync peer to switch over to' },
+  CARPD_ERR_SWITCHOVER_RUNNING: { status: 409, title: 'A switchover is already running' },
+  CARPD_ERR_JOB_NOT_FOUND: { status: 404, title: 'No such job' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

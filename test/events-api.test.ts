@@ -254,6 +254,9 @@ test('every event type, as carpd publishes it, matches its schema in the spec', 
     'webhook.failed': { webhook: 'chat', eventId: null, eventType: null, reason: 'queue full', attempts: 0, dropped: true },
     'events.lost': { after: 1, oldest: 5, reason: 'buffer' },
     'loop.stalled': { at, ms: 4012, thresholdMs: 1000, vhids: [{ interface: 'em0', vhid: 1, protocol: 'carp', intervalMs: 1000 }] },
+    'switchover.started': { job: 'a1b2c3d4', from: 'fw-a', to: 'fw-b', back: false },
+    'switchover.step': { job: 'a1b2c3d4', step: 'check taker.maintenance', status: 'passed', detail: 'the peer (fw-b) is not in maintenance' },
+    'switchover.finished': { job: 'a1b2c3d4', state: 'succeeded', reason: 'fw-b is MASTER of 1 vhid(s)', ms: 3120 },
   };
   const before = h.service.events.lastId;
   for (const type of EVENT_TYPES) h.service.events.publish(type, samples[type] as never, { level: false });

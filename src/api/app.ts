@@ -28,6 +28,8 @@ import { syncRouter } from './routes/sync.js';
 import { vipsRouter } from './routes/vips.js';
 import { EventStreams, eventsRouter, type EventStreamOptions } from './routes/events.js';
 import type { SyncManager } from '../sync/manager.js';
+import { Switchover } from '../sync/switchover.js';
+import { switchoverRouter } from './routes/switchover.js';
 import { loadSpec } from './spec.js';
 import { route } from './typed.js';
 import { SpecValidator } from './validator.js';
@@ -59,6 +61,8 @@ export interface AppDeps {
   metrics?: CarpdMetrics;
   /** The event loop's watch: `eventLoop` in GET /v1/stats (left out without it). */
   loop?: LoopWatch;
+  /** The switchover's jobs (default: made here on `sync`; none without it). */
+  switchover?: Switchover;
 }
 
 /**
@@ -125,6 +129,7 @@ export function buildApp(deps: AppDeps): Express {
   app.use(hooksRouter(deps.service, deps.hookTester));
   app.use(syncRouter(deps.service, deps.sync));
   app.use(eventsRouter(deps.service.events, streams));
+  app.use(switchoverRouter(deps.switchover ?? (deps.sync ? new Switchover({ service: deps.service, sync: deps.sync }) : undefined)));
 
   app.use((req, res) => sendProblem(res, new CarpdError('CARPD_ERR_ROUTE_NOT_FOUND', 'no such resource; the API is described at /openapi.json and /docs'), req));
   app.use(errorHandler(deps.logger));

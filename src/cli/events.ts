@@ -54,6 +54,12 @@ export function describeEvent(e: Event): string {
       return `events after ${e.data.after} were lost (${e.data.reason})${e.data.oldest === null ? "" : `; the oldest kept is ${e.data.oldest}`}`;
     case "loop.stalled":
       return `event loop stalled for ${e.data.ms} ms${e.data.vhids.length ? `; timers delayed for ${e.data.vhids.map((v) => `${v.interface} vhid ${v.vhid}`).join(", ")}` : ""}`;
+    case "switchover.started":
+      return `switchover ${e.data.job} started on ${e.data.from}${e.data.back ? " (back to this node)" : e.data.to ? ` towards ${e.data.to}` : ""}`;
+    case "switchover.step":
+      return `switchover ${e.data.job}: ${e.data.step} ${e.data.status}${e.data.detail ? `: ${e.data.detail}` : ""}`;
+    case "switchover.finished":
+      return `switchover ${e.data.job} ${e.data.state} after ${e.data.ms} ms: ${e.data.reason}`;
   }
 }
 

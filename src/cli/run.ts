@@ -17,6 +17,7 @@ import { statsCommands } from "./stats.js";
 import { eventsCommands } from "./events.js";
 import { statusCommands } from "./status.js";
 import { syncCommands } from "./sync.js";
+import { switchoverCommands } from "./switchover.js";
 import { tlsCommands } from "./tls.js";
 import { tokenCommands } from "./token.js";
 import { hookCommands } from "./hook.js";
@@ -39,6 +40,7 @@ export const commands: Command[] = [
   ...carpCommands,
   ...pfsyncCommands,
   ...syncCommands,
+  ...switchoverCommands,
   ...configCommands,
   ...applyCommands,
   ...tokenCommands,

@@ -34,15 +34,19 @@ export const EVENT_TYPES = [
   'webhook.failed',
   'events.lost',
   'loop.stalled',
+  'switchover.started',
+  'switchover.step',
+  'switchover.finished',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-/** Shorthands a filter may use for a family: `splitbrain` for both of its types, `sync` for the four, `hook`, `webhook`. */
+/** Shorthands a filter may use for a family: `splitbrain` for both of its types, `sync` for the four, `hook`, `webhook`, `switchover`. */
 export const EVENT_FAMILIES: Readonly<Record<string, readonly EventType[]>> = {
   splitbrain: ['splitbrain.detected', 'splitbrain.cleared'],
   sync: ['sync.pushed', 'sync.applied', 'sync.failed', 'sync.rejected'],
   hook: ['hook.succeeded', 'hook.failed'],
   webhook: ['webhook.delivered', 'webhook.failed'],
+  switchover: ['switchover.started', 'switchover.step', 'switchover.finished'],
 };
 
 /** Which events a filter names: a type, or a family's shorthand. Undefined: not a known type or family. */
@@ -79,6 +83,12 @@ export interface EventBodies {
   'events.lost': { after: number; oldest: number | null; reason: 'buffer' | 'restart' | 'slow-client' };
   /** `at`: when the loop ran again (ISO 8601); `ms`: how long it did not; `vhids`: those whose advertisement interval is shorter. */
   'loop.stalled': { at: string; ms: number; thresholdMs: number; vhids: { interface: string; vhid: number; protocol: VipProtocol; intervalMs: number }[] };
+  /** A switchover job began (`back`: handing the vhids back to this node; `to`: the node asked for, or null). */
+  'switchover.started': { job: string; from: string; to: string | null; back: boolean };
+  /** One step of a switchover job, or one of its checks (`step` names it), as it starts or ends. */
+  'switchover.step': { job: string; step: string; status: 'running' | 'passed' | 'failed' | 'skipped' | 'done'; detail: string };
+  /** A switchover job ended: `ms` from its start. */
+  'switchover.finished': { job: string; state: 'succeeded' | 'failed' | 'rolled-back'; reason: string; ms: number };
 }
 
 export interface CarpdEvent<T extends EventType = EventType> {

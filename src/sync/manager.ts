@@ -37,11 +37,26 @@ import { CarpdError, problemOf } from '../errors.js';
 import type { CarpService, PlanView } from '../service/service.js';
 import { applySnapshot, snapshotOf } from './derive.js';
 import type { SyncIdentity } from './identity.js';
-import { SYNC_KINDS, exchange, isUnknownKindRefusal, readSnapshot, type InboundMessage, type NodeReport, type PfReport, type PfReportStatus, type PlanAnswer, type PushAck, type SyncAnswer, type SyncAnswers, type SyncMessageType, type SyncRequests, type VhidStates } from './messages.js';
+import { SYNC_KINDS, exchange, isUnknownKindRefusal, readSnapshot, type InboundMessage, type NodeReport, type PfReport, type PfReportStatus, type PlanAnswer, type PushAck, type SyncAnswer, type SyncAnswers, type SyncMessageType, type SyncRequests, type VhidStates, type PeerHealth } from './messages.js';
 import { SplitBrainWatch, type SplitVhid, type VhidStateEntry } from './splitbrain.js';
 import { SyncClient, SyncServer, SyncTransportError } from './transport.js';
 
-export type { NodeReport, PfReport, PfReportStatus, SplitVhid };
+export type { NodeReport, PeerHealth, PfReport, PfReportStatus, SplitVhid };
+
+/** The name of the switchover's demotion (switchover.ts; `demotion` events list it). */
+export const SWITCHOVER_DEMOTION_NAME = 'switchover';
+
+/**
+ * What a node reports in its `health` answer beyond what every carpd knows: plugged in by the
+ * parts that own them (health tracks, pf). A source left out is "not reported" in the answer;
+ * a source that throws is left out of that one answer.
+ */
+export interface HealthSources {
+  /** The names of this node's health tracks that are down now. */
+  tracksDown?(): string[] | Promise<string[]>;
+  /** pf's state count and pfsync's bulk update; undefined where there is no pf (sim, linux). */
+  pfStatus?(): { stateCount: number; bulkUpdateDone: boolean } | undefined | Promise<{ stateCount: number; bulkUpdateDone: boolean } | undefined>;
+}
 
 /** The name of the split-brain policy's demotion (KernelBackend.setDemotion; `demotion` events list it). */
 export const SPLIT_BRAIN_DEMOTION_NAME = 'splitbrain';
@@ -84,6 +99,8 @@ export interface SyncManagerOptions {
   splitBrainIntervalMs?: number;
   /** The timeout of that exchange (default min(2.5 s, the interval)). */
   splitBrainTimeoutMs?: number;
+  /** Health tracks and pf status for the `health` answer (also settable later: setHealthSources). */
+  health?: HealthSources;
 }
 
 /** A sync listener bound before its manager exists (SyncManager.bind): messages wait for the manager. */
@@ -146,6 +163,7 @@ export class SyncManager {
   private policyError?: string;
   /** The peer's last pf report, from either side's exchange, and when (this clock's monotonic time) it arrived. */
   private peerPfHeard?: { report: PfReport; atMs: number };
+  private healthSources: HealthSources = {};
 
   private constructor(opts: SyncManagerOptions) {
     this.service = opts.service;
@@ -157,6 +175,7 @@ export class SyncManager {
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.idleMs = opts.idleMs;
     this.clock = opts.clock ?? systemClock;
+    this.healthSources = opts.health ?? {};
   }
 
   /**
@@ -677,6 +696,76 @@ export class SyncManager {
     return this.policyChain;
   }
 
+  // --- health, for the switchover ---------------------------------------------------------------
+
+  /** This node's name as its peer and /v1/cluster know it. */
+  get nodeName(): string {
+    return this.node;
+  }
+
+  /** The clock this manager runs on (the switchover's deadlines use the same). */
+  get clockOf(): Clock {
+    return this.clock;
+  }
+
+  /** Plugs in the health tracks' and pf's sources for the `health` answer (replacing those given before). */
+  setHealthSources(sources: HealthSources): void {
+    this.healthSources = { ...sources };
+  }
+
+  /** pf's state count and bulk update on this node, or undefined where there is none (or it cannot be read). */
+  async localPf(): Promise<{ stateCount: number; bulkUpdateDone: boolean } | undefined> {
+    try {
+      return (await this.healthSources.pfStatus?.()) ?? undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** What this node answers to `health`: whether it could take over now. */
+  async localHealth(): Promise<PeerHealth> {
+    const s = this.service.desired();
+    const [carp, vhids, named] = await Promise.all([this.service.liveCarp(), this.localStates(), this.service.demotions().catch(() => new Map<string, number>())]);
+    const out: PeerHealth = {
+      node: this.node,
+      at: new Date(this.clock.wall()).toISOString(),
+      role: s.sync.role,
+      revision: s.revision,
+      appliedRevision: s.sync.appliedRevision,
+      carp: { enabled: carp.allow, preempt: carp.preempt, maintenance: carp.maintenance, demotion: carp.demotion, switchover: Math.max(0, named.get(SWITCHOVER_DEMOTION_NAME) ?? 0) },
+      vhids,
+    };
+    if (this.healthSources.tracksDown) {
+      try {
+        out.tracksDown = [...(await this.healthSources.tracksDown())];
+      } catch {
+        // not reported in this answer
+      }
+    }
+    const pf = await this.localPf();
+    if (pf) out.pf = { stateCount: pf.stateCount, bulkUpdateDone: pf.bulkUpdateDone };
+    return out;
+  }
+
+  /**
+   * Asks the peer for its health over the sync link (the switchover's checks and its polling).
+   * Rejects with CARPD_ERR_SYNC_NOT_CONFIGURED without a peer, CARPD_ERR_SYNC_PEER_UNREACHABLE
+   * when it does not answer, refuses, or is an older carpd without `health`.
+   */
+  async peerHealth(timeoutMs?: number): Promise<PeerHealth> {
+    let r: SyncAnswer<'health'>;
+    try {
+      r = await exchange(this.peerClient(), 'health', { node: this.node }, timeoutMs === undefined ? undefined : { timeoutMs });
+    } catch (e) {
+      if (e instanceof CarpdError) throw e;
+      const why = e instanceof SyncTransportError && e.kind === 'protocol' ? e.message : `the sync peer did not answer: ${(e as Error).message}`;
+      throw new CarpdError('CARPD_ERR_SYNC_PEER_UNREACHABLE', why);
+    }
+    if (r.ok) return r.body;
+    if (isUnknownKindRefusal(r.problem)) throw new CarpdError('CARPD_ERR_SYNC_PEER_UNREACHABLE', 'the sync peer is an older carpd that does not answer health; upgrade it first');
+    throw new CarpdError('CARPD_ERR_SYNC_PEER_UNREACHABLE', `the sync peer refused the health request (HTTP ${r.status}): ${r.problem.detail}`);
+  }
+
   // --- the receiving side ----------------------------------------------------------------------
 
   /** A message the listener has verified and read as one of the kinds (SYNC_KINDS). */
@@ -697,6 +786,8 @@ export class SyncManager {
       case 'pf':
         this.peerPfHeard = { report: msg.body, atMs: this.clock.now() };
         return { status: 200, body: (await this.pfReport()) satisfies PfReport };
+      case 'health':
+        return { status: 200, body: (await this.localHealth()) satisfies PeerHealth };
     }
   }
 

@@ -13,6 +13,12 @@
  *   status   {}                NodeReport                       problem
  *   states   VhidStates        VhidStates                       problem
  *   pf       PfReport          PfReport                         problem
+ *   health   HealthRequest     PeerHealth                       problem
+ *
+ * `health` is the switchover's question (switchover.ts): is the peer ready to take over. Its
+ * answer carries the fields every carpd has (maintenance, demotion, CARP on, vhid states,
+ * revisions) and two a node may leave out: `tracksDown` (its health tracks that are down) and
+ * `pf` (its pf state count and pfsync bulk update). Absent means "not reported", never "fine".
  *
  * `states` is the split-brain watch's exchange (splitbrain.ts): each side sends its vhid states
  * and gets the other's back, so one exchange tells both nodes. A carpd that predates it refuses
@@ -128,6 +134,28 @@ export interface PfReport {
   error?: string;
 }
 
+/** The body of health: who asks. */
+export interface HealthRequest {
+  node: string;
+}
+
+/**
+ * The answer to health: what a node that is to take over (or hand back) says of itself. `at`
+ * is its own clock. `switchover` is the demotion it holds under the name `switchover` (0: none).
+ * `tracksDown` and `pf` are left out by a node that has no such source (HealthSources).
+ */
+export interface PeerHealth {
+  node: string;
+  at: string;
+  role: DesiredState['sync']['role'];
+  revision: number;
+  appliedRevision: number;
+  carp: { enabled: boolean; preempt: boolean; maintenance: boolean; demotion: number; switchover: number };
+  vhids: VhidStates['vhids'];
+  tracksDown?: string[];
+  pf?: { stateCount: number; bulkUpdateDone: boolean };
+}
+
 /** At most this many vhids in one states message (255 vhids on each of 16 interfaces). */
 export const MAX_STATES_VHIDS = 4096;
 
@@ -137,6 +165,7 @@ export interface SyncRequests {
   status: StatusRequest;
   states: VhidStates;
   pf: PfReport;
+  health: HealthRequest;
 }
 
 export interface SyncAnswers {
@@ -145,6 +174,7 @@ export interface SyncAnswers {
   status: NodeReport;
   states: VhidStates;
   pf: PfReport;
+  health: PeerHealth;
 }
 
 export type SyncMessageType = keyof SyncRequests;
@@ -346,6 +376,40 @@ const vhidStatesSchema = {
   },
 };
 
+const healthRequestSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['node'],
+  properties: { node: { type: 'string', maxLength: 255 } },
+};
+
+const peerHealthSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['node', 'at', 'role', 'revision', 'appliedRevision', 'carp', 'vhids'],
+  properties: {
+    node: { type: 'string', maxLength: 255 },
+    at: { type: 'string', format: 'date-time' },
+    role: { type: 'string', enum: [...SYNC_ROLES] },
+    revision: { type: 'integer', minimum: 0 },
+    appliedRevision: { type: 'integer', minimum: 0 },
+    carp: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['enabled', 'preempt', 'maintenance', 'demotion', 'switchover'],
+      properties: { enabled: { type: 'boolean' }, preempt: { type: 'boolean' }, maintenance: { type: 'boolean' }, demotion: { type: 'integer' }, switchover: { type: 'integer', minimum: 0 } },
+    },
+    vhids: vhidStatesSchema.properties.vhids,
+    tracksDown: { type: 'array', maxItems: 1024, items: { type: 'string', maxLength: 255 } },
+    pf: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['stateCount', 'bulkUpdateDone'],
+      properties: { stateCount: { type: 'integer', minimum: 0 }, bulkUpdateDone: { type: 'boolean' } },
+    },
+  },
+};
+
 const problemSchema = {
   type: 'object',
   required: ['type', 'title', 'status', 'code', 'detail'],
@@ -382,6 +446,7 @@ const KINDS: { [K in SyncMessageType]: Kind<SyncRequests[K], SyncAnswers[K]> } =
   status: { request: ajv.compile<StatusRequest>(statusRequestSchema), answer: ajv.compile<NodeReport>(nodeReportSchema), requestIs: 'an empty object', answerIs: 'a node report' },
   states: { request: vhidStatesValidator, answer: vhidStatesValidator, requestIs: "a node's vhid states", answerIs: "a node's vhid states" },
   pf: { request: pfReportValidator, answer: pfReportValidator, requestIs: "a node's pf status", answerIs: "a node's pf status" },
+  health: { request: ajv.compile<HealthRequest>(healthRequestSchema), answer: ajv.compile<PeerHealth>(peerHealthSchema), requestIs: "the asking node's name", answerIs: "a node's health" },
 };
 const problemValidator = ajv.compile<PeerProblem>(problemSchema);
 

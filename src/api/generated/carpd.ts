@@ -644,6 +644,81 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/cluster/switchover": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Hand every vhid this node is MASTER of to the peer without losing a packet, after checking that the peer is ready.
+         * @description Starts a switchover job: first the checks, each reported pass, fail or skipped with its
+         *     evidence (the peer answers over the sync link; it is not in maintenance, not demoted, has
+         *     CARP enabled and preempting and none of its health tracks down; the config lag is zero;
+         *     with pf, its pfsync bulk update is done and its state count near this node's; no split
+         *     brain; this node is MASTER of something the peer has). Then this node takes the named
+         *     demotion `switchover` (240), the way maintenance does, and waits until the peer is MASTER
+         *     and this node BACKUP of each of those vhids, each within its master-down interval plus
+         *     `marginMs`; the handover time of each is in the job. A vhid that does not move in time
+         *     takes the demotion back (`rolled-back`, naming the vhid). On success this node stays
+         *     BACKUP until a switchover with `back: true` here, which takes the demotion back and waits
+         *     until this node is MASTER again (putting it back if not).
+         *
+         *     Answers 202 with the job and `Location: /v1/jobs/{id}`; with `wait=true` it answers 200
+         *     once the job has ended, whatever its outcome (read `state`). `dryRun` runs only the
+         *     checks and answers 200 with them and the plan, changing nothing and keeping no job. One
+         *     switchover at a time.
+         */
+        post: operations["startSwitchover"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The jobs kept in memory (the newest 32), newest first.
+         * @description Switchover jobs since carpd started, newest first, at most 32; each as GET /v1/jobs/{id} shows it.
+         */
+        get: operations["listJobs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One job with its state, steps, checks, per-vhid handover and result.
+         * @description A job as it stands: `running` until it ends `succeeded`, `failed` (a check failed, nothing changed) or `rolled-back` (a vhid did not move; the demotion was undone). Jobs are kept in memory only.
+         */
+        get: operations["getJob"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/events": {
         parameters: {
             query?: never;
@@ -1409,7 +1484,7 @@ export interface components {
          *     new minor versions of the API: act on the HTTP status of a code you do not know.
          * @enum {string}
          */
-        ErrorCode: "CARPD_ERR_VALIDATION" | "CARPD_ERR_MALFORMED_JSON" | "CARPD_ERR_BODY_TOO_LARGE" | "CARPD_ERR_UNSUPPORTED_MEDIA_TYPE" | "CARPD_ERR_UNAUTHORIZED" | "CARPD_ERR_FORBIDDEN" | "CARPD_ERR_ROUTE_NOT_FOUND" | "CARPD_ERR_METHOD_NOT_ALLOWED" | "CARPD_ERR_PRECONDITION_FAILED" | "CARPD_ERR_VIP_NOT_FOUND" | "CARPD_ERR_VHID_EXISTS" | "CARPD_ERR_NO_FREE_VHID" | "CARPD_ERR_ADDRESS_IN_USE" | "CARPD_ERR_ADDRESS_DUPLICATE" | "CARPD_ERR_INVALID_ADDRESS" | "CARPD_ERR_PEER_REQUIRED" | "CARPD_ERR_PEER_NOT_ALLOWED" | "CARPD_ERR_PEER_FAMILY" | "CARPD_ERR_PASSWORD_TOO_LONG" | "CARPD_ERR_INVALID_VALUE" | "CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED" | "CARPD_ERR_INTERFACE_NOT_FOUND" | "CARPD_ERR_UNSUPPORTED" | "CARPD_ERR_VHID_NOT_RUNNING" | "CARPD_ERR_REVISION_NOT_FOUND" | "CARPD_ERR_TOKEN_EXISTS" | "CARPD_ERR_TOKEN_NOT_FOUND" | "CARPD_ERR_LAST_ADMIN_TOKEN" | "CARPD_ERR_HOOK_EXISTS" | "CARPD_ERR_HOOK_NOT_FOUND" | "CARPD_ERR_WEBHOOK_EXISTS" | "CARPD_ERR_WEBHOOK_NOT_FOUND" | "CARPD_ERR_HOOKS_NOT_RUNNING" | "CARPD_ERR_KERNEL" | "CARPD_ERR_STORE" | "CARPD_ERR_SYNC_MANAGED" | "CARPD_ERR_SYNC_NOT_CONFIGURED" | "CARPD_ERR_SYNC_PEER_UNREACHABLE" | "CARPD_ERR_SYNC_UNTRUSTED" | "CARPD_ERR_SYNC_REPLAY" | "CARPD_ERR_SYNC_BAD_MESSAGE" | "CARPD_ERR_SYNC_SCHEMA" | "CARPD_ERR_SYNC_OLDER_REVISION" | "CARPD_ERR_SYNC_ROLE" | "CARPD_ERR_SHUTTING_DOWN" | "CARPD_ERR_INTERNAL" | "CARPD_ERR_TOO_MANY_FAILURES" | "CARPD_ERR_STORE_FULL" | "CARPD_ERR_STORE_UNWRITABLE";
+        ErrorCode: "CARPD_ERR_VALIDATION" | "CARPD_ERR_MALFORMED_JSON" | "CARPD_ERR_BODY_TOO_LARGE" | "CARPD_ERR_UNSUPPORTED_MEDIA_TYPE" | "CARPD_ERR_UNAUTHORIZED" | "CARPD_ERR_FORBIDDEN" | "CARPD_ERR_ROUTE_NOT_FOUND" | "CARPD_ERR_METHOD_NOT_ALLOWED" | "CARPD_ERR_PRECONDITION_FAILED" | "CARPD_ERR_VIP_NOT_FOUND" | "CARPD_ERR_VHID_EXISTS" | "CARPD_ERR_NO_FREE_VHID" | "CARPD_ERR_ADDRESS_IN_USE" | "CARPD_ERR_ADDRESS_DUPLICATE" | "CARPD_ERR_INVALID_ADDRESS" | "CARPD_ERR_PEER_REQUIRED" | "CARPD_ERR_PEER_NOT_ALLOWED" | "CARPD_ERR_PEER_FAMILY" | "CARPD_ERR_PASSWORD_TOO_LONG" | "CARPD_ERR_INVALID_VALUE" | "CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED" | "CARPD_ERR_INTERFACE_NOT_FOUND" | "CARPD_ERR_UNSUPPORTED" | "CARPD_ERR_VHID_NOT_RUNNING" | "CARPD_ERR_REVISION_NOT_FOUND" | "CARPD_ERR_TOKEN_EXISTS" | "CARPD_ERR_TOKEN_NOT_FOUND" | "CARPD_ERR_LAST_ADMIN_TOKEN" | "CARPD_ERR_HOOK_EXISTS" | "CARPD_ERR_HOOK_NOT_FOUND" | "CARPD_ERR_WEBHOOK_EXISTS" | "CARPD_ERR_WEBHOOK_NOT_FOUND" | "CARPD_ERR_HOOKS_NOT_RUNNING" | "CARPD_ERR_KERNEL" | "CARPD_ERR_STORE" | "CARPD_ERR_SYNC_MANAGED" | "CARPD_ERR_SYNC_NOT_CONFIGURED" | "CARPD_ERR_SYNC_PEER_UNREACHABLE" | "CARPD_ERR_SYNC_UNTRUSTED" | "CARPD_ERR_SYNC_REPLAY" | "CARPD_ERR_SYNC_BAD_MESSAGE" | "CARPD_ERR_SYNC_SCHEMA" | "CARPD_ERR_SYNC_OLDER_REVISION" | "CARPD_ERR_SYNC_ROLE" | "CARPD_ERR_SHUTTING_DOWN" | "CARPD_ERR_INTERNAL" | "CARPD_ERR_TOO_MANY_FAILURES" | "CARPD_ERR_STORE_FULL" | "CARPD_ERR_STORE_UNWRITABLE" | "CARPD_ERR_SWITCHOVER_STANDALONE" | "CARPD_ERR_SWITCHOVER_RUNNING" | "CARPD_ERR_JOB_NOT_FOUND";
         /** @description RFC 9457 problem details with carpd's stable `code`. */
         Problem: {
             /** @description A URI naming the error class (`urn:carpd:error:<code>`). */
@@ -1446,9 +1521,9 @@ export interface components {
          * @description The type of an event.
          * @enum {string}
          */
-        EventType: "vhid.state" | "demotion" | "maintenance" | "config.committed" | "sync.pushed" | "sync.applied" | "sync.failed" | "sync.rejected" | "splitbrain.detected" | "splitbrain.cleared" | "pfsync" | "auth.failed" | "hook.succeeded" | "hook.failed" | "webhook.delivered" | "webhook.failed" | "events.lost" | "loop.stalled";
+        EventType: "vhid.state" | "demotion" | "maintenance" | "config.committed" | "sync.pushed" | "sync.applied" | "sync.failed" | "sync.rejected" | "splitbrain.detected" | "splitbrain.cleared" | "pfsync" | "auth.failed" | "hook.succeeded" | "hook.failed" | "webhook.delivered" | "webhook.failed" | "events.lost" | "loop.stalled" | "switchover.started" | "switchover.step" | "switchover.finished";
         /** @description One event: its id (increasing, also across restarts of carpd), its type, when it happened and its body, which depends on the type. */
-        Event: components["schemas"]["VhidStateEvent"] | components["schemas"]["DemotionEvent"] | components["schemas"]["MaintenanceEvent"] | components["schemas"]["ConfigCommittedEvent"] | components["schemas"]["SyncPushedEvent"] | components["schemas"]["SyncAppliedEvent"] | components["schemas"]["SyncFailedEvent"] | components["schemas"]["SyncRejectedEvent"] | components["schemas"]["SplitBrainDetectedEvent"] | components["schemas"]["SplitBrainClearedEvent"] | components["schemas"]["PfsyncEvent"] | components["schemas"]["AuthFailedEvent"] | components["schemas"]["HookSucceededEvent"] | components["schemas"]["HookFailedEvent"] | components["schemas"]["WebhookDeliveredEvent"] | components["schemas"]["WebhookFailedEvent"] | components["schemas"]["EventsLostEvent"] | components["schemas"]["LoopStalledEvent"];
+        Event: components["schemas"]["VhidStateEvent"] | components["schemas"]["DemotionEvent"] | components["schemas"]["MaintenanceEvent"] | components["schemas"]["ConfigCommittedEvent"] | components["schemas"]["SyncPushedEvent"] | components["schemas"]["SyncAppliedEvent"] | components["schemas"]["SyncFailedEvent"] | components["schemas"]["SyncRejectedEvent"] | components["schemas"]["SplitBrainDetectedEvent"] | components["schemas"]["SplitBrainClearedEvent"] | components["schemas"]["PfsyncEvent"] | components["schemas"]["AuthFailedEvent"] | components["schemas"]["HookSucceededEvent"] | components["schemas"]["HookFailedEvent"] | components["schemas"]["WebhookDeliveredEvent"] | components["schemas"]["WebhookFailedEvent"] | components["schemas"]["EventsLostEvent"] | components["schemas"]["LoopStalledEvent"] | components["schemas"]["SwitchoverStartedEvent"] | components["schemas"]["SwitchoverStepEvent"] | components["schemas"]["SwitchoverFinishedEvent"];
         /** @description `vhid.state`: A vhid changed state: the takeover or the loss of a VIP. */
         VhidStateEvent: {
             id: number;
@@ -1836,6 +1911,116 @@ export interface components {
             /** @description pfsync's bulk update (PFSYNCF_OK): true when the state table received from the peer is complete, false while it is pending, null when pfsync is not running. */
             pfsyncBulkUpdateDone: boolean | null;
         };
+        /** @description All optional. `to`: the node to hand over to (it must be the sync peer; a check fails otherwise). `back`: hand the vhids back to this node (it holds the switchover demotion). `dryRun`: only the checks and the plan. `marginMs`: added to each vhid's master-down interval before it counts as not moved (default 2000). */
+        SwitchoverRequest: {
+            to?: string;
+            back?: boolean;
+            dryRun?: boolean;
+            marginMs?: number;
+        };
+        JobCheck: {
+            /** @description peer.reachable, peer.name, local.switchover, taker.maintenance, taker.carp, taker.demotion, taker.tracks, sync.lag, pf.states, splitbrain, vhids. */
+            name: string;
+            /** @enum {string} */
+            status: "pass" | "fail" | "skipped";
+            /** @description What was found, in words (or why it was not checked). */
+            evidence: string;
+        };
+        JobStep: {
+            /** @description checks, demote (or undemote), handover, rollback. */
+            name: string;
+            /** @enum {string} */
+            status: "pending" | "running" | "done" | "failed" | "skipped";
+            detail: string;
+            /** Format: date-time */
+            startedAt: string | null;
+            /** Format: date-time */
+            endedAt: string | null;
+        };
+        JobVhid: {
+            interface: string;
+            vhid: number;
+            /** @enum {string} */
+            status: "waiting" | "moved" | "stuck";
+            /** @description From the demotion's change until the vhid moved; null until it has. */
+            handoverMs: number | null;
+            /** @description Its master-down interval plus the margin. */
+            deadlineMs: number;
+            detail: string;
+        };
+        Job: {
+            id: string;
+            /** @constant */
+            kind: "switchover";
+            /** @enum {string} */
+            state: "running" | "succeeded" | "failed" | "rolled-back";
+            dryRun: boolean;
+            back: boolean;
+            /** @description This node. */
+            from: string;
+            /** @description The node the vhids go to: the one asked for, or the peer once it answered (this node when handing back). */
+            to: string | null;
+            marginMs: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            finishedAt: string | null;
+            checks: components["schemas"]["JobCheck"][];
+            steps: components["schemas"]["JobStep"][];
+            vhids: components["schemas"]["JobVhid"][];
+            plan: string[];
+            result: null | {
+                ok: boolean;
+                reason: string;
+            };
+        };
+        JobList: {
+            jobs: components["schemas"]["Job"][];
+        };
+        /** @description `switchover.started`: a switchover job began on this node (`back`: handing the vhids back to it). */
+        SwitchoverStartedEvent: {
+            id: number;
+            /** @constant */
+            type: "switchover.started";
+            /** Format: date-time */
+            time: string;
+            data: {
+                job: string;
+                from: string;
+                to: string | null;
+                back: boolean;
+            };
+        };
+        /** @description `switchover.step`: a step or check of a switchover job started or ended (`step`: `checks`, `check <name>`, `demote`, `undemote`, `handover`, `vhid <interface>/<vhid>`, `rollback`). */
+        SwitchoverStepEvent: {
+            id: number;
+            /** @constant */
+            type: "switchover.step";
+            /** Format: date-time */
+            time: string;
+            data: {
+                job: string;
+                step: string;
+                /** @enum {string} */
+                status: "running" | "passed" | "failed" | "skipped" | "done";
+                detail: string;
+            };
+        };
+        /** @description `switchover.finished`: a switchover job ended: `succeeded`, `failed` (nothing changed) or `rolled-back`, with the reason and how long it took. */
+        SwitchoverFinishedEvent: {
+            id: number;
+            /** @constant */
+            type: "switchover.finished";
+            /** Format: date-time */
+            time: string;
+            data: {
+                job: string;
+                /** @enum {string} */
+                state: "succeeded" | "failed" | "rolled-back";
+                reason: string;
+                ms: number;
+            };
+        };
     };
     responses: {
         /** @description Any other error (RFC 9457); `code` is one of `ErrorCode`. */
@@ -1994,7 +2179,7 @@ export interface components {
         /** @description Compute and return the plan; apply and store nothing. */
         DryRun: boolean;
         /**
-         * @description Only these types, comma-separated: a type (`vhid.state`) or a family (`splitbrain`, `sync`, `hook`, `webhook`). `events.lost` is always sent.
+         * @description Only these types, comma-separated: a type (`vhid.state`) or a family (`splitbrain`, `sync`, `hook`, `webhook`, `switchover`). `events.lost` is always sent.
          * @example vhid.state,splitbrain
          */
         EventTypes: string;
@@ -3989,11 +4174,131 @@ export interface operations {
             default: components["responses"]["Problem"];
         };
     };
+    startSwitchover: {
+        parameters: {
+            query?: {
+                /** @description Answer once the job has ended (200 with the final job) rather than at once (202). */
+                wait?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SwitchoverRequest"];
+            };
+        };
+        responses: {
+            /** @description The ended job (`wait=true`), or the checks and plan of a dry run. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description The job, started; follow it at its Location (or the `switchover.*` events). */
+            202: {
+                headers: {
+                    /** @description `/v1/jobs/{id}` */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_SWITCHOVER_STANDALONE`: this node has no sync peer to switch over to. `CARPD_ERR_SWITCHOVER_RUNNING`: a switchover is already running. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listJobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The kept jobs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `CARPD_ERR_JOB_NOT_FOUND`: no such job (jobs are kept in memory, the newest 32). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["Problem"];
+        };
+    };
     streamEvents: {
         parameters: {
             query?: {
                 /**
-                 * @description Only these types, comma-separated: a type (`vhid.state`) or a family (`splitbrain`, `sync`, `hook`, `webhook`). `events.lost` is always sent.
+                 * @description Only these types, comma-separated: a type (`vhid.state`) or a family (`splitbrain`, `sync`, `hook`, `webhook`, `switchover`). `events.lost` is always sent.
                  * @example vhid.state,splitbrain
                  */
                 types?: components["parameters"]["EventTypes"];
@@ -4036,7 +4341,7 @@ export interface operations {
         parameters: {
             query?: {
                 /**
-                 * @description Only these types, comma-separated: a type (`vhid.state`) or a family (`splitbrain`, `sync`, `hook`, `webhook`). `events.lost` is always sent.
+                 * @description Only these types, comma-separated: a type (`vhid.state`) or a family (`splitbrain`, `sync`, `hook`, `webhook`, `switchover`). `events.lost` is always sent.
                  * @example vhid.state,splitbrain
                  */
                 types?: components["parameters"]["EventTypes"];
