@@ -254,6 +254,7 @@ test('every event type, as carpd publishes it, matches its schema in the spec', 
     'webhook.failed': { webhook: 'chat', eventId: null, eventType: null, reason: 'queue full', attempts: 0, dropped: true },
     'events.lost': { after: 1, oldest: 5, reason: 'buffer' },
     'loop.stalled': { at, ms: 4012, thresholdMs: 1000, vhids: [{ interface: 'em0', vhid: 1, protocol: 'carp', intervalMs: 1000 }] },
+    'track.changed': { track: 'wan-gw', kind: 'ping', from: 'up', to: 'down', reason: '3 failed probes in a row (fall 3): no echo reply within 500 ms', weight: 240, demotion: 240 },
   };
   const before = h.service.events.lastId;
   for (const type of EVENT_TYPES) h.service.events.publish(type, samples[type] as never, { level: false });

@@ -54,6 +54,8 @@ export function describeEvent(e: Event): string {
       return `events after ${e.data.after} were lost (${e.data.reason})${e.data.oldest === null ? "" : `; the oldest kept is ${e.data.oldest}`}`;
     case "loop.stalled":
       return `event loop stalled for ${e.data.ms} ms${e.data.vhids.length ? `; timers delayed for ${e.data.vhids.map((v) => `${v.interface} vhid ${v.vhid}`).join(", ")}` : ""}`;
+    case "track.changed":
+      return `track ${e.data.track} (${e.data.kind}) ${e.data.from} -> ${e.data.to}: ${e.data.reason}${e.data.demotion ? `; demotes by ${e.data.demotion}` : ""}`;
   }
 }
 

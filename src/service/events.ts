@@ -11,7 +11,7 @@
  * type and `eventId` to its id.
  */
 import type { Logger } from 'pino';
-import type { SplitBrainPolicy, VipProtocol } from '../config/model.js';
+import type { SplitBrainPolicy, TrackKind, VipProtocol } from '../config/model.js';
 import type { CarpState } from '../engine/types.js';
 
 /** The types of event, each with its body (EventBodies). */
@@ -34,6 +34,7 @@ export const EVENT_TYPES = [
   'webhook.failed',
   'events.lost',
   'loop.stalled',
+  'track.changed',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -79,6 +80,11 @@ export interface EventBodies {
   'events.lost': { after: number; oldest: number | null; reason: 'buffer' | 'restart' | 'slow-client' };
   /** `at`: when the loop ran again (ISO 8601); `ms`: how long it did not; `vhids`: those whose advertisement interval is shorter. */
   'loop.stalled': { at: string; ms: number; thresholdMs: number; vhids: { interface: string; vhid: number; protocol: VipProtocol; intervalMs: number }[] };
+  /**
+   * A health track changed state (unknown, up, down; `unknown` again when it is changed or
+   * removed); `demotion`: what it holds now (its weight while down), under `track:<name>`.
+   */
+  'track.changed': { track: string; kind: TrackKind; from: 'unknown' | 'up' | 'down'; to: 'unknown' | 'up' | 'down'; reason: string; weight: number; demotion: number };
 }
 
 export interface CarpdEvent<T extends EventType = EventType> {
