@@ -222,6 +222,13 @@ export class TrackRunner {
     });
   }
 
+  /** Probes under way now (tests on a manual clock wait for them before moving time on). */
+  get probing(): number {
+    let n = 0;
+    for (const t of this.tasks.values()) if (t.abort) n++;
+    return n;
+  }
+
   /** Resolves when the demotion writes queued so far are done (tests). */
   settled(): Promise<void> {
     return this.chain;
