@@ -75,6 +75,18 @@ test('freebsd: a track down is applied once across SIGKILL and restart, and take
   unlinkSync(okFile);
   await pollUntil('down again', track, (s) => s.state === 'down');
   await pollUntil('applied once more', async () => fake!.demotion(), (v) => v === 50);
+  // An interface track reads the link with SIOCGIFFLAGS (IFF_UP and IFF_RUNNING); a missing interface is a failed probe.
+  assert.equal((await api('POST', '/v1/tracks', { name: 'lan', kind: 'interface', interface: 'em0', intervalMs: 100, timeoutMs: 90, rise: 1, fall: 1, weight: 1 })).status, 201);
+  assert.equal((await api('POST', '/v1/tracks', { name: 'gone', kind: 'interface', interface: 'em9', intervalMs: 100, timeoutMs: 90, rise: 1, fall: 1, weight: 1 })).status, 201);
+  const lan = await pollUntil('the link track decided', async () => (await api('GET', '/v1/tracks/lan')).body.status, (s) => s.state !== 'unknown');
+  assert.equal(lan.state, 'up', JSON.stringify(lan));
+  assert.equal(lan.lastProbe.detail, 'link of em0 up');
+  const gone = await pollUntil('the missing interface decided', async () => (await api('GET', '/v1/tracks/gone')).body.status, (s) => s.state !== 'unknown');
+  assert.equal(gone.state, 'down');
+  assert.match(gone.lastProbe.detail, /^link of em9: .*em9 does not exist/);
+  assert.equal((await api('DELETE', '/v1/tracks/lan')).status, 204);
+  assert.equal((await api('DELETE', '/v1/tracks/gone')).status, 204);
+  await pollUntil('the missing interface\'s demotion taken back', async () => fake!.demotion(), (v) => v === 50);
   // Removing the track gives the demotion back.
   assert.equal((await api('DELETE', '/v1/tracks/uplink')).status, 204);
   await pollUntil('removed: taken back', async () => fake!.demotion(), (v) => v === 0);
