@@ -346,3 +346,61 @@ test('ping: an echo reply from loopback; no reply from an address nobody answers
     p.close();
   }
 });
+
+test('carpctl track: add, list, show, set, remove against carpd; usage errors and refusals', async (t) => {
+  const { createServer: createHttp } = await import('node:http');
+  const { run } = await import('../src/cli/run.js');
+  const { ADMIN_TOKEN } = await import('./helpers/harness.js');
+  const h = await makeHarness();
+  const server = createHttp(h.app);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(async () => {
+    server.closeAllConnections();
+    server.close();
+    await h.close();
+  });
+  const url = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
+  const carpctl = async (args: string[]) => {
+    let stdout = '';
+    let stderr = '';
+    const code = await run(['--url', url, ...args], { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), env: { CARPD_TOKEN: ADMIN_TOKEN } });
+    return { code, stdout, stderr };
+  };
+  let r = await carpctl(['track', 'add', 'wan-gw', 'ping', '203.0.113.1', '--interval', '2000', '--fall', '4', '--weight', '120']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(h.service.desired().tracks[0], { name: 'wan-gw', kind: 'ping', target: '203.0.113.1', intervalMs: 2000, timeoutMs: 1000, rise: 2, fall: 4, weight: 120, nosync: false });
+  assert.match(r.stdout, /added track wan-gw/);
+  r = await carpctl(['track', 'add', 'dns', 'tcp', '127.0.0.1', '53', '--nosync']);
+  assert.equal(r.code, 0, r.stderr);
+  r = await carpctl(['track', 'add', 'web', 'http', 'http://127.0.0.1:3128/health', '--status', '200-299']);
+  assert.equal(r.code, 0, r.stderr);
+  r = await carpctl(['track', 'add', 'uplink', 'script', '--', '/usr/local/libexec/check-uplink', '--quiet']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(h.service.desired().tracks.find((x) => x.name === 'uplink')!.command, ['/usr/local/libexec/check-uplink', '--quiet']);
+  r = await carpctl(['track', 'list']);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /wan-gw\s+ping 203\.0\.113\.1\s+unknown\s+0\s+-\s+no/);
+  assert.match(r.stdout, /dns\s+tcp 127\.0\.0\.1:53\s+unknown/);
+  assert.match(r.stdout, /web\s+GET http:\/\/127\.0\.0\.1:3128\/health \(200\.\.299\)/);
+  r = await carpctl(['track', 'show', 'wan-gw']);
+  assert.match(r.stdout, /state:\s+unknown since /);
+  assert.match(r.stdout, /rise\/fall:\s+2\/4/);
+  r = await carpctl(['track', 'set', 'wan-gw', 'interface', 'em0', '--weight', '30']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(h.service.desired().tracks[0].kind, 'interface');
+  r = await carpctl(['track', 'add', 'bad', 'ping', 'gw.example.net']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /not an IP address/);
+  r = await carpctl(['track', 'add', 'bad', 'dns', 'x']);
+  assert.equal(r.code, 2, 'an unknown kind: a usage error');
+  r = await carpctl(['track', 'add', 'bad', 'tcp', '127.0.0.1']);
+  assert.equal(r.code, 2, 'tcp without a port: a usage error');
+  r = await carpctl(['track', 'remove', 'dns']);
+  assert.equal(r.code, 0, r.stderr);
+  r = await carpctl(['track', 'rm', 'web']);
+  assert.equal(r.code, 0, r.stderr);
+  r = await carpctl(['track', 'remove', 'web']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /no track named "web"/);
+  assert.deepEqual(h.service.desired().tracks.map((x) => x.name), ['wan-gw', 'uplink']);
+});
