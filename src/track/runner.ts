@@ -65,6 +65,8 @@ export class TrackRunner {
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly deps: ProbeDeps;
+  /** Demotion names whose last write failed (logged once until one succeeds). */
+  private readonly failing = new Set<string>();
 
   constructor(private readonly opts: TrackRunnerOptions) {
     this.deps = { linkUp: (i) => opts.service.linkUp(i), pinger: opts.pinger };
@@ -214,9 +216,12 @@ export class TrackRunner {
     this.chain = this.chain.then(async () => {
       try {
         await this.opts.service.setDemotion(name, amount);
+        if (this.failing.delete(name)) this.opts.logger.info({ event: 'track.demotion.set', demotion: name, amount }, `the demotion ${name} is ${amount} now`);
         done(true);
       } catch (e) {
-        this.opts.logger.warn({ event: 'track.demotion.failed', demotion: name, amount, err: (e as Error).message }, `cannot set the demotion ${name} to ${amount}: ${(e as Error).message}; retried after the next probe`);
+        // Logged once per name until a write succeeds: a retry after every probe must not flood the log.
+        if (!this.failing.has(name)) this.opts.logger.warn({ event: 'track.demotion.failed', demotion: name, amount, err: (e as Error).message }, `cannot set the demotion ${name} to ${amount}: ${(e as Error).message}; retried after each probe`);
+        this.failing.add(name);
         done(false);
       }
     });
