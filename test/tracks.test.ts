@@ -404,3 +404,31 @@ test('carpctl track: add, list, show, set, remove against carpd; usage errors an
   assert.match(r.stderr, /no track named "web"/);
   assert.deepEqual(h.service.desired().tracks.map((x) => x.name), ['wan-gw', 'uplink']);
 });
+
+test('ICMP echo codec: a request with its checksum; a reply matched by type, identifier and sequence, a bad checksum or a request refused', async () => {
+  const { encodeEchoRequest, decodeEchoReply } = await import('../src/wire/icmp.js');
+  const { internetChecksum } = await import('../src/wire/checksum.js');
+  const req = encodeEchoRequest(4, 0x1234, 7, Buffer.from('carpd'));
+  assert.deepEqual([req[0], req[1], req.readUInt16BE(4), req.readUInt16BE(6)], [8, 0, 0x1234, 7]);
+  assert.equal(internetChecksum(req), 0, 'the checksum covers the message');
+  // The reply as an IPv4 raw socket delivers it: a 20-byte IP header first.
+  const reply = Buffer.from(req);
+  reply[0] = 0;
+  reply.writeUInt16BE(0, 2);
+  reply.writeUInt16BE(internetChecksum(reply), 2);
+  const ip = Buffer.alloc(20);
+  ip[0] = 0x45;
+  ip.set([192, 0, 2, 1], 12);
+  assert.deepEqual(decodeEchoReply(4, Buffer.concat([ip, reply])), { id: 0x1234, seq: 7, source: '192.0.2.1' });
+  const bad = Buffer.concat([ip, reply]);
+  bad[bad.length - 1] ^= 0xff;
+  assert.equal(decodeEchoReply(4, bad), undefined, 'a bad checksum');
+  assert.equal(decodeEchoReply(4, Buffer.concat([ip, req])), undefined, 'a request is not a reply');
+  assert.equal(decodeEchoReply(4, Buffer.concat([ip, reply.subarray(0, 4)])), undefined, 'truncated');
+  // ICMPv6: type 128/129, no IP header, the checksum the kernel's.
+  const req6 = encodeEchoRequest(6, 9, 65535);
+  assert.deepEqual([req6[0], req6.readUInt16BE(2)], [128, 0]);
+  const reply6 = Buffer.from(req6);
+  reply6[0] = 129;
+  assert.deepEqual(decodeEchoReply(6, reply6), { id: 9, seq: 65535 });
+});
