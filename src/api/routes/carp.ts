@@ -9,7 +9,8 @@ export function carpRouter(service: CarpService): Router {
   const r = Router();
   const view = async (): Promise<Schema<'Carp'>> => {
     const c = service.desired().carp;
-    const [live, named] = await Promise.all([service.liveCarp(), service.demotions().catch(() => service.namedDemotions())]);
+    const live = await service.liveCarp();
+    const named = service.namedDemotions();
     return { enabled: c.enabled, preempt: c.preempt, maintenance: c.maintenance, demotion: live.demotion, temporarilyDisabled: live.temporarilyDisabled, contributors: demotionContributors(live.demotion, live.maintenance, named) };
   };
 
