@@ -183,7 +183,7 @@ export class TrackRunner {
     this.schedule(task, Math.max(0, task.cfg.intervalMs - elapsed));
   }
 
-  /** Feeds one probe's result to the hysteresis (exposed for tests on a manual clock through `probe`). */
+  /** Feeds one probe's result to the hysteresis, publishes the live state and moves the demotion. */
   private observe(task: Task, result: ProbeResult): void {
     const { status, changed } = observeProbe(task.status, task.cfg, result, this.opts.clock.now());
     task.status = status;
