@@ -13,10 +13,13 @@ import { randomInt } from 'node:crypto';
 import { KernelError } from '../errno.js';
 import { canonicalIp, ipBytes } from '../../wire/address.js';
 import { decodeEchoReply, encodeEchoRequest } from '../../wire/icmp.js';
-import { AF_INET, AF_INET6, IPPROTO_ICMPV6, SOCKADDR_IN6_LEN, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, linuxLibc, sockaddrIn, type LinuxLibc } from './libc.js';
+import { AF_INET, AF_INET6, ICMP6_FILTER, IPPROTO_ICMPV6, SOCKADDR_IN6_LEN, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, linuxLibc, sockaddrIn, type LinuxLibc } from './libc.js';
 import { sharedPoller, type Poller } from './poller.js';
 
 const IPPROTO_ICMP = 1;
+/** linux/in.h SOL_RAW and linux/icmp.h ICMP_FILTER. */
+const SOL_RAW = 255;
+const ICMP_FILTER = 1;
 const RECV_SIZE = 2048;
 
 export interface PingResult {
@@ -51,10 +54,30 @@ export class LinuxPinger {
     if (fd === undefined) {
       fd = this.libc.socket(family === 4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, family === 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6, `open an ICMP${family === 6 ? 'v6' : ''} socket`);
       this.fds.set(family, fd);
+      this.onlyEchoReplies(family, fd);
       const f = fd;
       this.poller.add(f, () => this.drain(family, f));
     }
     return fd;
+  }
+
+  /**
+   * A raw ICMP socket hears every ICMP packet of the host: the kernel's ICMP filter (ICMP_FILTER
+   * on SOL_RAW, ICMP6_FILTER on IPPROTO_ICMPV6; a set bit blocks that type) lets only echo
+   * replies through. Best effort: without it the replies are still matched one by one.
+   */
+  private onlyEchoReplies(family: 4 | 6, fd: number): void {
+    try {
+      if (family === 4) {
+        this.libc.setsockopt(fd, SOL_RAW, ICMP_FILTER, Buffer.from(Uint32Array.of(~(1 << 0) >>> 0).buffer), 'filter ICMP types');
+      } else {
+        const f = Buffer.alloc(32, 0xff);
+        f.writeUInt32LE(f.readUInt32LE(16) & ~(1 << (129 & 31)) >>> 0, 16);
+        this.libc.setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, f, 'filter ICMPv6 types');
+      }
+    } catch {
+      // matched by type, identifier, sequence and source anyway
+    }
   }
 
   private drain(family: 4 | 6, fd: number): void {
