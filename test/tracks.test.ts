@@ -432,3 +432,69 @@ test('ICMP echo codec: a request with its checksum; a reply matched by type, ide
   reply6[0] = 129;
   assert.deepEqual(decodeEchoReply(6, reply6), { id: 9, seq: 65535 });
 });
+
+test('FreeBSD ping: sockaddrs with their length byte; a request sent with FreeBSD constants, its reply read and matched by identifier, sequence and source', async () => {
+  const { FreebsdPinger, freebsdSockaddr, freebsdSockaddrAddress } = await import('../src/kernel/freebsd/ping.js');
+  const { encodeEchoRequest } = await import('../src/wire/icmp.js');
+  const { internetChecksum } = await import('../src/wire/checksum.js');
+  assert.deepEqual([...freebsdSockaddr('192.0.2.1')], [16, 2, 0, 0, 192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+  const six = freebsdSockaddr('2001:db8::1');
+  assert.deepEqual([six.length, six[0], six[1], six.readUInt16BE(8), six[23]], [28, 28, 28, 0x2001, 1]);
+  assert.equal(freebsdSockaddrAddress(six), '2001:db8::1');
+  assert.equal(freebsdSockaddrAddress(freebsdSockaddr('198.51.100.7')), '198.51.100.7');
+
+  // A fake libc: the reply to each request waits in a queue for recvfrom (EAGAIN when empty).
+  const opened: number[][] = [];
+  const queue: { data: Buffer; from: Buffer }[] = [];
+  let errno = 0;
+  const calls = {
+    socket: (d: number, t: number, p: number) => (opened.push([d, t, p]), 7),
+    close: () => 0,
+    sendto: (_fd: number, msg: Buffer, _len: number, _flags: number, to: Buffer) => {
+      const target = freebsdSockaddrAddress(to)!;
+      if (target === '203.0.113.9') {
+        errno = 65; // EHOSTUNREACH
+        return -1;
+      }
+      if (target === '198.51.100.99') return msg.length; // nobody answers
+      const reply = Buffer.from(msg);
+      reply[0] = 0;
+      reply.writeUInt16BE(0, 2);
+      reply.writeUInt16BE(internetChecksum(reply), 2);
+      const ip = Buffer.alloc(20);
+      ip[0] = 0x45;
+      ip.set(target.split('.').map(Number), 12);
+      // A stranger's reply (another identifier) first: it must be skipped.
+      const other = Buffer.from(encodeEchoRequest(4, (msg.readUInt16BE(4) + 1) & 0xffff, msg.readUInt16BE(6)));
+      other[0] = 0;
+      other.writeUInt16BE(0, 2);
+      other.writeUInt16BE(internetChecksum(other), 2);
+      queue.push({ data: Buffer.concat([ip, other]), from: to }, { data: Buffer.concat([ip, reply]), from: to });
+      return msg.length;
+    },
+    recvfrom: (_fd: number, buf: Buffer, _len: number, _flags: number, from: Buffer) => {
+      const p = queue.shift();
+      if (!p) {
+        errno = 35; // EAGAIN
+        return -1;
+      }
+      p.data.copy(buf);
+      p.from.copy(from);
+      return p.data.length;
+    },
+    errno: () => errno,
+  };
+  const pinger = new FreebsdPinger({ calls });
+  try {
+    const r = await pinger.ping('192.0.2.1', 1000);
+    assert.equal(r.ok, true, r.detail);
+    assert.match(r.detail, /^echo reply from 192\.0\.2\.1 in /);
+    assert.deepEqual(opened, [[2, 3 | 0x20000000 | 0x10000000, 1]], 'AF_INET, SOCK_RAW|SOCK_NONBLOCK|SOCK_CLOEXEC, IPPROTO_ICMP');
+    const silent = await pinger.ping('198.51.100.99', 50);
+    assert.deepEqual([silent.ok, silent.detail], [false, 'no echo reply from 198.51.100.99 within 50 ms']);
+    const refused = await pinger.ping('203.0.113.9', 1000);
+    assert.deepEqual([refused.ok, refused.detail], [false, 'cannot send an echo request to 203.0.113.9: EHOSTUNREACH']);
+  } finally {
+    pinger.close();
+  }
+});

@@ -1,7 +1,7 @@
 /**
- * Starts the health tracks' runner (src/track/) with this platform's pinger: on Linux, raw
- * ICMP sockets through koffi (kernel/linux/ping.ts), loaded only when a ping track exists; on
- * other platforms none yet, and ping tracks fail saying so.
+ * Starts the health tracks' runner (src/track/) with this platform's pinger: raw ICMP sockets
+ * through koffi (kernel/linux/ping.ts, kernel/freebsd/ping.ts), loaded only when a ping track
+ * probes; elsewhere none, and ping tracks fail saying so.
  */
 import type { Logger } from 'pino';
 import { systemClock } from '../clock.js';
@@ -11,12 +11,18 @@ import { TrackRunner } from '../track/runner.js';
 
 /** A pinger opened on first use, so that a node without ping tracks never opens a raw socket. */
 function lazyPinger(logger: Logger): Pinger | undefined {
-  if (process.platform !== 'linux') return undefined;
+  const open: (() => Promise<Pinger>) | undefined =
+    process.platform === 'linux'
+      ? () => import('../kernel/linux/ping.js').then(({ LinuxPinger }) => new LinuxPinger())
+      : process.platform === 'freebsd'
+        ? () => import('../kernel/freebsd/ping.js').then(({ FreebsdPinger }) => new FreebsdPinger())
+        : undefined;
+  if (!open) return undefined;
   let real: Promise<Pinger> | undefined;
   let opened: Pinger | undefined;
   return {
     async ping(target, timeoutMs, signal) {
-      real ??= import('../kernel/linux/ping.js').then(({ LinuxPinger }) => (opened = new LinuxPinger()));
+      real ??= open().then((p) => (opened = p));
       try {
         return await (await real).ping(target, timeoutMs, signal);
       } catch (e) {
