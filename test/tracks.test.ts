@@ -498,3 +498,32 @@ test('FreeBSD ping: sockaddrs with their length byte; a request sent with FreeBS
     pinger.close();
   }
 });
+
+test('config sync carries tracks from primary to secondary over the wire; nosync ones stay home; a synced one is the primary\'s to change', async (t) => {
+  const { startSyncNodeInProcess } = await import('./helpers/sync-inprocess.js');
+  const { pollUntil } = await import('./helpers/poll.js');
+  const a = await startSyncNodeInProcess('node-a', 'carpd-tracks-sync');
+  const b = await startSyncNodeInProcess('node-b', 'carpd-tracks-sync');
+  t.after(async () => {
+    await a.stop();
+    await b.stop();
+  });
+  const patch = (h: Harness, body: unknown) => h.api.patch('/v1/sync', body, { contentType: 'application/merge-patch+json' });
+  let r = await patch(b.h, { role: 'secondary', peer: { address: '127.0.0.1', port: a.syncPort, fingerprint: a.identity.fingerprint } });
+  assert.equal(r.status, 200, r.text);
+  r = await patch(a.h, { role: 'primary', peer: { address: '127.0.0.1', port: b.syncPort, fingerprint: b.identity.fingerprint } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal((await b.h.api.post('/v1/tracks', { name: 'b-gw', kind: 'ping', target: '198.51.100.1', nosync: true })).status, 201);
+  assert.equal((await a.h.api.post('/v1/tracks', { name: 'dns', kind: 'tcp', target: '127.0.0.1', port: 53, weight: 100 })).status, 201);
+  assert.equal((await a.h.api.post('/v1/tracks', { name: 'a-gw', kind: 'ping', target: '203.0.113.1', nosync: true })).status, 201);
+  await pollUntil('secondary caught up', async () => b.h.service.desired().sync.appliedRevision, (x) => x === a.h.service.desired().revision);
+  assert.deepEqual(b.h.service.desired().tracks.map((x) => x.name).sort(), ['b-gw', 'dns']);
+  assert.equal(b.h.service.desired().tracks.find((x) => x.name === 'dns')!.weight, 100);
+  const local = await b.h.api.put('/v1/tracks/dns', { kind: 'tcp', target: '127.0.0.1', port: 53, weight: 10 });
+  assert.equal(local.status, 409, local.text);
+  assert.equal(local.body.code, 'CARPD_ERR_SYNC_MANAGED');
+  assert.match(local.body.detail, /track dns is managed by this node's sync primary/);
+  assert.equal((await a.h.api.delete('/v1/tracks/dns')).status, 204);
+  await pollUntil('secondary caught up again', async () => b.h.service.desired().sync.appliedRevision, (x) => x === a.h.service.desired().revision);
+  assert.deepEqual(b.h.service.desired().tracks.map((x) => x.name), ['b-gw']);
+});
