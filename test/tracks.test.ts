@@ -229,6 +229,8 @@ test('runner on a manual clock: every kind goes down after fall failures and up 
   assert.equal((await h.service.liveCarp()).demotion, 60);
   const carp = await h.api.get('/v1/carp', { token: READ_TOKEN });
   assert.deepEqual(carp.body.contributors, [{ name: 'track:check', value: 14 }, { name: 'track:dns', value: 12 }, { name: 'track:gw', value: 11 }, { name: 'track:link', value: 10 }, { name: 'track:web', value: 13 }]);
+  const status = await h.api.get('/v1/status', { token: READ_TOKEN });
+  assert.deepEqual(status.body.carp.contributors, carp.body.contributors);
   const view = (await h.api.get('/v1/tracks/gw', { token: READ_TOKEN })).body;
   assert.equal(view.status.state, 'down');
   assert.equal(view.status.demotion, 11);

@@ -5,6 +5,7 @@
 import type { ConfigStore } from '../config/store.js';
 import type { KernelBackend } from '../kernel/backend.js';
 import { effectiveSkew } from '../engine/timing.js';
+import { demotionContributors } from './watch.js';
 
 const STATUS_MAX_AGE_MS = 1000;
 
@@ -25,7 +26,9 @@ export interface StatusSource {
 
 export async function assembleStatus(src: StatusSource) {
   const store = src.store.health();
-  const [vhids, carp, pfsync] = await Promise.all([src.backend.listVhids(), src.liveCarp(), src.backend.getPfsync()]);
+  const [vhids, live, pfsync, named] = await Promise.all([src.backend.listVhids(), src.liveCarp(), src.backend.getPfsync(), src.backend.demotions().catch(() => new Map<string, number>())]);
+  // What the demotion is made of: maintenance, named demotions (splitbrain, track:<name>), other.
+  const carp = { ...live, contributors: demotionContributors(live.demotion, live.maintenance, named) };
   return {
     revision: src.store.current().revision,
     startedAt: src.startedAt,

@@ -1152,7 +1152,7 @@ export interface components {
             demotion: number;
             /** @description CARP is disabled on this node until re-enabled or carpd restarts (`PUT /v1/carp/temporary-disable`): net.inet.carp.allow=0, not stored, apart from the persistent `enabled`. */
             temporarilyDisabled: boolean;
-            /** @description GET /v1/carp: what the demotion is made of as far as carpd can tell: `maintenance`, the named demotions carpd holds (`splitbrain`, `track:<name>` for a health track down), and `other` for the rest of the kernel's counter (as the `demotion` event names them). */
+            /** @description What the demotion is made of as far as carpd can tell: `maintenance`, the named demotions carpd holds (`splitbrain`, `track:<name>` for a health track down), and `other` for the rest of the kernel's counter (as the `demotion` event names them). */
             contributors?: {
                 name: string;
                 value: number;
