@@ -96,8 +96,10 @@ export class TrackBoard {
     }
   }
 
+  /** A track removed: its live state and its series go (a track of that name added later starts at 0). */
   delete(name: string): void {
     this.live.delete(name);
+    this.transitions.delete(name);
   }
 
   get(name: string): TrackLive | undefined {
