@@ -57,7 +57,8 @@ interface Task {
   stopped: boolean;
 }
 
-const keyOf = (t: TrackConfig) => JSON.stringify(t);
+/** A track's settings as one string, whatever the order of its fields: a change restarts it, a rewrite does not. */
+const keyOf = (t: TrackConfig) => JSON.stringify(Object.entries(t).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
 export class TrackRunner {
   private readonly tasks = new Map<string, Task>();
