@@ -6,6 +6,7 @@
  *   cli/               carpctl: only the generated API types (api/generated/) and paths.ts
  *   api/               HTTP: service/, sync/, config/, wire/ — never kernel/, engine/, runtime/
  *   notify/            hooks and webhooks run on events: service/, config/, wire/
+ *   track/             health tracks' probes and runner: service/, config/, wire/
  *   sync/              node-to-node config sync: service/, config/, wire/
  *   service/           the serialized change queue: kernel/, config/, engine/, wire/
  *   kernel/            backends: runtime/, engine/, config/, wire/ (koffi only here)
@@ -31,6 +32,7 @@ const LAYERS = {
   sync: ['service', 'config', 'wire'],
   api: ['service', 'sync', 'config', 'wire'],
   notify: ['service', 'config', 'wire'],
+  track: ['service', 'config', 'wire'],
 };
 
 /** A rule: files under `from` may import, of src/, only their own folder, `allowed` and VOCAB. */

@@ -37,6 +37,8 @@ export const ERROR_CODES = {
   CARPD_ERR_WEBHOOK_EXISTS: { status: 409, title: 'A webhook with that name exists' },
   CARPD_ERR_WEBHOOK_NOT_FOUND: { status: 404, title: 'No such webhook' },
   CARPD_ERR_HOOKS_NOT_RUNNING: { status: 503, title: 'This process runs no hooks' },
+  CARPD_ERR_TRACK_EXISTS: { status: 409, title: 'A track with that name exists' },
+  CARPD_ERR_TRACK_NOT_FOUND: { status: 404, title: 'No such track' },
   CARPD_ERR_KERNEL: { status: 502, title: 'The kernel refused the change' },
   CARPD_ERR_STORE: { status: 500, title: 'The desired state could not be stored' },
   CARPD_ERR_SYNC_MANAGED: { status: 409, title: 'The object is managed by the sync primary' },

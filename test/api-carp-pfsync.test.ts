@@ -8,12 +8,12 @@ test('GET /v1/carp answers the globals with the ETag; PATCH changes only what it
   const carp = await h.api.get('/v1/carp');
   assert.equal(carp.status, 200);
   assert.equal(carp.headers.etag, '"0"');
-  assert.deepEqual(carp.body, { enabled: true, preempt: true, maintenance: false, demotion: 0, temporarilyDisabled: false });
+  assert.deepEqual(carp.body, { enabled: true, preempt: true, maintenance: false, demotion: 0, temporarilyDisabled: false, contributors: [] });
 
   const patched = await h.api.patch('/v1/carp', { preempt: false });
   assert.equal(patched.status, 200);
   assert.equal(patched.headers.etag, '"1"');
-  assert.deepEqual(patched.body, { enabled: true, preempt: false, maintenance: false, demotion: 0, temporarilyDisabled: false });
+  assert.deepEqual(patched.body, { enabled: true, preempt: false, maintenance: false, demotion: 0, temporarilyDisabled: false, contributors: [] });
   assert.deepEqual(await h.backend.getCarpGlobals(), { allow: true, preempt: false, demotion: 0 });
   assert.equal((await h.api.get('/v1/config')).body.carp.preempt, false);
 });
@@ -51,7 +51,7 @@ test('maintenance demotes by 240, caps the effective skew at 240, and is taken b
   const on = await h.api.put('/v1/carp/maintenance', { enabled: true });
   assert.equal(on.status, 200);
   assert.equal(on.headers.etag, '"3"');
-  assert.deepEqual(on.body, { enabled: true, preempt: true, maintenance: true, demotion: 240, temporarilyDisabled: false });
+  assert.deepEqual(on.body, { enabled: true, preempt: true, maintenance: true, demotion: 240, temporarilyDisabled: false, contributors: [{ name: "maintenance", value: 240 }] });
   let status = await h.api.get('/v1/status');
   assert.equal(status.body.carp.demotion, 240);
   assert.equal(status.body.carp.maintenance, true);

@@ -257,6 +257,7 @@ test('every event type, as carpd publishes it, matches its schema in the spec', 
     'switchover.started': { job: 'a1b2c3d4', from: 'fw-a', to: 'fw-b', back: false },
     'switchover.step': { job: 'a1b2c3d4', step: 'check taker.maintenance', status: 'passed', detail: 'the peer (fw-b) is not in maintenance' },
     'switchover.finished': { job: 'a1b2c3d4', state: 'succeeded', reason: 'fw-b is MASTER of 1 vhid(s)', ms: 3120 },
+    'track.changed': { track: 'wan-gw', kind: 'ping', from: 'up', to: 'down', reason: '3 failed probes in a row (fall 3): no echo reply within 500 ms', weight: 240, demotion: 240 },
   };
   const before = h.service.events.lastId;
   for (const type of EVENT_TYPES) h.service.events.publish(type, samples[type] as never, { level: false });

@@ -24,6 +24,8 @@
  * line its exit status is recorded. Whatever a tour needs (the password file, desired.json)
  * it makes itself.
  *
+ * The Health tracking section's block runs the same way, after the CLI tour.
+ *
  * Only the first block of each section is a tour: the CLI tour section's HTTPS example starts a
  * second carpd "in another terminal" and is not run here (test/api-tls.test.ts covers carpctl
  * against carpd --tls).
@@ -232,5 +234,6 @@ test('the README API tour and CLI tour, followed top to bottom, do what they say
 
   await runTour('API tour', tourSteps(tourBlock(README, 'API tour')), dir, port, env);
   await runTour('CLI tour', tourSteps(tourBlock(README, 'CLI tour')), dir, port, env);
+  await runTour('Health tracking', tourSteps(tourBlock(README, 'Health tracking')), dir, port, env);
   assert.ok(daemon.running, `carpd stopped during the tours\n${daemon.output}`);
 });

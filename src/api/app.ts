@@ -23,6 +23,7 @@ import { statsRouter, type LogStatsSource } from './routes/stats.js';
 import { STATUS_SCHEMA, StatusEndpoint, statusRouter } from './routes/status.js';
 import { tokensRouter } from './routes/tokens.js';
 import { hooksRouter } from './routes/hooks.js';
+import { tracksRouter } from './routes/tracks.js';
 import type { HookTester } from '../service/notify.js';
 import { syncRouter } from './routes/sync.js';
 import { vipsRouter } from './routes/vips.js';
@@ -127,6 +128,7 @@ export function buildApp(deps: AppDeps): Express {
   app.use(configRouter(deps.service));
   app.use(tokensRouter(deps.service));
   app.use(hooksRouter(deps.service, deps.hookTester));
+  app.use(tracksRouter(deps.service));
   app.use(syncRouter(deps.service, deps.sync));
   app.use(eventsRouter(deps.service.events, streams));
   app.use(switchoverRouter(deps.switchover ?? (deps.sync ? new Switchover({ service: deps.service, sync: deps.sync }) : undefined)));

@@ -235,6 +235,48 @@ export class CarpdMetrics {
       },
     });
 
+    // --- health tracks (service.tracks, kept by src/track/) ---------------------------------
+    new Gauge({
+      name: 'carpd_track_up',
+      help: 'Whether a health track is up (1) or down (0, demoting this node by its weight); absent while it is unknown (not decided yet).',
+      labelNames: ['track'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [name, l] of service.tracks.entries()) if (l.status.state !== 'unknown') this.set({ track: name }, l.status.state === 'up' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'carpd_track_demotion',
+      help: 'The demotion a health track adds now (its weight while down, else 0), held as track:<name>.',
+      labelNames: ['track'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [name, l] of service.tracks.entries()) this.set({ track: name }, l.demotion);
+      },
+    });
+    new Gauge({
+      name: 'carpd_track_probe_duration_seconds',
+      help: 'How long the last probe of a health track took (its round trip for ping), whether it passed or not.',
+      labelNames: ['track'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [name, l] of service.tracks.entries()) if (l.status.last) this.set({ track: name }, l.status.last.ms / 1000);
+      },
+    });
+    new Counter({
+      name: 'carpd_track_transitions_total',
+      help: 'Changes of state of a health track since carpd started, by the state entered (up, down; unknown when it was changed or removed).',
+      labelNames: ['track', 'to'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [name, m] of service.tracks.transitions) for (const [to, n] of m) this.inc({ track: name, to }, n);
+      },
+    });
+
     // --- kernel counters --------------------------------------------------------------------
     const carpCounter = (name: string, help: string, kind: (typeof CARP_SERIES)[CarpCounter]['metric'], label?: 'family' | 'reason') =>
       new Counter({

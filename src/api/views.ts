@@ -2,8 +2,9 @@
  * Internal records in the API's shapes, typed by the spec's response schemas. Nothing secret
  * is ever copied into a view.
  */
-import { VIP_DEFAULTS, sortVips, type DesiredState, type HookConfig, type VipConfig, type WebhookConfig } from '../config/model.js';
+import { VIP_DEFAULTS, sortVips, type DesiredState, type HookConfig, type TrackConfig, type VipConfig, type WebhookConfig } from '../config/model.js';
 import { effectiveSkew, type LiveVhid, type PfsyncLive } from '../service/live.js';
+import type { TrackLive } from '../service/tracks.js';
 import type { Assert, SameFields, Schema } from './typed.js';
 
 type CarpFields = { advbase: number; advskew: number };
@@ -68,6 +69,41 @@ export function webhookView(w: WebhookConfig): Schema<'Webhook'> {
   return { name: w.name, url: w.url, events: w.events.map((f) => ({ ...f })), timeoutSec: w.timeoutSec, nosync: w.nosync, hasSecret: w.secret !== '' };
 }
 
+/** A track's configuration as the API shows it (GET /v1/config; GET /v1/tracks adds its live state). */
+export function trackConfigView(t: TrackConfig): Schema<'TrackConfig'> {
+  const o: Schema<'TrackConfig'> = { name: t.name, kind: t.kind, intervalMs: t.intervalMs, timeoutMs: t.timeoutMs, rise: t.rise, fall: t.fall, weight: t.weight, nosync: t.nosync };
+  if (t.interface !== undefined) o.interface = t.interface;
+  if (t.target !== undefined) o.target = t.target;
+  if (t.port !== undefined) o.port = t.port;
+  if (t.url !== undefined) o.url = t.url;
+  if (t.statusMin !== undefined) o.statusMin = t.statusMin;
+  if (t.statusMax !== undefined) o.statusMax = t.statusMax;
+  if (t.command !== undefined) o.command = [...t.command];
+  return o;
+}
+
+/**
+ * A track with its live state: `live` from the service's TrackBoard (absent: this process runs
+ * no tracks yet, or not this one yet; shown as unknown since `startedAt`). `wall` shows a
+ * monotonic instant as wall time.
+ */
+export function trackView(t: TrackConfig, live: TrackLive | undefined, wall: (monoMs: number) => Date, startedAt: Date): Schema<'Track'> {
+  const st = live?.status;
+  return {
+    ...trackConfigView(t),
+    status: {
+      state: st?.state ?? 'unknown',
+      since: (st ? wall(st.since) : startedAt).toISOString(),
+      reason: st?.reason ?? 'not probed yet',
+      successes: st?.successes ?? 0,
+      failures: st?.failures ?? 0,
+      probes: st?.probes ?? 0,
+      lastProbe: st?.last ? { ok: st.last.ok, ms: Math.round(st.last.ms * 1000) / 1000, detail: st.last.detail, at: wall(st.last.at).toISOString() } : null,
+      demotion: live?.demotion ?? 0,
+    },
+  };
+}
+
 export function configView(s: DesiredState): Schema<'Config'> {
   return {
     schemaVersion: s.schemaVersion,
@@ -76,6 +112,7 @@ export function configView(s: DesiredState): Schema<'Config'> {
     vips: sortVips(s.vips).map((v) => vipView(v)),
     hooks: (s.hooks ?? []).map(hookView),
     webhooks: (s.webhooks ?? []).map(webhookView),
+    tracks: (s.tracks ?? []).map(trackConfigView),
     carp: { ...s.carp },
     pfsync: pfsyncConfigView(s.pfsync),
     api: { tokens: s.api.tokens.map(tokenView) },

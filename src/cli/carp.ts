@@ -13,7 +13,7 @@ export function renderCarp(c: Carp): string {
     ["enabled", yesNo(c.enabled)],
     ["preempt", yesNo(c.preempt)],
     ["maintenance", yesNo(c.maintenance)],
-    ["demotion", String(c.demotion)],
+    ["demotion", String(c.demotion) + (c.contributors?.length ? ` (${c.contributors.map((x) => `${x.name} ${x.value}`).join(", ")})` : "")],
     ["temporarily disabled", c.temporarilyDisabled ? "yes (until re-enabled or restarted; not stored)" : "no"],
   ]);
 }

@@ -60,6 +60,8 @@ export function describeEvent(e: Event): string {
       return `switchover ${e.data.job}: ${e.data.step} ${e.data.status}${e.data.detail ? `: ${e.data.detail}` : ""}`;
     case "switchover.finished":
       return `switchover ${e.data.job} ${e.data.state} after ${e.data.ms} ms: ${e.data.reason}`;
+    case "track.changed":
+      return `track ${e.data.track} (${e.data.kind}) ${e.data.from} -> ${e.data.to}: ${e.data.reason}${e.data.demotion ? `; demotes by ${e.data.demotion}` : ""}`;
   }
 }
 

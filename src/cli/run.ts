@@ -21,6 +21,7 @@ import { switchoverCommands } from "./switchover.js";
 import { tlsCommands } from "./tls.js";
 import { tokenCommands } from "./token.js";
 import { hookCommands } from "./hook.js";
+import { trackCommands } from "./track.js";
 import { parseFingerprint, trustedFetch, type TlsTrust } from "./transport.js";
 import { vipCommands } from "./vip.js";
 import { defaultStateDir, PACKAGE_ROOT } from "../paths.js";
@@ -45,6 +46,7 @@ export const commands: Command[] = [
   ...applyCommands,
   ...tokenCommands,
   ...hookCommands,
+  ...trackCommands,
   ...tlsCommands,
   completionCommand(() => commands),
 ];

@@ -55,13 +55,13 @@ export function diffStates(before: DesiredState, after: DesiredState, opts: { ad
   return { ops, removed, added, sections };
 }
 
-const SECTIONS = ['carp', 'pfsync', 'api', 'sync', 'hooks', 'webhooks'] as const;
+const SECTIONS = ['carp', 'pfsync', 'api', 'sync', 'hooks', 'webhooks', 'tracks'] as const;
 type Section = (typeof SECTIONS)[number];
 /** The sections a draft has copied (read or written), by draft. */
 const copied = new WeakMap<DesiredState, Partial<Record<Section, unknown>>>();
 
 const copyOf = (s: DesiredState, k: Section): unknown =>
-  k === 'api' ? { ...s.api, tokens: s.api.tokens.map((t) => ({ ...t })) } : k === 'sync' || k === 'hooks' || k === 'webhooks' ? structuredClone(s[k]) : { ...s[k] };
+  k === 'api' ? { ...s.api, tokens: s.api.tokens.map((t) => ({ ...t })) } : k === 'sync' || k === 'hooks' || k === 'webhooks' || k === 'tracks' ? structuredClone(s[k]) : { ...s[k] };
 
 /**
  * A copy of `s` to edit: a new top-level object and VIP list; the VIP objects are shared
@@ -115,6 +115,7 @@ export function freezeState(s: DesiredState, vips: readonly VipConfig[] = s.vips
   freezeDeep(s.sync);
   freezeDeep(s.hooks);
   freezeDeep(s.webhooks);
+  freezeDeep(s.tracks);
   Object.freeze(s.vips);
   return Object.freeze(s);
 }

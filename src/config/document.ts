@@ -4,7 +4,7 @@
  * bad file is refused with the field and the reason, never half-loaded.
  */
 import { canonicalCidr, canonicalIp } from '../wire/address.js';
-import { HOOK_DEFAULTS, PFSYNC_VERSIONS, SCHEMA_VERSION, SPLIT_BRAIN_POLICIES, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, WEBHOOK_DEFAULTS, initialState, initialSync, type DesiredState, type EventFilter, type HookConfig, type PfsyncConfig, type PfsyncVersion, type SyncConfig, type TokenRecord, type VipConfig, type WebhookConfig } from './model.js';
+import { HOOK_DEFAULTS, TRACK_DEFAULTS, TRACK_KINDS, defaultTrackTimeout, type TrackConfig, PFSYNC_VERSIONS, SCHEMA_VERSION, SPLIT_BRAIN_POLICIES, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, WEBHOOK_DEFAULTS, initialState, initialSync, type DesiredState, type EventFilter, type HookConfig, type PfsyncConfig, type PfsyncVersion, type SyncConfig, type TokenRecord, type VipConfig, type WebhookConfig } from './model.js';
 import { carpTimingRefused, checkState } from './validate.js';
 
 export class DocumentError extends Error {
@@ -226,9 +226,44 @@ export function readWebhook(v: unknown, p: string): WebhookConfig {
   };
 }
 
+/**
+ * A track as stored, synced or given in a bootstrap file (the API's names); fields not given
+ * take their defaults. Its rules (config/validate.ts checkTrack) are checked with the document's.
+ */
+export function readTrack(v: unknown, p: string): TrackConfig {
+  const o = obj(v, p, ['name', 'kind', 'interface', 'target', 'port', 'url', 'statusMin', 'statusMax', 'command', 'intervalMs', 'timeoutMs', 'rise', 'fall', 'weight', 'nosync']);
+  if (typeof o.command === 'string') throw new DocumentError(`${p}/command`, 'a script track\'s command is an argv array (["/usr/local/libexec/check-wan", "--quiet"]), never a shell string');
+  const intervalMs = opt(o, 'intervalMs', p, int) ?? TRACK_DEFAULTS.intervalMs;
+  const t: TrackConfig = {
+    name: req(o, 'name', p, str),
+    kind: req(o, 'kind', p, oneOf(TRACK_KINDS)),
+    intervalMs,
+    timeoutMs: opt(o, 'timeoutMs', p, int) ?? defaultTrackTimeout(intervalMs),
+    rise: opt(o, 'rise', p, int) ?? TRACK_DEFAULTS.rise,
+    fall: opt(o, 'fall', p, int) ?? TRACK_DEFAULTS.fall,
+    weight: opt(o, 'weight', p, int) ?? TRACK_DEFAULTS.weight,
+    nosync: opt(o, 'nosync', p, bool) ?? TRACK_DEFAULTS.nosync,
+  };
+  const iface = opt(o, 'interface', p, str);
+  const target = opt(o, 'target', p, str);
+  const port = opt(o, 'port', p, int);
+  const url = opt(o, 'url', p, str);
+  const statusMin = opt(o, 'statusMin', p, int);
+  const statusMax = opt(o, 'statusMax', p, int);
+  const command = opt(o, 'command', p, strings);
+  if (iface !== undefined) t.interface = iface;
+  if (target !== undefined) t.target = canonicalIp(target)?.address ?? target;
+  if (port !== undefined) t.port = port;
+  if (url !== undefined) t.url = url;
+  if (statusMin !== undefined) t.statusMin = statusMin;
+  if (statusMax !== undefined) t.statusMax = statusMax;
+  if (command !== undefined) t.command = command;
+  return t;
+}
+
 /** The stored document, exactly as carpd writes it. */
 export function readStoredState(raw: unknown): DesiredState {
-  const o = obj(raw, '', ['schemaVersion', 'revision', 'updatedAt', 'vips', 'hooks', 'webhooks', 'carp', 'pfsync', 'api', 'sync']);
+  const o = obj(raw, '', ['schemaVersion', 'revision', 'updatedAt', 'vips', 'hooks', 'webhooks', 'tracks', 'carp', 'pfsync', 'api', 'sync']);
   const version = req(o, 'schemaVersion', '', int);
   if (version !== SCHEMA_VERSION) throw new DocumentError('/schemaVersion', `schema version ${version} is not ${SCHEMA_VERSION}, the one this carpd understands`);
   const base = initialState(new Date(0));
@@ -243,6 +278,8 @@ export function readStoredState(raw: unknown): DesiredState {
     // Hooks and webhooks came later: a document stored before them has none.
     hooks: (opt(o, 'hooks', '', arr) ?? []).map((h, i) => readHook(h, `/hooks/${i}`)),
     webhooks: (opt(o, 'webhooks', '', arr) ?? []).map((w, i) => readWebhook(w, `/webhooks/${i}`)),
+    // Tracks came later still: a document stored before them has none.
+    tracks: (opt(o, 'tracks', '', arr) ?? []).map((t, i) => readTrack(t, `/tracks/${i}`)),
     carp: req(o, 'carp', '', (v, p) => readCarp(v, p, base.carp)),
     pfsync: req(o, 'pfsync', '', (v, p) => readPfsync(v, p, base.pfsync)),
     api: { tokens: req(api, 'tokens', '/api', arr).map((t, i) => readToken(t, `/api/tokens/${i}`)) },
@@ -255,17 +292,19 @@ export interface Bootstrap {
   vips?: VipConfig[];
   hooks?: HookConfig[];
   webhooks?: WebhookConfig[];
+  tracks?: TrackConfig[];
   carp?: DesiredState['carp'];
   pfsync?: PfsyncConfig;
 }
 
 /** A bootstrap file uses the API's names (advbase, not advbaseSec) and may carry passwords. */
 export function readBootstrap(raw: unknown, current: DesiredState): Bootstrap {
-  const o = obj(raw, '', ['vips', 'hooks', 'webhooks', 'carp', 'pfsync']);
+  const o = obj(raw, '', ['vips', 'hooks', 'webhooks', 'tracks', 'carp', 'pfsync']);
   const b: Bootstrap = {
     vips: opt(o, 'vips', '', arr)?.map((v, i) => readVip(v, `/vips/${i}`, true)),
     hooks: opt(o, 'hooks', '', arr)?.map((h, i) => readHook(h, `/hooks/${i}`)),
     webhooks: opt(o, 'webhooks', '', arr)?.map((w, i) => readWebhook(w, `/webhooks/${i}`)),
+    tracks: opt(o, 'tracks', '', arr)?.map((t, i) => readTrack(t, `/tracks/${i}`)),
     carp: opt(o, 'carp', '', (v, p) => readCarp(v, p, current.carp)),
     pfsync: opt(o, 'pfsync', '', (v, p) => readPfsync(v, p, current.pfsync)),
   };
@@ -274,5 +313,5 @@ export function readBootstrap(raw: unknown, current: DesiredState): Bootstrap {
 }
 
 export function applyBootstrap(s: DesiredState, b: Bootstrap): DesiredState {
-  return { ...s, vips: b.vips ?? s.vips, hooks: b.hooks ?? s.hooks, webhooks: b.webhooks ?? s.webhooks, carp: b.carp ?? s.carp, pfsync: b.pfsync ?? s.pfsync };
+  return { ...s, vips: b.vips ?? s.vips, hooks: b.hooks ?? s.hooks, webhooks: b.webhooks ?? s.webhooks, tracks: b.tracks ?? s.tracks, carp: b.carp ?? s.carp, pfsync: b.pfsync ?? s.pfsync };
 }

@@ -12,6 +12,7 @@ import { vipKey, type DesiredState, type VipConfig } from './model.js';
  */
 export const hookKey = (name: string) => `hook:${name}`;
 export const webhookKey = (name: string) => `webhook:${name}`;
+export const trackKey = (name: string) => `track:${name}`;
 
 /** The synced hooks and webhooks two documents hold differently, as detached-object keys. */
 export function managedNotifyChanges(before: DesiredState, after: DesiredState): string[] {
@@ -26,6 +27,7 @@ export function managedNotifyChanges(before: DesiredState, after: DesiredState):
   };
   compare(before.hooks, after.hooks, hookKey);
   compare(before.webhooks, after.webhooks, webhookKey);
+  compare(before.tracks, after.tracks, trackKey);
   return out.sort();
 }
 

@@ -150,6 +150,51 @@ export interface WebhookConfig {
   nosync: boolean;
 }
 
+/**
+ * What a health track probes: `interface` the link of a named interface (from the backend),
+ * `ping` an ICMP echo to an IP address, `tcp` a connect to host:port, `http` a GET of a URL
+ * answered with an expected status, `script` a program (argv) that exits 0 when healthy.
+ */
+export type TrackKind = 'interface' | 'ping' | 'tcp' | 'http' | 'script';
+export const TRACK_KINDS: readonly TrackKind[] = ['interface', 'ping', 'tcp', 'http', 'script'];
+
+/**
+ * A health track (keepalived's track scripts): probed every `intervalMs`, each probe given
+ * `timeoutMs`; `fall` failures in a row take it down, `rise` successes in a row bring it up.
+ * While down it holds `weight` of demotion under the name `track:<name>`. The fields of its
+ * kind only: interface (interface); target (ping: an IP address; tcp: a host) and port (tcp);
+ * url, statusMin and statusMax (http); command (script, an argv array).
+ */
+export interface TrackConfig {
+  name: string;
+  kind: TrackKind;
+  interface?: string;
+  target?: string;
+  port?: number;
+  url?: string;
+  statusMin?: number;
+  statusMax?: number;
+  command?: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  rise: number;
+  fall: number;
+  weight: number;
+  nosync: boolean;
+}
+
+/**
+ * Defaults: a probe a second, half of it to answer; up after 2 successes, down after 3
+ * failures; a track down demotes by 240, the most that counts, so a node with a track down
+ * loses to a peer with none whatever their advskews (a smaller weight lets advskews decide).
+ */
+export const TRACK_DEFAULTS = { intervalMs: 1000, rise: 2, fall: 3, weight: 240, nosync: false, statusMin: 200, statusMax: 399 };
+export const TRACK_LIMITS = { intervalMs: { min: 100, max: 3_600_000 }, count: { min: 1, max: 100 }, weight: { min: 1, max: 240 } };
+/** A track's timeout when none is given: half its interval, at most 10 s. */
+export const defaultTrackTimeout = (intervalMs: number): number => Math.max(1, Math.min(10_000, Math.floor(intervalMs / 2)));
+/** The named demotion a track holds while down. */
+export const trackDemotionName = (name: string): string => `track:${name}`;
+
 export const HOOK_DEFAULTS = { timeoutSec: 30, nosync: false };
 export const WEBHOOK_DEFAULTS = { timeoutSec: 10, nosync: false };
 
@@ -161,6 +206,8 @@ export interface DesiredState {
   /** Programs run on events; stored documents without them have none. */
   hooks: HookConfig[];
   webhooks: WebhookConfig[];
+  /** Health tracks; stored documents without them have none. */
+  tracks: TrackConfig[];
   carp: CarpConfig;
   pfsync: PfsyncConfig;
   api: { tokens: TokenRecord[] };
@@ -182,6 +229,7 @@ export function initialState(now: Date): DesiredState {
     vips: [],
     hooks: [],
     webhooks: [],
+    tracks: [],
     // preempt on: with several vhids, a node that takes one over takes them all (pfSense does the same).
     carp: { enabled: true, preempt: true, maintenance: false },
     pfsync: { enabled: false, maxupd: 128, defer: false, version: 1400 },

@@ -8,7 +8,7 @@
 import type { ErrorCode, FieldProblem } from '../errors.js';
 import { canonicalIp, cidrOf, isMulticast, isUnspecified } from '../wire/address.js';
 import { ADVBASE_SEC, ADVSKEW, PASSWORD_MAX_BYTES, PFSYNC_MAXUPD, VHID, VRRP_INTERVAL_CS, VRRP_PRIORITY, inRange, isPfsyncVersion, rangeText } from '../wire/limits.js';
-import { PFSYNC_VERSIONS, SPLIT_BRAIN_POLICIES, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, type DesiredState, type VipConfig } from './model.js';
+import { PFSYNC_VERSIONS, SPLIT_BRAIN_POLICIES, SYNC_ROLES, TRACK_DEFAULTS, TRACK_KINDS, TRACK_LIMITS, VIP_DEFAULTS, VIP_PROTOCOLS, type DesiredState, type TrackConfig, type TrackKind, type VipConfig } from './model.js';
 
 export type Problem = FieldProblem & { code: ErrorCode };
 
@@ -140,6 +140,7 @@ export function checkState(s: DesiredState): Problem[] {
   checkPfsync(s, out);
   checkTokens(s, out);
   checkSync(s, out);
+  out.push(...checkTracks(s));
   return out;
 }
 
@@ -303,6 +304,7 @@ export function checkChange(after: DesiredState, change: { removed: readonly Vip
   if (change.sections.has('pfsync')) checkPfsync(after, out);
   if (change.sections.has('api')) checkTokens(after, out);
   if (change.sections.has('sync')) checkSync(after, out);
+  if (change.sections.has('tracks')) out.push(...checkTracks(after));
   return out;
 }
 
@@ -339,4 +341,106 @@ function checkSync(s: DesiredState, out: Problem[]): void {
   if (y.splitBrainPolicy !== undefined && !SPLIT_BRAIN_POLICIES.includes(y.splitBrainPolicy)) {
     out.push({ path: '/sync/splitBrainPolicy', code: 'CARPD_ERR_INVALID_VALUE', message: `splitBrainPolicy must be one of ${SPLIT_BRAIN_POLICIES.join(', ')}` });
   }
+}
+
+/** A track's name: it becomes part of a demotion name (`track:<name>`), so lower case only. */
+export const TRACK_NAME = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
+/** A host name (tcp tracks may name one): letters, digits, `-` and `.`. */
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+export const TRACK_COMMAND_LIMITS = { args: 256, argBytes: 4096 };
+
+const invalid = (path: string, message: string): Problem => ({ path, code: 'CARPD_ERR_INVALID_VALUE', message });
+const intIn = (n: unknown, r: { min: number; max: number }): boolean => typeof n === 'number' && Number.isInteger(n) && n >= r.min && n <= r.max;
+
+/** Why a track's http URL is refused, or undefined. */
+function trackUrlProblem(url: unknown): string | undefined {
+  if (typeof url !== 'string') return 'an http track needs a url (http: or https:)';
+  if (url.length > 2048) return 'the URL is longer than 2048 characters';
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return `"${url}" is not a URL`;
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return `${u.protocol} URLs are not allowed; an http track GETs an http: or https: URL`;
+  if (u.username !== '' || u.password !== '') return 'the URL carries credentials; carpd keeps no secrets for tracks';
+  return undefined;
+}
+
+/**
+ * The rules of one track (paths /tracks/{name}/field). Fields that belong to another kind are
+ * refused, so a document says what it means: a ping track with a port is a mistake.
+ */
+export function checkTrack(t: TrackConfig, out: Problem[], names = new Set<string>()): void {
+  const path = `/tracks/${t.name}`;
+  if (typeof t.name !== 'string' || !TRACK_NAME.test(t.name)) out.push(invalid(`${path}/name`, `"${t.name}" is not a valid track name (a lower-case letter or digit, then up to 31 lower-case letters, digits, "_", "." or "-")`));
+  if (names.has(t.name)) out.push(invalid(`${path}/name`, `track name "${t.name}" is used twice`));
+  names.add(t.name);
+  if (!TRACK_KINDS.includes(t.kind)) {
+    out.push(invalid(`${path}/kind`, `"${String(t.kind)}" is not a track kind: one of ${TRACK_KINDS.join(', ')}`));
+    return;
+  }
+  const fields: Record<TrackKind, readonly (keyof TrackConfig)[]> = {
+    interface: ['interface'],
+    ping: ['target'],
+    tcp: ['target', 'port'],
+    http: ['url', 'statusMin', 'statusMax'],
+    script: ['command'],
+  };
+  for (const f of ['interface', 'target', 'port', 'url', 'statusMin', 'statusMax', 'command'] as const) {
+    if (t[f] !== undefined && !fields[t.kind].includes(f)) out.push(invalid(`${path}/${f}`, `${f} is not a field of a ${t.kind} track (its fields: ${fields[t.kind].join(', ')})`));
+  }
+  switch (t.kind) {
+    case 'interface':
+      if (typeof t.interface !== 'string' || !INTERFACE_NAME.test(t.interface)) out.push(invalid(`${path}/interface`, t.interface === undefined ? 'an interface track needs the interface whose link it watches' : `"${t.interface}" is not an interface name`));
+      break;
+    case 'ping': {
+      const ip = typeof t.target === 'string' ? canonicalIp(t.target) : undefined;
+      if (!ip) out.push(invalid(`${path}/target`, t.target === undefined ? 'a ping track needs a target IP address' : `"${t.target}" is not an IP address; a ping track pings an address (no names: a resolver that fails is not the gateway that failed)`));
+      else if (isMulticast(ip.address) || isUnspecified(ip.address)) out.push(invalid(`${path}/target`, `${ip.address} is a multicast or unspecified address; ping a unicast address`));
+      break;
+    }
+    case 'tcp':
+      if (typeof t.target !== 'string' || !(canonicalIp(t.target) || HOST_NAME.test(t.target))) out.push(invalid(`${path}/target`, t.target === undefined ? 'a tcp track needs a target host (an IP address or a name)' : `"${t.target}" is not an IP address or a host name`));
+      if (!intIn(t.port, { min: 1, max: 65535 })) out.push(invalid(`${path}/port`, t.port === undefined ? 'a tcp track needs a port' : `port ${t.port} is outside 1..65535`));
+      break;
+    case 'http': {
+      const bad = trackUrlProblem(t.url);
+      if (bad) out.push(invalid(`${path}/url`, bad));
+      const min = t.statusMin ?? TRACK_DEFAULTS.statusMin;
+      const max = t.statusMax ?? TRACK_DEFAULTS.statusMax;
+      if (!intIn(min, { min: 100, max: 599 })) out.push(invalid(`${path}/statusMin`, `statusMin ${min} is outside 100..599`));
+      if (!intIn(max, { min: 100, max: 599 })) out.push(invalid(`${path}/statusMax`, `statusMax ${max} is outside 100..599`));
+      else if (intIn(min, { min: 100, max: 599 }) && max < min) out.push(invalid(`${path}/statusMax`, `statusMax ${max} is below statusMin ${min}`));
+      break;
+    }
+    case 'script':
+      if (!Array.isArray(t.command)) {
+        out.push(invalid(`${path}/command`, t.command === undefined ? 'a script track needs a command (an argv array)' : 'the command is an argv array (["/usr/local/libexec/check-wan", "--quiet"]), never a shell string: carpd runs no shell; to use one, say so: ["/bin/sh", "-c", "..."]'));
+      } else if (t.command.length === 0) {
+        out.push(invalid(`${path}/command`, "the command is empty; give the program's absolute path and its arguments"));
+      } else {
+        if (typeof t.command[0] !== 'string' || !t.command[0].startsWith('/')) out.push(invalid(`${path}/command/0`, `"${t.command[0]}" is not an absolute path; carpd searches no PATH: give the program's full path`));
+        if (t.command.length > TRACK_COMMAND_LIMITS.args) out.push(invalid(`${path}/command`, `at most ${TRACK_COMMAND_LIMITS.args} arguments`));
+        t.command.forEach((a, i) => {
+          if (typeof a !== 'string' || a.includes('\0')) out.push(invalid(`${path}/command/${i}`, 'an argument must be a string without NUL'));
+          else if (Buffer.byteLength(a) > TRACK_COMMAND_LIMITS.argBytes) out.push(invalid(`${path}/command/${i}`, `an argument is longer than ${TRACK_COMMAND_LIMITS.argBytes} bytes`));
+        });
+      }
+      break;
+  }
+  const iv = TRACK_LIMITS.intervalMs;
+  if (!intIn(t.intervalMs, iv)) out.push(invalid(`${path}/intervalMs`, `intervalMs ${t.intervalMs} is outside ${iv.min}..${iv.max}`));
+  else if (!intIn(t.timeoutMs, { min: 1, max: t.intervalMs - 1 })) out.push(invalid(`${path}/timeoutMs`, `timeoutMs ${t.timeoutMs} must be 1..${t.intervalMs - 1}: less than the interval (${t.intervalMs} ms), so one probe ends before the next`));
+  for (const f of ['rise', 'fall'] as const) if (!intIn(t[f], TRACK_LIMITS.count)) out.push(invalid(`${path}/${f}`, `${f} ${t[f]} is outside ${TRACK_LIMITS.count.min}..${TRACK_LIMITS.count.max}`));
+  if (!intIn(t.weight, TRACK_LIMITS.weight)) out.push(invalid(`${path}/weight`, `weight ${t.weight} is outside ${TRACK_LIMITS.weight.min}..${TRACK_LIMITS.weight.max} (the demotion the track adds while down)`));
+  if (typeof t.nosync !== 'boolean') out.push(invalid(`${path}/nosync`, 'nosync must be true or false'));
+}
+
+/** Every problem of a document's tracks (paths /tracks/{name}/...). */
+export function checkTracks(s: Pick<DesiredState, 'tracks'>): Problem[] {
+  const out: Problem[] = [];
+  const names = new Set<string>();
+  for (const t of s.tracks ?? []) checkTrack(t, out, names);
+  return out;
 }

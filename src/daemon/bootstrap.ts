@@ -50,6 +50,7 @@ export async function applyBootstrapFile(service: CarpService, file: string, sta
       if (b.vips) draft.vips = b.vips;
       if (b.hooks) draft.hooks = b.hooks;
       if (b.webhooks) draft.webhooks = b.webhooks;
+      if (b.tracks) draft.tracks = b.tracks;
       if (b.carp) draft.carp = b.carp;
       if (b.pfsync) draft.pfsync = b.pfsync;
     });

@@ -20,6 +20,7 @@ import { CarpService } from '../service/service.js';
 import { LoopWatch, advertisementIntervals } from '../service/loop-watch.js';
 import { HookRunner } from '../notify/hooks.js';
 import { WebhookRunner } from '../notify/webhooks.js';
+import { startTracks } from './tracks.js';
 import type { KernelBackend } from '../kernel/backend.js';
 import { ensureAdminToken } from './admin-token.js';
 import { ApiTlsError, loadApiTls } from './api-tls.js';
@@ -118,6 +119,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?:
   let streams: EventStreams | undefined;
   let metricsServer: Awaited<ReturnType<typeof metricsListener>> | undefined;
   let loopWatch: LoopWatch | undefined;
+  let tracks: Awaited<ReturnType<typeof startTracks>> | undefined;
   try {
     store = await ConfigStore.open(opts.stateDir, () => initialState(new Date()), { log: logger }).catch((e: unknown) => {
       throw e instanceof ConfigFileError ? e : new StartError(stateDirError(opts.stateDir, e as NodeJS.ErrnoException));
@@ -207,6 +209,10 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?:
     });
     const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog, metrics, streams, hookTester: hookRunner, log: logSink, loop });
     reconcile = await service.start();
+    // Health tracks probe once the backend is reconciled; a track down demotes as track:<name>.
+    tracks = await startTracks(service, logger);
+    const startedTracks = tracks;
+    opened.push(() => startedTracks.close());
     // Demotion, maintenance and pfsync's bulk update change without a callback (an interface
     // down, another program): read every KERNEL_WATCH_MS, each difference an event.
     watch = setInterval(() => void service.checkKernel(), KERNEL_WATCH_MS);
@@ -260,6 +266,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?:
       loopWatch?.stop();
       // Event streams never end by themselves: they are closed first, so the listener can drain.
       streams?.close();
+      await tracks?.close();
       await sync.close();
       await service.close();
       for (const n of notify) n.close();

@@ -228,6 +228,12 @@ export interface KernelBackend {
    * an amount outside 0..CARP_MAXSKEW.
    */
   setDemotion(name: string, amount: number): Promise<void>;
+  /**
+   * Whether an interface's link is up (administratively up and carrying: IFF_UP and
+   * IFF_RUNNING), for health tracks of kind `interface`. ENXIO when there is no such interface.
+   * Optional: a backend without it cannot run such tracks.
+   */
+  linkUp?(iface: string): Promise<boolean>;
 
   getPfsync(): Promise<PfsyncLive>;
   setPfsync(s: PfsyncSettings): Promise<void>;
@@ -292,12 +298,12 @@ export class BatchError extends KernelError {
 }
 
 /** A named demotion's name: lower case, digits, `.`, `_`, `-`; not `maintenance` or `other` (the events name those). */
-export const DEMOTION_NAME = /^[a-z][a-z0-9._-]{0,31}$/;
+export const DEMOTION_NAME = /^[a-z][a-z0-9._:-]{0,47}$/;
 
 /** setDemotion's argument checks as the contract states them (EINVAL), for every backend. */
 export function checkedDemotion(name: string, amount: number): void {
   const op = `set the ${name} demotion`;
-  if (!DEMOTION_NAME.test(name) || name === 'maintenance' || name === 'other') throw KernelError.of('EINVAL', op, undefined, `"${name}" is not a demotion name (lower case letters, digits, . _ -; not maintenance or other)`);
+  if (!DEMOTION_NAME.test(name) || name === 'maintenance' || name === 'other') throw KernelError.of('EINVAL', op, undefined, `"${name}" is not a demotion name (lower case letters, digits, . _ : -; not maintenance or other)`);
   if (!Number.isInteger(amount) || amount < 0 || amount > CARP_MAXSKEW) throw KernelError.of('EINVAL', op, undefined, `demotion ${amount} is outside 0..${CARP_MAXSKEW}`);
 }
 

@@ -237,6 +237,20 @@ export class MemoryBackend implements KernelBackend {
     this.named.set(name, amount);
   }
 
+  /** Interfaces whose link a test took down (setLink). */
+  private readonly linksDown = new Set<string>();
+
+  /** A test's switch of an interface's link (every link is up until taken down). */
+  setLink(iface: string, up: boolean): void {
+    if (up) this.linksDown.delete(iface);
+    else this.linksDown.add(iface);
+  }
+
+  async linkUp(iface: string): Promise<boolean> {
+    this.requireInterface('read the link of', iface);
+    return !this.linksDown.has(iface);
+  }
+
   async getPfsync(): Promise<PfsyncLive> {
     return this.pfsync.get();
   }

@@ -128,6 +128,12 @@ export abstract class UserspaceBackend implements KernelBackend {
   /** A vhid went away (after the runtime let it go). */
   protected vhidRemoved(_r: UserspaceVhid): void {}
 
+  /** The link of an interface: up when it can carry vhids (ENXIO when it does not exist). */
+  async linkUp(iface: string): Promise<boolean> {
+    this.requireInterface('read the link of', iface);
+    return this.canRun(iface);
+  }
+
   /** Whether the interface can carry vhids now (its link is up); a vhid on it stays in INIT otherwise. */
   protected canRun(_iface: string): boolean {
     return true;

@@ -33,6 +33,7 @@ import { HOOK_DEFAULTS, WEBHOOK_DEFAULTS, type DesiredState, type PfsyncVersion,
 import { carpTimingRefused, checkState, type Problem } from '../config/validate.js';
 import { assembleVip, type VipInput } from './vips.js';
 import { checkNotify, type HookInput, type WebhookInput } from './notify.js';
+import { trackOf, type TrackInput } from './track-config.js';
 
 export interface DeclaredHook extends HookInput {
   name: string;
@@ -42,6 +43,10 @@ export interface DeclaredWebhook extends WebhookInput {
   name: string;
   /** As GET shows it (always true): accepted and ignored. */
   hasSecret?: boolean;
+}
+
+export interface DeclaredTrack extends TrackInput {
+  name: string;
 }
 
 export interface DeclaredVip extends VipInput {
@@ -62,6 +67,7 @@ export interface DeclaredConfig {
   api?: unknown;
   hooks?: DeclaredHook[];
   webhooks?: DeclaredWebhook[];
+  tracks?: DeclaredTrack[];
 }
 
 /** The defaults a section takes for what it does not give (those of a new node, initialState). */
@@ -130,7 +136,15 @@ export function declaredState(current: DesiredState, doc: DeclaredConfig): Desir
     next.webhooks = doc.webhooks.map((w) => ({ name: w.name, url: w.url, secret: w.secret ?? secrets.get(w.name) ?? '', events: w.events.map((f) => ({ ...f })), timeoutSec: w.timeoutSec ?? WEBHOOK_DEFAULTS.timeoutSec, nosync: w.nosync ?? WEBHOOK_DEFAULTS.nosync }));
   }
 
-  problems.push(...checkState(next));
+  if (doc.tracks) next.tracks = doc.tracks.map(({ name, ...t }) => trackOf(name, t));
+
+  // Problems of tracks (config/validate.ts, paths /tracks/{name}/...) made pointers into the document.
+  const trackAt = new Map((doc.tracks ?? []).map((t, i) => [t.name, i]));
+  for (const p of checkState(next)) {
+    const m = /^\/tracks\/([^/]+)(\/.*)?$/.exec(p.path);
+    const i = m ? trackAt.get(m[1]) : undefined;
+    problems.push(m && i !== undefined ? { ...p, path: `/tracks/${i}${m[2] ?? ''}` } : p);
+  }
   // Rules of hooks and webhooks, with /hooks/{name} made a pointer into the document.
   const hookAt = new Map((doc.hooks ?? []).map((h, i) => [h.name, i]));
   const webhookAt = new Map((doc.webhooks ?? []).map((w, i) => [w.name, i]));

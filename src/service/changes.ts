@@ -48,6 +48,7 @@ function eachChange(from: DesiredState, to: DesiredState, sorted: boolean, emit:
   for (const [n, r] of ta) if (!tb.has(n)) emit(() => `add token ${n} (${r})`);
   eachNamed('hook', from.hooks ?? [], to.hooks ?? [], (h) => h.command.join(' '), emit);
   eachNamed('webhook', from.webhooks ?? [], to.webhooks ?? [], (w) => w.url, emit);
+  eachNamed('track', from.tracks ?? [], to.tracks ?? [], (t) => t.kind, emit);
 }
 
 /** Hooks or webhooks added, removed or changed (a webhook's secret named, never shown). */

@@ -11,7 +11,7 @@
  * type and `eventId` to its id.
  */
 import type { Logger } from 'pino';
-import type { SplitBrainPolicy, VipProtocol } from '../config/model.js';
+import type { SplitBrainPolicy, TrackKind, VipProtocol } from '../config/model.js';
 import type { CarpState } from '../engine/types.js';
 
 /** The types of event, each with its body (EventBodies). */
@@ -37,6 +37,7 @@ export const EVENT_TYPES = [
   'switchover.started',
   'switchover.step',
   'switchover.finished',
+  'track.changed',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -89,6 +90,11 @@ export interface EventBodies {
   'switchover.step': { job: string; step: string; status: 'running' | 'passed' | 'failed' | 'skipped' | 'done'; detail: string };
   /** A switchover job ended: `ms` from its start. */
   'switchover.finished': { job: string; state: 'succeeded' | 'failed' | 'rolled-back'; reason: string; ms: number };
+  /**
+   * A health track changed state (unknown, up, down; `unknown` again when it is changed or
+   * removed); `demotion`: what it holds now (its weight while down), under `track:<name>`.
+   */
+  'track.changed': { track: string; kind: TrackKind; from: 'unknown' | 'up' | 'down'; to: 'unknown' | 'up' | 'down'; reason: string; weight: number; demotion: number };
 }
 
 export interface CarpdEvent<T extends EventType = EventType> {

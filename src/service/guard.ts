@@ -13,7 +13,7 @@ export function guardSynced(current: DesiredState, draft: DesiredState, change: 
   if (current.sync.role !== 'secondary') return undefined;
   const touched = managedChangesOf(current, draft, change);
   if (touched.vips.length === 0 && !touched.carp) return undefined;
-  const what = [...touched.vips.map((k) => (k.startsWith('hook:') ? `hook ${k.slice(5)}` : k.startsWith('webhook:') ? `webhook ${k.slice(8)}` : `VIP ${k}`)), ...(touched.carp ? ['CARP enabled/preempt'] : [])].join(', ');
+  const what = [...touched.vips.map((k) => (k.startsWith('hook:') ? `hook ${k.slice(5)}` : k.startsWith('webhook:') ? `webhook ${k.slice(8)}` : k.startsWith('track:') ? `track ${k.slice(6)}` : `VIP ${k}`)), ...(touched.carp ? ['CARP enabled/preempt'] : [])].join(', ');
   if (!force) {
     const where = current.sync.peer ? ` (sync peer ${current.sync.peer.address})` : '';
     throw new CarpdError('CARPD_ERR_SYNC_MANAGED', `${what} ${touched.vips.length + (touched.carp ? 1 : 0) > 1 ? 'are' : 'is'} managed by this node's sync primary${where}: make the change there, or repeat it with force=true to detach ${touched.vips.length + (touched.carp ? 1 : 0) > 1 ? 'them' : 'it'} from sync here`);

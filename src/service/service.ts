@@ -37,6 +37,7 @@ import { EventBus } from './events.js';
 import { KernelWatch } from './watch.js';
 import { effectiveSkew } from '../engine/timing.js';
 import { checkNotify } from './notify.js';
+import { TrackBoard } from './tracks.js';
 import { storeFailure } from './store-errors.js';
 
 export { vipNotFound };
@@ -88,6 +89,8 @@ export class CarpService {
   readonly events: EventBus;
   /** Demotion, maintenance and pfsync's bulk update, compared with their last reading after each change. */
   private readonly watch: KernelWatch;
+  /** The live state of the health tracks this process runs (src/track/ keeps it up to date). */
+  readonly tracks = new TrackBoard();
   /** A step of the job just run may have moved the demotion (maintenance, CARP globals, pfsync): read it again when it ends. */
   private kernelTouched = false;
   /** Every job may change live state: the status cache is dropped when it ends. */
@@ -376,6 +379,7 @@ export class CarpService {
           draft.pfsync = next.pfsync;
           draft.hooks = next.hooks;
           draft.webhooks = next.webhooks;
+          draft.tracks = next.tracks;
           return { changes };
         },
       );
@@ -507,6 +511,24 @@ export class CarpService {
     }
     this.generation++;
     if (!this.closing) await this.watch.check();
+  }
+
+  /** The names of this node's health tracks that are down now (each holding its weight as `track:<name>`), sorted. */
+  tracksDown(): string[] {
+    return this.tracks.down();
+  }
+
+  /**
+   * Whether an interface's link is up (a health track of kind `interface`); undefined when the
+   * backend cannot tell. A kernel refusal (ENXIO: no such interface) is answered in API terms.
+   */
+  async linkUp(iface: string): Promise<boolean | undefined> {
+    if (!this.backend.linkUp) return undefined;
+    try {
+      return await this.backend.linkUp(iface);
+    } catch (e) {
+      throw e instanceof KernelError ? fromKernelError(e, 'read') : e;
+    }
   }
 
   async livePfsync(): Promise<PfsyncLive> {

@@ -5,6 +5,7 @@
 import type { ConfigStore } from '../config/store.js';
 import type { KernelBackend } from '../kernel/backend.js';
 import { effectiveSkew } from '../engine/timing.js';
+import { demotionContributors } from './watch.js';
 
 const STATUS_MAX_AGE_MS = 1000;
 
@@ -26,7 +27,15 @@ export interface StatusSource {
 export async function assembleStatus(src: StatusSource) {
   const store = src.store.health();
   // pf is shown when it can be read: a kernel refusing pf's status does not take the rest away.
-  const [vhids, carp, pfsync, pf] = await Promise.all([src.backend.listVhids(), src.liveCarp(), src.backend.getPfsync(), src.backend.pfStatus().catch(() => null)]);
+  const [vhids, live, pfsync, pf, named] = await Promise.all([
+    src.backend.listVhids(),
+    src.liveCarp(),
+    src.backend.getPfsync(),
+    src.backend.pfStatus().catch(() => null),
+    src.backend.demotions().catch(() => new Map<string, number>()),
+  ]);
+  // What the demotion is made of: maintenance, named demotions (splitbrain, track:<name>), other.
+  const carp = { ...live, contributors: demotionContributors(live.demotion, live.maintenance, named) };
   return {
     revision: src.store.current().revision,
     startedAt: src.startedAt,

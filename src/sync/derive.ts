@@ -22,8 +22,8 @@
  */
 import { CarpdError } from '../errors.js';
 import { canonicalIp, ipBytes, parseCidr } from '../wire/address.js';
-import { sortVips, vipKey, type CarpConfig, type DesiredState, type HookConfig, type VipConfig, type WebhookConfig } from '../config/model.js';
-import { hookKey, webhookKey } from '../config/managed.js';
+import { sortVips, vipKey, type CarpConfig, type DesiredState, type HookConfig, type TrackConfig, type VipConfig, type WebhookConfig } from '../config/model.js';
+import { hookKey, trackKey, webhookKey } from '../config/managed.js';
 
 export interface Snapshot {
   /** The primary's revision this snapshot is. */
@@ -35,6 +35,8 @@ export interface Snapshot {
   /** Hooks and webhooks without nosync; absent from an older primary (the secondary's are then kept). */
   hooks?: HookConfig[];
   webhooks?: WebhookConfig[];
+  /** Tracks without nosync; absent from an older primary (the secondary's are then kept). */
+  tracks?: TrackConfig[];
 }
 
 export function snapshotOf(s: DesiredState): Snapshot {
@@ -45,6 +47,7 @@ export function snapshotOf(s: DesiredState): Snapshot {
     localAddresses: [...s.sync.localAddresses],
     hooks: (s.hooks ?? []).filter((h) => !h.nosync).map((h) => structuredClone(h)),
     webhooks: (s.webhooks ?? []).filter((w) => !w.nosync).map((w) => structuredClone(w)),
+    tracks: (s.tracks ?? []).filter((t) => !t.nosync).map((t) => structuredClone(t)),
   };
 }
 
@@ -125,6 +128,8 @@ export function applySnapshot(local: DesiredState, snap: Snapshot): DesiredState
   }
   if (snap.hooks) next.hooks = mergeNamed(local.hooks ?? [], snap.hooks, detached, hookKey);
   if (snap.webhooks) next.webhooks = mergeNamed(local.webhooks ?? [], snap.webhooks, detached, webhookKey);
+  // A nosync track is this node's own (a gateway only it reaches); the rest are the primary's.
+  if (snap.tracks) next.tracks = mergeNamed(local.tracks ?? [], snap.tracks, detached, trackKey);
   next.sync.appliedRevision = snap.revision;
   return next;
 }

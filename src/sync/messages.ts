@@ -35,7 +35,7 @@
  * snapshot like any other change and names the field with its own error code.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { readHook, readVip, readWebhook } from '../config/document.js';
+import { readHook, readTrack, readVip, readWebhook } from '../config/document.js';
 import { SYNC_ROLES, VIP_PROTOCOLS, type DesiredState, type VipConfig } from '../config/model.js';
 import { CarpdError } from '../errors.js';
 import type { PlanView } from '../service/service.js';
@@ -228,6 +228,7 @@ const snapshotSchema = {
     // Read field by field by config/document.ts (readSnapshot); the service checks their rules.
     hooks: { type: 'array', items: { type: 'object' } },
     webhooks: { type: 'array', items: { type: 'object' } },
+    tracks: { type: 'array', items: { type: 'object' } },
   },
 };
 
@@ -491,8 +492,9 @@ export function readSnapshot(body: SnapshotBody): Snapshot {
   try {
     if (body.hooks) snap.hooks = body.hooks.map((h, i) => readHook(h, `/hooks/${i}`));
     if (body.webhooks) snap.webhooks = body.webhooks.map((w, i) => readWebhook(w, `/webhooks/${i}`));
+    if (body.tracks) snap.tracks = body.tracks.map((t, i) => readTrack(t, `/tracks/${i}`));
   } catch (e) {
-    throw new CarpdError('CARPD_ERR_SYNC_BAD_MESSAGE', `the snapshot has a malformed hook or webhook: ${(e as Error).message}`);
+    throw new CarpdError('CARPD_ERR_SYNC_BAD_MESSAGE', `the snapshot has a malformed hook, webhook or track: ${(e as Error).message}`);
   }
   return snap;
 }

@@ -558,6 +558,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tracks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The health tracks, with their live state.
+         * @description Every track: its configuration and its live state (`status`): `state` (`unknown` until the probes decide, then `up` or `down`), since when and why, the last probe's result, the counts in a row and the demotion it adds now (its weight while down, under the name `track:<name>`, as `GET /v1/carp` lists it).
+         */
+        get: operations["listTracks"];
+        put?: never;
+        /**
+         * Add a health track.
+         * @description Adds a track probed every `intervalMs` (each probe given `timeoutMs`, less than the interval): `interface` (the link of `interface`), `ping` (an ICMP echo to `target`, an IP address), `tcp` (a connect to `target`:`port`), `http` (a GET of `url` answered with a status in `statusMin`..`statusMax`, default 200..399) or `script` (`command`, an argv array, exit 0 = up; never a shell string). `fall` failures in a row take it down, `rise` successes in a row bring it up; while down it demotes this node by `weight` (named `track:<name>`). It starts `unknown`, holding no demotion. Each change of state is a `track.changed` event. Synced to the sync secondary unless `nosync`. 409 `CARPD_ERR_TRACK_EXISTS` when the name is taken.
+         */
+        post: operations["createTrack"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tracks/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["schemas"]["TrackName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * One health track, with its live state.
+         * @description The track of that name with its live state. 404 `CARPD_ERR_TRACK_NOT_FOUND` when there is none.
+         */
+        get: operations["getTrack"];
+        /**
+         * Create or replace a health track.
+         * @description Replaces the track of that name, or creates it; fields not given take their defaults. A changed track starts again from `unknown` and gives back its demotion.
+         */
+        put: operations["replaceTrack"];
+        post?: never;
+        /**
+         * Remove a health track.
+         * @description Removes the track; its demotion, if it held one, is taken back. 404 `CARPD_ERR_TRACK_NOT_FOUND` when there is none.
+         */
+        delete: operations["deleteTrack"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sync": {
         parameters: {
             query?: never;
@@ -1177,6 +1231,11 @@ export interface components {
             demotion: number;
             /** @description CARP is disabled on this node until re-enabled or carpd restarts (`PUT /v1/carp/temporary-disable`): net.inet.carp.allow=0, not stored, apart from the persistent `enabled`. */
             temporarilyDisabled: boolean;
+            /** @description What the demotion is made of as far as carpd can tell: `maintenance`, the named demotions carpd holds (`splitbrain`, `track:<name>` for a health track down), and `other` for the rest of the kernel's counter (as the `demotion` event names them). */
+            contributors?: {
+                name: string;
+                value: number;
+            }[];
         };
         TemporaryDisable: {
             /** @description true: disable CARP on this node until re-enabled or restarted; false: re-enable it (the stored `enabled` applies). */
@@ -1358,6 +1417,7 @@ export interface components {
             vips: components["schemas"]["Vip"][];
             hooks: components["schemas"]["Hook"][];
             webhooks: components["schemas"]["Webhook"][];
+            tracks: components["schemas"]["TrackConfig"][];
             carp: {
                 enabled: boolean;
                 preempt: boolean;
@@ -1395,6 +1455,8 @@ export interface components {
             hooks?: components["schemas"]["DeclaredHook"][];
             /** @description Not given: stay as they are. Given: every webhook; one not listed is removed. A secret not given stays as stored. */
             webhooks?: components["schemas"]["DeclaredWebhook"][];
+            /** @description Not given: stay as they are. Given: every health track; one not listed is removed (and its demotion taken back). */
+            tracks?: components["schemas"]["DeclaredTrack"][];
             /** @description Not given: stays as it is. Given: `enabled` and `preempt` default to true; `maintenance` not given stays as it is. */
             carp?: {
                 enabled?: boolean;
@@ -1484,7 +1546,7 @@ export interface components {
          *     new minor versions of the API: act on the HTTP status of a code you do not know.
          * @enum {string}
          */
-        ErrorCode: "CARPD_ERR_VALIDATION" | "CARPD_ERR_MALFORMED_JSON" | "CARPD_ERR_BODY_TOO_LARGE" | "CARPD_ERR_UNSUPPORTED_MEDIA_TYPE" | "CARPD_ERR_UNAUTHORIZED" | "CARPD_ERR_FORBIDDEN" | "CARPD_ERR_ROUTE_NOT_FOUND" | "CARPD_ERR_METHOD_NOT_ALLOWED" | "CARPD_ERR_PRECONDITION_FAILED" | "CARPD_ERR_VIP_NOT_FOUND" | "CARPD_ERR_VHID_EXISTS" | "CARPD_ERR_NO_FREE_VHID" | "CARPD_ERR_ADDRESS_IN_USE" | "CARPD_ERR_ADDRESS_DUPLICATE" | "CARPD_ERR_INVALID_ADDRESS" | "CARPD_ERR_PEER_REQUIRED" | "CARPD_ERR_PEER_NOT_ALLOWED" | "CARPD_ERR_PEER_FAMILY" | "CARPD_ERR_PASSWORD_TOO_LONG" | "CARPD_ERR_INVALID_VALUE" | "CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED" | "CARPD_ERR_INTERFACE_NOT_FOUND" | "CARPD_ERR_UNSUPPORTED" | "CARPD_ERR_VHID_NOT_RUNNING" | "CARPD_ERR_REVISION_NOT_FOUND" | "CARPD_ERR_TOKEN_EXISTS" | "CARPD_ERR_TOKEN_NOT_FOUND" | "CARPD_ERR_LAST_ADMIN_TOKEN" | "CARPD_ERR_HOOK_EXISTS" | "CARPD_ERR_HOOK_NOT_FOUND" | "CARPD_ERR_WEBHOOK_EXISTS" | "CARPD_ERR_WEBHOOK_NOT_FOUND" | "CARPD_ERR_HOOKS_NOT_RUNNING" | "CARPD_ERR_KERNEL" | "CARPD_ERR_STORE" | "CARPD_ERR_SYNC_MANAGED" | "CARPD_ERR_SYNC_NOT_CONFIGURED" | "CARPD_ERR_SYNC_PEER_UNREACHABLE" | "CARPD_ERR_SYNC_UNTRUSTED" | "CARPD_ERR_SYNC_REPLAY" | "CARPD_ERR_SYNC_BAD_MESSAGE" | "CARPD_ERR_SYNC_SCHEMA" | "CARPD_ERR_SYNC_OLDER_REVISION" | "CARPD_ERR_SYNC_ROLE" | "CARPD_ERR_SHUTTING_DOWN" | "CARPD_ERR_INTERNAL" | "CARPD_ERR_TOO_MANY_FAILURES" | "CARPD_ERR_STORE_FULL" | "CARPD_ERR_STORE_UNWRITABLE" | "CARPD_ERR_SWITCHOVER_STANDALONE" | "CARPD_ERR_SWITCHOVER_RUNNING" | "CARPD_ERR_JOB_NOT_FOUND";
+        ErrorCode: "CARPD_ERR_VALIDATION" | "CARPD_ERR_MALFORMED_JSON" | "CARPD_ERR_BODY_TOO_LARGE" | "CARPD_ERR_UNSUPPORTED_MEDIA_TYPE" | "CARPD_ERR_UNAUTHORIZED" | "CARPD_ERR_FORBIDDEN" | "CARPD_ERR_ROUTE_NOT_FOUND" | "CARPD_ERR_METHOD_NOT_ALLOWED" | "CARPD_ERR_PRECONDITION_FAILED" | "CARPD_ERR_VIP_NOT_FOUND" | "CARPD_ERR_VHID_EXISTS" | "CARPD_ERR_NO_FREE_VHID" | "CARPD_ERR_ADDRESS_IN_USE" | "CARPD_ERR_ADDRESS_DUPLICATE" | "CARPD_ERR_INVALID_ADDRESS" | "CARPD_ERR_PEER_REQUIRED" | "CARPD_ERR_PEER_NOT_ALLOWED" | "CARPD_ERR_PEER_FAMILY" | "CARPD_ERR_PASSWORD_TOO_LONG" | "CARPD_ERR_INVALID_VALUE" | "CARPD_ERR_PFSYNC_SYNCDEV_REQUIRED" | "CARPD_ERR_INTERFACE_NOT_FOUND" | "CARPD_ERR_UNSUPPORTED" | "CARPD_ERR_VHID_NOT_RUNNING" | "CARPD_ERR_REVISION_NOT_FOUND" | "CARPD_ERR_TOKEN_EXISTS" | "CARPD_ERR_TOKEN_NOT_FOUND" | "CARPD_ERR_LAST_ADMIN_TOKEN" | "CARPD_ERR_HOOK_EXISTS" | "CARPD_ERR_HOOK_NOT_FOUND" | "CARPD_ERR_WEBHOOK_EXISTS" | "CARPD_ERR_WEBHOOK_NOT_FOUND" | "CARPD_ERR_HOOKS_NOT_RUNNING" | "CARPD_ERR_TRACK_EXISTS" | "CARPD_ERR_TRACK_NOT_FOUND" | "CARPD_ERR_KERNEL" | "CARPD_ERR_STORE" | "CARPD_ERR_SYNC_MANAGED" | "CARPD_ERR_SYNC_NOT_CONFIGURED" | "CARPD_ERR_SYNC_PEER_UNREACHABLE" | "CARPD_ERR_SYNC_UNTRUSTED" | "CARPD_ERR_SYNC_REPLAY" | "CARPD_ERR_SYNC_BAD_MESSAGE" | "CARPD_ERR_SYNC_SCHEMA" | "CARPD_ERR_SYNC_OLDER_REVISION" | "CARPD_ERR_SYNC_ROLE" | "CARPD_ERR_SHUTTING_DOWN" | "CARPD_ERR_INTERNAL" | "CARPD_ERR_TOO_MANY_FAILURES" | "CARPD_ERR_STORE_FULL" | "CARPD_ERR_STORE_UNWRITABLE" | "CARPD_ERR_SWITCHOVER_STANDALONE" | "CARPD_ERR_SWITCHOVER_RUNNING" | "CARPD_ERR_JOB_NOT_FOUND";
         /** @description RFC 9457 problem details with carpd's stable `code`. */
         Problem: {
             /** @description A URI naming the error class (`urn:carpd:error:<code>`). */
@@ -1521,9 +1583,9 @@ export interface components {
          * @description The type of an event.
          * @enum {string}
          */
-        EventType: "vhid.state" | "demotion" | "maintenance" | "config.committed" | "sync.pushed" | "sync.applied" | "sync.failed" | "sync.rejected" | "splitbrain.detected" | "splitbrain.cleared" | "pfsync" | "auth.failed" | "hook.succeeded" | "hook.failed" | "webhook.delivered" | "webhook.failed" | "events.lost" | "loop.stalled" | "switchover.started" | "switchover.step" | "switchover.finished";
+        EventType: "vhid.state" | "demotion" | "maintenance" | "config.committed" | "sync.pushed" | "sync.applied" | "sync.failed" | "sync.rejected" | "splitbrain.detected" | "splitbrain.cleared" | "pfsync" | "auth.failed" | "hook.succeeded" | "hook.failed" | "webhook.delivered" | "webhook.failed" | "events.lost" | "loop.stalled" | "switchover.started" | "switchover.step" | "switchover.finished" | "track.changed";
         /** @description One event: its id (increasing, also across restarts of carpd), its type, when it happened and its body, which depends on the type. */
-        Event: components["schemas"]["VhidStateEvent"] | components["schemas"]["DemotionEvent"] | components["schemas"]["MaintenanceEvent"] | components["schemas"]["ConfigCommittedEvent"] | components["schemas"]["SyncPushedEvent"] | components["schemas"]["SyncAppliedEvent"] | components["schemas"]["SyncFailedEvent"] | components["schemas"]["SyncRejectedEvent"] | components["schemas"]["SplitBrainDetectedEvent"] | components["schemas"]["SplitBrainClearedEvent"] | components["schemas"]["PfsyncEvent"] | components["schemas"]["AuthFailedEvent"] | components["schemas"]["HookSucceededEvent"] | components["schemas"]["HookFailedEvent"] | components["schemas"]["WebhookDeliveredEvent"] | components["schemas"]["WebhookFailedEvent"] | components["schemas"]["EventsLostEvent"] | components["schemas"]["LoopStalledEvent"] | components["schemas"]["SwitchoverStartedEvent"] | components["schemas"]["SwitchoverStepEvent"] | components["schemas"]["SwitchoverFinishedEvent"];
+        Event: components["schemas"]["VhidStateEvent"] | components["schemas"]["DemotionEvent"] | components["schemas"]["MaintenanceEvent"] | components["schemas"]["ConfigCommittedEvent"] | components["schemas"]["SyncPushedEvent"] | components["schemas"]["SyncAppliedEvent"] | components["schemas"]["SyncFailedEvent"] | components["schemas"]["SyncRejectedEvent"] | components["schemas"]["SplitBrainDetectedEvent"] | components["schemas"]["SplitBrainClearedEvent"] | components["schemas"]["PfsyncEvent"] | components["schemas"]["AuthFailedEvent"] | components["schemas"]["HookSucceededEvent"] | components["schemas"]["HookFailedEvent"] | components["schemas"]["WebhookDeliveredEvent"] | components["schemas"]["WebhookFailedEvent"] | components["schemas"]["EventsLostEvent"] | components["schemas"]["LoopStalledEvent"] | components["schemas"]["SwitchoverStartedEvent"] | components["schemas"]["SwitchoverStepEvent"] | components["schemas"]["SwitchoverFinishedEvent"] | components["schemas"]["TrackChangedEvent"];
         /** @description `vhid.state`: A vhid changed state: the takeover or the loss of a VIP. */
         VhidStateEvent: {
             id: number;
@@ -2019,6 +2081,199 @@ export interface components {
                 state: "succeeded" | "failed" | "rolled-back";
                 reason: string;
                 ms: number;
+            };
+        };
+        /** @description A track's name: a lower-case letter or digit, then up to 31 lower-case letters, digits, `_`, `.` or `-`. Its demotion is named `track:<name>`. */
+        TrackName: string;
+        /**
+         * @description `interface`: the link of an interface; `ping`: an ICMP echo to an IP address; `tcp`: a connect to host:port; `http`: a GET of a URL; `script`: a program (exit 0: up).
+         * @enum {string}
+         */
+        TrackKind: "interface" | "ping" | "tcp" | "http" | "script";
+        /** @description script only: the program and its arguments (argv), the first an absolute path; no shell runs it. A string (a shell command line) is refused with 422 `CARPD_ERR_INVALID_VALUE`. */
+        TrackCommand: string[] | string;
+        /** @description A health track as stored: the fields of its kind only. */
+        TrackConfig: {
+            name: components["schemas"]["TrackName"];
+            kind: components["schemas"]["TrackKind"];
+            interface?: components["schemas"]["InterfaceName"];
+            /** @description ping: an IP address; tcp: an IP address or a host name. */
+            target?: string;
+            /** @description tcp only. */
+            port?: number;
+            /** @description http only: an http: or https: URL without credentials. */
+            url?: string;
+            /** @description http only: the lowest status that counts as up (default 200). */
+            statusMin?: number;
+            /** @description http only: the highest status that counts as up (default 399). */
+            statusMax?: number;
+            command?: string[];
+            intervalMs: number;
+            timeoutMs: number;
+            rise: number;
+            fall: number;
+            weight: number;
+            nosync: boolean;
+        };
+        /** @description A track's live state in this carpd process (not stored: a restart starts from `unknown`). */
+        TrackStatus: {
+            /** @enum {string} */
+            state: "unknown" | "up" | "down";
+            /**
+             * Format: date-time
+             * @description When it entered the state (for `unknown`: when the track started).
+             */
+            since: string;
+            /** @description Why it entered the state. */
+            reason: string;
+            /** @description Good probes in a row. */
+            successes: number;
+            /** @description Failed probes in a row. */
+            failures: number;
+            /** @description Probes since the track started. */
+            probes: number;
+            /** @description The last probe's outcome; null before the first. */
+            lastProbe: null | {
+                ok: boolean;
+                /** @description How long it took. */
+                ms: number;
+                /** @description What it saw (an echo reply's time, a status, an exit code) or why it failed. */
+                detail: string;
+                /** Format: date-time */
+                at: string;
+            };
+            /** @description The demotion it adds now: its weight while down, else 0. */
+            demotion: number;
+        };
+        Track: {
+            name: components["schemas"]["TrackName"];
+            kind: components["schemas"]["TrackKind"];
+            interface?: components["schemas"]["InterfaceName"];
+            /** @description ping: an IP address; tcp: an IP address or a host name. */
+            target?: string;
+            /** @description tcp only. */
+            port?: number;
+            /** @description http only: an http: or https: URL without credentials. */
+            url?: string;
+            /** @description http only: the lowest status that counts as up (default 200). */
+            statusMin?: number;
+            /** @description http only: the highest status that counts as up (default 399). */
+            statusMax?: number;
+            command?: string[];
+            intervalMs: number;
+            timeoutMs: number;
+            rise: number;
+            fall: number;
+            weight: number;
+            nosync: boolean;
+            status: components["schemas"]["TrackStatus"];
+        };
+        TrackList: {
+            revision: number;
+            items: components["schemas"]["Track"][];
+        };
+        TrackReplace: {
+            kind: components["schemas"]["TrackKind"];
+            interface?: components["schemas"]["InterfaceName"];
+            /** @description ping: an IP address; tcp: an IP address or a host name. */
+            target?: string;
+            /** @description tcp only. */
+            port?: number;
+            /** @description http only: an http: or https: URL without credentials. */
+            url?: string;
+            /** @description http only: the lowest status that counts as up (default 200). */
+            statusMin?: number;
+            /** @description http only: the highest status that counts as up (default 399). */
+            statusMax?: number;
+            command?: components["schemas"]["TrackCommand"];
+            /** @default 1000 */
+            intervalMs?: number;
+            /** @description Less than intervalMs; default half of it, at most 10000. */
+            timeoutMs?: number;
+            /** @default 2 */
+            rise?: number;
+            /** @default 3 */
+            fall?: number;
+            /** @default 240 */
+            weight?: number;
+            /** @default false */
+            nosync?: boolean;
+        };
+        TrackCreate: {
+            name: components["schemas"]["TrackName"];
+            kind: components["schemas"]["TrackKind"];
+            interface?: components["schemas"]["InterfaceName"];
+            /** @description ping: an IP address; tcp: an IP address or a host name. */
+            target?: string;
+            /** @description tcp only. */
+            port?: number;
+            /** @description http only: an http: or https: URL without credentials. */
+            url?: string;
+            /** @description http only: the lowest status that counts as up (default 200). */
+            statusMin?: number;
+            /** @description http only: the highest status that counts as up (default 399). */
+            statusMax?: number;
+            command?: components["schemas"]["TrackCommand"];
+            /** @default 1000 */
+            intervalMs?: number;
+            /** @description Less than intervalMs; default half of it, at most 10000. */
+            timeoutMs?: number;
+            /** @default 2 */
+            rise?: number;
+            /** @default 3 */
+            fall?: number;
+            /** @default 240 */
+            weight?: number;
+            /** @default false */
+            nosync?: boolean;
+        };
+        /** @description One health track of a declared desired state; fields not given take their defaults. */
+        DeclaredTrack: {
+            name: components["schemas"]["TrackName"];
+            kind: components["schemas"]["TrackKind"];
+            interface?: components["schemas"]["InterfaceName"];
+            /** @description ping: an IP address; tcp: an IP address or a host name. */
+            target?: string;
+            /** @description tcp only. */
+            port?: number;
+            /** @description http only: an http: or https: URL without credentials. */
+            url?: string;
+            /** @description http only: the lowest status that counts as up (default 200). */
+            statusMin?: number;
+            /** @description http only: the highest status that counts as up (default 399). */
+            statusMax?: number;
+            command?: components["schemas"]["TrackCommand"];
+            /** @default 1000 */
+            intervalMs?: number;
+            /** @description Less than intervalMs; default half of it, at most 10000. */
+            timeoutMs?: number;
+            /** @default 2 */
+            rise?: number;
+            /** @default 3 */
+            fall?: number;
+            /** @default 240 */
+            weight?: number;
+            /** @default false */
+            nosync?: boolean;
+        };
+        /** @description `track.changed`: a health track changed state: `down` demotes this node by its weight (named `track:<name>`), `up` takes that back; `unknown` again when the track was changed or removed. */
+        TrackChangedEvent: {
+            id: number;
+            /** @constant */
+            type: "track.changed";
+            /** Format: date-time */
+            time: string;
+            data: {
+                track: string;
+                kind: components["schemas"]["TrackKind"];
+                /** @enum {string} */
+                from: "unknown" | "up" | "down";
+                /** @enum {string} */
+                to: "unknown" | "up" | "down";
+                reason: string;
+                weight: number;
+                /** @description What it holds now: its weight when down, else 0. */
+                demotion: number;
             };
         };
     };
@@ -3909,6 +4164,261 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             /** @description `CARPD_ERR_WEBHOOK_NOT_FOUND`: no such webhook. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary (repeat with `force=true` to detach it here). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listTracks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Tracks, in the order they were added, each with its live state. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrackList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    createTrack: {
+        parameters: {
+            query?: {
+                /** @description Compute and return the plan; apply and store nothing. */
+                dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
+            };
+            header?: {
+                /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TrackCreate"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Plan"];
+            /** @description Created; `Location` names the new track. */
+            201: {
+                headers: {
+                    /** @description URL of the new track. */
+                    Location?: string;
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Track"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_TRACK_EXISTS`: a track with that name exists. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary (repeat with `force=true` to detach it here). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getTrack: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["schemas"]["TrackName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The track, with its live state. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Track"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `CARPD_ERR_TRACK_NOT_FOUND`: no such track. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    replaceTrack: {
+        parameters: {
+            query?: {
+                /** @description Compute and return the plan; apply and store nothing. */
+                dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
+            };
+            header?: {
+                /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                name: components["schemas"]["TrackName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TrackReplace"];
+            };
+        };
+        responses: {
+            /** @description The track as replaced (its live state starts again from unknown), or the plan with `dryRun=true`. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Track"] | components["schemas"]["Plan"];
+                };
+            };
+            /** @description Created. */
+            201: {
+                headers: {
+                    /** @description URL of the new track. */
+                    Location?: string;
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Track"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_VHID_EXISTS`: the vhid is already used on this interface. `CARPD_ERR_ADDRESS_IN_USE`: the address already belongs to another vhid. `CARPD_ERR_SYNC_MANAGED`: the object is managed by the sync primary (repeat with `force=true` to detach it here). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidChange"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["StoreOrInternalError"];
+            502: components["responses"]["KernelError"];
+            503: components["responses"]["ShuttingDownOrStoreUnwritable"];
+            507: components["responses"]["StoreFull"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    deleteTrack: {
+        parameters: {
+            query?: {
+                /** @description Compute and return the plan; apply and store nothing. */
+                dryRun?: components["parameters"]["DryRun"];
+                /** @description On a sync secondary, make a change to objects the primary manages anyway, detaching them from sync (recorded in the revision summary and in GET /v1/sync). Without it such a change is refused with CARPD_ERR_SYNC_MANAGED. */
+                force?: components["parameters"]["Force"];
+            };
+            header?: {
+                /** @description `"<revision>"` (from an `ETag`) or `*`. The change is refused with 412 when the current revision differs. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                name: components["schemas"]["TrackName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Plan"];
+            /** @description Removed. */
+            204: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CARPD_ERR_TRACK_NOT_FOUND`: no such track. */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { CarpService } from '../../service/service.js';
+import { demotionContributors } from '../../service/watch.js';
 import { route, type Schema } from '../typed.js';
 import { etagOf } from '../views.js';
 import { answer, mutationOptions } from './common.js';
@@ -9,7 +10,8 @@ export function carpRouter(service: CarpService): Router {
   const view = async (): Promise<Schema<'Carp'>> => {
     const c = service.desired().carp;
     const live = await service.liveCarp();
-    return { enabled: c.enabled, preempt: c.preempt, maintenance: c.maintenance, demotion: live.demotion, temporarilyDisabled: live.temporarilyDisabled };
+    const named = service.namedDemotions();
+    return { enabled: c.enabled, preempt: c.preempt, maintenance: c.maintenance, demotion: live.demotion, temporarilyDisabled: live.temporarilyDisabled, contributors: demotionContributors(live.demotion, live.maintenance, named) };
   };
 
   route(r, 'get', '/v1/carp', async (_req, res) => {

@@ -49,6 +49,7 @@ export function configRouter(service: CarpService): Router {
       draft.pfsync = old.pfsync;
       draft.hooks = old.hooks;
       draft.webhooks = old.webhooks;
+      draft.tracks = old.tracks ?? [];
     });
     await answer(res, outcome, () => res.json(configView(outcome.kind === 'done' ? outcome.state : service.desired())));
   });

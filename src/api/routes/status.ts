@@ -31,7 +31,7 @@ export function statusView(s: Status, node: string, version: string): Schema<'St
     startedAt: s.startedAt.toISOString(),
     reconcile,
     backend: s.backend,
-    carp: { enabled: s.carp.allow, preempt: s.carp.preempt, maintenance: s.carp.maintenance, demotion: s.carp.demotion, temporarilyDisabled: s.carp.temporarilyDisabled },
+    carp: { enabled: s.carp.allow, preempt: s.carp.preempt, maintenance: s.carp.maintenance, demotion: s.carp.demotion, temporarilyDisabled: s.carp.temporarilyDisabled, contributors: s.carp.contributors },
     vhids: s.vhids.map((v) => vhidStatusView(v, s.carp.demotion)),
     pfsync: pfsyncStatusView(s.pfsync),
     pf: s.pf ? { ...s.pf } : null,

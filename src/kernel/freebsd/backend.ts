@@ -37,7 +37,7 @@ import { AddressBinder, AddressControl } from './addresses.js';
 import { FreebsdBatch } from './batch.js';
 import { CarpChannel } from './carp.js';
 import { DEFAULT_DEVD_PIPE, type DevdCarpEvent, DevdClient } from './devd.js';
-import type { AbiVersion } from './layout.js';
+import { IFF_RUNNING, IFF_UP, SIOCGIFFLAGS, decodeIfreqFlags, ifreqBytes, type AbiVersion } from './layout.js';
 import type { Libc } from './libc.js';
 import { closeAll, openKernel, type OpenKernel } from './open.js';
 import { KernelSettings } from './settings.js';
@@ -255,6 +255,16 @@ export class FreebsdBackend implements KernelBackend {
   async setDemotion(name: string, amount: number): Promise<void> {
     checkedDemotion(name, amount);
     return this.locked(() => this.settings.setDemotion(name, amount));
+  }
+
+  /** SIOCGIFFLAGS on the interface: up when IFF_UP and IFF_RUNNING (ENXIO when it does not exist). */
+  linkUp(iface: string): Promise<boolean> {
+    return this.locked(async () => {
+      const ifr = ifreqBytes({ name: iface, flags: 0 });
+      this.k.libc.ioctl(this.k.inetFd, SIOCGIFFLAGS, ifr, iface);
+      const flags = decodeIfreqFlags(ifr, 0);
+      return (flags & IFF_UP) !== 0 && (flags & IFF_RUNNING) !== 0;
+    });
   }
 
   getPfsync(): Promise<PfsyncLive> {

@@ -163,6 +163,11 @@ export class LinuxBackend extends UserspaceBackend {
     return undefined;
   }
 
+  /** The link as rtnetlink reports it now (IFF_UP and IFF_RUNNING), attached or not. */
+  override async linkUp(iface: string): Promise<boolean> {
+    return this.rtnl.linkInfo(iface).up;
+  }
+
   protected override canRun(iface: string): boolean {
     return !this.down.has(iface);
   }
