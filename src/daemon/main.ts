@@ -13,7 +13,7 @@ import { buildApp } from '../api/app.js';
 import { EventStreams } from '../api/routes/events.js';
 import { CarpdMetrics, metricsListener } from '../api/metrics.js';
 import { loadOrCreateIdentity } from '../sync/identity.js';
-import { SyncManager } from '../sync/manager.js';
+import { SyncManager, type HealthSources } from '../sync/manager.js';
 import { ConfigFileError, ConfigStore } from '../config/store.js';
 import { initialState } from '../config/model.js';
 import { CarpService } from '../service/service.js';
@@ -40,6 +40,21 @@ const STOP_DRAIN_MS = 500;
 const KERNEL_WATCH_MS = 2000;
 /** A failed start ends the process by this time even if something still holds it open. */
 const FAILED_START_EXIT_MS = 1000;
+
+/**
+ * The sources a carpd has of itself: its health tracks (service.tracksDown) and pf's status
+ * (service.pfStatus: the state count and pfsync's bulk update, done only when pfsync says so;
+ * undefined where there is no pf).
+ */
+function serviceHealthSources(service: Pick<CarpService, 'tracksDown' | 'pfStatus'>): HealthSources {
+  return {
+    tracksDown: () => service.tracksDown(),
+    pfStatus: async () => {
+      const pf = await service.pfStatus();
+      return pf ? { stateCount: pf.states, bulkUpdateDone: pf.pfsyncBulkUpdateDone === true } : undefined;
+    },
+  };
+}
 
 /**
  * A start-up failure that has been cleaned up: what was opened is closed again, and nothing was
@@ -176,7 +191,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?:
     const hookRunner = new HookRunner({ events: service.events, desired, logger, node: opts.nodeName });
     notify = [hookRunner, new WebhookRunner({ events: service.events, desired, logger, node: opts.nodeName, version: VERSION })];
     opened.push(() => notify.forEach((n) => n.close()));
-    sync = await SyncManager.start({ service, identity, logger, node: opts.nodeName, bound, paused: true });
+    sync = await SyncManager.start({ service, identity, logger, node: opts.nodeName, bound, paused: true, health: serviceHealthSources(service) });
     opened.push(() => sync.close());
     if (opts.syncListen) {
       logger.info({ event: 'sync.listening', address: `${opts.syncListen.host}:${sync.port}`, fingerprint: identity.fingerprint }, `config sync listening on https://${opts.syncListen.host}:${sync.port} (mutual TLS; this node's fingerprint ${identity.fingerprint})`);

@@ -338,15 +338,15 @@ export class CarpRuntime {
       inst.engine = { protocol: 'carp', state: r.state };
       actions = r.actions;
     }
-    // The packets and the VIPs first, then the listeners of the transition: what they do (events,
-    // logs, hooks, status) never delays an advertisement or a takeover's addresses, as carp(4)
-    // sends and announces before devd hears of the change.
-    const told: Extract<Action | VrrpAction, { kind: 'transition' }>[] = [];
-    for (const a of actions) {
-      if (a.kind === 'transition') told.push(a);
-      else this.act(inst, a, now);
-    }
-    for (const a of told) this.act(inst, a, now);
+    // A takeover's addresses first: they are announced (gratuitous ARP, unsolicited NA) before
+    // the advertisement that makes a live MASTER step down and drop them, so the LAN has learnt
+    // the new holder by the time the old one lets go (a switchover loses nothing). Then the
+    // packets and timers, then the listeners of the transition: what they do (events, logs,
+    // hooks, status) never delays an advertisement or a takeover's addresses, as carp(4) sends
+    // and announces before devd hears of the change.
+    for (const a of actions) if (a.kind === 'install-vips') this.act(inst, a, now);
+    for (const a of actions) if (a.kind !== 'install-vips' && a.kind !== 'transition') this.act(inst, a, now);
+    for (const a of actions) if (a.kind === 'transition') this.act(inst, a, now);
   }
 
   /** `now`: the time the engine was stepped with; a timer it arms counts from it. */

@@ -43,21 +43,6 @@ import { SyncClient, SyncServer, SyncTransportError } from './transport.js';
 
 export type { NodeReport, PeerHealth, PfReport, PfReportStatus, SplitVhid };
 
-/**
- * The sources a carpd has of itself: its health tracks (service.tracksDown) and pf's status
- * (service.pfStatus: the state count and pfsync's bulk update, done only when pfsync says so;
- * undefined where there is no pf).
- */
-export function serviceHealthSources(service: Pick<CarpService, 'tracksDown' | 'pfStatus'>): HealthSources {
-  return {
-    tracksDown: () => service.tracksDown(),
-    pfStatus: async () => {
-      const pf = await service.pfStatus();
-      return pf ? { stateCount: pf.states, bulkUpdateDone: pf.pfsyncBulkUpdateDone === true } : undefined;
-    },
-  };
-}
-
 /** The name of the switchover's demotion (switchover.ts; `demotion` events list it). */
 export const SWITCHOVER_DEMOTION_NAME = 'switchover';
 
@@ -190,7 +175,7 @@ export class SyncManager {
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.idleMs = opts.idleMs;
     this.clock = opts.clock ?? systemClock;
-    this.healthSources = opts.health ?? serviceHealthSources(opts.service);
+    this.healthSources = opts.health ?? {};
   }
 
   /**
