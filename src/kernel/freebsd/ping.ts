@@ -10,9 +10,9 @@
  * milliseconds until its reply, its timeout or its abort. Replies are matched by identifier,
  * sequence and source; the IPv4 checksum is checked (the kernel checks ICMPv6's).
  */
-import { randomInt } from 'node:crypto';
+import { EchoRequests, type PingResult } from '../echo-requests.js';
 import { canonicalIp, ipBytes } from '../../wire/address.js';
-import { decodeEchoReply, encodeEchoRequest } from '../../wire/icmp.js';
+import { decodeEchoReply } from '../../wire/icmp.js';
 import { errnoName } from '../errno.js';
 import { bind, loadKoffi } from '../koffi.js';
 import { AF_INET, AF_INET6, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, ipText } from './layout.js';
@@ -49,18 +49,6 @@ export function freebsdSockaddrAddress(sa: Buffer): string | undefined {
   return undefined;
 }
 
-interface PingResult {
-  ok: boolean;
-  ms: number;
-  detail: string;
-}
-
-interface Pending {
-  target: string;
-  start: number;
-  resolve: (r: PingResult) => void;
-}
-
 /** The libc calls a pinger makes (koffi's bindings; a test hands in its own). */
 export interface PingCalls {
   socket(domain: number, type: number, protocol: number): unknown;
@@ -74,9 +62,7 @@ type Calls = PingCalls;
 export class FreebsdPinger {
   private calls?: Calls;
   private readonly fds = new Map<4 | 6, number>();
-  private readonly pending = new Map<string, Pending>();
-  private readonly id = randomInt(1, 0xffff);
-  private seq = 0;
+  private readonly requests = new EchoRequests();
   private timer?: NodeJS.Timeout;
   private readonly buf = Buffer.alloc(RECV_SIZE);
   private readonly from = Buffer.alloc(28);
@@ -133,62 +119,33 @@ export class FreebsdPinger {
           break; // EAGAIN (35): nothing more; anything else: the next round tries again
         }
         const reply = decodeEchoReply(family, this.buf.subarray(0, n));
-        if (!reply || reply.id !== this.id) continue;
-        const source = family === 4 ? reply.source : freebsdSockaddrAddress(this.from);
-        const p = this.pending.get(`${family}:${reply.seq}`);
-        if (!p || (source !== undefined && source !== p.target)) continue;
-        const ms = Math.round((performance.now() - p.start) * 1000) / 1000;
-        p.resolve({ ok: true, ms, detail: `echo reply from ${p.target} in ${ms} ms` });
+        this.requests.answer(family, reply, family === 4 ? reply?.source : freebsdSockaddrAddress(this.from));
       }
     }
-    if (this.pending.size === 0 && this.timer) {
+    if (this.requests.size === 0 && this.timer) {
       clearInterval(this.timer);
       this.timer = undefined;
     }
   }
 
   ping(target: string, timeoutMs: number, signal?: AbortSignal): Promise<PingResult> {
-    const ip = canonicalIp(target);
-    const start = performance.now();
-    if (!ip) return Promise.resolve({ ok: false, ms: 0, detail: `"${target}" is not an IP address` });
-    const family = ip.family;
-    const seq = (this.seq = (this.seq + 1) & 0xffff);
-    const key = `${family}:${seq}`;
-    return new Promise<PingResult>((resolve) => {
-      let timeout: NodeJS.Timeout | undefined;
-      const end = (r: PingResult) => {
-        if (timeout) clearTimeout(timeout);
-        signal?.removeEventListener('abort', onAbort);
-        this.pending.delete(key);
-        resolve(r);
-      };
-      const onAbort = () => end({ ok: false, ms: Math.round(performance.now() - start), detail: `no echo reply from ${ip.address} within ${timeoutMs} ms` });
-      try {
+    const answer = this.requests.ping(
+      target,
+      timeoutMs,
+      (family, message, address) => {
         const fd = this.socketOf(family);
         const c = this.libc();
-        this.pending.set(key, { target: ip.address, start, resolve: end });
-        const payload = Buffer.alloc(16);
-        payload.write('carpd-track', 0, 'latin1');
-        const msg = encodeEchoRequest(family, this.id, seq, payload);
-        const to = freebsdSockaddr(ip.address);
-        if (Number(c.sendto(fd, msg, msg.length, 0, to, to.length)) < 0) {
-          const e = c.errno();
-          end({ ok: false, ms: Math.round(performance.now() - start), detail: `cannot send an echo request to ${ip.address}: ${errnoName(e)}` });
-          return;
-        }
-      } catch (e) {
-        end({ ok: false, ms: Math.round(performance.now() - start), detail: `cannot send an echo request to ${ip.address}: ${(e as Error).message}` });
-        return;
-      }
-      timeout = setTimeout(onAbort, timeoutMs);
-      signal?.addEventListener('abort', onAbort);
-      this.timer ??= setInterval(() => this.drain(), READ_EVERY_MS);
-    });
+        const to = freebsdSockaddr(address);
+        if (Number(c.sendto(fd, message, message.length, 0, to, to.length)) < 0) throw new Error(errnoName(c.errno()));
+      },
+      signal,
+    );
+    if (this.requests.size > 0) this.timer ??= setInterval(() => this.drain(), READ_EVERY_MS);
+    return answer;
   }
 
   close(): void {
-    for (const p of this.pending.values()) p.resolve({ ok: false, ms: 0, detail: 'carpd is stopping' });
-    this.pending.clear();
+    this.requests.close();
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const fd of this.fds.values()) this.calls?.close(fd);

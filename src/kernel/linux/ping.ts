@@ -9,10 +9,9 @@
  * checked (the kernel checks ICMPv6's). A send the kernel refuses (ENETUNREACH: no route) fails
  * the probe at once with the errno.
  */
-import { randomInt } from 'node:crypto';
-import { KernelError } from '../errno.js';
+import { EchoRequests, type PingResult } from '../echo-requests.js';
 import { canonicalIp, ipBytes } from '../../wire/address.js';
-import { decodeEchoReply, encodeEchoRequest } from '../../wire/icmp.js';
+import { decodeEchoReply } from '../../wire/icmp.js';
 import { AF_INET, AF_INET6, ICMP6_FILTER, IPPROTO_ICMPV6, SOCKADDR_IN6_LEN, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, linuxLibc, sockaddrIn, type LinuxLibc } from './libc.js';
 import { sharedPoller, type Poller } from './poller.js';
 
@@ -22,25 +21,13 @@ const SOL_RAW = 255;
 const ICMP_FILTER = 1;
 const RECV_SIZE = 2048;
 
-export interface PingResult {
-  ok: boolean;
-  ms: number;
-  detail: string;
-}
-
-interface Pending {
-  target: string;
-  start: number;
-  resolve: (r: PingResult) => void;
-}
+export type { PingResult };
 
 export class LinuxPinger {
   private readonly libc: LinuxLibc;
   private readonly poller: Poller;
   private readonly fds = new Map<4 | 6, number>();
-  private readonly pending = new Map<string, Pending>();
-  private readonly id = randomInt(1, 0xffff);
-  private seq = 0;
+  private readonly requests = new EchoRequests();
   private readonly buf = Buffer.alloc(RECV_SIZE);
   private readonly from = Buffer.alloc(SOCKADDR_IN6_LEN);
 
@@ -90,53 +77,22 @@ export class LinuxPinger {
       }
       if (n === null) return;
       const reply = decodeEchoReply(family, this.buf.subarray(0, n));
-      if (!reply || reply.id !== this.id) continue;
-      const source = family === 4 ? reply.source : canonicalIp(ipv6Of(this.from))?.address;
-      const key = `${family}:${reply.seq}`;
-      const p = this.pending.get(key);
-      if (!p || (source !== undefined && source !== p.target)) continue;
-      this.pending.delete(key);
-      const ms = Math.round((performance.now() - p.start) * 1000) / 1000;
-      p.resolve({ ok: true, ms, detail: `echo reply from ${p.target} in ${ms} ms` });
+      this.requests.answer(family, reply, family === 4 ? reply?.source : canonicalIp(ipv6Of(this.from))?.address);
     }
   }
 
   /** One echo request to `target` (an IP address); resolves at the reply, the timeout, or an abort. */
   ping(target: string, timeoutMs: number, signal?: AbortSignal): Promise<PingResult> {
-    const ip = canonicalIp(target);
-    const start = performance.now();
-    if (!ip) return Promise.resolve({ ok: false, ms: 0, detail: `"${target}" is not an IP address` });
-    const family = ip.family;
-    const seq = (this.seq = (this.seq + 1) & 0xffff);
-    const key = `${family}:${seq}`;
-    return new Promise<PingResult>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const end = (r: PingResult) => {
-        if (timer) clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.pending.delete(key);
-        resolve(r);
-      };
-      const onAbort = () => end({ ok: false, ms: Math.round(performance.now() - start), detail: `no echo reply from ${ip.address} within ${timeoutMs} ms` });
-      try {
-        const fd = this.socketOf(family);
-        this.pending.set(key, { target: ip.address, start, resolve: end });
-        const payload = Buffer.alloc(16);
-        payload.write('carpd-track', 0, 'latin1');
-        this.libc.sendto(fd, encodeEchoRequest(family, this.id, seq, payload), 0, sockaddrIn(ipBytes(ip.address)), `send an echo request to ${ip.address}`);
-      } catch (e) {
-        const why = e instanceof KernelError ? (e.errnoName ?? e.message) : (e as Error).message;
-        end({ ok: false, ms: Math.round(performance.now() - start), detail: `cannot send an echo request to ${ip.address}: ${why}` });
-        return;
-      }
-      timer = setTimeout(onAbort, timeoutMs);
-      signal?.addEventListener('abort', onAbort);
-    });
+    return this.requests.ping(
+      target,
+      timeoutMs,
+      (family, message, address) => this.libc.sendto(this.socketOf(family), message, 0, sockaddrIn(ipBytes(address)), `send an echo request to ${address}`),
+      signal,
+    );
   }
 
   close(): void {
-    for (const p of this.pending.values()) p.resolve({ ok: false, ms: 0, detail: 'carpd is stopping' });
-    this.pending.clear();
+    this.requests.close();
     for (const fd of this.fds.values()) {
       this.poller.remove(fd);
       try {
