@@ -9,24 +9,11 @@ import { canonicalIp } from '../wire/address.js';
 import { TRACK_DEFAULTS, defaultTrackTimeout, type DesiredState, type TrackConfig, type TrackKind } from '../config/model.js';
 import { checkTrack, type Problem } from '../config/validate.js';
 
-/** A track as the API takes it (the name is in the path, or in POST's body). */
-export interface TrackInput {
-  kind: TrackKind;
-  interface?: string;
-  target?: string;
-  port?: number;
-  url?: string;
-  statusMin?: number;
-  statusMax?: number;
-  /** An argv array; a string (a shell command line) is refused with the reason. */
-  command?: string[] | string;
-  intervalMs?: number;
-  timeoutMs?: number;
-  rise?: number;
-  fall?: number;
-  weight?: number;
-  nosync?: boolean;
-}
+/**
+ * A track as the API takes it (the name is in the path, or in POST's body): its kind and any of
+ * the stored fields; `command` may come as a string (a shell command line), refused with the reason.
+ */
+export type TrackInput = Partial<Omit<TrackConfig, 'name' | 'kind' | 'command'>> & { kind: TrackKind; command?: string[] | string };
 
 /** A track from an input, defaults filled in; not checked (checkTrack does that). */
 export function trackOf(name: string, input: TrackInput): TrackConfig {

@@ -111,7 +111,10 @@ export interface VhidStates {
   vhids: { interface: string; vhid: number; state: (typeof VHID_STATES)[number] }[];
 }
 
-/** pf's status as one node tells it to the other (KernelBackend.pfStatus's PfStatus). */
+/**
+ * pf's status as one node tells it to the other: the fields of KernelBackend.pfStatus's PfStatus,
+ * spelled out here because the sync layer does not reach down to the kernel's (docs/architecture.md).
+ */
 export interface PfReportStatus {
   running: boolean;
   states: number;
