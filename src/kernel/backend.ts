@@ -215,8 +215,8 @@ export interface KernelBackend {
    */
   setMaintenance(on: boolean): Promise<void>;
   /**
-   * carpd's named demotions held now, besides maintenance (`splitbrain`, later health tracks):
-   * name -> amount, only those above 0. EOPNOTSUPP from a backend that cannot hold them (every
+   * carpd's named demotions held now, besides maintenance (`splitbrain`, health tracks, `admin`):
+   * name -> amount, only those other than 0 (only `admin` is ever negative). EOPNOTSUPP from a backend that cannot hold them (every
    * backend here can; callers ask this before relying on setDemotion).
    */
   demotions(): Promise<Map<string, number>>;
@@ -225,7 +225,7 @@ export interface KernelBackend {
    * exactly the difference from what that name held, and nothing else of it (the kernel's own
    * demotion, maintenance, other names) is touched. Idempotent, across carpd restarts too where
    * the backend's demotion outlives carpd. EINVAL for a name that is not checkedDemotion's or
-   * an amount outside 0..CARP_MAXSKEW.
+   * an amount outside -CARP_MAXSKEW..CARP_MAXSKEW.
    */
   setDemotion(name: string, amount: number): Promise<void>;
   /**
@@ -304,12 +304,15 @@ export const DEMOTION_NAME = /^[a-z][a-z0-9._:-]{0,47}$/;
 export function checkedDemotion(name: string, amount: number): void {
   const op = `set the ${name} demotion`;
   if (!DEMOTION_NAME.test(name) || name === 'maintenance' || name === 'other') throw KernelError.of('EINVAL', op, undefined, `"${name}" is not a demotion name (lower case letters, digits, . _ : -; not maintenance or other)`);
-  if (!Number.isInteger(amount) || amount < 0 || amount > CARP_MAXSKEW) throw KernelError.of('EINVAL', op, undefined, `demotion ${amount} is outside 0..${CARP_MAXSKEW}`);
+  // Negative amounts are allowed (the `admin` adjustment makes a node more preferred, as a
+  // negative `sysctl net.inet.carp.demotion` delta does); the advertised skew is clamped to
+  // 0..CARP_MAXSKEW whatever the sum (engine/timing.ts effectiveSkew), so it never wraps.
+  if (!Number.isInteger(amount) || amount < -CARP_MAXSKEW || amount > CARP_MAXSKEW) throw KernelError.of('EINVAL', op, undefined, `demotion ${amount} is outside -${CARP_MAXSKEW}..${CARP_MAXSKEW}`);
 }
 
 /** The sum of named demotions held, and the map without zeros, as demotions() answers it. */
 export function heldDemotions(named: ReadonlyMap<string, number>): { total: number; map: Map<string, number> } {
-  const map = new Map([...named].filter(([, v]) => v > 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const map = new Map([...named].filter(([, v]) => v !== 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   return { total: [...map.values()].reduce((a, b) => a + b, 0), map };
 }
 
