@@ -3228,7 +3228,7 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyFailures"];
-            500: components["responses"]["StoreOrInternalError"];
+            500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
     };
@@ -3259,7 +3259,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
-            /** @description `CARPD_ERR_UNSUPPORTED`: the backend cannot hold named demotions; nothing was changed. */
+            /** @description `CARPD_ERR_UNSUPPORTED`, `CARPD_ERR_INTERFACE_NOT_FOUND`: the kernel refused the demotion in these terms; nothing was changed. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3269,7 +3269,7 @@ export interface operations {
                 };
             };
             429: components["responses"]["TooManyFailures"];
-            500: components["responses"]["StoreOrInternalError"];
+            500: components["responses"]["InternalError"];
             502: components["responses"]["KernelError"];
             default: components["responses"]["Problem"];
         };
@@ -3297,7 +3297,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
-            /** @description `CARPD_ERR_UNSUPPORTED`: the backend cannot hold named demotions; nothing was changed. */
+            /** @description `CARPD_ERR_UNSUPPORTED`, `CARPD_ERR_INTERFACE_NOT_FOUND`: the kernel refused the demotion in these terms; nothing was changed. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3307,7 +3307,7 @@ export interface operations {
                 };
             };
             429: components["responses"]["TooManyFailures"];
-            500: components["responses"]["StoreOrInternalError"];
+            500: components["responses"]["InternalError"];
             502: components["responses"]["KernelError"];
             default: components["responses"]["Problem"];
         };
