@@ -225,7 +225,7 @@ export interface KernelBackend {
    * exactly the difference from what that name held, and nothing else of it (the kernel's own
    * demotion, maintenance, other names) is touched. Idempotent, across carpd restarts too where
    * the backend's demotion outlives carpd. EINVAL for a name that is not checkedDemotion's or
-   * an amount outside -CARP_MAXSKEW..CARP_MAXSKEW.
+   * an amount outside 0..CARP_MAXSKEW (-CARP_MAXSKEW..CARP_MAXSKEW for ADMIN_DEMOTION).
    */
   setDemotion(name: string, amount: number): Promise<void>;
   /**
@@ -300,14 +300,19 @@ export class BatchError extends KernelError {
 /** A named demotion's name: lower case, digits, `.`, `_`, `-`; not `maintenance` or `other` (the events name those). */
 export const DEMOTION_NAME = /^[a-z][a-z0-9._:-]{0,47}$/;
 
+/** The administrative adjustment's name: the one named demotion that may be negative. */
+export const ADMIN_DEMOTION = 'admin';
+
 /** setDemotion's argument checks as the contract states them (EINVAL), for every backend. */
 export function checkedDemotion(name: string, amount: number): void {
   const op = `set the ${name} demotion`;
   if (!DEMOTION_NAME.test(name) || name === 'maintenance' || name === 'other') throw KernelError.of('EINVAL', op, undefined, `"${name}" is not a demotion name (lower case letters, digits, . _ : -; not maintenance or other)`);
-  // Negative amounts are allowed (the `admin` adjustment makes a node more preferred, as a
-  // negative `sysctl net.inet.carp.demotion` delta does); the advertised skew is clamped to
-  // 0..CARP_MAXSKEW whatever the sum (engine/timing.ts effectiveSkew), so it never wraps.
-  if (!Number.isInteger(amount) || amount < -CARP_MAXSKEW || amount > CARP_MAXSKEW) throw KernelError.of('EINVAL', op, undefined, `demotion ${amount} is outside -${CARP_MAXSKEW}..${CARP_MAXSKEW}`);
+  // Only `admin` (the administrative adjustment) may be negative, as a negative `sysctl
+  // net.inet.carp.demotion` delta is: it makes the node more preferred. The advertised skew is
+  // clamped to 0..CARP_MAXSKEW whatever the sum (engine/timing.ts effectiveSkew), so it never
+  // wraps. Every other name (split brain, tracks, switchover) only ever demotes.
+  const min = name === ADMIN_DEMOTION ? -CARP_MAXSKEW : 0;
+  if (!Number.isInteger(amount) || amount < min || amount > CARP_MAXSKEW) throw KernelError.of('EINVAL', op, undefined, `demotion ${amount} is outside ${min}..${CARP_MAXSKEW}`);
 }
 
 /** The sum of named demotions held, and the map without zeros, as demotions() answers it. */

@@ -17,7 +17,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../config/atomic.js';
 
-export const ADMIN_DEMOTION_NAME = 'admin';
+import { ADMIN_DEMOTION } from '../kernel/backend.js';
+
+export const ADMIN_DEMOTION_NAME = ADMIN_DEMOTION;
 export const ADMIN_DEMOTION_FILE = 'admin-demotion.json';
 /** The adjustment's range: as far as the skew itself reaches, both ways. */
 export const ADMIN_DEMOTION_MAX = 240;
