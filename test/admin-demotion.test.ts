@@ -16,6 +16,7 @@ import { CarpdMetrics } from '../src/api/metrics.js';
 import { ADMIN_DEMOTION_FILE } from '../src/service/admin-demotion.js';
 import { ManualClock, makeHarness, READ_TOKEN, type Harness } from './helpers/harness.js';
 import { parsePrometheusText } from './helpers/prom-text.js';
+import { pollUntil } from './helpers/poll.js';
 
 test('advskew 0 at admin demotion -1 stays the only MASTER and advertises 0, never 255; +120 moves mastership, clearing moves it back', async (t) => {
   const clock = new ManualClock();
@@ -92,6 +93,9 @@ test('the adjustment survives a restart on a userspace backend (same state dir, 
   const first = await makeHarness({ backend: new MemoryBackend(), dir });
   assert.equal((await first.api.put('/v1/carp/demotion/admin', { value: -7 })).status, 200);
   assert.equal((await first.service.liveCarp()).demotion, -7);
+  // The demotion event names it among the contributors.
+  const ev = await pollUntil('the demotion event', async () => first.service.events.since(0).events.filter((e) => e.type === 'demotion'), (l) => l.length > 0);
+  assert.deepEqual(ev.at(-1)!.data, { total: -7, previous: 0, contributors: [{ name: 'admin', value: -7 }] });
   await first.close();
   const again = await makeHarness({ backend: new MemoryBackend(), dir });
   t.after(() => again.close());
