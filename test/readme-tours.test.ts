@@ -235,5 +235,6 @@ test('the README API tour and CLI tour, followed top to bottom, do what they say
   await runTour('API tour', tourSteps(tourBlock(README, 'API tour')), dir, port, env);
   await runTour('CLI tour', tourSteps(tourBlock(README, 'CLI tour')), dir, port, env);
   await runTour('Health tracking', tourSteps(tourBlock(README, 'Health tracking')), dir, port, env);
+  await runTour('Administrative demotion adjustment', tourSteps(tourBlock(README, 'Administrative demotion adjustment')), dir, port, env);
   assert.ok(daemon.running, `carpd stopped during the tours\n${daemon.output}`);
 });

@@ -12,6 +12,7 @@ import { configCommands } from "./config.js";
 import { helpText, nouns } from "./help.js";
 import { CliError, UsageError, type CliIO, type Ctx, type Values } from "./io.js";
 import { maintenanceCommands } from "./maintenance.js";
+import { demotionCommands } from "./demotion.js";
 import { pfsyncCommands } from "./pfsync.js";
 import { statsCommands } from "./stats.js";
 import { eventsCommands } from "./events.js";
@@ -38,6 +39,7 @@ export const commands: Command[] = [
   ...eventsCommands,
   ...vipCommands,
   ...maintenanceCommands,
+  ...demotionCommands,
   ...carpCommands,
   ...pfsyncCommands,
   ...syncCommands,

@@ -186,6 +186,8 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?:
     backend = await createBackend(opts.backend, { stateDir: opts.stateDir, logger, sim: { group: opts.simGroup, node: opts.nodeName } });
     opened.push(() => backend.close());
     service = new CarpService({ store, backend, logger });
+    // The administrative demotion adjustment (per node, in the state directory) held again.
+    await service.restoreAdminDemotion();
     // Hooks and webhooks hear the events from the first (the vhid states of the start included).
     const desired = () => service.desired();
     const hookRunner = new HookRunner({ events: service.events, desired, logger, node: opts.nodeName });

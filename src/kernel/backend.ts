@@ -215,8 +215,8 @@ export interface KernelBackend {
    */
   setMaintenance(on: boolean): Promise<void>;
   /**
-   * carpd's named demotions held now, besides maintenance (`splitbrain`, later health tracks):
-   * name -> amount, only those above 0. EOPNOTSUPP from a backend that cannot hold them (every
+   * carpd's named demotions held now, besides maintenance (`splitbrain`, health tracks, `admin`):
+   * name -> amount, only those other than 0 (only `admin` is ever negative). EOPNOTSUPP from a backend that cannot hold them (every
    * backend here can; callers ask this before relying on setDemotion).
    */
   demotions(): Promise<Map<string, number>>;
@@ -225,7 +225,7 @@ export interface KernelBackend {
    * exactly the difference from what that name held, and nothing else of it (the kernel's own
    * demotion, maintenance, other names) is touched. Idempotent, across carpd restarts too where
    * the backend's demotion outlives carpd. EINVAL for a name that is not checkedDemotion's or
-   * an amount outside 0..CARP_MAXSKEW.
+   * an amount outside 0..CARP_MAXSKEW (-CARP_MAXSKEW..CARP_MAXSKEW for ADMIN_DEMOTION).
    */
   setDemotion(name: string, amount: number): Promise<void>;
   /**
@@ -300,16 +300,24 @@ export class BatchError extends KernelError {
 /** A named demotion's name: lower case, digits, `.`, `_`, `-`; not `maintenance` or `other` (the events name those). */
 export const DEMOTION_NAME = /^[a-z][a-z0-9._:-]{0,47}$/;
 
+/** The administrative adjustment's name: the one named demotion that may be negative. */
+export const ADMIN_DEMOTION = 'admin';
+
 /** setDemotion's argument checks as the contract states them (EINVAL), for every backend. */
 export function checkedDemotion(name: string, amount: number): void {
   const op = `set the ${name} demotion`;
   if (!DEMOTION_NAME.test(name) || name === 'maintenance' || name === 'other') throw KernelError.of('EINVAL', op, undefined, `"${name}" is not a demotion name (lower case letters, digits, . _ : -; not maintenance or other)`);
-  if (!Number.isInteger(amount) || amount < 0 || amount > CARP_MAXSKEW) throw KernelError.of('EINVAL', op, undefined, `demotion ${amount} is outside 0..${CARP_MAXSKEW}`);
+  // Only `admin` (the administrative adjustment) may be negative, as a negative `sysctl
+  // net.inet.carp.demotion` delta is: it makes the node more preferred. The advertised skew is
+  // clamped to 0..CARP_MAXSKEW whatever the sum (engine/timing.ts effectiveSkew), so it never
+  // wraps. Every other name (split brain, tracks, switchover) only ever demotes.
+  const min = name === ADMIN_DEMOTION ? -CARP_MAXSKEW : 0;
+  if (!Number.isInteger(amount) || amount < min || amount > CARP_MAXSKEW) throw KernelError.of('EINVAL', op, undefined, `demotion ${amount} is outside ${min}..${CARP_MAXSKEW}`);
 }
 
 /** The sum of named demotions held, and the map without zeros, as demotions() answers it. */
 export function heldDemotions(named: ReadonlyMap<string, number>): { total: number; map: Map<string, number> } {
-  const map = new Map([...named].filter(([, v]) => v > 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const map = new Map([...named].filter(([, v]) => v !== 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   return { total: [...map.values()].reduce((a, b) => a + b, 0), map };
 }
 

@@ -39,6 +39,7 @@ import { effectiveSkew } from '../engine/timing.js';
 import { checkNotify } from './notify.js';
 import { TrackBoard } from './tracks.js';
 import { storeFailure } from './store-errors.js';
+import { ADMIN_DEMOTION_NAME, readAdminDemotion, writeAdminDemotion } from './admin-demotion.js';
 
 export { vipNotFound };
 export { hashToken, ifMatchAccepts, newTokenSecret, type AuthContext } from './tokens.js';
@@ -511,6 +512,52 @@ export class CarpService {
     }
     this.generation++;
     if (!this.closing) await this.watch.check();
+  }
+
+  /** Serializes changes of the admin adjustment (file and backend move together). */
+  private adminChain: Promise<unknown> = Promise.resolve();
+
+  /** The administrative demotion adjustment stored for this node (0: none); see admin-demotion.ts. */
+  async adminDemotion(): Promise<number> {
+    return readAdminDemotion(this.store.dir);
+  }
+
+  /**
+   * Sets this node's administrative demotion adjustment (−240..240, 0 clears it): stored in the
+   * state directory, then held as the `admin` named demotion. When the backend refuses, the
+   * stored value is put back and nothing changed. Never synced to a peer.
+   */
+  setAdminDemotion(value: number): Promise<number> {
+    const job = this.adminChain.then(async () => {
+      const before = await readAdminDemotion(this.store.dir);
+      await writeAdminDemotion(this.store.dir, value);
+      try {
+        await this.setDemotion(ADMIN_DEMOTION_NAME, value);
+      } catch (e) {
+        await writeAdminDemotion(this.store.dir, before).catch(() => undefined);
+        throw e;
+      }
+      if (before !== value) this.logger.info({ event: 'demotion.admin', from: before, to: value }, `administrative demotion adjustment ${before} -> ${value}`);
+      return value;
+    });
+    this.adminChain = job.catch(() => undefined);
+    return job;
+  }
+
+  /**
+   * Brings the backend in line with the stored adjustment at start (the daemon calls it once,
+   * after the backend is open): the stored value, or 0 when none is stored, which on FreeBSD
+   * takes back an `admin` delta the ledger still holds. Idempotent.
+   */
+  restoreAdminDemotion(): Promise<number> {
+    const job = this.adminChain.then(async () => {
+      const value = await readAdminDemotion(this.store.dir);
+      const held = (await this.backend.demotions().catch(() => new Map<string, number>())).get(ADMIN_DEMOTION_NAME) ?? 0;
+      if (held !== value) await this.setDemotion(ADMIN_DEMOTION_NAME, value);
+      return value;
+    });
+    this.adminChain = job.catch(() => undefined);
+    return job;
   }
 
   /** The names of this node's health tracks that are down now (each holding its weight as `track:<name>`), sorted. */

@@ -209,7 +209,13 @@ export function backendContract(name: string, make: () => Promise<ContractEnv>):
     await b.setDemotion('track.wan', 0);
     assert.equal((await b.getCarpGlobals()).demotion, base);
     assert.deepEqual([...(await b.demotions())], []);
-    for (const [name, amount] of [['maintenance', 10], ['other', 10], ['Split Brain', 10], ['', 10], ['splitbrain', -1], ['splitbrain', 241], ['splitbrain', 1.5]] as const) {
+    // Only `admin` may be negative (the administrative adjustment), within -240..240.
+    await b.setDemotion('admin', -3);
+    assert.equal((await b.getCarpGlobals()).demotion, base - 3);
+    assert.deepEqual([...(await b.demotions())], [['admin', -3]]);
+    await b.setDemotion('admin', 0);
+    assert.equal((await b.getCarpGlobals()).demotion, base);
+    for (const [name, amount] of [['maintenance', 10], ['other', 10], ['Split Brain', 10], ['', 10], ['splitbrain', -1], ['track:wan', -1], ['splitbrain', 241], ['splitbrain', 1.5], ['admin', -241], ['admin', 241]] as const) {
       await rejectsWith(b.setDemotion(name, amount), 'EINVAL');
     }
     assert.equal((await b.getCarpGlobals()).demotion, base);

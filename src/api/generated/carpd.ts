@@ -239,6 +239,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/carp/demotion/admin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * This node's administrative demotion adjustment.
+         * @description The signed adjustment this node adds to its demotion (`admin` among the demotion contributors), 0 when none is set. Needs a read token.
+         */
+        get: operations["getAdminDemotion"];
+        /**
+         * Set this node's administrative demotion adjustment (signed, -240..240; survives restarts).
+         * @description What `sysctl net.inet.carp.demotion=N` does by hand on FreeBSD, kept by carpd: `value` is
+         *     added to this node's demotion as the `admin` contributor. A negative value makes the node
+         *     more preferred; the advertised skew stays within 0..240 whatever the sum, so it never
+         *     wraps. The setting belongs to this node only: it is stored in the state directory, survives
+         *     restarts and is never sent to a peer by config sync. On FreeBSD it is one delta of
+         *     net.inet.carp.demotion, applied exactly once across restarts and taken back exactly when
+         *     cleared. A `demotion` event follows. 0 clears it (as DELETE does).
+         */
+        put: operations["setAdminDemotion"];
+        post?: never;
+        /**
+         * Clear this node's administrative demotion adjustment.
+         * @description Takes the `admin` adjustment back (exactly what was added, on FreeBSD too) and removes it from the state directory. Clearing when none is set changes nothing.
+         */
+        delete: operations["clearAdminDemotion"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/carp/temporary-disable": {
         parameters: {
             query?: never;
@@ -2276,6 +2310,10 @@ export interface components {
                 demotion: number;
             };
         };
+        /** @description This node's administrative demotion adjustment (`admin` among the demotion contributors): a signed delta, negative to make the node more preferred. */
+        AdminDemotion: {
+            value: number;
+        };
     };
     responses: {
         /** @description Any other error (RFC 9457); `code` is one of `ErrorCode`. */
@@ -3164,6 +3202,113 @@ export interface operations {
             502: components["responses"]["KernelError"];
             503: components["responses"]["ShuttingDownOrStoreUnwritable"];
             507: components["responses"]["StoreFull"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getAdminDemotion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The adjustment. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminDemotion"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    setAdminDemotion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdminDemotion"];
+            };
+        };
+        responses: {
+            /** @description The adjustment now held. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminDemotion"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description `CARPD_ERR_UNSUPPORTED`, `CARPD_ERR_INTERFACE_NOT_FOUND`: the kernel refused the demotion in these terms; nothing was changed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["KernelError"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    clearAdminDemotion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The adjustment now held (0). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminDemotion"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description `CARPD_ERR_UNSUPPORTED`, `CARPD_ERR_INTERFACE_NOT_FOUND`: the kernel refused the demotion in these terms; nothing was changed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["KernelError"];
             default: components["responses"]["Problem"];
         };
     };

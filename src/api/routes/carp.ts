@@ -43,5 +43,18 @@ export function carpRouter(service: CarpService): Router {
     await answer(res, outcome, async () => res.json(await view()));
   });
 
+  // This node's own adjustment (admin-demotion.ts): not the desired state, no revision, never synced.
+  route(r, 'get', '/v1/carp/demotion/admin', async (_req, res) => {
+    res.json({ value: await service.adminDemotion() });
+  });
+
+  route(r, 'put', '/v1/carp/demotion/admin', async (req, res) => {
+    res.json({ value: await service.setAdminDemotion(req.body.value) });
+  });
+
+  route(r, 'delete', '/v1/carp/demotion/admin', async (_req, res) => {
+    res.json({ value: await service.setAdminDemotion(0) });
+  });
+
   return r;
 }

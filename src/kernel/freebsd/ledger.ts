@@ -177,7 +177,7 @@ export interface DemotionRecord {
   boottime: BootTime;
   /** What carpd has added to net.inet.carp.demotion in this boot for maintenance: 0 or 240. */
   added: number;
-  /** carpd's named demotions (setDemotion) added in this boot: name -> amount, only those above 0. */
+  /** carpd's named demotions (setDemotion) added in this boot: name -> amount, only those other than 0 (`admin` may be negative). */
   named?: Record<string, number>;
   /**
    * Written before the sysctl, removed after it: lets the next start settle a crash in between.
@@ -187,6 +187,8 @@ export interface DemotionRecord {
 }
 
 const isAmount = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0;
+/** A named demotion's amount: negative too (the `admin` adjustment). */
+const isNamedAmount = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x);
 
 export async function readDemotionRecord(stateDir: string): Promise<DemotionRecord | undefined> {
   const file = path.join(stateDir, DEMOTION_FILE);
@@ -198,15 +200,15 @@ export async function readDemotionRecord(stateDir: string): Promise<DemotionReco
   }
   const named: Record<string, number> = {};
   if (raw.named !== undefined) {
-    if (typeof raw.named !== 'object' || raw.named === null || Array.isArray(raw.named) || !Object.values(raw.named).every(isAmount)) {
+    if (typeof raw.named !== 'object' || raw.named === null || Array.isArray(raw.named) || !Object.values(raw.named).every(isNamedAmount)) {
       throw new Error(`${file} has an unknown layout; check net.inet.carp.demotion by hand, then move the file away`);
     }
-    for (const [k, v] of Object.entries(raw.named)) if (v > 0) named[k] = v;
+    for (const [k, v] of Object.entries(raw.named)) if (v !== 0) named[k] = v;
   }
   const p = raw.pending as Record<string, unknown> | undefined;
   let pending: DemotionRecord['pending'];
   if (p && (p.op === 'enter' || p.op === 'leave') && typeof p.demotionBefore === 'number') pending = { op: p.op, demotionBefore: p.demotionBefore, at: String(p.at) };
-  else if (p && p.op === 'set' && typeof p.name === 'string' && isAmount(p.from) && isAmount(p.to) && typeof p.demotionBefore === 'number') {
+  else if (p && p.op === 'set' && typeof p.name === 'string' && isNamedAmount(p.from) && isNamedAmount(p.to) && typeof p.demotionBefore === 'number') {
     pending = { op: 'set', name: p.name, from: p.from, to: p.to, demotionBefore: p.demotionBefore, at: String(p.at) };
   }
   return { version: 1, boottime: { sec: bt.sec, usec: bt.usec }, added: raw.added, ...(Object.keys(named).length ? { named } : {}), ...(pending ? { pending } : {}) };

@@ -47,7 +47,7 @@ const held = (r: DemotionRecord) => r.added + Object.values(r.named ?? {}).reduc
 /** The record with `name` holding `amount` (0: not at all), and no pending step. */
 function withNamed(r: DemotionRecord, name: string, amount: number): DemotionRecord {
   const named = { ...(r.named ?? {}) };
-  if (amount > 0) named[name] = amount;
+  if (amount !== 0) named[name] = amount;
   else delete named[name];
   return { version: 1, boottime: r.boottime, added: r.added, ...(Object.keys(named).length ? { named } : {}) };
 }
