@@ -5,33 +5,17 @@
  * one too).
  */
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { call, startDaemon, type RunningDaemon } from './helpers/daemon.js';
-import { LIBC, LIBNV, buildNative, useFakeKernel } from './helpers/fakebsd.js';
+import { buildNative, fakeDaemonEnv, fakeKernelControls, useFakeKernel } from './helpers/fakebsd.js';
 
 const WORK = useFakeKernel('carpd-fbsd-admin-');
 const unavailable = buildNative();
 const skip = unavailable ?? false;
 
-function loadFake() {
-  const koffi = createRequire(import.meta.url)('koffi');
-  const lib = koffi.load(LIBC);
-  const reset = lib.func('int fakebsd_reset(void)') as () => number;
-  const dump = lib.func('int fakebsd_dump(void *buf, size_t len)') as (b: Buffer | null, n: number) => number;
-  return {
-    reset: () => assert.ok(reset() >= 0),
-    demotion(): number {
-      const n = dump(null, 0);
-      const buf = Buffer.alloc(n + 1);
-      dump(buf, buf.length);
-      return (JSON.parse(buf.toString('utf8', 0, n)) as { sysctl: Record<string, number> }).sysctl['net.inet.carp.demotion']!;
-    },
-  };
-}
-const fake = unavailable ? undefined : loadFake();
+const fake = unavailable ? undefined : fakeKernelControls();
 
 test('freebsd: the admin adjustment is one demotion delta, applied once across SIGKILL and restart, taken back exactly', { skip, timeout: 60_000 }, async (t) => {
   fake!.reset();
@@ -39,7 +23,7 @@ test('freebsd: the admin adjustment is one demotion delta, applied once across S
   t.after(() => rmSync(stateDir, { recursive: true, force: true }));
   const start = () =>
     startDaemon(t, ['--backend', 'freebsd', '--listen', '127.0.0.1:0', '--state-dir', stateDir], {
-      env: { CARPD_FREEBSD_LIBC: LIBC, CARPD_FREEBSD_LIBNV: LIBNV, FAKEBSD_STATE: process.env.FAKEBSD_STATE!, CARPD_DEVD_PIPE: path.join(WORK, 'no-devd.pipe') },
+      env: fakeDaemonEnv(WORK),
     });
   let d: RunningDaemon = await start();
   const token = readFileSync(path.join(stateDir, 'admin.token'), 'utf8').trim();
