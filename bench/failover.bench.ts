@@ -20,14 +20,14 @@
  *   npm run bench:failover                           (root, tcpdump installed)
  *   BENCH_RUNS=20 BENCH_SKEWS=0,100 BENCH_VHID_SECONDS=60 npm run bench:failover
  */
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { setUpLan, startLinuxNode, type LinuxNode } from '../test/helpers/linux-node.js';
 import { netnsUnavailable } from '../test/helpers/netns.js';
 import { pollUntil } from '../test/helpers/poll.js';
-import { Cleanups, monitorTime, observe, tcpdumpStamps } from './observe.js';
+import { gitRevision } from './common.js';
+import { Cleanups, monitorTime, observe, requireTcpdump, tcpdumpStamps } from './observe.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
 const SKEWS = (process.env.BENCH_SKEWS ?? '0,100').split(',').map(Number);
@@ -140,18 +140,9 @@ async function manyVhids(): Promise<{ role: string; cpuPct: number; rssMiB: numb
 async function main(): Promise<void> {
   const why = netnsUnavailable();
   if (why) throw new Error(`cannot run: ${why}`);
-  await new Promise<void>((resolve, reject) => {
-    const p = spawn('tcpdump', ['--version'], { stdio: 'ignore' });
-    p.on('error', () => reject(new Error('tcpdump is needed (apt-get install tcpdump)')));
-    p.on('exit', () => resolve());
-  });
+  await requireTcpdump();
   process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
-  const rev = await new Promise<string>((resolve) => {
-    const p = spawn('git', ['rev-parse', '--short', 'HEAD']);
-    let s = '';
-    p.stdout.on('data', (d) => (s += d));
-    p.on('close', () => resolve(s.trim() || 'unknown'));
-  });
+  const rev = gitRevision() ?? 'unknown';
   const out: string[] = [];
   out.push(`# Failover in network namespaces (linux backend)\n`);
   out.push(`${new Date().toISOString().slice(0, 10)}, ${rev}, ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}, Node ${process.version}.\n`);

@@ -3,6 +3,7 @@
  * observers (tcpdump, ip monitor) in a namespace whose lines are collected as they come, their
  * timestamps, and the cleanups a run registers (a stand-in for node:test's `t.after`).
  */
+import { spawn } from 'node:child_process';
 import type { Lan } from '../test/helpers/netns.js';
 
 /** Cleanups registered during a run, run in reverse order by `run()`. */
@@ -43,3 +44,12 @@ export function monitorTime(line: string): number | undefined {
 
 /** The leading `tcpdump -tt` timestamps (seconds) of the lines that have one. */
 export const tcpdumpStamps = (lines: string[]) => lines.map((l) => Number(l.split(' ')[0])).filter((x) => Number.isFinite(x));
+
+/** Resolves when tcpdump can be run; rejects with how to install it otherwise. */
+export function requireTcpdump(): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const p = spawn('tcpdump', ['--version'], { stdio: 'ignore' });
+    p.on('error', () => reject(new Error('tcpdump is needed (apt-get install tcpdump)')));
+    p.on('exit', () => resolve());
+  });
+}

@@ -19,13 +19,13 @@
  *   npm run bench:timing                               (root, tcpdump installed)
  *   BENCH_RUNS=20 BENCH_PERIOD_SECONDS=20 BENCH_CONFIGS=vrrp1,vrrp10,vrrp100,carp1 npm run bench:timing
  */
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { setUpLan, startLinuxNode, type LinuxNode } from '../test/helpers/linux-node.js';
 import { netnsUnavailable } from '../test/helpers/netns.js';
 import { pollUntil } from '../test/helpers/poll.js';
-import { Cleanups, monitorTime, observe, tcpdumpStamps } from './observe.js';
+import { gitRevision } from './common.js';
+import { Cleanups, monitorTime, observe, requireTcpdump, tcpdumpStamps } from './observe.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
 const PERIOD_SECONDS = Number(process.env.BENCH_PERIOD_SECONDS ?? 10);
@@ -115,18 +115,9 @@ const f = (x: number) => `${x.toFixed(x < 100 ? 2 : 1)} ms`;
 async function main(): Promise<void> {
   const why = netnsUnavailable();
   if (why) throw new Error(`cannot run: ${why}`);
-  await new Promise<void>((resolve, reject) => {
-    const p = spawn('tcpdump', ['--version'], { stdio: 'ignore' });
-    p.on('error', () => reject(new Error('tcpdump is needed (apt-get install tcpdump)')));
-    p.on('exit', () => resolve());
-  });
+  await requireTcpdump();
   process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
-  const rev = await new Promise<string>((resolve) => {
-    const p = spawn('git', ['rev-parse', '--short', 'HEAD']);
-    let s = '';
-    p.stdout.on('data', (d) => (s += d));
-    p.on('close', () => resolve(s.trim() || 'unknown'));
-  });
+  const rev = gitRevision() ?? 'unknown';
   const results: Result[] = [];
   try {
     for (const cfg of CONFIGS) results.push(await measure(cfg));
