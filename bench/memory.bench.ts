@@ -1,8 +1,9 @@
 /**
  * Memory benchmark: the resident set size (RSS) of an idle carpd with 10 and with 1000 VIPs.
  *
- * Each case runs the compiled daemon as an operator would, `node dist/daemon/main.js --backend
- * memory`, with its own state dir and a bootstrap file (--config) holding the VIPs (documentation
+ * Each case runs the compiled daemon as an operator would, `node [flags] dist/daemon/main.js
+ * --backend memory` with the Node.js flags of that build's `npm start` (the same as bin/carpd.js
+ * and the rc.d script's `carpd_node_flags`; test/node-flags.test.ts keeps them equal), with its own state dir and a bootstrap file (--config) holding the VIPs (documentation
  * addresses, 250 per interface em0..em3, advskew 0):
  *   1. first start: the bootstrap file is applied (one revision with every VIP); then SIGTERM;
  *   2. restart on the same state dir, the case measured as "idle": the file is unchanged and not
@@ -86,8 +87,16 @@ interface Run {
 }
 
 /** Starts the daemon of `dist`, waits for "listening", the election and the warm-up GETs, then samples RSS. */
+/** The Node.js flags `npm start` of the checkout at `dir` gives the daemon (none before there were any). */
+function nodeFlagsOf(dir: string): string[] {
+  const start = (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }).scripts?.start ?? '';
+  const m = /^node((?: --[^ ]+)*) dist\/daemon\/main\.js$/.exec(start);
+  if (!m) throw new Error(`${dir}/package.json: npm start is "${start}", not "node [flags] dist/daemon/main.js"`);
+  return m[1].trim().split(' ').filter(Boolean);
+}
+
 async function run(dist: string, stateDir: string, config: string): Promise<Run> {
-  const child: ChildProcess = spawn(process.execPath, [path.join(dist, 'daemon/main.js'), '--backend', 'memory', '--listen', '127.0.0.1:0', '--state-dir', stateDir, '--config', config, '--log-level', 'info'], {
+  const child: ChildProcess = spawn(process.execPath, [...nodeFlagsOf(path.dirname(dist)), path.join(dist, 'daemon/main.js'), '--backend', 'memory', '--listen', '127.0.0.1:0', '--state-dir', stateDir, '--config', config, '--log-level', 'info'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -202,7 +211,10 @@ async function main(): Promise<void> {
       builds.unshift({ name: `${BASELINE_REF} (${ref.name})`, dist: ref.dist });
     }
     const rows: Row[] = [];
-    for (const b of builds) rows.push(...(await measure(b.name, b.dist)));
+    for (const b of builds) {
+      const flags = nodeFlagsOf(path.dirname(b.dist)).join(' ');
+      rows.push(...(await measure(`${b.name}, node ${flags === '' ? 'without flags' : flags}`, b.dist)));
+    }
 
     const imports: [string, string][] = [
       ['+ express', `await import('express')`],
@@ -239,7 +251,7 @@ async function main(): Promise<void> {
       '',
       `- Date: ${new Date().toISOString()}`,
       `- Machine: ${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}; 1-minute load average ${loadBefore.toFixed(2)} before the run`,
-      `- Node ${process.version}; \`node dist/daemon/main.js --backend memory\`, logs at info to a pipe; ${IDLE_S} s idle window after the election and one GET each of /v1/status, /v1/vips, /v1/config`,
+      `- Node ${process.version}; \`node [npm start's flags] dist/daemon/main.js --backend memory\`, logs at info to a pipe; ${IDLE_S} s idle window after the election and one GET each of /v1/status, /v1/vips, /v1/config`,
       '',
       'RSS in MiB:',
       '',

@@ -269,6 +269,7 @@ test('start runs carpd under daemon(8) with the default rc.conf settings', (t) =
     ...['-P', '/var/run/carpd.pid', '-p', '/var/run/carpd.child.pid'],
     ...['-t', 'carpd', '-H', '-o', '/var/log/carpd.log'],
     s.node,
+    '--max-semi-space-size=2',
     s.main,
     ...['--listen', '127.0.0.1:8080', '--state-dir', s.stateDir],
   ]);
@@ -313,10 +314,20 @@ test('carpd_listen, carpd_metrics_listen, carpd_config and carpd_flags go to car
     ...['-t', 'carpd', '-H', '-o', log],
   ]);
   assert.deepEqual(words.slice(nodeAt + 1), [
+    '--max-semi-space-size=2',
     s.main,
     ...['--listen', '[::1]:9090', '--state-dir', s.stateDir, '--metrics-listen', '192.0.2.1:9109', '--config', config],
     ...['--log-level', 'debug', '--backend', 'memory'],
   ]);
+});
+
+test('carpd_node_flags go to node, before carpd\'s entry point; set empty, node gets none', (t) => {
+  const s = sandbox(t);
+  const base = { carpd_enable: 'YES', carpd_node: s.node, carpd_main: s.main, carpd_state_dir: s.stateDir };
+  const custom = runLine(s.run('start', { ...base, carpd_node_flags: '--max-semi-space-size=8 --stack-size=2000' }).stdout);
+  assert.deepEqual(custom.slice(custom.indexOf(s.node) + 1, custom.indexOf(s.main)), ['--max-semi-space-size=8', '--stack-size=2000']);
+  const none = runLine(s.run('start', { ...base, carpd_node_flags: '' }).stdout);
+  assert.equal(none.indexOf(s.main), none.indexOf(s.node) + 1, none.join(' '));
 });
 
 test('carpd_syslog sends carpd\'s output to syslog through daemon(8), with its facility, priority and tag, instead of the log file', (t) => {
