@@ -3,7 +3,7 @@
  * 200 idle TCP connections to its API. It stays up while they are held (it says so in its log
  * and keeps running), and once they close it answers again: /healthz and an authenticated GET.
  * Only outcomes are asserted. And a listener whose accept(2) fails (Node's 'error' on the
- * server) keeps listening and says so, once per 10 s.
+ * server) keeps listening and says so, once per 10 s; the sync listener is guarded the same way.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -13,7 +13,12 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { keepListening } from '../src/daemon/listen-guard.js';
+import { loadOrCreateIdentity } from '../src/sync/identity.js';
+import { SyncServer } from '../src/sync/server.js';
+import { SYNC_KINDS } from '../src/sync/messages.js';
+import { SCHEMA_VERSION } from '../src/config/model.js';
 import { call, daemonArgs, startDaemon } from './helpers/daemon.js';
 import { capturingLogger } from './helpers/log-capture.js';
 import { pollUntil } from './helpers/poll.js';
@@ -112,4 +117,32 @@ test('keepListening: an accept error is logged (once per 10 s, counting the rest
   assert.match(lines[1]!.msg, /^cannot accept a connection on --listen: out of file descriptors \(EMFILE\); still listening \(2 more since the last such line\)$/);
   const r = await call((server.address() as AddressInfo).port, 'GET', '/');
   assert.equal(r.text, 'ok');
+});
+
+test('the sync listener gives keepListening its server: a failed accept is logged and it still takes TLS connections', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'carpd-fd-sync-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const identity = await loadOrCreateIdentity(dir, 'fw-a');
+  const server = await SyncServer.start({
+    identity,
+    host: '127.0.0.1',
+    port: 0,
+    pinned: () => [],
+    schemaVersion: SCHEMA_VERSION,
+    kinds: SYNC_KINDS,
+    handle: async () => ({ status: 200, body: {} }),
+  });
+  t.after(() => server.close());
+  const { logger, lines } = capturingLogger();
+  keepListening(server.listener, logger, '--sync-listen');
+  server.listener.emit('error', Object.assign(new Error('accept ENOBUFS'), { code: 'ENOBUFS', syscall: 'accept' }));
+  assert.deepEqual(lines.map((l) => [l.event, l.listener, l.code]), [['listen.accept.failed', '--sync-listen', 'ENOBUFS']]);
+  // A TLS handshake completes: the listener is still there (it presents this node's certificate).
+  const socket = tlsConnect({ host: '127.0.0.1', port: server.port, rejectUnauthorized: false });
+  t.after(() => socket.destroy());
+  const cert = await new Promise<string>((resolve, reject) => {
+    socket.once('secureConnect', () => resolve(socket.getPeerX509Certificate()!.fingerprint256));
+    socket.once('error', reject);
+  });
+  assert.equal(cert, identity.fingerprint);
 });

@@ -166,7 +166,10 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?:
           throw typeof err.code === 'string' ? new StartError(listenError(syncListen.host, syncListen.port, err, '--sync-listen')) : e;
         })
       : undefined;
-    if (bound) opened.push(() => bound.server.close());
+    if (bound) {
+      keepListening(bound.server.listener, logger, '--sync-listen');
+      opened.push(() => bound.server.close());
+    }
     // --metrics-listen: bound before the backend too; scrapes are answered 503 until carpd is up.
     const metricsListen = opts.metricsListen;
     metricsServer = metricsListen

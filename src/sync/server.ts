@@ -24,6 +24,7 @@
  * (default LISTENER_IDLE_MS) without a request, or after headersTimeout when it never sends one.
  */
 import http from 'node:http';
+import type { EventEmitter } from 'node:events';
 import https from 'node:https';
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
@@ -149,6 +150,11 @@ export class SyncServer<M extends SyncMessage = VerifiedMessage> {
     let open = 0;
     for (const set of this.peers.values()) open += set.size;
     return { accepted: this.accepted, open };
+  }
+
+  /** The listening server, for its 'error' (a failed accept(2)): the daemon keeps it listening. */
+  get listener(): EventEmitter {
+    return this.server;
   }
 
   close(): Promise<void> {
