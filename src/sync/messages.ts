@@ -38,6 +38,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { readHook, readTrack, readVip, readWebhook } from '../config/document.js';
 import { SYNC_ROLES, VIP_PROTOCOLS, type DesiredState, type VipConfig } from '../config/model.js';
 import { CarpdError } from '../errors.js';
+import type { PfStatus } from '../service/live.js';
 import type { PlanView } from '../service/service.js';
 import { canonicalCidr, canonicalIp } from '../wire/address.js';
 import type { Snapshot } from './derive.js';
@@ -111,20 +112,8 @@ export interface VhidStates {
   vhids: { interface: string; vhid: number; state: (typeof VHID_STATES)[number] }[];
 }
 
-/**
- * pf's status as one node tells it to the other: the fields of KernelBackend.pfStatus's PfStatus,
- * spelled out here because the sync layer does not reach down to the kernel's (docs/architecture.md).
- */
-export interface PfReportStatus {
-  running: boolean;
-  states: number;
-  srcNodes: number;
-  stateSearches: number;
-  stateInserts: number;
-  stateRemovals: number;
-  via: 'ioctl' | 'nvlist' | 'netlink';
-  pfsyncBulkUpdateDone: boolean | null;
-}
+/** pf's status as one node tells it to the other: what its backend's pfStatus read. */
+export type PfReportStatus = PfStatus;
 
 /**
  * The body of pf, both ways: a node's name, when it read pf (its own clock), and what it read:
