@@ -52,6 +52,28 @@ test('GET /v1/status: pf is null on the memory backend, valid against the spec',
   assertMatchesSpec('GET', '/v1/status', res);
 });
 
+test('GET /v1/status: a kernel refusing pf\'s status leaves pf null and says why in pfError; the rest is answered', async (t) => {
+  const h = await makeHarness();
+  t.after(() => h.close());
+  let fail = true;
+  injectPf(h.backend, async () => {
+    if (fail) throw KernelError.of('EACCES', 'ioctl DIOCGETSTATUSNV');
+    return pf(5);
+  });
+  const res = await h.api.get('/v1/status', { token: READ_TOKEN });
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.body.pf, null);
+  assert.equal(res.body.pfError, 'ioctl DIOCGETSTATUSNV failed: EACCES');
+  assert.ok(Array.isArray(res.body.vhids));
+  assertMatchesSpec('GET', '/v1/status', res);
+  fail = false;
+  // A change makes the next status a new one (a poll within the second gets the same).
+  assert.equal((await h.api.post('/v1/vips', { interface: 'em0', vhid: 7, addresses: ['192.0.2.7/24'] })).status, 201);
+  const again = await h.api.get('/v1/status', { token: READ_TOKEN });
+  assert.equal(again.body.pf.states, 5);
+  assert.ok(!('pfError' in again.body), 'no pfError once pf is read');
+});
+
 test('GET /v1/status: pf is null on the sim backend', async (t) => {
   const clock = new ManualClock();
   const net = new MemoryNetwork({ clock });

@@ -26,12 +26,16 @@ export interface StatusSource {
 
 export async function assembleStatus(src: StatusSource) {
   const store = src.store.health();
-  // pf is shown when it can be read: a kernel refusing pf's status does not take the rest away.
-  const [vhids, live, pfsync, pf, named] = await Promise.all([
+  // pf is shown when it can be read: a kernel refusing pf's status does not take the rest away,
+  // and the refusal (operation and errno) is shown instead.
+  const [vhids, live, pfsync, pfRead, named] = await Promise.all([
     src.backend.listVhids(),
     src.liveCarp(),
     src.backend.getPfsync(),
-    src.backend.pfStatus().catch(() => null),
+    src.backend.pfStatus().then(
+      (pf) => ({ pf }),
+      (e: unknown) => ({ pf: null, pfError: e instanceof Error ? e.message : String(e) }),
+    ),
     src.backend.demotions().catch(() => new Map<string, number>()),
   ]);
   // What the demotion is made of: maintenance, named demotions (splitbrain, track:<name>), other.
@@ -44,7 +48,7 @@ export async function assembleStatus(src: StatusSource) {
     carp,
     vhids: vhids.map((v) => ({ ...v, effectiveSkew: effectiveSkew(v.advskew, carp.demotion) })),
     pfsync,
-    pf,
+    ...pfRead,
     store,
   };
 }

@@ -1360,8 +1360,13 @@ export interface components {
             carp: components["schemas"]["Carp"];
             vhids: components["schemas"]["VhidStatus"][];
             pfsync: components["schemas"]["PfsyncStatus"];
-            /** @description pf's state table (what `pfctl -si` shows) and pfsync's bulk update; null on a node without pf: the memory, sim and linux backends, a FreeBSD without pf.ko, or a kernel that refused the read (its log says why). */
+            /** @description pf's state table (what `pfctl -si` shows) and pfsync's bulk update; null on a node without pf: the memory, sim and linux backends, a FreeBSD without pf.ko, or a kernel that refused the read (then `pfError` says why). */
             pf: null | components["schemas"]["PfStatus"];
+            /**
+             * @description Present only when the kernel refused to tell pf's status (`pf` is then null): the operation and the errno, e.g. `DIOCGETSTATUSNV failed: EACCES`.
+             * @example DIOCGETSTATUSNV failed: EACCES
+             */
+            pfError?: string;
             store: components["schemas"]["StoreHealth"];
         };
         /** @description struct carpstats (`net.inet.carp.stats`), by FreeBSD name without the `carps_` prefix. */

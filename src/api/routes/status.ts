@@ -35,6 +35,7 @@ export function statusView(s: Status, node: string, version: string): Schema<'St
     vhids: s.vhids.map((v) => vhidStatusView(v, s.carp.demotion)),
     pfsync: pfsyncStatusView(s.pfsync),
     pf: s.pf ? { ...s.pf } : null,
+    ...('pfError' in s ? { pfError: s.pfError } : {}),
     store: storeHealthView(s.store),
   };
 }
