@@ -6,7 +6,8 @@
  *  plan     every step turned into kernel operations against a model of those vhids and the
  *           ledger, with the checks the single-step methods make before the kernel is asked
  *  record   the ledger as the batch leaves it, written once before the kernel is touched (the
- *           ledger order of addresses.ts: a crash leaves the ledger ahead of the kernel)
+ *           ledger order of addresses.ts: a crash leaves the ledger ahead of the kernel); its
+ *           fsync runs meanwhile, and the batch waits for it at its end (ledger.ts)
  *  write    consecutive vhid SETs in one netlink batch (NetlinkSocket.requestMany), address
  *           ioctls and sysctls back to back, all under the backend's one lock
  *  read     one dump per interface again, for the states the tracker reports
@@ -99,11 +100,13 @@ export class FreebsdBatch {
     const failure = await this.execute(live, ops, false);
     if (!failure) {
       await this.refreshStates(ops, live);
+      await this.synced('apply a batch of changes');
       return;
     }
     const undoErrors = await this.restore(before, live, touched);
     await this.record(live, touched, [], 'take back a failed batch of changes').catch((e: unknown) => undoErrors.push(e instanceof KernelError ? e : KernelError.of('EIO', 'take back a failed batch of changes', undefined, String(e))));
     await this.refreshStates(ops, live);
+    await this.synced('take back a failed batch of changes');
     throw new BatchError(failure.step, steps[failure.step], failure.error, undoErrors);
   }
 
@@ -258,7 +261,20 @@ export class FreebsdBatch {
       l.setAddresses(ifaceOf(key), vhidOf(key), want);
       changed = true;
     }
-    if (changed) await l.save(operation);
+    if (changed) await l.save(operation, { syncLater: true });
+  }
+
+  /**
+   * The fsync of the ledger's lines, which ran beside the kernel calls. The kernel has the
+   * batch by now, and the lines are written (a crash of carpd keeps them; one of the machine
+   * takes the kernel's side with it), so a failed fsync is reported, not made the batch's failure.
+   */
+  private async synced(operation: string): Promise<void> {
+    try {
+      await this.d.ledger.synced(operation);
+    } catch (e) {
+      this.d.logger.error({ event: 'freebsd.ledger', err: (e as Error).message }, (e as Error).message);
+    }
   }
 
   // ---- write ------------------------------------------------------------------------------
