@@ -148,10 +148,10 @@ function countingLibc(inner: Libc, c: { now: Counts }): Libc {
 /** Times the freebsd backend's ledger writes (one appended line each; a batch waits for its fsync at its end). */
 function timeLedger(c: { now: Counts }): () => void {
   const save = AddressLedger.prototype.save;
-  AddressLedger.prototype.save = async function (this: AddressLedger, operation: string) {
+  AddressLedger.prototype.save = async function (this: AddressLedger, ...args: Parameters<AddressLedger['save']>) {
     const s = process.hrtime.bigint();
     try {
-      return await save.call(this, operation);
+      return await save.apply(this, args);
     } finally {
       c.now.ledgerMs += Number(process.hrtime.bigint() - s) / 1e6;
     }
