@@ -30,7 +30,8 @@ test('a save appends one line that a crash keeps; the next open replays it and c
   await a.save('test', { syncLater: true });
   await a.synced('test');
   // No close: as after a crash of carpd.
-  assert.deepEqual(await readLedger(dir), { interfaces: ['em0'], addresses: { 'em0/2': ['192.0.2.2/24', '2001:db8::2/64'] }, logLines: 2, skipped: 0 });
+  const size = statSync(path.join(dir, LEDGER_LOG)).size;
+  assert.deepEqual(await readLedger(dir), { interfaces: ['em0'], addresses: { 'em0/2': ['192.0.2.2/24', '2001:db8::2/64'] }, logLines: 2, skipped: 0, logEnd: size });
 
   const b = await AddressLedger.open(dir);
   assert.deepEqual([b.interfaces(), b.addresses('em0', 1), b.addresses('em0', 2)], [['em0'], [], ['192.0.2.2/24', '2001:db8::2/64']]);
@@ -55,6 +56,7 @@ test('a torn or corrupt line is skipped; the lines around it still count', async
   writeFileSync(path.join(dir, LEDGER_LOG), `${good}00000000 {"a":{"em0/9":["192.0.2.9/24"]}}\n${all.slice(good.length)}0123abcd {"a":{"em0/5"`);
   const r = await readLedger(dir);
   assert.deepEqual([r.interfaces, r.addresses, r.logLines, r.skipped], [['em0', 'em1'], { 'em1/3': ['198.51.100.3/24'] }, 2, 2]);
+  assert.equal(r.logEnd, statSync(path.join(dir, LEDGER_LOG)).size - '0123abcd {"a":{"em0/5"'.length, 'the torn tail starts where the last whole line ends');
   await a.close();
 });
 

@@ -37,7 +37,7 @@
  * KernelError (EIO), like any other failed backend step.
  *
  * Opening replays the log on the base and compacts: the base is written again and the log
- * emptied. The log is compacted too when it grows past COMPACT_BYTES, and when the ledger is
+ * emptied (when the base cannot be written, the log is kept, cut after its last whole line). The log is compacted too when it grows past COMPACT_BYTES, and when the ledger is
  * closed.
  */
 import fsSync, { promises as fs } from 'node:fs';
@@ -97,7 +97,7 @@ const cidrsOf = (list: unknown[]): string[] => list.filter((a): a is string => t
  * The ledger as the state directory holds it: the base, then every intact line of the log on
  * top (a torn or corrupt line is skipped). Reads only; AddressLedger.open also compacts.
  */
-export async function readLedger(stateDir: string): Promise<{ interfaces: string[]; addresses: Record<string, string[]>; logLines: number; skipped: number }> {
+export async function readLedger(stateDir: string): Promise<{ interfaces: string[]; addresses: Record<string, string[]>; logLines: number; skipped: number; logEnd: number }> {
   const base = path.join(stateDir, LEDGER_FILE);
   const raw = (await readJson(base)) as Partial<LedgerFile> | undefined;
   const ifaces = new Set<string>();
@@ -111,6 +111,8 @@ export async function readLedger(stateDir: string): Promise<{ interfaces: string
   }
   let logLines = 0;
   let skipped = 0;
+  /** Where the last line that has its LF ends: what follows is a torn tail. */
+  let logEnd = 0;
   let buf: Buffer | undefined;
   try {
     buf = await fs.readFile(path.join(stateDir, LEDGER_LOG));
@@ -118,6 +120,7 @@ export async function readLedger(stateDir: string): Promise<{ interfaces: string
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${path.join(stateDir, LEDGER_LOG)} is not readable (${(e as Error).message}); move it away to start over`);
   }
   for (const line of buf ? readLines(buf) : []) {
+    if (line.end > line.offset && buf![line.end - 1] === 0x0a) logEnd = line.end;
     if (!line.ok) {
       skipped++;
       continue;
@@ -138,7 +141,7 @@ export async function readLedger(stateDir: string): Promise<{ interfaces: string
   }
   const addresses: Record<string, string[]> = {};
   for (const [k, list] of [...addrs].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) if (list.length > 0) addresses[k] = list;
-  return { interfaces: [...ifaces].sort(), addresses, logLines, skipped };
+  return { interfaces: [...ifaces].sort(), addresses, logLines, skipped, logEnd };
 }
 
 /**
@@ -169,8 +172,15 @@ export class AddressLedger {
     for (const i of r.interfaces) l.ifaces.add(i);
     for (const [k, list] of Object.entries(r.addresses)) l.addrs.set(k, list);
     // The log folded into the base (and emptied), or created empty.
-    if (r.logLines + r.skipped > 0) await l.compact('compact the address ledger');
-    else l.openLog(false);
+    if (r.logLines + r.skipped === 0) l.openLog(0);
+    else {
+      try {
+        await l.compact('compact the address ledger');
+      } catch {
+        // The base cannot be written (a full disk): appends go on after the log's last whole line.
+        l.openLog(r.logEnd);
+      }
+    }
     return l;
   }
 
@@ -328,12 +338,12 @@ export class AddressLedger {
     this.ifacesDirty = false;
     // The base holds everything now; a log that cannot be emptied is replayed on it harmlessly, until the next compaction.
     try {
-      this.openLog(true);
+      this.openLog(0);
     } catch { /* saves compact until the log can be opened */ }
   }
 
-  /** Opens the log for appending (created 0600), emptied when `empty`. */
-  private openLog(empty: boolean): void {
+  /** Opens the log for appending (created 0600), cut to `size` bytes (0: emptied). */
+  private openLog(size: number): void {
     if (this.fd === undefined) {
       try {
         this.fd = fsSync.openSync(this.logFile, fsSync.constants.O_RDWR | fsSync.constants.O_CREAT, 0o600);
@@ -342,9 +352,9 @@ export class AddressLedger {
       }
       this.logSize = fsSync.fstatSync(this.fd).size;
     }
-    if (empty || this.logSize > 0) {
-      fsSync.ftruncateSync(this.fd, 0);
-      this.logSize = 0;
+    if (this.logSize !== size) {
+      fsSync.ftruncateSync(this.fd, size);
+      this.logSize = size;
     }
   }
 
