@@ -7,7 +7,7 @@
  *           ledger, with the checks the single-step methods make before the kernel is asked
  *  record   the ledger as the batch leaves it, written once before the kernel is touched (the
  *           ledger order of addresses.ts: a crash leaves the ledger ahead of the kernel); its
- *           fsync runs meanwhile, and the batch waits for it at its end (ledger.ts)
+ *           fsync runs meanwhile, on past the batch's end (ledger.ts)
  *  write    consecutive vhid SETs in one netlink batch (NetlinkSocket.requestMany), address
  *           ioctls and sysctls back to back, all under the backend's one lock
  *  read     one dump per interface again, for the states the tracker reports
@@ -100,13 +100,13 @@ export class FreebsdBatch {
     const failure = await this.execute(live, ops, false);
     if (!failure) {
       await this.refreshStates(ops, live);
-      await this.synced('apply a batch of changes');
+      this.synced('apply a batch of changes');
       return;
     }
     const undoErrors = await this.restore(before, live, touched);
     await this.record(live, touched, [], 'take back a failed batch of changes').catch((e: unknown) => undoErrors.push(e instanceof KernelError ? e : KernelError.of('EIO', 'take back a failed batch of changes', undefined, String(e))));
     await this.refreshStates(ops, live);
-    await this.synced('take back a failed batch of changes');
+    this.synced('take back a failed batch of changes');
     throw new BatchError(failure.step, steps[failure.step], failure.error, undoErrors);
   }
 
@@ -265,16 +265,14 @@ export class FreebsdBatch {
   }
 
   /**
-   * The fsync of the ledger's lines, which ran beside the kernel calls. The kernel has the
-   * batch by now, and the lines are written (a crash of carpd keeps them; one of the machine
-   * takes the kernel's side with it), so a failed fsync is reported, not made the batch's failure.
+   * The fsync of the ledger's lines runs on beside the kernel calls and past the batch's end (so
+   * beside the service's commit and its journal fsync): the lines are written before the kernel
+   * is touched, so a crash of carpd keeps them, and one of the machine takes the kernel's side
+   * with it (ledger.ts). The next save and close wait for it; a failure is logged, not made the
+   * batch's, as the kernel has the batch by then.
    */
-  private async synced(operation: string): Promise<void> {
-    try {
-      await this.d.ledger.synced(operation);
-    } catch (e) {
-      this.d.logger.error({ event: 'freebsd.ledger', err: (e as Error).message }, (e as Error).message);
-    }
+  private synced(operation: string): void {
+    this.d.ledger.synced(operation).catch((e: unknown) => this.d.logger.error({ event: 'freebsd.ledger', err: (e as Error).message }, (e as Error).message));
   }
 
   // ---- write ------------------------------------------------------------------------------

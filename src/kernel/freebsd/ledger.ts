@@ -32,8 +32,9 @@
  * machine takes carp(4)'s vhids and addresses with it, and the first read after the restart
  * prunes what the kernel no longer has: tracker.ts readAll), and a failed append is taken back
  * or superseded by a compaction that writes the whole ledger. The line's fsync runs in the
- * background: a batch (batch.ts) waits for it at its end, overlapping it with the kernel calls;
- * other saves wait for it. A failed append falls back to a compaction; a failed compaction is a
+ * background: a batch (batch.ts) lets it run beside its kernel calls and the service's commit
+ * after them (its journal fsync); a single-step save waits for its own and every earlier one,
+ * and so does close(). A failed append falls back to a compaction; a failed compaction is a
  * KernelError (EIO), like any other failed backend step.
  *
  * Opening replays the log on the base and compacts: the base is written again and the log
@@ -279,7 +280,7 @@ export class AddressLedger {
    * Writes what changed since the last save: one line appended to the log, on disk (in the page
    * cache) when this resolves, so a crash of carpd from then on keeps it. Its fsync runs in the
    * background; without `syncLater` this waits for it too, with it the caller waits with
-   * synced() (a batch does, after its kernel calls).
+   * synced() (a batch lets it run past its end).
    */
   async save(operation: string, opts: { syncLater?: boolean } = {}): Promise<void> {
     if (this.fd === undefined || this.logSize >= COMPACT_BYTES) {
