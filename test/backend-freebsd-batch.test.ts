@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { mkdtempSync, rmSync } from 'node:fs';
+import nodeFs, { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { BatchError, type BackendStep, type KernelBackend } from '../src/kernel/backend.js';
@@ -190,7 +190,16 @@ test('freebsd 14 batch: the ledger line is on disk before the kernel and survive
     await again?.close();
     rmSync(stateDir, { recursive: true, force: true });
   });
-  await b.apply(vipSteps(10));
+  // The batch's ledger line is appended without an fsync of its own (ledger.ts).
+  const fsync = nodeFs.fsync;
+  let fsyncs = 0;
+  nodeFs.fsync = ((fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => (fsyncs++, fsync(fd, cb))) as typeof nodeFs.fsync;
+  try {
+    await b.apply(vipSteps(10));
+  } finally {
+    nodeFs.fsync = fsync;
+  }
+  assert.equal(fsyncs, 0);
   let ledger = await readLedger(stateDir);
   assert.equal(Object.keys(ledger.addresses).length, 10, 'the batch is in the ledger without a close');
   assert.deepEqual(ledger.addresses['em1/5'], ['10.1.5.1/24']);

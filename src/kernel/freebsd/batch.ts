@@ -6,8 +6,8 @@
  *  plan     every step turned into kernel operations against a model of those vhids and the
  *           ledger, with the checks the single-step methods make before the kernel is asked
  *  record   the ledger as the batch leaves it, written once before the kernel is touched (the
- *           ledger order of addresses.ts: a crash leaves the ledger ahead of the kernel); its
- *           fsync runs meanwhile, on past the batch's end (ledger.ts)
+ *           ledger order of addresses.ts: a crash leaves the ledger ahead of the kernel), one
+ *           line appended to its log (ledger.ts)
  *  write    consecutive vhid SETs in one netlink batch (NetlinkSocket.requestMany), address
  *           ioctls and sysctls back to back, all under the backend's one lock
  *  read     one dump per interface again, for the states the tracker reports
@@ -100,13 +100,11 @@ export class FreebsdBatch {
     const failure = await this.execute(live, ops, false);
     if (!failure) {
       await this.refreshStates(ops, live);
-      this.synced('apply a batch of changes');
       return;
     }
     const undoErrors = await this.restore(before, live, touched);
     await this.record(live, touched, [], 'take back a failed batch of changes').catch((e: unknown) => undoErrors.push(e instanceof KernelError ? e : KernelError.of('EIO', 'take back a failed batch of changes', undefined, String(e))));
     await this.refreshStates(ops, live);
-    this.synced('take back a failed batch of changes');
     throw new BatchError(failure.step, steps[failure.step], failure.error, undoErrors);
   }
 
@@ -261,18 +259,8 @@ export class FreebsdBatch {
       l.setAddresses(ifaceOf(key), vhidOf(key), want);
       changed = true;
     }
-    if (changed) await l.save(operation, { syncLater: true });
-  }
-
-  /**
-   * The fsync of the ledger's lines runs on beside the kernel calls and past the batch's end (so
-   * beside the service's commit and its journal fsync): the lines are written before the kernel
-   * is touched, so a crash of carpd keeps them, and one of the machine takes the kernel's side
-   * with it (ledger.ts). The next save and close wait for it; a failure is logged, not made the
-   * batch's, as the kernel has the batch by then.
-   */
-  private synced(operation: string): void {
-    this.d.ledger.synced(operation).catch((e: unknown) => this.d.logger.error({ event: 'freebsd.ledger', err: (e as Error).message }, (e as Error).message));
+    // Appended without an fsync: a crash of carpd keeps the line, one of the machine the kernel's side with it (ledger.ts).
+    if (changed) await l.save(operation, { fsync: false });
   }
 
   // ---- write ------------------------------------------------------------------------------

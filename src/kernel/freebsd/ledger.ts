@@ -27,15 +27,16 @@
  * carpd loses nothing written, so the ledger stays ahead of the kernel (backend.ts, "Ledger
  * order"). Every line holds whole values, so replaying the log on the base gives the ledger,
  * and replaying it again on a base that already has it changes nothing. A line that is torn
- * (cut short by a crash of the machine) or fails its checksum is skipped: such a line was never
- * followed by a kernel change that the kernel still has after that crash (a crash of the
- * machine takes carp(4)'s vhids and addresses with it, and the first read after the restart
- * prunes what the kernel no longer has: tracker.ts readAll), and a failed append is taken back
- * or superseded by a compaction that writes the whole ledger. The line's fsync runs in the
- * background: a batch (batch.ts) lets it run beside its kernel calls and the service's commit
- * after them (its journal fsync); a single-step save waits for its own and every earlier one,
- * and so does close(). A failed append falls back to a compaction; a failed compaction is a
- * KernelError (EIO), like any other failed backend step.
+ * or fails its checksum is skipped: only a crash of the machine can leave one (or a failed
+ * append, which is cut off or superseded by a compaction that writes the whole ledger), and such
+ * a crash takes carp(4)'s vhids and addresses with it, so what the lost lines said is gone from
+ * the kernel too; the first read after the restart prunes what the kernel no longer has
+ * (tracker.ts readAll). For the same reason a batch's line (batch.ts) is not fsynced: its
+ * durability buys nothing after a crash of the machine, and an fsync of its own would queue
+ * the service's journal fsync behind it. A single-step save still waits for its fsync (which
+ * covers every line before it), as does a compaction for the base's. A failed append falls back
+ * to a compaction; a failed compaction is a KernelError (EIO), like any other failed backend
+ * step.
  *
  * Opening replays the log on the base and compacts: the base is written again and the log
  * emptied (when the base cannot be written, the log is kept, cut after its last whole line). The log is compacted too when it grows past COMPACT_BYTES, and when the ledger is
@@ -90,6 +91,8 @@ function logLine(value: unknown): Buffer {
   out[out.length - 1] = 0x0a;
   return out;
 }
+
+const fsyncFd = (fd: number) => new Promise<void>((resolve, reject) => fsSync.fsync(fd, (e) => (e ? reject(e) : resolve())));
 
 const isCidrList = (x: unknown): x is unknown[] => Array.isArray(x);
 const cidrsOf = (list: unknown[]): string[] => list.filter((a): a is string => typeof a === 'string' && parseCidr(a) !== undefined);
@@ -158,9 +161,6 @@ export class AddressLedger {
   /** The log, open for appending, and how long it is. */
   private fd?: number;
   private logSize = 0;
-  /** The fsync of the last line appended (settles, never rejects: its error is kept in syncError). */
-  private syncing: Promise<void> = Promise.resolve();
-  private syncError?: Error;
 
   private constructor(
     readonly file: string,
@@ -278,11 +278,10 @@ export class AddressLedger {
 
   /**
    * Writes what changed since the last save: one line appended to the log, on disk (in the page
-   * cache) when this resolves, so a crash of carpd from then on keeps it. Its fsync runs in the
-   * background; without `syncLater` this waits for it too, with it the caller waits with
-   * synced() (a batch lets it run past its end).
+   * cache) when this resolves, so a crash of carpd from then on keeps it; then, unless `fsync`
+   * is false (a batch's line), its fsync.
    */
-  async save(operation: string, opts: { syncLater?: boolean } = {}): Promise<void> {
+  async save(operation: string, opts: { fsync?: boolean } = {}): Promise<void> {
     if (this.fd === undefined || this.logSize >= COMPACT_BYTES) {
       await this.compact(operation);
       return;
@@ -309,31 +308,18 @@ export class AddressLedger {
     this.logSize += line.length;
     this.dirty.clear();
     this.ifacesDirty = false;
-    const previous = this.syncing;
-    this.syncing = new Promise<void>((resolve) => {
-      fsSync.fsync(fd, (e) => {
-        if (e) this.syncError = e;
-        resolve(previous);
-      });
-    });
-    if (!opts.syncLater) await this.synced(operation);
-  }
-
-  /** Waits for the fsync of every line appended so far; a failed one is a KernelError (EIO). */
-  async synced(operation: string): Promise<void> {
-    await this.syncing;
-    const e = this.syncError;
-    if (!e) return;
-    this.syncError = undefined;
-    throw KernelError.of('EIO', operation, undefined, `${this.logFile}: fsync: ${e.message}`);
+    if (opts.fsync === false) return;
+    try {
+      await fsyncFd(fd);
+    } catch (e) {
+      throw KernelError.of('EIO', operation, undefined, `${this.logFile}: fsync: ${(e as Error).message}`);
+    }
   }
 
   /** The whole ledger written as the base (atomically), then the log emptied. */
   private async compact(operation: string): Promise<void> {
     const addresses: Record<string, string[]> = {};
     for (const [k, list] of [...this.addrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) if (list.length > 0) addresses[k] = list;
-    await this.syncing;
-    this.syncError = undefined;
     await writeJson(this.file, { version: 1, interfaces: this.interfaces(), addresses } satisfies LedgerFile, operation, { syncDir: false, compact: true });
     this.dirty.clear();
     this.ifacesDirty = false;
@@ -365,7 +351,6 @@ export class AddressLedger {
     try {
       if (this.logSize > 0) await this.compact('close the address ledger');
     } catch { /* the next start replays the log */ }
-    await this.syncing;
     const fd = this.fd;
     this.fd = undefined;
     try {
