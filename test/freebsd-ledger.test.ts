@@ -118,3 +118,19 @@ test('an append that cannot be written falls back to writing the whole base', as
   assert.deepEqual(JSON.parse(readFileSync(path.join(dir, LEDGER_FILE), 'utf8')).addresses, { 'em0/1': ['192.0.2.1/24'], 'em0/2': ['192.0.2.2/24'] });
   assert.deepEqual((await readLedger(dir)).addresses, { 'em0/1': ['192.0.2.1/24'], 'em0/2': ['192.0.2.2/24'] });
 });
+
+test('saves run one at a time: a change saved while a compaction is under way is not lost', async (t) => {
+  const dir = stateDir(t);
+  const a = await AddressLedger.open(dir);
+  while (statSync(path.join(dir, LEDGER_LOG)).size < COMPACT_BYTES) {
+    for (let v = 1; v <= 200; v++) a.setAddresses('em0', v, [`192.0.2.${v}/32`]);
+    await a.save('test');
+  }
+  a.setAddresses('em1', 1, ['198.51.100.1/24']);
+  const compacting = a.save('test');
+  a.setAddresses('em1', 2, ['198.51.100.2/24']);
+  const next = a.save('test');
+  await Promise.all([compacting, next]);
+  assert.deepEqual([(await readLedger(dir)).addresses['em1/1'], (await readLedger(dir)).addresses['em1/2']], [['198.51.100.1/24'], ['198.51.100.2/24']]);
+  await a.close();
+});

@@ -39,8 +39,9 @@
  * step.
  *
  * Opening replays the log on the base and compacts: the base is written again and the log
- * emptied (when the base cannot be written, the log is kept, cut after its last whole line). The log is compacted too when it grows past COMPACT_BYTES, and when the ledger is
- * closed.
+ * emptied (when the base cannot be written, the log is kept, cut after its last whole line).
+ * The log is compacted too when it grows past COMPACT_BYTES, and when the ledger is closed.
+ * Saves and compactions run one at a time, in the order they were asked for.
  */
 import fsSync, { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -161,6 +162,8 @@ export class AddressLedger {
   /** The log, open for appending, and how long it is. */
   private fd?: number;
   private logSize = 0;
+  /** The save or close in progress: the next one waits for it. */
+  private tail: Promise<unknown> = Promise.resolve();
 
   private constructor(
     readonly file: string,
@@ -281,7 +284,13 @@ export class AddressLedger {
    * cache) when this resolves, so a crash of carpd from then on keeps it; then, unless `fsync`
    * is false (a batch's line), its fsync.
    */
-  async save(operation: string, opts: { fsync?: boolean } = {}): Promise<void> {
+  save(operation: string, opts: { fsync?: boolean } = {}): Promise<void> {
+    const run = this.tail.then(() => this.write(operation, opts));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async write(operation: string, opts: { fsync?: boolean }): Promise<void> {
     if (this.fd === undefined || this.logSize >= COMPACT_BYTES) {
       await this.compact(operation);
       return;
@@ -347,6 +356,7 @@ export class AddressLedger {
 
   /** Folds the log into the base and closes it; a failure leaves the log to the next start. */
   async close(): Promise<void> {
+    await this.tail;
     if (this.fd === undefined) return;
     try {
       if (this.logSize > 0) await this.compact('close the address ledger');
