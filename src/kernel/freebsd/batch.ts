@@ -292,7 +292,9 @@ export class FreebsdBatch {
       }
       done[i] = true;
       try {
-        await this.one(op);
+        // Address ioctls and sysctls are synchronous calls: only a SET without netlink and maintenance are awaited.
+        const pending = this.one(op);
+        if (pending) await pending;
         this.succeeded(m, op);
       } catch (e) {
         const error = e instanceof KernelError ? e : KernelError.of('EIO', 'kernel operation', undefined, e instanceof Error ? e.message : String(e));
@@ -340,16 +342,22 @@ export class FreebsdBatch {
     }
   }
 
-  private async one(op: Op): Promise<void> {
+  /** One operation; a promise only for those that wait (a SET through ioctls, maintenance). */
+  private one(op: Op): Promise<void> | undefined {
     const { binder, settings } = this.d;
     switch (op.kind) {
-      case 'set':
+      case 'set': {
+        const named = (e: unknown) => this.named(e, op.operation, op.set.iface);
+        let setting: Promise<void>;
         try {
-          await this.t.set(op.set);
+          setting = this.t.set(op.set);
         } catch (e) {
-          throw this.named(e, op.operation, op.set.iface);
+          throw named(e);
         }
-        return;
+        return setting.catch((e: unknown) => {
+          throw named(e);
+        });
+      }
       case 'bind': {
         const c = parseCidr(op.cidr)!;
         try {
@@ -394,8 +402,7 @@ export class FreebsdBatch {
         settings.setCarpGlobals(op.globals);
         return;
       case 'maintenance':
-        await settings.setMaintenance(op.on);
-        return;
+        return settings.setMaintenance(op.on);
       case 'pfsync':
         settings.setPfsync(op.settings);
         return;
