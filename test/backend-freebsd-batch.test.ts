@@ -6,13 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { mkdtempSync, rmSync } from 'node:fs';
+import nodeFs, { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { BatchError, type BackendStep, type KernelBackend } from '../src/kernel/backend.js';
 import { openFreebsdBackend } from '../src/kernel/freebsd/backend.js';
 import { SIOCAIFADDR, SIOCGVH, SIOCSVH } from '../src/kernel/freebsd/layout.js';
-import { AddressLedger } from '../src/kernel/freebsd/ledger.js';
+import { AddressLedger, readLedger } from '../src/kernel/freebsd/ledger.js';
 import { type Libc, loadLibc } from '../src/kernel/freebsd/libc.js';
 import { GENL_ID_CTRL, NLM_F_DUMP } from '../src/wire/netlink.js';
 import { LIBC, LIBNV, buildNative, useFakeKernel } from './helpers/fakebsd.js';
@@ -71,9 +71,9 @@ function countingLibc(inner: Libc, counts: { setSends: number }): Libc {
 function countLedgerWrites(t: { after(fn: () => void): void }): { saves: number } {
   const counts = { saves: 0 };
   const save = AddressLedger.prototype.save;
-  AddressLedger.prototype.save = function (this: AddressLedger, operation: string) {
+  AddressLedger.prototype.save = function (this: AddressLedger, ...args: Parameters<AddressLedger['save']>) {
     counts.saves++;
-    return save.call(this, operation);
+    return save.apply(this, args);
   };
   t.after(() => {
     AddressLedger.prototype.save = save;
@@ -176,6 +176,51 @@ test('freebsd 14 batch: a SET refused inside a netlink send fails the batch; the
   assert.deepEqual(after.vhids, before.vhids, 'vhids 2 and 3 were taken back; vhid 9 kept its skew');
   assert.deepEqual(after.interfaces, before.interfaces, 'no address left behind (not even a placeholder)');
   assert.deepEqual((await b.listVhids()).map((v) => [v.vhid, v.advskew, v.addresses]), [[9, 90, ['192.0.2.9/24']]]);
+});
+
+test('freebsd 14 batch: the ledger line is on disk before the kernel and survives a crash; a failed batch is taken back in the ledger too', { skip }, async (t) => {
+  fake.reset();
+  fake.setOsreldate(1400097);
+  const stateDir = mkdtempSync(path.join(WORK, 'state-'));
+  const openAt = () => openFreebsdBackend({ stateDir, libc: loadLibc(LIBC), libnvPath: LIBNV, devdPipe: path.join(WORK, 'no-devd.pipe') });
+  const b = await openAt();
+  let again: KernelBackend | undefined;
+  t.after(async () => {
+    await b.close();
+    await again?.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+  // The batch's ledger line is appended without an fsync of its own (ledger.ts).
+  const fsync = nodeFs.fsync;
+  let fsyncs = 0;
+  nodeFs.fsync = ((fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => (fsyncs++, fsync(fd, cb))) as typeof nodeFs.fsync;
+  try {
+    await b.apply(vipSteps(10));
+  } finally {
+    nodeFs.fsync = fsync;
+  }
+  assert.equal(fsyncs, 0);
+  let ledger = await readLedger(stateDir);
+  assert.equal(Object.keys(ledger.addresses).length, 10, 'the batch is in the ledger without a close');
+  assert.deepEqual(ledger.addresses['em1/5'], ['10.1.5.1/24']);
+  // The ledger is written ahead of the kernel: a refused SET leaves a vhid and address planned, then taken back.
+  fake.failNextSet(12);
+  await assert.rejects(
+    b.apply([
+      { op: 'vhid.set', interface: 'em0', vhid: 30, params: { advbaseSec: 1, advskew: 0 } },
+      { op: 'address.add', interface: 'em0', vhid: 30, address: '192.0.2.30/24' },
+    ]),
+    BatchError,
+  );
+  ledger = await readLedger(stateDir);
+  assert.equal(ledger.addresses['em0/30'], undefined);
+  assert.equal(Object.keys(ledger.addresses).length, 10);
+  assert.equal(ledger.skipped, 0);
+  // A crash of carpd (b never closed): the next start finds every address the kernel has.
+  again = await openAt();
+  const listed = await again.listVhids();
+  assert.equal(listed.length, 10);
+  assert.deepEqual(listed.find((v) => v.interface === 'em1' && v.vhid === 5)?.addresses, ['10.1.5.1/24']);
 });
 
 test('freebsd batch without carp.ko: pfsync and maintenance still apply; a vhid step fails the batch (EPROTONOSUPPORT) before anything is applied', { skip }, async (t) => {

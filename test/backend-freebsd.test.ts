@@ -20,7 +20,7 @@ import type { KernelBackend, StateChange } from '../src/kernel/backend.js';
 import { masterDownMs } from '../src/engine/timing.js';
 import { KernelError } from '../src/kernel/errno.js';
 import { openFreebsdBackend, type FreebsdBackendOptions } from '../src/kernel/freebsd/backend.js';
-import { DEMOTION_FILE, LEDGER_FILE } from '../src/kernel/freebsd/ledger.js';
+import { DEMOTION_FILE, LEDGER_FILE, readLedger } from '../src/kernel/freebsd/ledger.js';
 import { SIOCAIFADDR, SIOCGETPFSYNC, SIOCGETPFSYNCNV, SIOCGVH, SIOCSETPFSYNC, SIOCSETPFSYNCNV, SIOCSVH } from '../src/kernel/freebsd/layout.js';
 import { backendContract, type ContractEnv } from './contract/backend-contract.js';
 import { call, startDaemon } from './helpers/daemon.js';
@@ -395,7 +395,7 @@ test('an interface that disappears takes its vhids with it, and leaves the ledge
   assert.deepEqual((await b.listVhids()).map((v) => `${v.interface}/${v.vhid}`), ['vlan0.10/10']);
   fake.removeInterface('vlan0.10');
   assert.deepEqual(await b.listVhids(), []);
-  const ledger = JSON.parse(readFileSync(path.join(stateDir, LEDGER_FILE), 'utf8'));
+  const ledger = await readLedger(stateDir);
   assert.deepEqual([ledger.interfaces, ledger.addresses], [[], {}]);
   await rejectsWith(b.setVhid('lo0', 1, P), 'EOPNOTSUPP', /Ethernet/);
 });

@@ -135,7 +135,6 @@ export interface JournalIo {
 const fsp = {
   open: promisify(fs.open),
   fstat: promisify(fs.fstat),
-  write: promisify(fs.write),
   fsync: promisify(fs.fsync),
   ftruncate: promisify(fs.ftruncate),
   close: promisify(fs.close),
@@ -156,9 +155,11 @@ export const nodeJournalIo: JournalIo = {
       get size() {
         return size;
       },
+      // write(2) in place, not in the thread pool: a record lands in the page cache at once,
+      // and the append costs no round trip through the pool before its fsync (which takes one).
       async append(data) {
         let done = 0;
-        while (done < data.length) done += (await fsp.write(fd, data, done, data.length - done, size + done)).bytesWritten;
+        while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, size + done);
         size += data.length;
       },
       sync: () => fsp.fsync(fd),

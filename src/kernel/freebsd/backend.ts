@@ -157,6 +157,7 @@ export class FreebsdBackend implements KernelBackend {
       this.carp.close();
     } catch { /* nothing to do */ }
     this.tracker.close();
+    await this.k.ledger.close();
   }
 
   /** One kernel conversation at a time: reads and state bookkeeping never interleave. */

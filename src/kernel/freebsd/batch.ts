@@ -6,7 +6,8 @@
  *  plan     every step turned into kernel operations against a model of those vhids and the
  *           ledger, with the checks the single-step methods make before the kernel is asked
  *  record   the ledger as the batch leaves it, written once before the kernel is touched (the
- *           ledger order of addresses.ts: a crash leaves the ledger ahead of the kernel)
+ *           ledger order of addresses.ts: a crash leaves the ledger ahead of the kernel), one
+ *           line appended to its log (ledger.ts)
  *  write    consecutive vhid SETs in one netlink batch (NetlinkSocket.requestMany), address
  *           ioctls and sysctls back to back, all under the backend's one lock
  *  read     one dump per interface again, for the states the tracker reports
@@ -258,7 +259,8 @@ export class FreebsdBatch {
       l.setAddresses(ifaceOf(key), vhidOf(key), want);
       changed = true;
     }
-    if (changed) await l.save(operation);
+    // Appended without an fsync: a crash of carpd keeps the line, one of the machine the kernel's side with it (ledger.ts).
+    if (changed) await l.save(operation, { fsync: false });
   }
 
   // ---- write ------------------------------------------------------------------------------
@@ -290,7 +292,9 @@ export class FreebsdBatch {
       }
       done[i] = true;
       try {
-        await this.one(op);
+        // Address ioctls and sysctls are synchronous calls: only a SET without netlink and maintenance are awaited.
+        const pending = this.one(op);
+        if (pending) await pending;
         this.succeeded(m, op);
       } catch (e) {
         const error = e instanceof KernelError ? e : KernelError.of('EIO', 'kernel operation', undefined, e instanceof Error ? e.message : String(e));
@@ -338,16 +342,22 @@ export class FreebsdBatch {
     }
   }
 
-  private async one(op: Op): Promise<void> {
+  /** One operation; a promise only for those that wait (a SET through ioctls, maintenance). */
+  private one(op: Op): Promise<void> | undefined {
     const { binder, settings } = this.d;
     switch (op.kind) {
-      case 'set':
+      case 'set': {
+        const named = (e: unknown) => this.named(e, op.operation, op.set.iface);
+        let setting: Promise<void>;
         try {
-          await this.t.set(op.set);
+          setting = this.t.set(op.set);
         } catch (e) {
-          throw this.named(e, op.operation, op.set.iface);
+          throw named(e);
         }
-        return;
+        return setting.catch((e: unknown) => {
+          throw named(e);
+        });
+      }
       case 'bind': {
         const c = parseCidr(op.cidr)!;
         try {
@@ -392,8 +402,7 @@ export class FreebsdBatch {
         settings.setCarpGlobals(op.globals);
         return;
       case 'maintenance':
-        await settings.setMaintenance(op.on);
-        return;
+        return settings.setMaintenance(op.on);
       case 'pfsync':
         settings.setPfsync(op.settings);
         return;

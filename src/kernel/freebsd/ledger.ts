@@ -10,26 +10,50 @@
  *                          and its named demotions such as splitbrain), and in which boot
  *                          (kern.boottime), because the sysctl is a shared delta (T9).
  *
- * Both files are replaced atomically (writeFileAtomic: temp file, fsync, rename) and are 0600.
- * A write that fails is a KernelError (EIO), like any other failed backend step.
+ * The demotion record is replaced atomically (writeFileAtomic: temp file, fsync, rename, fsync of
+ * the directory) and is 0600. It is written only when carpd's demotion moves.
  *
- * The ledger is written on every address change, with one fsync (the new file's, before the
- * rename) and without the fsync of the directory that makes the rename itself durable: what it
- * records does not outlive the machine. A crash of carpd loses nothing rename(2) has done; a
- * crash of the machine takes carp(4)'s vhids and addresses with it, so the old and the new
- * ledger both describe a kernel that is gone, and the first read after the restart prunes what
- * the kernel no longer has (tracker.ts readAll). The file fsync stays, so that the ledger is
- * never found empty or torn after a power loss, which would stop carpd at start. A change the
- * service commits is durable anyway: its commit fsyncs the state directory, which holds both.
- * The demotion record keeps the directory fsync; it is written only when carpd's demotion moves.
+ * The ledger is written on every address change, so it is kept as a base and a log:
+ *
+ *  freebsd-ledger.json     the base: the whole ledger as of the last compaction, replaced
+ *                          atomically (temp file, fsync, rename; 0600)
+ *  freebsd-ledger.log      what changed since, one line per save (0600), framed as the config
+ *                          journal's lines are (config/journal.ts: a CRC-32, a space, a JSON
+ *                          object, LF): {"i":[every interface]} when the interfaces changed,
+ *                          {"a":{"em0/7":[CIDRs]}} with the whole address list of every vhid the
+ *                          save changed ([] when it has none left)
+ *
+ * A save appends its line with one write(2) before the caller goes on to the kernel: a crash of
+ * carpd loses nothing written, so the ledger stays ahead of the kernel (backend.ts, "Ledger
+ * order"). Every line holds whole values, so replaying the log on the base gives the ledger,
+ * and replaying it again on a base that already has it changes nothing. A line that is torn
+ * or fails its checksum is skipped: only a crash of the machine can leave one (or a failed
+ * append, which is cut off or superseded by a compaction that writes the whole ledger), and such
+ * a crash takes carp(4)'s vhids and addresses with it, so what the lost lines said is gone from
+ * the kernel too; the first read after the restart prunes what the kernel no longer has
+ * (tracker.ts readAll). For the same reason a batch's line (batch.ts) is not fsynced: its
+ * durability buys nothing after a crash of the machine, and an fsync of its own would queue
+ * the service's journal fsync behind it. A single-step save still waits for its fsync (which
+ * covers every line before it), as does a compaction for the base's. A failed append falls back
+ * to a compaction; a failed compaction is a KernelError (EIO), like any other failed backend
+ * step.
+ *
+ * Opening replays the log on the base and compacts: the base is written again and the log
+ * emptied (when the base cannot be written, the log is kept, cut after its last whole line).
+ * The log is compacted too when it grows past COMPACT_BYTES, and when the ledger is closed.
+ * Saves and compactions run one at a time, in the order they were asked for.
  */
-import { promises as fs } from 'node:fs';
+import fsSync, { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseCidr } from '../../wire/address.js';
 import { writeFileAtomic } from '../../config/atomic.js';
+import { crc32, readLines } from '../../config/journal.js';
 import { KernelError } from '../errno.js';
 
 export const LEDGER_FILE = 'freebsd-ledger.json';
+export const LEDGER_LOG = 'freebsd-ledger.log';
+/** The log is folded into the base once it is this long (a few thousand VIP changes). */
+export const COMPACT_BYTES = 512 * 1024;
 export const DEMOTION_FILE = 'freebsd-demotion.json';
 
 async function readJson(file: string): Promise<unknown> {
@@ -41,9 +65,9 @@ async function readJson(file: string): Promise<unknown> {
   }
 }
 
-async function writeJson(file: string, value: unknown, operation: string, opts: { syncDir: boolean }): Promise<void> {
+async function writeJson(file: string, value: unknown, operation: string, opts: { syncDir: boolean; compact?: boolean }): Promise<void> {
   try {
-    await writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`, opts);
+    await writeFileAtomic(file, `${opts.compact ? JSON.stringify(value) : JSON.stringify(value, null, 2)}\n`, { syncDir: opts.syncDir });
   } catch (e) {
     throw KernelError.of('EIO', operation, undefined, `${file}: ${(e as Error).message}`);
   }
@@ -58,6 +82,73 @@ interface LedgerFile {
   addresses: Record<string, string[]>;
 }
 
+/** One log line: `<crc32 hex> <JSON>\n` (the config journal's framing). */
+function logLine(value: unknown): Buffer {
+  const json = Buffer.from(JSON.stringify(value), 'utf8');
+  const out = Buffer.allocUnsafe(json.length + 10);
+  out.write(crc32(json).toString(16).padStart(8, '0'), 0, 'latin1');
+  out[8] = 0x20;
+  json.copy(out, 9);
+  out[out.length - 1] = 0x0a;
+  return out;
+}
+
+const fsyncFd = (fd: number) => new Promise<void>((resolve, reject) => fsSync.fsync(fd, (e) => (e ? reject(e) : resolve())));
+
+const isCidrList = (x: unknown): x is unknown[] => Array.isArray(x);
+const cidrsOf = (list: unknown[]): string[] => list.filter((a): a is string => typeof a === 'string' && parseCidr(a) !== undefined);
+
+/**
+ * The ledger as the state directory holds it: the base, then every intact line of the log on
+ * top (a torn or corrupt line is skipped). Reads only; AddressLedger.open also compacts.
+ */
+export async function readLedger(stateDir: string): Promise<{ interfaces: string[]; addresses: Record<string, string[]>; logLines: number; skipped: number; logEnd: number }> {
+  const base = path.join(stateDir, LEDGER_FILE);
+  const raw = (await readJson(base)) as Partial<LedgerFile> | undefined;
+  const ifaces = new Set<string>();
+  const addrs = new Map<string, string[]>();
+  if (raw !== undefined) {
+    if (raw.version !== 1 || !Array.isArray(raw.interfaces) || typeof raw.addresses !== 'object' || raw.addresses === null) {
+      throw new Error(`${base} has an unknown layout; move it away to start over`);
+    }
+    for (const i of raw.interfaces) if (typeof i === 'string') ifaces.add(i);
+    for (const [k, list] of Object.entries(raw.addresses)) if (isCidrList(list)) addrs.set(k, cidrsOf(list));
+  }
+  let logLines = 0;
+  let skipped = 0;
+  /** Where the last line that has its LF ends: what follows is a torn tail. */
+  let logEnd = 0;
+  let buf: Buffer | undefined;
+  try {
+    buf = await fs.readFile(path.join(stateDir, LEDGER_LOG));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${path.join(stateDir, LEDGER_LOG)} is not readable (${(e as Error).message}); move it away to start over`);
+  }
+  for (const line of buf ? readLines(buf) : []) {
+    if (line.end > line.offset && buf![line.end - 1] === 0x0a) logEnd = line.end;
+    if (!line.ok) {
+      skipped++;
+      continue;
+    }
+    logLines++;
+    const { i, a } = line.value as { i?: unknown; a?: unknown };
+    if (Array.isArray(i)) {
+      ifaces.clear();
+      for (const x of i) if (typeof x === 'string') ifaces.add(x);
+    }
+    if (typeof a === 'object' && a !== null && !Array.isArray(a)) {
+      for (const [k, list] of Object.entries(a)) {
+        const cidrs = isCidrList(list) ? cidrsOf(list) : [];
+        if (cidrs.length > 0) addrs.set(k, cidrs);
+        else addrs.delete(k);
+      }
+    }
+  }
+  const addresses: Record<string, string[]> = {};
+  for (const [k, list] of [...addrs].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) if (list.length > 0) addresses[k] = list;
+  return { interfaces: [...ifaces].sort(), addresses, logLines, skipped, logEnd };
+}
+
 /**
  * Interfaces and addresses carpd bound. In memory it is the authority the backend consults;
  * every change is written before the kernel is touched (see backend.ts, "Ledger order").
@@ -65,19 +156,33 @@ interface LedgerFile {
 export class AddressLedger {
   private readonly ifaces = new Set<string>();
   private readonly addrs = new Map<string, string[]>();
+  /** What changed since the last save: the vhids ("em0/7") and whether the interfaces did. */
+  private readonly dirty = new Set<string>();
+  private ifacesDirty = false;
+  /** The log, open for appending, and how long it is. */
+  private fd?: number;
+  private logSize = 0;
+  /** The save or close in progress: the next one waits for it. */
+  private tail: Promise<unknown> = Promise.resolve();
 
-  private constructor(readonly file: string) {}
+  private constructor(
+    readonly file: string,
+    readonly logFile: string,
+  ) {}
 
   static async open(stateDir: string): Promise<AddressLedger> {
-    const l = new AddressLedger(path.join(stateDir, LEDGER_FILE));
-    const raw = (await readJson(l.file)) as Partial<LedgerFile> | undefined;
-    if (raw !== undefined) {
-      if (raw.version !== 1 || !Array.isArray(raw.interfaces) || typeof raw.addresses !== 'object' || raw.addresses === null) {
-        throw new Error(`${l.file} has an unknown layout; move it away to start over`);
-      }
-      for (const i of raw.interfaces) if (typeof i === 'string') l.ifaces.add(i);
-      for (const [k, list] of Object.entries(raw.addresses)) {
-        if (Array.isArray(list)) l.addrs.set(k, list.filter((a): a is string => typeof a === 'string' && parseCidr(a) !== undefined));
+    const l = new AddressLedger(path.join(stateDir, LEDGER_FILE), path.join(stateDir, LEDGER_LOG));
+    const r = await readLedger(stateDir);
+    for (const i of r.interfaces) l.ifaces.add(i);
+    for (const [k, list] of Object.entries(r.addresses)) l.addrs.set(k, list);
+    // The log folded into the base (and emptied), or created empty.
+    if (r.logLines + r.skipped === 0) l.openLog(0);
+    else {
+      try {
+        await l.compact('compact the address ledger');
+      } catch {
+        // The base cannot be written (a full disk): appends go on after the log's last whole line.
+        l.openLog(r.logEnd);
       }
     }
     return l;
@@ -94,13 +199,20 @@ export class AddressLedger {
   addInterface(iface: string): boolean {
     if (this.ifaces.has(iface)) return false;
     this.ifaces.add(iface);
+    this.ifacesDirty = true;
     return true;
   }
 
   /** Forgets an interface that no longer exists, with everything bound on it. */
   dropInterface(iface: string): boolean {
     let changed = this.ifaces.delete(iface);
-    for (const k of [...this.addrs.keys()]) if (k.slice(0, k.lastIndexOf('/')) === iface) changed = this.addrs.delete(k) || changed;
+    if (changed) this.ifacesDirty = true;
+    for (const k of [...this.addrs.keys()]) {
+      if (k.slice(0, k.lastIndexOf('/')) === iface && this.addrs.delete(k)) {
+        this.dirty.add(k);
+        changed = true;
+      }
+    }
     return changed;
   }
 
@@ -127,11 +239,12 @@ export class AddressLedger {
   }
 
   addAddress(iface: string, vhid: number, cidr: string): void {
-    this.ifaces.add(iface);
+    this.addInterface(iface);
     const k = `${iface}/${vhid}`;
     const list = (this.addrs.get(k) ?? []).filter((x) => addrOf(x) !== addrOf(cidr));
     list.push(cidr);
     this.addrs.set(k, list);
+    this.dirty.add(k);
   }
 
   removeAddress(iface: string, vhid: number, cidr: string): boolean {
@@ -142,28 +255,117 @@ export class AddressLedger {
     if (next.length === list.length) return false;
     if (next.length === 0) this.addrs.delete(k);
     else this.addrs.set(k, next);
+    this.dirty.add(k);
     return true;
   }
 
   /** Records exactly these addresses for a vhid (none: forgets it), as a batch leaves it. */
   setAddresses(iface: string, vhid: number, cidrs: readonly string[]): void {
+    const k = `${iface}/${vhid}`;
+    this.dirty.add(k);
     if (cidrs.length === 0) {
-      this.addrs.delete(`${iface}/${vhid}`);
+      this.addrs.delete(k);
       return;
     }
-    this.ifaces.add(iface);
-    this.addrs.set(`${iface}/${vhid}`, [...cidrs]);
+    this.addInterface(iface);
+    this.addrs.set(k, [...cidrs]);
   }
 
   /** Forgets a vhid (the kernel no longer has it, so neither has it any address). */
   dropVhid(iface: string, vhid: number): boolean {
-    return this.addrs.delete(`${iface}/${vhid}`);
+    const k = `${iface}/${vhid}`;
+    if (!this.addrs.delete(k)) return false;
+    this.dirty.add(k);
+    return true;
   }
 
-  async save(operation: string): Promise<void> {
+  /**
+   * Writes what changed since the last save: one line appended to the log, on disk (in the page
+   * cache) when this resolves, so a crash of carpd from then on keeps it; then, unless `fsync`
+   * is false (a batch's line), its fsync.
+   */
+  save(operation: string, opts: { fsync?: boolean } = {}): Promise<void> {
+    const run = this.tail.then(() => this.write(operation, opts));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async write(operation: string, opts: { fsync?: boolean }): Promise<void> {
+    if (this.fd === undefined || this.logSize >= COMPACT_BYTES) {
+      await this.compact(operation);
+      return;
+    }
+    const a: Record<string, string[]> = {};
+    for (const k of this.dirty) a[k] = this.addrs.get(k) ?? [];
+    const line = logLine(this.ifacesDirty ? { i: this.interfaces(), a } : { a });
+    const fd = this.fd;
+    try {
+      let done = 0;
+      while (done < line.length) done += fsSync.writeSync(fd, line, done, line.length - done, this.logSize + done);
+    } catch {
+      // Whatever part of the line got written is cut off, or superseded by the base.
+      try {
+        fsSync.ftruncateSync(fd, this.logSize);
+      } catch { /* the compaction below empties the log */ }
+      try {
+        fsSync.closeSync(fd);
+      } catch { /* opened again below */ }
+      this.fd = undefined;
+      await this.compact(operation);
+      return;
+    }
+    this.logSize += line.length;
+    this.dirty.clear();
+    this.ifacesDirty = false;
+    if (opts.fsync === false) return;
+    try {
+      await fsyncFd(fd);
+    } catch (e) {
+      throw KernelError.of('EIO', operation, undefined, `${this.logFile}: fsync: ${(e as Error).message}`);
+    }
+  }
+
+  /** The whole ledger written as the base (atomically), then the log emptied. */
+  private async compact(operation: string): Promise<void> {
     const addresses: Record<string, string[]> = {};
     for (const [k, list] of [...this.addrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) if (list.length > 0) addresses[k] = list;
-    await writeJson(this.file, { version: 1, interfaces: this.interfaces(), addresses } satisfies LedgerFile, operation, { syncDir: false });
+    await writeJson(this.file, { version: 1, interfaces: this.interfaces(), addresses } satisfies LedgerFile, operation, { syncDir: false, compact: true });
+    this.dirty.clear();
+    this.ifacesDirty = false;
+    // The base holds everything now; a log that cannot be emptied is replayed on it harmlessly, until the next compaction.
+    try {
+      this.openLog(0);
+    } catch { /* saves compact until the log can be opened */ }
+  }
+
+  /** Opens the log for appending (created 0600), cut to `size` bytes (0: emptied). */
+  private openLog(size: number): void {
+    if (this.fd === undefined) {
+      try {
+        this.fd = fsSync.openSync(this.logFile, fsSync.constants.O_RDWR | fsSync.constants.O_CREAT, 0o600);
+      } catch (e) {
+        throw KernelError.of('EIO', 'open the address ledger', undefined, `${this.logFile}: ${(e as Error).message}`);
+      }
+      this.logSize = fsSync.fstatSync(this.fd).size;
+    }
+    if (this.logSize !== size) {
+      fsSync.ftruncateSync(this.fd, size);
+      this.logSize = size;
+    }
+  }
+
+  /** Folds the log into the base and closes it; a failure leaves the log to the next start. */
+  async close(): Promise<void> {
+    await this.tail;
+    if (this.fd === undefined) return;
+    try {
+      if (this.logSize > 0) await this.compact('close the address ledger');
+    } catch { /* the next start replays the log */ }
+    const fd = this.fd;
+    this.fd = undefined;
+    try {
+      if (fd !== undefined) fsSync.closeSync(fd);
+    } catch { /* nothing to do */ }
   }
 }
 

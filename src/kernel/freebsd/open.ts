@@ -53,6 +53,7 @@ export async function openKernel(opts: KernelOpenOptions, logger: Logger): Promi
   const major: AbiVersion = release >= 15 ? 15 : (release as AbiVersion);
 
   const fds: number[] = [];
+  let ledger: AddressLedger | undefined;
   try {
     const inetFd = libc.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     fds.push(inetFd);
@@ -72,7 +73,7 @@ export async function openKernel(opts: KernelOpenOptions, logger: Logger): Promi
         logger.warn({ event: 'freebsd.netlink', err: (e as Error).message }, `no netlink socket (${(e as Error).message}); carp(4) is driven through ioctls, without unicast peers`);
       }
     }
-    const ledger = await AddressLedger.open(opts.stateDir);
+    ledger = await AddressLedger.open(opts.stateDir);
     const maintenance = await Maintenance.open(
       opts.stateDir,
       {
@@ -94,6 +95,7 @@ export async function openKernel(opts: KernelOpenOptions, logger: Logger): Promi
     return { libc, osreldate, major, inetFd, ...(nlSock ? { nlSock } : {}), pfsync, pf, ledger, maintenance };
   } catch (e) {
     closeAll(libc, fds);
+    await ledger?.close();
     throw e;
   }
 }
