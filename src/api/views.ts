@@ -130,5 +130,7 @@ export function vhidStatusView(v: LiveVhid, demotion: number): Schema<'VhidStatu
     reason: v.reason,
     ...timingView(v.protocol ?? 'carp', { advbase: v.advbaseSec, advskew: v.advskew, effectiveSkew: effectiveSkew(v.advskew, demotion) }, { vrrpPriority: v.vrrpPriority, vrrpInterval: v.vrrpIntervalCs }),
     addresses: v.addresses,
+    ...(v.mac !== undefined ? { mac: v.mac, virtualMac: v.virtualMac ?? false } : {}),
+    ...(v.mac6 !== undefined ? { mac6: v.mac6 } : {}),
   };
 }

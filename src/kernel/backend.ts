@@ -114,7 +114,7 @@ export interface Capabilities {
   forceState: boolean;
   vrrpv3: boolean;
   /** The MAC modes a vhid may ask for (VhidParams.macMode); absent: none may be asked for. */
-  macModes?: readonly MacMode[];
+  macModes?: MacMode[];
 }
 
 export interface StateChange {

@@ -1325,6 +1325,18 @@ export interface components {
             since: string;
             reason: string;
             addresses?: string[];
+            /**
+             * @description The MAC the vhid's VIPs answer with (ARP replies, neighbour advertisements, the announcements at takeover): the virtual MAC `00:00:5e:00:01:<vhid>` (FreeBSD; the linux and sim backends with MAC mode `virtual`; VRRPv3 IPv6 only: `00:00:5e:00:02:<vrid>`) or the interface's own MAC (MAC mode `interface`). Shown whether or not this node is MASTER now; absent where the backend does not know it (memory).
+             * @example 00:00:5e:00:01:01
+             */
+            mac?: string;
+            /**
+             * @description Only for a VRRPv3 vhid with IPv4 and IPv6 addresses in MAC mode `virtual`, which has one virtual router per family (RFC 5798 §7.3); the MAC of its IPv6 addresses, `00:00:5e:00:02:<vrid>`, while `mac` is the IPv4 one.
+             * @example 00:00:5e:00:02:01
+             */
+            mac6?: string;
+            /** @description Whether `mac` is the virtual MAC (true) or the interface's own (false); present with `mac`. */
+            virtualMac?: boolean;
         } & (components["schemas"]["CarpVhidTiming"] | components["schemas"]["VrrpTiming"]);
         Capabilities: {
             unicast: boolean;
@@ -1333,6 +1345,8 @@ export interface components {
             pfsyncVersions: number[];
             forceState: boolean;
             vrrpv3: boolean;
+            /** @description The MAC modes a VIP may ask for with `macMode` (freebsd `[virtual]`, carp(4)'s own; linux and sim both). */
+            macModes?: components["schemas"]["MacMode"][];
         };
         Status: {
             /** @description The last time carpd made the backend match the desired state (at start, on SIGHUP). */
@@ -2314,6 +2328,11 @@ export interface components {
         AdminDemotion: {
             value: number;
         };
+        /**
+         * @description The MAC a VIP answers with. `virtual`: the virtual MAC `00:00:5e:00:01:<vhid>` (VRRPv3: `00:00:5e:00:01:<vrid>` for IPv4, `00:00:5e:00:02:<vrid>` for IPv6), carp(4)'s behaviour; on Linux a macvlan on the interface while MASTER. `interface`: the interface's own MAC, as ucarp does.
+         * @enum {string}
+         */
+        MacMode: "virtual" | "interface";
     };
     responses: {
         /** @description Any other error (RFC 9457); `code` is one of `ErrorCode`. */
