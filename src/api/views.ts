@@ -28,6 +28,7 @@ export function vipView(v: VipConfig, live?: LiveVhid): Schema<'Vip'> {
   };
   if (v.peer !== undefined) out.peer = v.peer;
   if (v.peer6 !== undefined) out.peer6 = v.peer6;
+  if (v.macMode !== undefined) out.macMode = v.macMode;
   if (live) out.live = { state: live.state, since: live.since.toISOString(), reason: live.reason };
   return out;
 }

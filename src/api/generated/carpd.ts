@@ -1188,6 +1188,8 @@ export interface components {
             nosync: boolean;
             /** @description Whether a password is set (the password itself is never returned). */
             hasPassword: boolean;
+            /** @description The MAC the VIP answers with; absent = this node's default (carpd `--mac-mode`). `GET /v1/status` shows the MAC in use. */
+            macMode?: components["schemas"]["MacMode"];
             live?: components["schemas"]["VhidLive"];
         } & (components["schemas"]["CarpTiming"] | components["schemas"]["VrrpTiming"]);
         /** @description Live CARP state read from the backend. */
@@ -1216,6 +1218,8 @@ export interface components {
             protocol?: components["schemas"]["Protocol"];
             vrrpPriority?: components["schemas"]["VrrpPriority"];
             vrrpInterval?: components["schemas"]["VrrpInterval"];
+            /** @description Absent = this node's default (carpd `--mac-mode`); a mode the backend cannot do is refused with 422 `CARPD_ERR_UNSUPPORTED`. */
+            macMode?: components["schemas"]["MacMode"];
         };
         VipReplace: {
             addresses: components["schemas"]["Cidr"][];
@@ -1230,6 +1234,8 @@ export interface components {
             protocol?: components["schemas"]["Protocol"];
             vrrpPriority?: components["schemas"]["VrrpPriority"];
             vrrpInterval?: components["schemas"]["VrrpInterval"];
+            /** @description Absent or `null` = this node's default (carpd `--mac-mode`); a mode the backend cannot do is refused with 422 `CARPD_ERR_UNSUPPORTED`. */
+            macMode?: components["schemas"]["MacMode"] | null;
         };
         VipPatch: {
             addresses?: components["schemas"]["Cidr"][];
@@ -1245,6 +1251,8 @@ export interface components {
             protocol?: components["schemas"]["Protocol"];
             vrrpPriority?: components["schemas"]["VrrpPriority"];
             vrrpInterval?: components["schemas"]["VrrpInterval"];
+            /** @description `null` = this node's default (carpd `--mac-mode`). */
+            macMode?: components["schemas"]["MacMode"] | null;
         };
         ForceState: {
             /** @enum {string} */
@@ -1536,6 +1544,8 @@ export interface components {
             peer6?: components["schemas"]["IpAddress"] | null;
             description?: components["schemas"]["Description"];
             nosync?: boolean;
+            /** @description Absent or `null` = this node's default (carpd `--mac-mode`). */
+            macMode?: components["schemas"]["MacMode"] | null;
         };
         Revision: {
             revision: number;
