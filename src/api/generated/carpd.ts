@@ -1215,11 +1215,11 @@ export interface components {
             peer6?: components["schemas"]["IpAddress"];
             description?: components["schemas"]["Description"];
             nosync?: boolean;
+            /** @description Absent = this node's default (carpd `--mac-mode`); a mode the backend cannot do is refused with 422 `CARPD_ERR_UNSUPPORTED`. */
+            macMode?: components["schemas"]["MacMode"];
             protocol?: components["schemas"]["Protocol"];
             vrrpPriority?: components["schemas"]["VrrpPriority"];
             vrrpInterval?: components["schemas"]["VrrpInterval"];
-            /** @description Absent = this node's default (carpd `--mac-mode`); a mode the backend cannot do is refused with 422 `CARPD_ERR_UNSUPPORTED`. */
-            macMode?: components["schemas"]["MacMode"];
         };
         VipReplace: {
             addresses: components["schemas"]["Cidr"][];
