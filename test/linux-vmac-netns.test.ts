@@ -17,6 +17,7 @@ const skip = netnsUnavailable();
 const VHID = 7;
 const VMAC = '00:00:5e:00:01:07';
 const VIP = '192.0.2.50';
+const VIP6 = '2001:db8::50';
 
 /** The macvlans in a namespace: name -> MAC. */
 async function macvlans(lan: Lan, ns: string): Promise<Record<string, string>> {
@@ -43,17 +44,17 @@ async function fdbPorts(lan: Lan, mac: string): Promise<string[]> {
 const PROBE = `
 const d = require('dgram');
 const [src, dst] = process.argv.slice(-2);
-const s = d.createSocket('udp4');
+const s = d.createSocket(dst.includes(':') ? 'udp6' : 'udp4');
 s.on('error', (e) => { console.log(e.code); process.exit(e.code === 'ECONNREFUSED' ? 0 : 2); });
 s.bind({ address: src || undefined, port: 0 }, () => s.connect(9, dst, () => { s.send('x'); setInterval(() => s.send('x'), 100); }));
 setTimeout(() => { console.log('no answer'); process.exit(3); }, 3000);
 `;
-const reach = (lan: Lan, ns: string, src: string, dst: string) => lan.exec(ns, [process.execPath, '-e', PROBE, src || '0.0.0.0', dst]);
+const reach = (lan: Lan, ns: string, src: string, dst: string) => lan.exec(ns, [process.execPath, '-e', PROBE, src || (dst.includes(':') ? '::' : '0.0.0.0'), dst]);
 
 test('virtual MAC: ARP answered with 00:00:5e:00:01:<vhid>, the same MAC after a failover, leftovers removed', { skip, timeout: 120_000 }, async (t) => {
-  const { lan, root } = await setUpLan(t, { nodes: 2 }, 'carpd-vmac-');
+  const { lan, root } = await setUpLan(t, { nodes: 2, ipv6: true }, 'carpd-vmac-');
   const start = (i: number) => startLinuxNode(t, lan, root, i, { args: ['--mac-mode', 'virtual'] });
-  const vip = (advskew: number) => ({ interface: 'lan0', vhid: VHID, addresses: [`${VIP}/24`], password: 'vmac-secret', advskew });
+  const vip = (advskew: number) => ({ interface: 'lan0', vhid: VHID, addresses: [`${VIP}/24`, `${VIP6}/64`], password: 'vmac-secret', advskew });
   const [n0, n1] = [lan.nodes[0].ns, lan.nodes[1].ns];
 
   let node0: LinuxNode = await start(0);
@@ -80,14 +81,18 @@ test('virtual MAC: ARP answered with 00:00:5e:00:01:<vhid>, the same MAC after a
   const [vmacName] = names;
   assert.match(vmacName, new RegExp(`^cv\\d+\\.${VHID}$`));
   assert.equal(vmacs0[vmacName], VMAC);
-  assert.ok((await lan.addresses(n0, vmacName)).includes(`${VIP}/24`));
+  assert.deepEqual((await lan.addresses(n0, vmacName)).sort(), [`${VIP}/24`, `${VIP6}/64`], 'both VIPs, and no link-local address of its own');
   assert.ok(!(await lan.addresses(n0, 'lan0')).some((a) => a.startsWith(`${VIP}/`)), 'the VIP is not on the parent');
   assert.deepEqual(await macvlans(lan, n1), {});
+  // The backup hears the master's advertisements of both families, sent from the macvlan.
+  await pollUntil('node1 hears IPv4 and IPv6 advertisements', () => node1.carp(), (c) => c.ipackets >= 2 && c.ipackets6 >= 2);
 
   // The client reaches the VIP, and its neighbour entry is the virtual MAC (not node0's lan0 MAC).
   await pollUntil('client reaches the VIP', () => reach(lan, lan.client.ns, '', VIP), (r) => r.code === 0);
   assert.equal(await lan.neighbour(lan.client.ns, VIP), VMAC);
   assert.notEqual(await lan.mac(n0), VMAC);
+  await pollUntil('client reaches the IPv6 VIP', () => reach(lan, lan.client.ns, '', VIP6), (r) => r.code === 0);
+  assert.equal(await lan.neighbour(lan.client.ns, VIP6), VMAC);
   // Traffic from the VIP works on the master; the backup does not hold the address to send from.
   const fromMaster = await reach(lan, n0, VIP, lan.client.address);
   assert.equal(fromMaster.code, 0, fromMaster.stdout + fromMaster.stderr);
@@ -103,8 +108,11 @@ test('virtual MAC: ARP answered with 00:00:5e:00:01:<vhid>, the same MAC after a
   await pollUntil('node1 MASTER', () => node1.state(VHID), (s) => s === 'MASTER');
   await pollUntil('fdb: virtual MAC on v1', () => fdbPorts(lan, VMAC), (p) => p.length === 1 && p[0] === 'v1');
   assert.equal(await lan.neighbour(lan.client.ns, VIP), VMAC, 'the client still has the same MAC for the VIP');
+  assert.equal(await lan.neighbour(lan.client.ns, VIP6), VMAC, 'and for the IPv6 VIP');
   await pollUntil('client reaches the VIP on node1', () => reach(lan, lan.client.ns, '', VIP), (r) => r.code === 0);
+  await pollUntil('client reaches the IPv6 VIP on node1', () => reach(lan, lan.client.ns, '', VIP6), (r) => r.code === 0);
   assert.equal(await lan.neighbour(lan.client.ns, VIP), VMAC);
+  assert.equal(await lan.neighbour(lan.client.ns, VIP6), VMAC);
   const vmacs1 = await macvlans(lan, n1);
   assert.deepEqual(Object.values(vmacs1), [VMAC]);
   const fromNew = await reach(lan, n1, VIP, lan.client.address);

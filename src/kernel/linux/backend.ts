@@ -34,7 +34,7 @@ import { Announcer } from './announce.js';
 import { Poller } from './poller.js';
 import { RawIpLink } from './raw.js';
 import { Rtnetlink } from './rtnetlink.js';
-import { VirtualMacs, hostPrefixed, virtualMacPlan } from './vmac.js';
+import { VirtualMacs, hostPrefixed, virtualMacPlan, type ActiveVmac } from './vmac.js';
 
 /** IFA_PROTO value tagging the addresses carpd installs (112, CARP's IP protocol number). */
 export const CARPD_ADDR_PROTO = 112;
@@ -310,7 +310,15 @@ export class LinuxBackend extends UserspaceBackend {
     if (e.installed) {
       // A copy on the parent (an earlier run in interface mode) would answer with the parent's MAC.
       this.removeStale(e.iface, e.addresses);
-      const made = this.vmacs.install(e.iface, e.vhid, protocol, e.addresses, CARPD_ADDR_PROTO);
+      let made: ActiveVmac[];
+      try {
+        made = this.vmacs.install(e.iface, e.vhid, protocol, e.addresses, CARPD_ADDR_PROTO);
+      } catch (err) {
+        // An announcement failed after the macvlans were made: they stay, the error is logged.
+        if (this.vmacs.sender(e.iface, e.vhid, 4) === undefined && this.vmacs.sender(e.iface, e.vhid, 6) === undefined) throw err;
+        this.logger?.error({ event: 'linux.vips.failed', interface: e.iface, vhid: e.vhid, err: (err as Error).message }, `${e.iface} vhid ${e.vhid}: ${(err as Error).message}`);
+        return;
+      }
       this.logger?.info(
         { event: 'linux.vips.installed', interface: e.iface, vhid: e.vhid, addresses: e.addresses, macvlans: made.map((m) => m.name), mac: made.map((m) => m.mac) },
         `${e.iface} vhid ${e.vhid}: installed and announced ${e.addresses.join(', ')} on ${made.map((m) => `${m.name} (${m.mac})`).join(', ')}`,

@@ -168,17 +168,26 @@ export class VirtualMacs {
         made.push({ name: p.name, index, mac: p.mac, families: p.families });
         this.rtnl.configureLink(p.name, { addrGenMode: IN6_ADDR_GEN_MODE_NONE, ipv4: { rp_filter: 0, arp_announce: 2 }, up: true });
         for (const cidr of p.addresses) this.rtnl.addAddress(p.name, hostPrefixed(cidr), { noDad: true, proto, replace: true });
-        for (const cidr of p.addresses) {
-          const a = parseCidr(cidr)!.address;
-          if (familyOf(cidr) === 6) this.announcer.unsolicitedNa(p.name, a, p.mac);
-          else this.announcer.gratuitousArp(p.name, a, p.mac);
-        }
       }
     } catch (e) {
       for (const m of made) this.deleteQuietly(m.name);
       throw e;
     }
     this.active.set(key, made);
+    // The addresses are in place: an announcement that cannot be sent is reported, not undone.
+    const failures: string[] = [];
+    for (const p of virtualMacPlan(parentIndex, vhid, protocol, addresses)) {
+      for (const cidr of p.addresses) {
+        const a = parseCidr(cidr)!.address;
+        try {
+          if (familyOf(cidr) === 6) this.announcer.unsolicitedNa(p.name, a, p.mac);
+          else this.announcer.gratuitousArp(p.name, a, p.mac);
+        } catch (e) {
+          failures.push((e as Error).message);
+        }
+      }
+    }
+    if (failures.length > 0) throw new Error(`announced on ${made.map((m) => m.name).join(', ')} only in part: ${failures.join('; ')}`);
     return made;
   }
 
