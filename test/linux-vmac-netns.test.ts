@@ -5,7 +5,9 @@
  * the master is killed with SIGKILL the bridge learns the same MAC on the survivor's port
  * (`bridge fdb`) and the client's neighbour entry still holds that MAC; traffic from the VIP
  * works on the master and is refused on the backup; the macvlan the killed node left behind is
- * removed when it starts again. Every wait polls for the positive outcome; nothing sleeps.
+ * removed when it starts again; switching the MASTER's VIP to macMode interface and back moves
+ * its addresses between lan0 and the macvlan. Every wait polls for the positive outcome;
+ * nothing sleeps. IPv4 and IPv6 VIPs on one vhid.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -124,5 +126,17 @@ test('virtual MAC: ARP answered with 00:00:5e:00:01:<vhid>, the same MAC after a
   assert.ok(node0.d.logs.some((l) => l.event === 'linux.vmac.stale' && l.interface === vmacName), node0.d.stdout);
   await pollUntil('restarted node0 BACKUP', () => node0.state(VHID), (s) => s === 'BACKUP');
   assert.deepEqual(await macvlans(lan, n0), {});
+  assert.equal(await node1.state(VHID), 'MASTER');
+
+  // The MASTER's VIP switched to macMode interface: the macvlan goes, the VIPs move to lan0 and
+  // the status shows lan0's MAC; back to the node's default (virtual), the macvlan comes back.
+  const lan0Mac = await lan.mac(n1);
+  assert.equal((await node1.api('PATCH', `/v1/vips/lan0/${VHID}`, { macMode: 'interface' })).status, 200);
+  assert.deepEqual(await macvlans(lan, n1), {});
+  assert.ok((await lan.addresses(n1, 'lan0')).includes(`${VIP}/24`));
+  assert.deepEqual([(await node1.vhid(VHID))?.mac, (await node1.vhid(VHID))?.virtualMac], [lan0Mac, false]);
+  assert.equal((await node1.api('PATCH', `/v1/vips/lan0/${VHID}`, { macMode: null })).status, 200);
+  assert.deepEqual(Object.values(await macvlans(lan, n1)), [VMAC]);
+  assert.ok(!(await lan.addresses(n1, 'lan0')).some((a) => a.startsWith(`${VIP}/`)), 'the VIP left lan0 again');
   assert.equal(await node1.state(VHID), 'MASTER');
 });
