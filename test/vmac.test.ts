@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UsageError, parseFlags, type DaemonOptions } from '../src/daemon/flags.js';
 import type { Capabilities } from '../src/kernel/backend.js';
+import { IFLA_ADDRESS, IFLA_AF_SPEC, IFLA_IFNAME, IFLA_INET_CONF, IFLA_INFO_KIND, IFLA_LINK, IFLA_LINKINFO, RTM_NEWLINK, decodeLinkDetails } from '../src/kernel/linux/rtnetlink.js';
 import { isVmacLink, virtualMac, virtualMacPlan, vmacName } from '../src/kernel/linux/vmac.js';
+import { nlattr, u32 } from '../src/wire/netlink.js';
 import { MemoryBackend } from '../src/kernel/memory.js';
 import { plan } from '../src/kernel/plan.js';
 import { SimBackend } from '../src/kernel/sim.js';
@@ -56,6 +58,29 @@ test('leftovers: only a macvlan whose name and MAC follow the pattern (and agree
   assert.equal(l('cv2.7', '00:00:5e:00:00:07', 'macvlan'), false, "ucarp's advertisement MAC");
   assert.equal(l('eth0.7', '00:00:5e:00:01:07', 'macvlan'), false, 'another name');
   assert.equal(l('cv2.7x', '00:00:5e:00:01:07', 'macvlan'), false);
+});
+
+test('RTM_NEWLINK details: kind, parent and IPv4 devconf; a nested attribute that does not parse is left out', () => {
+  const ifinfo = Buffer.alloc(16);
+  ifinfo.writeInt32LE(9, 4);
+  const conf = Buffer.alloc(4 * 40);
+  conf.writeUInt32LE(2, (8 - 1) * 4); // rp_filter
+  conf.writeUInt32LE(2, (18 - 1) * 4); // arp_announce
+  conf.writeUInt32LE(1, (19 - 1) * 4); // arp_ignore
+  const payload = Buffer.concat([
+    ifinfo,
+    nlattr(IFLA_IFNAME, Buffer.from('cv3.7\0')),
+    nlattr(IFLA_ADDRESS, Buffer.from([0, 0, 0x5e, 0, 1, 7])),
+    nlattr(IFLA_LINK, u32(3)),
+    nlattr(IFLA_LINKINFO, nlattr(IFLA_INFO_KIND, Buffer.from('macvlan\0'))),
+    nlattr(IFLA_AF_SPEC, nlattr(2, nlattr(IFLA_INET_CONF, conf))),
+  ]);
+  const m = { len: 16 + payload.length, type: RTM_NEWLINK, flags: 0, seq: 1, pid: 0, payload };
+  const d = decodeLinkDetails(m);
+  assert.deepEqual(d, { index: 9, name: 'cv3.7', mac: '00:00:5e:00:01:07', up: false, mtu: 0, parent: 3, kind: 'macvlan', ipv4: { rp_filter: 2, arp_announce: 2, arp_ignore: 1 } });
+  assert.equal(isVmacLink(d), true);
+  const broken = Buffer.concat([ifinfo, nlattr(IFLA_IFNAME, Buffer.from('x0\0')), nlattr(IFLA_LINKINFO, Buffer.from([9, 0, 1, 0]))]);
+  assert.deepEqual(decodeLinkDetails({ ...m, len: 16 + broken.length, payload: broken }), { index: 9, name: 'x0', mac: '', up: false, mtu: 0 });
 });
 
 test('--mac-mode: virtual or interface, CARPD_MAC_MODE, interface refused with the freebsd backend', () => {

@@ -156,7 +156,11 @@ export class LinuxBackend extends UserspaceBackend {
       const link = new RawAdvertLink(poller, rtnl, onError);
       const b = new LinuxBackend(opts, poller, link, rtnl);
       // Before any vhid can be MASTER: the macvlans a killed carpd left.
-      b.vmacs.sweep();
+      try {
+        b.vmacs.sweep();
+      } catch (e) {
+        opts.logger?.warn({ event: 'linux.vmac.sweep.failed', err: (e as Error).message }, `could not look for macvlans left by an earlier carpd: ${(e as Error).message}`);
+      }
       await b.start();
       b.unwatch = rtnl.watchLinks(poller, (c) => b.onLink(c.iface, c.up), onError);
       return b;

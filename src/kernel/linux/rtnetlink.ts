@@ -220,14 +220,18 @@ export function decodeLinkDetails(m: NlMessage): LinkDetails {
   const out: LinkDetails = { ...base };
   const link = attr(attrs, IFLA_LINK);
   if (link && link.length >= 4) out.parent = link.readUInt32LE(0);
-  const info = attr(attrs, IFLA_LINKINFO);
-  if (info) {
-    const kind = cstring(attr(parseAttrs(info, 0), IFLA_INFO_KIND));
-    if (kind) out.kind = kind;
-  }
-  const spec = attr(attrs, IFLA_AF_SPEC);
-  const inet = spec ? attr(parseAttrs(spec, 0), AF_INET) : undefined;
-  const conf = inet ? attr(parseAttrs(inet, 0), IFLA_INET_CONF) : undefined;
+  // Nested attributes a kernel may lay out otherwise are read if they parse, and left out if not.
+  const nested = (b: Buffer | undefined, type: number): Buffer | undefined => {
+    if (!b) return undefined;
+    try {
+      return attr(parseAttrs(b, 0), type);
+    } catch {
+      return undefined;
+    }
+  };
+  const kind = cstring(nested(attr(attrs, IFLA_LINKINFO), IFLA_INFO_KIND));
+  if (kind) out.kind = kind;
+  const conf = nested(nested(attr(attrs, IFLA_AF_SPEC), AF_INET), IFLA_INET_CONF);
   if (conf) {
     out.ipv4 = {};
     for (const [name, i] of Object.entries(IPV4_DEVCONF) as [Ipv4DevconfName, number][]) if (conf.length >= i * 4) out.ipv4[name] = conf.readUInt32LE((i - 1) * 4);

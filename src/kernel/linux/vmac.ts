@@ -123,6 +123,8 @@ export interface VmacHooks {
 export class VirtualMacs {
   private readonly active = new Map<string, ActiveVmac[]>();
   private readonly parentsDone = new Set<string>();
+  /** The parents' link-local addresses, read at most once a second (an IPv6 advertisement needs it each time). */
+  private readonly linkLocals = new Map<string, { address: string | undefined; atMs: number }>();
 
   constructor(
     private readonly rtnl: Rtnetlink,
@@ -217,7 +219,7 @@ export class VirtualMacs {
   sendAdvert(parent: string, m: ActiveVmac, family: 4 | 6, payload: Buffer, pseudoHeaderChecksumAt?: number): void {
     const group = family === 4 ? CARP_GROUP_V4 : CARP_GROUP_V6;
     const op = `send to ${group} from ${m.name}`;
-    const srcText = family === 4 ? this.hooks.ipv4Source(parent) : this.hooks.linkLocal(parent);
+    const srcText = family === 4 ? this.hooks.ipv4Source(parent) : this.linkLocal(parent);
     if (!srcText) throw KernelError.of('EADDRNOTAVAIL', op, parent, 'the parent has no IPv6 link-local address to send from');
     const src = requireAddress(srcText, 'source');
     const dst = requireAddress(group, 'group');
@@ -232,6 +234,15 @@ export class VirtualMacs {
         ? ipv4Packet({ src, dst, proto: IPPROTO_CARP, ttl: CARP_TTL, tos: TOS_FREEBSD, id: 0, dontFragment: true }, body)
         : ipv6Packet({ src, dst, nextHeader: IPPROTO_CARP, hopLimit: CARP_TTL, trafficClass: TOS_FREEBSD }, body);
     this.announcer.ipFrame(m.index, m.name, family, multicastMac(dst), packet, op);
+  }
+
+  private linkLocal(parent: string): string | undefined {
+    const now = performance.now();
+    const cached = this.linkLocals.get(parent);
+    if (cached?.address !== undefined && now - cached.atMs < 1000) return cached.address;
+    const address = this.hooks.linkLocal(parent);
+    this.linkLocals.set(parent, { address, atMs: now });
+    return address;
   }
 
   /** Deletes every macvlan still installed (an orderly stop after the runtime has closed). */
