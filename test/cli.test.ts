@@ -966,3 +966,20 @@ test("vip add/set --mac-mode: virtual or interface; set's default sends null; an
   }
   assert.equal(srv.requests.length, 2);
 });
+
+test("status shows a MAC column when the backend reports MACs", async (t) => {
+  const withMacs: S["Status"] = {
+    ...status,
+    vhids: [
+      { ...status.vhids[0], mac: "00:00:5e:00:01:01", virtualMac: true },
+      { ...status.vhids[1], mac: "02:11:22:33:44:55", virtualMac: false },
+    ],
+  };
+  const srv = await fakeCarpd(t, { "GET /v1/status": { status: 200, body: withMacs } });
+  const r = await carpctl(["status"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 0, r.err);
+  const lines = r.out.split("\n");
+  assert.match(lines.find((l) => l.startsWith("INTERFACE")) ?? "", /ADVSKEW\s+MAC$/);
+  assert.match(lines.find((l) => l.startsWith("em0")) ?? "", /00:00:5e:00:01:01 \(virtual\)$/);
+  assert.match(lines.find((l) => l.startsWith("vlan100")) ?? "", /02:11:22:33:44:55$/);
+});
