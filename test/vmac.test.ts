@@ -11,6 +11,8 @@ import type { Capabilities } from '../src/kernel/backend.js';
 import { IFLA_ADDRESS, IFLA_AF_SPEC, IFLA_IFNAME, IFLA_INET_CONF, IFLA_INFO_KIND, IFLA_LINK, IFLA_LINKINFO, RTM_NEWLINK, decodeLinkDetails } from '../src/kernel/linux/rtnetlink.js';
 import { isVmacLink, virtualMac, virtualMacPlan, vmacName } from '../src/kernel/linux/vmac.js';
 import { nlattr, u32 } from '../src/wire/netlink.js';
+import { DocumentError, readBootstrap, readStoredState } from '../src/config/document.js';
+import { initialState } from '../src/config/model.js';
 import { MemoryBackend } from '../src/kernel/memory.js';
 import { plan } from '../src/kernel/plan.js';
 import { SimBackend } from '../src/kernel/sim.js';
@@ -92,6 +94,16 @@ test('--mac-mode: virtual or interface, CARPD_MAC_MODE, interface refused with t
   assert.equal(opts(['--backend', 'freebsd', '--mac-mode', 'virtual']).macMode, 'virtual', "carp(4)'s own: accepted");
   assert.throws(() => opts(['--backend', 'linux', '--mac-mode', 'vmac']), (e: unknown) => e instanceof UsageError && /virtual or interface/.test(e.message));
   assert.throws(() => opts(['--backend', 'freebsd', '--mac-mode', 'interface']), (e: unknown) => e instanceof UsageError && /always answers with the virtual MAC/.test(e.message));
+});
+
+test('documents: the bootstrap file takes macMode, a stored state keeps it, anything else is refused', () => {
+  const vip = { interface: 'em0', vhid: 4, addresses: ['192.0.2.4/24'] };
+  const b = readBootstrap({ vips: [{ ...vip, macMode: 'virtual' }, { ...vip, vhid: 5, addresses: ['192.0.2.5/24'] }] }, initialState(new Date(0)));
+  assert.deepEqual(b.vips?.map((v) => v.macMode), ['virtual', undefined]);
+  assert.equal('macMode' in b.vips![1], false);
+  assert.throws(() => readBootstrap({ vips: [{ ...vip, macMode: 'vmac' }] }, initialState(new Date(0))), (e: unknown) => e instanceof DocumentError && /macMode/.test(e.message));
+  const stored = { ...initialState(new Date(0)), vips: b.vips };
+  assert.deepEqual(readStoredState(JSON.parse(JSON.stringify(stored))).vips.map((v) => v.macMode), ['virtual', undefined]);
 });
 
 test('planner: a changed macMode is a vhid.set of its own; the same one is no step', () => {
