@@ -140,3 +140,33 @@ test('virtual MAC: ARP answered with 00:00:5e:00:01:<vhid>, the same MAC after a
   assert.ok(!(await lan.addresses(n1, 'lan0')).some((a) => a.startsWith(`${VIP}/`)), 'the VIP left lan0 again');
   assert.equal(await node1.state(VHID), 'MASTER');
 });
+
+test('virtual MAC, VRRPv3: one macvlan per family (00:00:5e:00:01:<vrid>, 00:00:5e:00:02:<vrid>), advertisements accepted', { skip, timeout: 120_000 }, async (t) => {
+  const { lan, root } = await setUpLan(t, { nodes: 2, ipv6: true }, 'carpd-vmac3-');
+  const vrid = 9;
+  const vip = (priority: number) => ({ interface: 'lan0', vhid: vrid, protocol: 'vrrpv3', vrrpPriority: priority, vrrpInterval: 10, addresses: ['192.0.2.60/24', '2001:db8::60/64'], macMode: 'virtual' });
+  // The node default stays interface: the VIPs ask for the virtual MAC themselves.
+  const master = await startLinuxNode(t, lan, root, 0);
+  await master.addVip(vip(200));
+  await pollUntil('node0 MASTER', () => master.state(vrid), (s) => s === 'MASTER');
+  const backup = await startLinuxNode(t, lan, root, 1);
+  await backup.addVip(vip(100));
+  await pollUntil('node1 BACKUP', () => backup.state(vrid), (s) => s === 'BACKUP');
+  // The backup accepts the master's advertisements of both families (VRRPv3 checksum over the
+  // parent's source address, sent from the macvlans) and never takes over.
+  await pollUntil('node1 hears both families', () => backup.carp(), (c) => c.ipackets >= 5 && c.ipackets6 >= 5);
+  const c = await backup.carp();
+  assert.equal(c.badsum ?? 0, 0, JSON.stringify(c));
+  assert.equal(await backup.state(vrid), 'BACKUP');
+  const v = await master.vhid(vrid);
+  assert.deepEqual([v?.mac, v?.mac6, v?.virtualMac], ['00:00:5e:00:01:09', '00:00:5e:00:02:09', true]);
+  const links = await macvlans(lan, lan.nodes[0].ns);
+  assert.deepEqual(Object.values(links).sort(), ['00:00:5e:00:01:09', '00:00:5e:00:02:09']);
+  const v6name = Object.keys(links).find((n) => links[n] === '00:00:5e:00:02:09')!;
+  assert.match(v6name, /^cv\d+\.9\.6$/);
+  assert.deepEqual(await lan.addresses(lan.nodes[0].ns, v6name), ['2001:db8::60/64']);
+  await pollUntil('client reaches the IPv4 VIP', () => reach(lan, lan.client.ns, '', '192.0.2.60'), (r) => r.code === 0);
+  await pollUntil('client reaches the IPv6 VIP', () => reach(lan, lan.client.ns, '', '2001:db8::60'), (r) => r.code === 0);
+  assert.equal(await lan.neighbour(lan.client.ns, '192.0.2.60'), '00:00:5e:00:01:09');
+  assert.equal(await lan.neighbour(lan.client.ns, '2001:db8::60'), '00:00:5e:00:02:09');
+});
