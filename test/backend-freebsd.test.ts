@@ -251,7 +251,7 @@ test('FreeBSD 13: SIOCSVH/SIOCGVH only; unicast peers are refused with EOPNOTSUP
   const { backend: b } = await open(t, { release: 13 });
   assert.match(b.description, /FreeBSD 13/);
   assert.doesNotMatch(b.description, /netlink/);
-  assert.deepEqual(b.capabilities(), { unicast: false, ipv6: true, pfsync: true, pfsyncVersions: [1301], forceState: true, vrrpv3: false });
+  assert.deepEqual(b.capabilities(), { unicast: false, ipv6: true, pfsync: true, pfsyncVersions: [1301], forceState: true, vrrpv3: false, macModes: ['virtual'] });
   await rejectsWith(b.setVhid('em0', 3, { ...P, peer: '192.0.2.2' }), 'EOPNOTSUPP', /netlink/);
   assert.equal(fake.dump().vhids.length, 0, 'refused before the kernel was asked');
 
@@ -270,7 +270,7 @@ test('FreeBSD 13: SIOCSVH/SIOCGVH only; unicast peers are refused with EOPNOTSUP
 test('FreeBSD 14: carp through netlink, never the broken list-all SIOCGVH', { skip }, async (t) => {
   const { backend: b } = await open(t, { release: 14 });
   assert.match(b.description, /FreeBSD 14 .*netlink/);
-  assert.deepEqual(b.capabilities(), { unicast: true, ipv6: true, pfsync: true, pfsyncVersions: [1301, 1400], forceState: true, vrrpv3: false });
+  assert.deepEqual(b.capabilities(), { unicast: true, ipv6: true, pfsync: true, pfsyncVersions: [1301, 1400], forceState: true, vrrpv3: false, macModes: ['virtual'] });
   const sets = fake.netlinkCount(2);
   await b.setVhid('em0', 4, { ...P, advskew: 40, peer: '192.0.2.2', peer6: '2001:db8::2' });
   await b.setVhid('em0', 5, P);

@@ -944,3 +944,42 @@ test("--help lists the sync commands and cluster", async () => {
   assert.match(all.out, /^  carpctl cluster$/m);
   assert.match(all.out, /--force\s+on a sync secondary/);
 });
+
+test("vip add/set --mac-mode: virtual or interface; set's default sends null; anything else sends nothing", async (t) => {
+  const srv = await fakeCarpd(t, {
+    "POST /v1/vips": { status: 201, body: { ...vip, macMode: "virtual" } },
+    "PATCH /v1/vips/em0/1": { status: 200, body: vip },
+  });
+  const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };
+  const added = await carpctl(["vip", "add", "em0", "1", "--address", "192.0.2.10/24", "--mac-mode", "virtual"], env);
+  assert.equal(added.code, 0, added.err);
+  assert.equal((srv.requests[0].body as S["VipCreate"]).macMode, "virtual");
+  assert.match(added.out, /mac mode:\s+virtual/);
+  const reset = await carpctl(["vip", "set", "em0", "1", "--mac-mode", "default"], env);
+  assert.equal(reset.code, 0, reset.err);
+  assert.deepEqual(srv.requests[1].body, { macMode: null });
+  assert.match(reset.out, /mac mode:\s+node default/);
+  for (const argv of [["vip", "set", "em0", "1", "--mac-mode", "vmac"], ["vip", "add", "em0", "--address", "192.0.2.10/24", "--mac-mode", "default"]]) {
+    const r = await carpctl(argv, env);
+    assert.equal(r.code, 2, argv.join(" "));
+    assert.match(r.err, /--mac-mode/);
+  }
+  assert.equal(srv.requests.length, 2);
+});
+
+test("status shows a MAC column when the backend reports MACs", async (t) => {
+  const withMacs: S["Status"] = {
+    ...status,
+    vhids: [
+      { ...status.vhids[0], mac: "00:00:5e:00:01:01", virtualMac: true },
+      { ...status.vhids[1], mac: "02:11:22:33:44:55", virtualMac: false },
+    ],
+  };
+  const srv = await fakeCarpd(t, { "GET /v1/status": { status: 200, body: withMacs } });
+  const r = await carpctl(["status"], { CARPD_URL: srv.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 0, r.err);
+  const lines = r.out.split("\n");
+  assert.match(lines.find((l) => l.startsWith("INTERFACE")) ?? "", /ADVSKEW\s+MAC$/);
+  assert.match(lines.find((l) => l.startsWith("em0")) ?? "", /00:00:5e:00:01:01 \(virtual\)$/);
+  assert.match(lines.find((l) => l.startsWith("vlan100")) ?? "", /02:11:22:33:44:55$/);
+});

@@ -28,6 +28,7 @@ export function vipView(v: VipConfig, live?: LiveVhid): Schema<'Vip'> {
   };
   if (v.peer !== undefined) out.peer = v.peer;
   if (v.peer6 !== undefined) out.peer6 = v.peer6;
+  if (v.macMode !== undefined) out.macMode = v.macMode;
   if (live) out.live = { state: live.state, since: live.since.toISOString(), reason: live.reason };
   return out;
 }
@@ -130,5 +131,7 @@ export function vhidStatusView(v: LiveVhid, demotion: number): Schema<'VhidStatu
     reason: v.reason,
     ...timingView(v.protocol ?? 'carp', { advbase: v.advbaseSec, advskew: v.advskew, effectiveSkew: effectiveSkew(v.advskew, demotion) }, { vrrpPriority: v.vrrpPriority, vrrpInterval: v.vrrpIntervalCs }),
     addresses: v.addresses,
+    ...(v.mac !== undefined ? { mac: v.mac, virtualMac: v.virtualMac ?? false } : {}),
+    ...(v.mac6 !== undefined ? { mac6: v.mac6 } : {}),
   };
 }

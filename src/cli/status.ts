@@ -49,9 +49,12 @@ export function renderStatus(s: Status): string {
         (c.temporarilyDisabled ? ", TEMPORARILY DISABLED (until re-enabled or restarted)" : ""),
     ],
   ]);
+  // The MAC column only where the backend reports MACs (not the memory backend).
+  const macs = s.vhids.some((v) => v.mac !== undefined);
+  const macOf = (v: (typeof s.vhids)[number]) => (v.mac === undefined ? "-" : `${v.mac}${v.mac6 ? `,${v.mac6}` : ""}${v.virtualMac ? " (virtual)" : ""}`);
   const vhids = s.vhids.length
     ? table(
-        ["INTERFACE", "VHID", "STATE", "SINCE", "REASON", "ADVBASE", "ADVSKEW"],
+        ["INTERFACE", "VHID", "STATE", "SINCE", "REASON", "ADVBASE", "ADVSKEW", ...(macs ? ["MAC"] : [])],
         s.vhids.map((v) => [
           v.interface,
           String(v.vhid),
@@ -65,6 +68,7 @@ export function renderStatus(s: Status): string {
             : v.effectiveSkew !== v.advskew
               ? `${v.advskew} (effective ${v.effectiveSkew})`
               : String(v.advskew),
+          ...(macs ? [macOf(v)] : []),
         ]),
       )
     : "no vhids configured";

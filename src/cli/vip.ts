@@ -24,6 +24,7 @@ const vipOptions: OptionSpecs = {
   peer6: { type: "string" },
   description: { type: "string" },
   nosync: { type: "boolean" },
+  "mac-mode": { type: "string" },
 };
 
 const setOptions: OptionSpecs = {
@@ -71,6 +72,8 @@ function settings(values: Values): Settings {
   const description = str(values, "description");
   if (description !== undefined) body.description = description;
   if (values.nosync) body.nosync = true;
+  const macMode = str(values, "mac-mode");
+  if (macMode !== undefined && macMode !== "default") body.macMode = oneOf("--mac-mode", macMode, ["virtual", "interface"] as const);
   const pw = password(values);
   if (pw !== undefined) body.password = pw;
   return body;
@@ -102,6 +105,7 @@ export function renderVip(v: Vip): string {
     ["peer6", dash(v.peer6)],
     ["password", v.hasPassword ? "set" : "none"],
     ["nosync", yesNo(v.nosync)],
+    ["mac mode", v.macMode ?? "node default"],
     ["description", dash(v.description)],
     ["state", v.live ? `${v.live.state} since ${v.live.since} (${v.live.reason})` : "-"],
   ]);
@@ -163,7 +167,7 @@ export const vipCommands: Command[] = [
     synopsis:
       "IF [VHID] --address CIDR [--address CIDR...] [--advbase N] [--advskew N]\n" +
       "        [--password P | --password-file F] [--mode multicast|unicast] [--peer IP] [--peer6 IP]\n" +
-      "        [--description TEXT] [--nosync]",
+      "        [--description TEXT] [--nosync] [--mac-mode virtual|interface]",
     summary: "add a VIP (the lowest free vhid when VHID is left out)",
     options: vipOptions,
     dryRun: true,
@@ -171,6 +175,7 @@ export const vipCommands: Command[] = [
     force: true,
     async run(ctx, args, values) {
       expectArgs("vip add", args, ["IF", "VHID"], 1);
+      if (values["mac-mode"] === "default") throw new UsageError("--mac-mode default only makes sense with 'vip set' (vip add without --mac-mode takes the node's default)");
       const { addresses, ...rest } = settings(values);
       if (!addresses) throw new UsageError("vip add needs at least one --address CIDR");
       const body: VipCreate = { interface: args[0], addresses, ...rest };
@@ -188,7 +193,8 @@ export const vipCommands: Command[] = [
     synopsis:
       "IF VHID [--address CIDR...] [--advbase N] [--advskew N]\n" +
       "        [--password P | --password-file F | --no-password] [--mode multicast|unicast]\n" +
-      "        [--peer IP|none] [--peer6 IP|none] [--description TEXT] [--nosync | --sync]",
+      "        [--peer IP|none] [--peer6 IP|none] [--description TEXT] [--nosync | --sync]\n" +
+      "        [--mac-mode virtual|interface|default]",
     summary: "change some of a VIP's settings; the rest stay as they are",
     options: setOptions,
     dryRun: true,
@@ -197,6 +203,7 @@ export const vipCommands: Command[] = [
     async run(ctx, args, values) {
       expectArgs("vip set", args, ["IF", "VHID"]);
       const body: VipPatch = settings(values);
+      if (values["mac-mode"] === "default") body.macMode = null;
       if (values["no-password"]) {
         if (body.password !== undefined) throw new UsageError("--no-password conflicts with --password");
         body.password = null;

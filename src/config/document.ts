@@ -4,7 +4,7 @@
  * bad file is refused with the field and the reason, never half-loaded.
  */
 import { canonicalCidr, canonicalIp } from '../wire/address.js';
-import { HOOK_DEFAULTS, TRACK_DEFAULTS, TRACK_KINDS, defaultTrackTimeout, type TrackConfig, PFSYNC_VERSIONS, SCHEMA_VERSION, SPLIT_BRAIN_POLICIES, SYNC_ROLES, VIP_DEFAULTS, VIP_PROTOCOLS, WEBHOOK_DEFAULTS, initialState, initialSync, type DesiredState, type EventFilter, type HookConfig, type PfsyncConfig, type PfsyncVersion, type SyncConfig, type TokenRecord, type VipConfig, type WebhookConfig } from './model.js';
+import { HOOK_DEFAULTS, TRACK_DEFAULTS, TRACK_KINDS, defaultTrackTimeout, type TrackConfig, PFSYNC_VERSIONS, SCHEMA_VERSION, SPLIT_BRAIN_POLICIES, SYNC_ROLES, VIP_DEFAULTS, VIP_MAC_MODES, VIP_PROTOCOLS, WEBHOOK_DEFAULTS, initialState, initialSync, type DesiredState, type EventFilter, type HookConfig, type PfsyncConfig, type PfsyncVersion, type SyncConfig, type TokenRecord, type VipConfig, type WebhookConfig } from './model.js';
 import { carpTimingRefused, checkState } from './validate.js';
 
 export class DocumentError extends Error {
@@ -77,8 +77,8 @@ function checked(s: DesiredState): DesiredState {
 }
 
 // protocol, vrrpPriority and vrrpInterval came later: a stored VIP without them is carp.
-const VIP_FIELDS_STORED = ['interface', 'vhid', 'addresses', 'advbaseSec', 'advskew', 'password', 'mode', 'peer', 'peer6', 'description', 'nosync', 'protocol', 'vrrpPriority', 'vrrpInterval'] as const;
-const VIP_FIELDS_EXTERNAL = ['interface', 'vhid', 'addresses', 'advbase', 'advskew', 'password', 'mode', 'peer', 'peer6', 'description', 'nosync', 'protocol', 'vrrpPriority', 'vrrpInterval'] as const;
+const VIP_FIELDS_STORED = ['interface', 'vhid', 'addresses', 'advbaseSec', 'advskew', 'password', 'mode', 'peer', 'peer6', 'description', 'nosync', 'protocol', 'vrrpPriority', 'vrrpInterval', 'macMode'] as const;
+const VIP_FIELDS_EXTERNAL = ['interface', 'vhid', 'addresses', 'advbase', 'advskew', 'password', 'mode', 'peer', 'peer6', 'description', 'nosync', 'protocol', 'vrrpPriority', 'vrrpInterval', 'macMode'] as const;
 
 export function readVip(v: unknown, p: string, external: boolean): VipConfig {
   const o = obj(v, p, external ? VIP_FIELDS_EXTERNAL : VIP_FIELDS_STORED);
@@ -95,6 +95,7 @@ export function readVip(v: unknown, p: string, external: boolean): VipConfig {
   // Defaults are filled in for vrrpv3 only; given for carp, they are kept so that validation names them.
   if (vrrpPriority !== undefined || protocol === 'vrrpv3') vrrp.vrrpPriority = vrrpPriority ?? VIP_DEFAULTS.vrrpPriority;
   if (vrrpInterval !== undefined || protocol === 'vrrpv3') vrrp.vrrpInterval = vrrpInterval ?? VIP_DEFAULTS.vrrpInterval;
+  const macMode = opt(o, 'macMode', p, oneOf(VIP_MAC_MODES));
   return {
     interface: req(o, 'interface', p, str),
     vhid: req(o, 'vhid', p, int),
@@ -109,6 +110,7 @@ export function readVip(v: unknown, p: string, external: boolean): VipConfig {
     nosync: opt(o, 'nosync', p, bool) ?? VIP_DEFAULTS.nosync,
     protocol,
     ...vrrp,
+    ...(macMode !== undefined ? { macMode } : {}),
   };
 }
 

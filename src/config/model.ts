@@ -11,6 +11,9 @@ export type VipMode = 'multicast' | 'unicast';
 export type VipProtocol = 'carp' | 'vrrpv3';
 export const VIP_PROTOCOLS: readonly VipProtocol[] = ['carp', 'vrrpv3'];
 export type Role = 'read' | 'admin';
+/** The MAC a VIP answers with: carp(4)'s virtual MAC, or the interface's own (kernel/backend.ts MacMode). */
+export type VipMacMode = 'virtual' | 'interface';
+export const VIP_MAC_MODES: readonly VipMacMode[] = ['virtual', 'interface'];
 export { PFSYNC_VERSIONS, type PfsyncVersion } from '../wire/limits.js';
 
 export interface VipConfig {
@@ -39,6 +42,8 @@ export interface VipConfig {
   vrrpPriority?: number;
   /** vrrpv3 only: RFC 5798 Max Advert Interval in centiseconds, 1..4095 (100 = 1 s). */
   vrrpInterval?: number;
+  /** The MAC the VIP answers with; absent: the node's default (carpd --mac-mode). */
+  macMode?: VipMacMode;
 }
 
 export interface CarpConfig {

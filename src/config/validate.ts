@@ -8,7 +8,7 @@
 import type { ErrorCode, FieldProblem } from '../errors.js';
 import { canonicalIp, cidrOf, isMulticast, isUnspecified } from '../wire/address.js';
 import { ADVBASE_SEC, ADVSKEW, PASSWORD_MAX_BYTES, PFSYNC_MAXUPD, VHID, VRRP_INTERVAL_CS, VRRP_PRIORITY, inRange, isPfsyncVersion, rangeText } from '../wire/limits.js';
-import { PFSYNC_VERSIONS, SPLIT_BRAIN_POLICIES, SYNC_ROLES, TRACK_DEFAULTS, TRACK_KINDS, TRACK_LIMITS, VIP_DEFAULTS, VIP_PROTOCOLS, type DesiredState, type TrackConfig, type TrackKind, type VipConfig } from './model.js';
+import { PFSYNC_VERSIONS, SPLIT_BRAIN_POLICIES, SYNC_ROLES, TRACK_DEFAULTS, TRACK_KINDS, TRACK_LIMITS, VIP_DEFAULTS, VIP_MAC_MODES, VIP_PROTOCOLS, type DesiredState, type TrackConfig, type TrackKind, type VipConfig } from './model.js';
 
 export type Problem = FieldProblem & { code: ErrorCode };
 
@@ -102,6 +102,9 @@ export function checkVip(v: VipConfig, out: Problem[]): void {
     }
   } else {
     out.push({ path: vipPath(v, 'mode'), code: 'CARPD_ERR_INVALID_VALUE', message: `mode must be multicast or unicast` });
+  }
+  if (v.macMode !== undefined && !VIP_MAC_MODES.includes(v.macMode)) {
+    out.push({ path: vipPath(v, 'macMode'), code: 'CARPD_ERR_INVALID_VALUE', message: `macMode must be virtual or interface (or absent: the node's default)` });
   }
   if (v.description.length > 255) out.push({ path: vipPath(v, 'description'), code: 'CARPD_ERR_INVALID_VALUE', message: 'the description is longer than 255 characters' });
 }

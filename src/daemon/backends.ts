@@ -4,7 +4,7 @@
  * memory.
  */
 import type { Logger } from 'pino';
-import type { BackendName, KernelBackend } from '../kernel/backend.js';
+import type { BackendName, KernelBackend, MacMode } from '../kernel/backend.js';
 import { DEFAULT_SIM_GROUP, UdpMulticastTransport, formatSimGroup, type SimGroup } from '../runtime/udp.js';
 
 export class BackendUnavailableError extends Error {}
@@ -15,6 +15,8 @@ export interface BackendContext {
   logger: Logger;
   /** The sim backend's segment and this node's name in it (--sim-group, --node-name). */
   sim?: { group?: SimGroup; node?: string };
+  /** --mac-mode: the linux and sim backends' default MAC mode (freebsd's is always virtual). */
+  macMode?: MacMode;
 }
 
 export async function createBackend(name: BackendName, ctx: BackendContext): Promise<KernelBackend> {
@@ -36,7 +38,7 @@ export async function createBackend(name: BackendName, ctx: BackendContext): Pro
       const transport = new UdpMulticastTransport(group, (e) => ctx.logger.warn({ event: 'sim.socket.error', err: e.message }, `sim socket: ${e.message}`));
       try {
         const { SimBackend } = await import('../kernel/sim.js');
-        return await SimBackend.open({ transport, node: ctx.sim?.node, logger: ctx.logger });
+        return await SimBackend.open({ transport, node: ctx.sim?.node, logger: ctx.logger, macMode: ctx.macMode });
       } catch (e) {
         throw new BackendUnavailableError(`the sim backend cannot start: ${(e as Error).message}; pick another group with --sim-group (now ${formatSimGroup(group)}) or use --backend memory`);
       }
@@ -45,7 +47,7 @@ export async function createBackend(name: BackendName, ctx: BackendContext): Pro
       if (process.platform !== 'linux') throw new BackendUnavailableError(`the linux backend runs on Linux only (this is ${process.platform}); use --backend sim`);
       try {
         const { LinuxBackend } = await import('../kernel/linux/backend.js');
-        return await LinuxBackend.open({ logger: ctx.logger, node: ctx.sim?.node });
+        return await LinuxBackend.open({ logger: ctx.logger, node: ctx.sim?.node, macMode: ctx.macMode });
       } catch (e) {
         const why = (e as Error).message;
         const hint = /EPERM|EACCES/.test(why) ? ' (raw sockets and address changes need root, or CAP_NET_RAW and CAP_NET_ADMIN)' : '';

@@ -3,7 +3,7 @@ import { isIPv4 } from 'node:net';
 import { hostname, platform } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BackendName } from '../kernel/backend.js';
+import { MAC_MODES, type BackendName, type MacMode } from '../kernel/backend.js';
 import { defaultStateDir } from '../paths.js';
 import { DEFAULT_SIM_GROUP, formatSimGroup, parseSimGroup, type SimGroup } from '../runtime/udp.js';
 
@@ -34,6 +34,8 @@ export interface DaemonOptions {
   insecureHttp?: boolean;
   /** One `http.request` log line (info) per API request. */
   accessLog: boolean;
+  /** --mac-mode: the MAC mode of VIPs that name none (linux, sim); absent = the backend's default. */
+  macMode?: MacMode;
 }
 
 export class UsageError extends Error {}
@@ -42,7 +44,7 @@ export class UsageError extends Error {}
 export const USAGE = `usage: carpd [--listen HOST:PORT] [--state-dir DIR] [--config FILE] [--backend memory|sim|linux|freebsd]
              [--sim-group ADDR:PORT] [--node-name NAME] [--sync-listen HOST:PORT] [--log-level LEVEL]
              [--tls | --tls-cert FILE --tls-key FILE | --insecure-http]
-             [--access-log on|off] [--metrics-listen HOST:PORT]
+             [--access-log on|off] [--metrics-listen HOST:PORT] [--mac-mode virtual|interface]
 
   --listen HOST:PORT   management API address (CARPD_LISTEN, default 127.0.0.1:8080)
   --state-dir DIR      desired state, revisions and admin.token (CARPD_STATE_DIR,
@@ -69,6 +71,10 @@ export const USAGE = `usage: carpd [--listen HOST:PORT] [--state-dir DIR] [--con
   --metrics-listen HOST:PORT  Prometheus metrics at http://HOST:PORT/metrics, plain HTTP without
                        a token, nothing else there (CARPD_METRICS_LISTEN; default none: GET /metrics
                        on the API with any token)
+  --mac-mode MODE      the MAC a VIP without its own macMode answers with (CARPD_MAC_MODE): virtual
+                       (00:00:5e:00:01:<vhid> on a macvlan, as carp(4)) or interface (the
+                       interface's own MAC); default interface on linux and sim; freebsd is
+                       always virtual, so interface is refused there
 `;
 
 const BACKENDS: BackendName[] = ['memory', 'sim', 'linux', 'freebsd'];
@@ -127,6 +133,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
         'insecure-http': { type: 'boolean' },
         'access-log': { type: 'string' },
         'metrics-listen': { type: 'string' },
+        'mac-mode': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -181,6 +188,12 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
         "carpctl pins its fingerprint), or --tls-cert FILE --tls-key FILE, or --insecure-http if plain HTTP on this address is really meant",
     );
   }
+  const macModeText = values['mac-mode'] ?? (env.CARPD_MAC_MODE || undefined);
+  if (macModeText !== undefined && !MAC_MODES.includes(macModeText as MacMode)) throw new UsageError(`--mac-mode "${macModeText}" is not virtual or interface`);
+  const macMode = macModeText as MacMode | undefined;
+  if (macMode === 'interface' && backend === 'freebsd') {
+    throw new UsageError('--mac-mode interface: carp(4) on FreeBSD always answers with the virtual MAC 00:00:5e:00:01:<vhid>; leave --mac-mode out (or say virtual) with --backend freebsd');
+  }
   const accessLogText = values['access-log'] ?? (env.CARPD_ACCESS_LOG || 'on');
   if (accessLogText !== 'on' && accessLogText !== 'off') throw new UsageError(`--access-log "${accessLogText}" is not on or off`);
   return {
@@ -188,6 +201,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv): DaemonOption
     ...(metricsListen ? { metricsListen } : {}),
     ...(apiTls ? { apiTls } : {}),
     ...(insecureHttp ? { insecureHttp } : {}),
+    ...(macMode ? { macMode } : {}),
     accessLog: accessLogText === 'on',
     listenHost: listen.host,
     listenPort: listen.port,

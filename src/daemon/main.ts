@@ -186,7 +186,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?:
         metricsHttp.closeAllConnections();
       });
     }
-    backend = await createBackend(opts.backend, { stateDir: opts.stateDir, logger, sim: { group: opts.simGroup, node: opts.nodeName } });
+    backend = await createBackend(opts.backend, { stateDir: opts.stateDir, logger, sim: { group: opts.simGroup, node: opts.nodeName }, macMode: opts.macMode });
     opened.push(() => backend.close());
     service = new CarpService({ store, backend, logger });
     // The administrative demotion adjustment (per node, in the state directory) held again.

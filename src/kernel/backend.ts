@@ -32,6 +32,14 @@ export type { CarpState };
 
 export type VhidProtocol = 'carp' | 'vrrpv3';
 
+/**
+ * The link-layer address a vhid's VIPs answer with: `virtual` is carp(4)'s 00:00:5e:00:01:<vhid>
+ * (VRRPv3: 00:00:5e:00:01:<vrid> for IPv4, 00:00:5e:00:02:<vrid> for IPv6, RFC 5798 §7.3);
+ * `interface` is the parent interface's own MAC, as ucarp does.
+ */
+export type MacMode = 'virtual' | 'interface';
+export const MAC_MODES: readonly MacMode[] = ['virtual', 'interface'];
+
 export interface VhidParams {
   /** CARP advertisement base, seconds. Not used by a vrrpv3 vhid. */
   advbaseSec: number;
@@ -49,6 +57,8 @@ export interface VhidParams {
   vrrpPriority?: number;
   /** vrrpv3: Max Advert Interval in centiseconds, 1..4095; default 100 (1 s). */
   vrrpIntervalCs?: number;
+  /** How the VIPs' MAC is chosen; undefined = the node's default. EOPNOTSUPP for a mode not in capabilities().macModes. */
+  macMode?: MacMode;
 }
 
 export interface LiveVhid extends VhidParams {
@@ -61,6 +71,16 @@ export interface LiveVhid extends VhidParams {
   reason: string;
   /** Canonical CIDRs bound to this vhid. */
   addresses: string[];
+  /**
+   * The MAC the vhid's VIPs answer with (ARP, neighbour advertisements, announcements): its
+   * IPv4 addresses', or all of them when one MAC serves both families. Absent where the
+   * backend does not know it (memory).
+   */
+  mac?: string;
+  /** Only for a VRRPv3 vhid whose IPv6 addresses use another MAC than `mac` (00:00:5e:00:02:<vrid>). */
+  mac6?: string;
+  /** Whether `mac` is the virtual MAC (true) or the interface's own (false); absent with `mac`. */
+  virtualMac?: boolean;
 }
 
 export interface CarpGlobals {
@@ -93,6 +113,8 @@ export interface Capabilities {
   pfsyncVersions: number[];
   forceState: boolean;
   vrrpv3: boolean;
+  /** The MAC modes a vhid may ask for (VhidParams.macMode); absent: none may be asked for. */
+  macModes?: MacMode[];
 }
 
 export interface StateChange {
@@ -350,7 +372,7 @@ export const VRRP_DEFAULTS = { priority: VRRP_DEFAULT_PRIORITY, intervalCs: VRRP
  * protocol change in place, EOPNOTSUPP for vrrpv3 without the capability. Returns the
  * parameters to store: for vrrpv3 with the VRRP defaults filled in, for carp without VRRP fields.
  */
-export function checkedVhidParams(op: string, iface: string, vhid: number, p: VhidParams, ctx: { vrrpv3: boolean; existing?: VhidProtocol }): VhidParams {
+export function checkedVhidParams(op: string, iface: string, vhid: number, p: VhidParams, ctx: { vrrpv3: boolean; existing?: VhidProtocol; macModes?: readonly MacMode[] }): VhidParams {
   const carpFault = carpParamsFault(vhid, p);
   if (carpFault) throw KernelError.of('EINVAL', op, iface, carpFault);
   const protocol = p.protocol ?? 'carp';
@@ -358,7 +380,11 @@ export function checkedVhidParams(op: string, iface: string, vhid: number, p: Vh
   if (ctx.existing !== undefined && ctx.existing !== protocol) {
     throw KernelError.of('EINVAL', op, iface, `vhid ${vhid} is a ${ctx.existing} vhid; its protocol cannot be changed in place (remove the vhid and create it as ${protocol})`);
   }
-  const base: VhidParams = { advbaseSec: p.advbaseSec, advskew: p.advskew, key: p.key, peer: p.peer, peer6: p.peer6 };
+  if (p.macMode !== undefined) {
+    if (!MAC_MODES.includes(p.macMode)) throw KernelError.of('EINVAL', op, iface, `unknown MAC mode ${String(p.macMode)}`);
+    if (!ctx.macModes?.includes(p.macMode)) throw KernelError.of('EOPNOTSUPP', op, iface, `MAC mode ${p.macMode} is not supported by this backend`);
+  }
+  const base: VhidParams = { advbaseSec: p.advbaseSec, advskew: p.advskew, key: p.key, peer: p.peer, peer6: p.peer6, ...(p.macMode !== undefined ? { macMode: p.macMode } : {}) };
   if (protocol === 'carp') return base;
   if (!ctx.vrrpv3) throw KernelError.of('EOPNOTSUPP', op, iface, 'VRRPv3 is not supported by this backend');
   const vrrpPriority = p.vrrpPriority ?? VRRP_DEFAULTS.priority;

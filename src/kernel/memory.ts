@@ -83,7 +83,7 @@ export class MemoryBackend implements KernelBackend {
   }
 
   capabilities(): Capabilities {
-    return { unicast: true, ipv6: true, pfsync: true, pfsyncVersions: [1301, 1400, 1500], forceState: true, vrrpv3: true };
+    return { unicast: true, ipv6: true, pfsync: true, pfsyncVersions: [1301, 1400, 1500], forceState: true, vrrpv3: true, macModes: ['virtual', 'interface'] };
   }
 
   async close(): Promise<void> {
@@ -119,7 +119,7 @@ export class MemoryBackend implements KernelBackend {
     this.requireInterface(op, iface);
     const key = `${iface}/${vhid}`;
     const existing = this.vhids.get(key);
-    const params = checkedVhidParams(op, iface, vhid, p, { vrrpv3: this.capabilities().vrrpv3, existing: existing && (existing.protocol ?? 'carp') });
+    const params = checkedVhidParams(op, iface, vhid, p, { vrrpv3: this.capabilities().vrrpv3, macModes: this.capabilities().macModes, existing: existing && (existing.protocol ?? 'carp') });
     if (existing) {
       const timingChanged = existing.advbaseSec !== params.advbaseSec || existing.advskew !== params.advskew || existing.vrrpPriority !== params.vrrpPriority || existing.vrrpIntervalCs !== params.vrrpIntervalCs;
       Object.assign(existing, params);

@@ -45,7 +45,7 @@ function sameParams(a: VhidParams, b: VhidParams): boolean {
   if (protocolOf(a) !== protocolOf(b)) return false;
   // The VRRP fields of a carp vhid mean nothing (a kernel may still report them).
   if (protocolOf(a) === 'vrrpv3' && (a.vrrpPriority !== b.vrrpPriority || a.vrrpIntervalCs !== b.vrrpIntervalCs)) return false;
-  return a.advbaseSec === b.advbaseSec && a.advskew === b.advskew && a.key === b.key && a.peer === b.peer && a.peer6 === b.peer6;
+  return a.advbaseSec === b.advbaseSec && a.advskew === b.advskew && a.key === b.key && a.peer === b.peer && a.peer6 === b.peer6 && a.macMode === b.macMode;
 }
 
 function samePfsync(a: PfsyncSettings, b: PfsyncSettings): boolean {

@@ -14,7 +14,9 @@ import type { Logger } from 'pino';
 import { vhidKey, type VipEvent } from '../runtime/driver.js';
 import { SIM_MAX_IFNAME, SIM_MAX_NODE_NAME } from '../runtime/frame.js';
 import type { PacketTransport } from '../runtime/transport.js';
-import type { Capabilities, KernelStats } from './backend.js';
+import { createHash } from 'node:crypto';
+import type { Capabilities, KernelStats, LiveVhid, MacMode } from './backend.js';
+import { carpVirtualMac, formatMac, vrrpVirtualMac } from '../wire/mac.js';
 import type { Clock } from '../clock.js';
 import { KernelError } from './errno.js';
 import { UserspaceBackend, type UserspaceVhid } from './userspace.js';
@@ -30,11 +32,14 @@ export interface SimBackendOptions {
   /** 64-bit random values for counter seeds and the instance id; default crypto. */
   random?: () => bigint;
   logger?: Logger;
+  /** The MAC mode of a vhid whose parameters name none (default `interface`), modelled as the linux backend does it. */
+  macMode?: MacMode;
 }
 
 export class SimBackend extends UserspaceBackend {
   private readonly interfaces?: Set<string>;
   private readonly installed = new Map<string, string[]>();
+  private readonly defaultMacMode: MacMode;
 
   constructor(opts: SimBackendOptions) {
     const interfaces = opts.interfaces ? new Set(opts.interfaces) : undefined;
@@ -50,6 +55,7 @@ export class SimBackend extends UserspaceBackend {
       pfsyncInterfaces: interfaces,
     });
     this.interfaces = interfaces;
+    this.defaultMacMode = opts.macMode ?? 'interface';
   }
 
   /** A backend attached to its segment. */
@@ -60,7 +66,24 @@ export class SimBackend extends UserspaceBackend {
   }
 
   capabilities(): Capabilities {
-    return { unicast: true, ipv6: true, pfsync: true, pfsyncVersions: [1301, 1400, 1500], forceState: true, vrrpv3: true };
+    return { unicast: true, ipv6: true, pfsync: true, pfsyncVersions: [1301, 1400, 1500], forceState: true, vrrpv3: true, macModes: ['virtual', 'interface'] };
+  }
+
+  /**
+   * The model of the linux backend's MACs: the virtual MAC (VRRPv3: per family), or the
+   * interface's own, a locally administered MAC derived from the node and interface names.
+   */
+  protected override macsOf(r: UserspaceVhid): Pick<LiveVhid, 'mac' | 'mac6' | 'virtualMac'> {
+    if ((r.params.macMode ?? this.defaultMacMode) === 'interface') {
+      const h = createHash('sha256').update(`${this.node}/${r.iface}`).digest();
+      h[0] = (h[0] & 0xfc) | 0x02;
+      return { mac: formatMac(h.subarray(0, 6)), virtualMac: false };
+    }
+    if (r.params.protocol !== 'vrrpv3') return { mac: formatMac(carpVirtualMac(r.vhid)), virtualMac: true };
+    const v4 = r.addresses.some((a) => !a.includes(':')) || r.addresses.length === 0;
+    const v6 = r.addresses.some((a) => a.includes(':'));
+    const mac = formatMac(vrrpVirtualMac(r.vhid, v4 ? 4 : 6));
+    return { mac, ...(v4 && v6 ? { mac6: formatMac(vrrpVirtualMac(r.vhid, 6)) } : {}), virtualMac: true };
   }
 
   protected requireInterface(op: string, iface: string): void {

@@ -180,14 +180,21 @@ export abstract class UserspaceBackend implements KernelBackend {
       since: wallDate(this.clock, live.sinceMs),
       reason: live.cause === 'created' ? 'vhid created; waiting for an address' : live.reason,
       addresses: [...r.addresses],
+      ...(r.params.macMode !== undefined ? { macMode: r.params.macMode } : {}),
+      ...this.macsOf(r),
     };
+  }
+
+  /** The MACs the vhid's VIPs answer with (LiveVhid.mac, mac6, virtualMac); undefined when unknown. */
+  protected macsOf(_r: UserspaceVhid): Pick<LiveVhid, 'mac' | 'mac6' | 'virtualMac'> | undefined {
+    return undefined;
   }
 
   async setVhid(iface: string, vhid: number, p: VhidParams): Promise<void> {
     const op = `set vhid ${vhid}`;
     this.requireInterface(op, iface);
     const existing = this.records.get(vhidKey(iface, vhid));
-    const params = checkedVhidParams(op, iface, vhid, p, { vrrpv3: this.capabilities().vrrpv3, existing: existing && (existing.params.protocol ?? 'carp') });
+    const params = checkedVhidParams(op, iface, vhid, p, { vrrpv3: this.capabilities().vrrpv3, macModes: this.capabilities().macModes, existing: existing && (existing.params.protocol ?? 'carp') });
     const key = vhidKey(iface, vhid);
     const r = this.records.get(key) ?? { iface, vhid, params, addresses: [] };
     r.params = params;

@@ -423,7 +423,7 @@ export class CarpRuntime {
     const destination = family === 4 ? inst.cfg.peer : inst.cfg.peer6;
     let p: Promise<void>;
     try {
-      p = this.link.send({ iface, family, payload, destination, pseudoHeaderChecksumAt });
+      p = this.link.send({ iface, vhid, family, payload, destination, pseudoHeaderChecksumAt });
     } catch (e) {
       p = Promise.reject(e as Error);
     }

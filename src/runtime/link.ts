@@ -37,6 +37,8 @@ export interface IncomingAdvert {
 
 export interface OutgoingAdvert {
   iface: string;
+  /** The vhid (VRID) sending it. */
+  vhid?: number;
   family: 4 | 6;
   payload: Buffer;
   /** A unicast peer (carp(4) peer / peer6); absent = the group (224.0.0.18 / ff02::12). */

@@ -23,6 +23,7 @@ export async function readSnapshot(backend: KernelBackend): Promise<Snapshot> {
 function paramsOf(v: LiveVhid): VhidParams {
   const p: VhidParams = { advbaseSec: v.advbaseSec, advskew: v.advskew, key: v.key, peer: v.peer, peer6: v.peer6 };
   if (v.protocol === 'vrrpv3') Object.assign(p, { protocol: 'vrrpv3', vrrpPriority: v.vrrpPriority, vrrpIntervalCs: v.vrrpIntervalCs });
+  if (v.macMode !== undefined) p.macMode = v.macMode;
   return p;
 }
 
@@ -40,6 +41,10 @@ export function checkCapabilities(backend: KernelBackend, vips: readonly VipConf
     }
     if (v.protocol === 'vrrpv3' && !caps.vrrpv3) {
       throw new CarpdError('CARPD_ERR_UNSUPPORTED', `${v.interface} vhid ${v.vhid}: the ${backend.name} backend cannot run VRRPv3 vhids; use protocol carp`, { errors: [{ path: `/vips/${v.interface}/${v.vhid}/protocol`, message: 'vrrpv3 is not supported here' }] });
+    }
+    if (v.macMode !== undefined && !caps.macModes?.includes(v.macMode)) {
+      const can = caps.macModes?.length ? `it answers with ${caps.macModes.join(' or ')} MACs only${backend.name === 'freebsd' ? ' (carp(4) always uses the virtual MAC 00:00:5e:00:01:<vhid>)' : ''}` : 'it has no MAC modes';
+      throw new CarpdError('CARPD_ERR_UNSUPPORTED', `${v.interface} vhid ${v.vhid}: the ${backend.name} backend cannot give a VIP macMode ${v.macMode}: ${can}; remove macMode (null) to use the node's default`, { errors: [{ path: `/vips/${v.interface}/${v.vhid}/macMode`, message: `macMode ${v.macMode} is not supported here` }] });
     }
     if (!caps.ipv6 && v.addresses.some((a) => a.includes(':'))) {
       throw new CarpdError('CARPD_ERR_UNSUPPORTED', `${v.interface} vhid ${v.vhid}: the ${backend.name} backend has no IPv6 support`);

@@ -1,7 +1,7 @@
 /** The differences between two desired states in words, for dry runs. Secrets are named, never shown. */
 import { sortVips, type DesiredState, type VipConfig } from '../config/model.js';
 
-const FIELDS: (keyof VipConfig)[] = ['addresses', 'protocol', 'advbaseSec', 'advskew', 'vrrpPriority', 'vrrpInterval', 'mode', 'peer', 'peer6', 'description', 'nosync'];
+const FIELDS: (keyof VipConfig)[] = ['addresses', 'protocol', 'advbaseSec', 'advskew', 'vrrpPriority', 'vrrpInterval', 'mode', 'peer', 'peer6', 'description', 'nosync', 'macMode'];
 const show = (v: unknown) => (v === undefined ? '(none)' : Array.isArray(v) ? v.join(', ') : String(v));
 
 export function describeChanges(from: DesiredState, to: DesiredState): string[] {

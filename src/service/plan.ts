@@ -25,6 +25,7 @@ export function vhidTarget(v: VipConfig): SnapshotVhid {
       ...(v.protocol === 'vrrpv3'
         ? { protocol: 'vrrpv3' as const, vrrpPriority: v.vrrpPriority ?? VIP_DEFAULTS.vrrpPriority, vrrpIntervalCs: v.vrrpInterval ?? VIP_DEFAULTS.vrrpInterval }
         : {}),
+      ...(v.macMode !== undefined ? { macMode: v.macMode } : {}),
     },
     addresses: [...v.addresses],
   };

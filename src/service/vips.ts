@@ -1,7 +1,7 @@
 /** Edits of the VIP list on a draft desired state (pure; the service validates the result). */
 import { CarpdError, fromProblems } from '../errors.js';
 import { canonicalIp, cidrOf, formatCidr } from '../wire/address.js';
-import { VIP_DEFAULTS, findVip, type DesiredState, type VipConfig, type VipMode, type VipProtocol } from '../config/model.js';
+import { VIP_DEFAULTS, findVip, type DesiredState, type VipConfig, type VipMacMode, type VipMode, type VipProtocol } from '../config/model.js';
 import { carpTimingRefused, checkVip, type Problem } from '../config/validate.js';
 
 /** A VIP as the API takes it. `null` removes an optional field (PATCH) or the password (PUT). */
@@ -18,6 +18,8 @@ export interface VipInput {
   protocol?: VipProtocol;
   vrrpPriority?: number;
   vrrpInterval?: number;
+  /** `null` (PUT, PATCH) or absent (POST, PUT): the node's default. */
+  macMode?: VipMacMode | null;
 }
 
 // Canonical forms make "2001:DB8::1" and "2001:db8::1" the same address; text that does not
@@ -79,6 +81,7 @@ export function assembleVip(iface: string, vhid: number, input: VipInput, keepPa
   if (password !== undefined) v.password = password;
   if (input.peer != null) v.peer = ip(input.peer);
   if (input.peer6 != null) v.peer6 = ip(input.peer6);
+  if (input.macMode != null) v.macMode = input.macMode;
   return v;
 }
 
@@ -134,6 +137,8 @@ export function patchVip(draft: DesiredState, iface: string, vhid: number, patch
   } else {
     setVrrp(v, patch.vrrpPriority ?? v.vrrpPriority, patch.vrrpInterval ?? v.vrrpInterval);
   }
+  if (patch.macMode === null) delete v.macMode;
+  else if (patch.macMode !== undefined) v.macMode = patch.macMode;
   for (const f of ['password', 'peer', 'peer6'] as const) {
     const value = patch[f];
     if (value === null) delete v[f];

@@ -200,6 +200,7 @@ const vipSchema = {
     protocol: { type: 'string', enum: [...VIP_PROTOCOLS] },
     vrrpPriority: { type: 'integer' },
     vrrpInterval: { type: 'integer' },
+    macMode: { type: 'string', enum: ['virtual', 'interface'] },
   },
 };
 

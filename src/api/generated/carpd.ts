@@ -1188,6 +1188,8 @@ export interface components {
             nosync: boolean;
             /** @description Whether a password is set (the password itself is never returned). */
             hasPassword: boolean;
+            /** @description The MAC the VIP answers with; absent = this node's default (carpd `--mac-mode`). `GET /v1/status` shows the MAC in use. */
+            macMode?: components["schemas"]["MacMode"];
             live?: components["schemas"]["VhidLive"];
         } & (components["schemas"]["CarpTiming"] | components["schemas"]["VrrpTiming"]);
         /** @description Live CARP state read from the backend. */
@@ -1213,6 +1215,8 @@ export interface components {
             peer6?: components["schemas"]["IpAddress"];
             description?: components["schemas"]["Description"];
             nosync?: boolean;
+            /** @description Absent = this node's default (carpd `--mac-mode`); a mode the backend cannot do is refused with 422 `CARPD_ERR_UNSUPPORTED`. */
+            macMode?: components["schemas"]["MacMode"];
             protocol?: components["schemas"]["Protocol"];
             vrrpPriority?: components["schemas"]["VrrpPriority"];
             vrrpInterval?: components["schemas"]["VrrpInterval"];
@@ -1230,6 +1234,8 @@ export interface components {
             protocol?: components["schemas"]["Protocol"];
             vrrpPriority?: components["schemas"]["VrrpPriority"];
             vrrpInterval?: components["schemas"]["VrrpInterval"];
+            /** @description Absent or `null` = this node's default (carpd `--mac-mode`); a mode the backend cannot do is refused with 422 `CARPD_ERR_UNSUPPORTED`. */
+            macMode?: components["schemas"]["MacMode"] | null;
         };
         VipPatch: {
             addresses?: components["schemas"]["Cidr"][];
@@ -1245,6 +1251,8 @@ export interface components {
             protocol?: components["schemas"]["Protocol"];
             vrrpPriority?: components["schemas"]["VrrpPriority"];
             vrrpInterval?: components["schemas"]["VrrpInterval"];
+            /** @description `null` = this node's default (carpd `--mac-mode`). */
+            macMode?: components["schemas"]["MacMode"] | null;
         };
         ForceState: {
             /** @enum {string} */
@@ -1325,6 +1333,18 @@ export interface components {
             since: string;
             reason: string;
             addresses?: string[];
+            /**
+             * @description The MAC the vhid's VIPs answer with (ARP replies, neighbour advertisements, the announcements at takeover): the virtual MAC `00:00:5e:00:01:<vhid>` (FreeBSD; the linux and sim backends with MAC mode `virtual`; VRRPv3 IPv6 only: `00:00:5e:00:02:<vrid>`) or the interface's own MAC (MAC mode `interface`). Shown whether or not this node is MASTER now; absent where the backend does not know it (memory).
+             * @example 00:00:5e:00:01:01
+             */
+            mac?: string;
+            /**
+             * @description Only for a VRRPv3 vhid with IPv4 and IPv6 addresses in MAC mode `virtual`, which has one virtual router per family (RFC 5798 §7.3); the MAC of its IPv6 addresses, `00:00:5e:00:02:<vrid>`, while `mac` is the IPv4 one.
+             * @example 00:00:5e:00:02:01
+             */
+            mac6?: string;
+            /** @description Whether `mac` is the virtual MAC (true) or the interface's own (false); present with `mac`. */
+            virtualMac?: boolean;
         } & (components["schemas"]["CarpVhidTiming"] | components["schemas"]["VrrpTiming"]);
         Capabilities: {
             unicast: boolean;
@@ -1333,6 +1353,8 @@ export interface components {
             pfsyncVersions: number[];
             forceState: boolean;
             vrrpv3: boolean;
+            /** @description The MAC modes a VIP may ask for with `macMode` (freebsd `[virtual]`, carp(4)'s own; linux and sim both). */
+            macModes?: components["schemas"]["MacMode"][];
         };
         Status: {
             /** @description The last time carpd made the backend match the desired state (at start, on SIGHUP). */
@@ -1527,6 +1549,8 @@ export interface components {
             peer6?: components["schemas"]["IpAddress"] | null;
             description?: components["schemas"]["Description"];
             nosync?: boolean;
+            /** @description Absent or `null` = this node's default (carpd `--mac-mode`). */
+            macMode?: components["schemas"]["MacMode"] | null;
         };
         Revision: {
             revision: number;
@@ -2319,6 +2343,11 @@ export interface components {
         AdminDemotion: {
             value: number;
         };
+        /**
+         * @description The MAC a VIP answers with. `virtual`: the virtual MAC `00:00:5e:00:01:<vhid>` (VRRPv3: `00:00:5e:00:01:<vrid>` for IPv4, `00:00:5e:00:02:<vrid>` for IPv6), carp(4)'s behaviour; on Linux a macvlan on the interface while MASTER. `interface`: the interface's own MAC, as ucarp does.
+         * @enum {string}
+         */
+        MacMode: "virtual" | "interface";
     };
     responses: {
         /** @description Any other error (RFC 9457); `code` is one of `ErrorCode`. */

@@ -33,6 +33,7 @@ import type {
 } from '../backend.js';
 import { checkedDemotion } from '../backend.js';
 import { KernelError } from '../errno.js';
+import { carpVirtualMac, formatMac } from '../../wire/mac.js';
 import { AddressBinder, AddressControl } from './addresses.js';
 import { FreebsdBatch } from './batch.js';
 import { CarpChannel } from './carp.js';
@@ -142,6 +143,8 @@ export class FreebsdBackend implements KernelBackend {
       forceState: true,
       // carp(4) of FreeBSD 15 has a VRRP mode, but carpd does not drive it yet: setVhid refuses it.
       vrrpv3: false,
+      // carp(4)'s own behaviour, the only one it has.
+      macModes: ['virtual'],
     };
   }
 
@@ -202,16 +205,35 @@ export class FreebsdBackend implements KernelBackend {
 
   // ---- the contract (kernel/backend.ts) -------------------------------------------------------
 
-  listVhids(): Promise<LiveVhid[]> {
-    return this.locked(() => this.readAll(undefined, FIRST_SEEN));
+  /**
+   * carp(4) always answers with the virtual MAC 00:00:5e:00:01:<vhid>: every vhid shows it, and
+   * a vhid set with macMode `virtual` (which changes nothing in the kernel) reports it back, as
+   * the planner compares it (remembered in memory: after a restart the next reconcile sets it again).
+   */
+  async listVhids(): Promise<LiveVhid[]> {
+    const all = await this.locked(() => this.readAll(undefined, FIRST_SEEN));
+    return all.map((v) => ({
+      ...v,
+      ...(this.virtualAsked.has(`${v.interface}/${v.vhid}`) ? { macMode: 'virtual' as const } : {}),
+      mac: formatMac(carpVirtualMac(v.vhid)),
+      virtualMac: true,
+    }));
   }
 
   setVhid(iface: string, vhid: number, p: VhidParams): Promise<void> {
-    return this.locked(() => this.vhids.set(iface, vhid, p));
+    return this.locked(() => this.vhids.set(iface, vhid, p)).then(() => this.noteMacMode(iface, vhid, p));
   }
 
   removeVhid(iface: string, vhid: number): Promise<void> {
-    return this.locked(() => this.vhids.remove(iface, vhid));
+    return this.locked(() => this.vhids.remove(iface, vhid)).then(() => void this.virtualAsked.delete(`${iface}/${vhid}`));
+  }
+
+  /** The vhids set with macMode `virtual` (listVhids). */
+  private readonly virtualAsked = new Set<string>();
+
+  private noteMacMode(iface: string, vhid: number, p: VhidParams): void {
+    if (p.macMode === 'virtual') this.virtualAsked.add(`${iface}/${vhid}`);
+    else this.virtualAsked.delete(`${iface}/${vhid}`);
   }
 
   forceState(iface: string, vhid: number, state: 'BACKUP' | 'MASTER'): Promise<void> {
@@ -295,7 +317,12 @@ export class FreebsdBackend implements KernelBackend {
     if (steps.length === 0) return Promise.resolve();
     return this.locked(() =>
       new FreebsdBatch({ carp: this.carp, binder: this.binder, ledger: this.k.ledger, tracker: this.tracker, settings: this.settings, logger: this.logger }, steps).run(),
-    );
+    ).then(() => {
+      for (const s of steps) {
+        if (s.op === 'vhid.set') this.noteMacMode(s.interface, s.vhid, s.params);
+        else if (s.op === 'vhid.remove') this.virtualAsked.delete(`${s.interface}/${s.vhid}`);
+      }
+    });
   }
 
   onStateChange(listener: (c: StateChange) => void): () => void {

@@ -56,6 +56,9 @@ export function checkVhidSet(operation: string, iface: string, vhid: number, p: 
   if (p.protocol === 'vrrpv3') {
     throw KernelError.of('EOPNOTSUPP', operation, iface, `carpd does not drive the VRRP mode of carp(4) yet (FreeBSD ${major}); use protocol carp`);
   }
+  if (p.macMode !== undefined && p.macMode !== 'virtual') {
+    throw KernelError.of('EOPNOTSUPP', operation, iface, 'carp(4) always answers with the virtual MAC 00:00:5e:00:01:<vhid>; macMode interface is not possible');
+  }
 }
 
 /** Unicast peers exist only in the netlink SET (§3.5): refused on the ioctl transport. */

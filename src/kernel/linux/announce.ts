@@ -24,6 +24,8 @@ import {
   AF_INET6,
   AF_PACKET,
   ETH_P_ARP,
+  ETH_P_IP,
+  ETH_P_IPV6,
   ICMP6_FILTER,
   IPPROTO_ICMPV6,
   IPPROTO_IPV6,
@@ -63,6 +65,17 @@ export class Announcer {
     const index = this.libc.ifNameToIndex(iface);
     this.arpFd ??= this.libc.socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, `${op}: packet socket`, iface);
     this.libc.sendto(this.arpFd, arp, 0, sockaddrLl(ETH_P_ARP, index, requireMac(BROADCAST_MAC, 'broadcast')), op, iface);
+  }
+
+  /**
+   * An IP datagram (header included) in an Ethernet frame to `dstMac` on the interface of index
+   * `ifindex`, through the same packet socket: the kernel writes the Ethernet header with the
+   * interface's own MAC as source (a macvlan's: the virtual MAC).
+   */
+  ipFrame(ifindex: number, iface: string, family: 4 | 6, dstMac: Buffer, packet: Buffer, op: string): void {
+    if (this.closed) throw new Error('Announcer is closed');
+    this.arpFd ??= this.libc.socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, `${op}: packet socket`, iface);
+    this.libc.sendto(this.arpFd, packet, 0, sockaddrLl(family === 4 ? ETH_P_IP : ETH_P_IPV6, ifindex, dstMac), op, iface);
   }
 
   /** An unsolicited neighbour advertisement for `ipv6` owned by `mac`, to ff02::1 on `iface`. */

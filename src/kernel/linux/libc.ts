@@ -110,6 +110,8 @@ export const POLLHUP = 0x10;
 export const POLLNVAL = 0x20;
 
 export const ETH_P_ARP = 0x0806;
+export const ETH_P_IP = 0x0800;
+export const ETH_P_IPV6 = 0x86dd;
 
 export const SOCKADDR_IN_LEN = 16;
 export const SOCKADDR_IN6_LEN = 28;

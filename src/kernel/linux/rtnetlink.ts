@@ -78,6 +78,7 @@ import type { Poller } from './poller.js';
 export const RTM_NEWLINK = 16;
 export const RTM_DELLINK = 17;
 export const RTM_GETLINK = 18;
+export const RTM_SETLINK = 19;
 export const RTM_NEWADDR = 20;
 export const RTM_DELADDR = 21;
 export const RTM_GETADDR = 22;
@@ -89,6 +90,23 @@ export const RTMGRP_LINK = 0x1;
 export const IFLA_ADDRESS = 1;
 export const IFLA_IFNAME = 3;
 export const IFLA_MTU = 4;
+export const IFLA_LINK = 5;
+export const IFLA_LINKINFO = 18;
+export const IFLA_AF_SPEC = 26;
+export const IFLA_INFO_KIND = 1;
+export const IFLA_INFO_DATA = 2;
+export const IFLA_MACVLAN_MODE = 1;
+/** enum macvlan_mode (if_link.h). */
+export const MACVLAN_MODE_PRIVATE = 1;
+export const MACVLAN_MODE_BRIDGE = 4;
+/** IFLA_AF_SPEC / AF_INET: the devconf array (read: one attribute of u32s; write: nested, type = index). */
+export const IFLA_INET_CONF = 1;
+/** IFLA_AF_SPEC / AF_INET6. */
+export const IFLA_INET6_ADDR_GEN_MODE = 8;
+export const IN6_ADDR_GEN_MODE_NONE = 1;
+/** enum IPV4_DEVCONF_* (ip.h), 1-based: /proc/sys/net/ipv4/conf/<dev>/<name>. */
+export const IPV4_DEVCONF = { rp_filter: 8, arp_announce: 18, arp_ignore: 19 } as const;
+export type Ipv4DevconfName = keyof typeof IPV4_DEVCONF;
 export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;
 export const IFA_LABEL = 3;
@@ -114,6 +132,16 @@ export interface LinkInfo {
   /** IFF_UP and IFF_RUNNING (administratively up and operationally up: carrier present). */
   up: boolean;
   mtu: number;
+}
+
+/** A link with what a link listing adds to LinkInfo: its kind (IFLA_INFO_KIND), its parent (IFLA_LINK) and IPv4 devconf. */
+export interface LinkDetails extends LinkInfo {
+  /** 'macvlan', 'veth', 'bridge', ...; undefined for a physical device. */
+  kind?: string;
+  /** IFLA_LINK: the lower device's index (macvlan, vlan) or a veth's peer. */
+  parent?: number;
+  /** The IPv4 devconf values by name, when the kernel reports them. */
+  ipv4?: Partial<Record<Ipv4DevconfName, number>>;
 }
 
 export interface InterfaceAddress {
@@ -185,6 +213,49 @@ export function decodeLink(m: NlMessage): LinkInfo {
   };
 }
 
+/** RTM_NEWLINK payload with its kind, parent and IPv4 devconf (LinkDetails). */
+export function decodeLinkDetails(m: NlMessage): LinkDetails {
+  const base = decodeLink(m);
+  const attrs = parseAttrs(m.payload, IFINFOMSG_LEN);
+  const out: LinkDetails = { ...base };
+  const link = attr(attrs, IFLA_LINK);
+  if (link && link.length >= 4) out.parent = link.readUInt32LE(0);
+  // Nested attributes a kernel may lay out otherwise are read if they parse, and left out if not.
+  const nested = (b: Buffer | undefined, type: number): Buffer | undefined => {
+    if (!b) return undefined;
+    try {
+      return attr(parseAttrs(b, 0), type);
+    } catch {
+      return undefined;
+    }
+  };
+  const kind = cstring(nested(attr(attrs, IFLA_LINKINFO), IFLA_INFO_KIND));
+  if (kind) out.kind = kind;
+  const conf = nested(nested(attr(attrs, IFLA_AF_SPEC), AF_INET), IFLA_INET_CONF);
+  if (conf) {
+    out.ipv4 = {};
+    for (const [name, i] of Object.entries(IPV4_DEVCONF) as [Ipv4DevconfName, number][]) if (conf.length >= i * 4) out.ipv4[name] = conf.readUInt32LE((i - 1) * 4);
+  }
+  return out;
+}
+
+/** Options of Rtnetlink.createMacvlan. */
+export interface MacvlanOptions {
+  name: string;
+  /** The parent (lower) interface. */
+  parent: string;
+  mac: string;
+  mode: 'bridge' | 'private';
+}
+
+/** What Rtnetlink.configureLink sets, in this order: IPv6 address generation, IPv4 devconf, then up. */
+export interface LinkSettings {
+  /** IFLA_INET6_ADDR_GEN_MODE (IN6_ADDR_GEN_MODE_NONE: no link-local address of its own). */
+  addrGenMode?: number;
+  ipv4?: Partial<Record<Ipv4DevconfName, number>>;
+  up?: boolean;
+}
+
 interface DecodedAddress {
   index: number;
   family: 4 | 6;
@@ -244,6 +315,95 @@ export class Rtnetlink {
     }
     if (!found) throw KernelError.of('ENXIO', op, name, 'no RTM_NEWLINK in the reply');
     return found;
+  }
+
+  /** LinkDetails of one interface (ENXIO when absent). */
+  linkDetails(name: string): LinkDetails {
+    const op = `read interface ${name}`;
+    if (name.length === 0 || Buffer.byteLength(name) >= 16 || name.includes('\0')) throw KernelError.of('ENXIO', op, name, 'not a valid interface name');
+    const msg = message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK, this.nextSeq(), [ifinfomsg(0), nlattr(IFLA_IFNAME, cstr(name, 16, 'interface name'))]);
+    let found: LinkDetails | undefined;
+    try {
+      this.request(msg, op, name, (m) => {
+        if (m.type === RTM_NEWLINK) found = decodeLinkDetails(m);
+      });
+    } catch (e) {
+      if (e instanceof KernelError && e.errnoName === 'ENODEV') throw KernelError.of('ENXIO', op, name);
+      throw e;
+    }
+    if (!found) throw KernelError.of('ENXIO', op, name, 'no RTM_NEWLINK in the reply');
+    return found;
+  }
+
+  /** Every link with its kind, parent and IPv4 devconf. */
+  listLinkDetails(): LinkDetails[] {
+    return this.dump(RTM_GETLINK, ifinfomsg(0), 'list interfaces', undefined, (m) => (m.type === RTM_NEWLINK ? decodeLinkDetails(m) : undefined));
+  }
+
+  /**
+   * RTM_NEWLINK with NLM_F_CREATE|NLM_F_EXCL: a macvlan on `parent` with this name and MAC, left
+   * down (configureLink sets it up). EEXIST when the name is taken; ENXIO when the parent is
+   * missing; EOPNOTSUPP (or ENOENT, no module) when the kernel has no macvlan. Returns its index.
+   */
+  createMacvlan(o: MacvlanOptions): number {
+    const op = `create macvlan ${o.name}`;
+    const parent = this.libc.ifNameToIndex(o.parent);
+    const mac = Buffer.from(o.mac.split(':').map((h) => parseInt(h, 16)));
+    if (mac.length !== 6 || mac.some((x) => Number.isNaN(x))) throw KernelError.of('EINVAL', op, o.parent, `"${o.mac}" is not a MAC address`);
+    const data = nlattr(IFLA_INFO_DATA, nlattr(IFLA_MACVLAN_MODE, u32(o.mode === 'bridge' ? MACVLAN_MODE_BRIDGE : MACVLAN_MODE_PRIVATE)));
+    const linkinfo = nlattr(IFLA_LINKINFO, Buffer.concat([nlattr(IFLA_INFO_KIND, cstr('macvlan', 16, 'kind')), data]));
+    const msg = message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, this.nextSeq(), [
+      ifinfomsg(0),
+      nlattr(IFLA_IFNAME, cstr(o.name, 16, 'interface name')),
+      nlattr(IFLA_ADDRESS, mac),
+      nlattr(IFLA_LINK, u32(parent)),
+      linkinfo,
+    ]);
+    try {
+      this.request(msg, op, o.parent);
+    } catch (e) {
+      if (e instanceof KernelError && e.errnoName === 'ENODEV') throw KernelError.of('ENXIO', op, o.parent);
+      throw e;
+    }
+    return this.libc.ifNameToIndex(o.name);
+  }
+
+  /**
+   * RTM_SETLINK: IPv6 address generation, then IPv4 devconf values, then IFF_UP, each its own
+   * request (the kernel brings a link up before it reads IFLA_AF_SPEC of the same message, and a
+   * link-local address would be made by then).
+   */
+  configureLink(name: string, s: LinkSettings): void {
+    const op = `configure ${name}`;
+    const index = this.libc.ifNameToIndex(name);
+    if (s.addrGenMode !== undefined) {
+      const spec = nlattr(IFLA_AF_SPEC, nlattr(AF_INET6, nlattr(IFLA_INET6_ADDR_GEN_MODE, u8(s.addrGenMode))));
+      this.request(message(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, this.nextSeq(), [ifinfomsg(index), spec]), `${op}: address generation`, name);
+    }
+    const conf = Object.entries(s.ipv4 ?? {}) as [Ipv4DevconfName, number][];
+    if (conf.length > 0) {
+      const values = Buffer.concat(conf.map(([k, v]) => nlattr(IPV4_DEVCONF[k], u32(v))));
+      const spec = nlattr(IFLA_AF_SPEC, nlattr(AF_INET, nlattr(IFLA_INET_CONF, values)));
+      this.request(message(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, this.nextSeq(), [ifinfomsg(index), spec]), `${op}: ${conf.map(([k, v]) => `${k}=${v}`).join(', ')}`, name);
+    }
+    if (s.up !== undefined) {
+      const b = ifinfomsg(index);
+      b.writeUInt32LE(s.up ? IFF_UP : 0, 8);
+      b.writeUInt32LE(IFF_UP, 12);
+      this.request(message(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, this.nextSeq(), [b]), `${op}: ${s.up ? 'up' : 'down'}`, name);
+    }
+  }
+
+  /** RTM_DELLINK by name; ENXIO when there is no such interface. */
+  deleteLink(name: string): void {
+    const op = `delete interface ${name}`;
+    const msg = message(RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK, this.nextSeq(), [ifinfomsg(0), nlattr(IFLA_IFNAME, cstr(name, 16, 'interface name'))]);
+    try {
+      this.request(msg, op, name);
+    } catch (e) {
+      if (e instanceof KernelError && (e.errnoName === 'ENODEV' || e.errnoName === 'ENXIO')) throw KernelError.of('ENXIO', op, name);
+      throw e;
+    }
   }
 
   listLinks(): LinkInfo[] {
