@@ -31,6 +31,7 @@ import { EventStreams, eventsRouter, type EventStreamOptions } from './routes/ev
 import type { SyncManager } from '../sync/manager.js';
 import { Switchover } from '../sync/switchover.js';
 import { switchoverRouter } from './routes/switchover.js';
+import { dispatchRouters } from './dispatch.js';
 import { loadSpec } from './spec.js';
 import { route } from './typed.js';
 import { SpecValidator } from './validator.js';
@@ -120,18 +121,23 @@ export function buildApp(deps: AppDeps): Express {
     // validator checks only what res.json sends.
     res.set({ 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' }).send(text as never);
   });
-  app.use(statusRouter(status));
-  app.use(statsRouter(deps.service, audit.limiter, deps.log, deps.loop));
-  app.use(vipsRouter(deps.service));
-  app.use(carpRouter(deps.service));
-  app.use(pfsyncRouter(deps.service));
-  app.use(configRouter(deps.service));
-  app.use(tokensRouter(deps.service));
-  app.use(hooksRouter(deps.service, deps.hookTester));
-  app.use(tracksRouter(deps.service));
-  app.use(syncRouter(deps.service, deps.sync));
-  app.use(eventsRouter(deps.service.events, streams));
-  app.use(switchoverRouter(deps.switchover ?? (deps.sync ? new Switchover({ service: deps.service, sync: deps.sync }) : undefined)));
+  // Each request goes straight to the router of the operation the validator matched (dispatch.ts).
+  app.use(
+    dispatchRouters([
+      statusRouter(status),
+      statsRouter(deps.service, audit.limiter, deps.log, deps.loop),
+      vipsRouter(deps.service),
+      carpRouter(deps.service),
+      pfsyncRouter(deps.service),
+      configRouter(deps.service),
+      tokensRouter(deps.service),
+      hooksRouter(deps.service, deps.hookTester),
+      tracksRouter(deps.service),
+      syncRouter(deps.service, deps.sync),
+      eventsRouter(deps.service.events, streams),
+      switchoverRouter(deps.switchover ?? (deps.sync ? new Switchover({ service: deps.service, sync: deps.sync }) : undefined)),
+    ]),
+  );
 
   app.use((req, res) => sendProblem(res, new CarpdError('CARPD_ERR_ROUTE_NOT_FOUND', 'no such resource; the API is described at /openapi.json and /docs'), req));
   app.use(errorHandler(deps.logger));

@@ -58,6 +58,8 @@ interface Operation {
   bodies?: Map<string, string>;
   bodyRequired: boolean;
   paramsValidator?: ValidateFunction;
+  /** Its query parameters by name (made once: every request of the operation looks them up). */
+  declared: Map<string, Parameter>;
 }
 
 interface PathEntry {
@@ -128,6 +130,14 @@ function unsupportedMediaType(header: string | undefined): CarpdError {
   return new CarpdError('CARPD_ERR_UNSUPPORTED_MEDIA_TYPE', `unsupported media type ${normalizedContentType(header)}; send Content-Type: application/json`);
 }
 
+/** The path template (`/v1/vips/{interface}/{vhid}`) the validator matched each request to. */
+const matched = new WeakMap<object, string>();
+
+/** The spec's path template of a request the validator middleware has matched to an operation (dispatch.ts routes by it). */
+export function templateMatched(req: object): string | undefined {
+  return matched.get(req);
+}
+
 export class SpecValidator {
   private readonly paths: PathEntry[] = [];
   private ajvInstance?: Ajv2020;
@@ -189,7 +199,8 @@ export class SpecValidator {
       const path = req.originalUrl.split('?')[0];
       const found = this.match(req.method, path, res);
       if (found instanceof CarpdError) return next(found);
-      const { operation, params } = found;
+      const { operation, params, template } = found;
+      matched.set(req, template);
       if (opts.responses) this.checkResponses(operation, req, res, opts.logger);
       const problem = this.checkRequest(operation, params, req);
       if (problem) return next(problem);
@@ -238,7 +249,8 @@ export class SpecValidator {
       });
     add(item.parameters as Json[] | undefined, `#/paths/${escapePointer(template)}`);
     add(op.parameters as Json[] | undefined, pointer);
-    const operation: Operation = { pointer, op, parameters, bodyRequired: false };
+    const declared = new Map(parameters.filter((p) => p.in === 'query').map((p) => [p.name, p]));
+    const operation: Operation = { pointer, op, parameters, bodyRequired: false, declared };
     let body = op.requestBody as Json | undefined;
     let bodyPointer = `${pointer}/requestBody`;
     if (typeof body?.$ref === 'string') {
@@ -259,7 +271,7 @@ export class SpecValidator {
     return node as Json;
   }
 
-  private match(method: string, path: string, res: Response): { operation: Operation; params: Record<string, string> } | CarpdError {
+  private match(method: string, path: string, res: Response): { operation: Operation; params: Record<string, string>; template: string } | CarpdError {
     for (const entry of this.paths) {
       const m = entry.re.exec(path);
       if (!m) continue;
@@ -275,7 +287,7 @@ export class SpecValidator {
       } catch {
         return invalidRequest([{ path, message: 'is not a valid percent-encoded path' }]);
       }
-      return { operation, params };
+      return { operation, params, template: entry.template };
     }
     return new CarpdError('CARPD_ERR_ROUTE_NOT_FOUND', 'no such resource; the API is described at /openapi.json and /docs');
   }
@@ -289,30 +301,34 @@ export class SpecValidator {
       if (bodyPointer === undefined && (operation.bodyRequired || type !== undefined)) return unsupportedMediaType(header);
     }
 
-    const declared = new Map(operation.parameters.filter((p) => p.in === 'query').map((p) => [p.name, p]));
-    const raw = rawQuery(req.originalUrl);
-    for (const [name, p] of declared) {
-      if (!p.allowReserved && (raw.get(name) ?? []).some((v) => RESERVED.test(v))) {
-        return invalidRequest([{ path: `/query/${name}`, message: `Parameter '${name}' must be url encoded. Its value may not contain reserved characters.` }]);
-      }
-    }
+    const declared = operation.declared;
     const query: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries((req.query ?? {}) as Record<string, unknown>)) {
-      // `a[b]=c` names parameter a, with an object value (which no scalar schema accepts).
-      const bracket = key.indexOf('[');
-      if (bracket > 0) query[key.slice(0, bracket)] = { [key.slice(bracket)]: value };
-      else query[key] = value;
-    }
-    for (const [name, value] of Object.entries(query)) {
-      if (!declared.has(name)) return invalidRequest([{ path: `/query/${name}`, message: `Unknown query parameter '${name}'` }]);
-      if (value === '') return invalidRequest([{ path: `/query/${name}`, message: `Empty value found for query parameter '${name}'` }]);
+    // Without a query string there is nothing to check of it (and Express's req.query, parsed
+    // on each read, would be empty): only the defaults below.
+    if (req.originalUrl.includes('?')) {
+      const raw = rawQuery(req.originalUrl);
+      for (const [name, p] of declared) {
+        if (!p.allowReserved && (raw.get(name) ?? []).some((v) => RESERVED.test(v))) {
+          return invalidRequest([{ path: `/query/${name}`, message: `Parameter '${name}' must be url encoded. Its value may not contain reserved characters.` }]);
+        }
+      }
+      for (const [key, value] of Object.entries((req.query ?? {}) as Record<string, unknown>)) {
+        // `a[b]=c` names parameter a, with an object value (which no scalar schema accepts).
+        const bracket = key.indexOf('[');
+        if (bracket > 0) query[key.slice(0, bracket)] = { [key.slice(bracket)]: value };
+        else query[key] = value;
+      }
+      for (const [name, value] of Object.entries(query)) {
+        if (!declared.has(name)) return invalidRequest([{ path: `/query/${name}`, message: `Unknown query parameter '${name}'` }]);
+        if (value === '') return invalidRequest([{ path: `/query/${name}`, message: `Empty value found for query parameter '${name}'` }]);
+      }
     }
 
     const params: Record<string, unknown> = {};
     for (const p of operation.parameters) {
       if (p.in === 'query') {
         if (query[p.name] !== undefined) query[p.name] = coerce(query[p.name], p.schema.type);
-        else if (p.schema.default !== undefined) query[p.name] = structuredClone(p.schema.default);
+        else if (p.schema.default !== undefined) query[p.name] = typeof p.schema.default === 'object' && p.schema.default !== null ? structuredClone(p.schema.default) : p.schema.default;
       } else if (p.in === 'params' && pathParams[p.name] !== undefined) {
         params[p.name] = coerce(pathParams[p.name], p.schema.type);
       }
