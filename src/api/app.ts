@@ -32,11 +32,14 @@ import type { SyncManager } from '../sync/manager.js';
 import { Switchover } from '../sync/switchover.js';
 import { switchoverRouter } from './routes/switchover.js';
 import { dispatchRouters } from './dispatch.js';
+import { jsonBody } from './json-body.js';
 import { loadSpec } from './spec.js';
 import { route } from './typed.js';
 import { SpecValidator } from './validator.js';
 
 export const BODY_LIMIT = '64kb';
+/** BODY_LIMIT in bytes. */
+export const BODY_LIMIT_BYTES = 64 * 1024;
 
 export interface AppDeps {
   service: CarpService;
@@ -112,7 +115,7 @@ export function buildApp(deps: AppDeps): Express {
   app.use('/docs', lazyDocs(spec));
 
   app.use(authenticate(deps.service, audit));
-  app.use(express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/merge-patch+json'] }));
+  app.use(jsonBody(BODY_LIMIT_BYTES, ['application/json', 'application/merge-patch+json']));
   app.use(validator.middleware({ responses: deps.validateResponses !== false, logger: deps.logger }));
 
   route(app, 'get', '/metrics', async (_req, res) => {
