@@ -52,7 +52,7 @@ after(async () => {
 });
 
 async function send(base: string, body: Buffer | string, headers: Record<string, string>): Promise<Outcome> {
-  const res = await fetch(`${base}/x`, { method: 'POST', body, headers });
+  const res = await fetch(`${base}/x`, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body), headers });
   return { status: res.status, body: await res.json() };
 }
 
