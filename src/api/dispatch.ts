@@ -19,8 +19,8 @@ interface Layer {
   route?: { path?: unknown; methods?: Record<string, boolean | undefined> };
 }
 
-/** Express's form of a spec path: `{name}` → `:name`. */
-const expressPath = (template: string) => template.replace(/\{([^}]+)\}/g, ':$1');
+/** A route path in the spec's form: `:name` → `{name}` (route() made it from the spec's path). */
+const specPath = (path: string) => path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 
 /** Whether two route paths can match one request path: as many segments, each equal (case aside) or a parameter on either side. */
 function overlap(a: string, b: string): boolean {
@@ -38,7 +38,8 @@ export function dispatchRouters(routers: Router[]): RequestHandler {
   const all = Router();
   for (const r of routers) all.use(r);
 
-  const owners = new Map<string, Router>();
+  /** By the spec's path template, then method (upper case): the router to hand a request to. */
+  const owners = new Map<string, Map<string, Router>>();
   const paths: string[] = [];
   let exact = true;
   for (const r of routers) {
@@ -50,21 +51,20 @@ export function dispatchRouters(routers: Router[]): RequestHandler {
         continue;
       }
       paths.push(path);
-      for (const m of Object.keys(methods)) {
-        const key = `${m.toUpperCase()} ${path.toLowerCase()}`;
-        if (methods[m] && !owners.has(key)) owners.set(key, r);
-      }
+      const byMethod = owners.get(specPath(path)) ?? new Map<string, Router>();
+      owners.set(specPath(path), byMethod);
+      for (const m of Object.keys(methods)) if (methods[m] && !byMethod.has(m.toUpperCase())) byMethod.set(m.toUpperCase(), r);
     }
   }
-  // A path another path can match as well: the first router in order decides, as mounted.
+  // A path another path can match as well (case aside, as Express matches): the first router in order decides, as mounted.
   for (const p of new Set(paths)) {
-    if (paths.some((q) => q !== p && overlap(p, q))) for (const key of [...owners.keys()]) if (key.endsWith(` ${p.toLowerCase()}`)) owners.delete(key);
+    if (paths.some((q) => q !== p && overlap(p, q))) owners.delete(specPath(p));
   }
   if (!exact) owners.clear();
 
   return (req: Request, res: Response, next: NextFunction): void => {
     const template = templateMatched(req);
-    const owner = template === undefined ? undefined : owners.get(`${req.method} ${expressPath(template).toLowerCase()}`);
+    const owner = template === undefined ? undefined : owners.get(template)?.get(req.method);
     if (owner) owner(req, res, next);
     else all(req, res, next);
   };
