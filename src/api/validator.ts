@@ -138,8 +138,17 @@ export function templateMatched(req: object): string | undefined {
   return matched.get(req);
 }
 
+/** How many `/` a path has, one trailing `/` aside: a template's regular expression matches only paths with as many as it. */
+function slashes(path: string): number {
+  let n = 0;
+  for (let i = 0; i < path.length; i++) if (path.charCodeAt(i) === 0x2f) n++;
+  return path.length > 1 && path.charCodeAt(path.length - 1) === 0x2f ? n - 1 : n;
+}
+
 export class SpecValidator {
   private readonly paths: PathEntry[] = [];
+  /** `paths` by slashes(template), each list in the spec's order: the only ones a path can match. */
+  private readonly bySlashes = new Map<number, PathEntry[]>();
   private ajvInstance?: Ajv2020;
   private readonly compiled = new Map<string, ValidateFunction>();
 
@@ -161,13 +170,21 @@ export class SpecValidator {
         if (op) operations.set(method, this.operation(template, method, item as Json, op));
       }
       // Express matches paths without regard to case and with or without a trailing slash.
-      this.paths.push({ template, re: new RegExp(`^${pattern}/?$`, 'i'), names, operations, allow: [...operations.keys()].map((m) => m.toUpperCase()).join(', ') });
+      const entry: PathEntry = { template, re: new RegExp(`^${pattern}/?$`, 'i'), names, operations, allow: [...operations.keys()].map((m) => m.toUpperCase()).join(', ') };
+      this.paths.push(entry);
+      const n = slashes(template);
+      this.bySlashes.set(n, [...(this.bySlashes.get(n) ?? []), entry]);
     }
+  }
+
+  /** The spec's paths a request path may match, in the spec's order. */
+  private candidates(path: string): readonly PathEntry[] {
+    return this.bySlashes.get(slashes(path)) ?? [];
   }
 
   /** The spec's path template a request path matches (`/v1/vips/{interface}/{vhid}`), if any. */
   templateOf(path: string): string | undefined {
-    return this.paths.find((e) => e.re.test(path))?.template;
+    return this.candidates(path).find((e) => e.re.test(path))?.template;
   }
 
   /** The validator of a schema in the spec, by JSON pointer (`#/components/schemas/Status`), compiled on first use. */
@@ -272,7 +289,7 @@ export class SpecValidator {
   }
 
   private match(method: string, path: string, res: Response): { operation: Operation; params: Record<string, string>; template: string } | CarpdError {
-    for (const entry of this.paths) {
+    for (const entry of this.candidates(path)) {
       const m = entry.re.exec(path);
       if (!m) continue;
       const operation = entry.operations.get(method.toLowerCase());
