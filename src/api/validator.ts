@@ -130,12 +130,12 @@ function unsupportedMediaType(header: string | undefined): CarpdError {
   return new CarpdError('CARPD_ERR_UNSUPPORTED_MEDIA_TYPE', `unsupported media type ${normalizedContentType(header)}; send Content-Type: application/json`);
 }
 
-/** The path template (`/v1/vips/{interface}/{vhid}`) the validator matched each request to. */
-const matched = new WeakMap<object, string>();
+/** The request's property holding the path template (`/v1/vips/{interface}/{vhid}`) the validator matched it to. */
+const MATCHED = Symbol('carpd.template');
 
 /** The spec's path template of a request the validator middleware has matched to an operation (dispatch.ts routes by it). */
 export function templateMatched(req: object): string | undefined {
-  return matched.get(req);
+  return (req as { [MATCHED]?: string })[MATCHED];
 }
 
 /** How many `/` a path has, one trailing `/` aside: a template's regular expression matches only paths with as many as it. */
@@ -217,7 +217,7 @@ export class SpecValidator {
       const found = this.match(req.method, path, res);
       if (found instanceof CarpdError) return next(found);
       const { operation, params, template } = found;
-      matched.set(req, template);
+      (req as { [MATCHED]?: string })[MATCHED] = template;
       if (opts.responses) this.checkResponses(operation, req, res, opts.logger);
       const problem = this.checkRequest(operation, params, req);
       if (problem) return next(problem);
