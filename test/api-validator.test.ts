@@ -54,3 +54,19 @@ test('a schema of the spec is compiled once and the same validator is handed out
   assert.ok(problems?.some((p) => p.path === '/code' && /allowed values/.test(p.message)), JSON.stringify(problems));
   assert.throws(() => v.schema('#/components/schemas/NoSuchSchema'), /no schema/);
 });
+
+test('templateOf: every path of the spec is found as its template, with a trailing slash and in any case; a segment more or less is not', () => {
+  const spec = loadSpec() as { paths: Record<string, unknown> };
+  const v = new SpecValidator(spec);
+  const templates = Object.keys(spec.paths);
+  for (const t of templates) {
+    const path = t.replace(/\{[^}]+\}/g, 'x1');
+    assert.equal(v.templateOf(path), t, path);
+    assert.equal(v.templateOf(`${path}/`), t, `${path}/`);
+    assert.equal(v.templateOf(path.toUpperCase()), t, path.toUpperCase());
+    // One segment more, an empty one, or one less: another template or none, never this one.
+    for (const other of [`${path}/y2`, `${path}//`, path.slice(0, path.lastIndexOf('/')) || '/']) assert.notEqual(v.templateOf(other), t, other);
+  }
+  assert.equal(v.templateOf(''), undefined);
+  assert.equal(v.templateOf('/v1/vips//1'), undefined);
+});

@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { diffStates, draftOf, freezeState } from '../src/config/change.js';
+import { diffStates, draftOf, freezeState, settle } from '../src/config/change.js';
 import { initialState, type DesiredState, type VipConfig } from '../src/config/model.js';
 import { applyPatch, canonicalJson, diff, jsonEqual } from '../src/config/patch.js';
 import { checkChange, checkState, VipIndex } from '../src/config/validate.js';
@@ -90,6 +90,31 @@ test('diffStates: its JSON Patch turns the old document into the new one', () =>
     const doc = applyPatch(plain(before), d.ops) as Record<string, unknown>;
     assert.deepEqual({ ...doc, revision: 0, updatedAt: '' }, { ...(plain(after) as object), revision: 0, updatedAt: '' }, `seed ${seed}`);
     assert.equal(d.ops.length === 0, jsonEqual(plain({ ...before, revision: 0 }), plain({ ...after, revision: 0 })), `seed ${seed}: empty patch iff same content`);
+  }
+});
+
+test('draftOf: a document in stored key order gets the same draft as any other (keys, order, accessors, edits, sharing)', () => {
+  const shape = (o: object) => Object.keys(o).map((k) => {
+    const d = Object.getOwnPropertyDescriptor(o, k)!;
+    return [k, 'get' in d ? 'accessor' : 'data', d.enumerable, d.configurable, 'get' in d ? typeof d.set : d.writable];
+  });
+  for (let seed = 1; seed <= 100; seed++) {
+    const stored = gen(prng(seed)).valid();
+    // The same document with its keys in another order takes draftOf's general way.
+    const other = freezeState(Object.fromEntries(Object.entries(stored).reverse()) as unknown as DesiredState);
+    assert.notDeepEqual(Object.keys(other), Object.keys(stored));
+    const [a, b] = [draftOf(stored), draftOf(other)];
+    assert.deepEqual(Object.keys(a), Object.keys(stored), `seed ${seed}`);
+    assert.deepEqual(shape(a), shape(b).sort((x, y) => Object.keys(stored).indexOf(x[0] as string) - Object.keys(stored).indexOf(y[0] as string)), `seed ${seed}`);
+    const ea = gen(prng(seed * 7)).edit(stored);
+    const eb = gen(prng(seed * 7)).edit(other);
+    const [sa, sb] = [settle(ea, stored), settle(eb, other)];
+    assert.deepEqual(Object.keys(sa), Object.keys(stored), `seed ${seed}`);
+    assert.deepEqual(plain(sa), plain(sb), `seed ${seed}`);
+    for (const k of ['hooks', 'webhooks', 'tracks', 'carp', 'pfsync', 'api', 'sync'] as const) {
+      // A section the edit never looked at is the revision's own object; one it did is a copy.
+      assert.equal(sa[k] === stored[k], sb[k] === other[k], `seed ${seed}: ${k} shared alike`);
+    }
   }
 });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { canonicalCidr, canonicalIp, ipBytes, isMulticast } from '../src/wire/address.js';
+import { canonicalCidr, canonicalIp, cidrOf, ipBytes, isMulticast } from '../src/wire/address.js';
 
 test('IPv6 addresses are canonicalised per RFC 5952', () => {
   const cases: [string, string][] = [
@@ -26,4 +26,18 @@ test('bytes and multicast detection', () => {
   assert.equal(isMulticast('224.0.0.18'), true);
   assert.equal(isMulticast('ff02::12'), true);
   assert.equal(isMulticast('192.0.2.1'), false);
+});
+
+test('cidrOf and canonicalIp: the canonical text of an answer gets the same answer, remembered once', () => {
+  const c = cidrOf('2001:0DB8:0:0::00A1/64');
+  assert.deepEqual(c, { family: 6, address: '2001:db8::a1', prefix: 64 });
+  assert.equal(cidrOf('2001:db8::a1/64'), c, 'the canonical text answers from the same memory');
+  assert.equal(canonicalCidr('2001:db8::a1/64'), '2001:db8::a1/64');
+  const ip = canonicalIp('2001:DB8:0::7');
+  assert.equal(canonicalIp('2001:db8::7'), ip);
+  assert.equal(ip?.address, '2001:db8::7');
+  // What is not an address stays so, whatever was seen before.
+  assert.equal(cidrOf('2001:db8::a1'), undefined);
+  assert.equal(cidrOf('2001:db8::a1/129'), undefined);
+  assert.equal(canonicalIp('2001:db8::7%em0'), undefined);
 });

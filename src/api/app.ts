@@ -31,11 +31,15 @@ import { EventStreams, eventsRouter, type EventStreamOptions } from './routes/ev
 import type { SyncManager } from '../sync/manager.js';
 import { Switchover } from '../sync/switchover.js';
 import { switchoverRouter } from './routes/switchover.js';
+import { dispatchRouters } from './dispatch.js';
+import { jsonBody } from './json-body.js';
 import { loadSpec } from './spec.js';
 import { route } from './typed.js';
 import { SpecValidator } from './validator.js';
 
 export const BODY_LIMIT = '64kb';
+/** BODY_LIMIT in bytes. */
+export const BODY_LIMIT_BYTES = 64 * 1024;
 
 export interface AppDeps {
   service: CarpService;
@@ -111,7 +115,7 @@ export function buildApp(deps: AppDeps): Express {
   app.use('/docs', lazyDocs(spec));
 
   app.use(authenticate(deps.service, audit));
-  app.use(express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/merge-patch+json'] }));
+  app.use(jsonBody(BODY_LIMIT_BYTES, ['application/json', 'application/merge-patch+json']));
   app.use(validator.middleware({ responses: deps.validateResponses !== false, logger: deps.logger }));
 
   route(app, 'get', '/metrics', async (_req, res) => {
@@ -120,18 +124,23 @@ export function buildApp(deps: AppDeps): Express {
     // validator checks only what res.json sends.
     res.set({ 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' }).send(text as never);
   });
-  app.use(statusRouter(status));
-  app.use(statsRouter(deps.service, audit.limiter, deps.log, deps.loop));
-  app.use(vipsRouter(deps.service));
-  app.use(carpRouter(deps.service));
-  app.use(pfsyncRouter(deps.service));
-  app.use(configRouter(deps.service));
-  app.use(tokensRouter(deps.service));
-  app.use(hooksRouter(deps.service, deps.hookTester));
-  app.use(tracksRouter(deps.service));
-  app.use(syncRouter(deps.service, deps.sync));
-  app.use(eventsRouter(deps.service.events, streams));
-  app.use(switchoverRouter(deps.switchover ?? (deps.sync ? new Switchover({ service: deps.service, sync: deps.sync }) : undefined)));
+  // Each request goes straight to the router of the operation the validator matched (dispatch.ts).
+  app.use(
+    dispatchRouters([
+      statusRouter(status),
+      statsRouter(deps.service, audit.limiter, deps.log, deps.loop),
+      vipsRouter(deps.service),
+      carpRouter(deps.service),
+      pfsyncRouter(deps.service),
+      configRouter(deps.service),
+      tokensRouter(deps.service),
+      hooksRouter(deps.service, deps.hookTester),
+      tracksRouter(deps.service),
+      syncRouter(deps.service, deps.sync),
+      eventsRouter(deps.service.events, streams),
+      switchoverRouter(deps.switchover ?? (deps.sync ? new Switchover({ service: deps.service, sync: deps.sync }) : undefined)),
+    ]),
+  );
 
   app.use((req, res) => sendProblem(res, new CarpdError('CARPD_ERR_ROUTE_NOT_FOUND', 'no such resource; the API is described at /openapi.json and /docs'), req));
   app.use(errorHandler(deps.logger));

@@ -58,6 +58,8 @@ interface Operation {
   bodies?: Map<string, string>;
   bodyRequired: boolean;
   paramsValidator?: ValidateFunction;
+  /** Its query parameters by name (made once: every request of the operation looks them up). */
+  declared: Map<string, Parameter>;
 }
 
 interface PathEntry {
@@ -128,8 +130,25 @@ function unsupportedMediaType(header: string | undefined): CarpdError {
   return new CarpdError('CARPD_ERR_UNSUPPORTED_MEDIA_TYPE', `unsupported media type ${normalizedContentType(header)}; send Content-Type: application/json`);
 }
 
+/** The request's property holding the path template (`/v1/vips/{interface}/{vhid}`) the validator matched it to. */
+const MATCHED = Symbol('carpd.template');
+
+/** The spec's path template of a request the validator middleware has matched to an operation (dispatch.ts routes by it). */
+export function templateMatched(req: object): string | undefined {
+  return (req as { [MATCHED]?: string })[MATCHED];
+}
+
+/** How many `/` a path has, one trailing `/` aside: a template's regular expression matches only paths with as many as it. */
+function slashes(path: string): number {
+  let n = 0;
+  for (let i = 0; i < path.length; i++) if (path.charCodeAt(i) === 0x2f) n++;
+  return path.length > 1 && path.charCodeAt(path.length - 1) === 0x2f ? n - 1 : n;
+}
+
 export class SpecValidator {
   private readonly paths: PathEntry[] = [];
+  /** `paths` by slashes(template), each list in the spec's order: the only ones a path can match. */
+  private readonly bySlashes = new Map<number, PathEntry[]>();
   private ajvInstance?: Ajv2020;
   private readonly compiled = new Map<string, ValidateFunction>();
 
@@ -151,13 +170,21 @@ export class SpecValidator {
         if (op) operations.set(method, this.operation(template, method, item as Json, op));
       }
       // Express matches paths without regard to case and with or without a trailing slash.
-      this.paths.push({ template, re: new RegExp(`^${pattern}/?$`, 'i'), names, operations, allow: [...operations.keys()].map((m) => m.toUpperCase()).join(', ') });
+      const entry: PathEntry = { template, re: new RegExp(`^${pattern}/?$`, 'i'), names, operations, allow: [...operations.keys()].map((m) => m.toUpperCase()).join(', ') };
+      this.paths.push(entry);
+      const n = slashes(template);
+      this.bySlashes.set(n, [...(this.bySlashes.get(n) ?? []), entry]);
     }
+  }
+
+  /** The spec's paths a request path may match, in the spec's order. */
+  private candidates(path: string): readonly PathEntry[] {
+    return this.bySlashes.get(slashes(path)) ?? [];
   }
 
   /** The spec's path template a request path matches (`/v1/vips/{interface}/{vhid}`), if any. */
   templateOf(path: string): string | undefined {
-    return this.paths.find((e) => e.re.test(path))?.template;
+    return this.candidates(path).find((e) => e.re.test(path))?.template;
   }
 
   /** The validator of a schema in the spec, by JSON pointer (`#/components/schemas/Status`), compiled on first use. */
@@ -189,7 +216,8 @@ export class SpecValidator {
       const path = req.originalUrl.split('?')[0];
       const found = this.match(req.method, path, res);
       if (found instanceof CarpdError) return next(found);
-      const { operation, params } = found;
+      const { operation, params, template } = found;
+      (req as { [MATCHED]?: string })[MATCHED] = template;
       if (opts.responses) this.checkResponses(operation, req, res, opts.logger);
       const problem = this.checkRequest(operation, params, req);
       if (problem) return next(problem);
@@ -238,7 +266,8 @@ export class SpecValidator {
       });
     add(item.parameters as Json[] | undefined, `#/paths/${escapePointer(template)}`);
     add(op.parameters as Json[] | undefined, pointer);
-    const operation: Operation = { pointer, op, parameters, bodyRequired: false };
+    const declared = new Map(parameters.filter((p) => p.in === 'query').map((p) => [p.name, p]));
+    const operation: Operation = { pointer, op, parameters, bodyRequired: false, declared };
     let body = op.requestBody as Json | undefined;
     let bodyPointer = `${pointer}/requestBody`;
     if (typeof body?.$ref === 'string') {
@@ -259,8 +288,8 @@ export class SpecValidator {
     return node as Json;
   }
 
-  private match(method: string, path: string, res: Response): { operation: Operation; params: Record<string, string> } | CarpdError {
-    for (const entry of this.paths) {
+  private match(method: string, path: string, res: Response): { operation: Operation; params: Record<string, string>; template: string } | CarpdError {
+    for (const entry of this.candidates(path)) {
       const m = entry.re.exec(path);
       if (!m) continue;
       const operation = entry.operations.get(method.toLowerCase());
@@ -275,7 +304,7 @@ export class SpecValidator {
       } catch {
         return invalidRequest([{ path, message: 'is not a valid percent-encoded path' }]);
       }
-      return { operation, params };
+      return { operation, params, template: entry.template };
     }
     return new CarpdError('CARPD_ERR_ROUTE_NOT_FOUND', 'no such resource; the API is described at /openapi.json and /docs');
   }
@@ -289,30 +318,34 @@ export class SpecValidator {
       if (bodyPointer === undefined && (operation.bodyRequired || type !== undefined)) return unsupportedMediaType(header);
     }
 
-    const declared = new Map(operation.parameters.filter((p) => p.in === 'query').map((p) => [p.name, p]));
-    const raw = rawQuery(req.originalUrl);
-    for (const [name, p] of declared) {
-      if (!p.allowReserved && (raw.get(name) ?? []).some((v) => RESERVED.test(v))) {
-        return invalidRequest([{ path: `/query/${name}`, message: `Parameter '${name}' must be url encoded. Its value may not contain reserved characters.` }]);
-      }
-    }
+    const declared = operation.declared;
     const query: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries((req.query ?? {}) as Record<string, unknown>)) {
-      // `a[b]=c` names parameter a, with an object value (which no scalar schema accepts).
-      const bracket = key.indexOf('[');
-      if (bracket > 0) query[key.slice(0, bracket)] = { [key.slice(bracket)]: value };
-      else query[key] = value;
-    }
-    for (const [name, value] of Object.entries(query)) {
-      if (!declared.has(name)) return invalidRequest([{ path: `/query/${name}`, message: `Unknown query parameter '${name}'` }]);
-      if (value === '') return invalidRequest([{ path: `/query/${name}`, message: `Empty value found for query parameter '${name}'` }]);
+    // Without a query string there is nothing to check of it (and Express's req.query, parsed
+    // on each read, would be empty): only the defaults below.
+    if (req.originalUrl.includes('?')) {
+      const raw = rawQuery(req.originalUrl);
+      for (const [name, p] of declared) {
+        if (!p.allowReserved && (raw.get(name) ?? []).some((v) => RESERVED.test(v))) {
+          return invalidRequest([{ path: `/query/${name}`, message: `Parameter '${name}' must be url encoded. Its value may not contain reserved characters.` }]);
+        }
+      }
+      for (const [key, value] of Object.entries((req.query ?? {}) as Record<string, unknown>)) {
+        // `a[b]=c` names parameter a, with an object value (which no scalar schema accepts).
+        const bracket = key.indexOf('[');
+        if (bracket > 0) query[key.slice(0, bracket)] = { [key.slice(bracket)]: value };
+        else query[key] = value;
+      }
+      for (const [name, value] of Object.entries(query)) {
+        if (!declared.has(name)) return invalidRequest([{ path: `/query/${name}`, message: `Unknown query parameter '${name}'` }]);
+        if (value === '') return invalidRequest([{ path: `/query/${name}`, message: `Empty value found for query parameter '${name}'` }]);
+      }
     }
 
     const params: Record<string, unknown> = {};
     for (const p of operation.parameters) {
       if (p.in === 'query') {
         if (query[p.name] !== undefined) query[p.name] = coerce(query[p.name], p.schema.type);
-        else if (p.schema.default !== undefined) query[p.name] = structuredClone(p.schema.default);
+        else if (p.schema.default !== undefined) query[p.name] = typeof p.schema.default === 'object' && p.schema.default !== null ? structuredClone(p.schema.default) : p.schema.default;
       } else if (p.in === 'params' && pathParams[p.name] !== undefined) {
         params[p.name] = coerce(pathParams[p.name], p.schema.type);
       }

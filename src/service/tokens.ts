@@ -37,14 +37,20 @@ export function checkIfMatch(ifMatch: string | undefined, revision: number): voi
   }
 }
 
-/** The tokens of a desired state by hash, rebuilt when the revision changes. */
+/**
+ * The tokens of a desired state by hash, rebuilt when its token list changes. Revisions share
+ * the objects a change did not touch (stored revisions are frozen), so a VIP change keeps the
+ * list, and the index, of the revision before it.
+ */
 export class TokenIndex {
-  private index?: { revision: number; byHash: Map<string, TokenRecord> };
+  private index?: { tokens: readonly TokenRecord[]; byHash: Map<string, TokenRecord> };
 
   /** The token's owner, or undefined. Compares hashes in constant time. */
   authenticate(state: DesiredState, token: string): AuthContext | undefined {
-    if (this.index?.revision !== state.revision) {
-      this.index = { revision: state.revision, byHash: new Map(state.api.tokens.map((t) => [t.sha256, t])) };
+    const tokens = state.api.tokens;
+    // A list not frozen could be edited in place: only a stored (frozen) one is trusted to stay.
+    if (this.index?.tokens !== tokens || !Object.isFrozen(tokens)) {
+      this.index = { tokens, byHash: new Map(tokens.map((t) => [t.sha256, t])) };
     }
     const digest = hashToken(token);
     const found = this.index.byHash.get(digest);

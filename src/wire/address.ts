@@ -19,22 +19,30 @@ export interface Cidr {
  * part. Answers are frozen and shared; the memory is bounded and simply starts over when full.
  */
 const MAX_REMEMBERED = 4096;
-function remembering<T extends object>(parse: (text: string) => T | undefined): (text: string) => Readonly<T> | undefined {
+/**
+ * `canonical`: the canonical text of an answer, remembered beside the text parsed, so that the
+ * canonical form a change stores (and then looks at again) is not parsed a second time.
+ */
+function remembering<T extends object>(parse: (text: string) => T | undefined, canonical: (v: T) => string): (text: string) => Readonly<T> | undefined {
   const seen = new Map<string, Readonly<T> | null>();
   return (text) => {
     let v = seen.get(text);
     if (v === undefined) {
-      if (seen.size >= MAX_REMEMBERED) seen.clear();
+      if (seen.size >= MAX_REMEMBERED - 1) seen.clear();
       const parsed = parse(text);
       v = parsed ? Object.freeze(parsed) : null;
       seen.set(text, v);
+      if (v) {
+        const c = canonical(v);
+        if (c !== text && !seen.has(c)) seen.set(c, v);
+      }
     }
     return v ?? undefined;
   };
 }
 
 /** Canonical text of an IP address, or undefined when it is not one. Zone ids are refused. */
-export const canonicalIp = remembering(parseIp);
+export const canonicalIp = remembering(parseIp, (ip) => ip.address);
 
 function parseIp(text: string): { family: Family; address: string } | undefined {
   if (isIPv4(text)) {
@@ -56,7 +64,7 @@ export function parseCidr(text: string): Cidr | undefined {
 }
 
 /** parseCidr with the same memory as canonicalIp: frozen, shared answers. */
-export const cidrOf = remembering(parseCidr);
+export const cidrOf = remembering(parseCidr, (c) => `${c.address}/${c.prefix}`);
 
 export function formatCidr(c: Cidr): string {
   return `${c.address}/${c.prefix}`;
