@@ -65,22 +65,21 @@ export function applyOp(m: Model, op: Op): void {
   switch (op.kind) {
     case 'set': {
       const { iface, vhid } = op.set;
-      const cur = m.vhids.get(keyOf(iface, vhid));
-      const kv: KernelVhid = {
-        vhid,
-        state: cur?.kv.state ?? 'INIT',
-        advbase: op.set.advbase,
-        advskew: op.set.advskew,
-        // An empty KEY keeps the key (T10).
-        ...(op.set.key !== undefined ? { key: carpKeyRaw(op.set.key) } : cur?.kv.key ? { key: cur.kv.key } : {}),
-        ...(op.set.peer ? { peer: op.set.peer } : {}),
-        ...(op.set.peer6 ? { peer6: op.set.peer6 } : {}),
-        ...(op.set.version !== undefined ? { version: op.set.version } : {}),
-        ...(op.set.vrrpPriority !== undefined ? { vrrpPriority: op.set.vrrpPriority } : {}),
-        ...(op.set.vrrpAdvInterCs !== undefined ? { vrrpAdvInterCs: op.set.vrrpAdvInterCs } : {}),
-      };
+      const key = keyOf(iface, vhid);
+      const cur = m.vhids.get(key);
+      const s = op.set;
+      // Built by assignment, not spreads (a batch applies hundreds): the same fields, the same order.
+      const kv: KernelVhid = { vhid, state: cur?.kv.state ?? 'INIT', advbase: s.advbase, advskew: s.advskew };
+      // An empty KEY keeps the key (T10).
+      if (s.key !== undefined) kv.key = carpKeyRaw(s.key);
+      else if (cur?.kv.key) kv.key = cur.kv.key;
+      if (s.peer) kv.peer = s.peer;
+      if (s.peer6) kv.peer6 = s.peer6;
+      if (s.version !== undefined) kv.version = s.version;
+      if (s.vrrpPriority !== undefined) kv.vrrpPriority = s.vrrpPriority;
+      if (s.vrrpAdvInterCs !== undefined) kv.vrrpAdvInterCs = s.vrrpAdvInterCs;
       if (cur) cur.kv = kv;
-      else m.vhids.set(keyOf(iface, vhid), { kv, addresses: [] });
+      else m.vhids.set(key, { kv, addresses: [] });
       return;
     }
     case 'bind': {
