@@ -42,16 +42,25 @@ export const addrOf = (cidr: string) => cidr.slice(0, cidr.lastIndexOf('/'));
 export const heldKey = (iface: string, cidr: string) => `${iface}|${addrOf(cidr)}`;
 
 export function cloneModel(m: Model): Model {
-  return { ...m, vhids: new Map([...m.vhids].map(([k, v]) => [k, { kv: { ...v.kv }, addresses: [...v.addresses] }])), held: new Map(m.held) };
+  const vhids = new Map<string, ModelVhid>();
+  for (const [k, v] of m.vhids) vhids.set(k, { kv: { ...v.kv }, addresses: [...v.addresses] });
+  return { ...m, vhids, held: new Map(m.held) };
 }
 
 /** Records the vhid's addresses in the index. */
 export function index(m: Model, key: string, addresses: readonly string[]): void {
-  for (const a of addresses) m.held.set(heldKey(ifaceOf(key), a), key);
+  if (addresses.length === 0) return;
+  const iface = ifaceOf(key);
+  for (const a of addresses) m.held.set(heldKey(iface, a), key);
 }
 
 export function unindex(m: Model, key: string, addresses: readonly string[]): void {
-  for (const a of addresses) if (m.held.get(heldKey(ifaceOf(key), a)) === key) m.held.delete(heldKey(ifaceOf(key), a));
+  if (addresses.length === 0) return;
+  const iface = ifaceOf(key);
+  for (const a of addresses) {
+    const hk = heldKey(iface, a);
+    if (m.held.get(hk) === key) m.held.delete(hk);
+  }
 }
 
 export function holder(m: Model, iface: string, cidr: string): { key: string; cidr: string } | undefined {
