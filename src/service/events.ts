@@ -149,13 +149,32 @@ export class EventBus {
     this.logger = opts.logger;
   }
 
+  /** Whether the logger writes this level (a logger without isLevelEnabled is asked every line). */
+  private logs(level: 'info' | 'warn' | 'error' | 'debug' | 'trace' | 'fatal'): boolean {
+    const l = this.logger!;
+    return typeof l.isLevelEnabled !== 'function' || l.isLevelEnabled(level);
+  }
+
+  private lastMs = NaN;
+  private lastIso = '';
+
+  /** now() in ISO 8601, formatted once per millisecond: the events of a batch share one. */
+  private isoTime(): string {
+    const ms = this.now();
+    if (ms !== this.lastMs) {
+      this.lastIso = new Date(ms).toISOString();
+      this.lastMs = ms;
+    }
+    return this.lastIso;
+  }
+
   /** The id of the newest event, or the one before the first when there is none yet. */
   get lastId(): number {
     return this.nextId - 1;
   }
 
   publish<T extends EventType>(type: T, data: EventBodies[T], opts: PublishOptions = {}): CarpdEvent<T> {
-    const e = { id: this.nextId++, type, time: new Date(this.now()).toISOString(), data } as CarpdEvent<T>;
+    const e = { id: this.nextId++, type, time: this.isoTime(), data } as CarpdEvent<T>;
     if (this.size < this.capacity) {
       this.ring[(this.start + this.size) % this.capacity] = e as AnyEvent;
       this.size++;
@@ -165,7 +184,8 @@ export class EventBus {
     }
     this.published.set(type, (this.published.get(type) ?? 0) + 1);
     const level = opts.level ?? 'info';
-    if (level !== false && this.logger) this.logger[level]({ ...(data as object), event: type, eventId: e.id }, opts.msg ?? `${type} ${JSON.stringify(data)}`);
+    // The line's fields and text are built only when its level is logged (a batch publishes hundreds of events).
+    if (level !== false && this.logger && this.logs(level)) this.logger[level]({ ...(data as object), event: type, eventId: e.id }, opts.msg ?? `${type} ${JSON.stringify(data)}`);
     for (const l of this.listeners) {
       try {
         l(e as AnyEvent);

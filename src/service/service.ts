@@ -179,7 +179,8 @@ export class CarpService {
       this.generation++;
       // An interface down or gone: its vhids may be gone too.
       if (c.state === 'INIT') this.live = undefined;
-      const vip = this.store.head().vips.find((v) => v.interface === c.interface && v.vhid === c.vhid);
+      // The index of the head's VIPs (kept in step with every change), not a scan per event: a batch reports hundreds.
+      const vip = this.indexOf(this.store.head()).vip(`${c.interface}/${c.vhid}`);
       const skew = vip && (vip.protocol ?? 'carp') === 'carp' ? effectiveSkew(vip.advskew, this.watch.demotion) : null;
       this.events.publish(
         'vhid.state',

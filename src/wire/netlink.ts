@@ -85,9 +85,12 @@ export const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(v
 export const s32 = (v: number) => { const b = Buffer.alloc(4); b.writeInt32LE(v); return b; };
 /** NUL-terminated string attribute; interface names stay within IFNAMSIZ including the NUL. */
 export function cstr(s: string, max: number, what: string): Buffer {
-  const b = Buffer.from(s, 'utf8');
-  if (b.length === 0 || b.length >= max || b.includes(0)) throw new RangeError(`${what} "${s}" must be 1..${max - 1} bytes without NUL`);
-  return Buffer.concat([b, Buffer.alloc(1)]);
+  // One buffer, the NUL already in it (a batch encodes hundreds of names).
+  const n = Buffer.byteLength(s, 'utf8');
+  if (n === 0 || n >= max || s.includes('\0')) throw new RangeError(`${what} "${s}" must be 1..${max - 1} bytes without NUL`);
+  const out = Buffer.alloc(n + 1);
+  out.write(s, 0, n, 'utf8');
+  return out;
 }
 
 /** A generic netlink request: nlmsghdr + genlmsghdr (version 0, as the kernel replies) + attributes. */

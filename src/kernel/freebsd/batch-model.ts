@@ -42,16 +42,25 @@ export const addrOf = (cidr: string) => cidr.slice(0, cidr.lastIndexOf('/'));
 export const heldKey = (iface: string, cidr: string) => `${iface}|${addrOf(cidr)}`;
 
 export function cloneModel(m: Model): Model {
-  return { ...m, vhids: new Map([...m.vhids].map(([k, v]) => [k, { kv: { ...v.kv }, addresses: [...v.addresses] }])), held: new Map(m.held) };
+  const vhids = new Map<string, ModelVhid>();
+  for (const [k, v] of m.vhids) vhids.set(k, { kv: { ...v.kv }, addresses: [...v.addresses] });
+  return { ...m, vhids, held: new Map(m.held) };
 }
 
 /** Records the vhid's addresses in the index. */
 export function index(m: Model, key: string, addresses: readonly string[]): void {
-  for (const a of addresses) m.held.set(heldKey(ifaceOf(key), a), key);
+  if (addresses.length === 0) return;
+  const iface = ifaceOf(key);
+  for (const a of addresses) m.held.set(heldKey(iface, a), key);
 }
 
 export function unindex(m: Model, key: string, addresses: readonly string[]): void {
-  for (const a of addresses) if (m.held.get(heldKey(ifaceOf(key), a)) === key) m.held.delete(heldKey(ifaceOf(key), a));
+  if (addresses.length === 0) return;
+  const iface = ifaceOf(key);
+  for (const a of addresses) {
+    const hk = heldKey(iface, a);
+    if (m.held.get(hk) === key) m.held.delete(hk);
+  }
 }
 
 export function holder(m: Model, iface: string, cidr: string): { key: string; cidr: string } | undefined {
@@ -65,22 +74,21 @@ export function applyOp(m: Model, op: Op): void {
   switch (op.kind) {
     case 'set': {
       const { iface, vhid } = op.set;
-      const cur = m.vhids.get(keyOf(iface, vhid));
-      const kv: KernelVhid = {
-        vhid,
-        state: cur?.kv.state ?? 'INIT',
-        advbase: op.set.advbase,
-        advskew: op.set.advskew,
-        // An empty KEY keeps the key (T10).
-        ...(op.set.key !== undefined ? { key: carpKeyRaw(op.set.key) } : cur?.kv.key ? { key: cur.kv.key } : {}),
-        ...(op.set.peer ? { peer: op.set.peer } : {}),
-        ...(op.set.peer6 ? { peer6: op.set.peer6 } : {}),
-        ...(op.set.version !== undefined ? { version: op.set.version } : {}),
-        ...(op.set.vrrpPriority !== undefined ? { vrrpPriority: op.set.vrrpPriority } : {}),
-        ...(op.set.vrrpAdvInterCs !== undefined ? { vrrpAdvInterCs: op.set.vrrpAdvInterCs } : {}),
-      };
+      const key = keyOf(iface, vhid);
+      const cur = m.vhids.get(key);
+      const s = op.set;
+      // Built by assignment, not spreads (a batch applies hundreds): the same fields, the same order.
+      const kv: KernelVhid = { vhid, state: cur?.kv.state ?? 'INIT', advbase: s.advbase, advskew: s.advskew };
+      // An empty KEY keeps the key (T10).
+      if (s.key !== undefined) kv.key = carpKeyRaw(s.key);
+      else if (cur?.kv.key) kv.key = cur.kv.key;
+      if (s.peer) kv.peer = s.peer;
+      if (s.peer6) kv.peer6 = s.peer6;
+      if (s.version !== undefined) kv.version = s.version;
+      if (s.vrrpPriority !== undefined) kv.vrrpPriority = s.vrrpPriority;
+      if (s.vrrpAdvInterCs !== undefined) kv.vrrpAdvInterCs = s.vrrpAdvInterCs;
       if (cur) cur.kv = kv;
-      else m.vhids.set(keyOf(iface, vhid), { kv, addresses: [] });
+      else m.vhids.set(key, { kv, addresses: [] });
       return;
     }
     case 'bind': {

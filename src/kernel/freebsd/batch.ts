@@ -92,8 +92,14 @@ export class FreebsdBatch {
         throw e;
       }
     }
-    const touched = new Set(ops.flatMap((op) => ('iface' in op ? [keyOf(op.iface, op.vhid)] : op.kind === 'set' ? [keyOf(op.set.iface, op.set.vhid)] : [])));
-    const newIfaces = steps.flatMap((s) => (s.op === 'vhid.set' && !this.d.ledger.hasInterface(s.interface) ? [s.interface] : []));
+    // Plain loops, not flatMap: a batch has hundreds of operations.
+    const touched = new Set<string>();
+    for (const op of ops) {
+      if ('iface' in op) touched.add(keyOf(op.iface, op.vhid));
+      else if (op.kind === 'set') touched.add(keyOf(op.set.iface, op.set.vhid));
+    }
+    const newIfaces: string[] = [];
+    for (const s of steps) if (s.op === 'vhid.set' && !this.d.ledger.hasInterface(s.interface)) newIfaces.push(s.interface);
     await this.record(sim, touched, newIfaces, 'apply a batch of changes');
 
     const live = cloneModel(before);
@@ -328,8 +334,13 @@ export class FreebsdBatch {
   }
 
   private succeeded(m: Model, op: Op): void {
-    if (op.kind === 'set' && !m.vhids.has(keyOf(op.set.iface, op.set.vhid))) this.created.add(keyOf(op.set.iface, op.set.vhid));
-    if (op.kind === 'bind' && !this.bound.has(keyOf(op.iface, op.vhid))) this.bound.set(keyOf(op.iface, op.vhid), op.cidr);
+    if (op.kind === 'set') {
+      const key = keyOf(op.set.iface, op.set.vhid);
+      if (!m.vhids.has(key)) this.created.add(key);
+    } else if (op.kind === 'bind') {
+      const key = keyOf(op.iface, op.vhid);
+      if (!this.bound.has(key)) this.bound.set(key, op.cidr);
+    }
     applyOp(m, op);
   }
 
@@ -463,14 +474,26 @@ export class FreebsdBatch {
         return;
       }
     }
-    const ifaces = carp ? ledger.interfaces() : [...new Set(ops.flatMap((op) => ('iface' in op ? [op.iface] : op.kind === 'set' ? [op.set.iface] : [])))];
+    let ifaces: string[];
+    if (carp) ifaces = ledger.interfaces();
+    else {
+      const written = new Set<string>();
+      for (const op of ops) {
+        if ('iface' in op) written.add(op.iface);
+        else if (op.kind === 'set') written.add(op.set.iface);
+      }
+      ifaces = [...written];
+    }
     // The vhids the batch knew of, by interface: those a dump no longer shows are forgotten.
     const byIface = new Map<string, string[]>();
-    for (const key of [...live.vhids.keys(), ...this.created]) {
-      const list = byIface.get(ifaceOf(key));
+    const known = (key: string) => {
+      const iface = ifaceOf(key);
+      const list = byIface.get(iface);
       if (list) list.push(key);
-      else byIface.set(ifaceOf(key), [key]);
-    }
+      else byIface.set(iface, [key]);
+    };
+    for (const key of live.vhids.keys()) known(key);
+    for (const key of this.created) known(key);
     for (const iface of ifaces) {
       let found: KernelVhid[];
       try {

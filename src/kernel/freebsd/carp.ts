@@ -258,18 +258,15 @@ export async function resolveFamily(sock: NetlinkSocket, name: string): Promise<
 }
 
 function fromNl(v: CarpNlVhid): KernelVhid {
-  return {
-    vhid: v.vhid,
-    state: v.state,
-    advbase: v.advbase,
-    advskew: v.advskew,
-    ...(v.key ? { key: v.key } : {}),
-    ...(v.peer ? { peer: v.peer } : {}),
-    ...(v.peer6 ? { peer6: v.peer6 } : {}),
-    ...(v.version !== undefined ? { version: v.version } : {}),
-    ...(v.vrrpPriority !== undefined ? { vrrpPriority: v.vrrpPriority } : {}),
-    ...(v.vrrpAdvInterCs !== undefined ? { vrrpAdvInterCs: v.vrrpAdvInterCs } : {}),
-  };
+  // By assignment, not spreads (a dump decodes hundreds): the same fields in the same order.
+  const k: KernelVhid = { vhid: v.vhid, state: v.state, advbase: v.advbase, advskew: v.advskew };
+  if (v.key) k.key = v.key;
+  if (v.peer) k.peer = v.peer;
+  if (v.peer6) k.peer6 = v.peer6;
+  if (v.version !== undefined) k.version = v.version;
+  if (v.vrrpPriority !== undefined) k.vrrpPriority = v.vrrpPriority;
+  if (v.vrrpAdvInterCs !== undefined) k.vrrpAdvInterCs = v.vrrpAdvInterCs;
+  return k;
 }
 
 export class NetlinkCarp implements CarpTransport {

@@ -25,6 +25,7 @@
  *  +16 union (272 B, sized by icmp6_ifstat): sockaddr_in6 ifru_addr at +16, the rest zero
  */
 import {
+  AF_INET,
   ND6_INFINITE_LIFETIME,
   SIZEOF,
   decodeSockaddrIn,
@@ -56,7 +57,10 @@ export function encodeInAliasreq(v: InAliasreq, buf: Buffer, off: number): void 
   writeIfName(v.name, buf, off);
   encodeSockaddrIn({ address: v.address }, buf, off + 16);
   if (v.broadcast !== undefined) encodeSockaddrIn({ address: v.broadcast }, buf, off + 32);
-  encodeSockaddrIn({ address: ipText(mask) }, buf, off + 48);
+  // The mask's sockaddr_in written from its bytes (as encodeSockaddrIn would from their text).
+  buf[off + 48] = SIZEOF.sockaddr_in;
+  buf[off + 49] = AF_INET;
+  mask.copy(buf, off + 52);
   buf.writeInt32LE(int32('ifra_vhid', v.vhid), off + 64);
 }
 

@@ -229,12 +229,13 @@ export function uint32(what: string, v: number): number {
  * name is refused rather than cut (a cut name could address another interface).
  */
 export function writeIfName(name: string, buf: Buffer, off: number, allowEmpty = false): void {
-  const bytes = Buffer.from(name, 'utf8');
-  if (bytes.length > IFNAMSIZ - 1) throw new RangeError(`interface name "${name}" is ${bytes.length} bytes; FreeBSD allows at most ${IFNAMSIZ - 1}`);
-  if (bytes.includes(0)) throw new RangeError('interface name contains a NUL byte');
-  if (!allowEmpty && bytes.length === 0) throw new RangeError('interface name is empty');
+  // Written in place, without a Buffer of its own (a batch writes hundreds of names).
+  const length = Buffer.byteLength(name, 'utf8');
+  if (length > IFNAMSIZ - 1) throw new RangeError(`interface name "${name}" is ${length} bytes; FreeBSD allows at most ${IFNAMSIZ - 1}`);
+  if (name.includes('\0')) throw new RangeError('interface name contains a NUL byte');
+  if (!allowEmpty && length === 0) throw new RangeError('interface name is empty');
   buf.fill(0, off, off + IFNAMSIZ);
-  bytes.copy(buf, off);
+  buf.write(name, off, length, 'utf8');
 }
 
 export function readIfName(buf: Buffer, off: number): string {

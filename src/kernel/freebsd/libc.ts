@@ -112,11 +112,13 @@ export function loadLibc(path: string = process.env.CARPD_FREEBSD_LIBC ?? 'libc.
       if ((r & (IOC_IN | IOC_OUT)) !== 0 && arg.length < size) {
         throw new RangeError(`ioctl 0x${r.toString(16)} moves ${size} bytes; argument buffer has ${arg.length}`);
       }
-      sys(
-        () => `ioctl ${ioctlName(r) ?? `0x${r.toString(16)}`}`,
-        () => iface ?? nameIn(arg),
-        () => c.ioctl(fd, req, 'void *', arg),
-      );
+      // sys() inlined: no closures per call (a batch makes hundreds); a failure is named as sys() names it.
+      for (;;) {
+        if (Number(c.ioctl(fd, req, 'void *', arg)) >= 0) return;
+        const errno = koffi.errno();
+        if (errno === EINTR) continue;
+        throw new KernelError(`ioctl ${ioctlName(r) ?? `0x${r.toString(16)}`}`, errno, iface ?? nameIn(arg), errno === 0 ? 'failed without setting errno' : undefined);
+      }
     },
     sysctlbyname: (name, oldp, oldlen, newp) => {
       const cap = oldlen ?? oldp?.length ?? null;

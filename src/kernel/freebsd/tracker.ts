@@ -54,20 +54,22 @@ export class StateTracker {
    * Records the state the kernel reports. The first sight of a vhid starts its history with
    * `firstReason`; a different state than the last one seen is a change, reported with `reason`.
    */
-  observe(iface: string, vhid: number, state: CarpState, reason: (s: CarpState) => string, firstReason: string, at = new Date()): SeenState {
+  observe(iface: string, vhid: number, state: CarpState, reason: (s: CarpState) => string, firstReason: string, at?: Date): SeenState {
     const k = keyOf(iface, vhid);
     const cur = this.seen.get(k);
     if (!cur) {
-      const e = { state, since: at, reason: firstReason };
+      // The time taken only when there is something to record (a batch observes hundreds of vhids).
+      const e = { state, since: at ?? new Date(), reason: firstReason };
       this.seen.set(k, e);
       return e;
     }
     if (cur.state !== state) {
       const previous = cur.state;
+      const when = at ?? new Date();
       cur.state = state;
-      cur.since = at;
+      cur.since = when;
       cur.reason = reason(state);
-      const change: StateChange = { interface: iface, vhid, state, previous, reason: cur.reason, at };
+      const change: StateChange = { interface: iface, vhid, state, previous, reason: cur.reason, at: when };
       for (const l of this.events.listeners('state') as ((c: StateChange) => void)[]) {
         try {
           l(change);
