@@ -8,6 +8,7 @@
  *
  *   npm run bench:apply
  *   BENCH_ROUNDS=7 npm run bench:apply               rounds per approach (median reported; default 5)
+ *   BENCH_WARMUP=20 npm run bench:apply              warm-up PUT pairs before the measured rounds (default 1)
  *   BENCH_STATE_DIR=/dev/shm npm run bench:apply     where carpd's state dir (and its fsyncs) go
  *
  * The PUT is timed from the request to the answer over HTTP on loopback (auth, request and
@@ -43,6 +44,8 @@ const LIBC = path.join(BUILD, 'libfakefreebsd.so');
 const LIBNV = path.join(BUILD, 'libfakenv.so');
 const IFCONFIG = path.join(BUILD, 'fake-ifconfig');
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5) || 5);
+/** PUT pairs (add, remove) before the measured rounds: 1 by default; more measures a daemon whose code V8 has already optimized. */
+const WARMUP = Math.max(1, Number(process.env.BENCH_WARMUP ?? 1) || 1);
 const VIPS = 200;
 const IFACES = ['em0', 'em1', 'em2', 'em3'];
 const PASSWORD = 'benchpass';
@@ -343,12 +346,15 @@ async function main(): Promise<void> {
     const removals: PutRun[] = [];
     const forks: { totalMs: number; processes: number }[] = [];
     try {
-      // One warm-up of each (JIT, the validators, page cache, the binaries), then the measured
-      // rounds: every PUT round (the 200 VIPs added with one PUT, removed with another), then
-      // every fork round. Not interleaved: a fork round leaves this process's heap and caches
-      // full of 400 children's leftovers, which the PUT right after it would be charged for.
-      await carpd.put(document, VIPS);
-      await carpd.put(empty, 0);
+      // WARMUP warm-ups of the PUTs and one of the forks (JIT, the validators, page cache, the
+      // binaries), then the measured rounds: every PUT round (the 200 VIPs added with one PUT,
+      // removed with another), then every fork round. Not interleaved: a fork round leaves this
+      // process's heap and caches full of 400 children's leftovers, which the PUT right after
+      // it would be charged for.
+      for (let i = 0; i < WARMUP; i++) {
+        await carpd.put(document, VIPS);
+        await carpd.put(empty, 0);
+      }
       for (let i = 0; i < ROUNDS; i++) {
         puts.push(await carpd.put(document, VIPS));
         removals.push(await carpd.put(empty, 0));
@@ -383,7 +389,7 @@ async function main(): Promise<void> {
       `- Date: ${new Date().toISOString()}${rev ? `, commit ${rev}` : ''}`,
       `- Machine: ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${cpus.length} cores, ${os.type()} ${os.release()}; Node ${process.version}; load average ${load.map((x) => x.toFixed(2)).join(' ')} before the run`,
       `- Kernel: the fake FreeBSD 14 libc of native/ (shared state file, flock per call), for both approaches`,
-      `- Change: ${VIPS} new VIPs (a vhid with a password and one IPv4 address each, ${VIPS / IFACES.length} on each of ${IFACES.join(', ')}) in one \`PUT /v1/config\` to a running carpd (backend \`freebsd\`, over HTTP on loopback), then all removed in another; median of ${ROUNDS} rounds of each after one warm-up (the PUT rounds first, then the fork rounds); carpd's state dir on ${fsType}`,
+      `- Change: ${VIPS} new VIPs (a vhid with a password and one IPv4 address each, ${VIPS / IFACES.length} on each of ${IFACES.join(', ')}) in one \`PUT /v1/config\` to a running carpd (backend \`freebsd\`, over HTTP on loopback), then all removed in another; median of ${ROUNDS} rounds of each after ${WARMUP === 1 ? 'one warm-up' : `${WARMUP} warm-up PUT pairs and one fork round`} (the PUT rounds first, then the fork rounds); carpd's state dir on ${fsType}`,
       '',
       '| Approach | Wall ms | Revisions | Kernel calls |',
       '|---|---:|---:|---|',
