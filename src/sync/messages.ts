@@ -418,10 +418,30 @@ const problemSchema = {
   },
 };
 
-const ajv = new Ajv({ strict: true, allErrors: false });
-ajv.addFormat('cidr', (s: string) => canonicalCidr(s) !== undefined);
-ajv.addFormat('ip', (s: string) => canonicalIp(s) !== undefined);
-ajv.addFormat('date-time', isIsoTime);
+// Compiled on first use: a node whose sync is never used (no peer, no listener) does not pay for
+// the validators' code (about 10 MiB of RSS on Node 20, 20 on Node 24, when compiled at import).
+let ajvInstance: Ajv | undefined;
+function ajv(): Ajv {
+  if (!ajvInstance) {
+    ajvInstance = new Ajv({ strict: true, allErrors: false });
+    ajvInstance.addFormat('cidr', (s: string) => canonicalCidr(s) !== undefined);
+    ajvInstance.addFormat('ip', (s: string) => canonicalIp(s) !== undefined);
+    ajvInstance.addFormat('date-time', isIsoTime);
+  }
+  return ajvInstance;
+}
+
+/** A validator of `schema` compiled the first time it is called; its `errors` are those of its last call. */
+function lazy<T>(schema: object): ValidateFunction<T> {
+  let fn: ValidateFunction<T> | undefined;
+  const v = ((data: unknown) => {
+    fn ??= ajv().compile<T>(schema);
+    const ok = fn(data);
+    v.errors = fn.errors;
+    return ok;
+  }) as ValidateFunction<T>;
+  return v;
+}
 
 interface Kind<Req, Ans> {
   request: ValidateFunction<Req>;
@@ -431,18 +451,18 @@ interface Kind<Req, Ans> {
   answerIs: string;
 }
 
-const snapshotValidator = ajv.compile<SnapshotBody>(snapshotSchema);
-const vhidStatesValidator = ajv.compile<VhidStates>(vhidStatesSchema);
-const pfReportValidator = ajv.compile<PfReport>(pfReportSchema);
+const snapshotValidator = lazy<SnapshotBody>(snapshotSchema);
+const vhidStatesValidator = lazy<VhidStates>(vhidStatesSchema);
+const pfReportValidator = lazy<PfReport>(pfReportSchema);
 const KINDS: { [K in SyncMessageType]: Kind<SyncRequests[K], SyncAnswers[K]> } = {
-  push: { request: snapshotValidator, answer: ajv.compile<PushAck>(pushAckSchema), requestIs: 'a snapshot', answerIs: 'an acknowledgement of a push' },
-  plan: { request: snapshotValidator, answer: ajv.compile<PlanAnswer>(planAnswerSchema), requestIs: 'a snapshot', answerIs: 'a plan' },
-  status: { request: ajv.compile<StatusRequest>(statusRequestSchema), answer: ajv.compile<NodeReport>(nodeReportSchema), requestIs: 'an empty object', answerIs: 'a node report' },
+  push: { request: snapshotValidator, answer: lazy<PushAck>(pushAckSchema), requestIs: 'a snapshot', answerIs: 'an acknowledgement of a push' },
+  plan: { request: snapshotValidator, answer: lazy<PlanAnswer>(planAnswerSchema), requestIs: 'a snapshot', answerIs: 'a plan' },
+  status: { request: lazy<StatusRequest>(statusRequestSchema), answer: lazy<NodeReport>(nodeReportSchema), requestIs: 'an empty object', answerIs: 'a node report' },
   states: { request: vhidStatesValidator, answer: vhidStatesValidator, requestIs: "a node's vhid states", answerIs: "a node's vhid states" },
   pf: { request: pfReportValidator, answer: pfReportValidator, requestIs: "a node's pf status", answerIs: "a node's pf status" },
-  health: { request: ajv.compile<HealthRequest>(healthRequestSchema), answer: ajv.compile<PeerHealth>(peerHealthSchema), requestIs: "the asking node's name", answerIs: "a node's health" },
+  health: { request: lazy<HealthRequest>(healthRequestSchema), answer: lazy<PeerHealth>(peerHealthSchema), requestIs: "the asking node's name", answerIs: "a node's health" },
 };
-const problemValidator = ajv.compile<PeerProblem>(problemSchema);
+const problemValidator = lazy<PeerProblem>(problemSchema);
 
 function isKind(type: string): type is SyncMessageType {
   return Object.hasOwn(KINDS, type);
