@@ -1,6 +1,6 @@
 /**
  * buildApp(deps) assembles the HTTP API; it never listens (the daemon and the tests do).
- * Order: open endpoints (health, spec, docs) → authentication → JSON body → OpenAPI request
+ * Order: open endpoints (health, spec, docs, the status page's files at /ui/) → authentication → JSON body → OpenAPI request
  * validation → routers → problem+json errors. Responses are validated against the spec too:
  * per request, except the status body, which is checked once per change of state. A plain
  * GET /v1/status with a valid token while the status is fresh is answered before all of this,
@@ -36,6 +36,7 @@ import { jsonBody } from './json-body.js';
 import { loadSpec } from './spec.js';
 import { route } from './typed.js';
 import { SpecValidator } from './validator.js';
+import { uiRouter } from './ui.js';
 
 export const BODY_LIMIT = '64kb';
 /** BODY_LIMIT in bytes. */
@@ -113,6 +114,8 @@ export function buildApp(deps: AppDeps): Express {
     res.json(spec);
   });
   app.use('/docs', lazyDocs(spec));
+  // The status page's static files: no token (the data it asks for needs one).
+  app.use('/ui', uiRouter());
 
   app.use(authenticate(deps.service, audit));
   app.use(jsonBody(BODY_LIMIT_BYTES, ['application/json', 'application/merge-patch+json']));
