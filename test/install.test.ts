@@ -44,7 +44,7 @@ test('npm pack gives a tarball that installs with npm install -g: carpd --help, 
   const [info] = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
   assert.equal(info.filename, `carpd-${pkg.version}.tgz`);
   const files = new Set(info.files.map((f) => f.path));
-  for (const f of ['bin/carpd.js', 'bin/carpctl.js', 'dist/daemon/main.js', 'dist/cli/main.js', 'openapi/carpd.json', 'rc.d/carpd', 'etc/newsyslog.conf.d/carpd.conf', 'README.md']) {
+  for (const f of ['bin/carpd.js', 'bin/carpctl.js', 'dist/daemon/main.js', 'dist/cli/main.js', 'dist/api/ui.js', 'openapi/carpd.json', 'rc.d/carpd', 'etc/newsyslog.conf.d/carpd.conf', 'ui/index.html', 'ui/app.js', 'ui/style.css', 'README.md']) {
     assert.ok(files.has(f), `${f} is not in the tarball`);
   }
   assert.ok(![...files].some((f) => f.startsWith('src/') || f.startsWith('test/') || f.startsWith('bench/')), 'sources, tests and benches stay out of the tarball');

@@ -14,7 +14,10 @@
  *   - node-a SIGKILLed: without a reload, the page shows node-b MASTER and node-a unreachable,
  *     and the vhid.state event in its list of events.
  *
- * Skipped (with the reason) where /usr/bin/chromium is missing; CI installs it. Only outcomes
+ * And, without a browser (runs everywhere): the files, the redirect, the 404s and the 401s through
+ * the app itself, HEAD included, any other method a 404.
+ *
+ * The browser test is skipped (with the reason) where /usr/bin/chromium is missing; CI installs it. Only outcomes
  * are waited for (Playwright's waits on the DOM, pollUntil), never fixed sleeps.
  * CARPD_UI_SCREENSHOT=docs/status-page.png writes the screenshot kept in the README.
  */
@@ -23,7 +26,9 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import request from 'supertest';
 import { call } from './helpers/daemon.js';
+import { ADMIN_TOKEN, makeHarness } from './helpers/harness.js';
 import { pollUntil } from './helpers/poll.js';
 import { SyncNode, converged, freeTcpPort, freeUdpPort, pair } from './helpers/sync-node.js';
 
@@ -85,12 +90,6 @@ test('the status page: static files without a token, the token asked for once, b
     assert.match(String(r.headers['content-type']), /^application\/problem\+json/, missing);
     assert.doesNotMatch(r.text, /"devDependencies"/, missing);
   }
-  for (const data of ['/v1/cluster', '/v1/status', '/v1/events/recent', '/v1/cluster/diagnostics']) {
-    const r = await call(port, 'GET', data);
-    assert.equal(r.status, 401, `${data}: ${r.text}`);
-    assert.match(String(r.headers['content-type']), /^application\/problem\+json/, data);
-    assert.equal(r.body.code, 'CARPD_ERR_UNAUTHORIZED', data);
-  }
   const doctor = await b.api('GET', '/v1/cluster/diagnostics');
   assert.ok(doctor.status === 200 || doctor.status === 404, `GET /v1/cluster/diagnostics: ${doctor.status} ${doctor.text}`);
 
@@ -131,7 +130,8 @@ test('the status page: static files without a token, the token asked for once, b
   assert.equal(await page.evaluate(() => localStorage.length), 0, 'nothing in localStorage');
   assert.ok(requested.length > 0);
   for (const u of requested) assert.ok(!u.includes(b.token), `the token in a URL: ${u}`);
-  for (const u of requested) assert.ok(u.startsWith(base), `a request off the node (no CDN): ${u}`);
+  for (const u of requested) assert.ok(u.startsWith(base) || u.startsWith('data:'), `a request off the node (no CDN): ${u}`);
+  assert.ok(!requested.some((u) => u.endsWith('/favicon.ico')), 'no favicon request (it would be a refused request without a token)');
 
   // The doctor: findings when the route exists, else said to be unavailable.
   if (doctor.status === 404) await page.locator('[data-doctor="unavailable"]', { hasText: 'Doctor not available' }).waitFor();
@@ -158,12 +158,61 @@ test('the status page: static files without a token, the token asked for once, b
   // Readable on a phone: nothing wider than the screen.
   await page.setViewportSize({ width: 375, height: 740 });
   const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
-  const widest = overflow <= 0 ? '' : await page.evaluate<string>(`[...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1 || e.scrollWidth > 400 || e.getBoundingClientRect().width > 400).slice(0, 30).map((e) => e.tagName + '.' + e.className + '[' + (e.textContent || '').slice(0, 40) + ']' + ' ' + Math.round(e.getBoundingClientRect().right) + '/' + e.scrollWidth).join('; ')`);
+  const widest = overflow <= 0 ? '' : await page.evaluate<string>(`[...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).slice(0, 5).map((e) => e.tagName + '.' + e.className).join(', ')`);
   assert.ok(overflow <= 0, `the page is ${overflow}px wider than a phone's screen: ${widest}`);
 
+  // Data without a token: 401 problems (after the screenshot, whose list of events they would fill).
+  for (const data of ['/v1/cluster', '/v1/status', '/v1/events/recent', '/v1/cluster/diagnostics']) {
+    const r = await call(port, 'GET', data);
+    assert.equal(r.status, 401, `${data}: ${r.text}`);
+    assert.match(String(r.headers['content-type']), /^application\/problem\+json/, data);
+    assert.equal(r.body.code, 'CARPD_ERR_UNAUTHORIZED', data);
+  }
   // Forgetting the token asks for it again and clears it.
   await page.getByRole('button', { name: 'Forget token' }).click();
   await page.getByLabel('API token').waitFor({ state: 'visible' });
   assert.equal(await page.evaluate(() => sessionStorage.getItem('carpd.token')), null);
   assert.deepEqual(errors, [], 'no script error on the page');
+});
+
+test('the status page without a browser: its three files without a token, /ui redirected, nothing else under /ui/, data still needing the token', async (t) => {
+  const h = await makeHarness();
+  t.after(() => h.close());
+  const page = await request(h.app).get('/ui/');
+  assert.equal(page.status, 200);
+  assert.match(page.headers['content-type'], /^text\/html/);
+  assert.match(page.text, /<script type="module" src="app.js"><\/script>/);
+  assert.match(page.text, /<label for="token">API token<\/label>/);
+  assert.doesNotMatch(page.text, /https?:\/\//, 'nothing from elsewhere (no CDN)');
+  const index = await request(h.app).get('/ui/index.html');
+  assert.equal(index.text, page.text);
+  const js = await request(h.app).get('/ui/app.js');
+  assert.equal(js.status, 200);
+  assert.match(js.headers['content-type'], /javascript/);
+  assert.match(js.text, /sessionStorage/);
+  assert.doesNotMatch(js.text, /localStorage\.setItem|[?&]token=/, 'the token is never put in localStorage or a URL');
+  const css = await request(h.app).get('/ui/style.css');
+  assert.equal(css.status, 200);
+  assert.match(css.headers['content-type'], /^text\/css/);
+  const head = await request(h.app).head('/ui/app.js');
+  assert.equal(head.status, 200);
+  const redirect = await request(h.app).get('/ui');
+  assert.equal(redirect.status, 301);
+  assert.equal(redirect.headers.location, '/ui/');
+  for (const p of ['/ui/nope.html', '/ui/.hidden', '/ui/ui.ts', '/ui/../package.json']) {
+    const r = await request(h.app).get(p);
+    assert.ok(r.status === 404, `${p}: ${r.status}`);
+    assert.match(r.headers['content-type'], /^application\/problem\+json/, p);
+    assert.equal(r.body.code, 'CARPD_ERR_ROUTE_NOT_FOUND', p);
+  }
+  // Only GET and HEAD: anything else under /ui/ is a 404 problem too.
+  const post = await request(h.app).post('/ui/app.js');
+  assert.equal(post.status, 404);
+  assert.equal(post.body.code, 'CARPD_ERR_ROUTE_NOT_FOUND');
+  const data = await request(h.app).get('/v1/status');
+  assert.equal(data.status, 401);
+  assert.match(data.headers['content-type'], /^application\/problem\+json/);
+  assert.equal(data.body.code, 'CARPD_ERR_UNAUTHORIZED');
+  const withToken = await request(h.app).get('/v1/status').set('Authorization', `Bearer ${ADMIN_TOKEN}`);
+  assert.equal(withToken.status, 200);
 });

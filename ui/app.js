@@ -61,6 +61,7 @@ class Unauthorized extends Error {}
 async function api(path, init = {}) {
   const res = await fetch(path, { ...init, headers: { Accept: 'application/json', ...init.headers, Authorization: `Bearer ${token}` }, cache: 'no-store' });
   if (res.status === 401) throw new Unauthorized('the token was refused');
+  if (res.status === 429) throw new Error('too many refused tokens from this address; carpd answers again in a minute');
   return res;
 }
 
@@ -185,7 +186,7 @@ function render(cluster, status, sync, tracks, doctor) {
   if (cluster.status !== 200 && cluster.status !== 409) alerts.push(h('p', { class: 'alert' }, `GET /v1/cluster answered ${cluster.status}: ${cluster.body?.detail ?? ''}`));
   $('alerts').replaceChildren(...alerts);
 
-  $('sync-body').replaceChildren(renderSync(sync));
+  $('sync-body').replaceChildren(renderSync(sync, nodes.find((n) => !n.self)));
   $('tracks-body').replaceChildren(renderTracks(tracks));
   $('doctor-body').replaceChildren(renderDoctor(doctor));
   const down = nodes.filter((n) => !n.reachable).map((n) => n.node ?? 'the peer');
@@ -213,7 +214,7 @@ function renderNode(n, self) {
     ['Preempt', carp.preempt === undefined ? '\u2014' : carp.preempt ? 'on' : 'off'],
     ['Maintenance', carp.maintenance ? badge('warning', 'MAINTENANCE') : 'off'],
     ['Demotion', `${carp.demotion ?? '\u2014'}${contributors.length ? ` (${contributors.map((c) => `${c.name} ${c.value}`).join(', ')})` : ''}`],
-    ['Revision', n.appliedRevision !== undefined && !n.self ? `${n.revision ?? '\u2014'} (applied ${n.appliedRevision})` : `${n.revision ?? '\u2014'}`],
+    ['Revision', n.role === 'secondary' && n.appliedRevision !== undefined ? `${n.revision ?? '\u2014'} (primary's ${n.appliedRevision} applied)` : `${n.revision ?? '\u2014'}`],
   ];
   if (n.pfsync?.enabled) facts.push(['pfsync', `${n.pfsync.running ? 'running' : 'stopped'} on ${n.pfsync.syncdev ?? '\u2014'}${n.pfsync.syncpeer ? ` to ${n.pfsync.syncpeer}` : ''}, bulk update ${n.pfsync.bulkUpdateDone ? 'done' : 'pending'}`]);
   if (n.pf) facts.push(['pf states', String(n.pf.states)]);
@@ -245,17 +246,23 @@ function renderNode(n, self) {
   return el;
 }
 
-function renderSync(sync) {
+function renderSync(sync, peer) {
   if (sync.status !== 200) return h('p', { class: 'muted' }, sync.body?.detail ?? `not available (${sync.status})`);
   const s = sync.body;
   if (s.role === 'standalone') return h('p', { class: 'muted' }, 'Standalone: no config sync.');
-  const lag = s.lag ?? {};
-  const ok = s.lastError === null && !s.pending;
+  let lag = s.lag ?? {};
+  let ok = s.lastError === null && !s.pending;
+  if (s.role === 'secondary') {
+    // The secondary's own lag is unknown to it: the primary's revision (from GET /v1/cluster) against the one applied here.
+    const known = peer?.reachable && typeof peer.revision === 'number' && typeof s.peerRevision === 'number';
+    lag = known ? { revisions: Math.max(0, peer.revision - s.peerRevision), seconds: null } : { revisions: null, seconds: null };
+    ok = known && lag.revisions === 0;
+  }
   return h(
     'dl',
     {},
     h('dt', {}, 'Status'),
-    h('dd', {}, ok ? badge('ok', 'IN SYNC') : s.lastError ? badge('error', 'ERROR') : badge('pending', 'PENDING')),
+    h('dd', {}, ok ? badge('ok', 'IN SYNC') : s.lastError ? badge('error', 'ERROR') : lag.revisions === null ? badge('unknown', 'UNKNOWN') : badge('pending', 'PENDING')),
     h('dt', {}, 'Role'),
     h('dd', {}, s.role),
     h('dt', {}, 'Peer'),
@@ -264,8 +271,7 @@ function renderSync(sync) {
     h('dd', {}, lag.revisions === null || lag.revisions === undefined ? 'unknown' : `${lag.revisions} revision${lag.revisions === 1 ? '' : 's'}${lag.seconds ? `, ${lag.seconds} s` : ''}`),
     h('dt', {}, 'Revisions'),
     h('dd', {}, `here ${s.localRevision}, peer ${s.peerRevision ?? '\u2014'}`),
-    h('dt', {}, 'Last success'),
-    h('dd', {}, when(s.lastSuccess)),
+    s.role === 'primary' ? [h('dt', {}, 'Last push'), h('dd', {}, when(s.lastSuccess))] : [],
     s.lastError ? [h('dt', {}, 'Last error'), h('dd', { class: 'error' }, s.lastError)] : [],
     (s.detached ?? []).length ? [h('dt', {}, 'Detached'), h('dd', {}, s.detached.map((d) => (typeof d === 'string' ? d : JSON.stringify(d))).join(', '))] : [],
   );
