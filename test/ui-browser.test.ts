@@ -10,7 +10,8 @@
  *     with MASTER and BACKUP for em0/1 (as text, with a shape), the token kept in sessionStorage
  *     and in no URL;
  *   - the doctor's section: its findings when GET /v1/cluster/diagnostics answers 200, "Doctor
- *     not available" when it is 404;
+ *     not available" when it is 404 (and then a finding from a stand-in 200 answer the browser
+ *     serves in its place, to check how findings are shown);
  *   - node-a SIGKILLed: without a reload, the page shows node-b MASTER and node-a unreachable,
  *     and the vhid.state event in its list of events.
  *
@@ -144,6 +145,22 @@ test('the status page: static files without a token, the token asked for once, b
   assert.ok(shot.length > 1000 && shot.subarray(1, 4).toString() === 'PNG');
   if (process.env.CARPD_UI_SCREENSHOT) await page.screenshot({ path: process.env.CARPD_UI_SCREENSHOT, fullPage: true });
 
+  if (doctor.status === 404) {
+    // This carpd has no doctor yet: its findings are shown from a stand-in answer of the shape
+    // the route will give (findings with code, severity, objects, evidence, fix), served to the
+    // page by the browser in place of the 404, on the page's next refresh.
+    const answer = {
+      findings: [{ code: 'EXAMPLE_PEER_SILENT', severity: 'warning', objects: ['em0 vhid 1'], evidence: { node: 'node-b', advertisementsFromPeer: 0 }, fix: 'Let CARP multicast through the switch, or use unicast with the peer addresses.' }],
+      checks: [],
+    };
+    await page.route('**/v1/cluster/diagnostics', (r) => r.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(answer) }));
+    const finding = page.locator('[data-doctor="available"] li[data-code="EXAMPLE_PEER_SILENT"]');
+    await finding.waitFor();
+    assert.match((await finding.textContent()) ?? '', /WARNING.*EXAMPLE_PEER_SILENT.*em0 vhid 1.*Fix: Let CARP multicast/s);
+    await page.unroute('**/v1/cluster/diagnostics');
+    await page.locator('[data-doctor="unavailable"]').waitFor();
+  }
+
   // A marker that a reload would lose; then the master dies.
   await page.evaluate('window.carpdMarker = 1');
   await a.kill();
@@ -153,7 +170,7 @@ test('the status page: static files without a token, the token asked for once, b
   assert.equal(await page.locator('[data-node="node-a"] tr[data-vhid]').count(), 0);
   assert.equal(await page.evaluate('window.carpdMarker'), 1, 'the page was not reloaded');
   await page.locator('#events-list li[data-type="vhid.state"]', { hasText: 'MASTER' }).first().waitFor();
-  assert.match((await page.locator('#conn').textContent()) ?? '', /node-a unreachable/);
+  await page.locator('#conn', { hasText: 'node-a unreachable' }).waitFor();
 
   // Readable on a phone: nothing wider than the screen.
   await page.setViewportSize({ width: 375, height: 740 });

@@ -145,6 +145,7 @@ async function refresh() {
   try {
     const [cluster, status, sync, tracks, doctor] = await Promise.all(['/v1/cluster', '/v1/status', '/v1/sync', '/v1/tracks', '/v1/cluster/diagnostics'].map(getJson));
     render(cluster, status, sync, tracks, doctor);
+    if (!stream) await loadRecent(); // the stream is down: the events by polling meanwhile
     $('updated').replaceChildren(when(new Date().toISOString()));
   } catch (err) {
     fail(err);
@@ -332,7 +333,10 @@ function renderDoctor(doctor) {
 // --- events --------------------------------------------------------------------------------------
 
 function showEvent(e) {
-  if (typeof e.id === 'number') lastEventId = Math.max(lastEventId, e.id);
+  if (typeof e.id === 'number') {
+    if (e.id <= lastEventId) return; // already shown
+    lastEventId = e.id;
+  }
   const list = $('events-list');
   const data = e.data === undefined ? '' : JSON.stringify(e.data);
   list.prepend(h('li', { 'data-type': e.type }, e.time ? h('time', { datetime: e.time }, new Date(e.time).toLocaleTimeString()) : h('span'), h('span', { class: 'type' }, e.type), h('span', { class: 'data' }, data.length > 300 ? `${data.slice(0, 300)}\u2026` : data)));
@@ -341,7 +345,7 @@ function showEvent(e) {
 
 async function loadRecent() {
   try {
-    const r = await getJson(`/v1/events/recent?limit=${MAX_EVENTS}`);
+    const r = await getJson(`/v1/events/recent?limit=${MAX_EVENTS}${lastEventId ? `&after=${lastEventId}` : ''}`);
     if (r.status !== 200) return;
     for (const e of r.body.events) showEvent(e);
     lastEventId = Math.max(lastEventId, r.body.lastId ?? 0);
