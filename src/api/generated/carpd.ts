@@ -2387,7 +2387,7 @@ export interface components {
             /** @description Stable code of the check that found it (docs: README, "Doctor"). */
             code: string;
             severity: components["schemas"]["DiagnosticSeverity"];
-            /** @description What is wrong */
+            /** @description What is wrong, in words. */
             summary: string;
             /** @description What it concerns. */
             objects: {
@@ -2405,7 +2405,7 @@ export interface components {
                     [key: string]: string | number | boolean | null;
                 };
             }[];
-            /** @description What to do */
+            /** @description What to do, in words. */
             fix: string;
         };
         DiagnosticCheck: {
@@ -2427,7 +2427,7 @@ export interface components {
             worst: components["schemas"]["DiagnosticSeverity"] | null;
             /** @description Worst first. */
             findings: components["schemas"]["DiagnosticFinding"][];
-            /** @description Every check made */
+            /** @description Every check made, in a fixed order. */
             checks: components["schemas"]["DiagnosticCheck"][];
         };
     };
