@@ -459,7 +459,7 @@ export async function collectDiagnostics(service: CarpService, sync: SyncManager
     status.peer ? measureClock(sync) : Promise.resolve(undefined),
   ]);
   const desired = service.desired();
-  const localAt = (await sync.localHealth()).at;
+  const localAt = new Date(await localWall(sync)).toISOString();
   const syncListen = status.listen ? splitHostPort(status.listen) : null;
   return diagnose({
     node: status.node,
@@ -476,13 +476,21 @@ export async function collectDiagnostics(service: CarpService, sync: SyncManager
 /** The peer's wall clock minus this node's, from its health answer against the middle of the exchange on this node's clock. */
 async function measureClock(sync: SyncManager): Promise<DiagnosticsInput['clockOffset']> {
   try {
-    const before = Date.parse((await sync.localHealth()).at);
+    const before = await localWall(sync);
     const peer = await sync.peerHealth();
-    const afterAt = (await sync.localHealth()).at;
-    const mid = (before + Date.parse(afterAt)) / 2;
-    return { offsetMs: Math.round(Date.parse(peer.at) - mid), peerAt: peer.at, localAt: afterAt };
+    const after = await localWall(sync);
+    return { offsetMs: Math.round(Date.parse(peer.at) - (before + after) / 2), peerAt: peer.at, localAt: new Date(after).toISOString() };
   } catch (e) {
     return { error: (e as Error).message };
+  }
+}
+
+/** This node's wall clock as its sync manager reads it (the time its health answers carry); the system's if that cannot be read. */
+async function localWall(sync: SyncManager): Promise<number> {
+  try {
+    return Date.parse((await sync.localHealth()).at);
+  } catch {
+    return Date.now();
   }
 }
 
