@@ -14,9 +14,14 @@ import { SyncManager } from '../src/sync/manager.js';
 import { test } from 'node:test';
 import { CLOCK_SKEW_LIMIT_MS, DIAG_CHECKS, diagnose, inSubnet, type DiagnosticsInput, type Diagnostics } from '../src/sync/diagnostics.js';
 import { MemoryBackend } from '../src/kernel/memory.js';
+import { SimBackend } from '../src/kernel/sim.js';
+import { encodeSimFrame } from '../src/runtime/frame.js';
+import { MemoryNetwork } from '../src/runtime/transport.js';
+import { carpBytes } from '../src/wire/carp.js';
 import { ManualClock, makeHarness, READ_TOKEN } from './helpers/harness.js';
 import { pollUntil } from './helpers/poll.js';
 import { startSyncNodeInProcess } from './helpers/sync-inprocess.js';
+import { HEARD_SOURCES_PER_VHID } from '../src/runtime/driver.js';
 
 type Node = Awaited<ReturnType<typeof startSyncNodeInProcess>>;
 
@@ -62,7 +67,7 @@ test('diagnostics: a healthy pair gives nothing above info; every check listed; 
     }
     const foreign = check(d, 'CARPD_DIAG_FOREIGN_ADVERTISER');
     assert.equal(foreign.status, 'not-checked');
-    assert.match(foreign.reason!, /sources/);
+    assert.match(foreign.reason!, /does not record the senders/);
   }
   // The secondary checks the skews (primary 0 + 100): pass there, not-checked on the primary.
   assert.equal(check(await diag(b), 'CARPD_DIAG_SKEW_NOT_PREFERRED').status, 'pass');
@@ -282,4 +287,63 @@ test('diagnose: pfsync not running, enabled on one node only, bulk update pendin
   assert.equal(f.severity, 'error');
   assert.deepEqual(f.objects, [{ node: 'fw-a' }]);
   assert.equal(n.checks.find((c) => c.code === 'CARPD_DIAG_PFSYNC_VERSION')!.status, 'not-checked');
+});
+
+// --- the sim engine's record of senders heard per vhid ------------------------------------------
+
+/** A sim backend with em0 vhid 1 (key 'pw') and senders on its segment: each a raw endpoint named as it sends. */
+async function simWithSenders(t: test.TestContext) {
+  const clock = new ManualClock();
+  const net = new MemoryNetwork({ clock });
+  const b = await SimBackend.open({ clock, transport: net.endpoint(), interfaces: ['em0'], node: 'fw-a' });
+  t.after(() => b.close());
+  await b.setVhid('em0', 1, { advbaseSec: 1, advskew: 0, key: 'pw' });
+  await b.addAddress('em0', 1, '192.0.2.50/24');
+  const send = async (node: string, key = 'pw', vhid = 1) => {
+    const ep = net.endpoint(node);
+    await ep.open(() => {});
+    await ep.send(encodeSimFrame({ family: 4, instance: Buffer.alloc(8, node.length), node, iface: 'em0', carp: carpBytes({ vhid, advbaseSec: 1, advskew: 100, counter: 1n, key, addresses: ['192.0.2.50'] }) }));
+    clock.advance(0);
+    await ep.close();
+  };
+  return { b, send };
+}
+
+test('diagnostics: advertisements from a sender that is neither node are an error naming it and a free vhid (sim engine record)', async (t) => {
+  const { b, send } = await simWithSenders(t);
+  await send('fw-b');
+  await send('isp-router');
+  await send('isp-router');
+  const sources = await b.advertSources();
+  assert.deepEqual(sources.map((h) => [h.from, h.accepted, h.refused]).sort(), [['fw-b', 1, 0], ['isp-router', 2, 0]]);
+  const d = diagnose(input({ advertSources: sources }));
+  const f = d.findings.find((x) => x.code === 'CARPD_DIAG_FOREIGN_ADVERTISER')!;
+  assert.ok(f, JSON.stringify(d.findings));
+  assert.equal(f.severity, 'error');
+  assert.deepEqual(f.objects, [{ interface: 'em0', vhid: 1 }, { address: 'isp-router' }]);
+  assert.deepEqual(f.evidence.map((e) => [e.values.from, e.values.knownPeer]).sort(), [['fw-b', true], ['isp-router', false]]);
+  assert.match(f.fix, /2 is unused on em0/);
+  // The peer alone: no finding, and the check passed.
+  const one = diagnose(input({ advertSources: sources.filter((h) => h.from === 'fw-b') }));
+  assert.equal(one.checks.find((c) => c.code === 'CARPD_DIAG_FOREIGN_ADVERTISER')!.status, 'pass');
+});
+
+test('diagnostics: advertisements refused for a bad HMAC name the vhid and the sender (sim engine record)', async (t) => {
+  const { b, send } = await simWithSenders(t);
+  await send('fw-b', 'other-password');
+  await send('fw-b', 'other-password');
+  const d = diagnose(input({ advertSources: await b.advertSources(), carpStats: { badauth: 2, badaddrs: 0, badvhid: 0 } }));
+  const fs = d.findings.filter((x) => x.code === 'CARPD_DIAG_CARP_BAD_AUTH');
+  assert.equal(fs.length, 1, JSON.stringify(d.findings));
+  assert.deepEqual(fs[0]!.objects, [{ interface: 'em0', vhid: 1 }, { address: 'fw-b' }]);
+  assert.deepEqual([fs[0]!.evidence[0]!.values.refused, fs[0]!.evidence[0]!.values.lastRefusal], [2, 'badauth']);
+});
+
+test('diagnostics: the sim engine keeps at most HEARD_SOURCES_PER_VHID senders per vhid, the least recent dropped', async (t) => {
+  const { b, send } = await simWithSenders(t);
+  for (let i = 0; i < HEARD_SOURCES_PER_VHID + 3; i++) await send(`r${i}`);
+  const sources = await b.advertSources();
+  assert.equal(sources.length, HEARD_SOURCES_PER_VHID);
+  assert.equal(sources.some((h) => h.from === 'r0'), false);
+  assert.ok(sources.some((h) => h.from === `r${HEARD_SOURCES_PER_VHID + 2}`));
 });

@@ -12,6 +12,7 @@
  * (`CARPD_DIAG_*`); severities are info < warning < error < critical.
  */
 import type { VipConfig } from '../config/model.js';
+import type { AdvertSource } from '../kernel/backend.js';
 import type { CarpService } from '../service/service.js';
 import { canonicalIp, ipBytes, parseCidr } from '../wire/address.js';
 import { MAX_SKEW_MS } from './envelope.js';
@@ -44,6 +45,8 @@ export const DIAG_CHECKS = [
 ] as const;
 export type DiagCode = (typeof DIAG_CHECKS)[number];
 
+/** Senders heard within this long count for the advertisement checks. */
+export const HEARD_RECENT_MS = 10 * 60_000;
 /** Lag of the config sync (primary) beyond which it is a warning. */
 export const SYNC_LAG_WARN_SECONDS = 60;
 /** Clocks further apart than this are an error: the sync envelope's window is ±MAX_SKEW_MS. */
@@ -100,11 +103,13 @@ export interface DiagnosticsInput {
   generatedAt: string;
   cluster: { nodes: ClusterNode[]; splitBrain: SplitVhid[] };
   sync: Pick<SyncStatus, 'role' | 'peer' | 'lag' | 'lastError' | 'lastSuccess' | 'detached' | 'advskewRule' | 'overrides' | 'localAddresses' | 'peerRevision' | 'localRevision'>;
-  vips: readonly Pick<VipConfig, 'interface' | 'vhid' | 'addresses' | 'advskew' | 'protocol'>[];
+  vips: readonly (Pick<VipConfig, 'interface' | 'vhid' | 'addresses' | 'advskew' | 'protocol'> & Partial<Pick<VipConfig, 'peer' | 'peer6'>>)[];
   /** The listeners this node knows of; the API's is unknown where the app was not told (not-checked). */
   listeners: { api?: Listener[]; sync?: Listener | null };
   /** This node's CARP counters (KernelStats.carp), or why they could not be read. */
   carpStats: Record<string, number> | { error: string };
+  /** The senders of advertisements this node's backend heard per vhid; undefined: the backend keeps no such record. */
+  advertSources?: AdvertSource[] | { error: string };
   /** The peer's wall clock minus this node's (ms), or why it could not be measured. */
   clockOffset?: { offsetMs: number; peerAt: string; localAt: string } | { error: string };
 }
@@ -181,7 +186,31 @@ export function diagnose(input: DiagnosticsInput): Diagnostics {
   }
   // 7 beyond split brain (a BACKUP that hears nothing) needs the engine to tell when it last heard the peer.
   skip('CARPD_DIAG_PEER_NOT_HEARD', 'the backends do not report when the last advertisement was heard per vhid; a peer not heard while both are up shows as CARPD_DIAG_SPLIT_BRAIN');
-  skip('CARPD_DIAG_FOREIGN_ADVERTISER', 'the backends do not record the sources of the advertisements heard per vhid');
+  const heard = input.advertSources;
+  const recent = heard && !('error' in heard) ? heard.filter((h) => h.ageMs <= HEARD_RECENT_MS) : undefined;
+  if (!heard) skip('CARPD_DIAG_FOREIGN_ADVERTISER', "this node's backend does not record the senders of the advertisements it hears (carp(4) keeps no such record; the sim and linux engines do)");
+  else if ('error' in heard) skip('CARPD_DIAG_FOREIGN_ADVERTISER', `the senders heard could not be read: ${heard.error}`);
+  else {
+    // A pair has one other sender per vhid: a second one is another CARP or VRRP router on the segment.
+    const known = new Set<string>([peer?.node, input.sync.peer?.address].filter((x): x is string => !!x));
+    for (const v of input.vips) {
+      const from = recent!.filter((h) => h.iface === v.interface && h.vhid === v.vhid);
+      const senders = [...new Set(from.map((h) => h.from))];
+      if (senders.length < 2) continue;
+      const foreign = senders.filter((f) => !known.has(f) && f !== v.peer && f !== v.peer6);
+      const used = new Set([...input.vips.filter((x) => x.interface === v.interface).map((x) => x.vhid), ...recent!.filter((h) => h.iface === v.interface).map((h) => h.vhid)]);
+      let free: number | null = null;
+      for (let n = 1; n <= 255 && free === null; n++) if (!used.has(n)) free = n;
+      add({
+        code: 'CARPD_DIAG_FOREIGN_ADVERTISER',
+        severity: 'error',
+        summary: `${v.interface} vhid ${v.vhid}: advertisements from ${senders.length} senders (${senders.join(', ')}); a pair has one other`,
+        objects: [{ interface: v.interface, vhid: v.vhid }, ...(foreign.length ? foreign : senders).map((f) => ({ address: f }))],
+        evidence: from.map((h) => ({ node: input.node, values: { from: h.from, accepted: h.accepted, refused: h.refused, lastRefusal: h.lastRefusal ?? null, ageMs: h.ageMs, knownPeer: known.has(h.from) } })),
+        fix: `another CARP or VRRP router uses vhid ${v.vhid} on ${v.interface}${foreign.length ? ` (${foreign.join(', ')})` : ''}: move this pair's VIP to a free vhid${free === null ? '' : ` (${free} is unused on ${v.interface} here)`}, or the other router's`,
+      });
+    }
+  }
 
   // -- 2 config sync
   const s = input.sync;
@@ -354,7 +383,24 @@ export function diagnose(input: DiagnosticsInput): Diagnostics {
 
   // -- 6 refused advertisements (global counters: FreeBSD's carpstats are not per vhid)
   const st = input.carpStats;
-  if ('error' in st) skip('CARPD_DIAG_CARP_BAD_AUTH', `this node's CARP counters could not be read: ${st.error}`);
+  // Per vhid and sender where the backend records refusals by sender.
+  let perVhid = 0;
+  for (const h of recent ?? []) {
+    if (h.refused === 0 || (h.lastRefusal !== 'badauth' && h.lastRefusal !== 'badaddrs')) continue;
+    if (!input.vips.some((v) => v.interface === h.iface && v.vhid === h.vhid)) continue;
+    perVhid++;
+    add({
+      code: 'CARPD_DIAG_CARP_BAD_AUTH',
+      severity: 'warning',
+      summary: `${h.iface} vhid ${h.vhid}: ${h.refused} advertisement(s) from ${h.from} refused (${h.lastRefusal === 'badauth' ? 'bad HMAC' : 'bad address list'})`,
+      objects: [{ interface: h.iface, vhid: h.vhid }, { address: h.from }],
+      evidence: [{ node: input.node, values: { from: h.from, refused: h.refused, accepted: h.accepted, lastRefusal: h.lastRefusal, ageMs: h.ageMs } }],
+      fix: `the password or the VIP address list of ${h.iface} vhid ${h.vhid} differs between this node and ${h.from}: set the same on both (a VIP list that differs changes the HMAC)`,
+    });
+  }
+  if (perVhid) {
+    // named per vhid above
+  } else if ('error' in st) skip('CARPD_DIAG_CARP_BAD_AUTH', `this node's CARP counters could not be read: ${st.error}`);
   else {
     const refused = { badauth: st.badauth ?? 0, badaddrs: st.badaddrs ?? 0, badvhid: st.badvhid ?? 0 };
     if (refused.badauth > 0 || refused.badaddrs > 0) {
@@ -450,13 +496,16 @@ function clean(f: DiagFinding): DiagFinding {
 /** Reads what diagnose() needs, each part on its own: a part that fails makes its checks not-checked. */
 export async function collectDiagnostics(service: CarpService, sync: SyncManager, opts: { api?: Listener[] } = {}): Promise<Diagnostics> {
   const status = sync.status();
-  const [cluster, carpStats, clockOffset] = await Promise.all([
+  const [cluster, carpStats, clockOffset, advertSources] = await Promise.all([
     sync.cluster(),
     service.backend.stats().then(
       (s) => ({ ...s.carp }) as Record<string, number>,
       (e: unknown) => ({ error: (e as Error).message }),
     ),
     status.peer ? measureClock(sync) : Promise.resolve(undefined),
+    service.backend.advertSources
+      ? service.backend.advertSources().catch((e: unknown) => ({ error: (e as Error).message }))
+      : Promise.resolve(undefined),
   ]);
   const desired = service.desired();
   const localAt = new Date(await localWall(sync)).toISOString();
@@ -470,6 +519,7 @@ export async function collectDiagnostics(service: CarpService, sync: SyncManager
     listeners: { api: opts.api, sync: syncListen ? { name: 'sync', ...syncListen } : null },
     carpStats,
     clockOffset,
+    advertSources,
   });
 }
 
