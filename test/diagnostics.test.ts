@@ -347,3 +347,19 @@ test('diagnostics: the sim engine keeps at most HEARD_SOURCES_PER_VHID senders p
   assert.equal(sources.some((h) => h.from === 'r0'), false);
   assert.ok(sources.some((h) => h.from === `r${HEARD_SOURCES_PER_VHID + 2}`));
 });
+
+test('diagnose: MASTER on both with nothing accepted from the peer is "peer not heard", with unicast as the fix; heard, it is split brain only', () => {
+  const both = [nodeOf('fw-a', 'primary', { state: 'MASTER' }), nodeOf('fw-b', 'secondary', { state: 'MASTER' })];
+  const d = diagnose(input({ advertSources: [] }, both));
+  assert.deepEqual(codes(d), ['CARPD_DIAG_SPLIT_BRAIN', 'CARPD_DIAG_PEER_NOT_HEARD']);
+  const f = d.findings[1]!;
+  assert.equal(f.severity, 'error');
+  assert.deepEqual(f.objects, [{ interface: 'em0', vhid: 1 }, { node: 'fw-b' }]);
+  assert.equal(f.evidence[0]!.values.sendersHeard, 0);
+  assert.match(f.fix, /--mode unicast --peer/);
+  const heard = diagnose(input({ advertSources: [{ iface: 'em0', vhid: 1, from: 'fw-b', accepted: 3, refused: 0, ageMs: 1000 }] }, both));
+  assert.deepEqual(codes(heard), ['CARPD_DIAG_SPLIT_BRAIN']);
+  assert.equal(heard.checks.find((c) => c.code === 'CARPD_DIAG_PEER_NOT_HEARD')!.status, 'pass');
+  // Without the record: not-checked, never pass.
+  assert.equal(diagnose(input({}, both)).checks.find((c) => c.code === 'CARPD_DIAG_PEER_NOT_HEARD')!.status, 'not-checked');
+});

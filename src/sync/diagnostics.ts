@@ -184,8 +184,6 @@ export function diagnose(input: DiagnosticsInput): Diagnostics {
       });
     }
   }
-  // 7 beyond split brain (a BACKUP that hears nothing) needs the engine to tell when it last heard the peer.
-  skip('CARPD_DIAG_PEER_NOT_HEARD', 'the backends do not report when the last advertisement was heard per vhid; a peer not heard while both are up shows as CARPD_DIAG_SPLIT_BRAIN');
   const heard = input.advertSources;
   const recent = heard && !('error' in heard) ? heard.filter((h) => h.ageMs <= HEARD_RECENT_MS) : undefined;
   if (!heard) skip('CARPD_DIAG_FOREIGN_ADVERTISER', "this node's backend does not record the senders of the advertisements it hears (carp(4) keeps no such record; the sim and linux engines do)");
@@ -208,6 +206,29 @@ export function diagnose(input: DiagnosticsInput): Diagnostics {
         objects: [{ interface: v.interface, vhid: v.vhid }, ...(foreign.length ? foreign : senders).map((f) => ({ address: f }))],
         evidence: from.map((h) => ({ node: input.node, values: { from: h.from, accepted: h.accepted, refused: h.refused, lastRefusal: h.lastRefusal ?? null, ageMs: h.ageMs, knownPeer: known.has(h.from) } })),
         fix: `another CARP or VRRP router uses vhid ${v.vhid} on ${v.interface}${foreign.length ? ` (${foreign.join(', ')})` : ''}: move this pair's VIP to a free vhid${free === null ? '' : ` (${free} is unused on ${v.interface} here)`}, or the other router's`,
+      });
+    }
+  }
+
+  // -- 7 the peer not heard: a BACKUP does not advertise, so "both up, one not heard" is both MASTER;
+  // the record of senders tells whether this node heard anything for such a vhid.
+  const heardAll = input.advertSources;
+  if (!peer) peerSkip('CARPD_DIAG_PEER_NOT_HEARD');
+  else if (!heardAll || 'error' in heardAll) {
+    skip('CARPD_DIAG_PEER_NOT_HEARD', "this node's backend does not record the advertisements it hears per vhid (a peer not heard while both are up shows as CARPD_DIAG_SPLIT_BRAIN)");
+  } else {
+    for (const f of findings.filter((x) => x.code === 'CARPD_DIAG_SPLIT_BRAIN')) {
+      const o = f.objects[0]!;
+      const got = heardAll.filter((h) => h.iface === o.interface && h.vhid === o.vhid && h.ageMs <= HEARD_RECENT_MS);
+      if (got.some((h) => h.accepted > 0)) continue;
+      const vip = input.vips.find((v) => v.interface === o.interface && v.vhid === o.vhid);
+      add({
+        code: 'CARPD_DIAG_PEER_NOT_HEARD',
+        severity: 'error',
+        summary: `${o.interface} vhid ${o.vhid}: no advertisement from the peer accepted here while both nodes are up${got.length ? ' (only refused ones)' : ''}`,
+        objects: [{ interface: o.interface, vhid: o.vhid }, { node: peerName }],
+        evidence: [{ node: input.node, values: { sendersHeard: got.length, refused: got.reduce((n, h) => n + h.refused, 0), mode: (vip as { mode?: string } | undefined)?.mode ?? null, windowMs: HEARD_RECENT_MS } }],
+        fix: `the multicast advertisements do not reach this node on ${o.interface} (a switch filtering multicast, IGMP snooping, a VLAN): use unicast with the peer's own address on ${o.interface} as this VIP's peer, and this node's as the peer's (carpctl vip set ${o.interface}/${o.vhid} --mode unicast --peer <address>)`,
       });
     }
   }
