@@ -50,6 +50,11 @@ const NOT_ANSWERED_BY: { route: string; codes: ErrorCode[]; why: string }[] = [
     codes: ['CARPD_ERR_INTERFACE_NOT_FOUND', 'CARPD_ERR_UNSUPPORTED', 'CARPD_ERR_KERNEL', 'CARPD_ERR_SYNC_PEER_UNREACHABLE', 'CARPD_ERR_SYNC_BAD_MESSAGE', 'CARPD_ERR_SYNC_NOT_CONFIGURED', 'CARPD_ERR_JOB_NOT_FOUND'],
     why: 'the job (sync/switchover.ts) catches every failure of the peer and the backend and reports it in the job (failed, rolled-back), answered 200/202; the job waited for is the running one, never dropped',
   },
+  {
+    route: 'get /v1/cluster/diagnostics',
+    codes: ['CARPD_ERR_INTERFACE_NOT_FOUND', 'CARPD_ERR_UNSUPPORTED', 'CARPD_ERR_KERNEL', 'CARPD_ERR_SYNC_PEER_UNREACHABLE', 'CARPD_ERR_SYNC_BAD_MESSAGE'],
+    why: "sync/diagnostics.ts catches the failures of the peer's health (the clock), this node's health and CARP counters and the peer's status and pf (SyncManager.cluster): each is a finding or a not-checked check, answered 200",
+  },
 ];
 
 const resolve = (node: Json): Json => {

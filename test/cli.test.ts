@@ -983,3 +983,68 @@ test("status shows a MAC column when the backend reports MACs", async (t) => {
   assert.match(lines.find((l) => l.startsWith("em0")) ?? "", /00:00:5e:00:01:01 \(virtual\)$/);
   assert.match(lines.find((l) => l.startsWith("vlan100")) ?? "", /02:11:22:33:44:55$/);
 });
+
+test("doctor prints the findings grouped by severity, worst first, with evidence and fix, the checks not made, and exits 1 from warning up", async (t) => {
+  const body: S["Diagnostics"] = {
+    generatedAt: "2026-01-01T00:00:00.000Z",
+    node: "fw1",
+    worst: "critical",
+    findings: [
+      {
+        code: "CARPD_DIAG_SPLIT_BRAIN",
+        severity: "critical",
+        summary: "em0 vhid 1 is MASTER on both nodes",
+        objects: [{ interface: "em0", vhid: 1 }],
+        evidence: [
+          { node: "fw1", values: { state: "MASTER", since: null } },
+          { node: "fw2", values: { state: "MASTER" } },
+        ],
+        fix: "use unicast",
+      },
+      { code: "CARPD_DIAG_PREEMPT_DIFFERS", severity: "warning", summary: "preempt differs", objects: [{ node: "fw1" }, { node: "fw2" }], evidence: [], fix: "same preempt" },
+    ],
+    checks: [
+      { code: "CARPD_DIAG_SPLIT_BRAIN", status: "finding" },
+      { code: "CARPD_DIAG_PREEMPT_DIFFERS", status: "finding" },
+      { code: "CARPD_DIAG_CLOCK_SKEW", status: "pass" },
+      { code: "CARPD_DIAG_FOREIGN_ADVERTISER", status: "not-checked", reason: "no sources recorded" },
+    ],
+  };
+  const srv = await fakeCarpd(t, { "GET /v1/cluster/diagnostics": { status: 200, body } });
+  const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };
+  const r = await carpctl(["doctor"], env);
+  assert.equal(r.code, 1, r.err);
+  assert.ok(r.out.startsWith("CRITICAL (1)\n  CARPD_DIAG_SPLIT_BRAIN: em0 vhid 1 is MASTER on both nodes\n"), r.out);
+  assert.match(r.out, /^    concerns: em0 vhid 1$/m);
+  assert.match(r.out, /^    evidence: fw1: state=MASTER since=-$/m);
+  assert.match(r.out, /^    evidence: fw2: state=MASTER$/m);
+  assert.match(r.out, /^    fix: use unicast$/m);
+  assert.ok(r.out.indexOf("WARNING (1)") > r.out.indexOf("CRITICAL (1)"), "worst first");
+  assert.match(r.out, /^    concerns: node fw1, node fw2$/m);
+  assert.match(r.out, /^4 checks: 1 passed, 2 with findings, 1 not checked$/m);
+  assert.match(r.out, /^  not checked CARPD_DIAG_FOREIGN_ADVERTISER: no sources recorded$/m);
+  const json = await carpctl(["doctor", "--json"], env);
+  assert.equal(json.code, 1);
+  assert.deepEqual(JSON.parse(json.out), body);
+});
+
+test("doctor exits 0 when nothing is above info", async (t) => {
+  const info: S["Diagnostics"] = {
+    generatedAt: "2026-01-01T00:00:00.000Z",
+    node: "fw1",
+    worst: "info",
+    findings: [{ code: "CARPD_DIAG_SYNC_DETACHED", severity: "info", summary: "s", objects: [], evidence: [], fix: "f" }],
+    checks: [{ code: "CARPD_DIAG_SYNC_DETACHED", status: "finding" }],
+  };
+  const none: S["Diagnostics"] = { ...info, worst: null, findings: [], checks: [{ code: "CARPD_DIAG_SPLIT_BRAIN", status: "pass" }] };
+  const srv = await fakeCarpd(t, { "GET /v1/cluster/diagnostics": { status: 200, body: info } });
+  const env = { CARPD_URL: srv.url, CARPD_TOKEN: "x" };
+  let r = await carpctl(["doctor"], env);
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /^INFO \(1\)$/m);
+  const srv2 = await fakeCarpd(t, { "GET /v1/cluster/diagnostics": { status: 200, body: none } });
+  r = await carpctl(["doctor"], { CARPD_URL: srv2.url, CARPD_TOKEN: "x" });
+  assert.equal(r.code, 0);
+  assert.match(r.out, /^no findings on fw1$/m);
+  assert.equal((await carpctl(["doctor", "extra"], env)).code, 2);
+});

@@ -31,6 +31,7 @@ import { EventStreams, eventsRouter, type EventStreamOptions } from './routes/ev
 import type { SyncManager } from '../sync/manager.js';
 import { Switchover } from '../sync/switchover.js';
 import { switchoverRouter } from './routes/switchover.js';
+import { diagnosticsRouter } from './routes/diagnostics.js';
 import { dispatchRouters } from './dispatch.js';
 import { jsonBody } from './json-body.js';
 import { loadSpec } from './spec.js';
@@ -69,6 +70,8 @@ export interface AppDeps {
   loop?: LoopWatch;
   /** The switchover's jobs (default: made here on `sync`; none without it). */
   switchover?: Switchover;
+  /** The API's own listen address (--listen): GET /v1/cluster/diagnostics checks it is not a VIP (not-checked without it). */
+  apiListen?: { host: string; port: number };
 }
 
 /**
@@ -142,6 +145,7 @@ export function buildApp(deps: AppDeps): Express {
       syncRouter(deps.service, deps.sync),
       eventsRouter(deps.service.events, streams),
       switchoverRouter(deps.switchover ?? (deps.sync ? new Switchover({ service: deps.service, sync: deps.sync }) : undefined)),
+      diagnosticsRouter(deps.service, deps.sync, deps.apiListen),
     ]),
   );
 

@@ -6,6 +6,7 @@ import { applyCommands } from "./apply.js";
 import { parseStrict, redact, scanPositionals, secretsIn, str, type OptionSpecs } from "./args.js";
 import { carpCommands } from "./carp.js";
 import { clusterCommands } from "./cluster.js";
+import { doctorCommands } from "./doctor.js";
 import type { Command } from "./command.js";
 import { completionCommand } from "./completion.js";
 import { configCommands } from "./config.js";
@@ -44,6 +45,7 @@ export const commands: Command[] = [
   ...pfsyncCommands,
   ...syncCommands,
   ...switchoverCommands,
+  ...doctorCommands,
   ...configCommands,
   ...applyCommands,
   ...tokenCommands,

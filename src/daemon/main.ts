@@ -227,7 +227,7 @@ export async function startDaemon(opts: DaemonOptions, logger: Logger, logSink?:
       streams: { clients: () => eventStreams.clientCount(), dropped: () => eventStreams.dropped() },
       log: logSink,
     });
-    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog, metrics, streams, hookTester: hookRunner, log: logSink, loop });
+    const app = buildApp({ service, logger, version: VERSION, node: opts.nodeName, sync, accessLog: opts.accessLog, metrics, streams, hookTester: hookRunner, log: logSink, loop, apiListen: { host: opts.listenHost, port: opts.listenPort } });
     reconcile = await service.start();
     // Health tracks probe once the backend is reconciled; a track down demotes as track:<name>.
     tracks = await startTracks(service, logger);

@@ -147,6 +147,20 @@ export type CarpCounter = (typeof CARP_COUNTERS)[number];
  * but do not wrap or fail. They count from boot (or from the last write to the sysctl, which
  * zeroes them) and are not reset by carpd.
  */
+/** A sender of advertisements for one vhid as a backend heard it: accepted and refused ones, and how long ago. */
+export interface AdvertSource {
+  iface: string;
+  vhid: number;
+  /** Its node name on the sim segment, its source address on a real one. */
+  from: string;
+  accepted: number;
+  refused: number;
+  /** The carpstats name of the last refusal (badauth: a wrong password or address list). */
+  lastRefusal?: string;
+  /** Milliseconds since it was last heard. */
+  ageMs: number;
+}
+
 export interface KernelStats {
   /** net.inet.carp.stats, every counter of CARP_COUNTERS. */
   carp: Record<CarpCounter, number>;
@@ -265,6 +279,12 @@ export interface KernelBackend {
    * when carp(4) is not loaded. A missing pfsync is not an error: `pfsync` is then absent.
    */
   stats(): Promise<KernelStats>;
+
+  /**
+   * The senders of advertisements heard per vhid (AdvertSource), bounded, for diagnostics.
+   * Optional: a backend without it (carp(4) keeps no such record) cannot tell.
+   */
+  advertSources?(): Promise<AdvertSource[]>;
 
   /**
    * pf's status (PfStatus), read, never changed. null when this node has no pf: a backend

@@ -23,6 +23,7 @@ import {
   type Capabilities,
   type KernelBackend,
   type KernelStats,
+  type AdvertSource,
   type LiveVhid,
   type PfStatus,
   type PfsyncLive,
@@ -342,6 +343,12 @@ export abstract class UserspaceBackend implements KernelBackend {
       ...(pfsync ? { pfsync } : {}),
       sysctls: { carpLog: 1, ...(pfsync ? { pfsyncCarpDemotionFactor: DEMOTION_FACTOR } : {}), senderrDemotionFactor: DEMOTION_FACTOR, ifdownDemotionFactor: DEMOTION_FACTOR },
     };
+  }
+
+  /** The senders heard per vhid, from the runtime's bounded record. */
+  async advertSources(): Promise<AdvertSource[]> {
+    const now = this.clock.now();
+    return this.runtime.heard().map(({ lastMs, ...h }) => ({ ...h, ageMs: Math.max(0, now - lastMs) }));
   }
 
   /** pfsync's counters, or undefined where the node has no pfsync. */

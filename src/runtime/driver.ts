@@ -81,6 +81,29 @@ export interface VipEvent {
   addresses: string[];
 }
 
+/**
+ * A sender of advertisements for one vhid, as this runtime heard it: accepted ones (passed the
+ * checks, stepped the engine) and refused ones (under the carpstats name of the last refusal).
+ * Kept per vhid, bounded (HEARD_SOURCES_PER_VHID, the least recently heard dropped first).
+ */
+export interface HeardSource {
+  iface: string;
+  vhid: number;
+  /** The sender: its node name on the sim segment, its source address on a real one. */
+  from: string;
+  accepted: number;
+  refused: number;
+  /** The carpstats name of the last refusal, if any. */
+  lastRefusal?: CarpStatName;
+  /** When last heard, on this runtime's monotonic clock. */
+  lastMs: number;
+}
+
+/** Senders remembered per vhid (a pair has one; more is another router on the segment). */
+export const HEARD_SOURCES_PER_VHID = 8;
+/** vhids with a record at most (255 vhids on each of 16 interfaces); beyond it nothing new is recorded. */
+export const HEARD_MAX_VHIDS = 4096;
+
 export interface DropEvent {
   counter: CarpStatName;
   detail: string;
@@ -142,6 +165,8 @@ export class CarpRuntime {
   private readonly timers: TimerTable;
   private readonly counters = new CarpCounters();
   private readonly vhids = new Map<string, Instance>();
+  /** The senders heard, per vhid key, each by its `from` (hear()). */
+  private readonly heardBy = new Map<string, Map<string, HeardSource>>();
   private readonly pendingSends = new Set<Promise<void>>();
   private globals: RuntimeGlobals = { preempt: false, demotion: 0 };
   private queue: (() => void)[] = [];
@@ -477,7 +502,39 @@ export class CarpRuntime {
     });
   }
 
+  /** The senders heard per vhid (HeardSource), for diagnostics. */
+  heard(): HeardSource[] {
+    return [...this.heardBy.values()].flatMap((m) => [...m.values()].map((h) => ({ ...h })));
+  }
+
+  private hear(iface: string | undefined, vhid: number | undefined, from: string | undefined, refusal?: CarpStatName): void {
+    if (iface === undefined || vhid === undefined || from === undefined) return;
+    const key = vhidKey(iface, vhid);
+    let m = this.heardBy.get(key);
+    if (!m) {
+      if (this.heardBy.size >= HEARD_MAX_VHIDS) return;
+      m = new Map();
+      this.heardBy.set(key, m);
+    }
+    let h = m.get(from);
+    if (!h) {
+      if (m.size >= HEARD_SOURCES_PER_VHID) {
+        let oldest: HeardSource | undefined;
+        for (const x of m.values()) if (!oldest || x.lastMs < oldest.lastMs) oldest = x;
+        m.delete(oldest!.from);
+      }
+      h = { iface, vhid, from, accepted: 0, refused: 0, lastMs: 0 };
+      m.set(from, h);
+    }
+    h.lastMs = this.clock.now();
+    if (refusal) {
+      h.refused++;
+      h.lastRefusal = refusal;
+    } else h.accepted++;
+  }
+
   private dropped(d: LinkDrop): void {
+    this.hear(d.iface, d.vhid, d.from, d.counter);
     this.counters.countInput(d.family, { ok: false, error: d.counter });
     this.opts.onDrop?.({ counter: d.counter, detail: d.detail, iface: d.iface, vhid: d.vhid, from: d.from });
   }
@@ -508,6 +565,7 @@ export class CarpRuntime {
     if (!inst) return;
     if (inst.engine.protocol !== 'carp') return drop('badver', `CARP advertisement for vhid ${inst.cfg.vhid}, which runs VRRPv3 here`, inst.cfg.vhid);
     const { advbaseSec, advskew, counter } = result.advert;
+    this.hear(inst.cfg.iface, inst.cfg.vhid, a.from);
     this.step(inst, { kind: 'advert', from: a.from, advbaseSec, advskew, counter });
   }
 
@@ -522,6 +580,7 @@ export class CarpRuntime {
     if (!result.ok) return drop(result.error, result.detail, vrid);
     if (!inst || inst.engine.protocol !== 'vrrpv3') return drop('badvhid', `VRID ${vrid} is not configured here`, vrid);
     this.counters.countInput(a.family, { ok: true });
+    this.hear(inst.cfg.iface, inst.cfg.vhid, a.source ?? a.from);
     this.step(inst, { kind: 'advert', from: a.source ?? a.from, priority: result.advert.priority, intervalCs: result.advert.maxAdvertIntervalCs });
   }
 }

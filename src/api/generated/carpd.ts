@@ -732,6 +732,36 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/cluster/diagnostics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What is wrong with this HA pair, where, and what to do (carpctl doctor).
+         * @description Reads both nodes (the peer over the sync link, as GET /v1/cluster does), this node's
+         *     sync status, desired VIPs, CARP counters, listeners and the peer's clock, and answers
+         *     a list of findings, worst first, and the list of every check made. Each finding has a
+         *     stable `code` (`CARPD_DIAG_*`), a `severity` (info, warning, error, critical), the
+         *     `objects` concerned (a node, an interface and vhid, a listener or an address), the
+         *     `evidence` (the values read, each set with the node it was read from) and a `fix` in
+         *     words. Each check is `pass`, `finding` or `not-checked` with the `reason`: a check this
+         *     node or its backend cannot make is never reported as passed. `worst` is the highest
+         *     severity found (null: no finding). A peer that cannot be reached is itself a finding
+         *     (`CARPD_DIAG_PEER_UNREACHABLE`), and the checks that need it are not-checked. Read
+         *     tokens may call it; it changes nothing.
+         */
+        get: operations["getClusterDiagnostics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/cluster/switchover": {
         parameters: {
             query?: never;
@@ -2348,6 +2378,58 @@ export interface components {
          * @enum {string}
          */
         MacMode: "virtual" | "interface";
+        /**
+         * @description How bad a finding is: info < warning < error < critical. carpctl doctor exits 1 from warning up.
+         * @enum {string}
+         */
+        DiagnosticSeverity: "info" | "warning" | "error" | "critical";
+        DiagnosticFinding: {
+            /** @description Stable code of the check that found it (docs: README, "Doctor"). */
+            code: string;
+            severity: components["schemas"]["DiagnosticSeverity"];
+            /** @description What is wrong, in words. */
+            summary: string;
+            /** @description What it concerns. */
+            objects: {
+                node?: string;
+                interface?: string;
+                vhid?: number;
+                /** @enum {string} */
+                listener?: "api" | "sync";
+                address?: string;
+            }[];
+            /** @description The values read, each set with the node it was read from. */
+            evidence: {
+                node: string;
+                values: {
+                    [key: string]: string | number | boolean | null;
+                };
+            }[];
+            /** @description What to do, in words. */
+            fix: string;
+        };
+        DiagnosticCheck: {
+            code: string;
+            /** @enum {string} */
+            status: "pass" | "finding" | "not-checked";
+            /** @description not-checked: why the check could not be made. */
+            reason?: string;
+        };
+        Diagnostics: {
+            /**
+             * Format: date-time
+             * @description This node's clock when the diagnosis was made.
+             */
+            generatedAt: string;
+            /** @description The node that made it. */
+            node: string;
+            /** @description The highest severity found; null without findings. */
+            worst: components["schemas"]["DiagnosticSeverity"] | null;
+            /** @description Worst first. */
+            findings: components["schemas"]["DiagnosticFinding"][];
+            /** @description Every check made, in a fixed order. */
+            checks: components["schemas"]["DiagnosticCheck"][];
+        };
     };
     responses: {
         /** @description Any other error (RFC 9457); `code` is one of `ErrorCode`. */
@@ -4860,6 +4942,42 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getClusterDiagnostics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The findings, worst first, and every check with its status. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Diagnostics"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `CARPD_ERR_SYNC_NOT_CONFIGURED`: config sync is not running in this carpd. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["InternalError"];
             default: components["responses"]["Problem"];
         };
     };
