@@ -49,6 +49,11 @@ export function crc32(buf: Uint8Array): number {
 }
 
 export function encodeLine(value: JournalHeader | JournalRecord): Buffer {
+  return frameLine(value);
+}
+
+/** Any JSON value framed as a journal line, `<crc32 hex> <JSON>\n` (readLines reads it back). */
+export function frameLine(value: unknown): Buffer {
   const json = Buffer.from(JSON.stringify(value), 'utf8');
   const out = Buffer.allocUnsafe(json.length + 10);
   out.write(crc32(json).toString(16).padStart(8, '0'), 0, 'latin1');

@@ -47,7 +47,7 @@ import fsSync, { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseCidr } from '../../wire/address.js';
 import { writeFileAtomic } from '../../config/atomic.js';
-import { crc32, readLines } from '../../config/journal.js';
+import { frameLine, readLines } from '../../config/journal.js';
 import { KernelError } from '../errno.js';
 
 export const LEDGER_FILE = 'freebsd-ledger.json';
@@ -80,17 +80,6 @@ interface LedgerFile {
   interfaces: string[];
   /** "em0/7" -> canonical CIDRs in the order they were bound. */
   addresses: Record<string, string[]>;
-}
-
-/** One log line: `<crc32 hex> <JSON>\n` (the config journal's framing). */
-function logLine(value: unknown): Buffer {
-  const json = Buffer.from(JSON.stringify(value), 'utf8');
-  const out = Buffer.allocUnsafe(json.length + 10);
-  out.write(crc32(json).toString(16).padStart(8, '0'), 0, 'latin1');
-  out[8] = 0x20;
-  json.copy(out, 9);
-  out[out.length - 1] = 0x0a;
-  return out;
 }
 
 const fsyncFd = (fd: number) => new Promise<void>((resolve, reject) => fsSync.fsync(fd, (e) => (e ? reject(e) : resolve())));
@@ -297,7 +286,7 @@ export class AddressLedger {
     }
     const a: Record<string, string[]> = {};
     for (const k of this.dirty) a[k] = this.addrs.get(k) ?? [];
-    const line = logLine(this.ifacesDirty ? { i: this.interfaces(), a } : { a });
+    const line = frameLine(this.ifacesDirty ? { i: this.interfaces(), a } : { a });
     const fd = this.fd;
     try {
       let done = 0;
