@@ -9,11 +9,10 @@
  *   - the page asks for the token, refuses a wrong one, and with the right one shows both nodes
  *     with MASTER and BACKUP for em0/1 (as text, with a shape), the token kept in sessionStorage
  *     and in no URL;
- *   - the doctor's section: its findings when GET /v1/cluster/diagnostics answers 200, "Doctor
- *     not available" when it is 404 (and then a finding from a stand-in 200 answer the browser
- *     serves in its place, to check how findings are shown);
+ *   - the doctor's section (GET /v1/cluster/diagnostics) shows the healthy pair's answer;
  *   - node-a SIGKILLed: without a reload, the page shows node-b MASTER and node-a unreachable,
- *     and the vhid.state event in its list of events.
+ *     the vhid.state event in its list of events, and the doctor's finding the kill provoked
+ *     (CARPD_DIAG_PEER_UNREACHABLE, an error, with its fix).
  *
  * And, without a browser (runs everywhere): the files, the redirect, the 404s and the 401s through
  * the app itself, HEAD included, any other method a 404.
@@ -92,7 +91,8 @@ test('the status page: static files without a token, the token asked for once, b
     assert.doesNotMatch(r.text, /"devDependencies"/, missing);
   }
   const doctor = await b.api('GET', '/v1/cluster/diagnostics');
-  assert.ok(doctor.status === 200 || doctor.status === 404, `GET /v1/cluster/diagnostics: ${doctor.status} ${doctor.text}`);
+  assert.equal(doctor.status, 200, `GET /v1/cluster/diagnostics: ${doctor.text}`);
+  assert.ok(!doctor.body.findings.some((f: { severity: string }) => f.severity !== 'info'), `a healthy pair has nothing above info: ${doctor.text}`);
 
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'] });
@@ -134,9 +134,9 @@ test('the status page: static files without a token, the token asked for once, b
   for (const u of requested) assert.ok(u.startsWith(base) || u.startsWith('data:'), `a request off the node (no CDN): ${u}`);
   assert.ok(!requested.some((u) => u.endsWith('/favicon.ico')), 'no favicon request (it would be a refused request without a token)');
 
-  // The doctor: findings when the route exists, else said to be unavailable.
-  if (doctor.status === 404) await page.locator('[data-doctor="unavailable"]', { hasText: 'Doctor not available' }).waitFor();
-  else await page.locator('[data-doctor="available"]').waitFor();
+  // The doctor's answer for the healthy pair.
+  await page.locator('[data-doctor="available"]').waitFor();
+  assert.equal(await page.locator('[data-doctor="available"] li[data-code="CARPD_DIAG_PEER_UNREACHABLE"]').count(), 0);
   // The sync section and the events already kept.
   await page.locator('#sync-body', { hasText: 'IN SYNC' }).waitFor();
   await page.locator('#events-list li').first().waitFor();
@@ -144,22 +144,6 @@ test('the status page: static files without a token, the token asked for once, b
   const shot = await page.screenshot({ fullPage: true });
   assert.ok(shot.length > 1000 && shot.subarray(1, 4).toString() === 'PNG');
   if (process.env.CARPD_UI_SCREENSHOT) await page.screenshot({ path: process.env.CARPD_UI_SCREENSHOT, fullPage: true });
-
-  if (doctor.status === 404) {
-    // This carpd has no doctor yet: its findings are shown from a stand-in answer of the shape
-    // the route will give (findings with code, severity, objects, evidence, fix), served to the
-    // page by the browser in place of the 404, on the page's next refresh.
-    const answer = {
-      findings: [{ code: 'EXAMPLE_PEER_SILENT', severity: 'warning', objects: ['em0 vhid 1'], evidence: { node: 'node-b', advertisementsFromPeer: 0 }, fix: 'Let CARP multicast through the switch, or use unicast with the peer addresses.' }],
-      checks: [],
-    };
-    await page.route('**/v1/cluster/diagnostics', (r) => r.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(answer) }));
-    const finding = page.locator('[data-doctor="available"] li[data-code="EXAMPLE_PEER_SILENT"]');
-    await finding.waitFor();
-    assert.match((await finding.textContent()) ?? '', /WARNING.*EXAMPLE_PEER_SILENT.*em0 vhid 1.*Fix: Let CARP multicast/s);
-    await page.unroute('**/v1/cluster/diagnostics');
-    await page.locator('[data-doctor="unavailable"]').waitFor();
-  }
 
   // A marker that a reload would lose; then the master dies.
   await page.evaluate('window.carpdMarker = 1');
@@ -171,6 +155,10 @@ test('the status page: static files without a token, the token asked for once, b
   assert.equal(await page.evaluate('window.carpdMarker'), 1, 'the page was not reloaded');
   await page.locator('#events-list li[data-type="vhid.state"]', { hasText: 'MASTER' }).first().waitFor();
   await page.locator('#conn', { hasText: 'node-a unreachable' }).waitFor();
+  // The doctor's finding the kill provoked, shown without a reload.
+  const finding = page.locator('[data-doctor="available"] li[data-code="CARPD_DIAG_PEER_UNREACHABLE"]');
+  await finding.waitFor();
+  assert.match((await finding.textContent()) ?? '', /ERROR.*CARPD_DIAG_PEER_UNREACHABLE.*Fix: /s);
 
   // Readable on a phone: nothing wider than the screen.
   await page.setViewportSize({ width: 375, height: 740 });
