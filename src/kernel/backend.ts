@@ -139,14 +139,6 @@ export const CARP_COUNTERS = [
 ] as const;
 export type CarpCounter = (typeof CARP_COUNTERS)[number];
 
-/**
- * Kernel statistics and the tunables that explain a demotion, read for reporting only.
- *
- * Counters are u64 in the kernel and numbers here: they stay exact up to 2^53, which a counter
- * incremented a million times a second reaches after 285 years; beyond it they lose precision
- * but do not wrap or fail. They count from boot (or from the last write to the sysctl, which
- * zeroes them) and are not reset by carpd.
- */
 /** A sender of advertisements for one vhid as a backend heard it: accepted and refused ones, and how long ago. */
 export interface AdvertSource {
   iface: string;
@@ -161,6 +153,14 @@ export interface AdvertSource {
   ageMs: number;
 }
 
+/**
+ * Kernel statistics and the tunables that explain a demotion, read for reporting only.
+ *
+ * Counters are u64 in the kernel and numbers here: they stay exact up to 2^53, which a counter
+ * incremented a million times a second reaches after 285 years; beyond it they lose precision
+ * but do not wrap or fail. They count from boot (or from the last write to the sysctl, which
+ * zeroes them) and are not reset by carpd.
+ */
 export interface KernelStats {
   /** net.inet.carp.stats, every counter of CARP_COUNTERS. */
   carp: Record<CarpCounter, number>;

@@ -12,6 +12,7 @@
  * (`CARPD_DIAG_*`); severities are info < warning < error < critical.
  */
 import type { VipConfig } from '../config/model.js';
+import type { AdvertSource } from '../service/live.js';
 import type { CarpService } from '../service/service.js';
 import { canonicalIp, ipBytes, parseCidr } from '../wire/address.js';
 import { MAX_SKEW_MS } from './envelope.js';
@@ -50,17 +51,6 @@ export const HEARD_RECENT_MS = 10 * 60_000;
 export const SYNC_LAG_WARN_SECONDS = 60;
 /** Clocks further apart than this are an error: the sync envelope's window is ±MAX_SKEW_MS. */
 export const CLOCK_SKEW_LIMIT_MS = MAX_SKEW_MS / 2;
-
-/** A sender heard for a vhid, as the backend's advertSources() tells it (kernel/backend.ts AdvertSource). */
-export interface AdvertSource {
-  iface: string;
-  vhid: number;
-  from: string;
-  accepted: number;
-  refused: number;
-  lastRefusal?: string;
-  ageMs: number;
-}
 
 export interface DiagObject {
   node?: string;
